@@ -1,0 +1,67 @@
+//! `idflow check`: lint and type-check rule files or bundles.
+
+use super::{FINDINGS, OK, USAGE};
+use crate::diag::render;
+use crate::frontend;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Bundle directories or .idf files (default: the current directory).
+    paths: Vec<PathBuf>,
+    /// Output format for diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Treat warnings as errors (exit 1 when any warning is reported).
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Print at most this many diagnostics (all are counted).
+    #[arg(long)]
+    max_errors: Option<usize>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Human,
+    Json,
+    Sarif,
+}
+
+pub fn run(args: Args) -> u8 {
+    let map = match super::load_sources(&args.paths) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let checked = frontend::check(&map);
+    let diags = &checked.diagnostics;
+    let shown = &diags[..args.max_errors.unwrap_or(usize::MAX).min(diags.len())];
+    match args.format {
+        Format::Json => println!("{}", render::json(&map, shown)),
+        Format::Sarif => println!("{}", render::sarif(&map, shown)),
+        Format::Human => {
+            let style = super::human_style();
+            for d in shown {
+                eprint!("{}", render::human(&map, d, style));
+            }
+            if !diags.is_empty() {
+                let errors = diags.iter().filter(|d| d.is_error()).count();
+                let warnings = diags.len() - errors;
+                eprintln!(
+                    "{} error{}, {} warning{} in {} file{}",
+                    errors,
+                    if errors == 1 { "" } else { "s" },
+                    warnings,
+                    if warnings == 1 { "" } else { "s" },
+                    map.files().len(),
+                    if map.files().len() == 1 { "" } else { "s" },
+                );
+            }
+        }
+    }
+    let _ = USAGE;
+    if checked.has_errors() || (args.deny_warnings && !diags.is_empty()) {
+        FINDINGS
+    } else {
+        OK
+    }
+}

@@ -1,0 +1,91 @@
+//! The command line: argument parsing and dispatch to one module per subcommand.
+//!
+//! Consumes: the process arguments. Produces: output on stdout/stderr and the exit code —
+//! 0 success, 1 findings (errors, or warnings with `--deny-warnings`; files that need
+//! formatting), 2 usage or I/O errors. This is the only module that prints.
+
+mod check;
+mod explain;
+mod fmt;
+mod functions;
+mod parse;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "idflow", version, about = "Rules-as-code identity synchronization", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check rule files or bundles: syntax, types against the schemas, rule structure.
+    Check(check::Args),
+    /// Format rule files canonically (prints to stdout unless --write or --check).
+    Fmt(fmt::Args),
+    /// List the expression functions, or show one with its signatures, doc and examples.
+    Functions(functions::Args),
+    /// Explain a diagnostic code.
+    Explain(explain::Args),
+    /// Print the syntax tree of rule files (for debugging the grammar).
+    #[command(hide = true)]
+    Parse(parse::Args),
+}
+
+/// Exit codes shared by every subcommand.
+pub(crate) const OK: u8 = 0;
+pub(crate) const FINDINGS: u8 = 1;
+pub(crate) const USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { USAGE } else { OK });
+        }
+    };
+    let code = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Fmt(a) => fmt::run(a),
+        Command::Functions(a) => functions::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Parse(a) => parse::run(a),
+    };
+    ExitCode::from(code)
+}
+
+/// How diagnostics are printed for humans on stderr.
+pub(crate) fn human_style() -> crate::diag::render::Style {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        crate::diag::render::Style::Fancy
+    } else {
+        crate::diag::render::Style::Plain
+    }
+}
+
+/// Loads the `.idf` files under `paths` (the current directory when empty).
+pub(crate) fn load_sources(paths: &[std::path::PathBuf]) -> Result<crate::source::SourceMap, u8> {
+    let paths = if paths.is_empty() {
+        vec![std::path::PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
+    let files = crate::source::collect_idf_files(&paths).map_err(|e| {
+        eprintln!("error: {e}");
+        USAGE
+    })?;
+    if files.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("error: no .idf files found in {}", shown.join(", "));
+        return Err(USAGE);
+    }
+    crate::source::load(&files).map_err(|e| {
+        eprintln!("error: {e}");
+        USAGE
+    })
+}
