@@ -20,6 +20,25 @@ impl Checked {
     }
 }
 
+/// True when a warning is switched off by an `# allow: CODE` comment on its line or on the
+/// line just above it. Errors cannot be switched off.
+fn allowed(map: &SourceMap, parsed: &[Parsed], d: &Diagnostic) -> bool {
+    if d.is_error() {
+        return false;
+    }
+    let file = map.get(d.file);
+    let line = file.line_of(d.span.start);
+    parsed[d.file.0 as usize].comments.iter().any(|c| {
+        let l = file.line_of(c.span.start);
+        (l == line || l + 1 == line)
+            && c.text
+                .trim_start_matches('#')
+                .trim()
+                .strip_prefix("allow:")
+                .is_some_and(|codes| codes.split([',', ' ']).any(|x| x.trim() == d.code))
+    })
+}
+
 /// Parses and checks every file in `map` as one bundle.
 pub fn check(map: &SourceMap) -> Checked {
     let mut diagnostics = Vec::new();
@@ -37,6 +56,7 @@ pub fn check(map: &SourceMap) -> Checked {
         .collect();
     let (bundle, d) = sema::check(&files);
     diagnostics.extend(d);
+    diagnostics.retain(|d| !allowed(map, &parsed, d));
     diag::sort(&mut diagnostics);
     Checked {
         parsed,

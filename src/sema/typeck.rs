@@ -388,9 +388,14 @@ impl Checker<'_, '_> {
         let Some((ci, mapped)) = chosen else {
             let (ci, i) = best.unwrap_or((0, 0));
             let (pty, pname) = &candidates[ci].params[i];
+            let code = if *pty == ParamTy::Cond {
+                "E0214"
+            } else {
+                "E0204"
+            };
             self.diag(
                 Diagnostic::new(
-                    "E0204",
+                    code,
                     file,
                     args[i].span.clone(),
                     format!(

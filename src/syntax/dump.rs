@@ -225,7 +225,12 @@ fn rule_item(out: &mut String, it: &RuleItem) {
                             Some(ScopeValue::Num(n, _)) => format!(" {n}"),
                             None => String::new(),
                         };
-                        line(out, 2, format!("{} {}{v}", attr.name, op.name), span);
+                        line(
+                            out,
+                            2,
+                            format!("{} {}{v}", attr.name, super::printer::operator(&op.name)),
+                            span,
+                        );
                     }
                     ScopeClause::Expr(e, span) => line(out, 2, format!("expr {}", expr(e)), span),
                 }

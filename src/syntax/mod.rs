@@ -35,6 +35,8 @@ pub fn parse(file: FileId, text: &str) -> (Parsed, Vec<Diagnostic>) {
     let mut recovered: Vec<ErrorRecovery<usize, Tok, LexErr>> = Vec::new();
     let parser = grammar::FileParser::new();
     let result = parser.parse(&mut recovered, toks.into_iter().map(Ok::<_, LexErr>));
+    // Past a nesting error the token stream was cut short: its end is not a finding.
+    let cut = lex_errors.iter().any(|e| e.kind == LexErrKind::TooDeep);
     for r in recovered {
         diags.push(parse_diag(file, text, r.error));
     }
@@ -45,6 +47,9 @@ pub fn parse(file: FileId, text: &str) -> (Parsed, Vec<Diagnostic>) {
             ast::File::default()
         }
     };
+    if cut {
+        diags.retain(|d| d.code != "E0004");
+    }
     (
         Parsed {
             file: ast,

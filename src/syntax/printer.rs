@@ -81,10 +81,23 @@ impl Printer<'_> {
     /// Prints the comments that start before `pos` on lines of their own; keeps one blank line
     /// where the source had one (inside blocks, `prev_end` is the end of the previous item).
     fn leading(&mut self, pos: usize, depth: usize, prev_end: Option<usize>) {
+        self.leading_until(pos, pos, depth, prev_end);
+    }
+
+    /// Like [`Self::leading`], but prints the comments that start before `until` (which may lie
+    /// inside the next item: comments inside a one-line item are hoisted above it).
+    fn leading_until(&mut self, pos: usize, until: usize, depth: usize, prev_end: Option<usize>) {
         let mut cursor = prev_end;
         while let Some(c) = self.comments.get(self.next) {
-            if c.span.start >= pos {
+            if c.span.start >= until {
                 break;
+            }
+            if c.span.start >= pos {
+                // A comment inside the item: keep the blank-line logic relative to the item.
+                let text = c.text.clone();
+                self.line(depth, &text);
+                self.next += 1;
+                continue;
             }
             if let Some(prev) = cursor
                 && depth > 0
@@ -122,8 +135,10 @@ impl Printer<'_> {
         }
     }
 
-    /// Prints the items of a block, then its closing brace.
-    fn block<T>(
+    /// Prints the items of a block, then its closing brace. Items are printed on one line
+    /// unless they hold a block of their own, so comments inside a one-line item (a multi-line
+    /// expression) are printed above it.
+    fn block<T: Layout>(
         &mut self,
         depth: usize,
         items: &[T],
@@ -134,7 +149,8 @@ impl Printer<'_> {
         let mut prev: Option<usize> = None;
         for it in items {
             let s = span(it);
-            self.leading(s.start, depth + 1, prev);
+            let until = if it.one_line() { s.end } else { s.start };
+            self.leading_until(s.start, until, depth + 1, prev);
             print(self, it);
             self.trailing(s.end);
             prev = Some(s.end);
@@ -275,7 +291,7 @@ impl Printer<'_> {
                     .filter_map(|c| match c {
                         ScopeClause::Compare {
                             op, value: Some(_), ..
-                        } => Some(op.name.len()),
+                        } => Some(operator(&op.name).len()),
                         _ => None,
                     })
                     .max()
@@ -291,9 +307,14 @@ impl Printer<'_> {
                                 attr, op, value, ..
                             } => match value {
                                 Some(v) => {
-                                    format!("{:aw$} {:ow$} {}", attr.name, op.name, scope_value(v))
+                                    format!(
+                                        "{:aw$} {:ow$} {}",
+                                        attr.name,
+                                        operator(&op.name),
+                                        scope_value(v)
+                                    )
                                 }
-                                None => format!("{:aw$} {}", attr.name, op.name),
+                                None => format!("{:aw$} {}", attr.name, operator(&op.name)),
                             },
                             ScopeClause::Expr(e, _) => format!("({})", expr(e)),
                         };
@@ -439,6 +460,66 @@ impl Printer<'_> {
     }
 }
 
+/// Whether an item prints on one line (its inner comments are hoisted above it).
+trait Layout {
+    fn one_line(&self) -> bool;
+}
+
+impl Layout for ObjectType {
+    fn one_line(&self) -> bool {
+        false
+    }
+}
+
+impl Layout for ConnectorMember {
+    fn one_line(&self) -> bool {
+        matches!(self, ConnectorMember::Param(_))
+    }
+}
+
+impl Layout for AttrDecl {
+    fn one_line(&self) -> bool {
+        true
+    }
+}
+
+impl Layout for RuleItem {
+    fn one_line(&self) -> bool {
+        !matches!(self, RuleItem::Scope(_) | RuleItem::Join(_))
+    }
+}
+
+impl Layout for ScopeClause {
+    fn one_line(&self) -> bool {
+        true
+    }
+}
+
+impl Layout for JoinCondition {
+    fn one_line(&self) -> bool {
+        true
+    }
+}
+
+impl Layout for TestStep {
+    fn one_line(&self) -> bool {
+        matches!(
+            self,
+            TestStep::Delete { .. }
+                | TestStep::Sync(_)
+                | TestStep::ExpectNoExport { .. }
+                | TestStep::ExpectError { .. }
+        ) || matches!(self, TestStep::ExpectMetaverse { negated: true, .. })
+            || matches!(self, TestStep::ExpectExport { attrs, .. } if attrs.is_empty())
+    }
+}
+
+impl Layout for TestAttr {
+    fn one_line(&self) -> bool {
+        true
+    }
+}
+
 fn param(p: &ParamDecl) -> String {
     match &p.ty {
         Some(t) => format!("param {}: {}", p.name.name, t.name),
@@ -452,6 +533,36 @@ fn lit(s: &StrLit) -> String {
 
 fn string(s: &str) -> String {
     format!("\"{}\"", escape(s))
+}
+
+/// The canonical spelling of a scope operator (upper case; Entra's export spelling
+/// `ISBITNOTSET` becomes `ISNOTBITSET`); unknown operators are kept as written.
+pub fn operator(op: &str) -> String {
+    let upper = op.to_ascii_uppercase();
+    match upper.as_str() {
+        "ISBITNOTSET" => "ISNOTBITSET".to_string(),
+        "EQUAL"
+        | "NOTEQUAL"
+        | "LESSTHAN"
+        | "LESSTHAN_OR_EQUAL"
+        | "GREATERTHAN"
+        | "GREATERTHAN_OR_EQUAL"
+        | "CONTAINS"
+        | "NOTCONTAINS"
+        | "STARTSWITH"
+        | "NOTSTARTSWITH"
+        | "ENDSWITH"
+        | "NOTENDSWITH"
+        | "ISNULL"
+        | "ISNOTNULL"
+        | "ISIN"
+        | "ISNOTIN"
+        | "ISBITSET"
+        | "ISNOTBITSET"
+        | "ISMEMBEROF"
+        | "ISNOTMEMBEROF" => upper,
+        _ => op.to_string(),
+    }
 }
 
 fn scope_value(v: &ScopeValue) -> String {

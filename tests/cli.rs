@@ -1,0 +1,228 @@
+//! CLI tests: each case runs the real binary and snapshots its exit code, stdout and stderr.
+//! Exit codes: 0 ok, 1 findings, 2 usage or I/O errors.
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(args: &[&str]) -> String {
+    run_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, None)
+}
+
+fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idflow"));
+    cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn check_clean_bundle_is_silent() {
+    insta::assert_snapshot!(run(&["check", "rules/entra-default"]));
+}
+
+#[test]
+fn check_reports_errors_with_locations() {
+    insta::assert_snapshot!(run(&[
+        "check",
+        "tests/fixtures/common.idf",
+        "tests/fixtures/check/rules-settings.idf"
+    ]));
+}
+
+#[test]
+fn check_json() {
+    insta::assert_snapshot!(run(&[
+        "check",
+        "--format",
+        "json",
+        "tests/fixtures/common.idf",
+        "tests/fixtures/check/allow.idf"
+    ]));
+}
+
+#[test]
+fn check_sarif() {
+    insta::assert_snapshot!(run(&[
+        "check",
+        "--format",
+        "sarif",
+        "tests/fixtures/common.idf",
+        "tests/fixtures/check/allow.idf"
+    ]));
+}
+
+#[test]
+fn check_warnings_pass_unless_denied() {
+    let file = "tests/fixtures/cli/warning-only.idf";
+    insta::assert_snapshot!(
+        "warnings_allowed",
+        run(&["check", "tests/fixtures/common.idf", file])
+    );
+    insta::assert_snapshot!(
+        "warnings_denied",
+        run(&[
+            "check",
+            "--deny-warnings",
+            "tests/fixtures/common.idf",
+            file
+        ])
+    );
+}
+
+#[test]
+fn check_max_errors_limits_output() {
+    insta::assert_snapshot!(run(&[
+        "check",
+        "--format",
+        "json",
+        "--max-errors",
+        "1",
+        "tests/fixtures/common.idf",
+        "tests/fixtures/check/tests.idf"
+    ]));
+}
+
+#[test]
+fn check_missing_path_is_a_usage_error() {
+    insta::assert_snapshot!(run(&["check", "no/such/bundle"]));
+}
+
+#[test]
+fn check_directory_without_rules() {
+    insta::assert_snapshot!(run(&["check", "src/cli"]));
+}
+
+#[test]
+fn check_binary_garbage_is_diagnosed() {
+    let dir = tempdir("garbage");
+    std::fs::write(dir.join("bad.idf"), [0xffu8, 0xfe, b'{', 0x00, b'"', 0x80]).unwrap();
+    insta::assert_snapshot!(run_in(&dir, &["check", "bad.idf"], None));
+}
+
+#[test]
+fn fmt_check_lists_unformatted_files() {
+    insta::assert_snapshot!(run(&[
+        "fmt",
+        "--check",
+        "tests/fixtures/fmt/messy.idf",
+        "rules/entra-default/bundle.idf"
+    ]));
+}
+
+#[test]
+fn fmt_prints_to_stdout() {
+    insta::assert_snapshot!(run(&["fmt", "tests/fixtures/syntax/ok/rules.idf"]));
+}
+
+#[test]
+fn fmt_stdin() {
+    insta::assert_snapshot!(run_in(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["fmt", "-"],
+        Some("inbound rule \"r\" { flow a<-[b]&\"c\" }")
+    ));
+}
+
+#[test]
+fn fmt_refuses_syntax_errors() {
+    insta::assert_snapshot!(run(&["fmt", "tests/fixtures/syntax/err/recovery.idf"]));
+}
+
+#[test]
+fn fmt_write_rewrites_in_place_and_keeps_broken_files() {
+    let dir = tempdir("fmt-write");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fmt/messy.idf"),
+        dir.join("messy.idf"),
+    )
+    .unwrap();
+    let broken = "inbound rule \"r\" {\n  flow a <- IIF(,)\n}\n";
+    std::fs::write(dir.join("broken.idf"), broken).unwrap();
+    let out = run_in(&dir, &["fmt", "--write", "."], None);
+    insta::assert_snapshot!(out);
+    let golden = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fmt/messy.idf.formatted"),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("messy.idf")).unwrap(),
+        golden
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("broken.idf")).unwrap(),
+        broken
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "temporary files left behind: {leftovers:?}"
+    );
+    // A second run changes nothing.
+    insta::assert_snapshot!(
+        "fmt_write_second_run",
+        run_in(&dir, &["fmt", "--check", "."], None)
+    );
+}
+
+#[test]
+fn functions_list_and_show() {
+    let list = run(&["functions"]);
+    assert!(list.starts_with("exit: 0"));
+    for f in [
+        "Trim",
+        "IIF",
+        "CertThumbprint",
+        "DNComponentRev",
+        "ImportedValue",
+    ] {
+        assert!(list.contains(f), "{f} missing from the list");
+    }
+    insta::assert_snapshot!(run(&["functions", "Trim"]));
+}
+
+#[test]
+fn functions_unknown_name_suggests() {
+    insta::assert_snapshot!(run(&["functions", "Trm"]));
+}
+
+#[test]
+fn explain_a_code() {
+    insta::assert_snapshot!(run(&["explain", "E0201"]));
+    insta::assert_snapshot!("explain_unknown", run(&["explain", "E9999"]));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    insta::assert_snapshot!(run(&["check", "--format", "xml"]));
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("idflow-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
