@@ -276,7 +276,7 @@ fn typed_literal(kind: &str, text: &str) -> Result<Base, String> {
             }
         }
         "hex" => {
-            if text.len() % 2 == 0 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+            if text.len().is_multiple_of(2) && text.chars().all(|c| c.is_ascii_hexdigit()) {
                 Ok(Base::Bin)
             } else {
                 Err(format!(
@@ -285,7 +285,7 @@ fn typed_literal(kind: &str, text: &str) -> Result<Base, String> {
             }
         }
         "base64" => {
-            let ok = text.len() % 4 == 0
+            let ok = text.len().is_multiple_of(4)
                 && text
                     .trim_end_matches('=')
                     .chars()

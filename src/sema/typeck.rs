@@ -410,7 +410,7 @@ impl Checker<'_, '_> {
             return Ty::ANY;
         };
         let sig = candidates[ci];
-        let ret = match name {
+        match name {
             "IIF" => {
                 if let [_, a, b] = tys.as_slice() {
                     let t = a.unify(*b);
@@ -422,8 +422,7 @@ impl Checker<'_, '_> {
             "Item" | "ItemOrNull" => Ty::one(tys[0].base),
             "ImportedValue" => tys[0],
             _ => sig.ret.with_multi(sig.ret.multi || mapped),
-        };
-        ret
+        }
     }
 
     /// `ImportedValue("mail")`: the argument names an attribute of the source object.
@@ -504,7 +503,7 @@ impl Checker<'_, '_> {
 
     fn switch(&mut self, e: &Expr, args: &[Expr]) -> Ty {
         let file = self.env.file;
-        if args.is_empty() || args.len() % 2 != 0 {
+        if args.is_empty() || !args.len().is_multiple_of(2) {
             self.diag(
                 Diagnostic::new(
                     "E0211",

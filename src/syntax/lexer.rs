@@ -41,8 +41,17 @@ impl LexErr {
     }
 }
 
-/// Tokenizes `text`: returns the parser's tokens, the comments and the lexical errors.
-pub fn tokenize(text: &str) -> (Vec<(usize, Tok, usize)>, Vec<Comment>, Vec<LexErr>) {
+/// The output of the lexer.
+#[derive(Debug, Default)]
+pub struct Lexed {
+    /// `(start, token, end)` triples for the parser.
+    pub tokens: Vec<(usize, Tok, usize)>,
+    pub comments: Vec<Comment>,
+    pub errors: Vec<LexErr>,
+}
+
+/// Tokenizes `text`: the parser's tokens, the comments and the lexical errors.
+pub fn tokenize(text: &str) -> Lexed {
     let mut toks = Vec::new();
     let mut comments = Vec::new();
     let mut errors = Vec::new();
@@ -78,7 +87,11 @@ pub fn tokenize(text: &str) -> (Vec<(usize, Tok, usize)>, Vec<Comment>, Vec<LexE
             }
         }
     }
-    (toks, comments, errors)
+    Lexed {
+        tokens: toks,
+        comments,
+        errors,
+    }
 }
 
 /// Rejects expression trees deeper than [`MAX_EXPR_DEPTH`](super::ast::MAX_EXPR_DEPTH).

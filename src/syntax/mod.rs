@@ -30,7 +30,11 @@ pub struct Parsed {
 
 /// Parses one file. Returns the AST (possibly partial) and every syntax diagnostic.
 pub fn parse(file: FileId, text: &str) -> (Parsed, Vec<Diagnostic>) {
-    let (toks, comments, lex_errors) = tokenize_checked(text);
+    let lexer::Lexed {
+        tokens: toks,
+        comments,
+        errors: lex_errors,
+    } = tokenize_checked(text);
     let mut diags: Vec<Diagnostic> = lex_errors.iter().map(|e| lex_diag(file, e)).collect();
     let mut recovered: Vec<ErrorRecovery<usize, Tok, LexErr>> = Vec::new();
     let parser = grammar::FileParser::new();
@@ -61,7 +65,11 @@ pub fn parse(file: FileId, text: &str) -> (Parsed, Vec<Diagnostic>) {
 
 /// Parses a standalone expression (used by `idflow eval` and the tests).
 pub fn parse_expr(file: FileId, text: &str) -> (Option<ast::Expr>, Vec<Diagnostic>) {
-    let (toks, _comments, lex_errors) = tokenize_checked(text);
+    let lexer::Lexed {
+        tokens: toks,
+        errors: lex_errors,
+        ..
+    } = tokenize_checked(text);
     let mut diags: Vec<Diagnostic> = lex_errors.iter().map(|e| lex_diag(file, e)).collect();
     let mut recovered = Vec::new();
     let result = grammar::ExprParser::new().parse(&mut recovered, toks.into_iter().map(Ok));
@@ -81,29 +89,32 @@ pub fn parse_expr(file: FileId, text: &str) -> (Option<ast::Expr>, Vec<Diagnosti
 /// recursive pass are bounded by it, so hostile input cannot overflow the stack.
 pub const MAX_NESTING: usize = 256;
 
-fn tokenize_checked(text: &str) -> (Vec<(usize, Tok, usize)>, Vec<Comment>, Vec<LexErr>) {
-    let (toks, comments, mut errors) = lexer::tokenize(text);
+fn tokenize_checked(text: &str) -> lexer::Lexed {
+    let mut lexed = lexer::tokenize(text);
     let mut depth = 0usize;
-    for (i, (l, t, r)) in toks.iter().enumerate() {
+    let mut cut = None;
+    for (i, (l, t, r)) in lexed.tokens.iter().enumerate() {
         match t {
             Tok::LParen | Tok::LBracket | Tok::LBrace => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    errors.push(LexErr {
-                        kind: LexErrKind::TooDeep,
-                        span: *l..*r,
-                    });
-                    // Cut the token stream: nothing past this point can be parsed safely.
-                    let mut toks = toks;
-                    toks.truncate(i);
-                    return (toks, comments, errors);
+                    cut = Some((i, *l..*r));
+                    break;
                 }
             }
             Tok::RParen | Tok::RBracket | Tok::RBrace => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    (toks, comments, errors)
+    if let Some((i, span)) = cut {
+        // Cut the token stream: nothing past this point can be parsed safely.
+        lexed.tokens.truncate(i);
+        lexed.errors.push(LexErr {
+            kind: LexErrKind::TooDeep,
+            span,
+        });
+    }
+    lexed
 }
 
 fn lex_diag(file: FileId, e: &LexErr) -> Diagnostic {
