@@ -5,6 +5,23 @@
 //! `sema` (resolve against schemas and the `stdlib`, type check, lint) → later stages. Every
 //! front-end pass returns its result together with all diagnostics (`diag`); none stops at the
 //! first error. `frontend` drives the passes; `cli` is the only module that prints.
+//!
+//! ```
+//! use idflow::source::SourceMap;
+//!
+//! let mut map = SourceMap::new();
+//! map.add("bundle.idf", r#"
+//!     metaverse { object person { displayName string } }
+//!     connector "hr" csv { object worker anchor id { id string  name string } }
+//!     inbound rule "In from HR" {
+//!       connector "hr"  source worker  target person  link provision  precedence 1
+//!       flow displayName <- Trim([nmae])
+//!     }
+//! "#);
+//! let checked = idflow::frontend::check(&map);
+//! assert_eq!(checked.diagnostics.len(), 1);
+//! assert_eq!(checked.diagnostics[0].code, "E0201"); // unknown attribute, "did you mean `name`?"
+//! ```
 
 pub mod cli;
 pub mod diag;
