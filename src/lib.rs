@@ -23,10 +23,13 @@
 //! assert_eq!(checked.diagnostics[0].code, "E0201"); // unknown attribute, "did you mean `name`?"
 //! ```
 
+pub mod builtins;
 pub mod cli;
 pub mod diag;
+pub mod eval;
 pub mod frontend;
 pub mod sema;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
+pub mod value;

@@ -4,7 +4,7 @@
 //! `idflow explain CODE`, and by the tests (every code has a fixture that triggers it).
 //!
 //! Ranges: E00xx syntax, E01xx declarations, E02xx expressions, E03xx rule structure,
-//! E04xx tests, W06xx lints.
+//! E04xx tests, E05xx runtime errors, W06xx lints.
 
 use super::Severity;
 
@@ -285,6 +285,60 @@ pub const CODES: &[Code] = &[
         severity: E,
         summary: "test block step in the wrong place",
         example: "expect ... before any sync",
+    },
+    Code {
+        code: "E0501",
+        severity: E,
+        summary: "Error(...) was evaluated: a custom error on the object",
+        example: "IIF(IsPresent([mail]), [mail], Error(\"no mail\"))",
+    },
+    Code {
+        code: "E0502",
+        severity: E,
+        summary: "a value of the wrong type reached a function at run time",
+        example: "CStr([objectGUID]) on a binary value",
+    },
+    Code {
+        code: "E0503",
+        severity: E,
+        summary: "an argument has an invalid value",
+        example: "ConvertFromBase64(\"@@@\")",
+    },
+    Code {
+        code: "E0504",
+        severity: E,
+        summary: "index out of range",
+        example: "Item([proxyAddresses], 9)",
+    },
+    Code {
+        code: "E0505",
+        severity: E,
+        summary: "arithmetic error: division by zero or overflow",
+        example: "[n] / 0",
+    },
+    Code {
+        code: "E0506",
+        severity: E,
+        summary: "multi-valued arguments of different lengths",
+        example: "[proxyAddresses] & [otherMailbox]",
+    },
+    Code {
+        code: "E0510",
+        severity: E,
+        summary: "a result exceeds the string size limit",
+        example: "PadLeft(\"x\", 999999999, \"y\")",
+    },
+    Code {
+        code: "E0511",
+        severity: E,
+        summary: "a result exceeds the value count limit",
+        example: "Split of a huge string",
+    },
+    Code {
+        code: "E0512",
+        severity: E,
+        summary: "an evaluation exceeds the step limit",
+        example: "Select over a very large collection",
     },
     Code {
         code: "W0601",

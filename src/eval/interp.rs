@@ -1,0 +1,1 @@
+//! The reference interpreter (filled in below).
