@@ -5,6 +5,7 @@
 //! formatting), 2 usage or I/O errors. This is the only module that prints.
 
 mod check;
+mod eval;
 mod explain;
 mod fmt;
 mod functions;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Check rule files or bundles: syntax, types against the schemas, rule structure.
     Check(check::Args),
+    /// Evaluate one expression and print its result as JSON.
+    Eval(eval::Args),
     /// Format rule files canonically (prints to stdout unless --write or --check).
     Fmt(fmt::Args),
     /// List the expression functions, or show one with its signatures, doc and examples.
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check(a) => check::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Fmt(a) => fmt::run(a),
         Command::Functions(a) => functions::run(a),
         Command::Explain(a) => explain::run(a),

@@ -5,7 +5,9 @@
 //! resource [`Limits`], the run's single `now`, a deterministic random source and the
 //! parameters. `interp` is the reference interpreter.
 
+pub mod adhoc;
 pub mod interp;
+pub mod json;
 
 use crate::builtins::Fault;
 use crate::value::{DateTime, Value};

@@ -5,7 +5,8 @@
 //! settings, unknown connectors, object types, attributes and operators, and flow type errors.
 
 use super::schema::{AttrDef, ConnectorDef, ObjectDef, Schema};
-use super::typeck::{Env, check_expr};
+use super::typeck::{Env, lower_expr};
+use crate::ir;
 use super::types::{Base, Ty};
 use crate::diag::{Diagnostic, suggest};
 use crate::source::{FileId, Span};
@@ -104,7 +105,7 @@ pub enum ScopeClauseDef {
         op: ScopeOp,
         value: Option<String>,
     },
-    Expr(ast::Expr),
+    Expr(ast::Expr, ir::Expr),
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +119,8 @@ pub struct JoinConditionDef {
 pub struct FlowDef {
     pub target: String,
     pub expr: ast::Expr,
+    /// The lowered expression (attribute slots of the rule's source object type).
+    pub ir: ir::Expr,
     pub ty: Ty,
     pub merge: MergeType,
     pub once: bool,
@@ -485,7 +488,7 @@ pub fn resolve_rule(
                 joins.push(group);
             }
             ast::RuleItem::Flow(f) => {
-                let ty = check_expr(&env, &f.expr, diags);
+                let (ty, lowered) = lower_expr(&env, &f.expr, diags);
                 let name = &f.target.name;
                 if let Some(prev) = flow_targets.get(name) {
                     diags.push(
@@ -536,6 +539,7 @@ pub fn resolve_rule(
                 flows.push(FlowDef {
                     target: name.clone(),
                     expr: f.expr.clone(),
+                    ir: lowered,
                     ty,
                     merge: f.merge,
                     once: f.once,
@@ -685,7 +689,7 @@ fn scope_clause(
     let file = env.file;
     match c {
         ast::ScopeClause::Expr(e, _) => {
-            let ty = check_expr(env, e, diags);
+            let (ty, lowered) = lower_expr(env, e, diags);
             if !(ty.is_open() || ty.base == Base::Bool) {
                 diags.push(
                     Diagnostic::new(
@@ -697,7 +701,7 @@ fn scope_clause(
                     .with_label("expected a condition"),
                 );
             }
-            Some(ScopeClauseDef::Expr(e.clone()))
+            Some(ScopeClauseDef::Expr(e.clone(), lowered))
         }
         ast::ScopeClause::Compare {
             attr,

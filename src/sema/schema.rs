@@ -19,6 +19,9 @@ pub const CONNECTOR_KINDS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct AttrDef {
     pub name: String,
+    /// Position of the attribute in its object type (name order): the index of its value in
+    /// an object's attribute vector.
+    pub slot: u32,
     pub base: Base,
     pub multi: bool,
     /// For references: the object type referenced, when declared.
@@ -153,6 +156,7 @@ fn object_def(
             a.name.name.clone(),
             AttrDef {
                 name: a.name.name.clone(),
+                slot: 0,
                 base,
                 multi: a.multi,
                 ref_target: a.ref_target.as_ref().map(|t| t.name.clone()),
@@ -165,6 +169,7 @@ fn object_def(
         // `dn` is implicit on connector object types.
         attrs.entry("dn".to_string()).or_insert(AttrDef {
             name: "dn".into(),
+            slot: 0,
             base: Base::Str,
             multi: false,
             ref_target: None,
@@ -196,12 +201,20 @@ fn object_def(
             ),
         }
     }
+    assign_slots(&mut attrs);
     ObjectDef {
         name: o.name.name.clone(),
         anchor: o.anchor.as_ref().map(|a| a.name.clone()),
         attrs,
         file,
         span: o.name.span.clone(),
+    }
+}
+
+/// Numbers the attributes of an object type in name order.
+pub fn assign_slots(attrs: &mut BTreeMap<String, AttrDef>) {
+    for (i, a) in attrs.values_mut().enumerate() {
+        a.slot = i as u32;
     }
 }
 

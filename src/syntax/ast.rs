@@ -402,6 +402,35 @@ impl Expr {
         Self::new(kind, span)
     }
 
+    /// Every attribute the expression reads: `[x]`, and the quoted names given to
+    /// `ImportedValue` and `ValueCount`, in order of appearance (with repeats).
+    pub fn attribute_names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_attributes(&mut out);
+        out
+    }
+
+    fn collect_attributes<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match &self.kind {
+            ExprKind::Attr(a) => out.push(a),
+            ExprKind::Call { name, args } => {
+                let quoted = name.name == "ImportedValue" || name.name == "ValueCount";
+                for a in args {
+                    match &a.kind {
+                        ExprKind::Str { value, .. } if quoted => out.push(value),
+                        _ => a.collect_attributes(out),
+                    }
+                }
+            }
+            ExprKind::Binary { lhs, rhs, .. } => {
+                lhs.collect_attributes(out);
+                rhs.collect_attributes(out);
+            }
+            ExprKind::Neg(x) | ExprKind::Paren(x) => x.collect_attributes(out),
+            _ => {}
+        }
+    }
+
     pub fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Self {
         let span = lhs.span.start..rhs.span.end;
         Self::new(

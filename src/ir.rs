@@ -1,0 +1,65 @@
+//! The typed, lowered form of expressions that the evaluators run.
+//!
+//! Consumes: nothing (built by `sema::typeck` while it checks an expression). Produces:
+//! [`Expr`] trees in which attributes are slot indices of their object type, functions are
+//! resolved to native builtins (with the arguments the call maps over when they are
+//! multi-valued), constants are prebuilt values and `$variables` are stack indices. Every node
+//! keeps its source span for runtime error locations.
+
+use crate::builtins::BuiltinFn;
+use crate::source::Span;
+use crate::syntax::ast::BinOp;
+use crate::value::Value;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub node: Node,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Const(Value),
+    /// An attribute of the source object, by slot.
+    Attr(u32),
+    /// `ImportedValue("x")`: the confirmed imported value of a slot.
+    Imported(u32),
+    /// `ValueCount("x")`: the number of values of a slot.
+    ValueCount(u32),
+    /// `%Name%`.
+    Param(Arc<str>),
+    /// A `$variable`, by its index on the variable stack.
+    Var(u32),
+    Call {
+        name: &'static str,
+        f: BuiltinFn,
+        args: Vec<Expr>,
+        /// Per argument: a scalar parameter, so a multi-valued argument maps the call.
+        mapped: Vec<bool>,
+    },
+    Iif(Box<[Expr; 3]>),
+    /// Condition/value pairs.
+    Switch(Vec<Expr>),
+    /// `Select($v, collection, body)`: the binder is the next stack slot.
+    Select(Box<[Expr; 2]>),
+    /// `Where($v, collection, condition)`.
+    Where(Box<[Expr; 2]>),
+    /// `With($v, value, body)`.
+    With(Box<[Expr; 2]>),
+    Error(Box<Expr>),
+    Binary(BinOp, Box<[Expr; 2]>),
+    Neg(Box<Expr>),
+}
+
+impl Expr {
+    pub fn new(node: Node, span: Span) -> Expr {
+        Expr { node, span }
+    }
+
+    /// A placeholder for an expression that did not check (never evaluated: the bundle has
+    /// errors).
+    pub fn invalid(span: Span) -> Expr {
+        Expr::new(Node::Const(Value::Null), span)
+    }
+}
