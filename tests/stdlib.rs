@@ -2,12 +2,10 @@
 //! example parses and type-checks against its own inputs with a result of the declared type.
 
 use idflow::diag::render::{self, Style};
-use idflow::sema::schema::{AttrDef, ObjectDef, ParamDef};
-use idflow::sema::typeck::{Env, check_expr};
+use idflow::eval::{adhoc, json};
 use idflow::sema::types::{Base, Ty};
-use idflow::source::{FileId, SourceMap};
 use idflow::stdlib::Stdlib;
-use std::collections::BTreeMap;
+use idflow::value::Value;
 
 /// The 85 functions of Microsoft's Connect Sync function reference.
 const DOCUMENTED: &[&str] = &[
@@ -135,48 +133,14 @@ fn every_function_has_doc_signatures_and_examples() {
     }
 }
 
-fn value_ty(v: &toml::Value) -> Ty {
-    match v {
-        toml::Value::String(_) => Ty::one(Base::Str),
-        toml::Value::Integer(_) => Ty::one(Base::Num),
-        toml::Value::Boolean(_) => Ty::one(Base::Bool),
-        toml::Value::Datetime(_) => Ty::one(Base::Dt),
-        toml::Value::Float(_) => Ty::ANY,
-        toml::Value::Array(items) => items
-            .first()
-            .map_or(Ty::many(Base::Any), |i| value_ty(i).with_multi(true)),
-        toml::Value::Table(t) => {
-            if t.contains_key("$binary") {
-                Ty::one(Base::Bin)
-            } else if t.contains_key("$datetime") {
-                Ty::one(Base::Dt)
-            } else {
-                Ty::ANY
-            }
-        }
-    }
-}
-
-/// Every attribute an expression reads: `[x]`, and the quoted names of ImportedValue/ValueCount.
-fn attribute_names(e: &idflow::syntax::ast::Expr) -> Vec<String> {
-    use idflow::syntax::ast::ExprKind;
-    match &e.kind {
-        ExprKind::Attr(a) => vec![a.clone()],
-        ExprKind::Call { name, args } => {
-            let mut out: Vec<String> = args.iter().flat_map(attribute_names).collect();
-            if name.name == "ImportedValue" || name.name == "ValueCount" {
-                for a in args {
-                    if let ExprKind::Str { value, .. } = &a.kind {
-                        out.push(value.clone());
-                    }
-                }
-            }
-            out
-        }
-        ExprKind::Binary { lhs, rhs, .. } => [attribute_names(lhs), attribute_names(rhs)].concat(),
-        ExprKind::Neg(x) | ExprKind::Paren(x) => attribute_names(x),
-        _ => Vec::new(),
-    }
+fn to_values(t: Option<&toml::Table>) -> Vec<(String, Value)> {
+    t.into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let j = serde_json::to_value(v).unwrap();
+            (k.trim_matches('%').to_string(), json::from_json(&j).unwrap_or_else(|e| panic!("{k}: {e}")))
+        })
+        .collect()
 }
 
 /// Whether a JSON result fits the checked type.
@@ -205,95 +169,25 @@ fn every_example_type_checks_and_its_result_fits() {
     let mut failures = Vec::new();
     for f in &Stdlib::get().functions {
         for ex in &f.examples {
-            let mut attrs = BTreeMap::new();
-            for (k, v) in ex.input.iter().flatten() {
-                let ty = value_ty(v);
-                attrs.insert(
-                    k.clone(),
-                    AttrDef {
-                        name: k.clone(),
-                        base: ty.base,
-                        multi: ty.multi,
-                        ref_target: None,
-                        file: FileId(0),
-                        span: 0..0,
-                    },
-                );
-            }
-            // Attributes the example reads but leaves absent are of unknown type.
-            if let (Some(expr), _) = idflow::syntax::parse_expr(FileId(0), &ex.expr) {
-                for name in attribute_names(&expr) {
-                    attrs.entry(name.clone()).or_insert(AttrDef {
-                        name,
-                        base: Base::Any,
-                        multi: false,
-                        ref_target: None,
-                        file: FileId(0),
-                        span: 0..0,
-                    });
+            let attrs = to_values(ex.input.as_ref());
+            let params = to_values(ex.params.as_ref());
+            let prepared = match adhoc::prepare(&format!("{} example", f.name), &ex.expr, &attrs, &params) {
+                Ok(p) => p,
+                Err((map, diags)) => {
+                    let text: String = diags.iter().map(|d| render::human(&map, d, Style::Plain)).collect();
+                    failures.push(format!("{}: `{}`:\n{text}", f.name, ex.expr));
+                    continue;
                 }
-            }
-            let object = ObjectDef {
-                name: "example".into(),
-                anchor: None,
-                attrs,
-                file: FileId(0),
-                span: 0..0,
             };
-            let params: BTreeMap<String, ParamDef> = ex
-                .params
-                .iter()
-                .flatten()
-                .map(|(k, _)| {
-                    (
-                        k.trim_matches('%').to_string(),
-                        ParamDef {
-                            name: k.clone(),
-                            base: Base::Str,
-                        },
-                    )
-                })
-                .collect();
-            let mut map = SourceMap::new();
-            let id = map.add(format!("{} example", f.name), ex.expr.clone());
-            let (expr, mut diags) = idflow::syntax::parse_expr(id, &ex.expr);
-            let Some(expr) = expr else {
-                failures.push(format!("{}: `{}` does not parse", f.name, ex.expr));
-                continue;
-            };
-            let env = Env {
-                file: id,
-                object: Some(&object),
-                params: vec![&params],
-            };
-            let ty = check_expr(&env, &expr, &mut diags);
-            let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
-            if !errors.is_empty() {
-                let text: String = errors
-                    .iter()
-                    .map(|d| render::human(&map, d, Style::Plain))
-                    .collect();
-                failures.push(format!("{}: `{}`:\n{text}", f.name, ex.expr));
-                continue;
-            }
+            let ty = prepared.ty;
             if let Some(result) = &ex.result {
                 match serde_json::from_str::<serde_json::Value>(result) {
                     Ok(json) if result_fits(&json, ty) => {}
-                    Ok(_) => failures.push(format!(
-                        "{}: `{}` has type {ty} but the example result is {result}",
-                        f.name, ex.expr
-                    )),
-                    Err(e) => {
-                        failures.push(format!("{}: result {result} is not JSON: {e}", f.name))
-                    }
+                    Ok(_) => failures.push(format!("{}: `{}` has type {ty} but the example result is {result}", f.name, ex.expr)),
+                    Err(e) => failures.push(format!("{}: result {result} is not JSON: {e}", f.name)),
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing examples:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failing examples:\n{}", failures.len(), failures.join("\n"));
 }

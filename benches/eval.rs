@@ -1,0 +1,97 @@
+//! Expression evaluation benchmark: every flow of the shipped default rules whose source is the
+//! AD `user` object type, evaluated with the interpreter over a fixed set of generated users.
+//! Criterion's throughput is in flows per second (ns per flow = 1e9 / throughput).
+//!
+//! Run: `cargo bench --bench eval`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use idflow::eval::Ctx;
+use idflow::eval::interp::{self, Object};
+use idflow::sema::schema::ObjectDef;
+use idflow::sema::types::Base;
+use idflow::syntax::ast::Direction;
+use idflow::value::Value;
+use std::hint::black_box;
+use std::path::PathBuf;
+
+/// A deterministic AD user with a value for every attribute of its object type.
+fn user(obj: &ObjectDef, i: usize) -> Vec<Value> {
+    let name = format!("user{i:05}");
+    let mut values = vec![Value::Null; obj.attrs.len()];
+    for a in obj.attrs.values() {
+        let v = match (a.name.as_str(), a.base) {
+            ("sAMAccountName" | "cn" | "mailNickname", _) => Value::from(name.clone()),
+            ("userPrincipalName" | "mail", _) => Value::from(format!("{name}@contoso.com")),
+            ("proxyAddresses", _) => Value::many(vec![
+                Value::from(format!("SMTP:{name}@contoso.com")),
+                Value::from(format!("smtp:{name}@contoso.mail.onmicrosoft.com")),
+                Value::from(format!("SIP:{name}@contoso.com")),
+            ]),
+            ("userAccountControl", _) => Value::Num(if i % 10 == 0 { 514 } else { 512 }),
+            ("pwdLastSet", _) => Value::Num(133_500_000_000_000_000 + i as i64),
+            ("msExchRecipientTypeDetails", _) if i % 3 == 0 => Value::Null,
+            ("msExchRecipientTypeDetails", _) => Value::Num(1),
+            ("isCriticalSystemObject", _) => Value::Null,
+            ("dn", _) => Value::from(format!("CN={name},OU=Users,DC=contoso,DC=com")),
+            (_, Base::Str) if a.multi => Value::many(vec![Value::from(format!("{} one", a.name)), Value::from("two")]),
+            (_, Base::Str) => Value::from(format!("{} of {name}", a.name)),
+            (_, Base::Num) => Value::Num(i as i64),
+            (_, Base::Bool) => Value::Bool(i % 2 == 0),
+            (_, Base::Bin) => Value::bin((0..16u8).map(|b| b.wrapping_add(i as u8)).collect::<Vec<_>>()),
+            (_, Base::Ref) => Value::Ref(format!("CN=manager{},OU=Users,DC=contoso,DC=com", i / 10).into()),
+            _ => Value::Null,
+        };
+        values[a.slot as usize] = v;
+    }
+    values
+}
+
+fn eval(c: &mut Criterion) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/entra-default");
+    let files = idflow::source::collect_idf_files(&[dir]).expect("bundle");
+    let map = idflow::source::load(&files).expect("bundle loads");
+    let checked = idflow::frontend::check(&map);
+    assert!(!checked.has_errors());
+    let schema = &checked.bundle.schema;
+    let obj = &schema.connectors["contoso.com"].objects["user"];
+    let flows: Vec<_> = checked
+        .bundle
+        .rules
+        .iter()
+        .filter(|r| r.direction == Direction::Inbound && r.connector == "contoso.com" && r.source == "user")
+        .flat_map(|r| r.flows.iter())
+        .collect();
+    let users: Vec<Vec<Value>> = (0..200).map(|i| user(obj, i)).collect();
+    let mut ctx = Ctx::fixed();
+    ctx.params = ["Domain.FQDN", "Domain.Netbios", "Forest.FQDN", "Forest.Netbios", "Domain.LDAP", "Forest.LDAP"]
+        .iter()
+        .map(|p| (p.to_string(), Value::from("contoso.com")))
+        .collect();
+    // Every flow must evaluate (errors would make the figure meaningless).
+    let mut errors = 0;
+    for u in &users {
+        for f in &flows {
+            if interp::eval(&mut ctx, &f.ir, Object { attrs: u, imported: u }).is_err() {
+                errors += 1;
+            }
+        }
+    }
+    eprintln!("{} user flows x {} users, {errors} evaluation errors", flows.len(), users.len());
+
+    let mut group = c.benchmark_group("default user flows");
+    group.throughput(Throughput::Elements((flows.len() * users.len()) as u64));
+    group.bench_function("interp", |b| {
+        b.iter(|| {
+            for u in &users {
+                let obj = Object { attrs: u, imported: u };
+                for f in &flows {
+                    let _ = black_box(interp::eval(&mut ctx, &f.ir, obj));
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, eval);
+criterion_main!(benches);
