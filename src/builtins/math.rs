@@ -80,12 +80,24 @@ mod tests {
             call(&mut ctx, "BitAnd", &[n(-2147483646), n(-2147483648)]),
             Ok(n(-2147483648))
         );
-        assert_eq!(call(&mut ctx, "BitAnd", &[n(-1), n(i64::MIN)]), Ok(n(i64::MIN)));
-        assert_eq!(call(&mut ctx, "BitAnd", &[Value::Null, n(2)]), Ok(Value::Null));
+        assert_eq!(
+            call(&mut ctx, "BitAnd", &[n(-1), n(i64::MIN)]),
+            Ok(n(i64::MIN))
+        );
+        assert_eq!(
+            call(&mut ctx, "BitAnd", &[Value::Null, n(2)]),
+            Ok(Value::Null)
+        );
         assert_eq!(call(&mut ctx, "BitOr", &[n(1), n(4)]), Ok(n(5)));
         assert_eq!(call(&mut ctx, "BitOr", &[n(512), n(2)]), Ok(n(514)));
-        assert_eq!(call(&mut ctx, "BitOr", &[n(2), Value::Null]), Ok(Value::Null));
-        assert_eq!(call(&mut ctx, "BitOr", &[n(i64::MIN), n(i64::MAX)]), Ok(n(-1)));
+        assert_eq!(
+            call(&mut ctx, "BitOr", &[n(2), Value::Null]),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            call(&mut ctx, "BitOr", &[n(i64::MIN), n(i64::MAX)]),
+            Ok(n(-1))
+        );
         let e = call(&mut ctx, "BitOr", &[Value::str("1"), n(1)]).unwrap_err();
         assert_eq!(e.code, "E0502");
     }
@@ -102,13 +114,24 @@ mod tests {
             }
         }
         assert_eq!(seen, [true; 3]);
-        for (a, b) in [(i64::MIN, i64::MAX), (i64::MIN, i64::MIN), (i64::MAX - 1, i64::MAX), (i64::MIN, 0)] {
+        for (a, b) in [
+            (i64::MIN, i64::MAX),
+            (i64::MIN, i64::MIN),
+            (i64::MAX - 1, i64::MAX),
+            (i64::MIN, 0),
+        ] {
             match call(&mut ctx, "RandomNum", &[n(a), n(b)]) {
                 Ok(Value::Num(v)) => assert!((a..=b).contains(&v)),
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert_eq!(call(&mut ctx, "RandomNum", &[Value::Null, n(5)]), Ok(Value::Null));
-        assert_eq!(call(&mut ctx, "RandomNum", &[n(6), n(5)]).unwrap_err().code, "E0503");
+        assert_eq!(
+            call(&mut ctx, "RandomNum", &[Value::Null, n(5)]),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            call(&mut ctx, "RandomNum", &[n(6), n(5)]).unwrap_err().code,
+            "E0503"
+        );
     }
 }

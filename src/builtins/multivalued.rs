@@ -136,17 +136,35 @@ fn join(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     ctx.string(parts.join(delimiter))
 }
 
+/// A value's identity for RemoveDuplicates (exact, case-sensitive; a str and a ref differ).
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'a> {
+    Str(&'a str),
+    Ref(&'a str),
+    Num(i64),
+    Bool(bool),
+    Bin(&'a [u8]),
+    Dt(jiff::Timestamp),
+}
+
+fn key(v: &Value) -> Option<Key<'_>> {
+    Some(match v {
+        Value::Str(s) => Key::Str(s),
+        Value::Ref(s) => Key::Ref(s),
+        Value::Num(n) => Key::Num(*n),
+        Value::Bool(b) => Key::Bool(*b),
+        Value::Bin(b) => Key::Bin(b),
+        Value::Dt(d) => Key::Dt(*d),
+        _ => return None,
+    })
+}
+
 fn remove_duplicates(_ctx: &mut Ctx, args: &[Value]) -> Outcome {
     let values = args::get(args, 0).values();
-    let mut seen_str: HashSet<(bool, &str)> = HashSet::new();
+    let mut seen: HashSet<Key<'_>> = HashSet::with_capacity(values.len());
     let mut out: Vec<Value> = Vec::with_capacity(values.len());
     for v in values {
-        let fresh = match v {
-            Value::Str(s) => seen_str.insert((false, s)),
-            Value::Ref(s) => seen_str.insert((true, s)),
-            other => !out.contains(other),
-        };
-        if fresh {
+        if key(v).is_none_or(|k| seen.insert(k)) {
             out.push(v.clone());
         }
     }
@@ -218,12 +236,21 @@ mod tests {
     fn contains() {
         let p = mv(&["smtp:jd@contoso.com", "SMTP:john.doe@contoso.com"]);
         assert_eq!(ok("Contains", &[p.clone(), s("SMTP:")]), n(2));
-        assert_eq!(ok("Contains", &[p.clone(), s("smtp:"), s("CaseInsensitive")]), n(1));
-        assert_eq!(ok("Contains", &[p.clone(), s("SMTP:"), s("casesensitive")]), n(2));
+        assert_eq!(
+            ok("Contains", &[p.clone(), s("smtp:"), s("CaseInsensitive")]),
+            n(1)
+        );
+        assert_eq!(
+            ok("Contains", &[p.clone(), s("SMTP:"), s("casesensitive")]),
+            n(2)
+        );
         assert_eq!(ok("Contains", &[p.clone(), s("x500:")]), n(0));
         assert_eq!(ok("Contains", &[Value::Null, s("x")]), n(0));
         assert_eq!(ok("Contains", &[p.clone(), Value::Null]), n(0));
-        assert_eq!(ok("Contains", &[s("ÉCOLE"), s("éco"), s("CaseInsensitive")]), n(1));
+        assert_eq!(
+            ok("Contains", &[s("ÉCOLE"), s("éco"), s("CaseInsensitive")]),
+            n(1)
+        );
         let refs = Value::many(vec![
             Value::Ref("CN=Alice,DC=x".into()),
             Value::Ref("CN=Bob,DC=x".into()),
@@ -231,7 +258,10 @@ mod tests {
         assert_eq!(ok("Contains", &[refs.clone(), s("CN=Bob,DC=x")]), n(2));
         assert_eq!(ok("Contains", &[refs, s("CN=Bob")]), n(0));
         assert_eq!(code("Contains", &[p.clone(), s("x"), s("Nope")]), "E0503");
-        assert_eq!(code("Contains", &[Value::many(vec![n(1)]), s("1")]), "E0502");
+        assert_eq!(
+            code("Contains", &[Value::many(vec![n(1)]), s("1")]),
+            "E0502"
+        );
     }
 
     #[test]
@@ -253,7 +283,12 @@ mod tests {
         assert_eq!(code("Item", &[d.clone(), n(0)]), "E0504");
         assert_eq!(code("Item", &[d.clone(), n(i64::MIN)]), "E0504");
         assert_eq!(code("Item", &[d.clone(), n(i64::MAX)]), "E0504");
-        assert!(call("Item", &[Value::Null, n(1)]).unwrap_err().message.contains("out of range"));
+        assert!(
+            call("Item", &[Value::Null, n(1)])
+                .unwrap_err()
+                .message
+                .contains("out of range")
+        );
         assert_eq!(ok("ItemOrNull", &[d.clone(), n(2)]), s("second value"));
         assert_eq!(ok("ItemOrNull", &[d.clone(), n(3)]), Value::Null);
         assert_eq!(ok("ItemOrNull", &[d, n(-1)]), Value::Null);
@@ -263,10 +298,22 @@ mod tests {
     #[test]
     fn join() {
         let t = mv(&["555-0100", "555-0101", "555-0102"]);
-        assert_eq!(ok("Join", &[t.clone()]), s("555-0100 555-0101 555-0102"));
-        assert_eq!(ok("Join", &[t.clone(), s(",")]), s("555-0100,555-0101,555-0102"));
-        assert_eq!(ok("Join", &[t.clone(), s("")]), s("555-0100555-0101555-0102"));
-        assert_eq!(ok("Join", &[t.clone(), Value::Null]), s("555-0100555-0101555-0102"));
+        assert_eq!(
+            ok("Join", std::slice::from_ref(&t)),
+            s("555-0100 555-0101 555-0102")
+        );
+        assert_eq!(
+            ok("Join", &[t.clone(), s(",")]),
+            s("555-0100,555-0101,555-0102")
+        );
+        assert_eq!(
+            ok("Join", &[t.clone(), s("")]),
+            s("555-0100555-0101555-0102")
+        );
+        assert_eq!(
+            ok("Join", &[t.clone(), Value::Null]),
+            s("555-0100555-0101555-0102")
+        );
         assert_eq!(ok("Join", &[s("one"), s(",")]), s("one"));
         assert_eq!(ok("Join", &[Value::Null, s(",")]), Value::Null);
         assert_eq!(ok("Join", &[mv(&["é", "😀"]), s("·")]), s("é·😀"));
@@ -275,7 +322,7 @@ mod tests {
             max_bytes: 10,
             ..Limits::default()
         });
-        let r = join(&mut ctx, &[t, s(",")]);
+        let r = super::join(&mut ctx, &[t, s(",")]);
         assert_eq!(r.unwrap_err().code, "E0510");
     }
 
@@ -284,11 +331,14 @@ mod tests {
         let p = mv(&["SMTP:a@x", "smtp:b@x", "SMTP:a@x"]);
         assert_eq!(ok("RemoveDuplicates", &[p]), mv(&["SMTP:a@x", "smtp:b@x"]));
         let p = mv(&["SMTP:a@x", "smtp:a@x"]);
-        assert_eq!(ok("RemoveDuplicates", &[p.clone()]), p);
+        assert_eq!(ok("RemoveDuplicates", std::slice::from_ref(&p)), p);
         assert_eq!(ok("RemoveDuplicates", &[Value::Null]), Value::Null);
         assert_eq!(ok("RemoveDuplicates", &[s("x")]), mv(&["x"]));
         let nums = Value::many(vec![n(1), n(1), n(2)]);
-        assert_eq!(ok("RemoveDuplicates", &[nums]), Value::many(vec![n(1), n(2)]));
+        assert_eq!(
+            ok("RemoveDuplicates", &[nums]),
+            Value::many(vec![n(1), n(2)])
+        );
     }
 
     #[test]
@@ -297,9 +347,18 @@ mod tests {
         assert_eq!(ok("Split", &[s("a;b;c"), s(";"), n(2)]), mv(&["a", "b;c"]));
         assert_eq!(ok("Split", &[s("a;b;c"), s(";"), n(1)]), mv(&["a;b;c"]));
         assert_eq!(ok("Split", &[s("a;b;c"), s(";"), n(0)]), Value::Null);
-        assert_eq!(ok("Split", &[s("a;b;c"), s(";"), n(-1)]), mv(&["a", "b", "c"]));
-        assert_eq!(ok("Split", &[s("a;b;c"), s(";"), n(i64::MAX)]), mv(&["a", "b", "c"]));
-        assert_eq!(ok("Split", &[s("no delimiter"), s(",")]), mv(&["no delimiter"]));
+        assert_eq!(
+            ok("Split", &[s("a;b;c"), s(";"), n(-1)]),
+            mv(&["a", "b", "c"])
+        );
+        assert_eq!(
+            ok("Split", &[s("a;b;c"), s(";"), n(i64::MAX)]),
+            mv(&["a", "b", "c"])
+        );
+        assert_eq!(
+            ok("Split", &[s("no delimiter"), s(",")]),
+            mv(&["no delimiter"])
+        );
         assert_eq!(ok("Split", &[s(""), s(",")]), mv(&[""]));
         assert_eq!(ok("Split", &[s(",a,"), s(",")]), mv(&["", "a", ""]));
         assert_eq!(ok("Split", &[s("é😀ü"), s("😀")]), mv(&["é", "ü"]));
@@ -311,7 +370,7 @@ mod tests {
             max_values: 3,
             ..Limits::default()
         });
-        let r = split(&mut ctx, &[s("a,b,c,d"), s(",")]);
+        let r = super::split(&mut ctx, &[s("a,b,c,d"), s(",")]);
         assert_eq!(r.unwrap_err().code, "E0511");
     }
 }

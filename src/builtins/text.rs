@@ -9,6 +9,7 @@
 use super::{BuiltinFn, Fault, Outcome, args};
 use crate::eval::Ctx;
 use crate::value::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The implementation of a function of this area, by name.
@@ -161,11 +162,12 @@ fn guid(ctx: &mut Ctx, _args: &[Value]) -> Outcome {
     ctx.string(id.hyphenated().to_string())
 }
 
-/// InStr/InStrRev's stringcheck and stringmatch, case-folded for vbTextCompare.
-fn search_args<'a>(
-    f: &str,
-    args: &'a [Value],
-) -> Result<Option<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>, Fault> {
+/// InStr/InStrRev's stringcheck and stringmatch.
+type SearchPair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// InStr/InStrRev's stringcheck and stringmatch, case-folded for vbTextCompare; None when
+/// either is NULL.
+fn search_args<'a>(f: &str, args: &'a [Value]) -> Result<Option<SearchPair<'a>>, Fault> {
     let check = args::str(f, args, 0)?;
     let find = args::str(f, args, 1)?;
     let text = compare_arg(f, args, 3)?;
@@ -183,7 +185,10 @@ fn instr(_ctx: &mut Ctx, args: &[Value]) -> Outcome {
     const F: &str = "InStr";
     let start = args::num(F, args, 2)?.unwrap_or(1);
     if start < 1 {
-        return Err(Fault::invalid(F, format!("start must be 1 or more, got {start}")));
+        return Err(Fault::invalid(
+            F,
+            format!("start must be 1 or more, got {start}"),
+        ));
     }
     let Some((check, find)) = search_args(F, args)? else {
         return Ok(Value::Num(0));
@@ -192,7 +197,10 @@ fn instr(_ctx: &mut Ctx, args: &[Value]) -> Outcome {
         return Ok(Value::Num(0));
     }
     // start >= 1, so start - 1 cannot underflow; a start beyond usize is beyond the end.
-    let Some(from) = usize::try_from(start - 1).ok().and_then(|i| byte_offset(&check, i)) else {
+    let Some(from) = usize::try_from(start - 1)
+        .ok()
+        .and_then(|i| byte_offset(&check, i))
+    else {
         return Ok(Value::Num(0));
     };
     if from >= check.len() {
@@ -318,7 +326,11 @@ fn trim(ctx: &mut Ctx, args: &[Value]) -> Outcome {
 }
 
 /// Mid's window: `None` when the input is returned unchanged, else (skip, take) in units.
-fn mid_window(total: usize, start: Option<i64>, count: Option<Option<i64>>) -> Option<(usize, usize)> {
+fn mid_window(
+    total: usize,
+    start: Option<i64>,
+    count: Option<Option<i64>>,
+) -> Option<(usize, usize)> {
     // count: None = the 2-argument form; Some(None) = a NULL count (treated like the 2-argument
     // form); Some(Some(n)) = n.
     if let Some(Some(0)) = count {
@@ -589,8 +601,17 @@ mod tests {
     #[test]
     fn instr() {
         assert_eq!(ok("InStr", &[s("The quick brown fox"), s("quick")]), n(5));
-        assert_eq!(ok("InStr", &[s("repEated"), s("e"), n(3), s("vbBinaryCompare")]), n(7));
-        assert_eq!(ok("InStr", &[s("repEated"), s("e"), n(3), s("VBTEXTCOMPARE")]), n(4));
+        assert_eq!(
+            ok(
+                "InStr",
+                &[s("repEated"), s("e"), n(3), s("vbBinaryCompare")]
+            ),
+            n(7)
+        );
+        assert_eq!(
+            ok("InStr", &[s("repEated"), s("e"), n(3), s("VBTEXTCOMPARE")]),
+            n(4)
+        );
         assert_eq!(ok("InStr", &[s("repEated"), s("E")]), n(4));
         assert_eq!(ok("InStr", &[Value::Null, s("E")]), n(0));
         assert_eq!(ok("InStr", &[s("abc"), Value::Null]), n(0));
@@ -598,11 +619,17 @@ mod tests {
         assert_eq!(ok("InStr", &[s("abc"), s("c"), n(i64::MAX)]), n(0));
         assert_eq!(ok("InStr", &[s("abc"), s(""), n(2)]), n(2));
         assert_eq!(ok("InStr", &[s(""), s("")]), n(0));
-        assert_eq!(ok("InStr", &[s("ÉCOLE é"), s("é"), n(1), s("vbTextCompare")]), n(1));
+        assert_eq!(
+            ok("InStr", &[s("ÉCOLE é"), s("é"), n(1), s("vbTextCompare")]),
+            n(1)
+        );
         assert_eq!(ok("InStr", &[s("😀a😀b"), s("b")]), n(4));
         assert_eq!(ok("InStr", &[s("😀a😀b"), s("😀"), n(2)]), n(3));
         assert_eq!(code("InStr", &[s("abc"), s("c"), n(0)]), "E0503");
-        assert_eq!(code("InStr", &[s("abc"), s("c"), n(1), s("bogus")]), "E0503");
+        assert_eq!(
+            code("InStr", &[s("abc"), s("c"), n(1), s("bogus")]),
+            "E0503"
+        );
         assert_eq!(code("InStr", &[n(5), s("c")]), "E0502");
     }
 
@@ -614,7 +641,10 @@ mod tests {
         assert_eq!(ok("InStrRev", &[s("abbcdbbbef"), s("bb"), n(7)]), n(6));
         assert_eq!(ok("InStrRev", &[s("abbcdbbbef"), s("bb"), n(3)]), n(2));
         assert_eq!(ok("InStrRev", &[s("abc"), s("c"), n(4)]), n(0));
-        assert_eq!(ok("InStrRev", &[s("aXa"), s("x"), n(-1), s("vbTextCompare")]), n(2));
+        assert_eq!(
+            ok("InStrRev", &[s("aXa"), s("x"), n(-1), s("vbTextCompare")]),
+            n(2)
+        );
         assert_eq!(ok("InStrRev", &[s("😀a😀b"), s("😀")]), n(3));
         assert_eq!(ok("InStrRev", &[Value::Null, s("a")]), n(0));
         assert_eq!(ok("InStrRev", &[s("abc"), s("")]), n(3));
@@ -683,13 +713,22 @@ mod tests {
         assert_eq!(ok("Mid", &[s("John Doe"), n(0), n(2)]), s("John Doe"));
         assert_eq!(ok("Mid", &[s("John Doe"), n(9), n(2)]), s("John Doe"));
         assert_eq!(ok("Mid", &[s("John Doe"), n(8), n(i64::MAX)]), s("e"));
-        assert_eq!(ok("Mid", &[s("John Doe"), n(i64::MIN), n(2)]), s("John Doe"));
+        assert_eq!(
+            ok("Mid", &[s("John Doe"), n(i64::MIN), n(2)]),
+            s("John Doe")
+        );
         assert_eq!(ok("Mid", &[Value::Null, n(1), n(3)]), s(""));
-        assert_eq!(ok("Mid", &[s("SMTP:john.doe@contoso.com"), n(6)]), s("john.doe@contoso.com"));
+        assert_eq!(
+            ok("Mid", &[s("SMTP:john.doe@contoso.com"), n(6)]),
+            s("john.doe@contoso.com")
+        );
         assert_eq!(ok("Mid", &[s("😀é😀x"), n(2), n(2)]), s("é😀"));
         assert_eq!(ok("Mid", &[s("😀é😀x"), n(4)]), s("x"));
         let b = Value::bin(vec![1, 2, 3, 4, 5]);
-        assert_eq!(ok("Mid", &[b.clone(), n(2), n(3)]), Value::bin(vec![2, 3, 4]));
+        assert_eq!(
+            ok("Mid", &[b.clone(), n(2), n(3)]),
+            Value::bin(vec![2, 3, 4])
+        );
         assert_eq!(ok("Mid", &[b.clone(), n(5), n(3)]), Value::bin(vec![5]));
         assert_eq!(ok("Mid", &[b.clone(), n(6), n(3)]), b);
         assert_eq!(ok("Mid", &[b.clone(), n(2), n(0)]), Value::bin(Vec::new()));
@@ -705,7 +744,10 @@ mod tests {
         assert_eq!(ok("PadLeft", &[s("é"), n(3), s("😀")]), s("😀😀é"));
         assert_eq!(ok("PadLeft", &[s("User"), n(-5), s("0")]), s("User"));
         assert_eq!(ok("PadRight", &[s("User"), n(10), s("0")]), s("User000000"));
-        assert_eq!(ok("PadRight", &[s("Username"), n(4), s("0")]), s("Username"));
+        assert_eq!(
+            ok("PadRight", &[s("Username"), n(4), s("0")]),
+            s("Username")
+        );
         assert_eq!(code("PadLeft", &[s("User"), n(10), Value::Null]), "E0503");
         assert_eq!(code("PadRight", &[s("User"), n(10), s("ab")]), "E0503");
         assert_eq!(code("PadRight", &[s("User"), n(10), s("")]), "E0503");
@@ -732,7 +774,10 @@ mod tests {
         );
         assert_eq!(ok("Replace", &[s("a,b"), s(","), s("\\t")]), s("a\tb"));
         assert_eq!(ok("Replace", &[s("a\\qb"), s("\\q"), s("-")]), s("a-b"));
-        assert_eq!(ok("Replace", &[s("425-555-0100"), s("-"), s("")]), s("4255550100"));
+        assert_eq!(
+            ok("Replace", &[s("425-555-0100"), s("-"), s("")]),
+            s("4255550100")
+        );
         assert_eq!(ok("Replace", &[s("aaa"), s("aa"), s("b")]), s("ba"));
         assert_eq!(ok("Replace", &[s("Hello"), s("L"), s("x")]), s("Hello"));
         assert_eq!(ok("Replace", &[Value::Null, s("-"), s("")]), Value::Null);
@@ -743,16 +788,22 @@ mod tests {
             max_bytes: 100,
             ..Limits::default()
         });
-        let r = replace(&mut ctx, &[s(&"a".repeat(50)), s("a"), s("bbb")]);
+        let r = super::replace(&mut ctx, &[s(&"a".repeat(50)), s("a"), s("bbb")]);
         assert_eq!(r.unwrap_err().code, "E0510");
     }
 
     #[test]
     fn replace_chars() {
         let p = s("’:,Å:A,Ä:A,Ö:O,å:a,ä:a,ö:o");
-        assert_eq!(ok("ReplaceChars", &[s("Räksmörgås"), p.clone()]), s("Raksmorgas"));
+        assert_eq!(
+            ok("ReplaceChars", &[s("Räksmörgås"), p.clone()]),
+            s("Raksmorgas")
+        );
         assert_eq!(ok("ReplaceChars", &[s("O’Neil"), p]), s("ONeil"));
-        assert_eq!(ok("ReplaceChars", &[s("Größe"), s("ö:oe, ß:ss")]), s("Groesse"));
+        assert_eq!(
+            ok("ReplaceChars", &[s("Größe"), s("ö:oe, ß:ss")]),
+            s("Groesse")
+        );
         assert_eq!(ok("ReplaceChars", &[s("Abba"), s("a:e")]), s("Abbe"));
         assert_eq!(ok("ReplaceChars", &[s("a😀b"), s("😀:x,")]), s("axb"));
         assert_eq!(ok("ReplaceChars", &[Value::Null, s("a:e")]), Value::Null);
@@ -765,9 +816,15 @@ mod tests {
 
     #[test]
     fn word() {
-        assert_eq!(ok("Word", &[s("The quick brown fox"), n(3), s(" ")]), s("brown"));
         assert_eq!(
-            ok("Word", &[s("This,string!has&many separators"), n(3), s(",!&#")]),
+            ok("Word", &[s("The quick brown fox"), n(3), s(" ")]),
+            s("brown")
+        );
+        assert_eq!(
+            ok(
+                "Word",
+                &[s("This,string!has&many separators"), n(3), s(",!&#")]
+            ),
             s("has")
         );
         assert_eq!(ok("Word", &[s("The quick brown fox"), n(0), s(" ")]), s(""));
