@@ -27,18 +27,27 @@ fn user(obj: &ObjectDef, i: usize) -> Vec<Value> {
                 Value::from(format!("smtp:{name}@contoso.mail.onmicrosoft.com")),
                 Value::from(format!("SIP:{name}@contoso.com")),
             ]),
-            ("userAccountControl", _) => Value::Num(if i % 10 == 0 { 514 } else { 512 }),
+            ("userAccountControl", _) => Value::Num(if i.is_multiple_of(10) { 514 } else { 512 }),
             ("pwdLastSet", _) => Value::Num(133_500_000_000_000_000 + i as i64),
-            ("msExchRecipientTypeDetails", _) if i % 3 == 0 => Value::Null,
+            ("msExchRecipientTypeDetails", _) if i.is_multiple_of(3) => Value::Null,
             ("msExchRecipientTypeDetails", _) => Value::Num(1),
             ("isCriticalSystemObject", _) => Value::Null,
             ("dn", _) => Value::from(format!("CN={name},OU=Users,DC=contoso,DC=com")),
-            (_, Base::Str) if a.multi => Value::many(vec![Value::from(format!("{} one", a.name)), Value::from("two")]),
+            (_, Base::Str) if a.multi => Value::many(vec![
+                Value::from(format!("{} one", a.name)),
+                Value::from("two"),
+            ]),
             (_, Base::Str) => Value::from(format!("{} of {name}", a.name)),
             (_, Base::Num) => Value::Num(i as i64),
-            (_, Base::Bool) => Value::Bool(i % 2 == 0),
-            (_, Base::Bin) => Value::bin((0..16u8).map(|b| b.wrapping_add(i as u8)).collect::<Vec<_>>()),
-            (_, Base::Ref) => Value::Ref(format!("CN=manager{},OU=Users,DC=contoso,DC=com", i / 10).into()),
+            (_, Base::Bool) => Value::Bool(i.is_multiple_of(2)),
+            (_, Base::Bin) => Value::bin(
+                (0..16u8)
+                    .map(|b| b.wrapping_add(i as u8))
+                    .collect::<Vec<_>>(),
+            ),
+            (_, Base::Ref) => {
+                Value::Ref(format!("CN=manager{},OU=Users,DC=contoso,DC=com", i / 10).into())
+            }
             _ => Value::Null,
         };
         values[a.slot as usize] = v;
@@ -58,32 +67,57 @@ fn eval(c: &mut Criterion) {
         .bundle
         .rules
         .iter()
-        .filter(|r| r.direction == Direction::Inbound && r.connector == "contoso.com" && r.source == "user")
+        .filter(|r| {
+            r.direction == Direction::Inbound && r.connector == "contoso.com" && r.source == "user"
+        })
         .flat_map(|r| r.flows.iter())
         .collect();
     let users: Vec<Vec<Value>> = (0..200).map(|i| user(obj, i)).collect();
     let mut ctx = Ctx::fixed();
-    ctx.params = ["Domain.FQDN", "Domain.Netbios", "Forest.FQDN", "Forest.Netbios", "Domain.LDAP", "Forest.LDAP"]
-        .iter()
-        .map(|p| (p.to_string(), Value::from("contoso.com")))
-        .collect();
+    ctx.params = [
+        "Domain.FQDN",
+        "Domain.Netbios",
+        "Forest.FQDN",
+        "Forest.Netbios",
+        "Domain.LDAP",
+        "Forest.LDAP",
+    ]
+    .iter()
+    .map(|p| (p.to_string(), Value::from("contoso.com")))
+    .collect();
     // Every flow must evaluate (errors would make the figure meaningless).
     let mut errors = 0;
     for u in &users {
         for f in &flows {
-            if interp::eval(&mut ctx, &f.ir, Object { attrs: u, imported: u }).is_err() {
+            if interp::eval(
+                &mut ctx,
+                &f.ir,
+                Object {
+                    attrs: u,
+                    imported: u,
+                },
+            )
+            .is_err()
+            {
                 errors += 1;
             }
         }
     }
-    eprintln!("{} user flows x {} users, {errors} evaluation errors", flows.len(), users.len());
+    eprintln!(
+        "{} user flows x {} users, {errors} evaluation errors",
+        flows.len(),
+        users.len()
+    );
 
     let mut group = c.benchmark_group("default user flows");
     group.throughput(Throughput::Elements((flows.len() * users.len()) as u64));
     group.bench_function("interp", |b| {
         b.iter(|| {
             for u in &users {
-                let obj = Object { attrs: u, imported: u };
+                let obj = Object {
+                    attrs: u,
+                    imported: u,
+                };
                 for f in &flows {
                     let _ = black_box(interp::eval(&mut ctx, &f.ir, obj));
                 }

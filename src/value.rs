@@ -50,7 +50,10 @@ impl Value {
 
     /// True for NULL and the two special flow results (none of them is a value).
     pub fn is_null(&self) -> bool {
-        matches!(self, Value::Null | Value::AuthoritativeNull | Value::IgnoreThisFlow)
+        matches!(
+            self,
+            Value::Null | Value::AuthoritativeNull | Value::IgnoreThisFlow
+        )
     }
 
     /// The values of this value: none for NULL, one for a scalar, all of a collection.

@@ -229,26 +229,67 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn eval_prints_json() {
-    insta::assert_snapshot!("eval_concat", run(&["eval", "[a] & \"x\"", "--attr", "a=hello"]));
-    insta::assert_snapshot!("eval_multi", run(&["eval", "[xs]", "--attr", "xs=1", "--attr", "xs=2"]));
-    insta::assert_snapshot!("eval_special", run(&["eval", "IIF(IsNull([u]), IgnoreThisFlow, [u])"]));
+    insta::assert_snapshot!(
+        "eval_concat",
+        run(&["eval", "[a] & \"x\"", "--attr", "a=hello"])
+    );
+    insta::assert_snapshot!(
+        "eval_multi",
+        run(&["eval", "[xs]", "--attr", "xs=1", "--attr", "xs=2"])
+    );
+    insta::assert_snapshot!(
+        "eval_special",
+        run(&["eval", "IIF(IsNull([u]), IgnoreThisFlow, [u])"])
+    );
     insta::assert_snapshot!(
         "eval_input_file",
-        run(&["eval", "IIF([userAccountControl] = 514, [objectGUID], [whenCreated])", "--input", "tests/fixtures/eval/input.json"])
+        run(&[
+            "eval",
+            "IIF([userAccountControl] = 514, [objectGUID], [whenCreated])",
+            "--input",
+            "tests/fixtures/eval/input.json"
+        ])
     );
-    insta::assert_snapshot!("eval_input_datetime", run(&["eval", "[whenCreated]", "--input", "tests/fixtures/eval/input.json"]));
+    insta::assert_snapshot!(
+        "eval_input_datetime",
+        run(&[
+            "eval",
+            "[whenCreated]",
+            "--input",
+            "tests/fixtures/eval/input.json"
+        ])
+    );
     insta::assert_snapshot!(
         "eval_param",
-        run(&["eval", "[sAMAccountName] & \"@\" & %Domain.FQDN%", "--attr", "sAMAccountName=alice", "--param", "Domain.FQDN=contoso.com"])
+        run(&[
+            "eval",
+            "[sAMAccountName] & \"@\" & %Domain.FQDN%",
+            "--attr",
+            "sAMAccountName=alice",
+            "--param",
+            "Domain.FQDN=contoso.com"
+        ])
     );
 }
 
 #[test]
 fn eval_errors() {
-    insta::assert_snapshot!("eval_error_function", run(&["eval", "IIF(IsNull([mail]), Error(\"no mail\"), [mail])"]));
-    insta::assert_snapshot!("eval_type_error", run(&["eval", "[a] + 1", "--attr", "a=\"x\""]));
-    insta::assert_snapshot!("eval_runtime_error", run(&["eval", "[n] / 0", "--attr", "n=4"]));
+    insta::assert_snapshot!(
+        "eval_error_function",
+        run(&["eval", "IIF(IsNull([mail]), Error(\"no mail\"), [mail])"])
+    );
+    insta::assert_snapshot!(
+        "eval_type_error",
+        run(&["eval", "[a] + 1", "--attr", "a=\"x\""])
+    );
+    insta::assert_snapshot!(
+        "eval_runtime_error",
+        run(&["eval", "[n] / 0", "--attr", "n=4"])
+    );
     insta::assert_snapshot!("eval_syntax_error", run(&["eval", "IIF(True, 1"]));
-    insta::assert_snapshot!("eval_missing_input", run(&["eval", "[a]", "--input", "no/such.json"]));
+    insta::assert_snapshot!(
+        "eval_missing_input",
+        run(&["eval", "[a]", "--input", "no/such.json"])
+    );
     insta::assert_snapshot!("eval_bad_attr", run(&["eval", "[a]", "--attr", "novalue"]));
 }

@@ -89,7 +89,10 @@ fn to_values(t: Option<&toml::Table>) -> Result<Vec<(String, Value)>, String> {
     let mut out = Vec::new();
     for (k, v) in t.into_iter().flatten() {
         let j = serde_json::to_value(v).map_err(|e| e.to_string())?;
-        out.push((k.trim_matches('%').to_string(), json::from_json(&j).map_err(|e| format!("{k}: {e}"))?));
+        out.push((
+            k.trim_matches('%').to_string(),
+            json::from_json(&j).map_err(|e| format!("{k}: {e}"))?,
+        ));
     }
     Ok(out)
 }
@@ -129,15 +132,25 @@ fn run_case(engine: &str, c: &Case, codes: &mut BTreeSet<String>) -> Result<(), 
     };
     match (&c.want, &c.want_error, outcome) {
         (Some(want), None, Ok(got)) => {
-            let want: serde_json::Value = serde_json::from_str(want).map_err(|e| format!("want is not JSON: {e}"))?;
-            if want == got { Ok(()) } else { Err(format!("want {want}, got {got}")) }
+            let want: serde_json::Value =
+                serde_json::from_str(want).map_err(|e| format!("want is not JSON: {e}"))?;
+            if want == got {
+                Ok(())
+            } else {
+                Err(format!("want {want}, got {got}"))
+            }
         }
-        (Some(want), None, Err((stage, code, msg))) => Err(format!("want {want}, got {stage} error {code}: {msg}")),
+        (Some(want), None, Err((stage, code, msg))) => {
+            Err(format!("want {want}, got {stage} error {code}: {msg}"))
+        }
         (None, Some(w), Ok(got)) => Err(format!("want error {}, got {got}", w.code)),
         (None, Some(w), Err((stage, code, msg))) => {
             let want_stage = w.stage.as_deref().unwrap_or("eval");
             if code != w.code || stage != want_stage {
-                return Err(format!("want {want_stage} error {}, got {stage} error {code}: {msg}", w.code));
+                return Err(format!(
+                    "want {want_stage} error {}, got {stage} error {code}: {msg}",
+                    w.code
+                ));
             }
             match &w.contains {
                 Some(text) if !msg.to_lowercase().contains(&text.to_lowercase()) => {
@@ -169,7 +182,10 @@ fn function_conformance() {
             (Some(f), None) if stem == f.as_str() => f.clone(),
             (None, Some(t)) => t.clone(),
             _ => {
-                failures.push(format!("{}: needs `function` (named like the file) or `topic`", path.display()));
+                failures.push(format!(
+                    "{}: needs `function` (named like the file) or `topic`",
+                    path.display()
+                ));
                 continue;
             }
         };
@@ -181,27 +197,47 @@ fn function_conformance() {
             for engine in ENGINES {
                 cases += 1;
                 if let Err(msg) = run_case(engine, c, &mut codes) {
-                    failures.push(format!("{title} [{engine}] {}: `{}`: {msg}", c.note, c.expr));
+                    failures.push(format!(
+                        "{title} [{engine}] {}: `{}`: {msg}",
+                        c.note, c.expr
+                    ));
                 }
             }
         }
     }
     eprintln!("{cases} conformance case runs");
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     let runtime: Vec<&str> = idflow::diag::codes::CODES
         .iter()
         .map(|c| c.code)
         .filter(|c| c.starts_with("E05") && !codes.contains(*c))
         .collect();
-    assert!(runtime.is_empty(), "runtime error codes no conformance case produces: {runtime:?}");
+    assert!(
+        runtime.is_empty(),
+        "runtime error codes no conformance case produces: {runtime:?}"
+    );
 }
 
 #[test]
 fn every_stdlib_function_has_a_conformance_file() {
     let mut have = BTreeMap::new();
-    for path in files().into_iter().filter(|p| p.components().any(|c| c.as_os_str() == "functions")) {
+    for path in files()
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "functions"))
+    {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let area = path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let area = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         have.insert(stem, area);
     }
     let mut missing = Vec::new();
@@ -256,5 +292,10 @@ fn stdlib_examples_evaluate_as_documented() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failing examples:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing examples:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

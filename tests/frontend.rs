@@ -162,10 +162,11 @@ fn every_diagnostic_code_is_exercised_by_a_fixture() {
             seen.extend(expectations(&text).into_iter().map(|(_, c)| c));
         }
     }
+    // Runtime codes (E05xx) are exercised by the conformance suite (tests/conformance.rs).
     let missing: Vec<&str> = codes::CODES
         .iter()
         .map(|c| c.code)
-        .filter(|c| !seen.contains(*c))
+        .filter(|c| !c.starts_with("E05") && !seen.contains(*c))
         .collect();
     assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
     let unknown: Vec<&String> = seen.iter().filter(|c| codes::find(c).is_none()).collect();

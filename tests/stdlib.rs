@@ -138,7 +138,10 @@ fn to_values(t: Option<&toml::Table>) -> Vec<(String, Value)> {
         .flatten()
         .map(|(k, v)| {
             let j = serde_json::to_value(v).unwrap();
-            (k.trim_matches('%').to_string(), json::from_json(&j).unwrap_or_else(|e| panic!("{k}: {e}")))
+            (
+                k.trim_matches('%').to_string(),
+                json::from_json(&j).unwrap_or_else(|e| panic!("{k}: {e}")),
+            )
         })
         .collect()
 }
@@ -171,23 +174,37 @@ fn every_example_type_checks_and_its_result_fits() {
         for ex in &f.examples {
             let attrs = to_values(ex.input.as_ref());
             let params = to_values(ex.params.as_ref());
-            let prepared = match adhoc::prepare(&format!("{} example", f.name), &ex.expr, &attrs, &params) {
-                Ok(p) => p,
-                Err((map, diags)) => {
-                    let text: String = diags.iter().map(|d| render::human(&map, d, Style::Plain)).collect();
-                    failures.push(format!("{}: `{}`:\n{text}", f.name, ex.expr));
-                    continue;
-                }
-            };
+            let prepared =
+                match adhoc::prepare(&format!("{} example", f.name), &ex.expr, &attrs, &params) {
+                    Ok(p) => p,
+                    Err((map, diags)) => {
+                        let text: String = diags
+                            .iter()
+                            .map(|d| render::human(&map, d, Style::Plain))
+                            .collect();
+                        failures.push(format!("{}: `{}`:\n{text}", f.name, ex.expr));
+                        continue;
+                    }
+                };
             let ty = prepared.ty;
             if let Some(result) = &ex.result {
                 match serde_json::from_str::<serde_json::Value>(result) {
                     Ok(json) if result_fits(&json, ty) => {}
-                    Ok(_) => failures.push(format!("{}: `{}` has type {ty} but the example result is {result}", f.name, ex.expr)),
-                    Err(e) => failures.push(format!("{}: result {result} is not JSON: {e}", f.name)),
+                    Ok(_) => failures.push(format!(
+                        "{}: `{}` has type {ty} but the example result is {result}",
+                        f.name, ex.expr
+                    )),
+                    Err(e) => {
+                        failures.push(format!("{}: result {result} is not JSON: {e}", f.name))
+                    }
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} failing examples:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing examples:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

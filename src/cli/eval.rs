@@ -61,17 +61,21 @@ fn add(attrs: &mut Vec<(String, Value)>, name: String, v: Value) {
     }
 }
 
-fn inputs(args: &Args) -> Result<(Vec<(String, Value)>, Vec<(String, Value)>), String> {
+/// Named values: attributes or parameters.
+type Named = Vec<(String, Value)>;
+
+fn inputs(args: &Args) -> Result<(Named, Named), String> {
     let mut attrs = Vec::new();
     if let Some(path) = &args.input {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let doc: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", path.display()))?;
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: invalid JSON: {e}", path.display()))?;
         let obj = doc
             .as_object()
             .ok_or_else(|| format!("{}: expected a JSON object of attributes", path.display()))?;
         for (name, v) in obj {
-            let value = json::from_json(v).map_err(|e| format!("{}: attribute `{name}`: {e}", path.display()))?;
+            let value = json::from_json(v)
+                .map_err(|e| format!("{}: attribute `{name}`: {e}", path.display()))?;
             add(&mut attrs, name.clone(), value);
         }
     }
@@ -86,7 +90,10 @@ fn inputs(args: &Args) -> Result<(Vec<(String, Value)>, Vec<(String, Value)>), S
     let mut params = Vec::new();
     for p in &args.params {
         let (name, text) = split(p, "--param")?;
-        params.push((name.trim_matches('%').to_string(), Value::str(text.as_str())));
+        params.push((
+            name.trim_matches('%').to_string(),
+            Value::str(text.as_str()),
+        ));
     }
     Ok((attrs, params))
 }
@@ -132,7 +139,11 @@ pub fn run(args: Args) -> u8 {
         }
         Err(e) => {
             let d = Diagnostic::new(e.code, FileId(0), e.span.clone(), e.message.clone())
-                .with_label(if e.code == "E0501" { "Error(...) evaluated here" } else { "evaluation failed here" });
+                .with_label(if e.code == "E0501" {
+                    "Error(...) evaluated here"
+                } else {
+                    "evaluation failed here"
+                });
             eprint!("{}", render::human(&prepared.map, &d, style));
             FINDINGS
         }

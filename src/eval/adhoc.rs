@@ -35,7 +35,9 @@ pub fn type_of(v: &Value) -> Ty {
         Value::Bool(_) => Ty::one(Base::Bool),
         Value::Bin(_) => Ty::one(Base::Bin),
         Value::Dt(_) => Ty::one(Base::Dt),
-        Value::Many(items) => items.first().map_or(Ty::many(Base::Any), |i| type_of(i).with_multi(true)),
+        Value::Many(items) => items
+            .first()
+            .map_or(Ty::many(Base::Any), |i| type_of(i).with_multi(true)),
         _ => Ty::ANY,
     }
 }
@@ -87,7 +89,13 @@ pub fn prepare(
                 Base::Any => Base::Str,
                 b => b,
             };
-            (n.clone(), ParamDef { name: n.clone(), base })
+            (
+                n.clone(),
+                ParamDef {
+                    name: n.clone(),
+                    base,
+                },
+            )
         })
         .collect();
     let env = Env {

@@ -67,15 +67,31 @@ impl Interp<'_, '_> {
         self.ctx.step().map_err(at(&e.span))?;
         match &e.node {
             Node::Const(v) => Ok(v.clone()),
-            Node::Attr(slot) => Ok(self.obj.attrs.get(*slot as usize).cloned().unwrap_or_default()),
-            Node::Imported(slot) => Ok(self.obj.imported.get(*slot as usize).cloned().unwrap_or_default()),
+            Node::Attr(slot) => Ok(self
+                .obj
+                .attrs
+                .get(*slot as usize)
+                .cloned()
+                .unwrap_or_default()),
+            Node::Imported(slot) => Ok(self
+                .obj
+                .imported
+                .get(*slot as usize)
+                .cloned()
+                .unwrap_or_default()),
             Node::ValueCount(slot) => {
-                let n = self.obj.attrs.get(*slot as usize).map_or(0, |v| v.values().len());
+                let n = self
+                    .obj
+                    .attrs
+                    .get(*slot as usize)
+                    .map_or(0, |v| v.values().len());
                 Ok(Value::Num(n as i64))
             }
             Node::Param(name) => Ok(self.ctx.param(name).cloned().unwrap_or_default()),
             Node::Var(i) => Ok(self.vars.get(*i as usize).cloned().unwrap_or_default()),
-            Node::Call { f, args, mapped, .. } => {
+            Node::Call {
+                f, args, mapped, ..
+            } => {
                 let base = self.stack.len();
                 for a in args {
                     let v = match self.eval(a) {
@@ -87,7 +103,7 @@ impl Interp<'_, '_> {
                     };
                     self.stack.push(v);
                 }
-                let result = map_values(self.ctx, &self.stack[base..], mapped, |ctx, a| f(ctx, a));
+                let result = map_values(self.ctx, &self.stack[base..], mapped, f);
                 self.stack.truncate(base);
                 result.map_err(at(&e.span))
             }
@@ -190,8 +206,10 @@ impl Interp<'_, '_> {
                     _ => {
                         let lv = self.eval(l)?;
                         let rv = self.eval(r)?;
-                        map_values(self.ctx, &[lv, rv], &[true, true], |ctx, a| binary(ctx, *op, &a[0], &a[1]))
-                            .map_err(at(&e.span))
+                        map_values(self.ctx, &[lv, rv], &[true, true], |ctx, a| {
+                            binary(ctx, *op, &a[0], &a[1])
+                        })
+                        .map_err(at(&e.span))
                     }
                 }
             }
@@ -212,13 +230,27 @@ impl Interp<'_, '_> {
 
     /// `IIF` with a multi-valued condition: value `i` takes element `i` of a branch that has as
     /// many values as the condition (the same attribute), or the whole branch otherwise.
-    fn iif_per_value(&mut self, conds: &[Value], t: &Expr, f: &Expr, span: &Span) -> Result<Value, EvalError> {
+    fn iif_per_value(
+        &mut self,
+        conds: &[Value],
+        t: &Expr,
+        f: &Expr,
+        span: &Span,
+    ) -> Result<Value, EvalError> {
         let mut picks = Vec::with_capacity(conds.len());
         for c in conds {
             picks.push(truth(c).map_err(at(span))?);
         }
-        let tv = if picks.iter().any(|p| *p) { self.eval(t)? } else { Value::Null };
-        let fv = if picks.iter().any(|p| !*p) { self.eval(f)? } else { Value::Null };
+        let tv = if picks.iter().any(|p| *p) {
+            self.eval(t)?
+        } else {
+            Value::Null
+        };
+        let fv = if picks.iter().any(|p| !*p) {
+            self.eval(f)?
+        } else {
+            Value::Null
+        };
         let n = conds.len();
         let pick = |v: &Value, i: usize| -> Value {
             match v {
@@ -259,7 +291,10 @@ fn map_values(
                 Some(n) if n != items.len() => {
                     return Err(Fault::new(
                         "E0506",
-                        format!("multi-valued arguments of different lengths ({n} and {})", items.len()),
+                        format!(
+                            "multi-valued arguments of different lengths ({n} and {})",
+                            items.len()
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -313,7 +348,10 @@ fn binary(ctx: &mut Ctx, op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault
         BinOp::Concat => concat(ctx, l, r),
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => arithmetic(op, l, r),
         BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => compare(op, l, r),
-        BinOp::And | BinOp::Or => Err(Fault::new("E0502", "logical operator evaluated as a value operator")),
+        BinOp::And | BinOp::Or => Err(Fault::new(
+            "E0502",
+            "logical operator evaluated as a value operator",
+        )),
     }
 }
 
@@ -350,9 +388,16 @@ fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
     let (a, b) = match (l, r) {
         (x, y) if x.is_null() || y.is_null() => return Ok(Value::Null),
         (Value::Num(a), Value::Num(b)) => (*a, *b),
-        (Value::Num(_), other) | (other, _) => return Err(Fault::type_error(op.as_str(), "num", other)),
+        (Value::Num(_), other) | (other, _) => {
+            return Err(Fault::type_error(op.as_str(), "num", other));
+        }
     };
-    let overflow = || Fault::new("E0505", format!("arithmetic overflow in {a} {} {b}", op.as_str()));
+    let overflow = || {
+        Fault::new(
+            "E0505",
+            format!("arithmetic overflow in {a} {} {b}", op.as_str()),
+        )
+    };
     let v = match op {
         BinOp::Add => a.checked_add(b).ok_or_else(overflow)?,
         BinOp::Sub => a.checked_sub(b).ok_or_else(overflow)?,
@@ -381,11 +426,17 @@ fn compare(op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
             }));
         }
         (Value::Num(a), Value::Num(b)) => Some(a.cmp(b)),
-        (Value::Str(a) | Value::Ref(a), Value::Str(b) | Value::Ref(b)) => Some(a.as_ref().cmp(b.as_ref())),
+        (Value::Str(a) | Value::Ref(a), Value::Str(b) | Value::Ref(b)) => {
+            Some(a.as_ref().cmp(b.as_ref()))
+        }
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         (Value::Bool(a), Value::Str(s)) | (Value::Str(s), Value::Bool(a)) => {
             let text = if *a { "true" } else { "false" };
-            if s.eq_ignore_ascii_case(text) { Some(Ordering::Equal) } else { None }
+            if s.eq_ignore_ascii_case(text) {
+                Some(Ordering::Equal)
+            } else {
+                None
+            }
         }
         (Value::Dt(a), Value::Dt(b)) => Some(a.cmp(b)),
         (Value::Bin(a), Value::Bin(b)) => Some(a.as_ref().cmp(b.as_ref())),

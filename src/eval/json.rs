@@ -37,7 +37,10 @@ pub fn from_json(j: &Json) -> Result<Value, String> {
     Ok(match j {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => Value::Num(n.as_i64().ok_or_else(|| format!("{n} is not a 64-bit integer"))?),
+        Json::Number(n) => Value::Num(
+            n.as_i64()
+                .ok_or_else(|| format!("{n} is not a 64-bit integer"))?,
+        ),
         Json::String(s) => Value::str(s.as_str()),
         Json::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
@@ -53,10 +56,16 @@ pub fn from_json(j: &Json) -> Result<Value, String> {
         Json::Object(o) => {
             if let Some(b) = o.get("$binary") {
                 let text = b.as_str().ok_or("$binary must be a base64 string")?;
-                Value::bin(B64.decode(text).map_err(|e| format!("invalid base64 in $binary: {e}"))?)
+                Value::bin(
+                    B64.decode(text)
+                        .map_err(|e| format!("invalid base64 in $binary: {e}"))?,
+                )
             } else if let Some(d) = o.get("$datetime") {
                 let text = d.as_str().ok_or("$datetime must be a string")?;
-                Value::Dt(text.parse().map_err(|e| format!("invalid $datetime `{text}`: {e}"))?)
+                Value::Dt(
+                    text.parse()
+                        .map_err(|e| format!("invalid $datetime `{text}`: {e}"))?,
+                )
             } else if let Some(s) = o.get("special") {
                 match s.as_str() {
                     Some("AuthoritativeNull") => Value::AuthoritativeNull,

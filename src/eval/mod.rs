@@ -103,7 +103,10 @@ impl Ctx {
         if n > self.limits.max_values {
             return Err(Fault::new(
                 "E0511",
-                format!("result of {n} values exceeds the limit of {}", self.limits.max_values),
+                format!(
+                    "result of {n} values exceeds the limit of {}",
+                    self.limits.max_values
+                ),
             ));
         }
         Ok(())

@@ -6,9 +6,9 @@
 
 use super::schema::{AttrDef, ConnectorDef, ObjectDef, Schema};
 use super::typeck::{Env, lower_expr};
-use crate::ir;
 use super::types::{Base, Ty};
 use crate::diag::{Diagnostic, suggest};
+use crate::ir;
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{self, Direction, MergeType};
 use std::collections::BTreeMap;

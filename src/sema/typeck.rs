@@ -70,8 +70,14 @@ impl Checker<'_, '_> {
     fn expr(&mut self, e: &Expr) -> Typed {
         let file = self.env.file;
         match &e.kind {
-            ExprKind::Str { value, .. } => leaf(Ty::one(Base::Str), ir::Node::Const(Value::str(value.as_str())), e),
-            ExprKind::Num { value, .. } => leaf(Ty::one(Base::Num), ir::Node::Const(Value::Num(*value)), e),
+            ExprKind::Str { value, .. } => leaf(
+                Ty::one(Base::Str),
+                ir::Node::Const(Value::str(value.as_str())),
+                e,
+            ),
+            ExprKind::Num { value, .. } => {
+                leaf(Ty::one(Base::Num), ir::Node::Const(Value::Num(*value)), e)
+            }
             ExprKind::Const(c) => {
                 let (ty, v) = match c {
                     Constant::True => (Base::Bool, Value::Bool(true)),
@@ -85,11 +91,27 @@ impl Checker<'_, '_> {
             }
             ExprKind::Name(n) => match self.lib.constant(n) {
                 // Enum constants evaluate to their name; builtins compare case-insensitively.
-                Some(i) => leaf(Ty::one(Base::Enum(i)), ir::Node::Const(Value::str(n.as_str())), e),
+                Some(i) => leaf(
+                    Ty::one(Base::Enum(i)),
+                    ir::Node::Const(Value::str(n.as_str())),
+                    e,
+                ),
                 None => {
-                    let mut d = Diagnostic::new("E0207", file, e.span.clone(), format!("unknown constant `{n}`"))
-                        .with_label("not a constant of the expression language");
-                    let consts = ["True", "False", "NULL", "AuthoritativeNull", "IgnoreThisFlow", "CRLF"];
+                    let mut d = Diagnostic::new(
+                        "E0207",
+                        file,
+                        e.span.clone(),
+                        format!("unknown constant `{n}`"),
+                    )
+                    .with_label("not a constant of the expression language");
+                    let consts = [
+                        "True",
+                        "False",
+                        "NULL",
+                        "AuthoritativeNull",
+                        "IgnoreThisFlow",
+                        "CRLF",
+                    ];
                     let names: Vec<&str> = self.lib.constant_names().chain(consts).collect();
                     if let Some(h) = suggest(n, names) {
                         d = d.with_help(h);
@@ -112,9 +134,14 @@ impl Checker<'_, '_> {
                 Some(i) => leaf(self.vars[i].1, ir::Node::Var(i as u32), e),
                 None => {
                     self.diag(
-                        Diagnostic::new("E0206", file, e.span.clone(), format!("unknown variable `${v}`"))
-                            .with_label("not bound here")
-                            .with_help("variables are bound by Select, Where and With"),
+                        Diagnostic::new(
+                            "E0206",
+                            file,
+                            e.span.clone(),
+                            format!("unknown variable `${v}`"),
+                        )
+                        .with_label("not bound here")
+                        .with_help("variables are bound by Select, Where and With"),
                     );
                     invalid(e)
                 }
@@ -124,11 +151,20 @@ impl Checker<'_, '_> {
                 let (t, inner) = self.expr(x);
                 if !(t.is_open() || t.base == Base::Num) {
                     self.diag(
-                        Diagnostic::new("E0210", file, e.span.clone(), format!("cannot negate a {t}"))
-                            .with_label("expected a number"),
+                        Diagnostic::new(
+                            "E0210",
+                            file,
+                            e.span.clone(),
+                            format!("cannot negate a {t}"),
+                        )
+                        .with_label("expected a number"),
                     );
                 }
-                leaf(Ty::one(Base::Num).with_multi(t.multi), ir::Node::Neg(Box::new(inner)), e)
+                leaf(
+                    Ty::one(Base::Num).with_multi(t.multi),
+                    ir::Node::Neg(Box::new(inner)),
+                    e,
+                )
             }
             ExprKind::Binary { op, lhs, rhs } => self.binary(e, *op, lhs, rhs),
             ExprKind::Call { name, args } => self.call(e, &name.name, args),
@@ -171,8 +207,13 @@ impl Checker<'_, '_> {
             .flat_map(|m| m.keys().map(String::as_str))
             .chain(INTRINSIC_PARAMS.iter().copied())
             .collect();
-        let mut d = Diagnostic::new("E0205", self.env.file, e.span.clone(), format!("unknown parameter `%{p}%`"))
-            .with_label("not declared by the connector or the bundle");
+        let mut d = Diagnostic::new(
+            "E0205",
+            self.env.file,
+            e.span.clone(),
+            format!("unknown parameter `%{p}%`"),
+        )
+        .with_label("not declared by the connector or the bundle");
         d = d.with_help(suggest(p, names).unwrap_or_else(|| {
             "declare it with `param NAME` in the connector or at the top of the bundle".into()
         }));
@@ -184,7 +225,11 @@ impl Checker<'_, '_> {
         let file = self.env.file;
         if matches!(op, BinOp::Add | BinOp::Sub) {
             for side in [lhs, rhs] {
-                if let ExprKind::Binary { op: inner @ (BinOp::Mul | BinOp::Div), .. } = &side.kind {
+                if let ExprKind::Binary {
+                    op: inner @ (BinOp::Mul | BinOp::Div),
+                    ..
+                } = &side.kind
+                {
                     self.diag(
                         Diagnostic::new(
                             "W0601",
@@ -208,7 +253,10 @@ impl Checker<'_, '_> {
                     "E0210",
                     file,
                     e.span.clone(),
-                    format!("operator `{}` cannot be applied to {l} and {r}", op.as_str()),
+                    format!(
+                        "operator `{}` cannot be applied to {l} and {r}",
+                        op.as_str()
+                    ),
                 )
                 .with_label(format!("expected {what}")),
             );
@@ -218,33 +266,58 @@ impl Checker<'_, '_> {
                 if !((l.is_open() || l.base == Base::Num) && (r.is_open() || r.base == Base::Num)) {
                     bad(self, "numbers");
                 }
-                Ty { base: Base::Num, multi }
+                Ty {
+                    base: Base::Num,
+                    multi,
+                }
             }
             BinOp::Concat => {
-                let base = if l.base == Base::Bin && r.base == Base::Bin { Base::Bin } else { Base::Str };
+                let base = if l.base == Base::Bin && r.base == Base::Bin {
+                    Base::Bin
+                } else {
+                    Base::Str
+                };
                 Ty { base, multi }
             }
             BinOp::And | BinOp::Or => {
-                if !((l.is_open() || l.base == Base::Bool) && (r.is_open() || r.base == Base::Bool)) {
+                if !((l.is_open() || l.base == Base::Bool) && (r.is_open() || r.base == Base::Bool))
+                {
                     bad(self, "booleans");
                 }
-                Ty { base: Base::Bool, multi }
+                Ty {
+                    base: Base::Bool,
+                    multi,
+                }
             }
             _ => {
                 let compatible = l.is_open()
                     || r.is_open()
                     || l.base == r.base
-                    || matches!((l.base, r.base), (Base::Str, Base::Ref) | (Base::Ref, Base::Str));
-                let bool_vs_str = matches!((l.base, r.base), (Base::Bool, Base::Str) | (Base::Str, Base::Bool));
+                    || matches!(
+                        (l.base, r.base),
+                        (Base::Str, Base::Ref) | (Base::Ref, Base::Str)
+                    );
+                let bool_vs_str = matches!(
+                    (l.base, r.base),
+                    (Base::Bool, Base::Str) | (Base::Str, Base::Bool)
+                );
                 if bool_vs_str {
                     self.diag(
-                        Diagnostic::new("W0603", file, e.span.clone(), "a boolean is compared with a string")
-                            .with_help("compare booleans with `True` or `False`"),
+                        Diagnostic::new(
+                            "W0603",
+                            file,
+                            e.span.clone(),
+                            "a boolean is compared with a string",
+                        )
+                        .with_help("compare booleans with `True` or `False`"),
                     );
                 } else if !compatible {
                     bad(self, "operands of the same type");
                 }
-                Ty { base: Base::Bool, multi }
+                Ty {
+                    base: Base::Bool,
+                    multi,
+                }
             }
         };
         leaf(ty, ir::Node::Binary(op, Box::new([li, ri])), e)
@@ -253,8 +326,13 @@ impl Checker<'_, '_> {
     fn call(&mut self, e: &Expr, name: &str, args: &[Expr]) -> Typed {
         let file = self.env.file;
         let Some(f) = self.lib.function(name) else {
-            let mut d = Diagnostic::new("E0202", file, call_name_span(e), format!("unknown function `{name}`"))
-                .with_label("not defined");
+            let mut d = Diagnostic::new(
+                "E0202",
+                file,
+                call_name_span(e),
+                format!("unknown function `{name}`"),
+            )
+            .with_label("not defined");
             let hint = suggest(name, self.lib.function_names()).or_else(|| {
                 // Entra's names are case-sensitive: point at a case-only difference.
                 self.lib
@@ -276,12 +354,20 @@ impl Checker<'_, '_> {
             "Switch" => return self.switch(e, args),
             _ => {}
         }
-        let candidates: Vec<_> = f.signatures.iter().filter(|s| s.params.len() == args.len()).collect();
+        let candidates: Vec<_> = f
+            .signatures
+            .iter()
+            .filter(|s| s.params.len() == args.len())
+            .collect();
         if candidates.is_empty() {
             let mut arities: Vec<usize> = f.signatures.iter().map(|s| s.params.len()).collect();
             arities.sort_unstable();
             arities.dedup();
-            let expected = arities.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" or ");
+            let expected = arities
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" or ");
             self.diag(
                 Diagnostic::new(
                     "E0203",
@@ -298,7 +384,11 @@ impl Checker<'_, '_> {
         }
         // Type every argument once; attribute-name arguments are resolved separately.
         let attr_name_pos: Vec<bool> = (0..args.len())
-            .map(|i| candidates.iter().any(|s| s.params[i].0 == ParamTy::AttrName))
+            .map(|i| {
+                candidates
+                    .iter()
+                    .any(|s| s.params[i].0 == ParamTy::AttrName)
+            })
             .collect();
         let mut tys = Vec::with_capacity(args.len());
         let mut lowered = Vec::with_capacity(args.len());
@@ -350,13 +440,21 @@ impl Checker<'_, '_> {
         let Some((ci, mapped)) = chosen else {
             let (ci, i) = best.unwrap_or((0, 0));
             let (pty, pname) = &candidates[ci].params[i];
-            let code = if *pty == ParamTy::Cond { "E0214" } else { "E0204" };
+            let code = if *pty == ParamTy::Cond {
+                "E0214"
+            } else {
+                "E0204"
+            };
             self.diag(
                 Diagnostic::new(
                     code,
                     file,
                     args[i].span.clone(),
-                    format!("argument {} (`{pname}`) of `{name}` must be {pty}, found {}", i + 1, tys[i]),
+                    format!(
+                        "argument {} (`{pname}`) of `{name}` must be {pty}, found {}",
+                        i + 1,
+                        tys[i]
+                    ),
                 )
                 .with_label(format!("expected {pty}"))
                 .with_help(signatures_help(f)),
@@ -438,8 +536,13 @@ impl Checker<'_, '_> {
         let file = self.env.file;
         if args.len() != 3 {
             self.diag(
-                Diagnostic::new("E0203", file, e.span.clone(), format!("`{}` takes 3 arguments, got {}", f.name, args.len()))
-                    .with_help(signatures_help(f)),
+                Diagnostic::new(
+                    "E0203",
+                    file,
+                    e.span.clone(),
+                    format!("`{}` takes 3 arguments, got {}", f.name, args.len()),
+                )
+                .with_help(signatures_help(f)),
             );
             for a in args {
                 self.expr(a);
@@ -450,14 +553,23 @@ impl Checker<'_, '_> {
             ExprKind::Var(v) => Some(v.clone()),
             _ => {
                 self.diag(
-                    Diagnostic::new("E0212", file, args[0].span.clone(), format!("the first argument of `{}` must be a $variable", f.name))
-                        .with_label("expected e.g. `$item`"),
+                    Diagnostic::new(
+                        "E0212",
+                        file,
+                        args[0].span.clone(),
+                        format!("the first argument of `{}` must be a $variable", f.name),
+                    )
+                    .with_label("expected e.g. `$item`"),
                 );
                 None
             }
         };
         let (source, src_ir) = self.expr(&args[1]);
-        let bound = if f.name == "With" { source } else { Ty::one(source.base) };
+        let bound = if f.name == "With" {
+            source
+        } else {
+            Ty::one(source.base)
+        };
         self.vars.push((var.unwrap_or_default(), bound));
         let (body, body_ir) = self.expr(&args[2]);
         self.vars.pop();
@@ -466,8 +578,13 @@ impl Checker<'_, '_> {
             "Where" => {
                 if !(body.is_open() || body.base == Base::Bool) {
                     self.diag(
-                        Diagnostic::new("E0214", file, args[2].span.clone(), format!("the condition of `Where` must be a boolean, found {body}"))
-                            .with_label("expected a condition"),
+                        Diagnostic::new(
+                            "E0214",
+                            file,
+                            args[2].span.clone(),
+                            format!("the condition of `Where` must be a boolean, found {body}"),
+                        )
+                        .with_label("expected a condition"),
                     );
                 }
                 (Ty::many(source.base), ir::Node::Where(pair))
@@ -486,7 +603,10 @@ impl Checker<'_, '_> {
                     "E0211",
                     file,
                     e.span.clone(),
-                    format!("`Switch` needs condition/value pairs, got {} argument(s)", args.len()),
+                    format!(
+                        "`Switch` needs condition/value pairs, got {} argument(s)",
+                        args.len()
+                    ),
                 )
                 .with_help("Switch(condition1, value1, condition2, value2, ...)"),
             );
@@ -499,8 +619,13 @@ impl Checker<'_, '_> {
             if i % 2 == 0 && i + 1 < args.len() {
                 if !(t.is_open() || t.base == Base::Bool) {
                     self.diag(
-                        Diagnostic::new("E0214", file, a.span.clone(), format!("a Switch condition must be a boolean, found {t}"))
-                            .with_label("expected a condition"),
+                        Diagnostic::new(
+                            "E0214",
+                            file,
+                            a.span.clone(),
+                            format!("a Switch condition must be a boolean, found {t}"),
+                        )
+                        .with_label("expected a condition"),
                     );
                 }
             } else {
