@@ -32,6 +32,20 @@ fn user(obj: &ObjectDef, i: usize) -> Vec<Value> {
             ("msExchRecipientTypeDetails", _) if i.is_multiple_of(3) => Value::Null,
             ("msExchRecipientTypeDetails", _) => Value::Num(1),
             ("isCriticalSystemObject", _) => Value::Null,
+            ("objectSid" | "msExchMasterAccountSid" | "msRTCSIP-OriginatorSid", _) => {
+                // S-1-5-21-1004336348-1177238915-682003330-<1000 + i>
+                let mut sid = vec![1u8, 5, 0, 0, 0, 0, 0, 5];
+                for sub in [
+                    21u32,
+                    1_004_336_348,
+                    1_177_238_915,
+                    682_003_330,
+                    1000 + i as u32,
+                ] {
+                    sid.extend_from_slice(&sub.to_le_bytes());
+                }
+                Value::bin(sid)
+            }
             ("dn", _) => Value::from(format!("CN={name},OU=Users,DC=contoso,DC=com")),
             (_, Base::Str) if a.multi => Value::many(vec![
                 Value::from(format!("{} one", a.name)),
@@ -89,20 +103,19 @@ fn eval(c: &mut Criterion) {
     let mut errors = 0;
     for u in &users {
         for f in &flows {
-            if interp::eval(
-                &mut ctx,
-                &f.ir,
-                Object {
-                    attrs: u,
-                    imported: u,
-                },
-            )
-            .is_err()
-            {
+            let obj = Object {
+                attrs: u,
+                imported: u,
+            };
+            if let Err(e) = interp::eval(&mut ctx, &f.ir, obj) {
+                if errors < 5 {
+                    eprintln!("flow {}: {} {}", f.target, e.code, e.message);
+                }
                 errors += 1;
             }
         }
     }
+    assert_eq!(errors, 0, "every flow must evaluate on the generated users");
     eprintln!(
         "{} user flows x {} users, {errors} evaluation errors",
         flows.len(),
