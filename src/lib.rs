@@ -28,6 +28,7 @@ pub mod cli;
 pub mod diag;
 pub mod eval;
 pub mod frontend;
+pub mod import;
 pub mod ir;
 pub mod sema;
 pub mod source;

@@ -1,0 +1,11 @@
+//! Importers of Entra Connect configurations.
+//!
+//! Consumes: a `Get-ADSyncServerConfiguration` export folder (`xml`) or a Synchronization Rules
+//! Editor PowerShell script (`powershell`). Produces: a [`model::Config`], which `writer` turns
+//! into an idflow bundle (schemas, rules grouped by direction and object type, an `idflow.toml`
+//! template), every file formatted by `idflow fmt` and checked before it is written.
+
+pub mod model;
+pub mod powershell;
+pub mod writer;
+pub mod xml;

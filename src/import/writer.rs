@@ -1,0 +1,1 @@
+//! Writes a [`Config`] as an idflow bundle.
