@@ -9,6 +9,7 @@ mod eval;
 mod explain;
 mod fmt;
 mod functions;
+mod import;
 mod parse;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     Fmt(fmt::Args),
     /// List the expression functions, or show one with its signatures, doc and examples.
     Functions(functions::Args),
+    /// Import a configuration from another system into a bundle.
+    Import(import::Args),
     /// Explain a diagnostic code.
     Explain(explain::Args),
     /// Print the syntax tree of rule files (for debugging the grammar).
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(a) => fmt::run(a),
         Command::Functions(a) => functions::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Import(a) => import::run(a),
         Command::Parse(a) => parse::run(a),
     };
     ExitCode::from(code)

@@ -15,6 +15,9 @@ pub struct Config {
     pub metaverse: Vec<ObjectType>,
     pub connectors: Vec<Connector>,
     pub rules: Vec<Rule>,
+    /// Server-wide settings (`MV.xml` parameter-values: deletion threshold, staging mode,
+    /// optional features, scheduler), carried into the deployment template.
+    pub global_parameters: Vec<Parameter>,
     /// Constructs that could not be mapped (reported; the import fails without
     /// `--allow-partial`).
     pub unmapped: Vec<Unmapped>,
@@ -182,8 +185,16 @@ impl Config {
     pub fn counts(&self) -> Counts {
         Counts {
             rules: self.rules.len(),
-            scope_clauses: self.rules.iter().map(|r| r.scope.iter().map(Vec::len).sum::<usize>()).sum(),
-            join_conditions: self.rules.iter().map(|r| r.joins.iter().map(Vec::len).sum::<usize>()).sum(),
+            scope_clauses: self
+                .rules
+                .iter()
+                .map(|r| r.scope.iter().map(Vec::len).sum::<usize>())
+                .sum(),
+            join_conditions: self
+                .rules
+                .iter()
+                .map(|r| r.joins.iter().map(Vec::len).sum::<usize>())
+                .sum(),
             flows: self.rules.iter().map(|r| r.flows.len()).sum(),
         }
     }

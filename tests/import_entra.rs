@@ -1,0 +1,201 @@
+//! End-to-end tests of `idflow import entra` on the real Contoso export in
+//! `../shared/data/entra-contoso-2016` (read in place, never copied into the repository).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn contoso() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/entra-contoso-2016")
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("idflow-import-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn idflow(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Counts elements in the rule XML files directly, independently of the importer.
+fn xml_counts() -> (usize, usize, usize, usize) {
+    let dir = contoso().join("SynchronizationRules");
+    let (mut rules, mut scopes, mut joins, mut flows) = (0, 0, 0, 0);
+    for e in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        rules += 1;
+        scopes += text.matches("<scope>").count();
+        joins += text.matches("<condition>").count();
+        flows += text.matches("<mapping>").count() + text.matches("<mapping ").count();
+    }
+    (rules, scopes, joins, flows)
+}
+
+#[test]
+fn contoso_imports_completely_and_checks_clean() {
+    let out = tempdir("contoso");
+    let src = contoso();
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "import failed:\n{stderr}");
+    assert!(
+        stderr.contains("0 unmapped constructs, 0 errors"),
+        "{stderr}"
+    );
+
+    // Every rule and flow came through: compare the XML with the checked bundle.
+    let (rules, scopes, joins, flows) = xml_counts();
+    assert_eq!(rules, 62);
+    let files = idflow::source::collect_idf_files(std::slice::from_ref(&out)).unwrap();
+    let map = idflow::source::load(&files).unwrap();
+    let checked = idflow::frontend::check(&map);
+    assert!(!checked.has_errors());
+    let b = &checked.bundle;
+    assert_eq!(b.rules.len(), rules);
+    let scope_clauses: usize = b
+        .rules
+        .iter()
+        .map(|r| r.scope.iter().map(Vec::len).sum::<usize>())
+        .sum();
+    let join_conditions: usize = b
+        .rules
+        .iter()
+        .map(|r| r.joins.iter().map(Vec::len).sum::<usize>())
+        .sum();
+    let bundle_flows: usize = b.rules.iter().map(|r| r.flows.len()).sum();
+    assert_eq!(
+        (scope_clauses, join_conditions, bundle_flows),
+        (scopes, joins, flows)
+    );
+
+    // Files a person would choose: by direction, connector and object type.
+    for f in [
+        "bundle.idf",
+        "idflow.toml",
+        "inbound/contoso-com-user.idf",
+        "outbound/contoso-onmicrosoft-com-user.idf",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // The output is canonical.
+    let (code, stdout, _) = idflow(&["fmt", "--check", out.to_str().unwrap()]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+    // A second import into the same folder refuses to overwrite.
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--force"));
+}
+
+#[test]
+fn a_missing_source_is_a_usage_error() {
+    let (code, _, stderr) = idflow(&["import", "entra", "no/such/export", "-o", "/tmp/x"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no/such/export"), "{stderr}");
+}
+
+#[test]
+fn unmapped_constructs_fail_the_import_unless_partial_is_allowed() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/unknown.ps1");
+    let out = tempdir("partial");
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        script.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("unmapped:") && stderr.contains("nothing written"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "files were written without --allow-partial");
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        script.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--allow-partial",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("inbound").is_dir() || out.join("outbound").is_dir());
+}
+
+#[test]
+fn script_rules_are_checked_against_an_existing_bundle() {
+    let out = tempdir("script-into-bundle");
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        contoso().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/two-rules.ps1");
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        script.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--connector",
+        "ae4db4cc-b16b-4eb2-acf5-837ca84e4d7d=contoso.com",
+        "--connector",
+        "4a85c66f-18fc-4937-bad3-b282fbff6b2c=contoso.com",
+    ]);
+    // The script's outbound rule uses stickyjoin, which only inbound rules may use: the check
+    // against the bundle finds it.
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("E0110") && stderr.contains("nothing written"),
+        "{stderr}"
+    );
+    let contacts = std::fs::read_to_string(out.join("inbound/contoso-com-contact.idf")).unwrap();
+    assert!(
+        !contacts.contains("Custom - In from AD"),
+        "the bundle was changed although the check failed"
+    );
+    // Forced through, the rules join the existing file of their group after its own rules.
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        script.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--connector",
+        "ae4db4cc-b16b-4eb2-acf5-837ca84e4d7d=contoso.com",
+        "--connector",
+        "4a85c66f-18fc-4937-bad3-b282fbff6b2c=contoso.com",
+        "--allow-partial",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let contacts = std::fs::read_to_string(out.join("inbound/contoso-com-contact.idf")).unwrap();
+    assert!(
+        contacts.contains("In from AD - Contact Join"),
+        "existing rules were lost"
+    );
+    assert!(contacts.matches("inbound rule").count() > 3, "{contacts}");
+}

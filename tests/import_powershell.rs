@@ -1,0 +1,429 @@
+//! Tests of the Synchronization Rules Editor script importer (`import::powershell`) against the
+//! sample scripts in `tests/fixtures/import/`: every field read, unmapped constructs reported,
+//! malformed scripts rejected with a location.
+
+use idflow::import::model::{Config, Direction, Flow, FlowKind, JoinCondition, ScopeClause};
+use idflow::import::powershell;
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/import")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+fn read_fixture(name: &str) -> (PathBuf, Config) {
+    let (path, text) = fixture(name);
+    let config = powershell::read(&path, &text).unwrap();
+    (path, config)
+}
+
+fn read_str(text: &str) -> Result<Config, String> {
+    powershell::read(Path::new("x.ps1"), text)
+}
+
+fn flow(target: &str, kind: FlowKind, source: &str, merge: &str, execute_once: bool) -> Flow {
+    Flow {
+        target: target.into(),
+        kind,
+        source: source.into(),
+        merge: merge.into(),
+        execute_once,
+    }
+}
+
+fn scope(attribute: &str, operator: &str, value: Option<&str>) -> ScopeClause {
+    ScopeClause {
+        attribute: attribute.into(),
+        operator: operator.into(),
+        value: value.map(Into::into),
+    }
+}
+
+fn join(cs: &str, mv: &str, case_sensitive: bool) -> JoinCondition {
+    JoinCondition {
+        cs_attribute: cs.into(),
+        mv_attribute: mv.into(),
+        case_sensitive,
+    }
+}
+
+fn unmapped(c: &Config) -> Vec<(String, String)> {
+    c.unmapped
+        .iter()
+        .map(|u| (u.context.clone(), u.what.clone()))
+        .collect()
+}
+
+const SOURCE_ANCHOR_BINARY: &str = "
+      IIF(IsPresent([msExchRecipientTypeDetails]),
+          IIF([msExchRecipientTypeDetails]=2,NULL,
+              IIF(\"mS-DS-ConsistencyGuid\"=\"mS-DS-ConsistencyGuid\",
+                  IIF(IsPresent([mS-DS-ConsistencyGuid]),[mS-DS-ConsistencyGuid],[objectGUID]),
+                  NULL)),
+          IIF(\"mS-DS-ConsistencyGuid\"=\"mS-DS-ConsistencyGuid\",
+              IIF(IsPresent([mS-DS-ConsistencyGuid]),[mS-DS-ConsistencyGuid],[objectGUID]),
+              NULL))
+      ";
+
+#[test]
+fn user_account_enabled_rule() {
+    let (path, c) = read_fixture("user-accountenabled.ps1");
+    assert!(c.unmapped.is_empty(), "{:?}", c.unmapped);
+    assert!(c.connectors.is_empty());
+    assert!(c.metaverse.is_empty());
+    assert_eq!(c.rules.len(), 1);
+    let r = &c.rules[0];
+    assert_eq!(r.id, "{3cc98420-8d2c-4f99-9d00-188097882e2b}");
+    assert_eq!(r.name, "In from AD - User AccountEnabled");
+    assert_eq!(r.description, "");
+    assert_eq!(
+        r.immutable_tag.as_deref(),
+        Some("Microsoft.InfromADUserAccountEnabled.007")
+    );
+    assert_eq!(r.direction, Direction::Inbound);
+    assert!(!r.disabled);
+    assert_eq!(r.connector, "{093c3526-55a5-4de9-9005-186fd0a6a849}");
+    assert_eq!(r.source_type, "user");
+    assert_eq!(r.target_type, "person");
+    assert_eq!(r.link_type, "Join");
+    assert_eq!(r.precedence, 102);
+    assert!(r.password_sync);
+    assert_eq!(
+        r.scope,
+        vec![vec![scope("userAccountControl", "ISBITNOTSET", Some("2"))]]
+    );
+    assert!(r.joins.is_empty());
+    assert_eq!(r.source, path);
+    let u = "Update";
+    let expected = vec![
+        flow("accountEnabled", FlowKind::Constant, "True", u, false),
+        flow("cn", FlowKind::Direct, "cn", u, false),
+        flow(
+            "contributingConnectorUser",
+            FlowKind::Expression,
+            "%Connector.ID%",
+            u,
+            false,
+        ),
+        flow(
+            "domainFQDN",
+            FlowKind::Expression,
+            "%Domain.FQDN%",
+            u,
+            false,
+        ),
+        flow("objectSid", FlowKind::Direct, "objectSid", u, false),
+        flow(
+            "objectSidString",
+            FlowKind::Expression,
+            "StringFromSid([objectSid])",
+            u,
+            false,
+        ),
+        flow(
+            "pwdLastSet",
+            FlowKind::Expression,
+            r#"IIF(IsPresent([pwdLastSet]),CStr(FormatDateTime(DateFromNum([pwdLastSet]),"yyyyMMddHHmmss.0Z")),NULL)"#,
+            u,
+            false,
+        ),
+        flow(
+            "sourceAnchorBinary",
+            FlowKind::Expression,
+            SOURCE_ANCHOR_BINARY,
+            u,
+            false,
+        ),
+        flow(
+            "userPrincipalName",
+            FlowKind::Expression,
+            r#"IIF(IsPresent([userPrincipalName]),[userPrincipalName], IIF(IsPresent([sAMAccountName]),([sAMAccountName]&"@"&%Domain.FQDN%),Error("AccountName is not present")))"#,
+            u,
+            false,
+        ),
+        flow(
+            "cloudFiltered",
+            FlowKind::Expression,
+            r#"IIF(CBool(InStr(DNComponent(CRef([dn]),1),"\\0ACNF:")>0) || Left([sAMAccountName], 1) = "'", True, NULL)"#,
+            u,
+            false,
+        ),
+    ];
+    assert_eq!(r.flows, expected);
+    let counts = c.counts();
+    assert_eq!(
+        (
+            counts.rules,
+            counts.scope_clauses,
+            counts.join_conditions,
+            counts.flows
+        ),
+        (1, 1, 0, 10)
+    );
+}
+
+#[test]
+fn windows_line_endings_read_the_same() {
+    let (path, text) = fixture("user-accountenabled.ps1");
+    let crlf = text.replace('\n', "\r\n");
+    let a = powershell::read(&path, &text).unwrap();
+    let b = powershell::read(&path, &crlf).unwrap();
+    assert!(b.unmapped.is_empty(), "{:?}", b.unmapped);
+    assert_eq!(a.rules[0].flows, b.rules[0].flows);
+    assert_eq!(b.rules[0].flows[7].source, SOURCE_ANCHOR_BINARY);
+}
+
+#[test]
+fn two_rules() {
+    let (_, c) = read_fixture("two-rules.ps1");
+    // The removal is followed by an Add-ADSyncRule of the same identifier: a replacement.
+    assert!(c.unmapped.is_empty(), "{:?}", c.unmapped);
+    assert_eq!(c.rules.len(), 2);
+
+    let r = &c.rules[0];
+    assert_eq!(r.id, "{d5f0b3e1-1b7a-4c55-9e3a-2f1d07c0a0b1}");
+    assert_eq!(r.name, "Custom - In from AD - Contact Join");
+    assert_eq!(
+        r.description,
+        "Contacts from the \"partner\" OU\nsecond line"
+    );
+    assert_eq!(r.immutable_tag, None);
+    assert_eq!(r.direction, Direction::Inbound);
+    assert!(!r.disabled);
+    assert_eq!(r.connector, "{ae4db4cc-b16b-4eb2-acf5-837ca84e4d7d}");
+    assert_eq!(
+        (r.source_type.as_str(), r.target_type.as_str()),
+        ("contact", "person")
+    );
+    assert_eq!(r.link_type, "Provision");
+    assert_eq!(r.precedence, 90);
+    assert!(!r.password_sync);
+    assert_eq!(
+        r.scope,
+        vec![
+            vec![
+                scope("isCriticalSystemObject", "NOTEQUAL", Some("TRUE")),
+                scope("adminDescription", "NOTSTARTSWITH", Some("Contact_")),
+            ],
+            vec![scope("mail", "ISNOTNULL", None)],
+        ]
+    );
+    assert_eq!(r.joins, vec![vec![join("mail", "mail", false)]]);
+    assert_eq!(
+        r.flows,
+        vec![
+            flow("mail", FlowKind::Direct, "mail", "Update", false),
+            flow(
+                "proxyAddresses",
+                FlowKind::Expression,
+                r#"RemoveDuplicates(Trim(ImportedValue("proxyAddresses")))"#,
+                "MergeCaseInsensitive",
+                false
+            ),
+        ]
+    );
+
+    let r = &c.rules[1];
+    assert_eq!(r.id, "{7da2fd41-61d4-463e-9a0f-7b4457654bb2}");
+    assert_eq!(r.name, "Custom - Out to AD - User ExternalId");
+    assert_eq!(r.description, "Writes the cloud anchor back");
+    assert_eq!(
+        r.immutable_tag.as_deref(),
+        Some("Custom.OuttoADUserExternalId.001")
+    );
+    assert_eq!(r.direction, Direction::Outbound);
+    assert!(r.disabled);
+    assert_eq!(r.connector, "{4a85c66f-18fc-4937-bad3-b282fbff6b2c}");
+    assert_eq!(
+        (r.source_type.as_str(), r.target_type.as_str()),
+        ("person", "user")
+    );
+    assert_eq!(r.link_type, "StickyJoin");
+    assert_eq!(r.precedence, 148);
+    assert!(!r.password_sync);
+    assert_eq!(r.scope, vec![vec![scope("cloudAnchor", "ISNOTNULL", None)]]);
+    assert_eq!(
+        r.joins,
+        vec![vec![
+            join("employeeID", "employeeID", true),
+            join("sAMAccountName", "accountName", false)
+        ]]
+    );
+    assert_eq!(
+        r.flows,
+        vec![
+            flow(
+                "extensionAttribute15",
+                FlowKind::Constant,
+                "Synced",
+                "Update",
+                false
+            ),
+            flow(
+                "msDS-cloudExtensionAttribute1",
+                FlowKind::Expression,
+                r#"Replace([cloudAnchor],"User_","")"#,
+                "Update",
+                true
+            ),
+        ]
+    );
+    let counts = c.counts();
+    assert_eq!(
+        (
+            counts.rules,
+            counts.scope_clauses,
+            counts.join_conditions,
+            counts.flows
+        ),
+        (2, 4, 3, 4)
+    );
+}
+
+#[test]
+fn unknown_commands_and_parameters_are_unmapped() {
+    let (path, c) = read_fixture("unknown.ps1");
+    assert_eq!(c.rules.len(), 1);
+    let r = &c.rules[0];
+    assert_eq!(r.name, "In from AD - User Custom");
+    assert_eq!(
+        r.flows,
+        vec![flow(
+            "department",
+            FlowKind::Direct,
+            "department",
+            "Update",
+            false
+        )]
+    );
+    let rule = "In from AD - User Custom".to_string();
+    assert_eq!(
+        unmapped(&c),
+        vec![
+            (
+                "script".to_string(),
+                "unknown command `Import-Module`".to_string()
+            ),
+            (
+                rule.clone(),
+                "unknown parameter `-IsLegacyCustomRule` of New-ADSyncRule".into()
+            ),
+            (
+                rule.clone(),
+                "unknown parameter `-Priority` of Add-ADSyncAttributeFlowMapping".into()
+            ),
+            (rule.clone(), "unknown command `Set-ADSyncRuleMagic`".into()),
+            (
+                "script".into(),
+                "unknown command `Start-ADSyncSyncCycle`".into()
+            ),
+        ]
+    );
+    assert!(c.unmapped.iter().all(|u| u.source == path));
+}
+
+#[test]
+fn a_rule_never_added_is_unmapped() {
+    let c = read_str(
+        "New-ADSyncRule -Name 'Half' -Direction 'Inbound' -SourceObjectType 'user' -TargetObjectType 'person' `\n\
+         -Connector 'AB' -OutVariable syncRule\n\
+         Add-ADSyncAttributeFlowMapping -SynchronizationRule $syncRule[0] -Source @('cn') -Destination 'cn' -FlowType 'Direct'\n",
+    )
+    .unwrap();
+    assert!(c.rules.is_empty());
+    assert_eq!(
+        unmapped(&c),
+        vec![(
+            "Half".to_string(),
+            "rule started by New-ADSyncRule at line 1 is never added with Add-ADSyncRule; not imported".to_string()
+        )]
+    );
+}
+
+#[test]
+fn removing_a_rule_the_script_does_not_replace_is_unmapped() {
+    let c = read_str("Remove-ADSyncRule -Identifier '0A0B'\n").unwrap();
+    assert_eq!(
+        unmapped(&c),
+        vec![(
+            "script".to_string(),
+            "Remove-ADSyncRule of rule `{0a0b}` at line 1 is not carried over: no later Add-ADSyncRule in this script replaces it"
+                .to_string()
+        )]
+    );
+}
+
+#[test]
+fn unterminated_quote_is_located() {
+    let (path, text) = fixture("two-rules.ps1");
+    // Drop the closing quote of the last line's -Identifier.
+    let broken = format!("{}\n", text.trim_end().strip_suffix('\'').unwrap());
+    let line = broken.lines().count();
+    let e = powershell::read(&path, &broken).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "{}:{line}:13: unterminated single-quoted string",
+            path.display()
+        )
+    );
+
+    assert_eq!(
+        read_str("Write-Host \"abc\n").unwrap_err(),
+        "x.ps1:1:12: unterminated double-quoted string"
+    );
+    assert_eq!(
+        read_str("\n\n<# open\n").unwrap_err(),
+        "x.ps1:3:1: unterminated block comment `<#`: no `#>`"
+    );
+}
+
+#[test]
+fn unbalanced_parentheses_are_located() {
+    assert_eq!(
+        read_str("Add-ADSyncScopeConditionGroup -ScopeConditions @($c[0]\n").unwrap_err(),
+        "x.ps1:1:48: unbalanced `(`: no matching `)`"
+    );
+    assert_eq!(
+        read_str("Write-Host 'a')\n").unwrap_err(),
+        "x.ps1:1:15: unbalanced `)`: nothing is open"
+    );
+}
+
+#[test]
+fn unknown_variable_is_located() {
+    let (path, text) = fixture("two-rules.ps1");
+    let broken = text.replacen(
+        "@($condition0[0],$condition1[0])",
+        "@($condition0[0],$condition7[0])",
+        1,
+    );
+    let e = powershell::read(&path, &broken).unwrap_err();
+    let line = broken
+        .lines()
+        .position(|l| l.contains("$condition7"))
+        .unwrap()
+        + 1;
+    let col = broken
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("$condition7")
+        .unwrap()
+        + 1;
+    assert_eq!(
+        e,
+        format!(
+            "{}:{line}:{col}: variable `$condition7` is used before it is assigned",
+            path.display()
+        )
+    );
+
+    assert_eq!(
+        read_str("Add-ADSyncRule `\n  -SynchronizationRule $syncRule[0]\n").unwrap_err(),
+        "x.ps1:2:24: variable `$syncRule` is used before it is assigned"
+    );
+}
