@@ -199,3 +199,98 @@ fn script_rules_are_checked_against_an_existing_bundle() {
     );
     assert!(contacts.matches("inbound rule").count() > 3, "{contacts}");
 }
+
+/// The shipped `rules/entra-default` is the Contoso import plus exactly the changes its README
+/// documents: a re-import is compared rule by rule and the differences must be those.
+#[test]
+fn the_default_bundle_is_the_import_plus_its_documented_changes() {
+    use idflow::sema::rules::RuleDef;
+    use std::collections::BTreeMap;
+    let out = tempdir("default-bundle");
+    let (code, _, stderr) = idflow(&[
+        "import",
+        "entra",
+        contoso().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let load = |dir: &Path| {
+        let files = idflow::source::collect_idf_files(&[dir.to_path_buf()]).unwrap();
+        let map = idflow::source::load(&files).unwrap();
+        idflow::frontend::check(&map).bundle
+    };
+    let imported = load(&out);
+    let shipped = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/entra-default"));
+    let by_name = |rules: &[RuleDef]| -> BTreeMap<String, RuleDef> {
+        rules.iter().map(|r| (r.name.clone(), r.clone())).collect()
+    };
+    let (a, b) = (by_name(&imported.rules), by_name(&shipped.rules));
+    let flows = |r: &RuleDef| -> BTreeMap<String, String> {
+        r.flows
+            .iter()
+            .map(|f| (f.target.clone(), idflow::syntax::printer::expr(&f.expr)))
+            .collect()
+    };
+    let joins = |r: &RuleDef| -> Vec<String> {
+        r.joins
+            .iter()
+            .flatten()
+            .map(|j| format!("{}={}", j.source, j.target))
+            .collect()
+    };
+    let mut diffs = Vec::new();
+    for (name, rb) in &b {
+        let Some(ra) = a.get(name) else {
+            diffs.push(format!("{name}: added"));
+            continue;
+        };
+        if joins(ra) != joins(rb) {
+            diffs.push(format!("{name}: joins"));
+        }
+        if format!("{:?}", ra.scope) != format!("{:?}", rb.scope) {
+            diffs.push(format!("{name}: scope"));
+        }
+        let (fa, fb) = (flows(ra), flows(rb));
+        for (t, e) in &fb {
+            match fa.get(t) {
+                None => diffs.push(format!("{name}: flow {t} added")),
+                Some(x) if x != e => diffs.push(format!("{name}: flow {t} changed")),
+                Some(_) => {}
+            }
+        }
+        for t in fa.keys().filter(|t| !fb.contains_key(*t)) {
+            diffs.push(format!("{name}: flow {t} removed"));
+        }
+        if (ra.precedence, ra.link, &ra.source, &ra.target)
+            != (rb.precedence, rb.link, &rb.source, &rb.target)
+        {
+            diffs.push(format!("{name}: settings"));
+        }
+    }
+    for name in a.keys().filter(|n| !b.contains_key(*n)) {
+        diffs.push(format!("{name}: removed"));
+    }
+    let expected = [
+        "In from AD - InetOrgPerson AccountEnabled: flow sourceAnchor changed",
+        "In from AD - InetOrgPerson AccountEnabled: flow sourceAnchorBinary added",
+        "In from AD - InetOrgPerson Common: flow sourceAnchor changed",
+        "In from AD - InetOrgPerson Common: flow sourceAnchorBinary added",
+        "In from AD - InetOrgPerson Join: joins",
+        "In from AD - InetOrgPerson Join: flow sourceAnchorBinary added",
+        "In from AD - User AccountEnabled: flow sourceAnchor changed",
+        "In from AD - User AccountEnabled: flow sourceAnchorBinary added",
+        "In from AD - User Common: flow sourceAnchor changed",
+        "In from AD - User Common: flow sourceAnchorBinary added",
+        "In from AD - User Join: joins",
+        "In from AD - User Join: flow sourceAnchorBinary added",
+        "Out to AAD - Group Join: scope",
+        "Out to AAD - Group Join: flow member changed",
+        "Out to AD - User ImmutableId: added",
+    ];
+    let mut got = diffs.clone();
+    got.sort();
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
