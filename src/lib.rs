@@ -26,6 +26,7 @@
 pub mod builtins;
 pub mod cli;
 pub mod diag;
+pub mod engine;
 pub mod eval;
 pub mod frontend;
 pub mod import;
@@ -34,4 +35,5 @@ pub mod sema;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
+pub mod testrun;
 pub mod value;

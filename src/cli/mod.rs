@@ -11,6 +11,7 @@ mod fmt;
 mod functions;
 mod import;
 mod parse;
+mod test;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Import(import::Args),
     /// Explain a diagnostic code.
     Explain(explain::Args),
+    /// Run the test blocks of a bundle with the sync engine, in memory.
+    Test(test::Args),
     /// Print the syntax tree of rule files (for debugging the grammar).
     #[command(hide = true)]
     Parse(parse::Args),
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Explain(a) => explain::run(a),
         Command::Import(a) => import::run(a),
         Command::Parse(a) => parse::run(a),
+        Command::Test(a) => test::run(a),
     };
     ExitCode::from(code)
 }

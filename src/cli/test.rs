@@ -1,0 +1,47 @@
+//! `idflow test`: runs the `test` blocks of a bundle in memory with the sync engine.
+//!
+//! Prints `ok` or `FAIL` per test with the differences, then `N passed, M failed`. Exit 0 when
+//! every test passes, 1 when one fails or the bundle has check errors, 2 on usage errors.
+
+use super::{FINDINGS, OK};
+use crate::diag::render;
+use crate::frontend;
+use crate::testrun;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The bundle directory (default: the current directory).
+    paths: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> u8 {
+    let map = match super::load_sources(&args.paths) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let checked = frontend::check(&map);
+    if checked.has_errors() {
+        let style = super::human_style();
+        for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
+            eprint!("{}", render::human(&map, d, style));
+        }
+        eprintln!("the bundle has errors: no test was run");
+        return FINDINGS;
+    }
+    let outcomes = testrun::run_all(&checked.bundle, &map);
+    let mut failed = 0;
+    for o in &outcomes {
+        if o.passed() {
+            println!("ok   {} ({})", o.name, o.location);
+        } else {
+            failed += 1;
+            println!("FAIL {} ({})", o.name, o.location);
+            for f in &o.failures {
+                println!("     {f}");
+            }
+        }
+    }
+    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    if failed > 0 { FINDINGS } else { OK }
+}

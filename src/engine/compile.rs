@@ -1,0 +1,285 @@
+//! Compiles a checked bundle into the form the engine runs.
+//!
+//! Consumes: a [`sema::Bundle`] without errors. Produces: [`Plan`] — connectors and metaverse
+//! object types indexed by position, attribute slots, and the sync rules grouped for fast
+//! lookup: inbound rules per (connector, connector object type), outbound rules per (connector,
+//! metaverse object type), each in precedence order (ties broken by connector order, then
+//! declaration order), with scope clauses, join conditions and flows resolved to slots.
+
+use crate::ir;
+use crate::sema::rules::{LinkType, RuleDef, ScopeClauseDef, ScopeOp};
+use crate::sema::schema::ObjectDef;
+use crate::sema::types::Base;
+use crate::sema::{Bundle, schema::ConnectorDef};
+use crate::syntax::ast::{Direction, MergeType};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Index of a connector in [`Plan::connectors`].
+pub type ConnIdx = usize;
+/// Index of an object type in its connector (or in the metaverse).
+pub type TypeIdx = usize;
+/// Index of a rule in [`Plan::rules`].
+pub type RuleIdx = usize;
+
+/// An object type with its attribute slots.
+#[derive(Debug, Clone)]
+pub struct TypePlan {
+    pub name: String,
+    pub def: ObjectDef,
+    /// Slot of each attribute, by name.
+    pub slots: BTreeMap<String, usize>,
+    /// Per slot: base type and multi-valuedness.
+    pub kinds: Vec<(Base, bool)>,
+    /// Per slot: the attribute name.
+    pub names: Vec<String>,
+    /// The anchor's slot (connector object types).
+    pub anchor: Option<usize>,
+    /// The slot of the implicit `dn` (connector object types).
+    pub dn: Option<usize>,
+}
+
+impl TypePlan {
+    fn new(def: &ObjectDef) -> TypePlan {
+        let mut names = vec![String::new(); def.attrs.len()];
+        let mut kinds = vec![(Base::Any, false); def.attrs.len()];
+        let mut slots = BTreeMap::new();
+        for a in def.attrs.values() {
+            let s = a.slot as usize;
+            names[s] = a.name.clone();
+            kinds[s] = (a.base, a.multi);
+            slots.insert(a.name.clone(), s);
+        }
+        TypePlan {
+            name: def.name.clone(),
+            anchor: def.anchor.as_ref().and_then(|a| slots.get(a).copied()),
+            dn: slots.get("dn").copied(),
+            def: def.clone(),
+            slots,
+            kinds,
+            names,
+        }
+    }
+
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.slots.get(name).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn is_ref(&self, slot: usize) -> bool {
+        self.kinds.get(slot).is_some_and(|k| k.0 == Base::Ref)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectorPlan {
+    pub name: String,
+    pub kind: String,
+    pub types: Vec<TypePlan>,
+    pub params: Vec<String>,
+}
+
+impl ConnectorPlan {
+    pub fn type_index(&self, name: &str) -> Option<TypeIdx> {
+        self.types.iter().position(|t| t.name == name)
+    }
+}
+
+/// A scope clause with its attribute resolved.
+#[derive(Debug, Clone)]
+pub enum ScopePlan {
+    Compare {
+        attr: String,
+        slot: Option<usize>,
+        op: ScopeOp,
+        value: Option<Arc<str>>,
+    },
+    Expr(ir::Expr),
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinPlan {
+    /// Slot on the rule's source object type.
+    pub source: usize,
+    /// Attribute name on the target side (resolved per target type at join time for `*`).
+    pub target: String,
+    pub case_sensitive: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowPlan {
+    /// Target attribute name (`dn` for the DN of provisioned objects).
+    pub target: String,
+    pub expr: ir::Expr,
+    pub merge: MergeType,
+    pub once: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RulePlan {
+    pub def: RuleDef,
+    pub connector: ConnIdx,
+    /// Inbound: the connector object type; outbound: the metaverse type.
+    pub source_type: TypeIdx,
+    /// Inbound: the metaverse type (None for `*`); outbound: the connector object type.
+    pub target_type: Option<TypeIdx>,
+    pub scope: Vec<Vec<ScopePlan>>,
+    pub joins: Vec<Vec<JoinPlan>>,
+    pub flows: Vec<FlowPlan>,
+}
+
+impl RulePlan {
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    pub fn link(&self) -> LinkType {
+        self.def.link
+    }
+}
+
+/// The compiled bundle.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub connectors: Vec<ConnectorPlan>,
+    pub metaverse: Vec<TypePlan>,
+    pub rules: Vec<RulePlan>,
+    /// Inbound rules per (connector, connector type), in precedence order.
+    pub inbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>>,
+    /// Outbound rules per (connector, metaverse type), in precedence order.
+    pub outbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>>,
+}
+
+impl Plan {
+    /// Builds the plan. Disabled rules are left out.
+    pub fn new(bundle: &Bundle) -> Plan {
+        let connectors: Vec<ConnectorPlan> = bundle
+            .schema
+            .connectors
+            .values()
+            .map(|c: &ConnectorDef| ConnectorPlan {
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                types: c.objects.values().map(TypePlan::new).collect(),
+                params: c.params.keys().cloned().collect(),
+            })
+            .collect();
+        let metaverse: Vec<TypePlan> = bundle
+            .schema
+            .metaverse
+            .values()
+            .map(TypePlan::new)
+            .collect();
+        let conn_index = |name: &str| connectors.iter().position(|c| c.name == name);
+        let mv_index = |name: &str| metaverse.iter().position(|t| t.name == name);
+        let mut rules = Vec::new();
+        for r in bundle.rules.iter().filter(|r| !r.disabled) {
+            let Some(connector) = conn_index(&r.connector) else {
+                continue;
+            };
+            let c = &connectors[connector];
+            let (source_type, target_type, source_plan) = match r.direction {
+                Direction::Inbound => {
+                    let Some(s) = c.type_index(&r.source) else {
+                        continue;
+                    };
+                    (s, r.target.as_deref().and_then(mv_index), &c.types[s])
+                }
+                Direction::Outbound => {
+                    let Some(s) = mv_index(&r.source) else {
+                        continue;
+                    };
+                    let t = r.target.as_deref().and_then(|t| c.type_index(t));
+                    (s, t, &metaverse[s])
+                }
+            };
+            let scope = r
+                .scope
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|c| match c {
+                            ScopeClauseDef::Compare { attr, op, value } => ScopePlan::Compare {
+                                attr: attr.clone(),
+                                slot: source_plan.slot(attr),
+                                op: *op,
+                                value: value.as_deref().map(Arc::from),
+                            },
+                            ScopeClauseDef::Expr(_, e) => ScopePlan::Expr(e.clone()),
+                        })
+                        .collect()
+                })
+                .collect();
+            let joins = r
+                .joins
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|j| {
+                            Some(JoinPlan {
+                                source: source_plan.slot(&j.source)?,
+                                target: j.target.clone(),
+                                case_sensitive: j.case_sensitive,
+                            })
+                        })
+                        .collect()
+                })
+                .collect();
+            let flows = r
+                .flows
+                .iter()
+                .map(|f| FlowPlan {
+                    target: f.target.clone(),
+                    expr: f.ir.clone(),
+                    merge: f.merge,
+                    once: f.once,
+                })
+                .collect();
+            rules.push(RulePlan {
+                def: r.clone(),
+                connector,
+                source_type,
+                target_type,
+                scope,
+                joins,
+                flows,
+            });
+        }
+        let mut inbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>> = BTreeMap::new();
+        let mut outbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>> = BTreeMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            let key = (r.connector, r.source_type);
+            match r.def.direction {
+                Direction::Inbound => inbound.entry(key).or_default().push(i),
+                Direction::Outbound => outbound.entry(key).or_default().push(i),
+            }
+        }
+        let order = |v: &mut Vec<RuleIdx>| {
+            v.sort_by_key(|&i| (rules[i].def.precedence, rules[i].connector, i))
+        };
+        inbound.values_mut().for_each(order);
+        outbound.values_mut().for_each(order);
+        Plan {
+            connectors,
+            metaverse,
+            rules,
+            inbound,
+            outbound,
+        }
+    }
+
+    pub fn connector_index(&self, name: &str) -> Option<ConnIdx> {
+        self.connectors.iter().position(|c| c.name == name)
+    }
+
+    pub fn mv_type_index(&self, name: &str) -> Option<TypeIdx> {
+        self.metaverse.iter().position(|t| t.name == name)
+    }
+}

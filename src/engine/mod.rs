@@ -1,0 +1,96 @@
+//! The synchronization engine: connector spaces, metaverse, import staging, inbound and
+//! outbound sync, previews.
+//!
+//! Consumes: a checked bundle ([`crate::sema::Bundle`]) and imported objects. Produces: the
+//! metaverse, staged exports and run reports. The engine computes changes and does no I/O:
+//! connectors feed [`import::ImportChange`]s in, and read staged exports out of the
+//! [`model::State`]; `store` persists the state.
+
+pub mod compile;
+pub mod flow;
+pub mod import;
+pub mod model;
+pub mod scope;
+pub mod sync;
+
+use crate::eval::Ctx;
+use crate::sema::Bundle;
+use crate::value::Value;
+use compile::Plan;
+use model::State;
+
+/// Default number of per-object errors after which a run stops (`stopped-error-limit`).
+pub const DEFAULT_ERROR_LIMIT: usize = 5000;
+
+/// A compiled bundle with its state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub plan: Plan,
+    pub state: State,
+    /// One evaluation context per connector (its parameters, the run's `now`).
+    pub ctxs: Vec<Ctx>,
+    pub error_limit: usize,
+}
+
+impl Engine {
+    /// An engine with empty connector spaces and metaverse. Parameter values are set per
+    /// connector with [`Engine::set_params`]; `now` is the run's single notion of time.
+    pub fn new(bundle: &Bundle, now: crate::value::DateTime) -> Engine {
+        let plan = Plan::new(bundle);
+        let state = State::new(plan.connectors.len());
+        let ctxs = plan.connectors.iter().map(|_| Ctx::new(now, 0)).collect();
+        Engine {
+            plan,
+            state,
+            ctxs,
+            error_limit: DEFAULT_ERROR_LIMIT,
+        }
+    }
+
+    /// Sets the parameter values of a connector (`Domain.FQDN`, ...); `Connector.ID` is the
+    /// connector's name unless given.
+    pub fn set_params(&mut self, connector: usize, params: Vec<(String, Value)>) {
+        let Some(ctx) = self.ctxs.get_mut(connector) else {
+            return;
+        };
+        let name = self.plan.connectors[connector].name.clone();
+        ctx.params = params;
+        if ctx.param("Connector.ID").is_none() {
+            ctx.params.push(("Connector.ID".into(), Value::from(name)));
+        }
+    }
+
+    /// Stages imported objects of one connector.
+    pub fn import(
+        &mut self,
+        connector: usize,
+        changes: Vec<import::ImportChange>,
+        full: bool,
+    ) -> import::ImportReport {
+        import::import(&mut self.state, &self.plan, connector, changes, full)
+    }
+
+    /// Runs a full or delta sync.
+    pub fn sync(&mut self, mode: sync::Mode) -> sync::SyncReport {
+        sync::run(
+            &self.plan,
+            &mut self.state,
+            &mut self.ctxs,
+            mode,
+            self.error_limit,
+            None,
+        )
+    }
+
+    /// Runs a sync recording the lineage of one object (or of everything with no focus).
+    pub fn sync_traced(&mut self, mode: sync::Mode, trace: &mut sync::Trace) -> sync::SyncReport {
+        sync::run(
+            &self.plan,
+            &mut self.state,
+            &mut self.ctxs,
+            mode,
+            self.error_limit,
+            Some(trace),
+        )
+    }
+}
