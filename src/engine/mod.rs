@@ -7,6 +7,7 @@
 //! [`model::State`]; `store` persists the state.
 
 pub mod compile;
+pub mod dump;
 pub mod flow;
 pub mod import;
 pub mod model;
