@@ -293,3 +293,43 @@ fn eval_errors() {
     );
     insta::assert_snapshot!("eval_bad_attr", run(&["eval", "[a]", "--attr", "novalue"]));
 }
+
+#[test]
+fn test_command_runs_the_bundle_tests() {
+    insta::assert_snapshot!("test_default_bundle", run(&["test", "rules/entra-default"]));
+    insta::assert_snapshot!(
+        "test_failing",
+        run(&["test", "tests/fixtures/testblocks/failing.idf"])
+    );
+    insta::assert_snapshot!(
+        "test_bundle_with_errors",
+        run(&[
+            "test",
+            "tests/fixtures/common.idf",
+            "tests/fixtures/check/allow.idf"
+        ])
+    );
+}
+
+#[test]
+fn preview_shows_the_lineage_of_one_object() {
+    insta::assert_snapshot!(run(&[
+        "preview",
+        "rules/entra-default",
+        "--objects",
+        "tests/fixtures/preview/objects.json",
+        "--dn",
+        "CN=Bob Brown,OU=Users,OU=CORP,DC=contoso,DC=com"
+    ]));
+    insta::assert_snapshot!(
+        "preview_unknown_dn",
+        run(&[
+            "preview",
+            "rules/entra-default",
+            "--objects",
+            "tests/fixtures/preview/objects.json",
+            "--dn",
+            "CN=Nobody"
+        ])
+    );
+}

@@ -11,6 +11,7 @@ mod fmt;
 mod functions;
 mod import;
 mod parse;
+mod preview;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ enum Command {
     Import(import::Args),
     /// Explain a diagnostic code.
     Explain(explain::Args),
+    /// Show how one object goes through the rules: scope, join, flows, result.
+    Preview(preview::Args),
     /// Run the test blocks of a bundle with the sync engine, in memory.
     Test(test::Args),
     /// Print the syntax tree of rule files (for debugging the grammar).
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Explain(a) => explain::run(a),
         Command::Import(a) => import::run(a),
         Command::Parse(a) => parse::run(a),
+        Command::Preview(a) => preview::run(a),
         Command::Test(a) => test::run(a),
     };
     ExitCode::from(code)

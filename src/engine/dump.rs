@@ -27,7 +27,10 @@ fn mv_name(plan: &Plan, state: &State, id: MvId) -> String {
         })
         .collect();
     names.sort();
-    names.into_iter().next().unwrap_or_else(|| format!("<unlinked {id}>"))
+    names
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| format!("<unlinked {id}>"))
 }
 
 /// A value with metaverse references replaced by their names.
@@ -54,9 +57,15 @@ fn show(plan: &Plan, state: &State, v: &Value) -> String {
 
 /// The metaverse: one block per object, blocks sorted.
 pub fn metaverse(plan: &Plan, state: &State) -> String {
+    metaverse_of(plan, state, |_| true)
+}
+
+/// The metaverse objects `keep` selects (references are still named from the whole state).
+pub fn metaverse_of(plan: &Plan, state: &State, keep: impl Fn(MvId) -> bool) -> String {
     let mut blocks: Vec<String> = state
         .mv
         .values()
+        .filter(|m| keep(m.id))
         .map(|m| {
             let t = &plan.metaverse[m.object_type];
             let mut links: Vec<String> = m
@@ -83,9 +92,17 @@ pub fn metaverse(plan: &Plan, state: &State) -> String {
 
 /// The staged exports of every connector: one block per object, blocks sorted.
 pub fn exports(plan: &Plan, state: &State) -> String {
+    exports_of(plan, state, |_| true)
+}
+
+/// The staged exports of the objects `keep` selects.
+pub fn exports_of(plan: &Plan, state: &State, keep: impl Fn(super::model::CsId) -> bool) -> String {
     let mut blocks = Vec::new();
     for (c, cp) in plan.connectors.iter().enumerate() {
-        for (_, o, op) in state.pending_exports(c) {
+        for (id, o, op) in state.pending_exports(c) {
+            if !keep(id) {
+                continue;
+            }
             let t = &cp.types[o.object_type];
             let dn = o.new_dn.as_deref().unwrap_or(&o.dn);
             let mut b = format!("export {} {} {} \"{}\"\n", cp.name, op.as_str(), t.name, dn);

@@ -73,11 +73,24 @@ fn same(a: &Value, b: &Value, case_insensitive: bool) -> bool {
     }
 }
 
-/// Shapes a value for an attribute: a single-valued attribute keeps the first value.
+/// Shapes a value for an attribute: empty strings are no value (directories do not store
+/// them), and a single-valued attribute keeps the first value.
 pub fn shape(v: Value, multi: bool) -> Value {
     match v {
-        Value::Many(items) if !multi => items.first().cloned().unwrap_or_default(),
-        Value::Many(items) if items.is_empty() => Value::Null,
+        Value::Str(s) if s.is_empty() => Value::Null,
+        Value::Many(items) => {
+            let kept: Vec<Value> = items
+                .iter()
+                .filter(|x| !matches!(x, Value::Str(s) if s.is_empty()))
+                .cloned()
+                .collect();
+            match (multi, kept.len()) {
+                (_, 0) => Value::Null,
+                (false, _) => kept.into_iter().next().unwrap_or_default(),
+                (true, n) if n == items.len() => Value::Many(items),
+                (true, _) => Value::many(kept),
+            }
+        }
         other => other,
     }
 }
@@ -140,6 +153,15 @@ mod tests {
         assert_eq!(
             resolve(MergeType::MergeCaseInsensitive, &[a, b]),
             Outcome::Set(Value::many(vec![s("SMTP:a@x"), s("smtp:b@x"), s("x500:c")]))
+        );
+    }
+
+    #[test]
+    fn empty_strings_are_no_value() {
+        assert_eq!(shape(s(""), false), Value::Null);
+        assert_eq!(
+            shape(Value::many(vec![s(""), s("a")]), true),
+            Value::many(vec![s("a")])
         );
     }
 

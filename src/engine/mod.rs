@@ -11,6 +11,7 @@ pub mod dump;
 pub mod flow;
 pub mod import;
 pub mod model;
+pub mod preview;
 pub mod scope;
 pub mod sync;
 

@@ -407,6 +407,15 @@ impl Run<'_> {
         if let Some(link) = self.state.cs[id as usize].link {
             // Stickiness: an inbound link lasts while the rule that made it is in scope.
             if link.outbound || rules.contains(&link.rule) {
+                let why = self.plan.rules[link.rule].name().to_string();
+                let how = if link.outbound {
+                    "provisioned or joined by"
+                } else {
+                    "joined by"
+                };
+                self.note(Some(id), Some(link.mv), || {
+                    format!("linked to metaverse object {} ({how} \"{why}\")", link.mv)
+                });
                 self.dirty.insert(link.mv);
                 return;
             }
@@ -733,13 +742,15 @@ impl Run<'_> {
                     }
                 };
                 let target = &tplan.names[slot];
-                self.note(Some(c), Some(mv), || {
-                    format!(
-                        "  flow {target} <- {} from \"{}\"",
-                        short(&value),
-                        rule.name()
-                    )
-                });
+                if !matches!(value, Value::Null) {
+                    self.note(Some(c), Some(mv), || {
+                        format!(
+                            "  flow {target} <- {} from \"{}\"",
+                            short(&value),
+                            rule.name()
+                        )
+                    });
+                }
                 let decided = !matches!(value, Value::Null | Value::IgnoreThisFlow)
                     && !matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive);
                 let value = if tplan.is_ref(slot) {
@@ -758,9 +769,11 @@ impl Run<'_> {
                 Outcome::Remove => Value::Null,
                 Outcome::Keep => old[slot].clone(),
             };
-            let target = tplan.names[slot].clone();
-            let shown = short(&new[slot]);
-            self.note(None, Some(mv), || format!("  => {target} = {shown}"));
+            if !new[slot].is_null() || !old[slot].is_null() {
+                let target = tplan.names[slot].clone();
+                let shown = short(&new[slot]);
+                self.note(None, Some(mv), || format!("  => {target} = {shown}"));
+            }
             i = end;
         }
         if new != old || created {

@@ -1,0 +1,63 @@
+//! Per-object preview: the lineage of one connector-space object, without committing anything.
+//!
+//! Consumes: an [`Engine`] and one connector-space object. Produces: a [`Preview`] — which
+//! inbound rules were in scope and why the others were not, which join group matched what,
+//! every flow's value per rule and the value that won, the resulting metaverse object, and the
+//! exports it would stage — computed on a copy of the engine, so the engine itself is unchanged.
+
+use super::Engine;
+use super::dump;
+use super::model::{CsId, PendingImport, SyncError};
+use super::sync::{Mode, Trace};
+
+/// The lineage of one object.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub lines: Vec<String>,
+    /// The metaverse object the object is linked to afterwards (canonical dump), if any.
+    pub metaverse: String,
+    /// The exports staged for that metaverse object.
+    pub exports: String,
+    pub errors: Vec<SyncError>,
+}
+
+/// Previews a sync of `cs` as if it had just been imported.
+pub fn preview(engine: &Engine, cs: CsId) -> Preview {
+    let mut e = engine.clone();
+    if let Some(o) = e.state.cs.get_mut(cs as usize) {
+        o.pending_import.get_or_insert(PendingImport::Update);
+    }
+    let mut trace = Trace {
+        focus: Some(cs),
+        lines: Vec::new(),
+    };
+    let report = e.sync_traced(Mode::Delta, &mut trace);
+    let mv = e
+        .state
+        .cs
+        .get(cs as usize)
+        .and_then(|o| o.link)
+        .map(|l| l.mv);
+    let (metaverse, exports) = match mv.and_then(|id| e.state.mv.get(&id)) {
+        Some(m) => {
+            let id = m.id;
+            let linked = m.links.clone();
+            (
+                dump::metaverse_of(&e.plan, &e.state, |x| x == id),
+                dump::exports_of(&e.plan, &e.state, |c| linked.contains(&c)),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    let errors = report
+        .errors
+        .into_iter()
+        .filter(|x| x.cs == Some(cs) || (mv.is_some() && x.mv == mv))
+        .collect();
+    Preview {
+        lines: trace.lines,
+        metaverse,
+        exports,
+        errors,
+    }
+}
