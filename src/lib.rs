@@ -25,6 +25,7 @@
 
 pub mod builtins;
 pub mod cli;
+pub mod connector;
 pub mod diag;
 pub mod engine;
 pub mod eval;

@@ -1,0 +1,1 @@
+//! The csv file connector (being written).

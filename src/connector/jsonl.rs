@@ -1,0 +1,1 @@
+//! The jsonl file connector (being written).

@@ -1,0 +1,1 @@
+//! The ldif file connector (being written).
