@@ -25,6 +25,7 @@
 
 pub mod builtins;
 pub mod cli;
+pub mod config;
 pub mod connector;
 pub mod diag;
 pub mod engine;
@@ -35,6 +36,7 @@ pub mod ir;
 pub mod sema;
 pub mod source;
 pub mod stdlib;
+pub mod store;
 pub mod syntax;
 pub mod testrun;
 pub mod value;

@@ -33,6 +33,8 @@ pub struct TypePlan {
     pub kinds: Vec<(Base, bool)>,
     /// Per slot: the attribute name.
     pub names: Vec<String>,
+    /// Per slot: values must be unique among the connector's objects.
+    pub unique: Vec<bool>,
     /// The anchor's slot (connector object types).
     pub anchor: Option<usize>,
     /// The slot of the implicit `dn` (connector object types).
@@ -43,11 +45,13 @@ impl TypePlan {
     fn new(def: &ObjectDef) -> TypePlan {
         let mut names = vec![String::new(); def.attrs.len()];
         let mut kinds = vec![(Base::Any, false); def.attrs.len()];
+        let mut unique = vec![false; def.attrs.len()];
         let mut slots = BTreeMap::new();
         for a in def.attrs.values() {
             let s = a.slot as usize;
             names[s] = a.name.clone();
             kinds[s] = (a.base, a.multi);
+            unique[s] = a.unique;
             slots.insert(a.name.clone(), s);
         }
         TypePlan {
@@ -58,6 +62,7 @@ impl TypePlan {
             slots,
             kinds,
             names,
+            unique,
         }
     }
 

@@ -222,8 +222,11 @@ pub struct State {
     pub referenced_by: HashMap<CsId, Vec<CsId>>,
     /// Join index of metaverse values, per attribute name (case-folded keys).
     pub mv_index: HashMap<Box<str>, HashMap<Key, Vec<MvId>>>,
-    /// Join index of connector-space values, per connector and attribute name.
+    /// Join and uniqueness index of connector-space values, per connector and attribute name.
     pub cs_index: HashMap<(ConnIdx, Box<str>), HashMap<Key, Vec<CsId>>>,
+    /// Metaverse objects with export values withheld as duplicates: revisited by every sync
+    /// until the conflict clears.
+    pub withheld: std::collections::BTreeSet<MvId>,
 }
 
 impl State {

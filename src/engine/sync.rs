@@ -160,8 +160,20 @@ pub fn run(
     if !run.stopped {
         let targets: Vec<MvId> = match mode {
             Mode::Full => run.state.mv.keys().copied().collect(),
-            Mode::Delta => run.outbound.iter().copied().collect(),
+            Mode::Delta => {
+                let withheld = std::mem::take(&mut run.state.withheld);
+                run.outbound
+                    .iter()
+                    .chain(withheld.iter())
+                    .copied()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            }
         };
+        if mode == Mode::Full {
+            run.state.withheld.clear();
+        }
         for mv in targets {
             run.outbound_mv(mv);
             if run.stopped {
@@ -279,8 +291,18 @@ impl Run<'_> {
 
     // ------------------------------------------------------------------ indexes
 
-    /// Builds the join indexes the plan needs (once; afterwards they are maintained).
+    /// Builds the join and uniqueness indexes the plan needs (once; afterwards they are
+    /// maintained).
     fn ensure_indexes(&mut self) {
+        for (cc, cp) in self.plan.connectors.iter().enumerate() {
+            for t in &cp.types {
+                for (slot, &u) in t.unique.iter().enumerate() {
+                    if u {
+                        self.build_cs_index(cc, &t.names[slot]);
+                    }
+                }
+            }
+        }
         for r in &self.plan.rules {
             for j in r.joins.iter().flatten() {
                 match r.def.direction {
@@ -301,30 +323,32 @@ impl Run<'_> {
                         }
                     }
                     crate::syntax::ast::Direction::Outbound => {
-                        let key = (r.connector, Box::<str>::from(j.target.as_str()));
-                        if !self.state.cs_index.contains_key(&key) {
-                            let mut map: HashMap<Key, Vec<CsId>> = HashMap::new();
-                            for (i, o) in self.state.cs.iter().enumerate() {
-                                if o.connector != r.connector || o.gone || o.placeholder {
-                                    continue;
-                                }
-                                if let Some(s) = self.plan.connectors[r.connector].types
-                                    [o.object_type]
-                                    .slot(&j.target)
-                                {
-                                    for v in o.current[s].values() {
-                                        if let Some(k) = Key::folded(v) {
-                                            map.entry(k).or_default().push(i as CsId);
-                                        }
-                                    }
-                                }
-                            }
-                            self.state.cs_index.insert(key, map);
-                        }
+                        self.build_cs_index(r.connector, &j.target)
                     }
                 }
             }
         }
+    }
+
+    fn build_cs_index(&mut self, cc: ConnIdx, attr: &str) {
+        let key = (cc, Box::<str>::from(attr));
+        if self.state.cs_index.contains_key(&key) {
+            return;
+        }
+        let mut map: HashMap<Key, Vec<CsId>> = HashMap::new();
+        for (i, o) in self.state.cs.iter().enumerate() {
+            if o.connector != cc || o.gone || o.placeholder {
+                continue;
+            }
+            if let Some(s) = self.plan.connectors[cc].types[o.object_type].slot(attr) {
+                for v in o.current[s].values() {
+                    if let Some(k) = Key::folded(v) {
+                        map.entry(k).or_default().push(i as CsId);
+                    }
+                }
+            }
+        }
+        self.state.cs_index.insert(key, map);
     }
 
     // ------------------------------------------------------------------ inbound
@@ -1271,7 +1295,77 @@ impl Run<'_> {
         if let Some(s) = tplan.dn {
             new[s] = Value::Str(self.state.cs[c as usize].dn.clone());
         }
+        self.withhold_duplicates(mv, c, &mut new);
         self.set_cs_current(c, new);
+    }
+
+    /// Duplicate attribute resiliency: a value of a `unique` attribute already held by
+    /// another object of the connector is withheld from this one (which gets a Duplicate
+    /// Attribute error naming both); its other values still export, and the object is
+    /// revisited by every sync until the holder releases the value.
+    fn withhold_duplicates(&mut self, mv: MvId, c: CsId, new: &mut [Value]) {
+        let (cc, tty) = {
+            let o = &self.state.cs[c as usize];
+            (o.connector, o.object_type)
+        };
+        let tplan = &self.plan.connectors[cc].types[tty];
+        for slot in (0..new.len()).filter(|&s| tplan.unique[s]) {
+            let name = tplan.names[slot].clone();
+            let index = self
+                .state
+                .cs_index
+                .get(&(cc, Box::<str>::from(name.as_str())));
+            let mut kept = Vec::new();
+            let mut conflicts = Vec::new();
+            for v in new[slot].values() {
+                let holder = Key::folded(v)
+                    .and_then(|k| index.and_then(|i| i.get(&k)))
+                    .and_then(|ids| {
+                        ids.iter().copied().find(|&h| {
+                            h != c && {
+                                let o = &self.state.cs[h as usize];
+                                !o.gone
+                                    && self.plan.connectors[cc].types[o.object_type]
+                                        .slot(&name)
+                                        .is_some_and(|hs| {
+                                            o.current[hs]
+                                                .values()
+                                                .iter()
+                                                .any(|x| join_equal(v, x, false))
+                                        })
+                            }
+                        })
+                    });
+                match holder {
+                    Some(h) => conflicts.push((v.clone(), h)),
+                    None => kept.push(v.clone()),
+                }
+            }
+            if conflicts.is_empty() {
+                continue;
+            }
+            let (_, multi) = tplan.kinds[slot];
+            new[slot] = flow::shape(Value::many(kept), multi);
+            let dn = self.state.cs[c as usize].dn.clone();
+            for (v, h) in conflicts {
+                let holder = self.state.cs[h as usize].dn.clone();
+                let shown = short(&v);
+                self.note(Some(c), Some(mv), || {
+                    format!("  withheld {name} = {shown}: held by {holder}")
+                });
+                self.error(SyncError {
+                    category: ErrorCategory::DuplicateAttribute,
+                    cs: Some(c),
+                    mv: Some(mv),
+                    rule: None,
+                    code: None,
+                    message: format!(
+                        "{name} {shown} of {dn} is already held by {holder}; the value is withheld"
+                    ),
+                });
+            }
+            self.state.withheld.insert(mv);
+        }
     }
 
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.

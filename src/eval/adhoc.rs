@@ -64,6 +64,7 @@ pub fn prepare(
         slot: 0,
         base: ty.base,
         multi: ty.multi,
+        unique: false,
         ref_target: None,
         file: FileId(0),
         span: 0..0,

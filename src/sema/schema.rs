@@ -24,6 +24,8 @@ pub struct AttrDef {
     pub slot: u32,
     pub base: Base,
     pub multi: bool,
+    /// Values must be unique among the connector's objects.
+    pub unique: bool,
     /// For references: the object type referenced, when declared.
     pub ref_target: Option<String>,
     pub file: FileId,
@@ -159,6 +161,7 @@ fn object_def(
                 slot: 0,
                 base,
                 multi: a.multi,
+                unique: a.unique,
                 ref_target: a.ref_target.as_ref().map(|t| t.name.clone()),
                 file,
                 span: a.name.span.clone(),
@@ -172,6 +175,7 @@ fn object_def(
             slot: 0,
             base: Base::Str,
             multi: false,
+            unique: false,
             ref_target: None,
             file,
             span: o.name.span.clone(),

@@ -97,13 +97,15 @@ pub struct ObjectType {
     pub span: Span,
 }
 
-/// `proxyAddresses string multi`, `manager reference(person)`.
+/// `proxyAddresses string multi unique`, `manager reference(person)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttrDecl {
     pub name: Ident,
     pub ty: Ident,
     pub ref_target: Option<Ident>,
     pub multi: bool,
+    /// Values must be unique among the connector's objects (exports withhold duplicates).
+    pub unique: bool,
     pub span: Span,
 }
 

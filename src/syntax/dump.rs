@@ -186,10 +186,11 @@ fn object(out: &mut String, depth: usize, o: &ObjectType) {
             .map(|t| format!("({})", t.name))
             .unwrap_or_default();
         let m = if a.multi { " multi" } else { "" };
+        let u = if a.unique { " unique" } else { "" };
         line(
             out,
             depth + 1,
-            format!("{} {}{r}{m}", a.name.name, a.ty.name),
+            format!("{} {}{r}{m}{u}", a.name.name, a.ty.name),
             &a.span,
         );
     }

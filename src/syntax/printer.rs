@@ -224,7 +224,8 @@ impl Printer<'_> {
                     .map(|t| format!("({})", t.name))
                     .unwrap_or_default();
                 let m = if a.multi { " multi" } else { "" };
-                let text = format!("{:width$} {}{r}{m}", a.name.name, a.ty.name);
+                let u = if a.unique { " unique" } else { "" };
+                let text = format!("{:width$} {}{r}{m}{u}", a.name.name, a.ty.name);
                 p.line(depth + 1, &text);
             },
         );

@@ -168,6 +168,8 @@ pub enum Tok {
     KwAnchor,
     #[token("multi")]
     KwMulti,
+    #[token("unique")]
+    KwUnique,
     #[token("inbound")]
     KwInbound,
     #[token("outbound")]
@@ -276,6 +278,7 @@ fn punct_or_keyword(t: &Tok) -> &'static str {
         Tok::KwConnector => "connector",
         Tok::KwAnchor => "anchor",
         Tok::KwMulti => "multi",
+        Tok::KwUnique => "unique",
         Tok::KwInbound => "inbound",
         Tok::KwOutbound => "outbound",
         Tok::KwRule => "rule",

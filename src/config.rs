@@ -1,0 +1,445 @@
+//! The deployment configuration (`idflow.toml`).
+//!
+//! Consumes: the TOML text of a deployment file. Produces: a validated [`Deployment`] — the
+//! bundle and state paths (relative paths are resolved against the file's folder), the
+//! delete threshold, error limit and staging mode, and each connector's transport, files,
+//! parameters and container filters — or a list of [`ConfigError`]s naming the offending key.
+//! Secrets are never inline: a connector gives them by environment variable
+//! (`password_env`) or file (`password_file`); an inline `password` is an error.
+
+use crate::value::Value;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Transports idflow can run today.
+pub const FILE_KINDS: &[&str] = &["ldif", "csv", "jsonl"];
+/// Transports of the bundle's connector kinds that need a server connection.
+pub const SERVER_KINDS: &[&str] = &["ad", "ldap", "entra", "graph", "scim"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    bundle: Option<String>,
+    state: Option<String>,
+    delete_threshold: Option<i64>,
+    error_limit: Option<i64>,
+    staging: Option<bool>,
+    #[serde(default)]
+    connectors: BTreeMap<String, RawConnector>,
+    /// Entra server settings carried over by `idflow import entra` (informational).
+    #[serde(default)]
+    entra_server_settings: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnector {
+    kind: String,
+    path: Option<String>,
+    /// For a target file connector: where exports are written (default: `path`).
+    target: Option<String>,
+    entra_id: Option<String>,
+    #[serde(default)]
+    parameters: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    partitions: Vec<RawPartition>,
+    // CSV sources.
+    object_type: Option<String>,
+    anchor: Option<String>,
+    dn: Option<String>,
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+    separator: Option<String>,
+    // Secrets and connection settings for server connectors.
+    server: Option<String>,
+    user: Option<String>,
+    password: Option<toml::Value>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartition {
+    name: String,
+    #[serde(default = "yes")]
+    selected: bool,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    parameters: BTreeMap<String, toml::Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, e.g. `connectors."contoso.com".path`.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// A container filter of one partition (an AD domain).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Partition {
+    pub name: String,
+    pub selected: bool,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Partition {
+    /// Whether a DN is in this partition's scope: under the partition, under an included
+    /// container (when any is listed), and not under a more specific excluded one.
+    pub fn contains(&self, dn: &str) -> Option<bool> {
+        let dn_l = dn.to_lowercase();
+        let under = |base: &str| {
+            let b = base.to_lowercase();
+            dn_l == b || dn_l.ends_with(&format!(",{b}"))
+        };
+        if !under(&self.name) {
+            return None;
+        }
+        if !self.selected {
+            return Some(false);
+        }
+        let inc = self
+            .include
+            .iter()
+            .filter(|c| under(c))
+            .map(|c| c.len())
+            .max();
+        let exc = self
+            .exclude
+            .iter()
+            .filter(|c| under(c))
+            .map(|c| c.len())
+            .max();
+        Some(match (inc, exc) {
+            (Some(i), Some(e)) => i > e,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => self.include.is_empty(),
+        })
+    }
+}
+
+/// One connector's deployment settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorConfig {
+    pub name: String,
+    pub kind: String,
+    /// The file a file connector reads.
+    pub path: Option<PathBuf>,
+    /// The file a file connector writes exports to (default: `path`).
+    pub target: Option<PathBuf>,
+    pub parameters: Vec<(String, Value)>,
+    pub partitions: Vec<Partition>,
+    pub csv: Option<CsvConfig>,
+    pub secret: Option<Secret>,
+}
+
+impl ConnectorConfig {
+    /// Whether a DN is in the connector's container scope (no partitions: everything).
+    pub fn in_scope(&self, dn: &str) -> bool {
+        if self.partitions.is_empty() {
+            return true;
+        }
+        self.partitions
+            .iter()
+            .filter_map(|p| p.contains(dn))
+            .any(|x| x)
+    }
+}
+
+/// CSV source settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvConfig {
+    pub object_type: String,
+    pub anchor: String,
+    /// DN template with `{column}` placeholders.
+    pub dn: String,
+    pub columns: BTreeMap<String, String>,
+    pub separator: Option<char>,
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    Env(String),
+    File(PathBuf),
+}
+
+/// A validated deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    pub file: PathBuf,
+    pub bundle: PathBuf,
+    pub state: PathBuf,
+    pub delete_threshold: usize,
+    pub error_limit: usize,
+    pub staging: bool,
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+impl Deployment {
+    pub fn connector(&self, name: &str) -> Option<&ConnectorConfig> {
+        self.connectors.iter().find(|c| c.name == name)
+    }
+}
+
+fn value_of(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::Integer(n) => Value::Num(*n),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::String(s) => Value::str(s.as_str()),
+        other => Value::str(other.to_string()),
+    }
+}
+
+/// Reads and validates a deployment file.
+pub fn load(path: &Path) -> Result<Deployment, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            key: String::new(),
+            message: format!("{}: {e}", path.display()),
+        }]
+    })?;
+    parse(path, &text)
+}
+
+/// Validates deployment text (`path` locates relative paths and messages).
+pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
+    let raw: Raw = toml::from_str(text).map_err(|e| {
+        vec![ConfigError {
+            key: String::new(),
+            message: format!("{}: {}", path.display(), e.to_string().trim_end()),
+        }]
+    })?;
+    let _ = raw.entra_server_settings;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let mut errors = Vec::new();
+    let mut err = |key: String, message: String| errors.push(ConfigError { key, message });
+    let count =
+        |key: &str, v: Option<i64>, default: usize, err: &mut dyn FnMut(String, String)| -> usize {
+            match v {
+                None => default,
+                Some(n) if n >= 0 => n as usize,
+                Some(n) => {
+                    err(key.into(), format!("must be 0 or more, got {n}"));
+                    default
+                }
+            }
+        };
+    let delete_threshold = count("delete_threshold", raw.delete_threshold, 500, &mut err);
+    let error_limit = count(
+        "error_limit",
+        raw.error_limit,
+        crate::engine::DEFAULT_ERROR_LIMIT,
+        &mut err,
+    );
+    if error_limit == 0 {
+        err("error_limit".into(), "must be at least 1".into());
+    }
+    let Some(bundle) = raw.bundle else {
+        err(
+            "bundle".into(),
+            "missing: the path of the rule bundle".into(),
+        );
+        return Err(errors);
+    };
+    let mut connectors = Vec::new();
+    for (name, c) in raw.connectors {
+        let key = |k: &str| format!("connectors.\"{name}\".{k}");
+        let kind = c.kind.to_ascii_lowercase();
+        if !FILE_KINDS.contains(&kind.as_str()) && !SERVER_KINDS.contains(&kind.as_str()) {
+            err(
+                key("kind"),
+                format!(
+                    "unknown connector kind `{}`; expected one of {}, {}",
+                    c.kind,
+                    FILE_KINDS.join(", "),
+                    SERVER_KINDS.join(", ")
+                ),
+            );
+        }
+        if c.password.is_some() {
+            err(key("password"), "secrets are never written inline: use password_env (an environment variable) or password_file".into());
+        }
+        if c.password_env.is_some() && c.password_file.is_some() {
+            err(
+                key("password_env"),
+                "give password_env or password_file, not both".into(),
+            );
+        }
+        if FILE_KINDS.contains(&kind.as_str()) && c.path.is_none() {
+            err(
+                key("path"),
+                format!("missing: the file a {kind} connector reads"),
+            );
+        }
+        let csv = if kind == "csv" {
+            let (Some(object_type), Some(anchor), Some(dn)) =
+                (c.object_type.clone(), c.anchor.clone(), c.dn.clone())
+            else {
+                err(key("object_type"), "a csv connector needs object_type, anchor and dn (a template such as \"CN={id},OU=HR\")".into());
+                continue;
+            };
+            let separator = match c.separator.as_deref() {
+                None => None,
+                Some(s) if s.chars().count() == 1 => s.chars().next(),
+                Some(s) => {
+                    err(
+                        key("separator"),
+                        format!("must be one character, got \"{s}\""),
+                    );
+                    None
+                }
+            };
+            Some(CsvConfig {
+                object_type,
+                anchor,
+                dn,
+                columns: c.columns.clone(),
+                separator,
+            })
+        } else {
+            None
+        };
+        let mut params: Vec<(String, Value)> = c
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), value_of(v)))
+            .collect();
+        let mut partitions = Vec::new();
+        for p in c.partitions {
+            for (k, v) in &p.parameters {
+                if !params.iter().any(|(n, _)| n == k) {
+                    params.push((k.clone(), value_of(v)));
+                }
+            }
+            partitions.push(Partition {
+                name: p.name,
+                selected: p.selected,
+                include: p.include,
+                exclude: p.exclude,
+            });
+        }
+        let _ = (&c.entra_id, &c.server, &c.user);
+        connectors.push(ConnectorConfig {
+            name,
+            kind,
+            path: c.path.as_deref().map(resolve),
+            target: c.target.as_deref().map(resolve),
+            parameters: params,
+            partitions,
+            csv,
+            secret: c
+                .password_env
+                .map(Secret::Env)
+                .or(c.password_file.as_deref().map(|f| Secret::File(resolve(f)))),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Deployment {
+        file: path.to_path_buf(),
+        bundle: resolve(&bundle),
+        state: resolve(raw.state.as_deref().unwrap_or("idflow.db")),
+        delete_threshold,
+        error_limit,
+        staging: raw.staging.unwrap_or(false),
+        connectors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(t: &str) -> Result<Deployment, Vec<ConfigError>> {
+        parse(Path::new("/srv/idflow/idflow.toml"), t)
+    }
+
+    #[test]
+    fn a_complete_file() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+delete_threshold = 50
+[connectors."contoso.com"]
+kind = "ldif"
+path = "ad.ldif"
+parameters = { "Domain.FQDN" = "contoso.com" }
+[[connectors."contoso.com".partitions]]
+name = "DC=contoso,DC=com"
+include = ["OU=CORP,DC=contoso,DC=com"]
+exclude = ["OU=Disabled,OU=CORP,DC=contoso,DC=com"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(d.bundle, PathBuf::from("/srv/idflow/rules"));
+        assert_eq!(d.state, PathBuf::from("/srv/idflow/idflow.db"));
+        assert_eq!(d.delete_threshold, 50);
+        let c = &d.connectors[0];
+        assert!(c.in_scope("CN=a,OU=CORP,DC=contoso,DC=com"));
+        assert!(!c.in_scope("CN=a,OU=Disabled,OU=CORP,DC=contoso,DC=com"));
+        assert!(!c.in_scope("CN=a,CN=Users,DC=contoso,DC=com"));
+        assert!(!c.in_scope("CN=a,DC=fabrikam,DC=com"));
+    }
+
+    #[test]
+    fn errors_name_their_keys() {
+        let e = parse_text(
+            r#"
+bundle = "rules"
+delete_threshold = -1
+[connectors.x]
+kind = "ftp"
+[connectors.y]
+kind = "ldap"
+password = "hunter2"
+[connectors.z]
+kind = "ldif"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        assert!(keys.contains(&"delete_threshold"));
+        assert!(keys.contains(&"connectors.\"x\".kind"));
+        assert!(keys.contains(&"connectors.\"y\".password"));
+        assert!(keys.contains(&"connectors.\"z\".path"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_are_errors() {
+        assert!(parse_text("bundle = \"r\"\nstaging_mode = true\n").is_err());
+        assert!(parse_text("bundle = \n").is_err());
+        assert!(parse_text("staging = true\n").is_err());
+    }
+}

@@ -1,0 +1,496 @@
+//! The SQLite store (rusqlite, bundled SQLite).
+//!
+//! Consumes/produces: see [`super::Store`]. The database runs in WAL mode; every save is one
+//! transaction, so a process killed at any point leaves the previous committed state, which
+//! the next run continues from. Values are stored as the JSON of `eval::json`, attributes as
+//! JSON objects keyed by attribute name.
+
+use super::{ErrorRecord, RunRecord, Store, StoreError};
+use crate::engine::compile::Plan;
+use crate::engine::model::{CsObject, ExportOp, Key, Link, MvObject, PendingImport, State, dn_key};
+use crate::eval::json;
+use crate::value::Value;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cs (
+    id INTEGER PRIMARY KEY, connector TEXT NOT NULL, type TEXT NOT NULL, dn TEXT NOT NULL,
+    anchor TEXT, imported TEXT NOT NULL, current TEXT NOT NULL, pending TEXT, export TEXT,
+    new_dn TEXT, link_mv INTEGER, link_rule TEXT, link_outbound INTEGER, provisioned_by TEXT,
+    placeholder INTEGER NOT NULL, gone INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mv (id INTEGER PRIMARY KEY, type TEXT NOT NULL, attrs TEXT NOT NULL, links TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refs (target INTEGER NOT NULL, source INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, step TEXT NOT NULL,
+    connector TEXT NOT NULL, status TEXT NOT NULL, adds INTEGER NOT NULL, updates INTEGER NOT NULL,
+    deletes INTEGER NOT NULL, renames INTEGER NOT NULL, errors INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_errors (
+    run INTEGER NOT NULL, category TEXT NOT NULL, connector TEXT NOT NULL, dn TEXT NOT NULL,
+    rule TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL);
+";
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+fn err(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError(format!("{what}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn =
+            Connection::open(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err("enabling WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err("setting synchronous"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(err("creating the schema"))?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// An in-memory database (tests).
+    pub fn memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory().map_err(err("opening"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(err("creating the schema"))?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+fn attrs_json(names: &[String], values: &[Value]) -> String {
+    let mut map = serde_json::Map::new();
+    for (n, v) in names.iter().zip(values) {
+        if !v.is_null() {
+            map.insert(n.clone(), json::to_json(v));
+        }
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+fn attrs_from(text: &str, names: &[String]) -> Result<Vec<Value>, String> {
+    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut out = vec![Value::Null; names.len()];
+    if let Some(map) = doc.as_object() {
+        for (k, v) in map {
+            if let Some(i) = names.iter().position(|n| n == k) {
+                out[i] = json::from_json(v)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pending_text(p: Option<PendingImport>) -> Option<&'static str> {
+    p.map(|p| match p {
+        PendingImport::Add => "add",
+        PendingImport::Update => "update",
+        PendingImport::Delete => "delete",
+        PendingImport::DeleteAdd => "delete-add",
+    })
+}
+
+fn pending_from(s: Option<String>) -> Option<PendingImport> {
+    match s.as_deref() {
+        Some("add") => Some(PendingImport::Add),
+        Some("update") => Some(PendingImport::Update),
+        Some("delete") => Some(PendingImport::Delete),
+        Some("delete-add") => Some(PendingImport::DeleteAdd),
+        _ => None,
+    }
+}
+
+fn export_from(s: Option<String>) -> Option<ExportOp> {
+    match s.as_deref() {
+        Some("add") => Some(ExportOp::Add),
+        Some("update") => Some(ExportOp::Update),
+        Some("delete") => Some(ExportOp::Delete),
+        _ => None,
+    }
+}
+
+type CsRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+impl Store for SqliteStore {
+    fn load(&mut self, plan: &Plan) -> Result<(State, Vec<String>), StoreError> {
+        let mut state = State::new(plan.connectors.len());
+        let mut warnings = Vec::new();
+        let rule_index = |name: &str| plan.rules.iter().position(|r| r.name() == name);
+        let rows: Vec<CsRow> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, connector, type, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, gone FROM cs ORDER BY id")
+                .map_err(err("reading connector spaces"))?;
+            stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                    r.get(14)?,
+                    r.get(15)?,
+                ))
+            })
+            .map_err(err("reading connector spaces"))?
+            .collect::<Result<_, _>>()
+            .map_err(err("reading connector spaces"))?
+        };
+        // Stored ids map to new ids (objects of removed connectors or types are skipped).
+        let mut id_map = std::collections::HashMap::new();
+        let mut skipped = 0;
+        for row in rows {
+            let (
+                id,
+                connector,
+                ty,
+                dn,
+                anchor,
+                imported,
+                current,
+                pending,
+                export,
+                new_dn,
+                link_mv,
+                link_rule,
+                link_outbound,
+                provisioned_by,
+                placeholder,
+                gone,
+            ) = row;
+            let Some(c) = plan.connector_index(&connector) else {
+                skipped += 1;
+                continue;
+            };
+            let Some(t) = plan.connectors[c].type_index(&ty) else {
+                skipped += 1;
+                continue;
+            };
+            if gone != 0 {
+                continue;
+            }
+            let names = &plan.connectors[c].types[t].names;
+            let bad = |what: &str, e: String| {
+                StoreError(format!("connector space object {dn}: {what}: {e}"))
+            };
+            let anchor = match anchor {
+                Some(a) => Some(
+                    serde_json::from_str::<serde_json::Value>(&a)
+                        .map_err(|e| e.to_string())
+                        .and_then(|j| json::from_json(&j))
+                        .map_err(|e| bad("anchor", e))?,
+                ),
+                None => None,
+            };
+            let obj = CsObject {
+                connector: c,
+                object_type: t,
+                dn: dn.as_str().into(),
+                anchor,
+                imported: attrs_from(&imported, names).map_err(|e| bad("imported values", e))?,
+                current: attrs_from(&current, names).map_err(|e| bad("current values", e))?,
+                pending_import: pending_from(pending),
+                export: export_from(export),
+                new_dn: new_dn.map(|d| d.as_str().into()),
+                link: match (link_mv, link_rule.as_deref().and_then(rule_index)) {
+                    (Some(mv), Some(rule)) => Some(Link {
+                        mv: mv as u64,
+                        rule,
+                        outbound: link_outbound.unwrap_or(0) != 0,
+                    }),
+                    _ => None,
+                },
+                provisioned_by: provisioned_by.as_deref().and_then(rule_index),
+                placeholder: placeholder != 0,
+                gone: false,
+            };
+            let new = state.cs.len() as u32;
+            id_map.insert(id, new);
+            state.cs.push(obj);
+            let o = &state.cs[new as usize];
+            if let Some(k) = o.anchor.as_ref().and_then(Key::exact) {
+                state.by_anchor[c].insert(k, new);
+            }
+            state.by_dn[c].insert(dn_key(&o.dn), new);
+        }
+        if skipped > 0 {
+            warnings.push(format!("{skipped} stored connector-space objects belong to connectors or object types the bundle no longer declares; they were dropped"));
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, type, attrs, links FROM mv ORDER BY id")
+            .map_err(err("reading the metaverse"))?;
+        let rows: Vec<(i64, String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(err("reading the metaverse"))?
+            .collect::<Result<_, _>>()
+            .map_err(err("reading the metaverse"))?;
+        for (id, ty, attrs, links) in rows {
+            let Some(t) = plan.mv_type_index(&ty) else {
+                warnings.push(format!("metaverse object {id} of type {ty}, which the bundle no longer declares, was dropped"));
+                continue;
+            };
+            let names = &plan.metaverse[t].names;
+            let values = attrs_from(&attrs, names)
+                .map_err(|e| StoreError(format!("metaverse object {id}: {e}")))?;
+            let links: Vec<i64> = serde_json::from_str(&links)
+                .map_err(|e| StoreError(format!("metaverse object {id}: links: {e}")))?;
+            let links: Vec<u32> = links
+                .iter()
+                .filter_map(|l| id_map.get(l).copied())
+                .collect();
+            state.mv.insert(
+                id as u64,
+                MvObject {
+                    id: id as u64,
+                    object_type: t,
+                    attrs: values,
+                    links,
+                },
+            );
+        }
+        // Links to metaverse objects that were dropped are removed.
+        for o in &mut state.cs {
+            if let Some(l) = o.link
+                && !state.mv.contains_key(&l.mv)
+            {
+                o.link = None;
+            }
+        }
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT target, source FROM refs")
+            .map_err(err("reading references"))?;
+        let refs: Vec<(i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err("reading references"))?
+            .collect::<Result<_, _>>()
+            .map_err(err("reading references"))?;
+        for (t, s) in refs {
+            if let (Some(&t), Some(&s)) = (id_map.get(&t), id_map.get(&s)) {
+                state.referenced_by.entry(t).or_default().push(s);
+            }
+        }
+        drop(stmt);
+        state.next_mv = self
+            .get_meta("next_mv")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| state.mv.keys().max().map_or(1, |m| m + 1));
+        Ok((state, warnings))
+    }
+
+    fn save(&mut self, plan: &Plan, state: &State) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("starting a transaction"))?;
+        tx.execute_batch("DELETE FROM cs; DELETE FROM mv; DELETE FROM refs;")
+            .map_err(err("clearing the state"))?;
+        {
+            let mut ins = tx
+                .prepare("INSERT INTO cs (id, connector, type, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, gone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0)")
+                .map_err(err("saving connector spaces"))?;
+            for (i, o) in state.cs.iter().enumerate() {
+                if o.gone {
+                    continue;
+                }
+                let cp = &plan.connectors[o.connector];
+                let tp = &cp.types[o.object_type];
+                ins.execute(params![
+                    i as i64,
+                    cp.name,
+                    tp.name,
+                    o.dn.as_ref(),
+                    o.anchor.as_ref().map(|a| json::to_json(a).to_string()),
+                    attrs_json(&tp.names, &o.imported),
+                    attrs_json(&tp.names, &o.current),
+                    pending_text(o.pending_import),
+                    o.export.map(|e| e.as_str()),
+                    o.new_dn.as_deref(),
+                    o.link.map(|l| l.mv as i64),
+                    o.link.map(|l| plan.rules[l.rule].name().to_string()),
+                    o.link.map(|l| l.outbound as i64),
+                    o.provisioned_by.map(|r| plan.rules[r].name().to_string()),
+                    o.placeholder as i64,
+                ])
+                .map_err(err("saving connector spaces"))?;
+            }
+            let mut ins = tx
+                .prepare("INSERT INTO mv (id, type, attrs, links) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err("saving the metaverse"))?;
+            for m in state.mv.values() {
+                let tp = &plan.metaverse[m.object_type];
+                let links: Vec<i64> = m.links.iter().map(|&l| l as i64).collect();
+                ins.execute(params![
+                    m.id as i64,
+                    tp.name,
+                    attrs_json(&tp.names, &m.attrs),
+                    serde_json::to_string(&links).unwrap_or_default()
+                ])
+                .map_err(err("saving the metaverse"))?;
+            }
+            let mut ins = tx
+                .prepare("INSERT INTO refs (target, source) VALUES (?1, ?2)")
+                .map_err(err("saving references"))?;
+            for (t, sources) in &state.referenced_by {
+                for s in sources {
+                    ins.execute(params![*t as i64, *s as i64])
+                        .map_err(err("saving references"))?;
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_mv', ?1)",
+                params![state.next_mv.to_string()],
+            )
+            .map_err(err("saving metadata"))?;
+        }
+        tx.commit().map_err(err("committing the state"))
+    }
+
+    fn get_meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err("reading metadata"))
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(err("writing metadata"))
+    }
+
+    fn record_run(&mut self, run: &RunRecord, errors: &[ErrorRecord]) -> Result<i64, StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("starting a transaction"))?;
+        tx.execute(
+            "INSERT INTO runs (started, step, connector, status, adds, updates, deletes, renames, errors, duration_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![run.started, run.step, run.connector, run.status, run.adds, run.updates, run.deletes, run.renames, run.errors, run.duration_ms, run.detail],
+        )
+        .map_err(err("recording the run"))?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut ins = tx
+                .prepare("INSERT INTO sync_errors (run, category, connector, dn, rule, code, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(err("recording errors"))?;
+            for e in errors {
+                ins.execute(params![
+                    id,
+                    e.category,
+                    e.connector,
+                    e.dn,
+                    e.rule,
+                    e.code,
+                    e.message
+                ])
+                .map_err(err("recording errors"))?;
+            }
+        }
+        tx.commit().map_err(err("recording the run"))?;
+        Ok(id)
+    }
+
+    fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, started, step, connector, status, adds, updates, deletes, renames, errors, duration_ms, detail FROM runs ORDER BY id DESC LIMIT ?1")
+            .map_err(err("reading the run history"))?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    started: r.get(1)?,
+                    step: r.get(2)?,
+                    connector: r.get(3)?,
+                    status: r.get(4)?,
+                    adds: r.get(5)?,
+                    updates: r.get(6)?,
+                    deletes: r.get(7)?,
+                    renames: r.get(8)?,
+                    errors: r.get(9)?,
+                    duration_ms: r.get(10)?,
+                    detail: r.get(11)?,
+                })
+            })
+            .map_err(err("reading the run history"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading the run history"))?;
+        Ok(rows)
+    }
+
+    fn latest_errors(&mut self) -> Result<Vec<ErrorRecord>, StoreError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(id) FROM runs WHERE step LIKE '%sync'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("reading the run history"))?
+            .flatten();
+        let Some(run) = last else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT run, category, connector, dn, rule, code, message FROM sync_errors WHERE run = ?1")
+            .map_err(err("reading errors"))?;
+        let rows = stmt
+            .query_map(params![run], |r| {
+                Ok(ErrorRecord {
+                    run: r.get(0)?,
+                    category: r.get(1)?,
+                    connector: r.get(2)?,
+                    dn: r.get(3)?,
+                    rule: r.get(4)?,
+                    code: r.get(5)?,
+                    message: r.get(6)?,
+                })
+            })
+            .map_err(err("reading errors"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading errors"))?;
+        Ok(rows)
+    }
+}
