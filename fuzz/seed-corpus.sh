@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Copies every .idf under ../rules into the seed corpus of each fuzz target.
-# fuzz/corpus/ is git-ignored; run this before the first `cargo fuzz run`.
+# Seeds the corpus of each fuzz target. fuzz/corpus/ is git-ignored; run this before the first
+# `cargo fuzz run`. Re-running it is safe: it only adds or overwrites `seed-*` files and keeps
+# whatever libFuzzer has added to the corpus.
+#   parse, fmt_idempotent: every .idf under ../rules
+#   eval: every `expr` of the conformance cases under ../tests/conformance/{functions,language}
+#         (one file per distinct expression; needs python3 >= 3.11 for tomllib)
 set -euo pipefail
 cd "$(dirname "$0")"
 for target in parse fmt_idempotent; do
@@ -12,4 +16,35 @@ for target in parse fmt_idempotent; do
             cp "$f" "corpus/$target/seed-${name//\//_}"
         done
 done
-echo "seeded: $(ls corpus/parse | wc -l) files per target"
+echo "seeded: $(ls corpus/parse | wc -l) files in corpus/parse and corpus/fmt_idempotent"
+
+mkdir -p corpus/eval
+python3 - <<'PY'
+import hashlib, pathlib, tomllib
+
+root = pathlib.Path("../tests/conformance")
+files = sorted(root.glob("functions/**/*.toml")) + sorted(root.glob("language/*.toml"))
+exprs = set()
+
+def walk(node):
+    # Every string under an `expr` key, wherever the case tables put it.
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "expr" and isinstance(v, str):
+                exprs.add(v)
+            else:
+                walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            walk(v)
+
+for f in files:
+    with open(f, "rb") as fh:
+        walk(tomllib.load(fh))
+
+out = pathlib.Path("corpus/eval")
+for e in sorted(exprs):
+    data = e.encode()
+    (out / f"seed-expr-{hashlib.sha1(data).hexdigest()[:16]}").write_bytes(data)
+print(f"seeded: {len(exprs)} expressions from {len(files)} files into corpus/eval")
+PY
