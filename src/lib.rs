@@ -31,6 +31,7 @@ pub mod diag;
 pub mod engine;
 pub mod eval;
 pub mod frontend;
+pub mod r#gen;
 pub mod import;
 pub mod ir;
 pub mod sema;

@@ -4,7 +4,7 @@
 //! interpreter).
 //!
 //! Format of a scenario file:
-//! - optional front matter between two `---` lines at the top: `title: ...`, `covers: ...`
+//! - front matter between two `---` lines at the top: `title: ...` (required), `covers: ...`
 //!   (the spec points it covers) and `known-failure: <reason>` (the engine does not do what the
 //!   scenario documents yet: the scenario must fail, and is reported; when it starts passing
 //!   the harness fails so the marker gets removed);
@@ -14,7 +14,8 @@
 //! - an optional block with the info string `state`: the canonical state
 //!   (`idflow::engine::dump::state`) after the steps of the file's LAST test block. Run with
 //!   `UPDATE_SCENARIOS=1` to rewrite it in place from the engine's actual state (for authoring;
-//!   review the diff).
+//!   review the diff). Only scenarios whose tests pass and that are not known failures are
+//!   rewritten.
 //!
 //! A scenario fails when the bundle has an error diagnostic, when a test fails, or when the
 //! state differs. All failures across files are collected into one panic message.
@@ -36,7 +37,10 @@ use std::path::{Path, PathBuf};
 /// The evaluation engines every scenario runs on.
 const ENGINES: &[&str] = &["interp"];
 
-/// Front-matter keys a scenario may use.
+/// How a state mismatch starts (update mode drops these failures after rewriting).
+const STATE_DIFFERS: &str = "the state after test";
+
+/// Front-matter keys a scenario may use (`README.md` files are not scenarios).
 const KEYS: &[&str] = &["title", "covers", "known-failure"];
 
 fn root() -> PathBuf {
@@ -54,7 +58,9 @@ fn files() -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "md") {
+            } else if p.extension().is_some_and(|x| x == "md")
+                && p.file_name().is_some_and(|n| n != "README.md")
+            {
                 out.push(p);
             }
         }
@@ -94,7 +100,8 @@ fn parse(text: &str) -> Scenario {
         i = 1;
         loop {
             let Some(line) = lines.get(i) else {
-                s.problems.push("the front matter has no closing `---`".into());
+                s.problems
+                    .push("the front matter has no closing `---`".into());
                 break;
             };
             i += 1;
@@ -145,6 +152,10 @@ fn parse(text: &str) -> Scenario {
             }
         }
         i += 1;
+    }
+    if !s.meta.iter().any(|(k, _)| k == "title") {
+        s.problems
+            .push("the front matter needs a `title:` line".into());
     }
     if open.is_some() {
         s.problems.push("a code block is not closed".into());
@@ -217,7 +228,10 @@ fn final_state(engine_name: &str, bundle: &Bundle, test: &Test) -> Result<String
                 let tplan = &engine.plan.connectors[c].types[t];
                 let mut values = Vec::new();
                 for a in attrs {
-                    values.push((a.name.name.clone(), attr_value(tplan, &a.name.name, &a.value)?));
+                    values.push((
+                        a.name.name.clone(),
+                        attr_value(tplan, &a.name.name, &a.value)?,
+                    ));
                 }
                 staged[c].push(ImportChange::Upsert(ImportObject {
                     dn: dn.value.clone(),
@@ -259,10 +273,7 @@ struct Outcome {
 
 /// Checks and runs one scenario text on one engine.
 fn run(name: &str, scenario: &Scenario, engine: &str) -> Outcome {
-    let mut out = Outcome {
-        failures: scenario.problems.clone(),
-        ..Outcome::default()
-    };
+    let mut out = Outcome::default();
     let mut map = SourceMap::new();
     map.add(name, scenario.bundle.clone());
     let checked = idflow::frontend::check(&map);
@@ -294,7 +305,7 @@ fn run(name: &str, scenario: &Scenario, engine: &str) -> Outcome {
             Ok(actual) => {
                 if &actual != expected {
                     out.failures.push(format!(
-                        "the state after test \"{}\" differs (UPDATE_SCENARIOS=1 rewrites \
+                        "{STATE_DIFFERS} \"{}\" differs (UPDATE_SCENARIOS=1 rewrites \
                          it)\n--- expected\n{expected}--- actual\n{actual}---",
                         last.name.value
                     ));
@@ -324,6 +335,10 @@ fn rewrite_state(path: &Path, text: &str, lines: std::ops::Range<usize>, actual:
 
 /// The verdict on one scenario: None when it behaves as its front matter says, else why not.
 fn verdict(name: &str, scenario: &Scenario, outcome: &Outcome) -> Option<String> {
+    // A malformed file fails whatever its front matter says.
+    if !scenario.problems.is_empty() {
+        return Some(format!("{name}:\n  {}", scenario.problems.join("\n  ")));
+    }
     match (scenario.known_failure(), outcome.failures.is_empty()) {
         (None, true) => None,
         (None, false) => Some(format!("{name}:\n  {}", outcome.failures.join("\n  "))),
@@ -348,16 +363,23 @@ fn scenarios() {
         let text = std::fs::read_to_string(path).unwrap();
         let scenario = parse(&text);
         for engine in ENGINES {
-            let outcome = run(&name, &scenario, engine);
+            let mut outcome = run(&name, &scenario, engine);
             tests += outcome.tests;
+            // Rewrite only where the state block is the one thing that differs: the state of a
+            // known failure, or of a scenario whose tests fail, is not the correct one.
             if update
+                && scenario.known_failure().is_none()
+                && outcome
+                    .failures
+                    .iter()
+                    .all(|f| f.starts_with(STATE_DIFFERS))
                 && let (Some((expected, lines)), Some(actual)) =
                     (&scenario.state, &outcome.actual_state)
                 && expected != actual
             {
                 rewrite_state(path, &text, lines.clone(), actual);
                 eprintln!("rewrote the state block of {name}");
-                continue;
+                outcome.failures.retain(|f| !f.starts_with(STATE_DIFFERS));
             }
             if let Some(why) = scenario.known_failure()
                 && !outcome.failures.is_empty()

@@ -9,6 +9,7 @@ mod eval;
 mod explain;
 mod fmt;
 mod functions;
+mod r#gen;
 mod import;
 mod parse;
 mod preview;
@@ -34,6 +35,8 @@ enum Command {
     Fmt(fmt::Args),
     /// List the expression functions, or show one with its signatures, doc and examples.
     Functions(functions::Args),
+    /// Generate synthetic directory data (`gen ad`: an Active Directory export as LDIF).
+    Gen(r#gen::Args),
     /// Import a configuration from another system into a bundle.
     Import(import::Args),
     /// Explain a diagnostic code.
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Fmt(a) => fmt::run(a),
         Command::Functions(a) => functions::run(a),
+        Command::Gen(a) => r#gen::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Import(a) => import::run(a),
         Command::Parse(a) => parse::run(a),

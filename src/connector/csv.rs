@@ -1,1 +1,276 @@
-//! The csv file connector (being written).
+//! The CSV file connector: a source only (an HR feed).
+//!
+//! Consumes: a CSV file with a header row (RFC 4180 quoting, a UTF-8 byte-order mark is
+//! ignored) and the settings of [`CsvSource`]. Produces: one `Upsert` per row, with the DN
+//! built from `dn_template` and the attributes from the columns.
+//!
+//! Each non-empty field is a value of the column's attribute (the name given in `columns`, else
+//! the column name), typed by `types` like an LDIF value (`num`, `bool` `TRUE`/`FALSE`, `ref`,
+//! `dt` generalized time or RFC 3339; a `bin` column holds base64); an empty field is no value.
+//! With `multi_value_separator`, every field but the anchor's is split at that character into
+//! several values (pieces are trimmed, empty pieces dropped).
+//!
+//! A row with the wrong number of fields, an empty anchor, an anchor or DN seen on an earlier
+//! row, a field that is not UTF-8 or a value that does not parse as its type is skipped whole
+//! and reported with its line ([`Rejected`]). A missing or unreadable file, a missing header,
+//! a header without the anchor column and a `dn_template` naming an unknown column are errors.
+
+use super::ldif::{AttrTypes, declared, escape_rdn_value, text_value};
+use super::{Connector, ConnectorError, ExportChange, ExportOutcome, Imported, Rejected};
+use crate::engine::import::{ImportChange, ImportObject};
+use crate::sema::types::Base;
+use crate::value::Value;
+use base64::Engine as _;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// A CSV file as a source.
+#[derive(Debug, Clone)]
+pub struct CsvSource {
+    pub path: PathBuf,
+    /// The object type of every row.
+    pub object_type: String,
+    /// The column holding each row's unique, non-empty identifier.
+    pub anchor: String,
+    /// The DN of a row: text with `{column}` placeholders, e.g. `CN={id},OU=HR`. Values are
+    /// escaped for a DN (RFC 4514).
+    pub dn_template: String,
+    /// Column → attribute name, for columns whose attribute is named differently.
+    pub columns: HashMap<String, String>,
+    /// Types of the attributes (by attribute name, lower-cased).
+    pub types: AttrTypes,
+    /// Splits fields into several values.
+    pub multi_value_separator: Option<char>,
+}
+
+impl CsvSource {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        object_type: impl Into<String>,
+        anchor: impl Into<String>,
+        dn_template: impl Into<String>,
+    ) -> CsvSource {
+        CsvSource {
+            path: path.into(),
+            object_type: object_type.into(),
+            anchor: anchor.into(),
+            dn_template: dn_template.into(),
+            columns: HashMap::new(),
+            types: AttrTypes::new(),
+            multi_value_separator: None,
+        }
+    }
+
+    fn error(&self, line: Option<usize>, message: String) -> ConnectorError {
+        ConnectorError {
+            source: self.path.display().to_string(),
+            line,
+            message,
+        }
+    }
+
+    /// The attribute a column feeds.
+    fn attr_of<'a>(&'a self, column: &'a str) -> &'a str {
+        self.columns.get(column).map_or(column, String::as_str)
+    }
+}
+
+/// A piece of a DN template.
+enum Piece {
+    Text(String),
+    Column(usize),
+}
+
+fn template(t: &str, header: &[String]) -> Result<Vec<Piece>, String> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            out.push(Piece::Text(rest[..open].to_string()));
+        }
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("dn_template `{t}`: `{{` without `}}`"))?;
+        let name = &after[..close];
+        let i = header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("dn_template `{t}`: no column `{name}` in the header"))?;
+        out.push(Piece::Column(i));
+        rest = &after[close + 1..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest.to_string()));
+    }
+    Ok(out)
+}
+
+/// A CSV field as a value: base64 for a binary, else as [`text_value`].
+fn field_value(text: &str, base: Option<Base>) -> Result<Value, String> {
+    match base {
+        Some(Base::Bin) => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map(Value::bin)
+            .map_err(|e| format!("`{text}` is not base64: {e}")),
+        _ => text_value(text, base),
+    }
+}
+
+impl Connector for CsvSource {
+    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
+        let bytes =
+            std::fs::read(&self.path).map_err(|e| self.error(None, format!("cannot read: {e}")))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes.as_slice());
+        let mut records = reader.byte_records();
+        let header = match records.next() {
+            None => return Err(self.error(Some(1), "no header row".into())),
+            Some(Err(e)) => return Err(self.error(Some(1), format!("cannot read the header: {e}"))),
+            Some(Ok(h)) => h,
+        };
+        let mut names = Vec::with_capacity(header.len());
+        for (i, f) in header.iter().enumerate() {
+            let f = if i == 0 {
+                f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
+            } else {
+                f
+            };
+            let name = std::str::from_utf8(f)
+                .map_err(|_| self.error(Some(1), "the header is not valid UTF-8".into()))?
+                .trim()
+                .to_string();
+            if name.is_empty() {
+                return Err(self.error(Some(1), format!("column {} has no name", i + 1)));
+            }
+            if names.contains(&name) {
+                return Err(self.error(Some(1), format!("column `{name}` appears twice")));
+            }
+            names.push(name);
+        }
+        let anchor = names
+            .iter()
+            .position(|n| *n == self.anchor)
+            .ok_or_else(|| {
+                self.error(
+                    Some(1),
+                    format!("no anchor column `{}` in the header", self.anchor),
+                )
+            })?;
+        let dn = template(&self.dn_template, &names).map_err(|m| self.error(None, m))?;
+        let source = self.path.display().to_string();
+        let mut out = Imported::default();
+        let mut anchors: HashMap<String, usize> = HashMap::new();
+        let mut dns: HashMap<String, usize> = HashMap::new();
+        for rec in records {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize);
+                self.error(line, format!("cannot read: {e}"))
+            })?;
+            let line = rec.position().map_or(0, |p| p.line() as usize);
+            match self.row(&rec, &names, anchor, &dn, &anchors, &dns) {
+                Ok((key, obj)) => {
+                    anchors.insert(key, line);
+                    dns.insert(obj.dn.to_lowercase(), line);
+                    out.changes.push(ImportChange::Upsert(obj));
+                }
+                Err(message) => out.rejected.push(Rejected {
+                    source: source.clone(),
+                    line,
+                    message,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn export(&mut self, _changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+        Err(self.error(None, "CSV is a source only".into()))
+    }
+}
+
+impl CsvSource {
+    /// One row: its anchor text and its object, or why it is rejected.
+    fn row(
+        &self,
+        rec: &csv::ByteRecord,
+        names: &[String],
+        anchor: usize,
+        dn: &[Piece],
+        anchors: &HashMap<String, usize>,
+        dns: &HashMap<String, usize>,
+    ) -> Result<(String, ImportObject), String> {
+        if rec.len() != names.len() {
+            return Err(format!(
+                "expected {} fields (as in the header), found {}",
+                names.len(),
+                rec.len()
+            ));
+        }
+        let mut fields = Vec::with_capacity(rec.len());
+        for (i, f) in rec.iter().enumerate() {
+            fields.push(
+                std::str::from_utf8(f)
+                    .map_err(|_| format!("the field `{}` is not valid UTF-8", names[i]))?,
+            );
+        }
+        let key = fields[anchor].trim();
+        if key.is_empty() {
+            return Err(format!("the anchor `{}` is empty", names[anchor]));
+        }
+        if let Some(first) = anchors.get(key) {
+            return Err(format!("duplicate anchor `{key}` (first at line {first})"));
+        }
+        let mut attrs: Vec<(String, Value)> = Vec::new();
+        for (i, text) in fields.iter().enumerate() {
+            let attr = self.attr_of(&names[i]);
+            let base = declared(&self.types, attr);
+            let pieces: Vec<&str> = match self.multi_value_separator {
+                Some(sep) if i != anchor => text
+                    .split(sep)
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+                _ if text.is_empty() => Vec::new(),
+                _ => vec![*text],
+            };
+            let mut values = Vec::with_capacity(pieces.len());
+            for p in pieces {
+                values
+                    .push(field_value(p, base).map_err(|m| format!("column `{}`: {m}", names[i]))?);
+            }
+            let v = match values.len() {
+                0 => continue,
+                1 => values.pop().unwrap_or_default(),
+                _ => Value::many(values),
+            };
+            attrs.push((attr.to_string(), v));
+        }
+        let mut dn_text = String::new();
+        for p in dn {
+            match p {
+                Piece::Text(t) => dn_text.push_str(t),
+                Piece::Column(i) => {
+                    let v = fields[*i].trim();
+                    if v.is_empty() {
+                        return Err(format!("the DN needs `{}`, which is empty", names[*i]));
+                    }
+                    dn_text.push_str(&escape_rdn_value(v));
+                }
+            }
+        }
+        if let Some(first) = dns.get(&dn_text.to_lowercase()) {
+            return Err(format!("duplicate DN `{dn_text}` (first at line {first})"));
+        }
+        Ok((
+            key.to_string(),
+            ImportObject {
+                dn: dn_text,
+                object_type: self.object_type.clone(),
+                attrs,
+            },
+        ))
+    }
+}

@@ -1,1 +1,1500 @@
-//! The ldif file connector (being written).
+//! The LDIF file connector (RFC 2849): a source ([`LdifSource`]) and a target ([`LdifTarget`]).
+//!
+//! Consumes: an LDIF file — a `version: 1` line, records separated by blank lines, `#`
+//! comments, folded lines (a line starting with one space continues the previous one),
+//! `name: value` and `name:: base64` attribute lines, attribute options (`;binary`, dropped:
+//! the base name is kept) and change records (`changetype: add | delete | modify | modrdn |
+//! moddn`). `name:< URL` values are not supported (the record is rejected). Produces:
+//! [`ImportChange`]s and, for a target, the rewritten file.
+//!
+//! Object type: the most specific structural object class, which is the last value of
+//! `objectClass` (DECISIONS 13); `objectClass` itself is not passed on as an attribute.
+//!
+//! Values: with an [`AttrTypes`] entry for the attribute, a value becomes the declared type —
+//! `bin` (the base64 bytes, or the bytes of the text), `num` (a 64-bit integer), `bool`
+//! (`TRUE`/`FALSE`), `ref` (a DN), `dt` (generalized time `yyyyMMddHHmmss.0Z`, or RFC 3339);
+//! a value that does not parse rejects its record. Without a type, text is `str`, and a base64
+//! value is `str` when it is valid UTF-8 text without control characters other than tab and
+//! line breaks (and the attribute has no `;binary` option), else `bin`. Several values of one attribute (names compare case-insensitively; the first
+//! spelling is kept) make a multi-valued value.
+//!
+//! Errors: a malformed record (no `dn:`, a line without a colon, bad base64, a value of the
+//! wrong type, ...) is skipped and reported as a [`Rejected`] with its line; a file that cannot
+//! be read, or that is not LDIF at all (no record starts with `dn:`, an unknown `version`), is
+//! a [`ConnectorError`].
+//!
+//! Change records apply, in file order, to a working set: for a full import it starts empty
+//! (content records and adds fill it), for a delta import it is the result of the connector's
+//! previous import, kept in memory. A modify or modrdn of an object that is not in the working
+//! set is rejected (the full object is unknown). A full import returns every object of the
+//! resulting set; a delta import returns the objects the records touched (`Upsert`) and the
+//! deleted ones (`Delete`); a renamed object is an `Upsert` under its new DN (the engine
+//! matches it by anchor).
+//!
+//! A target file holds the target directory's content. [`LdifTarget::export`] reads it (a
+//! missing file is an empty directory; a file with malformed records is an error and is left
+//! alone), applies the changes, and replaces the file atomically (temporary file in the same
+//! directory, fsync, rename, fsync of the directory): records sorted by DN in tree order
+//! (parents first), values base64-encoded unless they are RFC 2849 SAFE-STRINGs (binaries
+//! always), lines folded at 76 columns.
+
+use super::{
+    Connector, ConnectorError, ExportChange, ExportKind, ExportOutcome, Imported, Rejected,
+};
+use crate::engine::import::{ImportChange, ImportObject};
+use crate::sema::types::Base;
+use crate::value::{DateTime, Value};
+use base64::Engine as _;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Declared types of attributes: lower-cased attribute name → base type. Attributes that are
+/// not in the map are untyped (see the module doc).
+pub type AttrTypes = HashMap<String, Base>;
+
+/// The [`AttrTypes`] of some object types (e.g. `connector.objects.values()` of a schema
+/// connector). When two types declare one name differently, the first wins.
+pub fn attr_types<'a>(
+    objects: impl IntoIterator<Item = &'a crate::sema::schema::ObjectDef>,
+) -> AttrTypes {
+    let mut out = AttrTypes::new();
+    for o in objects {
+        for a in o.attrs.values() {
+            out.entry(a.name.to_lowercase()).or_insert(a.base);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entries and records
+
+/// One directory object as an LDIF content record holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub dn: String,
+    /// The `objectClass` values in file order; the last one is the object type.
+    pub object_classes: Vec<String>,
+    /// Attributes (never `objectClass`) in first-seen order, each with its values (never
+    /// empty, each a scalar).
+    pub attrs: Vec<(String, Vec<Value>)>,
+}
+
+impl Entry {
+    pub fn new(dn: impl Into<String>, object_type: impl Into<String>) -> Entry {
+        Entry {
+            dn: dn.into(),
+            object_classes: vec![object_type.into()],
+            attrs: Vec::new(),
+        }
+    }
+
+    /// The most specific structural object class: the last `objectClass` value.
+    pub fn object_type(&self) -> &str {
+        self.object_classes.last().map_or("", String::as_str)
+    }
+
+    /// The values of an attribute (name compared case-insensitively).
+    pub fn get(&self, name: &str) -> Option<&[Value]> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Replaces the values of an attribute; no values removes it.
+    pub fn set(&mut self, name: &str, values: Vec<Value>) {
+        if name.eq_ignore_ascii_case("objectClass") {
+            let classes: Vec<String> = values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            if !classes.is_empty() {
+                self.object_classes = classes;
+            }
+            return;
+        }
+        let values = flatten(values);
+        match self
+            .attrs
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(i) if values.is_empty() => {
+                self.attrs.remove(i);
+            }
+            Some(i) => self.attrs[i].1 = values,
+            None if values.is_empty() => {}
+            None => self.attrs.push((name.to_string(), values)),
+        }
+    }
+
+    /// Adds values to an attribute (values already present are not added twice).
+    pub fn add(&mut self, name: &str, values: Vec<Value>) {
+        let mut all = self.get(name).map(<[Value]>::to_vec).unwrap_or_default();
+        for v in flatten(values) {
+            if !all.contains(&v) {
+                all.push(v);
+            }
+        }
+        self.set(name, all);
+    }
+
+    /// The object as the engine imports it: one value is a scalar, several a multi-valued value.
+    pub fn to_import_object(&self) -> ImportObject {
+        ImportObject {
+            dn: self.dn.clone(),
+            object_type: self.object_type().to_string(),
+            attrs: self
+                .attrs
+                .iter()
+                .map(|(n, vs)| {
+                    let v = if vs.len() == 1 {
+                        vs[0].clone()
+                    } else {
+                        Value::many(vs.clone())
+                    };
+                    (n.clone(), v)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Scalars only, without empty strings (directories do not store them) and NULLs.
+fn flatten(values: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        match v {
+            Value::Many(items) => out.extend(flatten(items.to_vec())),
+            Value::Str(s) if s.is_empty() => {}
+            v if v.is_null() => {}
+            v => out.push(v),
+        }
+    }
+    out
+}
+
+/// One modification of a `changetype: modify` record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mod {
+    pub op: ModOp,
+    pub attr: String,
+    pub values: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModOp {
+    /// Adds the values.
+    Add,
+    /// Removes the values, or the attribute when no values are listed.
+    Delete,
+    /// Replaces the values (no values removes the attribute).
+    Replace,
+}
+
+/// One LDIF record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A content record.
+    Content(Entry),
+    /// `changetype: add`.
+    Add(Entry),
+    /// `changetype: delete`.
+    Delete { dn: String },
+    /// `changetype: modify`.
+    Modify { dn: String, mods: Vec<Mod> },
+    /// `changetype: modrdn` / `moddn`.
+    ModRdn {
+        dn: String,
+        new_rdn: String,
+        delete_old_rdn: bool,
+        new_superior: Option<String>,
+    },
+}
+
+/// A parsed LDIF file.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    /// The well-formed records with the line of their `dn:`, in file order.
+    pub records: Vec<(usize, Record)>,
+    /// The malformed records, skipped.
+    pub rejected: Vec<Rejected>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+/// A logical line (folded lines joined) with the number of its first physical line.
+struct LLine {
+    no: usize,
+    bytes: Vec<u8>,
+    /// A continuation line with no line to continue.
+    orphan: bool,
+}
+
+/// A raw attribute value.
+enum Raw {
+    Text(String),
+    Base64(Vec<u8>),
+}
+
+/// One attribute line: base name, whether the `binary` option was given, the value.
+struct AttrLine {
+    name: String,
+    binary: bool,
+    raw: Raw,
+}
+
+/// Parses LDIF text. `source` names the file in errors; `types` types the values.
+pub fn parse(bytes: &[u8], source: &str, types: &AttrTypes) -> Result<Parsed, ConnectorError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut blocks = blocks(bytes);
+    let err = |line: usize, message: String| ConnectorError {
+        source: source.to_string(),
+        line: Some(line),
+        message,
+    };
+    // The version line (it may be followed by the first record without a blank line).
+    if let Some(first) = blocks.first_mut()
+        && let Some(l) = first.first()
+        && l.bytes.len() >= 8
+        && l.bytes[..8].eq_ignore_ascii_case(b"version:")
+    {
+        let v = String::from_utf8_lossy(&l.bytes[8..]).trim().to_string();
+        if v != "1" {
+            return Err(err(
+                l.no,
+                format!("unsupported LDIF version `{v}` (only 1 is)"),
+            ));
+        }
+        first.remove(0);
+        if first.is_empty() {
+            blocks.remove(0);
+        }
+    }
+    if let Some(first) = blocks.first()
+        && !blocks.iter().any(|b| starts_with_dn(b))
+    {
+        return Err(err(
+            first[0].no,
+            "not an LDIF file: no record starts with `dn:`".into(),
+        ));
+    }
+    let mut out = Parsed::default();
+    for b in &blocks {
+        match record(b, types) {
+            Ok(r) => out.records.push((b[0].no, r)),
+            Err((line, message)) => out.rejected.push(Rejected {
+                source: source.to_string(),
+                line,
+                message,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn starts_with_dn(block: &[LLine]) -> bool {
+    block
+        .first()
+        .is_some_and(|l| l.bytes.len() >= 3 && l.bytes[..3].eq_ignore_ascii_case(b"dn:"))
+}
+
+/// Splits the text into records (blank-line separated) of logical lines, without comments.
+fn blocks(bytes: &[u8]) -> Vec<Vec<LLine>> {
+    let mut blocks: Vec<Vec<LLine>> = Vec::new();
+    let mut cur: Vec<LLine> = Vec::new();
+    // Whether the last logical line was a comment (its continuations are dropped too).
+    let mut in_comment = false;
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    for (i, line) in lines.into_iter().enumerate() {
+        let no = i + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let open = in_comment || !cur.is_empty();
+        if line.is_empty() || (!open && line.iter().all(|b| b.is_ascii_whitespace())) {
+            if !cur.is_empty() {
+                blocks.push(std::mem::take(&mut cur));
+            }
+            in_comment = false;
+        } else if line[0] == b' ' {
+            if in_comment {
+                continue;
+            }
+            match cur.last_mut() {
+                Some(l) => l.bytes.extend_from_slice(&line[1..]),
+                None => cur.push(LLine {
+                    no,
+                    bytes: line[1..].to_vec(),
+                    orphan: true,
+                }),
+            }
+        } else if line[0] == b'#' {
+            in_comment = true;
+        } else {
+            in_comment = false;
+            cur.push(LLine {
+                no,
+                bytes: line.to_vec(),
+                orphan: false,
+            });
+        }
+    }
+    if !cur.is_empty() {
+        blocks.push(cur);
+    }
+    blocks
+}
+
+type LineResult<T> = Result<T, (usize, String)>;
+
+fn attr_line(l: &LLine) -> LineResult<AttrLine> {
+    if l.orphan {
+        return Err((l.no, "a continuation line with no line to continue".into()));
+    }
+    let Some(colon) = l.bytes.iter().position(|&b| b == b':') else {
+        return Err((
+            l.no,
+            "expected `name: value` (the line has no colon)".into(),
+        ));
+    };
+    let desc = &l.bytes[..colon];
+    let valid = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b';' | b'.' | b'_');
+    if desc.is_empty() || !desc.iter().all(valid) {
+        return Err((
+            l.no,
+            format!(
+                "`{}` is not an attribute name",
+                String::from_utf8_lossy(desc)
+            ),
+        ));
+    }
+    // Checked ASCII above.
+    let desc = String::from_utf8_lossy(desc);
+    let mut parts = desc.split(';');
+    let name = parts.next().unwrap_or_default().to_string();
+    if name.is_empty() {
+        return Err((l.no, format!("`{desc}` is not an attribute name")));
+    }
+    let binary = parts.any(|o| o.eq_ignore_ascii_case("binary"));
+    let rest = &l.bytes[colon + 1..];
+    let raw = match rest.first() {
+        Some(b':') => {
+            let text = String::from_utf8_lossy(&rest[1..]);
+            let text: String = text.chars().filter(|c| *c != ' ').collect();
+            Raw::Base64(
+                B64.decode(text.as_bytes())
+                    .map_err(|e| (l.no, format!("invalid base64 value of `{name}`: {e}")))?,
+            )
+        }
+        Some(b'<') => {
+            return Err((
+                l.no,
+                format!("URL values (`{name}:<`) are not supported; include the value inline"),
+            ));
+        }
+        _ => {
+            let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+            let text = std::str::from_utf8(&rest[start..]).map_err(|_| {
+                (
+                    l.no,
+                    format!(
+                        "the value of `{name}` is not valid UTF-8 (write it with `::` in base64)"
+                    ),
+                )
+            })?;
+            Raw::Text(text.to_string())
+        }
+    };
+    Ok(AttrLine { name, binary, raw })
+}
+
+/// The text of a raw value that must be text (DNs, change-record keywords).
+fn raw_text(no: usize, a: AttrLine) -> LineResult<String> {
+    match a.raw {
+        Raw::Text(s) => Ok(s),
+        Raw::Base64(b) => String::from_utf8(b)
+            .map_err(|_| (no, format!("the value of `{}` is not valid UTF-8", a.name))),
+    }
+}
+
+/// A value of `name` as its declared type.
+fn ldif_value(a: AttrLine, types: &AttrTypes) -> Result<Value, String> {
+    let base = declared(types, &a.name);
+    match a.raw {
+        Raw::Text(s) => text_value(&s, base),
+        Raw::Base64(bytes) => match base {
+            Some(Base::Bin) => Ok(Value::bin(bytes)),
+            None if a.binary => Ok(Value::bin(bytes)),
+            None => Ok(match String::from_utf8(bytes) {
+                Ok(s) if is_text(&s) => Value::str(s),
+                Ok(s) => Value::bin(s.into_bytes()),
+                Err(e) => Value::bin(e.into_bytes()),
+            }),
+            Some(_) => match String::from_utf8(bytes) {
+                Ok(s) => text_value(&s, base),
+                Err(_) => Err(format!("the value of `{}` is not valid UTF-8 text", a.name)),
+            },
+        },
+    }
+}
+
+/// Text: no control characters but tab, line feed and carriage return.
+fn is_text(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// The declared base type of an attribute, when it is one a value can have.
+pub(crate) fn declared(types: &AttrTypes, name: &str) -> Option<Base> {
+    types.get(&name.to_lowercase()).copied().filter(|b| {
+        matches!(
+            b,
+            Base::Str | Base::Num | Base::Bool | Base::Bin | Base::Dt | Base::Ref
+        )
+    })
+}
+
+/// A value from its text form, as `base` (untyped: a string). A binary's text is its bytes.
+pub(crate) fn text_value(text: &str, base: Option<Base>) -> Result<Value, String> {
+    match base {
+        Some(Base::Num) => text
+            .trim()
+            .parse::<i64>()
+            .map(Value::Num)
+            .map_err(|_| format!("`{text}` is not an integer")),
+        Some(Base::Bool) => match text.trim().to_ascii_uppercase().as_str() {
+            "TRUE" => Ok(Value::Bool(true)),
+            "FALSE" => Ok(Value::Bool(false)),
+            _ => Err(format!("`{text}` is not a boolean (TRUE or FALSE)")),
+        },
+        Some(Base::Ref) => Ok(Value::Ref(text.into())),
+        Some(Base::Dt) => parse_generalized_time(text).map(Value::Dt),
+        Some(Base::Bin) => Ok(Value::bin(text.as_bytes().to_vec())),
+        _ => Ok(Value::str(text)),
+    }
+}
+
+/// A date-time in generalized time (`yyyyMMddHHmmss[.f]Z` or with a `±hhmm` offset), or in
+/// RFC 3339.
+pub fn parse_generalized_time(text: &str) -> Result<DateTime, String> {
+    let t = text.trim();
+    let bad = || format!("`{text}` is not a generalized time (yyyyMMddHHmmss.0Z)");
+    let b = t.as_bytes();
+    if b.len() >= 15 && b[..14].iter().all(u8::is_ascii_digit) {
+        let (d, rest) = t.split_at(14);
+        let (frac, zone) = match rest.strip_prefix(['.', ',']) {
+            Some(r) => {
+                let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+                (&r[..n], &r[n..])
+            }
+            None => ("", rest),
+        };
+        let zone = match zone {
+            "Z" | "z" => "Z".to_string(),
+            z if z.len() == 5
+                && (z.starts_with('+') || z.starts_with('-'))
+                && z[1..].bytes().all(|c| c.is_ascii_digit()) =>
+            {
+                format!("{}:{}", &z[..3], &z[3..])
+            }
+            _ => return Err(bad()),
+        };
+        let frac = if frac.is_empty() {
+            String::new()
+        } else {
+            format!(".{frac}")
+        };
+        let rfc = format!(
+            "{}-{}-{}T{}:{}:{}{frac}{zone}",
+            &d[..4],
+            &d[4..6],
+            &d[6..8],
+            &d[8..10],
+            &d[10..12],
+            &d[12..14]
+        );
+        rfc.parse().map_err(|_| bad())
+    } else {
+        t.parse().map_err(|_| bad())
+    }
+}
+
+/// A date-time in generalized time, UTC: `yyyyMMddHHmmss.0Z` (fractional seconds when present).
+pub fn generalized_time(d: &DateTime) -> String {
+    let base = d.strftime("%Y%m%d%H%M%S").to_string();
+    let ns = d.subsec_nanosecond();
+    if ns == 0 {
+        format!("{base}.0Z")
+    } else {
+        let f = format!("{:09}", ns.unsigned_abs());
+        format!("{base}.{}Z", f.trim_end_matches('0'))
+    }
+}
+
+fn keyword(a: &AttrLine, k: &str) -> bool {
+    a.name.eq_ignore_ascii_case(k)
+}
+
+/// One record from its logical lines.
+fn record(lines: &[LLine], types: &AttrTypes) -> LineResult<Record> {
+    let first = &lines[0];
+    let a = attr_line(first)?;
+    if !keyword(&a, "dn") {
+        return Err((first.no, "the record does not start with `dn:`".into()));
+    }
+    let dn = raw_text(first.no, a)?.trim().to_string();
+    if dn.is_empty() {
+        return Err((first.no, "empty DN".into()));
+    }
+    let mut rest = lines[1..].iter().peekable();
+    // Controls are accepted and ignored.
+    while let Some(l) = rest.peek() {
+        if l.bytes.len() >= 8 && l.bytes[..8].eq_ignore_ascii_case(b"control:") {
+            rest.next();
+        } else {
+            break;
+        }
+    }
+    let mut changetype = None;
+    if let Some(l) = rest.peek()
+        && l.bytes.len() >= 11
+        && l.bytes[..11].eq_ignore_ascii_case(b"changetype:")
+    {
+        let a = attr_line(l)?;
+        changetype = Some((l.no, raw_text(l.no, a)?.trim().to_ascii_lowercase()));
+        rest.next();
+    }
+    let rest: Vec<&LLine> = rest.collect();
+    match changetype {
+        None => content(dn, first.no, &rest, types).map(Record::Content),
+        Some((_, ct)) if ct == "add" => content(dn, first.no, &rest, types).map(Record::Add),
+        Some((_, ct)) if ct == "delete" => match rest.first() {
+            Some(l) => Err((l.no, "a delete record has no other lines".into())),
+            None => Ok(Record::Delete { dn }),
+        },
+        Some((_, ct)) if ct == "modify" => modify(dn, &rest, types),
+        Some((_, ct)) if ct == "modrdn" || ct == "moddn" => modrdn(dn, first.no, &rest),
+        Some((no, ct)) => Err((
+            no,
+            format!("unknown changetype `{ct}` (add, delete, modify, modrdn or moddn)"),
+        )),
+    }
+}
+
+fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> LineResult<Entry> {
+    let mut e = Entry {
+        dn,
+        object_classes: Vec::new(),
+        attrs: Vec::new(),
+    };
+    for l in lines {
+        let a = attr_line(l)?;
+        if keyword(&a, "dn") {
+            return Err((l.no, "a second `dn:` line in one record".into()));
+        }
+        if keyword(&a, "changetype") {
+            return Err((l.no, "`changetype:` must follow the `dn:` line".into()));
+        }
+        if keyword(&a, "objectClass") {
+            let c = raw_text(l.no, a)?.trim().to_string();
+            if !c.is_empty() && !e.object_classes.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
+                e.object_classes.push(c);
+            }
+            continue;
+        }
+        let name = a.name.clone();
+        let v = ldif_value(a, types).map_err(|m| (l.no, m))?;
+        push_value(&mut e.attrs, &name, v);
+    }
+    if e.object_classes.is_empty() {
+        return Err((dn_line, format!("`{}` has no objectClass", e.dn)));
+    }
+    Ok(e)
+}
+
+/// Appends a value to an attribute list (empty strings are no value).
+fn push_value(attrs: &mut Vec<(String, Vec<Value>)>, name: &str, v: Value) {
+    if matches!(&v, Value::Str(s) if s.is_empty()) {
+        return;
+    }
+    match attrs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        Some((_, vs)) => {
+            if !vs.contains(&v) {
+                vs.push(v);
+            }
+        }
+        None => attrs.push((name.to_string(), vec![v])),
+    }
+}
+
+fn modify(dn: String, lines: &[&LLine], types: &AttrTypes) -> LineResult<Record> {
+    let mut mods = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        let a = attr_line(l)?;
+        let op = match a.name.to_ascii_lowercase().as_str() {
+            "add" => ModOp::Add,
+            "delete" => ModOp::Delete,
+            "replace" => ModOp::Replace,
+            _ => {
+                return Err((
+                    l.no,
+                    format!(
+                        "expected `add:`, `delete:` or `replace:` in a modify record, found `{}:`",
+                        a.name
+                    ),
+                ));
+            }
+        };
+        let attr = raw_text(l.no, a)?.trim().to_string();
+        let attr = attr.split(';').next().unwrap_or_default().to_string();
+        if attr.is_empty() {
+            return Err((l.no, "no attribute name after the operation".into()));
+        }
+        let mut values = Vec::new();
+        i += 1;
+        while i < lines.len() {
+            let l = lines[i];
+            if l.bytes.trim_ascii_end() == b"-" {
+                i += 1;
+                break;
+            }
+            let a = attr_line(l)?;
+            if !a.name.eq_ignore_ascii_case(&attr) {
+                return Err((
+                    l.no,
+                    format!(
+                        "a value of `{}` inside the modification of `{attr}` (missing `-`?)",
+                        a.name
+                    ),
+                ));
+            }
+            let v = if attr.eq_ignore_ascii_case("objectClass") {
+                Value::str(raw_text(l.no, a)?.trim())
+            } else {
+                ldif_value(a, types).map_err(|m| (l.no, m))?
+            };
+            values.push(v);
+            i += 1;
+        }
+        mods.push(Mod { op, attr, values });
+    }
+    Ok(Record::Modify { dn, mods })
+}
+
+fn modrdn(dn: String, dn_line: usize, lines: &[&LLine]) -> LineResult<Record> {
+    let (mut new_rdn, mut delete_old, mut new_superior) = (None, None, None);
+    for l in lines {
+        let a = attr_line(l)?;
+        let name = a.name.to_ascii_lowercase();
+        let text = raw_text(l.no, a)?.trim().to_string();
+        match name.as_str() {
+            "newrdn" => new_rdn = Some(text),
+            "deleteoldrdn" => {
+                delete_old = Some(match text.as_str() {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err((l.no, format!("deleteoldrdn must be 0 or 1, not `{text}`"))),
+                })
+            }
+            "newsuperior" => new_superior = Some(text),
+            other => {
+                return Err((
+                    l.no,
+                    format!(
+                        "unexpected `{other}:` in a modrdn record (newrdn, deleteoldrdn, newsuperior)"
+                    ),
+                ));
+            }
+        }
+    }
+    let new_rdn = new_rdn
+        .filter(|r| !r.is_empty())
+        .ok_or((dn_line, "a modrdn record needs `newrdn:`".to_string()))?;
+    Ok(Record::ModRdn {
+        dn,
+        new_rdn,
+        delete_old_rdn: delete_old.unwrap_or(true),
+        new_superior,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// DNs
+
+/// The key of a DN in a directory (case-insensitive, as the engine compares DNs).
+pub(crate) fn dn_key(dn: &str) -> String {
+    dn.trim().to_lowercase()
+}
+
+/// Splits at unescaped occurrences of `sep` (a backslash escapes the next character).
+fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == sep && !quoted {
+            out.push(&s[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// The first RDN of a DN and its parent DN (None at the top).
+pub(crate) fn split_dn(dn: &str) -> (String, Option<String>) {
+    let parts = split_unescaped(dn, ',');
+    let rdn = parts[0].trim().to_string();
+    if parts.len() == 1 {
+        (rdn, None)
+    } else {
+        let parent: Vec<&str> = parts[1..].iter().map(|p| p.trim()).collect();
+        (rdn, Some(parent.join(",")))
+    }
+}
+
+/// The attribute-value pairs of an RDN (`CN=a+UID=b`), values unescaped.
+fn rdn_pairs(rdn: &str) -> Vec<(String, String)> {
+    split_unescaped(rdn, '+')
+        .into_iter()
+        .filter_map(|ava| {
+            let (n, v) = ava.split_once('=')?;
+            Some((n.trim().to_string(), unescape_dn_value(v.trim())))
+        })
+        .collect()
+}
+
+/// An RDN value without its escapes (`\,` and hex pairs such as `\0A`).
+fn unescape_dn_value(v: &str) -> String {
+    let v = v
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(v);
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(x) => {
+                    out.push(x);
+                    i += 3;
+                }
+                None => {
+                    out.push(b[i + 1]);
+                    i += 2;
+                }
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An RDN value escaped for a DN (RFC 4514).
+pub fn escape_rdn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let n = v.chars().count();
+    for (i, c) in v.chars().enumerate() {
+        match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i + 1 == n => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            '\n' => out.push_str("\\0A"),
+            '\r' => out.push_str("\\0D"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The sort key of a DN in tree order: its RDNs from the top, lower-cased.
+fn tree_key(dn: &str) -> Vec<String> {
+    let mut parts: Vec<String> = split_unescaped(dn, ',')
+        .into_iter()
+        .map(|p| p.trim().to_lowercase())
+        .collect();
+    parts.reverse();
+    parts
+}
+
+/// Entries sorted by DN in tree order (parents first, siblings by RDN, case-insensitively).
+pub(crate) fn tree_order<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<&'a Entry> {
+    let mut sorted: Vec<(Vec<String>, &Entry)> =
+        entries.into_iter().map(|e| (tree_key(&e.dn), e)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Renames an entry. The values of its RDN attributes follow, for the attributes the entry
+/// has: the new RDN value is added, the old one removed with `delete_old`.
+fn rename(e: &mut Entry, new_dn: &str, delete_old: bool) {
+    let old = rdn_pairs(&split_dn(&e.dn).0);
+    let new = rdn_pairs(&split_dn(new_dn).0);
+    e.dn = new_dn.trim().to_string();
+    let of = |pairs: &[(String, String)], name: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(a, _)| a.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    for (name, values) in &mut e.attrs {
+        let (olds, news) = (of(&old, name), of(&new, name));
+        if delete_old {
+            values.retain(|v| !olds.iter().any(|o| v.as_str() == Some(o.as_str())));
+        }
+        for n in news {
+            if !values.iter().any(|v| v.as_str() == Some(n.as_str())) {
+                values.push(Value::str(n));
+            }
+        }
+    }
+    e.attrs.retain(|(_, v)| !v.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The working set
+
+/// Objects by DN key, for applying change records and exports.
+pub(crate) type Objects = BTreeMap<String, Entry>;
+
+/// The result of applying records to a working set.
+struct Applied {
+    /// Keys of objects added, changed or renamed (to), in first-touch order (with repeats and
+    /// keys no longer touched: see `touched`).
+    order: Vec<String>,
+    touched: HashSet<String>,
+    /// DN keys deleted (and not added again) → the DN.
+    deleted: BTreeMap<String, String>,
+    rejected: Vec<Rejected>,
+}
+
+/// Applies records in order. `full`: the set started empty, and deletes of unknown objects
+/// are rejected (in a delta they are passed on).
+fn apply(set: &mut Objects, records: Vec<(usize, Record)>, source: &str, full: bool) -> Applied {
+    let mut out = Applied {
+        order: Vec::new(),
+        touched: HashSet::new(),
+        deleted: BTreeMap::new(),
+        rejected: Vec::new(),
+    };
+    // Keys added by this read, with their line (a second add of one of them is a duplicate).
+    let mut added: HashMap<String, usize> = HashMap::new();
+    let touch = |out: &mut Applied, k: &str| {
+        out.deleted.remove(k);
+        if out.touched.insert(k.to_string()) {
+            out.order.push(k.to_string());
+        }
+    };
+    for (line, r) in records {
+        let res: Result<(), String> = match r {
+            Record::Content(e) | Record::Add(e) => {
+                let k = dn_key(&e.dn);
+                if let Some(first) = added.get(&k).filter(|_| set.contains_key(&k)) {
+                    Err(format!("duplicate DN `{}` (first at line {first})", e.dn))
+                } else {
+                    added.insert(k.clone(), line);
+                    set.insert(k.clone(), e);
+                    touch(&mut out, &k);
+                    Ok(())
+                }
+            }
+            Record::Delete { dn } => {
+                let k = dn_key(&dn);
+                if set.remove(&k).is_some() || !full {
+                    added.remove(&k);
+                    out.touched.remove(&k);
+                    out.deleted.insert(k, dn);
+                    Ok(())
+                } else {
+                    Err(format!("delete of `{dn}`: no such object"))
+                }
+            }
+            Record::Modify { dn, mods } => match set.get(&dn_key(&dn)) {
+                None => Err(unknown(&dn, "modify")),
+                Some(e) => {
+                    let mut e = e.clone();
+                    let mut res = Ok(());
+                    for m in mods {
+                        match m.op {
+                            ModOp::Add => e.add(&m.attr, m.values),
+                            ModOp::Replace => e.set(&m.attr, m.values),
+                            ModOp::Delete if m.values.is_empty() => {
+                                if m.attr.eq_ignore_ascii_case("objectClass") {
+                                    res = Err("a modify cannot remove every objectClass".into());
+                                }
+                                e.set(&m.attr, Vec::new());
+                            }
+                            ModOp::Delete => {
+                                if m.attr.eq_ignore_ascii_case("objectClass") {
+                                    e.object_classes.retain(|c| {
+                                        !m.values.iter().any(|v| {
+                                            v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(c))
+                                        })
+                                    });
+                                } else {
+                                    let kept: Vec<Value> = e
+                                        .get(&m.attr)
+                                        .unwrap_or_default()
+                                        .iter()
+                                        .filter(|v| !m.values.contains(v))
+                                        .cloned()
+                                        .collect();
+                                    e.set(&m.attr, kept);
+                                }
+                            }
+                        }
+                    }
+                    if e.object_classes.is_empty() {
+                        res = Err("a modify cannot remove every objectClass".into());
+                    }
+                    res.map(|()| {
+                        let k = dn_key(&dn);
+                        set.insert(k.clone(), e);
+                        touch(&mut out, &k);
+                    })
+                }
+            },
+            Record::ModRdn {
+                dn,
+                new_rdn,
+                delete_old_rdn,
+                new_superior,
+            } => {
+                let k = dn_key(&dn);
+                match set.get(&k).map(|e| e.dn.clone()) {
+                    None => Err(unknown(&dn, "modrdn")),
+                    Some(cur) => {
+                        let parent = new_superior.or_else(|| split_dn(&cur).1);
+                        let new_dn = match parent {
+                            Some(p) if !p.trim().is_empty() => format!("{new_rdn},{}", p.trim()),
+                            _ => new_rdn,
+                        };
+                        let nk = dn_key(&new_dn);
+                        match set.remove(&k) {
+                            Some(e) if nk != k && set.contains_key(&nk) => {
+                                set.insert(k, e);
+                                Err(format!("modrdn of `{dn}`: `{new_dn}` exists"))
+                            }
+                            Some(mut e) => {
+                                rename(&mut e, &new_dn, delete_old_rdn);
+                                set.insert(nk.clone(), e);
+                                out.touched.remove(&k);
+                                if let Some(l) = added.remove(&k) {
+                                    added.insert(nk.clone(), l);
+                                }
+                                touch(&mut out, &nk);
+                                Ok(())
+                            }
+                            None => Err(unknown(&dn, "modrdn")),
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(message) = res {
+            out.rejected.push(Rejected {
+                source: source.to_string(),
+                line,
+                message,
+            });
+        }
+    }
+    out
+}
+
+fn unknown(dn: &str, what: &str) -> String {
+    format!(
+        "{what} of `{dn}`: the object is unknown (not in the previous import and not added earlier in the file)"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// An RFC 2849 SAFE-STRING (written as is; anything else is written in base64).
+fn is_safe(s: &str) -> bool {
+    let b = s.as_bytes();
+    let safe_char = |c: &u8| matches!(c, 0x01..=0x09 | 0x0B..=0x0C | 0x0E..=0x7F);
+    b.iter().all(safe_char)
+        && !matches!(b.first(), Some(b' ' | b':' | b'<'))
+        && b.last() != Some(&b' ')
+}
+
+/// Appends one `name: value` line, folded at 76 columns.
+fn push_line(out: &mut String, line: &str) {
+    const WIDTH: usize = 76;
+    if line.len() <= WIDTH {
+        out.push_str(line);
+        out.push('\n');
+        return;
+    }
+    let mut col = 0;
+    let mut limit = WIDTH;
+    for c in line.chars() {
+        if col + c.len_utf8() > limit {
+            out.push_str("\n ");
+            col = 1;
+            limit = WIDTH;
+        }
+        out.push(c);
+        col += c.len_utf8();
+    }
+    out.push('\n');
+}
+
+fn push_text(out: &mut String, name: &str, text: &str) {
+    if is_safe(text) {
+        push_line(out, &format!("{name}: {text}"));
+    } else {
+        push_line(out, &format!("{name}:: {}", B64.encode(text.as_bytes())));
+    }
+}
+
+fn write_value(out: &mut String, name: &str, v: &Value) {
+    match v {
+        Value::Str(s) | Value::Ref(s) => push_text(out, name, s),
+        Value::Bin(b) => push_line(out, &format!("{name}:: {}", B64.encode(b))),
+        Value::Num(n) => push_line(out, &format!("{name}: {n}")),
+        Value::Bool(b) => push_line(
+            out,
+            &format!("{name}: {}", if *b { "TRUE" } else { "FALSE" }),
+        ),
+        Value::Dt(d) => push_line(out, &format!("{name}: {}", generalized_time(d))),
+        Value::Many(items) => items.iter().for_each(|i| write_value(out, name, i)),
+        Value::Null | Value::AuthoritativeNull | Value::IgnoreThisFlow => {}
+    }
+}
+
+/// Appends one content record (no separating blank line).
+pub fn write_entry(out: &mut String, e: &Entry) {
+    push_text(out, "dn", &e.dn);
+    for c in &e.object_classes {
+        push_text(out, "objectClass", c);
+    }
+    for (n, vs) in &e.attrs {
+        for v in vs {
+            write_value(out, n, v);
+        }
+    }
+}
+
+/// LDIF content records of `entries`, sorted by DN in tree order (parents first), after a
+/// `version: 1` line.
+pub fn write_ldif<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
+    let mut out = String::from("version: 1\n");
+    for e in tree_order(entries) {
+        out.push('\n');
+        write_entry(&mut out, e);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+fn io_error(path: &Path, what: &str, e: &std::io::Error) -> ConnectorError {
+    ConnectorError {
+        source: path.display().to_string(),
+        line: None,
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// The bytes of a file; `None` when it does not exist.
+pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, ConnectorError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path, "cannot read", &e)),
+    }
+}
+
+/// Replaces the file at `path` with `data` atomically: a temporary file in the same directory
+/// is written and synced, renamed over `path`, and the directory is synced. On any error the
+/// old file is untouched (and the temporary file removed).
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ConnectorError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            // Keep the permissions of the file being replaced.
+            let _ = f.set_permissions(meta.permissions());
+        }
+        f.write_all(data)?;
+        f.sync_all()?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path, "cannot write", &e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path, "cannot replace", &e));
+    }
+    // Make the rename durable. Directories cannot be opened for syncing everywhere.
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(&dir) {
+        d.sync_all()
+            .map_err(|e| io_error(&dir, "cannot sync", &e))?;
+    }
+    Ok(())
+}
+
+/// Reads and applies an LDIF file from an empty set. `missing_ok`: a missing file is empty.
+fn load(
+    path: &Path,
+    types: &AttrTypes,
+    missing_ok: bool,
+) -> Result<(Objects, Vec<Rejected>), ConnectorError> {
+    let source = path.display().to_string();
+    let bytes = match read_file(path)? {
+        Some(b) => b,
+        None if missing_ok => return Ok((Objects::new(), Vec::new())),
+        None => {
+            return Err(ConnectorError {
+                source,
+                line: None,
+                message: "cannot read: the file does not exist".into(),
+            });
+        }
+    };
+    let parsed = parse(&bytes, &source, types)?;
+    let mut set = Objects::new();
+    let applied = apply(&mut set, parsed.records, &source, true);
+    let mut rejected = parsed.rejected;
+    rejected.extend(applied.rejected);
+    rejected.sort_by_key(|r| r.line);
+    Ok((set, rejected))
+}
+
+fn full(set: &Objects, rejected: Vec<Rejected>) -> Imported {
+    Imported {
+        changes: set
+            .values()
+            .map(|e| ImportChange::Upsert(e.to_import_object()))
+            .collect(),
+        rejected,
+        watermark: None,
+    }
+}
+
+/// Applies export changes to a set of objects. Adds of an existing DN and updates or deletes of
+/// a missing one are failed changes; the others are applied.
+pub(crate) fn apply_exports(set: &mut Objects, changes: &[ExportChange]) -> ExportOutcome {
+    let mut out = ExportOutcome::default();
+    for c in changes {
+        match apply_export(set, c) {
+            Ok(()) => out.applied += 1,
+            Err(m) => out.failed.push((c.dn.clone(), m)),
+        }
+    }
+    out
+}
+
+fn set_attr(e: &mut Entry, name: &str, v: &Value) {
+    if !matches!(v, Value::IgnoreThisFlow) {
+        e.set(name, v.values().to_vec());
+    }
+}
+
+fn apply_export(set: &mut Objects, c: &ExportChange) -> Result<(), String> {
+    let k = dn_key(&c.dn);
+    if k.is_empty() {
+        return Err("empty DN".into());
+    }
+    match c.kind {
+        ExportKind::Add => {
+            if set.contains_key(&k) {
+                return Err("an object with this DN already exists".into());
+            }
+            if c.object_type.is_empty() {
+                return Err("no object type".into());
+            }
+            let mut e = Entry::new(c.dn.trim(), c.object_type.as_str());
+            for (n, v) in &c.attrs {
+                if !n.eq_ignore_ascii_case("objectClass") {
+                    set_attr(&mut e, n, v);
+                }
+            }
+            set.insert(k, e);
+        }
+        ExportKind::Update => {
+            let mut e = set.get(&k).cloned().ok_or("no object with this DN")?;
+            let mut nk = k.clone();
+            if let Some(nd) = c.new_dn.as_deref().filter(|d| !d.trim().is_empty()) {
+                nk = dn_key(nd);
+                if nk != k && set.contains_key(&nk) {
+                    return Err(format!(
+                        "cannot rename to `{nd}`: an object with that DN exists"
+                    ));
+                }
+                rename(&mut e, nd, true);
+            }
+            for (n, v) in &c.attrs {
+                set_attr(&mut e, n, v);
+            }
+            set.remove(&k);
+            set.insert(nk, e);
+        }
+        ExportKind::Delete => {
+            set.remove(&k).ok_or("no object with this DN")?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connectors
+
+/// An LDIF file as a source (read-only).
+#[derive(Debug, Clone)]
+pub struct LdifSource {
+    pub path: PathBuf,
+    pub types: AttrTypes,
+    /// The objects of the last import: what the change records of a delta import apply to.
+    known: Objects,
+}
+
+impl LdifSource {
+    /// A source reading `path`, untyped.
+    pub fn new(path: impl Into<PathBuf>) -> LdifSource {
+        LdifSource {
+            path: path.into(),
+            types: AttrTypes::new(),
+            known: Objects::new(),
+        }
+    }
+
+    /// With declared attribute types.
+    pub fn with_types(mut self, types: AttrTypes) -> LdifSource {
+        self.types = types;
+        self
+    }
+}
+
+impl Connector for LdifSource {
+    /// Every object of the file (change records applied in order to the content before them).
+    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
+        let (set, rejected) = load(&self.path, &self.types, false)?;
+        let out = full(&set, rejected);
+        self.known = set;
+        Ok(out)
+    }
+
+    /// The records of the file applied to the objects of the previous import: the touched
+    /// objects as `Upsert`, the deleted ones as `Delete`. The watermark is not used.
+    fn delta_import(&mut self, _watermark: Option<&str>) -> Result<Imported, ConnectorError> {
+        let source = self.path.display().to_string();
+        let bytes = read_file(&self.path)?.ok_or_else(|| ConnectorError {
+            source: source.clone(),
+            line: None,
+            message: "cannot read: the file does not exist".into(),
+        })?;
+        let parsed = parse(&bytes, &source, &self.types)?;
+        let mut set = self.known.clone();
+        let applied = apply(&mut set, parsed.records, &source, false);
+        let mut rejected = parsed.rejected;
+        rejected.extend(applied.rejected);
+        rejected.sort_by_key(|r| r.line);
+        let mut changes = Vec::new();
+        let mut seen = HashSet::new();
+        for k in &applied.order {
+            if applied.touched.contains(k)
+                && seen.insert(k)
+                && let Some(e) = set.get(k)
+            {
+                changes.push(ImportChange::Upsert(e.to_import_object()));
+            }
+        }
+        for dn in applied.deleted.into_values() {
+            changes.push(ImportChange::Delete { dn });
+        }
+        self.known = set;
+        Ok(Imported {
+            changes,
+            rejected,
+            watermark: None,
+        })
+    }
+
+    fn export(&mut self, _changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+        Err(ConnectorError {
+            source: self.path.display().to_string(),
+            line: None,
+            message: "an LDIF source is read-only (use an LDIF target to export)".into(),
+        })
+    }
+}
+
+/// An LDIF file as a target: it holds the target directory's content.
+#[derive(Debug, Clone)]
+pub struct LdifTarget {
+    pub path: PathBuf,
+    /// Types for reading the file back.
+    pub types: AttrTypes,
+}
+
+impl LdifTarget {
+    pub fn new(path: impl Into<PathBuf>) -> LdifTarget {
+        LdifTarget {
+            path: path.into(),
+            types: AttrTypes::new(),
+        }
+    }
+
+    pub fn with_types(mut self, types: AttrTypes) -> LdifTarget {
+        self.types = types;
+        self
+    }
+}
+
+impl Connector for LdifTarget {
+    /// The file's objects (a missing file is an empty directory).
+    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
+        let (set, rejected) = load(&self.path, &self.types, true)?;
+        Ok(full(&set, rejected))
+    }
+
+    /// Applies the changes to the file's content and replaces the file atomically. Changes
+    /// that do not apply are in `failed`; the file is rewritten only when one applied.
+    fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+        let (mut set, rejected) = load(&self.path, &self.types, true)?;
+        if let Some(r) = rejected.first() {
+            return Err(ConnectorError {
+                source: r.source.clone(),
+                line: Some(r.line),
+                message: format!(
+                    "the target file has a malformed record ({}); it is not rewritten",
+                    r.message
+                ),
+            });
+        }
+        let outcome = apply_exports(&mut set, changes);
+        if outcome.applied > 0 {
+            write_atomic(&self.path, write_ldif(set.values()).as_bytes())?;
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Parsed {
+        parse(s.as_bytes(), "t.ldif", &AttrTypes::new()).unwrap()
+    }
+
+    #[test]
+    fn folds_and_unfolds() {
+        let long = "x".repeat(200);
+        let mut out = String::new();
+        push_text(&mut out, "description", &long);
+        assert!(out.lines().all(|l| l.len() <= 76), "{out}");
+        let text = format!("dn: CN=a\nobjectClass: user\n{out}");
+        let p = parse_str(&text);
+        let Record::Content(e) = &p.records[0].1 else {
+            panic!()
+        };
+        assert_eq!(e.get("description").unwrap()[0], Value::str(long));
+    }
+
+    #[test]
+    fn safe_strings() {
+        assert!(is_safe("hello world"));
+        assert!(is_safe(""));
+        assert!(!is_safe(" lead"));
+        assert!(!is_safe(":colon"));
+        assert!(!is_safe("<url"));
+        assert!(!is_safe("trail "));
+        assert!(!is_safe("é"));
+        assert!(!is_safe("a\nb"));
+    }
+
+    #[test]
+    fn generalized_times() {
+        let d = parse_generalized_time("20240102030405.0Z").unwrap();
+        assert_eq!(generalized_time(&d), "20240102030405.0Z");
+        let d = parse_generalized_time("20240102030405+0100").unwrap();
+        assert_eq!(generalized_time(&d), "20240102020405.0Z");
+        assert!(parse_generalized_time("2024").is_err());
+        let d = parse_generalized_time("2024-01-02T03:04:05.5Z").unwrap();
+        assert_eq!(generalized_time(&d), "20240102030405.5Z");
+    }
+
+    #[test]
+    fn dn_helpers() {
+        assert_eq!(
+            split_dn("CN=a\\,b,OU=x, DC=y"),
+            ("CN=a\\,b".to_string(), Some("OU=x,DC=y".to_string()))
+        );
+        assert_eq!(
+            rdn_pairs("CN=J\\0ACNF:1"),
+            vec![("CN".into(), "J\nCNF:1".into())]
+        );
+        assert_eq!(escape_rdn_value(" a,b "), "\\ a\\,b\\ ");
+        assert!(tree_key("DC=com") < tree_key("CN=x,DC=com"));
+    }
+
+    #[test]
+    fn rejects_url_values_with_their_line() {
+        let p = parse_str("dn: CN=a\nobjectClass: user\njpegPhoto:< file:///x\n");
+        assert!(p.records.is_empty());
+        assert_eq!(p.rejected[0].line, 3);
+        assert!(p.rejected[0].message.contains("not supported"));
+    }
+
+    #[test]
+    fn not_ldif_is_an_error() {
+        let e = parse(b"id,name\n1,x\n", "x.csv", &AttrTypes::new()).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        let e = parse(b"version: 2\n", "x", &AttrTypes::new()).unwrap_err();
+        assert_eq!(e.line, Some(1));
+    }
+}

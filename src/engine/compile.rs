@@ -167,8 +167,9 @@ impl Plan {
     pub fn new(bundle: &Bundle) -> Plan {
         let connectors: Vec<ConnectorPlan> = bundle
             .schema
-            .connectors
-            .values()
+            .connector_order
+            .iter()
+            .filter_map(|n| bundle.schema.connectors.get(n))
             .map(|c: &ConnectorDef| ConnectorPlan {
                 name: c.name.clone(),
                 kind: c.kind.clone(),

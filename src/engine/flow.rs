@@ -78,6 +78,7 @@ fn same(a: &Value, b: &Value, case_insensitive: bool) -> bool {
 pub fn shape(v: Value, multi: bool) -> Value {
     match v {
         Value::Str(s) if s.is_empty() => Value::Null,
+        v if multi && !v.is_null() && !matches!(v, Value::Many(_)) => Value::many(vec![v]),
         Value::Many(items) => {
             let kept: Vec<Value> = items
                 .iter()
@@ -168,6 +169,6 @@ mod tests {
     #[test]
     fn single_valued_targets_keep_the_first_value() {
         assert_eq!(shape(Value::many(vec![s("a"), s("b")]), false), s("a"));
-        assert_eq!(shape(s("a"), true), s("a"));
+        assert_eq!(shape(s("a"), true), Value::many(vec![s("a")]));
     }
 }

@@ -81,7 +81,8 @@ pub fn import(
                     if let Some(s) = tplan.slot(&name)
                         && s != tplan.dn.unwrap_or(usize::MAX)
                     {
-                        values[s] = v;
+                        // Multi-valued attributes always hold collections.
+                        values[s] = crate::engine::flow::shape(v, tplan.kinds[s].1);
                     }
                 }
                 let dn: Arc<str> = obj.dn.as_str().into();

@@ -227,6 +227,9 @@ pub struct State {
     /// Metaverse objects with export values withheld as duplicates: revisited by every sync
     /// until the conflict clears.
     pub withheld: std::collections::BTreeSet<MvId>,
+    /// Outbound references waiting for their target: referenced metaverse object → the
+    /// metaverse objects whose exports dropped the reference. Revisited when it is provisioned.
+    pub awaiting_refs: HashMap<MvId, std::collections::BTreeSet<MvId>>,
 }
 
 impl State {

@@ -131,6 +131,8 @@ pub fn run(
         error_limit,
         trace,
         stopped: false,
+        revisit: BTreeSet::new(),
+        unresolved: Vec::new(),
     };
     run.ensure_indexes();
     for c in 0..plan.connectors.len() {
@@ -180,6 +182,27 @@ pub fn run(
                 break;
             }
         }
+        // References to objects provisioned later in this pass resolve now.
+        let mut rounds = 0;
+        while !run.revisit.is_empty() && !run.stopped && rounds < 16 {
+            for mv in std::mem::take(&mut run.revisit) {
+                run.outbound_mv(mv);
+            }
+            rounds += 1;
+        }
+    }
+    // Only the references still waiting are unresolved.
+    let unresolved = std::mem::take(&mut run.unresolved);
+    for (msg, target, referrer) in unresolved {
+        if run
+            .state
+            .awaiting_refs
+            .get(&target)
+            .is_some_and(|r| r.contains(&referrer))
+            && !run.report.unresolved_references.contains(&msg)
+        {
+            run.report.unresolved_references.push(msg);
+        }
     }
     let mut report = run.report;
     report.status = if run.stopped {
@@ -208,6 +231,10 @@ struct Run<'a> {
     error_limit: usize,
     trace: Option<&'a mut Trace>,
     stopped: bool,
+    /// Metaverse objects to visit again in outbound (their references can now resolve).
+    revisit: BTreeSet<MvId>,
+    /// References dropped in this run: (message, referenced object, referrer).
+    unresolved: Vec<(String, MvId, MvId)>,
 }
 
 /// One inbound flow that may contribute to a metaverse attribute: (target slot, precedence
@@ -412,6 +439,8 @@ impl Run<'_> {
                 self.note(Some(id), None, || "pending import: delete".into());
                 if let Some(mv) = self.state.unlink(id) {
                     self.dirty.insert(mv);
+                    // Provisioning runs again for it (a deleted target object is re-created).
+                    self.outbound.insert(mv);
                     self.report.disconnects += 1;
                 }
                 self.remove_cs(id);
@@ -730,6 +759,7 @@ impl Run<'_> {
             return;
         }
         contributions.sort_by_key(|c| (c.0, c.1));
+        let errors_before = self.report.errors.len();
         let tplan = &self.plan.metaverse[ty];
         let old = self.state.mv[&mv].attrs.clone();
         let mut new = vec![Value::Null; tplan.len()];
@@ -799,6 +829,32 @@ impl Run<'_> {
                 self.note(None, Some(mv), || format!("  => {target} = {shown}"));
             }
             i = end;
+        }
+        if self.report.errors.len() > errors_before {
+            // An object in error is not changed: a new one is not projected.
+            if created {
+                self.note(None, Some(mv), || {
+                    format!("not projected: metaverse object {mv} has a sync error")
+                });
+                let links = self
+                    .state
+                    .mv
+                    .get(&mv)
+                    .map(|m| m.links.clone())
+                    .unwrap_or_default();
+                for c in links {
+                    self.state.unlink(c);
+                }
+                self.state.mv.remove(&mv);
+                self.created_mv.remove(&mv);
+                self.outbound.remove(&mv);
+                self.report.projections = self.report.projections.saturating_sub(1);
+            } else {
+                self.note(None, Some(mv), || {
+                    format!("metaverse object {mv} not changed: it has a sync error")
+                });
+            }
+            return;
         }
         if new != old || created {
             self.set_mv_attrs(mv, new);
@@ -955,7 +1011,12 @@ impl Run<'_> {
                     c
                 }
                 None => match self.outbound_link(mv, cc, &rules) {
-                    Some(c) => c,
+                    Some(c) => {
+                        if let Some(waiting) = self.state.awaiting_refs.remove(&mv) {
+                            self.revisit.extend(waiting);
+                        }
+                        c
+                    }
                     None => continue,
                 },
             };
@@ -1017,6 +1078,10 @@ impl Run<'_> {
                         },
                     );
                     self.state.cs[c as usize].provisioned_by = Some(p);
+                    // Back in scope before its delete was exported: the delete is cancelled.
+                    if self.state.cs[c as usize].export == Some(ExportOp::Delete) {
+                        self.state.cs[c as usize].export = None;
+                    }
                     self.report.joins += 1;
                     self.note(Some(c), Some(mv), || {
                         format!("outbound: joined {d} by its DN")
@@ -1178,6 +1243,7 @@ impl Run<'_> {
 
     /// Export attribute flow for one linked target object.
     fn export_flows(&mut self, mv: MvId, c: CsId, rules: &[RuleIdx]) {
+        let errors_before = self.report.errors.len();
         let (cc, tty) = {
             let o = &self.state.cs[c as usize];
             (o.connector, o.object_type)
@@ -1295,6 +1361,15 @@ impl Run<'_> {
         if let Some(s) = tplan.dn {
             new[s] = Value::Str(self.state.cs[c as usize].dn.clone());
         }
+        if self.report.errors.len() > errors_before {
+            // An object in error is not changed: a new export object is not created.
+            if self.created_cs.remove(&c) {
+                self.state.unlink(c);
+                self.remove_cs(c);
+                self.report.provisions = self.report.provisions.saturating_sub(1);
+            }
+            return;
+        }
         self.withhold_duplicates(mv, c, &mut new);
         self.set_cs_current(c, new);
     }
@@ -1398,10 +1473,18 @@ impl Run<'_> {
                     Some(t) => out.push(Value::Ref(self.state.cs[t as usize].dn.clone())),
                     None => {
                         let dn = self.state.cs[c as usize].dn.clone();
-                        self.report.unresolved_references.push(format!(
+                        let msg = format!(
                             "{}: {dn}: metaverse object {target} is not in this connector",
                             self.plan.connectors[cc].name
-                        ));
+                        );
+                        if let Some(referrer) = self.state.cs[c as usize].link.map(|l| l.mv) {
+                            self.state
+                                .awaiting_refs
+                                .entry(target)
+                                .or_default()
+                                .insert(referrer);
+                            self.unresolved.push((msg, target, referrer));
+                        }
                     }
                 },
                 // Not a metaverse reference (computed text): kept as is.

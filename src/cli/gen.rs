@@ -1,0 +1,62 @@
+//! `idflow gen ad`: writes a synthetic Active Directory export (LDIF) of `contoso.com`.
+//!
+//! The same arguments give the same text (see `crate::r#gen`). Exit 0 with the LDIF on stdout or
+//! in `-o FILE` (replaced atomically); exit 2 for usage and I/O errors.
+
+use super::{OK, USAGE};
+use std::io::Write as _;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum What {
+    /// A synthetic Active Directory export: users with managers, groups with nested members,
+    /// contacts, built-in accounts and replication conflicts.
+    Ad(AdArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AdArgs {
+    /// The number of ordinary users.
+    #[arg(long)]
+    users: usize,
+    /// The number of groups.
+    #[arg(long)]
+    groups: usize,
+    /// The seed: the same seed gives the same export.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The file to write (default: stdout).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> u8 {
+    let What::Ad(a) = args.what;
+    let text = crate::r#gen::generate(a.users, a.groups, a.seed);
+    match a.output {
+        Some(path) => match crate::connector::ldif::write_atomic(&path, text.as_bytes()) {
+            Ok(()) => OK,
+            Err(e) => {
+                eprintln!("error: {e}");
+                USAGE
+            }
+        },
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => OK,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => OK,
+                Err(e) => {
+                    eprintln!("error: cannot write to stdout: {e}");
+                    USAGE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,770 @@
+//! The file connectors: LDIF, CSV and JSON lines, as sources and as targets.
+
+use idflow::connector::csv::CsvSource;
+use idflow::connector::jsonl::{JsonlSource, JsonlTarget};
+use idflow::connector::ldif::{self, AttrTypes, LdifSource, LdifTarget};
+use idflow::connector::{Connector, ExportChange, ExportKind, Imported};
+use idflow::engine::import::{ImportChange, ImportObject};
+use idflow::sema::types::Base;
+use idflow::value::Value;
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/connectors")
+        .join(name)
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("idflow-conn-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn types(list: &[(&str, Base)]) -> AttrTypes {
+    list.iter().map(|(n, b)| (n.to_lowercase(), *b)).collect()
+}
+
+/// The AD types the fixtures use.
+fn ad_types() -> AttrTypes {
+    types(&[
+        ("objectGUID", Base::Bin),
+        ("userCertificate", Base::Bin),
+        ("userAccountControl", Base::Num),
+        ("groupType", Base::Num),
+        ("isCriticalSystemObject", Base::Bool),
+        ("manager", Base::Ref),
+        ("member", Base::Ref),
+        ("whenChanged", Base::Dt),
+        ("cn", Base::Str),
+        ("displayName", Base::Str),
+    ])
+}
+
+fn upserts(imported: &Imported) -> Vec<&ImportObject> {
+    imported
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            ImportChange::Upsert(o) => Some(o),
+            ImportChange::Delete { .. } => None,
+        })
+        .collect()
+}
+
+fn deletes(imported: &Imported) -> Vec<&str> {
+    imported
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            ImportChange::Delete { dn } => Some(dn.as_str()),
+            ImportChange::Upsert(_) => None,
+        })
+        .collect()
+}
+
+fn object<'a>(imported: &'a Imported, dn: &str) -> &'a ImportObject {
+    upserts(imported)
+        .into_iter()
+        .find(|o| o.dn.eq_ignore_ascii_case(dn))
+        .unwrap_or_else(|| panic!("no object `{dn}` in {:#?}", imported.changes))
+}
+
+fn attr<'a>(o: &'a ImportObject, name: &str) -> Option<&'a Value> {
+    o.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+fn strs(items: &[&str]) -> Value {
+    Value::many(items.iter().map(|s| Value::str(*s)).collect())
+}
+
+fn rejected_lines(imported: &Imported) -> Vec<usize> {
+    imported.rejected.iter().map(|r| r.line).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// LDIF source
+
+#[test]
+fn ldif_content_records_with_types() {
+    let mut src = LdifSource::new(fixture("basic.ldif")).with_types(ad_types());
+    let got = src.full_import().unwrap();
+    assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    assert_eq!(upserts(&got).len(), 3);
+
+    let alice = object(&got, "CN=Alice Smith,OU=Users,DC=contoso,DC=com");
+    // The most specific structural class is the last one; objectClass is not an attribute.
+    assert_eq!(alice.object_type, "user");
+    assert!(attr(alice, "objectClass").is_none());
+    assert_eq!(
+        attr(alice, "objectGUID"),
+        Some(&Value::bin((0u8..16).collect::<Vec<u8>>()))
+    );
+    assert_eq!(attr(alice, "userAccountControl"), Some(&Value::Num(512)));
+    assert_eq!(
+        attr(alice, "isCriticalSystemObject"),
+        Some(&Value::Bool(false))
+    );
+    // Folded lines, continuation spaces and comments (also folded) inside a record.
+    assert_eq!(
+        attr(alice, "description"),
+        Some(&Value::str(
+            "A long description that is folded over several lines, as LDIF writers do at column 76."
+        ))
+    );
+    assert_eq!(
+        attr(alice, "displayName"),
+        Some(&Value::str("Zoë Müller, ingénieure"))
+    );
+    assert_eq!(
+        attr(alice, "proxyAddresses"),
+        Some(&strs(&[
+            "SMTP:alice@contoso.com",
+            "smtp:asmith@contoso.com"
+        ]))
+    );
+    // The option is dropped, the base name kept.
+    assert_eq!(
+        attr(alice, "userCertificate"),
+        Some(&Value::bin(vec![0xff, 0x00, 0x10]))
+    );
+    assert_eq!(
+        attr(alice, "manager"),
+        Some(&Value::Ref(
+            "CN=Bob Jones,OU=Users,DC=contoso,DC=com".into()
+        ))
+    );
+    assert_eq!(
+        attr(alice, "whenChanged"),
+        Some(&Value::Dt("2024-01-02T03:04:05Z".parse().unwrap()))
+    );
+
+    let group = object(&got, "CN=Grüne Gruppe,OU=Groups,DC=contoso,DC=com");
+    assert_eq!(group.object_type, "group");
+    assert_eq!(attr(group, "cn"), Some(&Value::str("Grüne Gruppe")));
+    assert_eq!(attr(group, "groupType"), Some(&Value::Num(-2147483646)));
+    assert_eq!(
+        attr(group, "member"),
+        Some(&Value::many(vec![
+            Value::Ref("CN=Alice Smith,OU=Users,DC=contoso,DC=com".into()),
+            Value::Ref("CN=Bob Jones,OU=Users,DC=contoso,DC=com".into()),
+        ]))
+    );
+}
+
+#[test]
+fn ldif_untyped_values() {
+    let mut src = LdifSource::new(fixture("basic.ldif"));
+    let got = src.full_import().unwrap();
+    let alice = object(&got, "CN=Alice Smith,OU=Users,DC=contoso,DC=com");
+    // Without types: text is a string; base64 is a string when it is UTF-8 text, else binary
+    // (bytes 0..16 are valid UTF-8, but control characters).
+    assert_eq!(attr(alice, "userAccountControl"), Some(&Value::str("512")));
+    assert_eq!(
+        attr(alice, "objectGUID"),
+        Some(&Value::bin((0u8..16).collect::<Vec<u8>>()))
+    );
+    let bob = object(&got, "CN=Bob Jones,OU=Users,DC=contoso,DC=com");
+    assert_eq!(attr(bob, "info"), Some(&Value::bin(vec![0xff, 0x00, 0x10])));
+    assert_eq!(attr(bob, "comment"), Some(&Value::str("plain text")));
+}
+
+#[test]
+fn ldif_bad_records_are_rejected_with_their_line() {
+    let mut src = LdifSource::new(fixture("bad.ldif")).with_types(ad_types());
+    let got = src.full_import().unwrap();
+    let lines = rejected_lines(&got);
+    assert_eq!(
+        lines,
+        vec![8, 13, 17, 21, 25, 27, 30],
+        "{:#?}",
+        got.rejected
+    );
+    let msg = |line: usize| {
+        got.rejected
+            .iter()
+            .find(|r| r.line == line)
+            .map(|r| r.message.clone())
+            .unwrap()
+    };
+    assert!(msg(8).contains("dn:"), "{}", msg(8));
+    assert!(msg(13).contains("colon"), "{}", msg(13));
+    assert!(msg(17).contains("base64"), "{}", msg(17));
+    assert!(msg(21).contains("not supported"), "{}", msg(21));
+    assert!(msg(25).contains("not an integer"), "{}", msg(25));
+    assert!(msg(27).contains("objectClass"), "{}", msg(27));
+    assert!(msg(30).contains("duplicate DN"), "{}", msg(30));
+    assert!(got.rejected.iter().all(|r| r.source.ends_with("bad.ldif")));
+    let good: Vec<&str> = upserts(&got).iter().map(|o| o.dn.as_str()).collect();
+    assert_eq!(
+        good,
+        vec![
+            "CN=Good One,OU=Users,DC=contoso,DC=com",
+            "CN=Good Two,OU=Users,DC=contoso,DC=com"
+        ]
+    );
+    let one = object(&got, "CN=Good One,OU=Users,DC=contoso,DC=com");
+    // The first record with this DN, not the rejected duplicate.
+    assert_eq!(attr(one, "cn"), Some(&Value::str("Good One")));
+    let two = object(&got, "CN=Good Two,OU=Users,DC=contoso,DC=com");
+    assert_eq!(
+        attr(two, "isCriticalSystemObject"),
+        Some(&Value::Bool(true))
+    );
+}
+
+#[test]
+fn ldif_unreadable_or_foreign_files_are_errors() {
+    let e = LdifSource::new(fixture("missing.ldif"))
+        .full_import()
+        .unwrap_err();
+    assert!(e.source.ends_with("missing.ldif"), "{e}");
+    // A CSV file is not LDIF.
+    let e = LdifSource::new(fixture("hr.csv"))
+        .full_import()
+        .unwrap_err();
+    assert_eq!(e.line, Some(1), "{e}");
+    assert!(e.message.contains("not an LDIF file"), "{e}");
+    // A directory cannot be read.
+    assert!(LdifSource::new(fixture("")).full_import().is_err());
+}
+
+#[test]
+fn ldif_change_records_apply_in_order() {
+    let mut src = LdifSource::new(fixture("changes.ldif"));
+    let got = src.full_import().unwrap();
+    assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    let dns: Vec<&str> = upserts(&got).iter().map(|o| o.dn.as_str()).collect();
+    assert_eq!(
+        dns,
+        vec![
+            "CN=Alice Smith,OU=Users,DC=contoso,DC=com",
+            "CN=Robert Jones,OU=Staff,DC=contoso,DC=com"
+        ]
+    );
+    let alice = object(&got, "CN=Alice Smith,OU=Users,DC=contoso,DC=com");
+    assert_eq!(attr(alice, "title"), Some(&Value::str("Senior Engineer")));
+    assert_eq!(attr(alice, "telephoneNumber"), None);
+    assert_eq!(
+        attr(alice, "proxyAddresses"),
+        Some(&Value::str("smtp:alice2@contoso.com"))
+    );
+    assert_eq!(attr(alice, "mail"), Some(&Value::str("alice@contoso.com")));
+    // modrdn with deleteoldrdn: the RDN attribute follows the new name.
+    let bob = object(&got, "CN=Robert Jones,OU=Staff,DC=contoso,DC=com");
+    assert_eq!(attr(bob, "cn"), Some(&Value::str("Robert Jones")));
+}
+
+#[test]
+fn ldif_delta_import_applies_changes_to_the_previous_import() {
+    let dir = tempdir("delta");
+    let path = dir.join("ad.ldif");
+    std::fs::copy(fixture("basic.ldif"), &path).unwrap();
+    let mut src = LdifSource::new(&path);
+    let full = src.full_import().unwrap();
+    assert_eq!(upserts(&full).len(), 3);
+    std::fs::copy(fixture("delta.ldif"), &path).unwrap();
+    let delta = src.delta_import(None).unwrap();
+    // The modify of an object that was never imported is rejected, with its line.
+    assert_eq!(rejected_lines(&delta), vec![17], "{:#?}", delta.rejected);
+    assert!(delta.rejected[0].message.contains("unknown"));
+    let changed: Vec<&str> = upserts(&delta).iter().map(|o| o.dn.as_str()).collect();
+    assert_eq!(
+        changed,
+        vec![
+            "CN=Alice Smith,OU=Users,DC=contoso,DC=com",
+            "CN=Dan Brown,OU=Users,DC=contoso,DC=com"
+        ]
+    );
+    // The modified object is whole: its other attributes come from the previous import.
+    let alice = object(&delta, "CN=Alice Smith,OU=Users,DC=contoso,DC=com");
+    assert_eq!(
+        attr(alice, "title"),
+        Some(&Value::str("Principal Engineer"))
+    );
+    assert_eq!(attr(alice, "sAMAccountName"), Some(&Value::str("asmith")));
+    assert_eq!(
+        deletes(&delta),
+        vec!["CN=Bob Jones,OU=Users,DC=contoso,DC=com"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LDIF target
+
+fn add(dn: &str, ty: &str, attrs: Vec<(&str, Value)>) -> ExportChange {
+    ExportChange {
+        kind: ExportKind::Add,
+        object_type: ty.into(),
+        dn: dn.into(),
+        new_dn: None,
+        attrs: attrs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+    }
+}
+
+fn update(dn: &str, new_dn: Option<&str>, attrs: Vec<(&str, Value)>) -> ExportChange {
+    ExportChange {
+        kind: ExportKind::Update,
+        object_type: "user".into(),
+        dn: dn.into(),
+        new_dn: new_dn.map(str::to_string),
+        attrs: attrs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+    }
+}
+
+fn delete(dn: &str) -> ExportChange {
+    ExportChange {
+        kind: ExportKind::Delete,
+        object_type: "user".into(),
+        dn: dn.into(),
+        new_dn: None,
+        attrs: Vec::new(),
+    }
+}
+
+const ALICE: &str = "CN=Alice,OU=Users,DC=contoso,DC=com";
+const BOB: &str = "CN=Bob,OU=Users,DC=contoso,DC=com";
+const CAROL: &str = "CN=Carol,OU=Users,DC=contoso,DC=com";
+
+fn target_types() -> AttrTypes {
+    types(&[
+        ("objectGUID", Base::Bin),
+        ("userAccountControl", Base::Num),
+        ("accountEnabled", Base::Bool),
+        ("manager", Base::Ref),
+        ("lastLogon", Base::Dt),
+    ])
+}
+
+#[test]
+fn ldif_target_round_trip() {
+    let dir = tempdir("ldif-target");
+    let path = dir.join("out.ldif");
+    let mut target = LdifTarget::new(&path).with_types(target_types());
+    // A missing file is an empty directory.
+    assert!(target.full_import().unwrap().changes.is_empty());
+
+    let long = "x".repeat(150);
+    let outcome = target
+        .export(&[
+            add(
+                ALICE,
+                "user",
+                vec![
+                    ("cn", Value::str("Alice")),
+                    ("objectGUID", Value::bin(vec![0u8, 1, 2, 255])),
+                    ("userAccountControl", Value::Num(512)),
+                    ("accountEnabled", Value::Bool(true)),
+                    ("displayName", Value::str("Zoë Müller")),
+                    ("description", Value::str(long.as_str())),
+                    ("info", Value::str(" leading space")),
+                    ("proxyAddresses", strs(&["SMTP:a@x.com", "smtp:b@x.com"])),
+                    (
+                        "lastLogon",
+                        Value::Dt("2024-01-02T03:04:05Z".parse().unwrap()),
+                    ),
+                    ("title", Value::Null),
+                ],
+            ),
+            add(
+                BOB,
+                "user",
+                vec![
+                    ("cn", Value::str("Bob")),
+                    ("manager", Value::Ref(ALICE.into())),
+                ],
+            ),
+            add(CAROL, "contact", vec![("cn", Value::str("Carol"))]),
+        ])
+        .unwrap();
+    assert_eq!(outcome.applied, 3);
+    assert!(outcome.failed.is_empty());
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("version: 1\n"), "{text}");
+    assert!(text.lines().all(|l| l.len() <= 76), "{text}");
+    assert!(text.contains("displayName:: "), "not safe: base64\n{text}");
+    assert!(
+        text.contains("info:: "),
+        "a leading space is not safe\n{text}"
+    );
+    assert!(text.contains("objectGUID:: AAEC/w==\n"), "{text}");
+    assert!(text.contains("lastLogon: 20240102030405.0Z\n"), "{text}");
+    assert!(!text.contains("title"), "{text}");
+    // Sorted by DN.
+    let order: Vec<&str> = text.lines().filter(|l| l.starts_with("dn: ")).collect();
+    assert_eq!(
+        order,
+        vec![
+            format!("dn: {ALICE}"),
+            format!("dn: {BOB}"),
+            format!("dn: {CAROL}")
+        ]
+    );
+
+    let back = target.full_import().unwrap();
+    assert!(back.rejected.is_empty(), "{:?}", back.rejected);
+    let alice = object(&back, ALICE);
+    assert_eq!(alice.object_type, "user");
+    assert_eq!(
+        alice.attrs,
+        vec![
+            ("cn".to_string(), Value::str("Alice")),
+            ("objectGUID".to_string(), Value::bin(vec![0u8, 1, 2, 255])),
+            ("userAccountControl".to_string(), Value::Num(512)),
+            ("accountEnabled".to_string(), Value::Bool(true)),
+            ("displayName".to_string(), Value::str("Zoë Müller")),
+            ("description".to_string(), Value::str(long.as_str())),
+            ("info".to_string(), Value::str(" leading space")),
+            (
+                "proxyAddresses".to_string(),
+                strs(&["SMTP:a@x.com", "smtp:b@x.com"])
+            ),
+            (
+                "lastLogon".to_string(),
+                Value::Dt("2024-01-02T03:04:05Z".parse().unwrap())
+            ),
+        ]
+    );
+    assert_eq!(object(&back, CAROL).object_type, "contact");
+    assert_eq!(
+        attr(object(&back, BOB), "manager"),
+        Some(&Value::Ref(ALICE.into()))
+    );
+
+    // Updates (replace, remove), a rename, a delete, and changes that cannot apply.
+    let renamed = "CN=Robert,OU=Staff,DC=contoso,DC=com";
+    let outcome = target
+        .export(&[
+            update(
+                ALICE,
+                None,
+                vec![
+                    ("userAccountControl", Value::Num(514)),
+                    ("description", Value::Null),
+                    ("title", Value::str("Engineer")),
+                    ("proxyAddresses", Value::IgnoreThisFlow),
+                ],
+            ),
+            update(BOB, Some(renamed), vec![("title", Value::str("Manager"))]),
+            delete(CAROL),
+            add(ALICE, "user", vec![("cn", Value::str("again"))]),
+            update(
+                "CN=Nobody,DC=contoso,DC=com",
+                None,
+                vec![("cn", Value::str("x"))],
+            ),
+            delete("CN=Nobody,DC=contoso,DC=com"),
+        ])
+        .unwrap();
+    assert_eq!(outcome.applied, 3, "{:?}", outcome.failed);
+    let failed: Vec<&str> = outcome.failed.iter().map(|(dn, _)| dn.as_str()).collect();
+    assert_eq!(
+        failed,
+        vec![
+            ALICE,
+            "CN=Nobody,DC=contoso,DC=com",
+            "CN=Nobody,DC=contoso,DC=com"
+        ]
+    );
+    assert!(outcome.failed[0].1.contains("already exists"));
+
+    let back = target.full_import().unwrap();
+    let dns: Vec<&str> = upserts(&back).iter().map(|o| o.dn.as_str()).collect();
+    assert_eq!(dns, vec![ALICE, renamed]);
+    let alice = object(&back, ALICE);
+    assert_eq!(attr(alice, "userAccountControl"), Some(&Value::Num(514)));
+    assert_eq!(attr(alice, "description"), None);
+    assert_eq!(attr(alice, "title"), Some(&Value::str("Engineer")));
+    assert_eq!(
+        attr(alice, "proxyAddresses"),
+        Some(&strs(&["SMTP:a@x.com", "smtp:b@x.com"]))
+    );
+    let bob = object(&back, renamed);
+    assert_eq!(attr(bob, "cn"), Some(&Value::str("Robert")));
+    assert_eq!(attr(bob, "title"), Some(&Value::str("Manager")));
+    assert_eq!(attr(bob, "manager"), Some(&Value::Ref(ALICE.into())));
+
+    // No temporary files are left behind.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["out.ldif".to_string()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ldif_target_refuses_a_file_with_malformed_records() {
+    let dir = tempdir("ldif-malformed");
+    let path = dir.join("out.ldif");
+    std::fs::copy(fixture("bad.ldif"), &path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let e = LdifTarget::new(&path)
+        .export(&[delete("CN=Good One,OU=Users,DC=contoso,DC=com")])
+        .unwrap_err();
+    assert_eq!(e.line, Some(8), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn ldif_target_write_is_atomic_in_a_read_only_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("ldif-readonly");
+    let path = dir.join("out.ldif");
+    let mut target = LdifTarget::new(&path);
+    target
+        .export(&[add(ALICE, "user", vec![("cn", Value::str("Alice"))])])
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root ignores directory permissions: then there is nothing to check.
+    let probe = dir.join("probe");
+    let enforced = std::fs::write(&probe, b"x").is_err();
+    let result = target.export(&[add(BOB, "user", vec![("cn", Value::str("Bob"))])]);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if enforced {
+        let e = result.unwrap_err();
+        assert!(e.source.ends_with("out.ldif"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left");
+    } else {
+        eprintln!("directory permissions are not enforced (root?): skipped");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn atomic_write_failures_leave_the_old_content() {
+    let dir = tempdir("atomic");
+    // The target directory does not exist: an error naming the path.
+    let path = dir.join("no-such-dir").join("out.ldif");
+    let e = LdifTarget::new(&path)
+        .export(&[add(ALICE, "user", vec![("cn", Value::str("Alice"))])])
+        .unwrap_err();
+    assert!(e.source.contains("no-such-dir"), "{e}");
+    assert!(!path.exists());
+    // The rename fails (a non-empty directory is in the way): the temporary file is removed
+    // and what was there is unchanged.
+    let blocker = dir.join("blocker");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("keep"), b"kept").unwrap();
+    let e = ldif::write_atomic(&blocker, b"new content").unwrap_err();
+    assert!(e.source.ends_with("blocker"), "{e}");
+    assert_eq!(std::fs::read(blocker.join("keep")).unwrap(), b"kept");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["blocker".to_string()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+fn hr() -> CsvSource {
+    let mut src = CsvSource::new(
+        fixture("hr.csv"),
+        "worker",
+        "id",
+        "CN={givenName} {sn},OU=HR",
+    );
+    src.columns.insert("id".into(), "employeeId".into());
+    src.types = types(&[
+        ("employeeNumber", Base::Num),
+        ("active", Base::Bool),
+        ("hired", Base::Dt),
+    ]);
+    src.multi_value_separator = Some(';');
+    src
+}
+
+#[test]
+fn csv_rows_with_bad_fields_are_rejected_with_their_line() {
+    let got = hr().full_import().unwrap();
+    assert_eq!(
+        rejected_lines(&got),
+        vec![4, 5, 6, 9, 10],
+        "{:#?}",
+        got.rejected
+    );
+    let msgs: Vec<&str> = got.rejected.iter().map(|r| r.message.as_str()).collect();
+    assert!(msgs[0].contains("expected 7 fields"), "{}", msgs[0]);
+    assert!(msgs[1].contains("anchor"), "{}", msgs[1]);
+    assert!(
+        msgs[2].contains("duplicate anchor `1001` (first at line 2)"),
+        "{}",
+        msgs[2]
+    );
+    assert!(msgs[3].contains("employeeNumber"), "{}", msgs[3]);
+    assert!(msgs[4].contains("boolean"), "{}", msgs[4]);
+
+    let dns: Vec<&str> = upserts(&got).iter().map(|o| o.dn.as_str()).collect();
+    assert_eq!(
+        dns,
+        vec![
+            "CN=Alice Smith,OU=HR",
+            "CN=Bob Jones\\, Jr.,OU=HR",
+            "CN=Eve Multi\\0ALine,OU=HR",
+            "CN=Heidi King,OU=HR"
+        ]
+    );
+    let alice = object(&got, "CN=Alice Smith,OU=HR");
+    assert_eq!(alice.object_type, "worker");
+    assert_eq!(
+        alice.attrs,
+        vec![
+            ("employeeId".to_string(), Value::str("1001")),
+            ("givenName".to_string(), Value::str("Alice")),
+            ("sn".to_string(), Value::str("Smith")),
+            ("employeeNumber".to_string(), Value::Num(42)),
+            ("active".to_string(), Value::Bool(true)),
+            ("groups".to_string(), strs(&["Finance", "Sales"])),
+            (
+                "hired".to_string(),
+                Value::Dt("2024-01-02T03:04:05Z".parse().unwrap())
+            ),
+        ]
+    );
+    // Empty fields are no value.
+    let bob = object(&got, "CN=Bob Jones\\, Jr.,OU=HR");
+    assert_eq!(attr(bob, "groups"), None);
+    assert_eq!(attr(bob, "active"), Some(&Value::Bool(false)));
+    let heidi = object(&got, "CN=Heidi King,OU=HR");
+    assert_eq!(attr(heidi, "groups"), Some(&strs(&["HR", "Legal"])));
+    let eve = object(&got, "CN=Eve Multi\\0ALine,OU=HR");
+    assert_eq!(
+        attr(eve, "hired"),
+        Some(&Value::Dt("2024-05-06T07:08:09Z".parse().unwrap()))
+    );
+}
+
+#[test]
+fn csv_settings_errors_and_export() {
+    let mut src = hr();
+    src.anchor = "nope".into();
+    let e = src.full_import().unwrap_err();
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("nope"), "{e}");
+    let mut src = hr();
+    src.dn_template = "CN={missing}".into();
+    assert!(src.full_import().unwrap_err().message.contains("missing"));
+    let mut src = hr();
+    src.path = fixture("missing.csv");
+    assert!(src.full_import().is_err());
+    let e = hr().export(&[delete(ALICE)]).unwrap_err();
+    assert!(e.message.contains("source only"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON lines
+
+#[test]
+fn jsonl_source_rejects_malformed_lines() {
+    let jtypes = types(&[("manager", Base::Ref)]);
+    let got = JsonlSource::new(fixture("people.jsonl"))
+        .with_types(jtypes)
+        .full_import()
+        .unwrap();
+    assert_eq!(
+        rejected_lines(&got),
+        vec![2, 4, 5, 7, 8, 9],
+        "{:#?}",
+        got.rejected
+    );
+    let alice = object(&got, "CN=Alice,OU=Users,DC=contoso,DC=com");
+    assert_eq!(attr(alice, "uac"), Some(&Value::Num(512)));
+    assert_eq!(attr(alice, "guid"), Some(&Value::bin(vec![0u8, 1, 2])));
+    assert_eq!(
+        attr(alice, "manager"),
+        Some(&Value::Ref("CN=Bob,OU=Users,DC=contoso,DC=com".into()))
+    );
+    let bob = object(&got, "CN=Bob,OU=Users,DC=contoso,DC=com");
+    assert_eq!(
+        attr(bob, "when"),
+        Some(&Value::Dt("2024-01-02T03:04:05Z".parse().unwrap()))
+    );
+    assert_eq!(attr(bob, "absent"), None);
+    assert_eq!(upserts(&got).len(), 2);
+    // Not JSON lines at all.
+    let e = JsonlSource::new(fixture("hr.csv"))
+        .full_import()
+        .unwrap_err();
+    assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn jsonl_target_round_trip() {
+    let dir = tempdir("jsonl-target");
+    let path = dir.join("out.jsonl");
+    let mut target = JsonlTarget::new(&path).with_types(types(&[("manager", Base::Ref)]));
+    let when: Value = Value::Dt("2024-01-02T03:04:05Z".parse().unwrap());
+    let outcome = target
+        .export(&[
+            add(
+                BOB,
+                "user",
+                vec![
+                    ("cn", Value::str("Bob")),
+                    ("manager", Value::Ref(ALICE.into())),
+                ],
+            ),
+            add(
+                ALICE,
+                "user",
+                vec![
+                    ("cn", Value::str("Alice")),
+                    ("guid", Value::bin(vec![0u8, 255])),
+                    ("n", Value::Num(-7)),
+                    ("ok", Value::Bool(false)),
+                    ("when", when.clone()),
+                    ("proxies", strs(&["a", "b"])),
+                ],
+            ),
+        ])
+        .unwrap();
+    assert_eq!(outcome.applied, 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with(&format!("{{\"dn\":\"{ALICE}\",\"type\":\"user\"")),
+        "{text}"
+    );
+
+    let back = target.full_import().unwrap();
+    assert!(back.rejected.is_empty(), "{:?}", back.rejected);
+    let alice = object(&back, ALICE);
+    assert_eq!(attr(alice, "guid"), Some(&Value::bin(vec![0u8, 255])));
+    assert_eq!(attr(alice, "n"), Some(&Value::Num(-7)));
+    assert_eq!(attr(alice, "ok"), Some(&Value::Bool(false)));
+    assert_eq!(attr(alice, "when"), Some(&when));
+    assert_eq!(attr(alice, "proxies"), Some(&strs(&["a", "b"])));
+    assert_eq!(
+        attr(object(&back, BOB), "manager"),
+        Some(&Value::Ref(ALICE.into()))
+    );
+
+    let outcome = target
+        .export(&[
+            update(ALICE, Some(CAROL), vec![("n", Value::Null)]),
+            delete(BOB),
+            delete(BOB),
+        ])
+        .unwrap();
+    assert_eq!(outcome.applied, 2);
+    assert_eq!(outcome.failed.len(), 1);
+    let back = target.full_import().unwrap();
+    let dns: Vec<&str> = upserts(&back).iter().map(|o| o.dn.as_str()).collect();
+    assert_eq!(dns, vec![CAROL]);
+    let carol = object(&back, CAROL);
+    assert_eq!(attr(carol, "n"), None);
+    assert_eq!(attr(carol, "cn"), Some(&Value::str("Carol")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
