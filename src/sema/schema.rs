@@ -82,6 +82,9 @@ pub struct Schema {
     pub metaverse: BTreeMap<String, ObjectDef>,
     pub has_metaverse: bool,
     pub connectors: BTreeMap<String, ConnectorDef>,
+    /// Connector names in declaration order (files in path order): the engine's processing
+    /// order.
+    pub connector_order: Vec<String>,
 }
 
 impl Schema {
@@ -347,6 +350,7 @@ pub fn resolve(files: &[(FileId, &ast::File)], diags: &mut Vec<Diagnostic>) -> S
                             }
                         }
                     }
+                    schema.connector_order.push(def.name.clone());
                     schema.connectors.insert(def.name.clone(), def);
                 }
                 ast::Item::Rule(_) | ast::Item::Test(_) => {}
