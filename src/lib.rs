@@ -34,6 +34,7 @@ pub mod frontend;
 pub mod r#gen;
 pub mod import;
 pub mod ir;
+pub mod runner;
 pub mod sema;
 pub mod source;
 pub mod stdlib;

@@ -13,6 +13,8 @@ mod r#gen;
 mod import;
 mod parse;
 mod preview;
+mod run;
+mod state;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +43,10 @@ enum Command {
     Import(import::Args),
     /// Explain a diagnostic code.
     Explain(explain::Args),
+    /// Run a sync cycle or one run profile against the deployment in idflow.toml.
+    Run(run::Args),
+    /// Look into the stored state: pending exports, objects, errors, run history.
+    State(state::Args),
     /// Show how one object goes through the rules: scope, join, flows, result.
     Preview(preview::Args),
     /// Run the test blocks of a bundle with the sync engine, in memory.
@@ -73,6 +79,8 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(a),
         Command::Parse(a) => parse::run(a),
         Command::Preview(a) => preview::run(a),
+        Command::Run(a) => run::run(a),
+        Command::State(a) => state::run(a),
         Command::Test(a) => test::run(a),
     };
     ExitCode::from(code)

@@ -103,3 +103,83 @@ pub trait Connector {
 pub struct FileSettings {
     pub path: PathBuf,
 }
+
+/// A file connector that reads one file and writes exports to another.
+struct SplitFile {
+    source: Box<dyn Connector>,
+    target: Box<dyn Connector>,
+}
+
+impl Connector for SplitFile {
+    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
+        self.source.full_import()
+    }
+
+    fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+        self.target.export(changes)
+    }
+}
+
+/// Opens the connector a deployment configures for a bundle connector. A file connector whose
+/// `target` is its `path` (the default) is a directory kept in that file: it reads it and
+/// writes exports back to it, so the next import confirms them.
+pub fn open(
+    cfg: &crate::config::ConnectorConfig,
+    plan: &crate::engine::compile::ConnectorPlan,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    let types = ldif::attr_types(plan.types.iter().map(|t| &t.def));
+    let missing = |what: &str| ConnectorError {
+        source: cfg.name.clone(),
+        line: None,
+        message: format!("no {what} configured"),
+    };
+    let path = cfg.path.clone();
+    let same_target = cfg.target.is_none() || cfg.target == cfg.path;
+    match cfg.kind.as_str() {
+        "ldif" => {
+            let path = path.ok_or_else(|| missing("path"))?;
+            if same_target {
+                Ok(Box::new(ldif::LdifTarget::new(path).with_types(types)))
+            } else {
+                let target = cfg.target.clone().ok_or_else(|| missing("target"))?;
+                Ok(Box::new(SplitFile {
+                    source: Box::new(ldif::LdifSource::new(path).with_types(types.clone())),
+                    target: Box::new(ldif::LdifTarget::new(target).with_types(types)),
+                }))
+            }
+        }
+        "jsonl" => {
+            let path = path.ok_or_else(|| missing("path"))?;
+            if same_target {
+                Ok(Box::new(jsonl::JsonlTarget::new(path).with_types(types)))
+            } else {
+                let target = cfg.target.clone().ok_or_else(|| missing("target"))?;
+                Ok(Box::new(SplitFile {
+                    source: Box::new(jsonl::JsonlSource::new(path).with_types(types.clone())),
+                    target: Box::new(jsonl::JsonlTarget::new(target).with_types(types)),
+                }))
+            }
+        }
+        "csv" => {
+            let path = path.ok_or_else(|| missing("path"))?;
+            let c = cfg.csv.as_ref().ok_or_else(|| missing("csv settings"))?;
+            let mut src =
+                csv::CsvSource::new(path, c.object_type.clone(), c.anchor.clone(), c.dn.clone());
+            src.columns = c
+                .columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            src.types = types;
+            src.multi_value_separator = c.separator;
+            Ok(Box::new(src))
+        }
+        other => Err(ConnectorError {
+            source: cfg.name.clone(),
+            line: None,
+            message: format!(
+                "connector kind `{other}` is not available yet: use an ldif, csv or jsonl file"
+            ),
+        }),
+    }
+}

@@ -73,17 +73,28 @@ fn attrs_json(names: &[String], values: &[Value]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-fn attrs_from(text: &str, names: &[String]) -> Result<Vec<Value>, String> {
+/// Reads stored values back with the types of the slots (JSON does not distinguish a
+/// reference from a string).
+fn attrs_from(text: &str, plan: &crate::engine::compile::TypePlan) -> Result<Vec<Value>, String> {
     let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let mut out = vec![Value::Null; names.len()];
+    let mut out = vec![Value::Null; plan.names.len()];
     if let Some(map) = doc.as_object() {
         for (k, v) in map {
-            if let Some(i) = names.iter().position(|n| n == k) {
-                out[i] = json::from_json(v)?;
+            if let Some(i) = plan.slot(k) {
+                let value = json::from_json(v)?;
+                out[i] = if plan.is_ref(i) { as_ref(value) } else { value };
             }
         }
     }
     Ok(out)
+}
+
+fn as_ref(v: Value) -> Value {
+    match v {
+        Value::Str(s) => Value::Ref(s),
+        Value::Many(items) => Value::Many(items.iter().cloned().map(as_ref).collect()),
+        other => other,
+    }
 }
 
 fn pending_text(p: Option<PendingImport>) -> Option<&'static str> {
@@ -200,7 +211,7 @@ impl Store for SqliteStore {
             if gone != 0 {
                 continue;
             }
-            let names = &plan.connectors[c].types[t].names;
+            let tplan = &plan.connectors[c].types[t];
             let bad = |what: &str, e: String| {
                 StoreError(format!("connector space object {dn}: {what}: {e}"))
             };
@@ -218,8 +229,8 @@ impl Store for SqliteStore {
                 object_type: t,
                 dn: dn.as_str().into(),
                 anchor,
-                imported: attrs_from(&imported, names).map_err(|e| bad("imported values", e))?,
-                current: attrs_from(&current, names).map_err(|e| bad("current values", e))?,
+                imported: attrs_from(&imported, tplan).map_err(|e| bad("imported values", e))?,
+                current: attrs_from(&current, tplan).map_err(|e| bad("current values", e))?,
                 pending_import: pending_from(pending),
                 export: export_from(export),
                 new_dn: new_dn.map(|d| d.as_str().into()),
@@ -261,8 +272,7 @@ impl Store for SqliteStore {
                 warnings.push(format!("metaverse object {id} of type {ty}, which the bundle no longer declares, was dropped"));
                 continue;
             };
-            let names = &plan.metaverse[t].names;
-            let values = attrs_from(&attrs, names)
+            let values = attrs_from(&attrs, &plan.metaverse[t])
                 .map_err(|e| StoreError(format!("metaverse object {id}: {e}")))?;
             let links: Vec<i64> = serde_json::from_str(&links)
                 .map_err(|e| StoreError(format!("metaverse object {id}: links: {e}")))?;

@@ -1,0 +1,220 @@
+//! `idflow run`: runs a sync cycle or one run profile against the deployment in `idflow.toml`.
+//!
+//! A cycle imports every connector, synchronizes (a full sync when the bundle changed), and
+//! exports every connector unless staging mode is on. Each step prints a summary line: adds,
+//! updates, deletes, renames, errors and duration. On a terminal a spinner shows the running
+//! step; otherwise each step is logged (tracing). Exit 0 when every step succeeded, 1 when a
+//! step stopped or had errors, 2 for configuration and usage errors.
+
+use super::{FINDINGS, OK, USAGE};
+use crate::diag::render;
+use crate::engine::sync::Mode;
+use crate::runner::{CycleOptions, RunError, Runner, StepReport};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The deployment file.
+    #[arg(long, default_value = "idflow.toml")]
+    config: PathBuf,
+    /// One step instead of the whole cycle.
+    #[arg(long, value_enum, default_value_t = Profile::Cycle)]
+    profile: Profile,
+    /// The connector of an import or export step (default: every connector).
+    #[arg(long)]
+    connector: Option<String>,
+    /// Let an export with up to N deletes through the delete threshold, once.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    allow_deletes: usize,
+    /// Make the cycle's sync a full sync.
+    #[arg(long)]
+    full_sync: bool,
+    /// The evaluation engine.
+    #[arg(long, value_enum, default_value_t = Engine::Interp)]
+    engine: Engine,
+    /// Print the step summaries as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Profile {
+    Cycle,
+    FullImport,
+    DeltaImport,
+    FullSync,
+    DeltaSync,
+    Export,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Interp,
+}
+
+pub fn open(config: &std::path::Path) -> Result<Runner, u8> {
+    Runner::open(config).map_err(|e| {
+        match e {
+            RunError::Bundle(map, diags) => {
+                let style = super::human_style();
+                for d in &diags {
+                    eprint!("{}", render::human(&map, d, style));
+                }
+                eprintln!("the bundle has errors: nothing was run");
+                return FINDINGS;
+            }
+            RunError::Config(errs) => {
+                for e in errs {
+                    eprintln!("error: {e}");
+                }
+            }
+            other => eprintln!("error: {other}"),
+        }
+        USAGE
+    })
+}
+
+fn summary(r: &StepReport) -> String {
+    let who = if r.connector.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", r.connector)
+    };
+    format!(
+        "{}{who}: {} adds, {} updates, {} deletes, {} renames, {} errors, {} ms [{}]",
+        r.step, r.adds, r.updates, r.deletes, r.renames, r.errors, r.duration_ms, r.status
+    )
+}
+
+fn print(r: &StepReport, json: bool) {
+    if json {
+        let v = serde_json::json!({
+            "step": r.step, "connector": r.connector, "status": r.status, "adds": r.adds,
+            "updates": r.updates, "deletes": r.deletes, "renames": r.renames, "errors": r.errors,
+            "duration_ms": r.duration_ms as u64, "notes": r.notes,
+        });
+        println!("{v}");
+        return;
+    }
+    println!("{}", summary(r));
+    for n in r.notes.iter().take(20) {
+        println!("    {n}");
+    }
+    if r.notes.len() > 20 {
+        println!(
+            "    ... {} more (see `idflow state errors`)",
+            r.notes.len() - 20
+        );
+    }
+}
+
+pub fn run(args: Args) -> u8 {
+    let _ = args.engine;
+    let terminal = std::io::stderr().is_terminal();
+    if !terminal {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_target(false)
+            .try_init();
+    }
+    let mut runner = match open(&args.config) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    for w in &runner.warnings {
+        eprintln!("warning: {w}");
+    }
+    let spinner = terminal.then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
+    let names: Vec<String> = match &args.connector {
+        Some(n) => vec![n.clone()],
+        None => runner
+            .deployment
+            .connectors
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+    };
+    if let Some(n) = &args.connector
+        && runner.deployment.connector(n).is_none()
+    {
+        eprintln!(
+            "error: connector \"{n}\" is not in {}",
+            args.config.display()
+        );
+        return USAGE;
+    }
+    let announce = |what: &str| match &spinner {
+        Some(s) => s.set_message(what.to_string()),
+        None => tracing::info!("{what}"),
+    };
+    let result: Result<Vec<StepReport>, RunError> = (|| {
+        let mut out = Vec::new();
+        match args.profile {
+            Profile::Cycle => {
+                announce("sync cycle");
+                out = runner.cycle(CycleOptions {
+                    allow_deletes: args.allow_deletes,
+                    full_sync: args.full_sync,
+                })?;
+            }
+            Profile::FullImport | Profile::DeltaImport => {
+                for n in &names {
+                    announce(&format!("import {n}"));
+                    out.push(runner.import(n, args.profile == Profile::FullImport)?);
+                }
+            }
+            Profile::FullSync => {
+                announce("full sync");
+                out.push(runner.sync(Mode::Full)?);
+            }
+            Profile::DeltaSync => {
+                if runner.needs_full_sync {
+                    eprintln!(
+                        "note: the bundle changed since the last full sync: running a full sync"
+                    );
+                }
+                announce("sync");
+                let mode = if runner.needs_full_sync {
+                    Mode::Full
+                } else {
+                    Mode::Delta
+                };
+                out.push(runner.sync(mode)?);
+            }
+            Profile::Export => {
+                for n in &names {
+                    announce(&format!("export {n}"));
+                    out.push(runner.export(n, args.allow_deletes)?);
+                }
+            }
+        }
+        Ok(out)
+    })();
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    match result {
+        Ok(reports) => {
+            for r in &reports {
+                if !terminal {
+                    tracing::info!(step = %r.step, connector = %r.connector, status = %r.status, adds = r.adds, updates = r.updates, deletes = r.deletes, errors = r.errors, "step finished");
+                }
+                print(r, args.json);
+            }
+            let failed = reports
+                .iter()
+                .any(|r| r.status.starts_with("stopped") || r.errors > 0);
+            if failed { FINDINGS } else { OK }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            USAGE
+        }
+    }
+}

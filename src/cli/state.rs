@@ -1,0 +1,447 @@
+//! `idflow state`: looks into the stored state of a deployment.
+//!
+//! `pending-exports` shows exactly what the next export would send, per object and attribute
+//! (add/update/delete, old and new values), as text, JSON or CSV; `search` finds connector-space
+//! or metaverse objects by DN, anchor or attribute; `show` prints one object with its links and
+//! its lineage through the rules; `errors` lists the latest sync errors by category; `runs` the
+//! run history.
+
+use super::{FINDINGS, OK, USAGE};
+use crate::engine::model::{CsId, ExportOp};
+use crate::engine::preview;
+use crate::eval::json;
+use crate::runner::Runner;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::value::Value;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The deployment file.
+    #[arg(long, default_value = "idflow.toml", global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// What the next export would send, per object and attribute.
+    PendingExports {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Find objects by DN, anchor or attribute value.
+    Search {
+        /// Search this connector's space (default: every connector space).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Search the metaverse instead.
+        #[arg(long)]
+        metaverse: bool,
+        /// DN (case-insensitive substring).
+        #[arg(long)]
+        dn: Option<String>,
+        /// Anchor value (as text; binary anchors as base64).
+        #[arg(long)]
+        anchor: Option<String>,
+        /// NAME=VALUE: an attribute holding this value (case-insensitive).
+        #[arg(long)]
+        attr: Option<String>,
+    },
+    /// One connector-space object with its links and lineage.
+    Show {
+        #[arg(long)]
+        dn: String,
+        #[arg(long)]
+        connector: Option<String>,
+    },
+    /// The errors of the latest sync, by category.
+    Errors,
+    /// The run history, newest first.
+    Runs {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Str(s) | Value::Ref(s) => s.to_string(),
+        other => json::to_json(other).to_string(),
+    }
+}
+
+pub fn run(args: Args) -> u8 {
+    match args.command {
+        Command::Errors | Command::Runs { .. } => history(&args.config, &args.command),
+        _ => {
+            let runner = match super::run::open(&args.config) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            match args.command {
+                Command::PendingExports { connector, format } => {
+                    pending(&runner, connector.as_deref(), format)
+                }
+                Command::Search {
+                    connector,
+                    metaverse,
+                    dn,
+                    anchor,
+                    attr,
+                } => search(
+                    &runner,
+                    connector.as_deref(),
+                    metaverse,
+                    dn.as_deref(),
+                    anchor.as_deref(),
+                    attr.as_deref(),
+                ),
+                Command::Show { dn, connector } => show(&runner, &dn, connector.as_deref()),
+                _ => OK,
+            }
+        }
+    }
+}
+
+fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
+    let plan = &runner.engine.plan;
+    let mut rows: Vec<[String; 7]> = Vec::new();
+    for (c, cp) in plan.connectors.iter().enumerate() {
+        if connector.is_some_and(|n| n != cp.name) {
+            continue;
+        }
+        for (_, o, op) in runner.engine.state.pending_exports(c) {
+            let t = &cp.types[o.object_type];
+            let dn = o.dn.to_string();
+            let mut any = false;
+            for (slot, (new, old)) in o.current.iter().zip(&o.imported).enumerate() {
+                if Some(slot) == t.dn || new == old || op == ExportOp::Delete {
+                    continue;
+                }
+                let change = match (old.is_null(), new.is_null()) {
+                    (true, _) => "add",
+                    (false, true) => "delete",
+                    _ => "update",
+                };
+                rows.push([
+                    cp.name.clone(),
+                    op.as_str().into(),
+                    t.name.clone(),
+                    dn.clone(),
+                    t.names[slot].clone(),
+                    change.into(),
+                    format!("{}\u{1}{}", text(old), text(new)),
+                ]);
+                any = true;
+            }
+            if let Some(nd) = &o.new_dn {
+                rows.push([
+                    cp.name.clone(),
+                    op.as_str().into(),
+                    t.name.clone(),
+                    dn.clone(),
+                    "dn".into(),
+                    "update".into(),
+                    format!("{dn}\u{1}{nd}"),
+                ]);
+                any = true;
+            }
+            if !any {
+                rows.push([
+                    cp.name.clone(),
+                    op.as_str().into(),
+                    t.name.clone(),
+                    dn.clone(),
+                    String::new(),
+                    String::new(),
+                    "\u{1}".into(),
+                ]);
+            }
+        }
+    }
+    match format {
+        Format::Json => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let (old, new) = r[6].split_once('\u{1}').unwrap_or(("", ""));
+                    serde_json::json!({"connector": r[0], "operation": r[1], "type": r[2], "dn": r[3], "attribute": r[4], "change": r[5], "old": old, "new": new})
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&items).unwrap_or_default()
+            );
+        }
+        Format::Csv => {
+            let mut w = ::csv::Writer::from_writer(std::io::stdout());
+            let _ = w.write_record([
+                "connector",
+                "operation",
+                "type",
+                "dn",
+                "attribute",
+                "change",
+                "old",
+                "new",
+            ]);
+            for r in &rows {
+                let (old, new) = r[6].split_once('\u{1}').unwrap_or(("", ""));
+                let _ = w.write_record([
+                    &r[0],
+                    &r[1],
+                    &r[2],
+                    &r[3],
+                    &r[4],
+                    &r[5],
+                    &old.to_string(),
+                    &new.to_string(),
+                ]);
+            }
+            let _ = w.flush();
+        }
+        Format::Text => {
+            let mut last = String::new();
+            for r in &rows {
+                let head = format!("{} {} {} \"{}\"", r[0], r[1], r[2], r[3]);
+                if head != last {
+                    println!("{head}");
+                    last = head;
+                }
+                if !r[4].is_empty() {
+                    let (old, new) = r[6].split_once('\u{1}').unwrap_or(("", ""));
+                    println!(
+                        "    {} {}: {} -> {}",
+                        r[5],
+                        r[4],
+                        if old.is_empty() { "(none)" } else { old },
+                        if new.is_empty() { "(none)" } else { new }
+                    );
+                }
+            }
+            let objects = rows
+                .iter()
+                .map(|r| (&r[0], &r[3]))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            println!("{objects} object(s) with pending exports");
+        }
+    }
+    OK
+}
+
+fn search(
+    runner: &Runner,
+    connector: Option<&str>,
+    metaverse: bool,
+    dn: Option<&str>,
+    anchor: Option<&str>,
+    attr: Option<&str>,
+) -> u8 {
+    let plan = &runner.engine.plan;
+    let state = &runner.engine.state;
+    let attr = match attr.map(|a| a.split_once('=')) {
+        None => None,
+        Some(Some((n, v))) => Some((n.to_string(), v.to_lowercase())),
+        Some(None) => {
+            eprintln!("error: --attr must be NAME=VALUE");
+            return USAGE;
+        }
+    };
+    let has = |names: &[String], values: &[Value]| -> bool {
+        attr.as_ref().is_none_or(|(n, v)| {
+            names.iter().position(|x| x == n).is_some_and(|i| {
+                values[i]
+                    .values()
+                    .iter()
+                    .any(|x| text(x).to_lowercase() == *v)
+            })
+        })
+    };
+    let mut found = 0;
+    if metaverse {
+        for m in state.mv.values() {
+            let t = &plan.metaverse[m.object_type];
+            if has(&t.names, &m.attrs) && dn.is_none() && anchor.is_none() {
+                found += 1;
+                println!("metaverse {} {} ({} link(s))", t.name, m.id, m.links.len());
+            }
+        }
+    } else {
+        for (c, o) in state.cs.iter().enumerate() {
+            let cp = &plan.connectors[o.connector];
+            if o.gone || connector.is_some_and(|n| n != cp.name) {
+                continue;
+            }
+            let t = &cp.types[o.object_type];
+            let dn_ok = dn.is_none_or(|d| o.dn.to_lowercase().contains(&d.to_lowercase()));
+            let anchor_ok = anchor.is_none_or(|a| {
+                o.anchor
+                    .as_ref()
+                    .is_some_and(|x| text(x) == a || json::to_json(x).to_string().contains(a))
+            });
+            if dn_ok && anchor_ok && has(&t.names, &o.current) {
+                found += 1;
+                let link = o
+                    .link
+                    .map(|l| format!(" -> metaverse {}", l.mv))
+                    .unwrap_or_else(|| " (disconnector)".into());
+                let flag = if o.placeholder { " placeholder" } else { "" };
+                println!("{} {} \"{}\"{link}{flag} [#{c}]", cp.name, t.name, o.dn);
+            }
+        }
+    }
+    println!("{found} object(s)");
+    if found == 0 { FINDINGS } else { OK }
+}
+
+fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
+    let plan = &runner.engine.plan;
+    let state = &runner.engine.state;
+    let ids: Vec<CsId> = (0..plan.connectors.len())
+        .filter(|&c| connector.is_none_or(|n| plan.connectors[c].name == n))
+        .filter_map(|c| state.cs_by_dn(c, dn))
+        .collect();
+    let id = match ids.as_slice() {
+        [one] => *one,
+        [] => {
+            eprintln!("error: no connector-space object with DN \"{dn}\"");
+            return FINDINGS;
+        }
+        _ => {
+            eprintln!("error: the DN is in several connectors: use --connector");
+            return USAGE;
+        }
+    };
+    let o = &state.cs[id as usize];
+    let cp = &plan.connectors[o.connector];
+    let t = &cp.types[o.object_type];
+    println!("{} {} \"{}\"", cp.name, t.name, o.dn);
+    println!(
+        "  anchor: {}",
+        o.anchor
+            .as_ref()
+            .map(|a| json::to_json(a).to_string())
+            .unwrap_or_else(|| "(none: not exported yet)".into())
+    );
+    match o.link {
+        Some(l) => println!(
+            "  linked to metaverse object {} by \"{}\"",
+            l.mv,
+            plan.rules[l.rule].name()
+        ),
+        None => println!("  disconnector"),
+    }
+    for (slot, v) in o.imported.iter().enumerate() {
+        if !v.is_null() && Some(slot) != t.dn {
+            println!("  {} = {}", t.names[slot], json::to_json(v));
+        }
+    }
+    let p = preview::preview(&runner.engine, id);
+    println!("lineage:");
+    for l in &p.lines {
+        println!("  {l}");
+    }
+    for l in p.metaverse.lines().chain(p.exports.lines()) {
+        println!("  {l}");
+    }
+    OK
+}
+
+fn history(config: &std::path::Path, command: &Command) -> u8 {
+    let deployment = match crate::config::load(config) {
+        Ok(d) => d,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("error: {e}");
+            }
+            return USAGE;
+        }
+    };
+    if !deployment.state.exists() {
+        eprintln!(
+            "error: {}: no state yet (run `idflow run` first)",
+            deployment.state.display()
+        );
+        return USAGE;
+    }
+    let mut store = match SqliteStore::open(&deployment.state) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return USAGE;
+        }
+    };
+    match command {
+        Command::Runs { limit } => match store.runs(*limit) {
+            Ok(runs) => {
+                for r in runs {
+                    let who = if r.connector.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", r.connector)
+                    };
+                    println!(
+                        "#{} {} {}{who}: {} [{} adds, {} updates, {} deletes, {} renames, {} errors, {} ms]",
+                        r.id,
+                        r.started,
+                        r.step,
+                        r.status,
+                        r.adds,
+                        r.updates,
+                        r.deletes,
+                        r.renames,
+                        r.errors,
+                        r.duration_ms
+                    );
+                }
+                OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                USAGE
+            }
+        },
+        _ => match store.latest_errors() {
+            Ok(errors) => {
+                let mut by: std::collections::BTreeMap<String, Vec<_>> =
+                    std::collections::BTreeMap::new();
+                for e in errors {
+                    by.entry(e.category.clone()).or_default().push(e);
+                }
+                for (cat, list) in &by {
+                    println!("{cat}: {}", list.len());
+                    for e in list {
+                        let rule = if e.rule.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", e.rule)
+                        };
+                        println!("    {} \"{}\"{rule}: {}", e.connector, e.dn, e.message);
+                    }
+                }
+                if by.is_empty() {
+                    println!("no sync errors");
+                }
+                OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                USAGE
+            }
+        },
+    }
+}

@@ -1,0 +1,496 @@
+//! Run profiles: full and delta import, full and delta sync, export, and the sync cycle.
+//!
+//! Consumes: a [`Deployment`] (from `idflow.toml`), its bundle, the [`Store`] and the
+//! connectors. Produces: the updated state (saved after every step, each save one
+//! transaction), exports applied to the connected systems, and a [`StepReport`] per step, also
+//! kept in the run history. A changed bundle is detected (by the hash of its files) and makes
+//! the cycle's sync a full sync. An export with more deletes than the threshold is blocked
+//! whole (`stopped-deletion-threshold-exceeded`) unless allowed; staging mode runs imports and
+//! syncs but no export.
+
+use crate::config::{ConnectorConfig, Deployment};
+use crate::connector::{self, Connector, ExportChange, ExportKind};
+use crate::diag::Diagnostic;
+use crate::engine::Engine;
+use crate::engine::import::ImportChange;
+use crate::engine::model::{ExportOp, SyncError};
+use crate::engine::sync::{Mode, RunStatus};
+use crate::frontend;
+use crate::source::SourceMap;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{ErrorRecord, RunRecord, Store, StoreError};
+use crate::value::Value;
+use sha2::Digest;
+use std::time::Instant;
+
+/// Why a run could not start or a step could not run.
+#[derive(Debug)]
+pub enum RunError {
+    /// The configuration is invalid.
+    Config(Vec<crate::config::ConfigError>),
+    /// The bundle has check errors.
+    Bundle(SourceMap, Vec<Diagnostic>),
+    Store(StoreError),
+    Other(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Config(errs) => {
+                for e in errs {
+                    writeln!(f, "{e}")?;
+                }
+                Ok(())
+            }
+            RunError::Bundle(_, d) => write!(f, "the bundle has {} error(s)", d.len()),
+            RunError::Store(e) => write!(f, "state database: {e}"),
+            RunError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    pub step: String,
+    pub connector: String,
+    pub status: String,
+    pub adds: usize,
+    pub updates: usize,
+    pub deletes: usize,
+    pub renames: usize,
+    pub errors: usize,
+    pub duration_ms: u128,
+    /// Human-readable notes (rejected records, withheld exports, ...).
+    pub notes: Vec<String>,
+}
+
+/// Options of a cycle.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CycleOptions {
+    /// Let an export with up to this many deletes through the threshold once.
+    pub allow_deletes: usize,
+    /// Force a full sync.
+    pub full_sync: bool,
+}
+
+/// An opened deployment: engine, store and connectors.
+pub struct Runner {
+    pub deployment: Deployment,
+    pub engine: Engine,
+    store: SqliteStore,
+    bundle_hash: String,
+    /// The stored bundle hash differs (or there is none): the next sync must be full.
+    pub needs_full_sync: bool,
+    pub warnings: Vec<String>,
+}
+
+fn now_text() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// The hash of a bundle's files (names and contents, in path order).
+fn bundle_hash(map: &SourceMap) -> String {
+    let mut h = sha2::Sha256::new();
+    for f in map.files() {
+        h.update(f.name.as_bytes());
+        h.update([0]);
+        h.update(f.text.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Runner {
+    /// Loads the configuration, checks the bundle, opens the state database.
+    pub fn open(config: &std::path::Path) -> Result<Runner, RunError> {
+        let deployment = crate::config::load(config).map_err(RunError::Config)?;
+        let files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
+            .map_err(|e| RunError::Other(format!("bundle: {e}")))?;
+        let map =
+            crate::source::load(&files).map_err(|e| RunError::Other(format!("bundle: {e}")))?;
+        let checked = frontend::check(&map);
+        if checked.has_errors() {
+            let errors = checked
+                .diagnostics
+                .into_iter()
+                .filter(Diagnostic::is_error)
+                .collect();
+            return Err(RunError::Bundle(map, errors));
+        }
+        let mut warnings = Vec::new();
+        for c in &deployment.connectors {
+            if !checked.bundle.schema.connectors.contains_key(&c.name) {
+                return Err(RunError::Other(format!(
+                    "{}: connector \"{}\" is not declared in the bundle {}",
+                    deployment.file.display(),
+                    c.name,
+                    deployment.bundle.display()
+                )));
+            }
+        }
+        let hash = bundle_hash(&map);
+        let mut engine = Engine::new(&checked.bundle, jiff::Timestamp::now());
+        engine.error_limit = deployment.error_limit;
+        for (i, cp) in engine.plan.connectors.clone().iter().enumerate() {
+            let params = deployment
+                .connector(&cp.name)
+                .map(|c| c.parameters.clone())
+                .unwrap_or_default();
+            engine.set_params(i, params);
+        }
+        let mut store = SqliteStore::open(&deployment.state).map_err(RunError::Store)?;
+        let (state, w) = store.load(&engine.plan).map_err(RunError::Store)?;
+        warnings.extend(w);
+        engine.state = state;
+        let stored = store.get_meta("bundle_hash").map_err(RunError::Store)?;
+        Ok(Runner {
+            needs_full_sync: stored.as_deref() != Some(hash.as_str()),
+            deployment,
+            engine,
+            store,
+            bundle_hash: hash,
+            warnings,
+        })
+    }
+
+    fn connector_config(&self, name: &str) -> Result<ConnectorConfig, String> {
+        self.deployment.connector(name).cloned().ok_or_else(|| {
+            format!(
+                "connector \"{name}\" has no settings in {}",
+                self.deployment.file.display()
+            )
+        })
+    }
+
+    fn open_connector(&self, name: &str) -> Result<Box<dyn Connector>, String> {
+        let cfg = self.connector_config(name)?;
+        let c = self
+            .engine
+            .plan
+            .connector_index(name)
+            .ok_or_else(|| format!("unknown connector \"{name}\""))?;
+        connector::open(&cfg, &self.engine.plan.connectors[c]).map_err(|e| e.to_string())
+    }
+
+    fn record(&mut self, report: &StepReport, errors: &[SyncError]) -> Result<(), RunError> {
+        let records: Vec<ErrorRecord> = errors
+            .iter()
+            .map(|e| {
+                let (connector, dn) =
+                    e.cs.and_then(|c| self.engine.state.cs.get(c as usize))
+                        .map(|o| {
+                            (
+                                self.engine.plan.connectors[o.connector].name.clone(),
+                                o.dn.to_string(),
+                            )
+                        })
+                        .unwrap_or_default();
+                ErrorRecord {
+                    run: 0,
+                    category: e.category.as_str().to_string(),
+                    connector,
+                    dn,
+                    rule: e.rule.clone().unwrap_or_default(),
+                    code: e.code.unwrap_or("").to_string(),
+                    message: e.message.clone(),
+                }
+            })
+            .collect();
+        let run = RunRecord {
+            started: now_text(),
+            step: report.step.clone(),
+            connector: report.connector.clone(),
+            status: report.status.clone(),
+            adds: report.adds as i64,
+            updates: report.updates as i64,
+            deletes: report.deletes as i64,
+            renames: report.renames as i64,
+            errors: report.errors as i64,
+            duration_ms: report.duration_ms as i64,
+            detail: report.notes.join("\n"),
+            ..Default::default()
+        };
+        self.store
+            .record_run(&run, &records)
+            .map_err(RunError::Store)?;
+        Ok(())
+    }
+
+    fn save(&mut self) -> Result<(), RunError> {
+        self.store
+            .save(&self.engine.plan, &self.engine.state)
+            .map_err(RunError::Store)
+    }
+
+    /// Imports one connector. A file connector's import is always a complete read, so it is
+    /// staged as a full import (objects no longer in the file become deletes); a read that
+    /// fails stages nothing.
+    pub fn import(&mut self, name: &str, full: bool) -> Result<StepReport, RunError> {
+        let start = Instant::now();
+        let step = if full { "full-import" } else { "delta-import" };
+        let mut report = StepReport {
+            step: step.into(),
+            connector: name.into(),
+            ..Default::default()
+        };
+        let c = self
+            .engine
+            .plan
+            .connector_index(name)
+            .ok_or_else(|| RunError::Other(format!("unknown connector \"{name}\"")))?;
+        let cfg = self.connector_config(name).map_err(RunError::Other)?;
+        let read = self
+            .open_connector(name)
+            .and_then(|mut conn| conn.full_import().map_err(|e| e.to_string()));
+        let imported = match read {
+            Ok(i) => i,
+            Err(e) => {
+                report.status = "stopped-connectivity".into();
+                report.notes.push(e);
+                report.duration_ms = start.elapsed().as_millis();
+                self.record(&report, &[])?;
+                return Ok(report);
+            }
+        };
+        for r in &imported.rejected {
+            report.notes.push(format!(
+                "{}:{}: {} (record skipped)",
+                r.source, r.line, r.message
+            ));
+        }
+        // Container filters: objects outside the partitions' scope are not imported.
+        let changes: Vec<ImportChange> = imported
+            .changes
+            .into_iter()
+            .filter(|ch| match ch {
+                ImportChange::Upsert(o) => cfg.in_scope(&o.dn),
+                ImportChange::Delete { .. } => true,
+            })
+            .collect();
+        let r = self.engine.import(c, changes, true);
+        for (dn, why) in &r.rejected {
+            report.notes.push(format!("{dn}: {why} (object skipped)"));
+        }
+        report.adds = r.adds;
+        report.updates = r.updates;
+        report.deletes = r.deletes;
+        report.renames = r.renames;
+        report.errors = imported.rejected.len() + r.rejected.len();
+        report.status = if report.errors == 0 {
+            "success".into()
+        } else {
+            "completed-warnings".into()
+        };
+        self.save()?;
+        report.duration_ms = start.elapsed().as_millis();
+        self.record(&report, &[])?;
+        Ok(report)
+    }
+
+    /// Runs a full or delta sync.
+    pub fn sync(&mut self, mode: Mode) -> Result<StepReport, RunError> {
+        let start = Instant::now();
+        let r = self.engine.sync(mode);
+        let mut report = StepReport {
+            step: if mode == Mode::Full {
+                "full-sync"
+            } else {
+                "delta-sync"
+            }
+            .into(),
+            connector: String::new(),
+            status: r.status.as_str().into(),
+            adds: r.projections + r.provisions,
+            updates: r.mv_updates,
+            deletes: r.mv_deletes + r.deprovisions,
+            renames: 0,
+            errors: r.errors.len(),
+            duration_ms: 0,
+            notes: r
+                .unresolved_references
+                .iter()
+                .map(|u| format!("unresolved reference: {u}"))
+                .collect(),
+        };
+        for e in &r.errors {
+            report
+                .notes
+                .push(format!("{}: {}", e.category.as_str(), e.message));
+        }
+        if mode == Mode::Full && r.status != RunStatus::StoppedErrorLimit {
+            self.store
+                .set_meta("bundle_hash", &self.bundle_hash.clone())
+                .map_err(RunError::Store)?;
+            self.needs_full_sync = false;
+        }
+        self.save()?;
+        report.duration_ms = start.elapsed().as_millis();
+        self.record(&report, &r.errors)?;
+        Ok(report)
+    }
+
+    /// The staged exports of a connector, as the connector applies them.
+    pub fn export_changes(&self, c: usize) -> Vec<ExportChange> {
+        let plan = &self.engine.plan;
+        let cp = &plan.connectors[c];
+        self.engine
+            .state
+            .pending_exports(c)
+            .map(|(_, o, op)| {
+                let t = &cp.types[o.object_type];
+                let mut attrs = Vec::new();
+                for (slot, (new, old)) in o.current.iter().zip(&o.imported).enumerate() {
+                    if Some(slot) == t.dn {
+                        continue;
+                    }
+                    let wanted = match op {
+                        ExportOp::Add => !new.is_null(),
+                        ExportOp::Update => new != old,
+                        ExportOp::Delete => false,
+                    };
+                    if wanted {
+                        attrs.push((t.names[slot].clone(), new.clone()));
+                    }
+                }
+                // A file target stands for a directory that assigns anchors to new objects.
+                if op == ExportOp::Add
+                    && let Some(a) = t.anchor
+                    && o.current[a].is_null()
+                    && Some(a) != t.dn
+                {
+                    attrs.push((t.names[a].clone(), generated_anchor(&t.name, &o.dn)));
+                }
+                ExportChange {
+                    kind: match op {
+                        ExportOp::Add => ExportKind::Add,
+                        ExportOp::Update => ExportKind::Update,
+                        ExportOp::Delete => ExportKind::Delete,
+                    },
+                    object_type: t.name.clone(),
+                    dn: o.dn.to_string(),
+                    new_dn: o.new_dn.as_ref().map(|d| d.to_string()),
+                    attrs,
+                }
+            })
+            .collect()
+    }
+
+    /// Exports one connector's staged changes (unless staging mode or the delete threshold
+    /// blocks them), then re-imports it to confirm them.
+    pub fn export(&mut self, name: &str, allow_deletes: usize) -> Result<StepReport, RunError> {
+        let start = Instant::now();
+        let c = self
+            .engine
+            .plan
+            .connector_index(name)
+            .ok_or_else(|| RunError::Other(format!("unknown connector \"{name}\"")))?;
+        let changes = self.export_changes(c);
+        let mut report = StepReport {
+            step: "export".into(),
+            connector: name.into(),
+            ..Default::default()
+        };
+        for ch in &changes {
+            match ch.kind {
+                ExportKind::Add => report.adds += 1,
+                ExportKind::Update => report.updates += 1,
+                ExportKind::Delete => report.deletes += 1,
+            }
+            if ch.new_dn.is_some() {
+                report.renames += 1;
+            }
+        }
+        if self.deployment.staging {
+            report.status = "staged".into();
+            report.notes.push("staging mode: nothing exported".into());
+        } else if report.deletes > self.deployment.delete_threshold
+            && report.deletes > allow_deletes
+        {
+            report.status = "stopped-deletion-threshold-exceeded".into();
+            report.notes.push(format!(
+                "{} deletes staged, more than the threshold of {}: nothing exported (allow them with --allow-deletes {})",
+                report.deletes, self.deployment.delete_threshold, report.deletes
+            ));
+        } else if changes.is_empty() {
+            report.status = "success".into();
+        } else {
+            let outcome = self
+                .open_connector(name)
+                .and_then(|mut conn| conn.export(&changes).map_err(|e| e.to_string()));
+            match outcome {
+                Ok(o) => {
+                    report.errors = o.failed.len();
+                    for (dn, why) in &o.failed {
+                        report.notes.push(format!("{dn}: {why}"));
+                    }
+                    report.status = if o.failed.is_empty() {
+                        "success".into()
+                    } else {
+                        "completed-export-errors".into()
+                    };
+                }
+                Err(e) => {
+                    report.status = "stopped-connectivity".into();
+                    report.notes.push(e);
+                }
+            }
+        }
+        report.duration_ms = start.elapsed().as_millis();
+        self.record(&report, &[])?;
+        Ok(report)
+    }
+
+    /// A sync cycle: import every connector, sync (full when the bundle changed), export every
+    /// connector (confirming each export by re-importing), as Entra's scheduler does.
+    pub fn cycle(&mut self, opts: CycleOptions) -> Result<Vec<StepReport>, RunError> {
+        let mut reports = Vec::new();
+        let names: Vec<String> = self
+            .deployment
+            .connectors
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        for n in &names {
+            reports.push(self.import(n, false)?);
+        }
+        let mode = if opts.full_sync || self.needs_full_sync {
+            Mode::Full
+        } else {
+            Mode::Delta
+        };
+        let sync = self.sync(mode)?;
+        let stopped = sync.status == RunStatus::StoppedErrorLimit.as_str();
+        reports.push(sync);
+        if stopped {
+            return Ok(reports);
+        }
+        for n in &names {
+            let r = self.export(n, opts.allow_deletes)?;
+            let exported = r.status == "success" && r.adds + r.updates + r.deletes > 0;
+            reports.push(r);
+            if exported {
+                // Confirm the export: the next sync sees the target as it now is.
+                let confirm = self.import(n, false)?;
+                let sync = self.sync(Mode::Delta)?;
+                let _ = (confirm, sync);
+            }
+        }
+        Ok(reports)
+    }
+}
+
+/// The anchor a file target assigns to a new object: `<Type>_<uuid>`, derived from the DN so
+/// it is reproducible.
+fn generated_anchor(ty: &str, dn: &str) -> Value {
+    let digest = sha2::Sha256::digest(dn.to_lowercase().as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut t = ty.to_string();
+    if let Some(first) = t.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    Value::from(format!("{t}_{id}"))
+}
