@@ -269,7 +269,15 @@ impl Runner {
                 ImportChange::Delete { .. } => true,
             })
             .collect();
-        let r = self.engine.import(c, changes, true);
+        // A read with rejected records is incomplete: nothing is deleted on its account.
+        let complete = imported.rejected.is_empty();
+        if !complete {
+            report.notes.push(format!(
+                "{} record(s) rejected: deletions are not staged from this import",
+                imported.rejected.len()
+            ));
+        }
+        let r = self.engine.import(c, changes, complete);
         for (dn, why) in &r.rejected {
             report.notes.push(format!("{dn}: {why} (object skipped)"));
         }

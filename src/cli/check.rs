@@ -18,6 +18,9 @@ pub struct Args {
     /// Print at most this many diagnostics (all are counted).
     #[arg(long)]
     max_errors: Option<usize>,
+    /// Also validate this deployment file (idflow.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +30,30 @@ enum Format {
     Sarif,
 }
 
+/// Validates a deployment file: returns (errors, warnings). An inline secret is a warning here
+/// (`idflow run` refuses it).
+fn check_config(path: &std::path::Path) -> (usize, usize) {
+    match crate::config::load(path) {
+        Ok(_) => (0, 0),
+        Err(errs) => {
+            let (mut e, mut w) = (0, 0);
+            for x in errs {
+                if x.key.ends_with(".password") {
+                    eprintln!("warning: {}: {x}", path.display());
+                    w += 1;
+                } else {
+                    eprintln!("error: {}: {x}", path.display());
+                    e += 1;
+                }
+            }
+            (e, w)
+        }
+    }
+}
+
 pub fn run(args: Args) -> u8 {
+    let (config_errors, config_warnings) =
+        args.config.as_deref().map(check_config).unwrap_or((0, 0));
     let map = match super::load_sources(&args.paths) {
         Ok(m) => m,
         Err(code) => return code,
@@ -59,6 +85,9 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let _ = USAGE;
+    if config_errors > 0 || (args.deny_warnings && config_warnings > 0) {
+        return FINDINGS;
+    }
     if checked.has_errors() || (args.deny_warnings && !diags.is_empty()) {
         FINDINGS
     } else {
