@@ -8,6 +8,11 @@
 //! The special forms `IIF`, `Switch`, `Select`, `Where`, `With`, `Error`, `ImportedValue` and
 //! `ValueCount` are evaluated by the interpreter itself, not here.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod certificate;
 pub mod conversion;
 pub mod datetime;

@@ -6,6 +6,11 @@
 //! fails or is cut short is an error, never a partial full import (which would turn the
 //! missing objects into deletes).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod csv;
 pub mod jsonl;
 pub mod ldif;

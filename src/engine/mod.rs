@@ -6,6 +6,11 @@
 //! connectors feed [`import::ImportChange`]s in, and read staged exports out of the
 //! [`model::State`]; `store` persists the state.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod compile;
 pub mod dump;
 pub mod flow;

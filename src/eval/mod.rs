@@ -5,6 +5,11 @@
 //! resource [`Limits`], the run's single `now`, a deterministic random source and the
 //! parameters. `interp` is the reference interpreter.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod adhoc;
 pub mod interp;
 pub mod json;

@@ -6,6 +6,11 @@
 //! misreads stored data. The [`Store`] trait keeps the engine independent of the database;
 //! [`sqlite::SqliteStore`] is the embedded default.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod sqlite;
 
 use crate::engine::compile::Plan;
