@@ -65,11 +65,17 @@ pub fn run_all(bundle: &Bundle, map: &SourceMap) -> Vec<TestOutcome> {
     bundle
         .tests
         .iter()
-        .map(|(file, t)| run_one(bundle, map, *file, t))
+        .map(|(file, t)| run_test(bundle, map, *file, t).0)
         .collect()
 }
 
-fn run_one(bundle: &Bundle, map: &SourceMap, file: FileId, test: &Test) -> TestOutcome {
+/// Runs one test; returns its outcome and the engine as its steps left it.
+pub fn run_test(
+    bundle: &Bundle,
+    map: &SourceMap,
+    file: FileId,
+    test: &Test,
+) -> (TestOutcome, Engine) {
     let src = map.get(file);
     let mut outcome = TestOutcome {
         name: test.name.value.clone(),
@@ -274,7 +280,7 @@ fn run_one(bundle: &Bundle, map: &SourceMap, file: FileId, test: &Test) -> TestO
             }
         }
     }
-    outcome
+    (outcome, engine)
 }
 
 fn mv_summary(engine: &Engine, t: usize) -> String {

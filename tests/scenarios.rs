@@ -21,17 +21,9 @@
 //! state differs. All failures across files are collected into one panic message.
 
 use idflow::diag::render::{self, Style};
-use idflow::engine::Engine;
-use idflow::engine::compile::TypePlan;
 use idflow::engine::dump;
-use idflow::engine::import::{ImportChange, ImportObject};
-use idflow::engine::sync::Mode;
-use idflow::sema::Bundle;
-use idflow::sema::types::Base;
 use idflow::source::SourceMap;
-use idflow::syntax::ast::{Test, TestStep, TestValue};
 use idflow::testrun;
-use idflow::value::Value;
 use std::path::{Path, PathBuf};
 
 /// The evaluation engines every scenario runs on.
@@ -168,100 +160,6 @@ fn parse(text: &str) -> Scenario {
     s
 }
 
-/// The value a test literal denotes for an attribute of `tplan` (as `idflow test` reads it).
-fn test_value(v: &TestValue, base: Base) -> Result<Value, String> {
-    Ok(match v {
-        TestValue::Absent(_) => Value::Null,
-        TestValue::Num(n, _) => Value::Num(*n),
-        TestValue::Word(w) => match w.name.as_str() {
-            "True" => Value::Bool(true),
-            "False" => Value::Bool(false),
-            other => return Err(format!("`{other}` is not a value")),
-        },
-        TestValue::Str(s, _) => match base {
-            Base::Ref => Value::Ref(s.as_str().into()),
-            Base::Bin => Value::bin(s.as_bytes().to_vec()),
-            _ => Value::str(s.as_str()),
-        },
-        TestValue::Typed(kind, s) => testrun::typed(&kind.name, &s.value)?,
-        TestValue::List(items, _) => Value::many(
-            items
-                .iter()
-                .map(|i| test_value(i, base))
-                .collect::<Result<_, _>>()?,
-        ),
-    })
-}
-
-fn attr_value(tplan: &TypePlan, name: &str, v: &TestValue) -> Result<Value, String> {
-    let slot = tplan
-        .slot(name)
-        .ok_or_else(|| format!("unknown attribute `{name}` of `{}`", tplan.name))?;
-    test_value(v, tplan.kinds[slot].0)
-}
-
-/// Runs the steps of one test (ignoring its expectations) and returns the canonical state.
-fn final_state(engine_name: &str, bundle: &Bundle, test: &Test) -> Result<String, String> {
-    assert_eq!(engine_name, "interp", "only the interpreter exists today");
-    let mut engine = Engine::new(bundle, testrun::test_now());
-    for c in 0..engine.plan.connectors.len() {
-        let name = engine.plan.connectors[c].name.clone();
-        engine.set_params(c, testrun::default_params(&name));
-    }
-    let mut staged: Vec<Vec<ImportChange>> = vec![Vec::new(); engine.plan.connectors.len()];
-    for step in &test.steps {
-        match step {
-            TestStep::Given {
-                connector,
-                object_type,
-                dn,
-                attrs,
-                ..
-            } => {
-                let c = engine
-                    .plan
-                    .connector_index(&connector.value)
-                    .ok_or_else(|| format!("unknown connector \"{}\"", connector.value))?;
-                let t = engine.plan.connectors[c]
-                    .type_index(&object_type.name)
-                    .ok_or_else(|| format!("unknown object type `{}`", object_type.name))?;
-                let tplan = &engine.plan.connectors[c].types[t];
-                let mut values = Vec::new();
-                for a in attrs {
-                    values.push((
-                        a.name.name.clone(),
-                        attr_value(tplan, &a.name.name, &a.value)?,
-                    ));
-                }
-                staged[c].push(ImportChange::Upsert(ImportObject {
-                    dn: dn.value.clone(),
-                    object_type: object_type.name.clone(),
-                    attrs: values,
-                }));
-            }
-            TestStep::Delete { connector, dn, .. } => {
-                let c = engine
-                    .plan
-                    .connector_index(&connector.value)
-                    .ok_or_else(|| format!("unknown connector \"{}\"", connector.value))?;
-                staged[c].push(ImportChange::Delete {
-                    dn: dn.value.clone(),
-                });
-            }
-            TestStep::Sync(_) => {
-                for (c, changes) in staged.iter_mut().enumerate() {
-                    if !changes.is_empty() {
-                        engine.import(c, std::mem::take(changes), false);
-                    }
-                }
-                engine.sync(Mode::Delta);
-            }
-            _ => {}
-        }
-    }
-    Ok(dump::state(&engine.plan, &engine.state))
-}
-
 /// What running a scenario gave.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -299,10 +197,12 @@ fn run(name: &str, scenario: &Scenario, engine: &str) -> Outcome {
         out.failures.push(msg);
     }
     if let Some((expected, _)) = &scenario.state {
-        let (_, last) = bundle.tests.last().expect("tests were checked to exist");
-        match final_state(engine, bundle, last) {
-            Err(e) => out.failures.push(format!("state: {e}")),
-            Ok(actual) => {
+        let (file, last) = bundle.tests.last().expect("tests were checked to exist");
+        assert_eq!(engine, "interp", "only the interpreter exists today");
+        let (_, final_engine) = testrun::run_test(bundle, &map, *file, last);
+        {
+            let actual = dump::state(&final_engine.plan, &final_engine.state);
+            {
                 if &actual != expected {
                     out.failures.push(format!(
                         "{STATE_DIFFERS} \"{}\" differs (UPDATE_SCENARIOS=1 rewrites \

@@ -117,3 +117,22 @@ pub(crate) fn load_sources(paths: &[std::path::PathBuf]) -> Result<crate::source
         USAGE
     })
 }
+
+/// Loads and checks a bundle for a command that runs it: on check errors, prints them with
+/// `what` ("no test was run") and returns the exit code.
+pub(crate) fn load_checked(
+    paths: &[std::path::PathBuf],
+    what: &str,
+) -> Result<(crate::source::SourceMap, crate::frontend::Checked), u8> {
+    let map = load_sources(paths)?;
+    let checked = crate::frontend::check(&map);
+    if checked.has_errors() {
+        let style = human_style();
+        for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
+            eprint!("{}", crate::diag::render::human(&map, d, style));
+        }
+        eprintln!("the bundle has errors: {what}");
+        return Err(FINDINGS);
+    }
+    Ok((map, checked))
+}

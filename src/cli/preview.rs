@@ -4,14 +4,12 @@
 //! "attrs": {...}}` with values encoded as for `idflow eval`. All objects are imported and
 //! synced in memory; then the object named by `--dn` is synced again with its lineage recorded.
 
-use super::{FINDINGS, OK, USAGE};
-use crate::diag::render;
+use super::{OK, USAGE};
 use crate::engine::Engine;
 use crate::engine::import::{ImportChange, ImportObject};
 use crate::engine::preview;
 use crate::engine::sync::Mode;
 use crate::eval::json;
-use crate::frontend;
 use crate::testrun;
 use std::path::PathBuf;
 
@@ -72,18 +70,10 @@ fn load_objects(engine: &Engine, path: &PathBuf) -> Result<Vec<Vec<ImportChange>
 }
 
 pub fn run(args: Args) -> u8 {
-    let map = match super::load_sources(&args.paths) {
-        Ok(m) => m,
+    let (_, checked) = match super::load_checked(&args.paths, "nothing was previewed") {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let checked = frontend::check(&map);
-    if checked.has_errors() {
-        let style = super::human_style();
-        for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
-            eprint!("{}", render::human(&map, d, style));
-        }
-        return FINDINGS;
-    }
     let mut engine = Engine::new(&checked.bundle, jiff::Timestamp::now());
     for c in 0..engine.plan.connectors.len() {
         let name = engine.plan.connectors[c].name.clone();

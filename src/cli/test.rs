@@ -4,8 +4,6 @@
 //! every test passes, 1 when one fails or the bundle has check errors, 2 on usage errors.
 
 use super::{FINDINGS, OK};
-use crate::diag::render;
-use crate::frontend;
 use crate::testrun;
 use std::path::PathBuf;
 
@@ -16,19 +14,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let map = match super::load_sources(&args.paths) {
-        Ok(m) => m,
+    let (map, checked) = match super::load_checked(&args.paths, "no test was run") {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let checked = frontend::check(&map);
-    if checked.has_errors() {
-        let style = super::human_style();
-        for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
-            eprint!("{}", render::human(&map, d, style));
-        }
-        eprintln!("the bundle has errors: no test was run");
-        return FINDINGS;
-    }
     let outcomes = testrun::run_all(&checked.bundle, &map);
     let mut failed = 0;
     for o in &outcomes {
