@@ -218,8 +218,12 @@ pub struct State {
     pub by_anchor: Vec<HashMap<Key, CsId>>,
     /// Per connector: DN (case-folded) → object.
     pub by_dn: Vec<HashMap<Box<str>, CsId>>,
-    /// Objects that reference another object (by its id): re-evaluated when it is linked.
-    pub referenced_by: HashMap<CsId, Vec<CsId>>,
+    /// Objects that reference another object, by the referenced object's connector and DN:
+    /// re-evaluated when an object with that DN is linked or unlinked.
+    pub referenced_by: HashMap<(ConnIdx, Box<str>), Vec<CsId>>,
+    /// Outbound references: referenced metaverse object → the metaverse objects whose exports
+    /// name it (revisited when its target object is renamed or removed).
+    pub outbound_refs: HashMap<MvId, std::collections::BTreeSet<MvId>>,
     /// Join index of metaverse values, per attribute name (case-folded keys).
     pub mv_index: HashMap<Box<str>, HashMap<Key, Vec<MvId>>>,
     /// Join and uniqueness index of connector-space values, per connector and attribute name.

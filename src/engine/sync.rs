@@ -142,7 +142,9 @@ pub fn run(
             .iter()
             .enumerate()
             .filter(|(_, o)| o.connector == c && !o.gone && !o.placeholder)
-            .filter(|(_, o)| mode == Mode::Full || o.pending_import.is_some())
+            // A delta sync also re-evaluates disconnectors: a new object elsewhere may now
+            // join them (as Entra's sync engine does).
+            .filter(|(_, o)| mode == Mode::Full || o.pending_import.is_some() || o.link.is_none())
             .map(|(i, _)| i as CsId)
             .collect();
         // Each object is processed completely (join or projection, then the values of the
@@ -442,6 +444,7 @@ impl Run<'_> {
                     // Provisioning runs again for it (a deleted target object is re-created).
                     self.outbound.insert(mv);
                     self.report.disconnects += 1;
+                    self.unlinked(id, mv);
                 }
                 self.remove_cs(id);
                 self.report.deletes += 1;
@@ -456,6 +459,14 @@ impl Run<'_> {
             _ => {}
         }
         self.state.cs[id as usize].pending_import = None;
+        // A linked object that changed in its directory: outbound recomputes what it should
+        // hold (this corrects drift in a target), and exports naming it are revisited (rename).
+        if pending.is_some()
+            && let Some(l) = self.state.cs[id as usize].link
+        {
+            self.outbound.insert(l.mv);
+            self.target_changed(l.mv);
+        }
         let rules = self.inbound_rules(id);
         if let Some(link) = self.state.cs[id as usize].link {
             // Stickiness: an inbound link lasts while the rule that made it is in scope.
@@ -479,6 +490,7 @@ impl Run<'_> {
             self.state.unlink(id);
             self.dirty.insert(link.mv);
             self.report.disconnects += 1;
+            self.unlinked(id, link.mv);
         }
         match self.join(id, &rules) {
             Joined::To(mv, rule) => {
@@ -675,12 +687,31 @@ impl Run<'_> {
 
     /// An object was linked: objects referring to it re-resolve their references.
     fn linked(&mut self, id: CsId) {
-        if let Some(referrers) = self.state.referenced_by.get(&id).cloned() {
+        let Some(o) = self.state.cs.get(id as usize) else {
+            return;
+        };
+        let key = (o.connector, super::model::dn_key(&o.dn));
+        if let Some(referrers) = self.state.referenced_by.get(&key).cloned() {
             for r in referrers {
                 if let Some(l) = self.state.cs.get(r as usize).and_then(|o| o.link) {
                     self.dirty.insert(l.mv);
                 }
             }
+        }
+    }
+
+    /// An object is gone from the metaverse (deleted, disconnected): references to it from
+    /// other objects are resolved again, inbound and outbound.
+    fn unlinked(&mut self, id: CsId, mv: MvId) {
+        self.linked(id);
+        self.target_changed(mv);
+    }
+
+    /// The target objects of a metaverse object changed (renamed, removed): exports that name
+    /// it are computed again.
+    fn target_changed(&mut self, mv: MvId) {
+        if let Some(referrers) = self.state.outbound_refs.get(&mv) {
+            self.revisit.extend(referrers.iter().copied());
         }
     }
 
@@ -895,7 +926,8 @@ impl Run<'_> {
                     })
                 }
             };
-            let refs = self.state.referenced_by.entry(target).or_default();
+            let key = (connector, super::model::dn_key(dn));
+            let refs = self.state.referenced_by.entry(key).or_default();
             if !refs.contains(&from) {
                 refs.push(from);
             }
@@ -923,6 +955,7 @@ impl Run<'_> {
         for c in links {
             let provisioned = self.state.cs[c as usize].provisioned_by.is_some();
             self.state.unlink(c);
+            self.unlinked(c, mv);
             if provisioned && !self.state.cs[c as usize].gone {
                 self.deprovision(c);
             }
@@ -994,6 +1027,7 @@ impl Run<'_> {
                         });
                         self.state.unlink(c);
                         self.deprovision(c);
+                        self.target_changed(mv);
                         continue;
                     }
                     if let Some(l) = o.link
@@ -1003,6 +1037,7 @@ impl Run<'_> {
                     {
                         self.state.unlink(c);
                         self.report.disconnects += 1;
+                        self.target_changed(mv);
                         continue;
                     }
                     if prov.is_some() {
@@ -1291,6 +1326,10 @@ impl Run<'_> {
                 .map(|&(r, fi)| self.plan.rules[r].flows[fi].merge)
                 .unwrap_or_default();
             let mut values = Vec::new();
+            // An outbound merge adds to what the target holds (the target keeps its own values).
+            if matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive) {
+                values.push(self.state.cs[c as usize].imported[slot].clone());
+            }
             for (r, fi) in list {
                 let rule = &self.plan.rules[r];
                 let f = &rule.flows[fi];
@@ -1446,6 +1485,14 @@ impl Run<'_> {
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.
     fn set_dn(&mut self, c: CsId, dn: &str) {
         let o = &self.state.cs[c as usize];
+        let before = o.new_dn.clone().unwrap_or_else(|| o.dn.clone());
+        if before.as_ref() != dn
+            && let Some(l) = o.link
+        {
+            // Exports that name this object must name it by its new DN.
+            self.target_changed(l.mv);
+        }
+        let o = &self.state.cs[c as usize];
         if o.dn.as_ref() == dn {
             self.state.cs[c as usize].new_dn = None;
             return;
@@ -1470,7 +1517,17 @@ impl Run<'_> {
         for v in value.values() {
             match parse_mv_ref(v) {
                 Some(target) => match self.state.linked_in(target, cc) {
-                    Some(t) => out.push(Value::Ref(self.state.cs[t as usize].dn.clone())),
+                    Some(t) => {
+                        let o = &self.state.cs[t as usize];
+                        out.push(Value::Ref(o.new_dn.clone().unwrap_or_else(|| o.dn.clone())));
+                        if let Some(referrer) = self.state.cs[c as usize].link.map(|l| l.mv) {
+                            self.state
+                                .outbound_refs
+                                .entry(target)
+                                .or_default()
+                                .insert(referrer);
+                        }
+                    }
                     None => {
                         let dn = self.state.cs[c as usize].dn.clone();
                         let msg = format!(

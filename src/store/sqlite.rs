@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS cs (
     new_dn TEXT, link_mv INTEGER, link_rule TEXT, link_outbound INTEGER, provisioned_by TEXT,
     placeholder INTEGER NOT NULL, gone INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mv (id INTEGER PRIMARY KEY, type TEXT NOT NULL, attrs TEXT NOT NULL, links TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS refs (target INTEGER NOT NULL, source INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS refs (connector TEXT NOT NULL, dn TEXT NOT NULL, source INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mv_refs (kind TEXT NOT NULL, target INTEGER NOT NULL, source INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, step TEXT NOT NULL,
     connector TEXT NOT NULL, status TEXT NOT NULL, adds INTEGER NOT NULL, updates INTEGER NOT NULL,
@@ -301,16 +302,44 @@ impl Store for SqliteStore {
         drop(stmt);
         let mut stmt = self
             .conn
-            .prepare("SELECT target, source FROM refs")
+            .prepare("SELECT connector, dn, source FROM refs")
             .map_err(err("reading references"))?;
-        let refs: Vec<(i64, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        let refs: Vec<(String, String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(err("reading references"))?
             .collect::<Result<_, _>>()
             .map_err(err("reading references"))?;
-        for (t, s) in refs {
-            if let (Some(&t), Some(&s)) = (id_map.get(&t), id_map.get(&s)) {
-                state.referenced_by.entry(t).or_default().push(s);
+        for (c, dn, s) in refs {
+            if let (Some(c), Some(&s)) = (plan.connector_index(&c), id_map.get(&s)) {
+                state
+                    .referenced_by
+                    .entry((c, dn.into()))
+                    .or_default()
+                    .push(s);
+            }
+        }
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, target, source FROM mv_refs")
+            .map_err(err("reading references"))?;
+        let refs: Vec<(String, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(err("reading references"))?
+            .collect::<Result<_, _>>()
+            .map_err(err("reading references"))?;
+        for (kind, t, s) in refs {
+            let (t, s) = (t as u64, s as u64);
+            match kind.as_str() {
+                "outbound" => {
+                    state.outbound_refs.entry(t).or_default().insert(s);
+                }
+                "awaiting" => {
+                    state.awaiting_refs.entry(t).or_default().insert(s);
+                }
+                _ => {
+                    state.withheld.insert(t);
+                }
             }
         }
         drop(stmt);
@@ -326,7 +355,7 @@ impl Store for SqliteStore {
             .conn
             .transaction()
             .map_err(err("starting a transaction"))?;
-        tx.execute_batch("DELETE FROM cs; DELETE FROM mv; DELETE FROM refs;")
+        tx.execute_batch("DELETE FROM cs; DELETE FROM mv; DELETE FROM refs; DELETE FROM mv_refs;")
             .map_err(err("clearing the state"))?;
         {
             let mut ins = tx
@@ -372,13 +401,31 @@ impl Store for SqliteStore {
                 .map_err(err("saving the metaverse"))?;
             }
             let mut ins = tx
-                .prepare("INSERT INTO refs (target, source) VALUES (?1, ?2)")
+                .prepare("INSERT INTO refs (connector, dn, source) VALUES (?1, ?2, ?3)")
                 .map_err(err("saving references"))?;
-            for (t, sources) in &state.referenced_by {
+            for ((c, dn), sources) in &state.referenced_by {
                 for s in sources {
-                    ins.execute(params![*t as i64, *s as i64])
+                    ins.execute(params![plan.connectors[*c].name, dn.as_ref(), *s as i64])
                         .map_err(err("saving references"))?;
                 }
+            }
+            let mut ins = tx
+                .prepare("INSERT INTO mv_refs (kind, target, source) VALUES (?1, ?2, ?3)")
+                .map_err(err("saving references"))?;
+            for (kind, map) in [
+                ("outbound", &state.outbound_refs),
+                ("awaiting", &state.awaiting_refs),
+            ] {
+                for (t, sources) in map {
+                    for s in sources {
+                        ins.execute(params![kind, *t as i64, *s as i64])
+                            .map_err(err("saving references"))?;
+                    }
+                }
+            }
+            for t in &state.withheld {
+                ins.execute(params!["withheld", *t as i64, 0i64])
+                    .map_err(err("saving references"))?;
             }
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_mv', ?1)",
