@@ -299,6 +299,20 @@ impl Runner {
 
     /// Runs a full or delta sync.
     pub fn sync(&mut self, mode: Mode) -> Result<StepReport, RunError> {
+        self.sync_keeping(mode, &[]).map(|(report, _)| report)
+    }
+
+    /// Runs a sync and records its errors together with `keep`: the errors of an earlier sync
+    /// that this one did not look at again. The cycle's confirming delta syncs (after an
+    /// export) only process the objects the confirming import changed; recorded alone, their
+    /// errors hid the cycle's sync errors from `idflow state errors` ("the errors of the latest
+    /// sync") after every run that exported anything. Returns the report and the recorded
+    /// errors.
+    fn sync_keeping(
+        &mut self,
+        mode: Mode,
+        keep: &[SyncError],
+    ) -> Result<(StepReport, Vec<SyncError>), RunError> {
         let start = Instant::now();
         let r = self.engine.sync(mode);
         let mut report = StepReport {
@@ -327,16 +341,37 @@ impl Runner {
                 .notes
                 .push(format!("{}: {}", e.category.as_str(), e.message));
         }
+        self.save()?;
+        // Only once the full sync's state is saved: a run killed in between must sync fully
+        // again (marking the bundle first let a kill during the save leave the new rules
+        // unapplied for good, every later sync being a delta sync).
         if mode == Mode::Full && r.status != RunStatus::StoppedErrorLimit {
             self.store
                 .set_meta("bundle_hash", &self.bundle_hash.clone())
                 .map_err(RunError::Store)?;
             self.needs_full_sync = false;
         }
-        self.save()?;
         report.duration_ms = start.elapsed().as_millis();
-        self.record(&report, &r.errors)?;
-        Ok(report)
+        let mut errors = r.errors;
+        let own = errors.len();
+        for e in keep {
+            // An object this sync reported on again has its newer errors only.
+            let again = errors[..own].iter().any(|x| match (x.cs, e.cs) {
+                (Some(a), Some(b)) => a == b,
+                _ => x.rule == e.rule && x.message == e.message,
+            });
+            if !again {
+                errors.push(e.clone());
+            }
+        }
+        if errors.len() > own {
+            report.notes.push(format!(
+                "{} error(s) of the cycle's sync kept (their objects were not synchronized again)",
+                errors.len() - own
+            ));
+        }
+        self.record(&report, &errors)?;
+        Ok((report, errors))
     }
 
     /// The staged exports of a connector, as the connector applies them.
@@ -468,7 +503,7 @@ impl Runner {
         } else {
             Mode::Delta
         };
-        let sync = self.sync(mode)?;
+        let (sync, mut sync_errors) = self.sync_keeping(mode, &[])?;
         let stopped = sync.status == RunStatus::StoppedErrorLimit.as_str();
         reports.push(sync);
         if stopped {
@@ -481,7 +516,8 @@ impl Runner {
             if exported {
                 // Confirm the export: the next sync sees the target as it now is.
                 let confirm = self.import(n, false)?;
-                let sync = self.sync(Mode::Delta)?;
+                let (sync, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;
+                sync_errors = errors;
                 let _ = (confirm, sync);
             }
         }

@@ -271,11 +271,19 @@ fn search(
             })
         })
     };
+    if metaverse && (dn.is_some() || anchor.is_some() || connector.is_some()) {
+        // Metaverse objects have no DN, anchor or connector: these filters used to be
+        // ignored silently ("0 object(s)").
+        eprintln!(
+            "error: --dn, --anchor and --connector search connector spaces; search the metaverse with --attr NAME=VALUE"
+        );
+        return USAGE;
+    }
     let mut found = 0;
     if metaverse {
         for m in state.mv.values() {
             let t = &plan.metaverse[m.object_type];
-            if has(&t.names, &m.attrs) && dn.is_none() && anchor.is_none() {
+            if has(&t.names, &m.attrs) {
                 found += 1;
                 println!("metaverse {} {} ({} link(s))", t.name, m.id, m.links.len());
             }

@@ -162,8 +162,23 @@ pub fn import(
                         {
                             o.new_dn = None;
                         }
-                        o.imported = values.clone();
-                        state.set_cs_current(plan, id, values);
+                        // DECISIONS 10: the import confirms what it shows. A staged value the
+                        // target does not show yet (its imported value did not change) stays
+                        // staged, so it is exported again; a value the target changed is
+                        // taken, and outbound sync decides again.
+                        let mut current = values.clone();
+                        if !retyped && !was_placeholder && o.current.len() == values.len() {
+                            for (s, v) in current.iter_mut().enumerate() {
+                                if Some(s) != tplan.dn
+                                    && o.current[s] != o.imported[s]
+                                    && values[s] == o.imported[s]
+                                {
+                                    *v = o.current[s].clone();
+                                }
+                            }
+                        }
+                        o.imported = values;
+                        state.set_cs_current(plan, id, current);
                         let o = &mut state.cs[id as usize];
                         if changed {
                             let kind = if retyped {

@@ -1297,7 +1297,12 @@ impl Run<'_> {
         for &r in &all {
             let rule = &self.plan.rules[r];
             if rule.target_type == Some(tty) {
-                managed.extend(rule.flows.iter().filter_map(|f| tplan.slot(&f.target)));
+                managed.extend(
+                    rule.flows
+                        .iter()
+                        .filter_map(|f| tplan.slot(&f.target))
+                        .filter(|&s| Some(s) != tplan.dn),
+                );
             }
         }
         let mut contributions: BTreeMap<usize, Vec<(RuleIdx, usize)>> = BTreeMap::new();
@@ -1373,9 +1378,11 @@ impl Run<'_> {
                 Outcome::Remove => Value::Null,
                 Outcome::Keep => new[slot].clone(),
             };
-            let name = tplan.names[slot].clone();
-            let shown = short(&v);
-            self.note(Some(c), Some(mv), || format!("  export {name} = {shown}"));
+            if !v.is_null() || !new[slot].is_null() {
+                let name = tplan.names[slot].clone();
+                let shown = short(&v);
+                self.note(Some(c), Some(mv), || format!("  export {name} = {shown}"));
+            }
             new[slot] = v;
         }
         if let Some((r, fi)) = dn_flow {

@@ -33,6 +33,33 @@ CREATE TABLE IF NOT EXISTS sync_errors (
     rule TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL);
 ";
 
+/// The version of [`SCHEMA`], kept in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Brings a database written by an earlier version to [`SCHEMA_VERSION`]. Version 1 kept
+/// references by object id: its table is dropped and the bundle marked changed, so the next
+/// run's full sync rebuilds the references.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err("reading the schema version"))?;
+    let has_state: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'cs'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(err("reading the schema"))?;
+    if has_state && version < 2 {
+        conn.execute_batch(
+            "DROP TABLE IF EXISTS refs; DELETE FROM meta WHERE key = 'bundle_hash';",
+        )
+        .map_err(err("migrating the state to schema version 2"))?;
+    }
+    Ok(())
+}
+
 pub struct SqliteStore {
     conn: Connection,
 }
@@ -50,8 +77,11 @@ impl SqliteStore {
             .map_err(err("enabling WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err("setting synchronous"))?;
+        migrate(&conn)?;
         conn.execute_batch(SCHEMA)
             .map_err(err("creating the schema"))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(err("setting the schema version"))?;
         Ok(SqliteStore { conn })
     }
 

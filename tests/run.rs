@@ -1,0 +1,1700 @@
+//! `idflow run` and `idflow state` end to end, through the real binary.
+//!
+//! Every test works in its own temporary directory (removed afterwards): a copy of the
+//! quickstart (`examples/quickstart/ad.ldif` and `idflow.toml`, the bundle pointed at the
+//! absolute path of `rules/entra-default`; the example folder itself is never touched), or the
+//! small HR deployment of `tests/fixtures/run/hr/` (a CSV source with bad rows and a JSON-lines
+//! target). The tests parse the step summary lines `idflow run` prints:
+//! `<step>[ <connector>]: A adds, U updates, D deletes, R renames, E errors, T ms [<status>]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_idflow");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The quickstart's connectors.
+const AD: &str = "contoso.com";
+const ENTRA: &str = "contoso.onmicrosoft.com";
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// A temporary directory, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "idflow-run-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel))
+            .unwrap_or_else(|e| panic!("{}: {e}", self.path(rel).display()))
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+
+    fn config(&self) -> String {
+        self.path("idflow.toml").display().to_string()
+    }
+
+    /// Replaces text of idflow.toml (which must hold it).
+    fn replace(&self, from: &str, to: &str) {
+        let text = self.read("idflow.toml");
+        assert!(text.contains(from), "idflow.toml has no `{from}`");
+        self.write("idflow.toml", &text.replacen(from, to, 1));
+    }
+
+    /// Sets a top-level key of idflow.toml (the line `key = ...` must exist).
+    fn set(&self, key: &str, value: &str) {
+        let text = self.read("idflow.toml");
+        let mut found = false;
+        let out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.split('=').next().is_some_and(|k| k.trim() == key) && !found {
+                    found = true;
+                    format!("{key} = {value}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        assert!(found, "idflow.toml has no `{key}` line");
+        self.write("idflow.toml", &(out.join("\n") + "\n"));
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            // A test may have made a subdirectory read-only.
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(entries) = std::fs::read_dir(&self.0) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::set_permissions(
+                            e.path(),
+                            std::fs::Permissions::from_mode(0o755),
+                        );
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn all(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn idflow(dir: &Path, args: &[&str]) -> Out {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the idflow binary runs");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// One step summary line of `idflow run` with its notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Step {
+    step: String,
+    connector: String,
+    adds: usize,
+    updates: usize,
+    deletes: usize,
+    renames: usize,
+    errors: usize,
+    status: String,
+    notes: Vec<String>,
+}
+
+fn parse_steps(stdout: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for line in stdout.lines() {
+        if let Some(note) = line.strip_prefix("    ") {
+            steps
+                .last_mut()
+                .unwrap_or_else(|| panic!("a note before any step: {line}"))
+                .notes
+                .push(note.to_string());
+            continue;
+        }
+        let (head, rest) = line
+            .split_once(": ")
+            .unwrap_or_else(|| panic!("not a step line: {line}"));
+        let (step, connector) = match head.split_once(' ') {
+            Some((s, c)) => (s.to_string(), c.to_string()),
+            None => (head.to_string(), String::new()),
+        };
+        let (counts, status) = rest
+            .rsplit_once(" [")
+            .unwrap_or_else(|| panic!("no status: {line}"));
+        let status = status.trim_end_matches(']').to_string();
+        let mut n = BTreeMap::new();
+        for part in counts.split(", ") {
+            let (v, what) = part.split_once(' ').unwrap();
+            n.insert(what.to_string(), v.parse::<usize>().unwrap());
+        }
+        let get = |k: &str| *n.get(k).unwrap_or_else(|| panic!("no `{k}` in: {line}"));
+        steps.push(Step {
+            step,
+            connector,
+            adds: get("adds"),
+            updates: get("updates"),
+            deletes: get("deletes"),
+            renames: get("renames"),
+            errors: get("errors"),
+            status,
+            notes: Vec::new(),
+        });
+    }
+    steps
+}
+
+struct Run {
+    out: Out,
+    steps: Vec<Step>,
+}
+
+impl Run {
+    /// The step `step` (prefix match: "import" finds delta-import and full-import) of
+    /// `connector`.
+    fn step(&self, step: &str, connector: &str) -> &Step {
+        self.steps
+            .iter()
+            .find(|s| s.step.ends_with(step) && s.connector == connector)
+            .unwrap_or_else(|| panic!("no {step} {connector} step:\n{}", self.out.all()))
+    }
+
+    fn export(&self, connector: &str) -> &Step {
+        self.step("export", connector)
+    }
+
+    fn sync(&self) -> &Step {
+        self.steps
+            .iter()
+            .find(|s| s.step.ends_with("sync"))
+            .unwrap_or_else(|| panic!("no sync step:\n{}", self.out.all()))
+    }
+
+    fn assert_no_changes(&self) {
+        assert_eq!(self.out.code, 0, "{}", self.out.all());
+        for s in &self.steps {
+            assert_eq!(
+                (s.adds, s.updates, s.deletes, s.renames, s.errors),
+                (0, 0, 0, 0, 0),
+                "{s:?}\n{}",
+                self.out.all()
+            );
+            assert_eq!(s.status, "success", "{s:?}");
+        }
+    }
+}
+
+fn run(dir: &Dir, extra: &[&str]) -> Run {
+    let config = dir.config();
+    let mut args = vec!["run", "--config", config.as_str()];
+    args.extend_from_slice(extra);
+    let out = idflow(&dir.0, &args);
+    let steps = parse_steps(&out.stdout);
+    Run { out, steps }
+}
+
+fn state(dir: &Dir, args: &[&str]) -> Out {
+    let config = dir.config();
+    let mut all = vec!["state", "--config", config.as_str()];
+    all.extend_from_slice(args);
+    idflow(&dir.0, &all)
+}
+
+/// A copy of the quickstart, with its bundle given by absolute path.
+fn quickstart(name: &str) -> Dir {
+    let d = Dir::new(name);
+    let src = Path::new(ROOT).join("examples/quickstart");
+    std::fs::copy(src.join("ad.ldif"), d.path("ad.ldif")).unwrap();
+    let toml = std::fs::read_to_string(src.join("idflow.toml")).unwrap();
+    d.write("idflow.toml", &toml);
+    let bundle = Path::new(ROOT).join("rules/entra-default");
+    d.set("bundle", &format!("{:?}", bundle.display().to_string()));
+    d
+}
+
+/// The HR deployment: `tests/fixtures/run/hr/bundle`, an HR CSV (`csv`, default: the fixture
+/// with bad rows) and a JSON-lines directory (`directory.jsonl`, or `target`).
+fn hr(name: &str, csv: Option<&str>, target: &str) -> Dir {
+    let d = Dir::new(name);
+    let fixture = Path::new(ROOT).join("tests/fixtures/run/hr");
+    match csv {
+        Some(text) => d.write("hr.csv", text),
+        None => {
+            std::fs::copy(fixture.join("hr.csv"), d.path("hr.csv")).unwrap();
+        }
+    }
+    d.write(
+        "idflow.toml",
+        &format!(
+            r#"bundle = {:?}
+state = "idflow.db"
+delete_threshold = 500
+
+[connectors.hr]
+kind = "csv"
+path = "hr.csv"
+object_type = "worker"
+anchor = "id"
+dn = "CN={{id}},OU=HR"
+
+[connectors.directory]
+kind = "jsonl"
+path = {target:?}
+"#,
+            fixture.join("bundle").display().to_string()
+        ),
+    );
+    d
+}
+
+const CLEAN_HR: &str = "id,name,department,grade\n\
+1001,Alice Smith,Finance,3\n\
+1002,Bob Jones,Sales,2\n\
+1004,Dan Brown,IT,4\n\
+1006, Frank Moore ,HR,1\n";
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// LDIF records (blank-line separated), the `version: 1` header being the first.
+fn records(text: &str) -> Vec<String> {
+    text.split("\n\n").map(str::to_string).collect()
+}
+
+fn unrecords(records: &[String]) -> String {
+    records.join("\n\n")
+}
+
+/// The logical lines of a record (folded lines joined).
+fn logical_lines(record: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in record.lines() {
+        match (l.strip_prefix(' '), out.last_mut()) {
+            (Some(cont), Some(last)) => last.push_str(cont),
+            _ => out.push(l.to_string()),
+        }
+    }
+    out
+}
+
+/// The plain-text value of `name` in a record.
+fn value_of(record: &str, name: &str) -> Option<String> {
+    logical_lines(record)
+        .into_iter()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+}
+
+/// The record with its (single, unfolded) `name: ...` line replaced by `line`.
+fn with_line(record: &str, name: &str, line: &str) -> String {
+    let prefix = format!("{name}: ");
+    let mut n = 0;
+    let out: Vec<&str> = record
+        .split('\n')
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                n += 1;
+                line
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(n, 1, "no single `{name}` line in:\n{record}");
+    out.join("\n")
+}
+
+fn is_user(record: &str) -> bool {
+    logical_lines(record)
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case("objectClass: user"))
+}
+
+/// The target file: DN → line. Panics on a duplicated DN.
+fn target_lines(dir: &Dir, file: &str) -> BTreeMap<String, String> {
+    parse_target(&dir.read(file))
+}
+
+/// JSON lines: lower-cased DN → line. Panics on a duplicated DN.
+fn parse_target(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let j: serde_json::Value = serde_json::from_str(line).unwrap();
+        let dn = j["dn"].as_str().unwrap().to_string();
+        assert!(
+            out.insert(dn.to_lowercase(), line.to_string()).is_none(),
+            "duplicated DN {dn}"
+        );
+    }
+    out
+}
+
+/// The Entra users of the quickstart target: onPremisesSamAccountName → target DN.
+fn entra_users(dir: &Dir) -> BTreeMap<String, String> {
+    dir.read("entra.jsonl")
+        .lines()
+        .filter_map(|line| {
+            let j: serde_json::Value = serde_json::from_str(line).unwrap();
+            let sam = j["attrs"]["onPremisesSamAccountName"].as_str()?;
+            Some((sam.to_lowercase(), j["dn"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+/// Synchronized AD users of the quickstart (record index, DN, sAMAccountName), in file
+/// order: users with a plain-text DN and a department whose account is in the target.
+fn synced_users(dir: &Dir, recs: &[String]) -> Vec<(usize, String, String)> {
+    let users = entra_users(dir);
+    recs.iter()
+        .enumerate()
+        .filter(|(_, r)| r.starts_with("dn: ") && is_user(r))
+        .filter_map(|(i, r)| {
+            let sam = value_of(r, "sAMAccountName")?;
+            value_of(r, "department")?;
+            users
+                .contains_key(&sam.to_lowercase())
+                .then(|| (i, value_of(r, "dn").unwrap(), sam))
+        })
+        .collect()
+}
+
+/// Removes the records of `dns` and every value referring to them (as AD does when an object
+/// is deleted: group members, managers, ...).
+fn remove_objects(recs: &[String], dns: &BTreeSet<String>) -> Vec<String> {
+    recs.iter()
+        .filter(|r| value_of(r, "dn").is_none_or(|dn| !dns.contains(&dn.to_lowercase())))
+        .map(|r| {
+            let lines = logical_lines(r);
+            let kept: Vec<&String> = lines
+                .iter()
+                .filter(|l| {
+                    l.split_once(": ")
+                        .is_none_or(|(name, v)| name == "dn" || !dns.contains(&v.to_lowercase()))
+                })
+                .collect();
+            if kept.len() == lines.len() {
+                r.clone()
+            } else {
+                kept.iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        })
+        .collect()
+}
+
+/// The (connector, operation, dn) of the pending exports, from the JSON format.
+fn pending_json(dir: &Dir, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["pending-exports", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = state(dir, &args);
+    assert_eq!(out.code, 0, "{}", out.all());
+    serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", out.all()))
+}
+
+fn pending_objects(rows: &[serde_json::Value]) -> BTreeSet<(String, String, String)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r["connector"].as_str().unwrap().to_string(),
+                r["operation"].as_str().unwrap().to_string(),
+                r["dn"].as_str().unwrap().to_lowercase(),
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Configuration errors
+
+#[test]
+fn config_missing_file() {
+    let d = Dir::new("missing");
+    let path = d.path("nope.toml").display().to_string();
+    let out = idflow(&d.0, &["run", "--config", &path]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains(&path), "{}", out.all());
+    // The default file name is named too.
+    let out = idflow(&d.0, &["run"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("idflow.toml"), "{}", out.all());
+    let out = idflow(&d.0, &["state", "runs"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("idflow.toml"), "{}", out.all());
+}
+
+#[test]
+fn config_invalid_toml_is_located() {
+    let d = quickstart("badtoml");
+    let text = d.read("idflow.toml");
+    // Line 5 of the file (the `state = ...` line) loses its value.
+    let broken = text.replacen("state = \"idflow.db\"", "state = ", 1);
+    let line = broken.lines().position(|l| l == "state = ").unwrap() + 1;
+    d.write("idflow.toml", &broken);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 2, "{}", r.out.all());
+    assert!(r.out.stderr.contains(&d.config()), "{}", r.out.all());
+    assert!(
+        r.out.stderr.contains(&format!("line {line}, column 9")),
+        "{}",
+        r.out.all()
+    );
+    assert!(!d.path("idflow.db").exists(), "nothing may be written");
+}
+
+#[test]
+fn config_unknown_keys_are_named() {
+    let d = quickstart("unknownkey");
+    let text = d.read("idflow.toml");
+    d.write(
+        "idflow.toml",
+        &text.replace("staging = false", "staging_mode = false"),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 2, "{}", r.out.all());
+    assert!(
+        r.out.stderr.contains("unknown field `staging_mode`"),
+        "{}",
+        r.out.all()
+    );
+    // In a connector table.
+    d.write(
+        "idflow.toml",
+        &text.replace(
+            "path = \"entra.jsonl\"",
+            "path = \"entra.jsonl\"\nfilename = \"x\"",
+        ),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 2, "{}", r.out.all());
+    assert!(
+        r.out.stderr.contains("unknown field `filename`"),
+        "{}",
+        r.out.all()
+    );
+    assert!(!d.path("idflow.db").exists());
+}
+
+#[test]
+fn config_unknown_kind() {
+    let d = quickstart("kind");
+    let text = d.read("idflow.toml");
+    d.write(
+        "idflow.toml",
+        &text.replace("kind = \"jsonl\"", "kind = \"ftp\""),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 2, "{}", r.out.all());
+    assert!(
+        r.out
+            .stderr
+            .contains("connectors.\"contoso.onmicrosoft.com\".kind: unknown connector kind `ftp`"),
+        "{}",
+        r.out.all()
+    );
+    assert!(!d.path("idflow.db").exists());
+}
+
+#[test]
+fn inline_password_run_refuses_check_warns() {
+    let d = quickstart("password");
+    let text = d.read("idflow.toml");
+    d.write(
+        "idflow.toml",
+        &text.replace(
+            "kind = \"jsonl\"",
+            "kind = \"jsonl\"\npassword = \"hunter2\"",
+        ),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 2, "{}", r.out.all());
+    assert!(
+        r.out
+            .stderr
+            .contains("connectors.\"contoso.onmicrosoft.com\".password"),
+        "{}",
+        r.out.all()
+    );
+    assert!(!r.out.stderr.contains("hunter2"), "the secret is echoed");
+    assert!(!d.path("idflow.db").exists());
+    let bundle = Path::new(ROOT).join("rules/entra-default");
+    let config = d.config();
+    let out = idflow(
+        &d.0,
+        &["check", bundle.to_str().unwrap(), "--config", &config],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("warning:")
+            && out
+                .stderr
+                .contains("connectors.\"contoso.onmicrosoft.com\".password"),
+        "{}",
+        out.all()
+    );
+    // With --deny-warnings the warning fails the check.
+    let out = idflow(
+        &d.0,
+        &[
+            "check",
+            bundle.to_str().unwrap(),
+            "--config",
+            &config,
+            "--deny-warnings",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+}
+
+#[test]
+fn connector_not_declared_in_the_bundle() {
+    let d = quickstart("undeclared");
+    let text = d.read("idflow.toml");
+    d.write(
+        "idflow.toml",
+        &format!(
+            "{text}\n[connectors.\"fabrikam.com\"]\nkind = \"ldif\"\npath = \"fabrikam.ldif\"\n"
+        ),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 2, "{}", r.out.all());
+    assert!(
+        r.out
+            .stderr
+            .contains("connector \"fabrikam.com\" is not declared in the bundle"),
+        "{}",
+        r.out.all()
+    );
+    assert!(!d.path("idflow.db").exists());
+    assert!(!d.path("entra.jsonl").exists());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn bundle_with_check_errors_runs_nothing() {
+    // The default bundle with one broken rule, fresh state.
+    let d = quickstart("badbundle");
+    copy_dir(
+        &Path::new(ROOT).join("rules/entra-default"),
+        &d.path("rules"),
+    );
+    std::fs::write(
+        d.path("rules/inbound/broken.idf"),
+        "inbound rule \"Broken\" {\n  connector \"contoso.com\"\n  source user\n  target person\n  link join\n  precedence 9999\n  flow department <- Left([noSuchAttribute], 3)\n}\n",
+    )
+    .unwrap();
+    d.set("bundle", "\"rules\"");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    assert!(r.out.stderr.contains("broken.idf"), "{}", r.out.all());
+    assert!(r.out.stderr.contains("noSuchAttribute"), "{}", r.out.all());
+    assert!(r.out.stderr.contains("nothing was run"), "{}", r.out.all());
+    assert!(r.steps.is_empty(), "{}", r.out.all());
+    assert!(!d.path("entra.jsonl").exists());
+    let runs = state(&d, &["runs"]);
+    assert!(
+        !d.path("idflow.db").exists() || runs.stdout.trim().is_empty(),
+        "the state has runs:\n{}",
+        runs.all()
+    );
+
+    // The HR deployment with state: a broken bundle adds no run and changes nothing.
+    let h = hr("badbundle-hr", Some(CLEAN_HR), "directory.jsonl");
+    let r = run(&h, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let runs_before = state(&h, &["runs", "--limit", "1000"]).stdout;
+    let target_before = h.read("directory.jsonl");
+    copy_dir(
+        &Path::new(ROOT).join("tests/fixtures/run/hr/bundle"),
+        &h.path("bundle"),
+    );
+    let rules = h.read("bundle/hr.idf");
+    h.write(
+        "bundle/hr.idf",
+        &rules.replace(
+            "flow department  <- [department]\n  flow grade",
+            "flow department  <- [departmnet]\n  flow grade",
+        ),
+    );
+    h.set("bundle", "\"bundle\"");
+    h.write("hr.csv", &CLEAN_HR.replace("Finance", "Treasury"));
+    let r = run(&h, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    assert!(r.out.stderr.contains("departmnet"), "{}", r.out.all());
+    assert!(r.steps.is_empty());
+    assert_eq!(state(&h, &["runs", "--limit", "1000"]).stdout, runs_before);
+    assert_eq!(h.read("directory.jsonl"), target_before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The quickstart
+
+#[test]
+fn quickstart_first_run_second_run_and_one_change() {
+    let d = quickstart("qs");
+    let first = run(&d, &[]);
+    assert_eq!(first.out.code, 0, "{}", first.out.all());
+    assert_eq!(first.steps.len(), 5, "{}", first.out.all());
+    assert_eq!(first.steps[0].step, "delta-import");
+    assert_eq!(first.sync().step, "full-sync");
+    for s in &first.steps {
+        assert_eq!(s.status, "success", "{s:?}");
+        assert_eq!(s.errors, 0, "{s:?}");
+    }
+    let import = first.step("import", AD);
+    assert!((1900..2100).contains(&import.adds), "{import:?}");
+    let export = first.export(ENTRA);
+    assert!(
+        (1900..=2100).contains(&export.adds),
+        "~1,986 adds expected: {export:?}"
+    );
+    assert_eq!((export.updates, export.deletes), (0, 0));
+    // The AD file already holds the written-back anchors.
+    let ad_export = first.export(AD);
+    assert_eq!(
+        (ad_export.adds, ad_export.updates, ad_export.deletes),
+        (0, 0, 0)
+    );
+    let lines = target_lines(&d, "entra.jsonl");
+    assert_eq!(lines.len(), export.adds);
+    let types: BTreeSet<String> = lines
+        .values()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        ["contact", "group", "user"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    let ad_before = d.read("ad.ldif");
+    let target_before = d.read("entra.jsonl");
+
+    let second = run(&d, &[]);
+    second.assert_no_changes();
+    assert_eq!(second.sync().step, "delta-sync");
+    assert_eq!(d.read("entra.jsonl"), target_before);
+    assert_eq!(d.read("ad.ldif"), ad_before);
+
+    // One user's department changes.
+    let mut recs = records(&ad_before);
+    let (i, _, sam) = synced_users(&d, &recs)[3].clone();
+    let old = value_of(&recs[i], "department").unwrap();
+    let new = format!("{old} and Research");
+    recs[i] = with_line(&recs[i], "department", &format!("department: {new}"));
+    d.write("ad.ldif", &unrecords(&recs));
+    let third = run(&d, &[]);
+    assert_eq!(third.out.code, 0, "{}", third.out.all());
+    let imp = third.step("import", AD);
+    assert_eq!((imp.adds, imp.updates, imp.deletes), (0, 1, 0), "{imp:?}");
+    let exp = third.export(ENTRA);
+    assert_eq!(
+        (exp.adds, exp.updates, exp.deletes, exp.status.as_str()),
+        (0, 1, 0, "success"),
+        "{}",
+        third.out.all()
+    );
+    let ad_exp = third.export(AD);
+    assert_eq!((ad_exp.adds, ad_exp.updates, ad_exp.deletes), (0, 0, 0));
+    let after = d.read("entra.jsonl");
+    let before_lines: Vec<&str> = target_before.lines().collect();
+    let after_lines: Vec<&str> = after.lines().collect();
+    assert_eq!(before_lines.len(), after_lines.len());
+    let differ: Vec<usize> = (0..before_lines.len())
+        .filter(|&k| before_lines[k] != after_lines[k])
+        .collect();
+    assert_eq!(differ.len(), 1, "exactly one target line changes");
+    let b: serde_json::Value = serde_json::from_str(before_lines[differ[0]]).unwrap();
+    let mut a: serde_json::Value = serde_json::from_str(after_lines[differ[0]]).unwrap();
+    assert_eq!(
+        a["attrs"]["onPremisesSamAccountName"].as_str(),
+        Some(sam.as_str())
+    );
+    assert_eq!(b["attrs"]["department"].as_str(), Some(old.as_str()));
+    assert_eq!(a["attrs"]["department"].as_str(), Some(new.as_str()));
+    a["attrs"]["department"] = b["attrs"]["department"].clone();
+    assert_eq!(a, b, "only the department changed");
+
+    run(&d, &[]).assert_no_changes();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Staging mode
+
+#[test]
+fn staging_mode_stages_and_exports_when_turned_off() {
+    let d = quickstart("staging");
+    d.set("staging", "true");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let imp = r.step("import", AD);
+    assert!(imp.adds > 1900, "{imp:?}");
+    assert!(r.sync().adds > 0);
+    let exp = r.export(ENTRA);
+    assert_eq!(exp.status, "staged", "{}", r.out.all());
+    assert_eq!(r.export(AD).status, "staged");
+    let n = exp.adds;
+    assert!((1900..=2100).contains(&n), "{exp:?}");
+    assert!(!d.path("entra.jsonl").exists(), "staging mode exported");
+
+    // JSON: one row per attribute; exactly the staged adds.
+    let rows = pending_json(&d, &[]);
+    let objects = pending_objects(&rows);
+    assert_eq!(objects.len(), n);
+    assert!(
+        objects.iter().all(|(c, op, _)| c == ENTRA && op == "add"),
+        "{objects:?}"
+    );
+    assert_eq!(
+        pending_objects(&pending_json(&d, &["--connector", ENTRA])),
+        objects
+    );
+    assert!(pending_json(&d, &["--connector", AD]).is_empty());
+    // CSV: a header and as many rows.
+    let csv = state(&d, &["pending-exports", "--format", "csv"]);
+    assert_eq!(csv.code, 0, "{}", csv.all());
+    let mut reader = csv::Reader::from_reader(csv.stdout.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "connector",
+            "operation",
+            "type",
+            "dn",
+            "attribute",
+            "change",
+            "old",
+            "new"
+        ]
+    );
+    let csv_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(csv_rows.len(), rows.len());
+    let csv_objects: BTreeSet<String> = csv_rows.iter().map(|r| r[3].to_lowercase()).collect();
+    assert_eq!(csv_objects.len(), n);
+    // Text.
+    let text = state(&d, &["pending-exports"]);
+    assert_eq!(text.code, 0, "{}", text.all());
+    assert_eq!(
+        text.stdout.lines().last(),
+        Some(format!("{n} object(s) with pending exports").as_str())
+    );
+
+    // Staging off: the run exports them.
+    d.set("staging", "false");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        (exp.adds, exp.status.as_str()),
+        (n, "success"),
+        "{}",
+        r.out.all()
+    );
+    assert_eq!(target_lines(&d, "entra.jsonl").len(), n);
+    let text = state(&d, &["pending-exports"]);
+    assert_eq!(text.stdout.trim(), "0 object(s) with pending exports");
+    run(&d, &[]).assert_no_changes();
+
+    // A staged update survives the next cycles' imports of the target until it is exported.
+    d.set("staging", "true");
+    let mut recs = records(&d.read("ad.ldif"));
+    let (i, _, sam) = synced_users(&d, &recs)[0].clone();
+    let target_dn = entra_users(&d)[&sam.to_lowercase()].clone();
+    let old = value_of(&recs[i], "department").unwrap();
+    recs[i] = with_line(&recs[i], "department", "department: Staged Department");
+    d.write("ad.ldif", &unrecords(&recs));
+    let target_before = d.read("entra.jsonl");
+    for _ in 0..2 {
+        let r = run(&d, &[]);
+        assert_eq!(r.out.code, 0, "{}", r.out.all());
+        let exp = r.export(ENTRA);
+        assert_eq!(
+            (exp.updates, exp.status.as_str()),
+            (1, "staged"),
+            "the staged update was lost:\n{}",
+            r.out.all()
+        );
+        let rows = pending_json(&d, &[]);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0]["operation"], "update");
+        assert_eq!(rows[0]["dn"].as_str().unwrap(), target_dn);
+        assert_eq!(rows[0]["attribute"], "department");
+        assert_eq!(rows[0]["old"].as_str(), Some(old.as_str()));
+        assert_eq!(rows[0]["new"], "Staged Department");
+        assert_eq!(d.read("entra.jsonl"), target_before);
+    }
+    d.set("staging", "false");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.export(ENTRA).updates, 1, "{}", r.out.all());
+    let line = &target_lines(&d, "entra.jsonl")[&target_dn.to_lowercase()];
+    assert!(
+        line.contains("\"department\":\"Staged Department\""),
+        "{line}"
+    );
+    run(&d, &[]).assert_no_changes();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Delete threshold
+
+/// A synchronized quickstart with `delete_threshold = 10`, then `n` users removed from AD
+/// (with the references to them). Returns the directory, the target before, and the target
+/// DNs of the removed users.
+fn remove_users(name: &str, n: usize) -> (Dir, String, BTreeSet<String>) {
+    let d = quickstart(name);
+    d.set("delete_threshold", "10");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let target_before = d.read("entra.jsonl");
+    let recs = records(&d.read("ad.ldif"));
+    let users = entra_users(&d);
+    let chosen: Vec<(usize, String, String)> = synced_users(&d, &recs)
+        .into_iter()
+        .step_by(7)
+        .take(n)
+        .collect();
+    assert_eq!(chosen.len(), n);
+    let dns: BTreeSet<String> = chosen.iter().map(|(_, dn, _)| dn.to_lowercase()).collect();
+    let target_dns: BTreeSet<String> = chosen
+        .iter()
+        .map(|(_, _, sam)| users[&sam.to_lowercase()].to_lowercase())
+        .collect();
+    let kept = remove_objects(&recs, &dns);
+    assert_eq!(kept.len(), recs.len() - n);
+    d.write("ad.ldif", &unrecords(&kept));
+    (d, target_before, target_dns)
+}
+
+#[test]
+fn delete_threshold_blocks_more_than_the_threshold() {
+    let (d, target_before, gone) = remove_users("threshold11", 11);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    assert_eq!(r.step("import", AD).deletes, 11);
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        exp.status,
+        "stopped-deletion-threshold-exceeded",
+        "{}",
+        r.out.all()
+    );
+    assert_eq!(exp.deletes, 11);
+    assert!(
+        exp.notes.iter().any(|n| n.contains("--allow-deletes 11")),
+        "{exp:?}"
+    );
+    assert_eq!(d.read("entra.jsonl"), target_before, "the target changed");
+    let staged_updates = exp.updates;
+
+    // The deletes (and the updates of the objects that referred to them) stay pending.
+    let pending = pending_objects(&pending_json(&d, &[]));
+    let deletes: BTreeSet<String> = pending
+        .iter()
+        .filter(|(c, op, _)| c == ENTRA && op == "delete")
+        .map(|(_, _, dn)| dn.clone())
+        .collect();
+    assert_eq!(deletes, gone);
+    let updates = pending.iter().filter(|(_, op, _)| op == "update").count();
+    assert_eq!(updates, staged_updates);
+
+    // Still blocked on the next run, pending exports intact.
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!(exp.status, "stopped-deletion-threshold-exceeded");
+    assert_eq!(
+        (exp.deletes, exp.updates),
+        (11, staged_updates),
+        "{}",
+        r.out.all()
+    );
+    assert_eq!(d.read("entra.jsonl"), target_before);
+
+    // A smaller allowance does not let them through.
+    let r = run(&d, &["--allow-deletes", "10"]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    assert_eq!(
+        r.export(ENTRA).status,
+        "stopped-deletion-threshold-exceeded"
+    );
+
+    let r = run(&d, &["--allow-deletes", "11"]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        (exp.deletes, exp.updates, exp.status.as_str()),
+        (11, staged_updates, "success"),
+        "{}",
+        r.out.all()
+    );
+    let before = parse_target(&target_before);
+    let after = target_lines(&d, "entra.jsonl");
+    let lost: BTreeSet<String> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .cloned()
+        .collect();
+    assert_eq!(lost, gone, "the target must lose exactly the removed users");
+    assert!(after.keys().all(|k| before.contains_key(k)));
+    // No reference to a deleted object is left behind.
+    let text = d.read("entra.jsonl").to_lowercase();
+    for dn in &gone {
+        assert!(!text.contains(dn.as_str()), "{dn} is still referred to");
+    }
+    run(&d, &[]).assert_no_changes();
+}
+
+#[test]
+fn delete_threshold_lets_exactly_the_threshold_through() {
+    let (d, target_before, gone) = remove_users("threshold10", 10);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        (exp.deletes, exp.status.as_str()),
+        (10, "success"),
+        "{}",
+        r.out.all()
+    );
+    let before = parse_target(&target_before);
+    let after = target_lines(&d, "entra.jsonl");
+    let lost: BTreeSet<String> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .cloned()
+        .collect();
+    assert_eq!(lost, gone);
+    assert_eq!(after.len(), before.len() - 10);
+    run(&d, &[]).assert_no_changes();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Bad input
+
+#[test]
+fn malformed_ldif_records_are_skipped_and_never_deleted() {
+    let d = quickstart("badldif");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let target_before = d.read("entra.jsonl");
+    let before = target_lines(&d, "entra.jsonl");
+    let clean = d.read("ad.ldif");
+    let recs = records(&clean);
+    let users = synced_users(&d, &recs);
+    let ids = entra_users(&d);
+    // x: a line without a colon; y: bad base64; z: a good change; w: removed.
+    let (x, _, x_sam) = users[10].clone();
+    let (y, _, y_sam) = users[20].clone();
+    let (z, _, z_sam) = users[30].clone();
+    // w: a user nothing refers to (its removal changes no other object).
+    let (_, w_dn, w_sam) = users[40..]
+        .iter()
+        .find(|(_, dn, _)| {
+            !recs.iter().flat_map(|r| logical_lines(r)).any(|l| {
+                l.split_once(": ")
+                    .is_some_and(|(name, v)| name != "dn" && v.eq_ignore_ascii_case(dn))
+            })
+        })
+        .unwrap()
+        .clone();
+    let mut bad = recs.clone();
+    bad[x] = with_line(&bad[x], "department", "department Broken");
+    bad[y] = with_line(&bad[y], "department", "department:: !!not base64!!");
+    bad[z] = with_line(&bad[z], "department", "department: Good Change");
+    let bad = remove_objects(&bad, &BTreeSet::from([w_dn.to_lowercase()]));
+    let text = unrecords(&bad);
+    let line_of = |needle: &str| text.lines().position(|l| l == needle).unwrap() + 1;
+    let (x_line, y_line) = (
+        line_of("department Broken"),
+        line_of("department:: !!not base64!!"),
+    );
+    d.write("ad.ldif", &text);
+
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let imp = r.step("import", AD);
+    assert_eq!(imp.status, "completed-warnings", "{imp:?}");
+    assert_eq!((imp.errors, imp.deletes, imp.updates), (2, 0, 1), "{imp:?}");
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains(&format!("ad.ldif:{x_line}: ")) && n.contains("colon")),
+        "{imp:?}"
+    );
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains(&format!("ad.ldif:{y_line}: ")) && n.contains("base64")),
+        "{imp:?}"
+    );
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains("deletions are not staged")),
+        "{imp:?}"
+    );
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        (exp.adds, exp.updates, exp.deletes),
+        (0, 1, 0),
+        "{}",
+        r.out.all()
+    );
+    let after = target_lines(&d, "entra.jsonl");
+    assert_eq!(after.len(), before.len(), "an object was deleted");
+    for sam in [&x_sam, &y_sam, &w_sam] {
+        let k = ids[&sam.to_lowercase()].to_lowercase();
+        assert_eq!(after[&k], before[&k], "{sam} changed");
+    }
+    let zk = ids[&z_sam.to_lowercase()].to_lowercase();
+    assert!(after[&zk].contains("\"department\":\"Good Change\""));
+    assert_eq!(
+        state(&d, &["pending-exports"]).stdout.trim(),
+        "0 object(s) with pending exports"
+    );
+
+    // The same file again: still nothing deleted.
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1);
+    assert_eq!(r.step("import", AD).deletes, 0);
+    assert_eq!(target_lines(&d, "entra.jsonl"), after);
+
+    // Repaired: x and y are unchanged, w is deleted now.
+    let mut fixed = records(&clean);
+    fixed[z] = with_line(&fixed[z], "department", "department: Good Change");
+    let fixed = remove_objects(&fixed, &BTreeSet::from([w_dn.to_lowercase()]));
+    d.write("ad.ldif", &unrecords(&fixed));
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        (exp.adds, exp.updates, exp.deletes),
+        (0, 0, 1),
+        "{}",
+        r.out.all()
+    );
+    let last = target_lines(&d, "entra.jsonl");
+    assert_eq!(last.len(), before.len() - 1);
+    assert!(!last.contains_key(&ids[&w_sam.to_lowercase()].to_lowercase()));
+    for sam in [&x_sam, &y_sam] {
+        let k = ids[&sam.to_lowercase()].to_lowercase();
+        assert_eq!(last[&k], before[&k]);
+    }
+    let _ = target_before;
+}
+
+#[test]
+fn csv_bad_rows_are_reported_with_lines_and_good_rows_import() {
+    let d = hr("csv", None, "directory.jsonl");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let imp = r.step("import", "hr");
+    assert_eq!(
+        (imp.adds, imp.errors, imp.status.as_str()),
+        (4, 4, "completed-warnings"),
+        "{imp:?}"
+    );
+    for (line, what) in [
+        (4, "expected 4 fields"),
+        (6, "the anchor `id` is empty"),
+        (7, "`five` is not an integer"),
+        (8, "duplicate anchor `1002`"),
+    ] {
+        assert!(
+            imp.notes
+                .iter()
+                .any(|n| n.contains(&format!("hr.csv:{line}: ")) && n.contains(what)),
+            "line {line}: {imp:?}"
+        );
+    }
+    let exp = r.export("directory");
+    assert_eq!(
+        (exp.adds, exp.status.as_str()),
+        (4, "success"),
+        "{}",
+        r.out.all()
+    );
+    let lines = target_lines(&d, "directory.jsonl");
+    let ids: BTreeSet<String> = lines
+        .values()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["attrs"]["employeeId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["1001", "1002", "1004", "1006"].map(String::from))
+    );
+    let frank = &lines["cn=1006,ou=people,dc=example,dc=com"];
+    assert!(frank.contains("\"displayName\":\"Frank Moore\""), "{frank}");
+    let bob = &lines["cn=1002,ou=people,dc=example,dc=com"];
+    assert!(
+        bob.contains("\"displayName\":\"Bob Jones\""),
+        "the duplicate row won: {bob}"
+    );
+
+    // A good row turned bad and another row removed: nothing is deleted.
+    let before = target_lines(&d, "directory.jsonl");
+    d.write(
+        "hr.csv",
+        "id,name,department,grade\n1001,Alice Smith,Finance,three\n1002,Bob Jones,Sales,2\n1006, Frank Moore ,HR,1\n",
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let imp = r.step("import", "hr");
+    assert_eq!((imp.errors, imp.deletes), (1, 0), "{imp:?}");
+    assert!(
+        imp.notes.iter().any(|n| n.contains("hr.csv:2: ")),
+        "{imp:?}"
+    );
+    assert_eq!(r.export("directory").deletes, 0);
+    assert_eq!(target_lines(&d, "directory.jsonl"), before);
+
+    // Clean again: the removed row is deleted, the repaired one kept.
+    d.write("hr.csv", &CLEAN_HR.replace("1004,Dan Brown,IT,4\n", ""));
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.step("import", "hr").deletes, 1);
+    assert_eq!(r.export("directory").deletes, 1, "{}", r.out.all());
+    let after = target_lines(&d, "directory.jsonl");
+    assert_eq!(
+        after.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from(
+            [
+                "cn=1001,ou=people,dc=example,dc=com",
+                "cn=1002,ou=people,dc=example,dc=com",
+                "cn=1006,ou=people,dc=example,dc=com"
+            ]
+            .map(String::from)
+        )
+    );
+    assert_eq!(
+        after["cn=1001,ou=people,dc=example,dc=com"],
+        before["cn=1001,ou=people,dc=example,dc=com"]
+    );
+    run(&d, &[]).assert_no_changes();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. An unwritable target
+
+#[test]
+fn unwritable_target_stops_the_export_and_recovers() {
+    let d = hr("unwritable", Some(CLEAN_HR), "blocker.file/directory.jsonl");
+    d.write("blocker.file", "a regular file\n");
+    let bad_path = d.path("blocker.file/directory.jsonl").display().to_string();
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let exp = r.export("directory");
+    assert_eq!(
+        (exp.adds, exp.status.as_str()),
+        (4, "stopped-connectivity"),
+        "{}",
+        r.out.all()
+    );
+    assert!(exp.notes.iter().any(|n| n.contains(&bad_path)), "{exp:?}");
+    // The state is intact and the failure is in the history.
+    let runs = state(&d, &["runs"]);
+    assert_eq!(runs.code, 0, "{}", runs.all());
+    assert!(
+        runs.stdout
+            .lines()
+            .any(|l| l.contains("export directory: stopped-connectivity [4 adds")),
+        "{}",
+        runs.all()
+    );
+    let pending = pending_objects(&pending_json(&d, &[]));
+    assert_eq!(pending.len(), 4);
+
+    d.replace("\"blocker.file/directory.jsonl\"", "\"directory.jsonl\"");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.export("directory").adds, 4, "{}", r.out.all());
+    assert_eq!(target_lines(&d, "directory.jsonl").len(), 4);
+    run(&d, &[]).assert_no_changes();
+
+    // A change whose export fails is exported once the target is back.
+    d.write("hr.csv", &CLEAN_HR.replace("Finance", "Treasury"));
+    d.replace("\"directory.jsonl\"", "\"blocker.file/directory.jsonl\"");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1);
+    let exp = r.export("directory");
+    assert_eq!(
+        (exp.updates, exp.status.as_str()),
+        (1, "stopped-connectivity")
+    );
+    d.replace("\"blocker.file/directory.jsonl\"", "\"directory.jsonl\"");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(
+        r.export("directory").updates,
+        1,
+        "the failed update was lost:\n{}",
+        r.out.all()
+    );
+    let alice = &target_lines(&d, "directory.jsonl")["cn=1001,ou=people,dc=example,dc=com"];
+    assert!(alice.contains("\"department\":\"Treasury\""), "{alice}");
+    run(&d, &[]).assert_no_changes();
+}
+
+#[test]
+fn read_only_target_directory() {
+    let d = hr("readonly", Some(CLEAN_HR), "ro/directory.jsonl");
+    std::fs::create_dir(d.path("ro")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.path("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    if std::fs::write(d.path("ro/probe"), "x").is_ok() {
+        println!(
+            "note: read_only_target_directory skipped: permissions are not enforced here (running as root?)"
+        );
+        return;
+    }
+    let path = d.path("ro/directory.jsonl").display().to_string();
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let exp = r.export("directory");
+    assert_eq!(exp.status, "stopped-connectivity", "{}", r.out.all());
+    assert!(
+        exp.notes
+            .iter()
+            .any(|n| n.contains(&path) && n.contains("cannot write")),
+        "{exp:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.path("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.export("directory").adds, 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. idflow state
+
+#[test]
+fn state_commands_on_the_quickstart() {
+    let d = quickstart("state");
+    let runs = state(&d, &["runs"]);
+    assert_eq!(runs.code, 2, "{}", runs.all());
+    assert!(runs.stderr.contains("no state yet"), "{}", runs.all());
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+
+    // runs: newest first, every step of the cycle (with the confirming import and sync).
+    let runs = state(&d, &["runs"]);
+    assert_eq!(runs.code, 0, "{}", runs.all());
+    let lines: Vec<&str> = runs.stdout.lines().collect();
+    assert_eq!(lines.len(), 7, "{}", runs.stdout);
+    let ids: Vec<i64> = lines
+        .iter()
+        .map(|l| {
+            l.strip_prefix('#')
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+    let export = r.export(ENTRA);
+    assert!(
+        runs.stdout.contains(&format!(
+            "export {ENTRA}: success [{} adds, 0 updates, 0 deletes",
+            export.adds
+        )),
+        "{}",
+        runs.stdout
+    );
+    assert!(runs.stdout.contains(" full-sync: success ["));
+    assert_eq!(
+        state(&d, &["runs", "--limit", "2"]).stdout.lines().count(),
+        2
+    );
+
+    // search
+    let recs = records(&d.read("ad.ldif"));
+    let (i, dn, sam) = synced_users(&d, &recs)[5].clone();
+    let cn = value_of(&recs[i], "cn").unwrap();
+    let out = state(&d, &["search", "--dn", &format!("CN={cn},")]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains(&format!("{AD} user \"{dn}\" -> metaverse ")),
+        "{}",
+        out.all()
+    );
+    assert!(out.stdout.ends_with("1 object(s)\n"), "{}", out.all());
+    let target_dn = entra_users(&d)[&sam.to_lowercase()].clone();
+    let out = state(
+        &d,
+        &[
+            "search",
+            "--connector",
+            ENTRA,
+            "--attr",
+            &format!("onPremisesSamAccountName={sam}"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .starts_with(&format!("{ENTRA} user \"{target_dn}\" -> metaverse ")),
+        "{}",
+        out.all()
+    );
+    let out = state(
+        &d,
+        &[
+            "search",
+            "--metaverse",
+            "--attr",
+            &format!("accountName={sam}"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.starts_with("metaverse person "), "{}", out.all());
+    assert!(out.stdout.contains("(2 link(s))"), "{}", out.all());
+    let out = state(&d, &["search", "--dn", "CN=Nobody Here"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (1, "0 object(s)\n"),
+        "{}",
+        out.all()
+    );
+    // The metaverse has no DNs: a usage error, not a silent "0 object(s)".
+    let out = state(&d, &["search", "--metaverse", "--dn", "CN="]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    let out = state(&d, &["search", "--attr", "department"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+
+    // show
+    let out = state(&d, &["show", "--dn", &dn]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some(format!("{AD} user \"{dn}\"").as_str()));
+    assert!(
+        lines.next().unwrap().starts_with("  anchor: {\"$binary\":"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  linked to metaverse object "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("  sAMAccountName = \"{sam}\"")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\nlineage:\n"), "{}", out.stdout);
+    let out = state(&d, &["show", "--dn", &target_dn]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .starts_with(&format!("{ENTRA} user \"{target_dn}\""))
+    );
+    let out = state(&d, &["show", "--dn", "CN=Nobody,DC=contoso,DC=com"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("no connector-space object"),
+        "{}",
+        out.all()
+    );
+
+    // errors and pending exports
+    let out = state(&d, &["errors"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "no sync errors\n"),
+        "{}",
+        out.all()
+    );
+    let out = state(&d, &["pending-exports"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "0 object(s) with pending exports\n")
+    );
+}
+
+#[test]
+fn state_errors_lists_the_sync_errors_of_the_cycle() {
+    let d = hr(
+        "errors",
+        Some(&format!("{CLEAN_HR}1007,Ivan Big,Ops,12\n")),
+        "directory.jsonl",
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let sync = r.sync();
+    assert_eq!(
+        (sync.errors, sync.status.as_str()),
+        (1, "completed-sync-errors"),
+        "{sync:?}"
+    );
+    assert!(
+        sync.notes
+            .iter()
+            .any(|n| n.contains("grade 12 is out of range")),
+        "{sync:?}"
+    );
+    // The export (and the sync confirming it) ran after the failing sync: its errors are
+    // still the ones `state errors` shows.
+    assert_eq!(r.export("directory").adds, 4, "{}", r.out.all());
+    let out = state(&d, &["errors"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.starts_with("Function Error: 1\n"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("hr \"CN=1007,OU=HR\" [In from HR]: ")
+            && out.stdout.contains("grade 12 is out of range"),
+        "{}",
+        out.all()
+    );
+
+    // An error on a joined object, in a run that also exports a change.
+    d.write(
+        "hr.csv",
+        &CLEAN_HR
+            .replace("1001,Alice Smith,Finance,3", "1001,Alice Smith,Finance,13")
+            .replace("Sales", "Marketing"),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let sync = r.sync();
+    assert_eq!(sync.errors, 1, "{}", r.out.all());
+    assert_eq!(r.export("directory").updates, 1, "{}", r.out.all());
+    let out = state(&d, &["errors"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.starts_with("Function Error: 1\n")
+            && out.stdout.contains("hr \"CN=1001,OU=HR\" [In from HR]: ")
+            && out.stdout.contains("grade 13 is out of range"),
+        "the sync error is not listed:\n{}",
+        out.all()
+    );
+}
+
+/// An object whose sync failed is not synchronized again by the next cycle's delta sync
+/// (nothing changed in its source), so `idflow state errors` ("the errors of the latest
+/// sync") no longer lists it, although the object is still in error (its metaverse object
+/// keeps the old value). Entra retries objects in error on every sync.
+#[test]
+#[ignore = "engine: objects in error are not retried by the next delta sync"]
+fn known_bug_an_object_in_error_is_forgotten_by_the_next_cycle() {
+    let d = hr("errors-retry", Some(CLEAN_HR), "directory.jsonl");
+    assert_eq!(run(&d, &[]).out.code, 0);
+    d.write(
+        "hr.csv",
+        &CLEAN_HR.replace("1001,Alice Smith,Finance,3", "1001,Alice Smith,Finance,13"),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.sync().errors, 1, "{}", r.out.all());
+    let r = run(&d, &[]);
+    assert_eq!(
+        r.sync().errors,
+        1,
+        "the object in error was not synchronized again:\n{}",
+        r.out.all()
+    );
+    let out = state(&d, &["errors"]);
+    assert!(
+        out.stdout.contains("grade 13 is out of range"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn json_summaries_match_the_text_ones() {
+    let d = hr("json", Some(CLEAN_HR), "directory.jsonl");
+    let config = d.config();
+    let out = idflow(&d.0, &["run", "--config", &config, "--json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let steps: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(steps.len(), 5);
+    let export = steps
+        .iter()
+        .find(|s| s["step"] == "export" && s["connector"] == "directory")
+        .unwrap();
+    assert_eq!(export["adds"], 4);
+    assert_eq!(export["status"], "success");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A delta sync stages the same exports as a full sync (found here before commit 5703f12 fixed
+// them in the engine).
+
+/// A value changed in the target behind idflow's back is imported (1 update); the delta sync
+/// stages the export that puts the metaverse value back.
+#[test]
+fn delta_sync_restores_a_value_changed_in_the_target() {
+    let d = quickstart("drift");
+    assert_eq!(run(&d, &[]).out.code, 0);
+    let text = d.read("entra.jsonl");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let k = lines
+        .iter()
+        .position(|l| l.contains("\"type\":\"user\"") && l.contains("\"department\":\""))
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_str(&lines[k]).unwrap();
+    let old = j["attrs"]["department"].as_str().unwrap().to_string();
+    lines[k] = lines[k].replace(
+        &format!("\"department\":\"{old}\""),
+        "\"department\":\"Drifted\"",
+    );
+    d.write("entra.jsonl", &(lines.join("\n") + "\n"));
+    let r = run(&d, &[]);
+    assert_eq!(r.step("import", ENTRA).updates, 1, "{}", r.out.all());
+    assert_eq!(
+        r.export(ENTRA).updates,
+        1,
+        "the delta sync did not restore the department:\n{}",
+        r.out.all()
+    );
+    assert_eq!(d.read("entra.jsonl"), text);
+    run(&d, &["--full-sync"]).assert_no_changes();
+}
+
+/// AD objects deleted while other AD objects still refer to them (dangling `member` and
+/// `manager` values): the delta sync deletes them in the target and drops the references to
+/// them, as a full sync does.
+#[test]
+fn delta_sync_drops_references_to_deleted_objects() {
+    let d = quickstart("dangling");
+    assert_eq!(run(&d, &[]).out.code, 0);
+    let recs = records(&d.read("ad.ldif"));
+    let users = entra_users(&d);
+    let chosen: Vec<(usize, String, String)> =
+        synced_users(&d, &recs).into_iter().take(11).collect();
+    let gone: BTreeSet<usize> = chosen.iter().map(|(i, _, _)| *i).collect();
+    let kept: Vec<String> = recs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !gone.contains(i))
+        .map(|(_, r)| r.clone())
+        .collect();
+    d.write("ad.ldif", &unrecords(&kept));
+    let r = run(&d, &[]);
+    assert_eq!(r.export(ENTRA).deletes, 11, "{}", r.out.all());
+    assert!(r.export(ENTRA).updates > 0, "{}", r.out.all());
+    let text = d.read("entra.jsonl").to_lowercase();
+    let dangling: Vec<&String> = chosen
+        .iter()
+        .map(|(_, _, sam)| &users[&sam.to_lowercase()])
+        .filter(|dn| text.contains(&dn.to_lowercase()))
+        .collect();
+    assert!(
+        dangling.is_empty(),
+        "the target still refers to deleted objects: {dangling:?}"
+    );
+    // A full sync finds nothing more to do.
+    let r = run(&d, &["--full-sync"]);
+    r.assert_no_changes();
+}
+
+/// A state database of schema version 1 (the `refs` table was `(target, source)`) is migrated:
+/// the old table is replaced and the next run's full sync rebuilds the references.
+#[test]
+fn a_state_from_before_the_refs_change_is_migrated() {
+    let d = hr("oldschema", Some(CLEAN_HR), "directory.jsonl");
+    assert_eq!(run(&d, &[]).out.code, 0);
+    {
+        let conn = rusqlite::Connection::open(d.path("idflow.db")).unwrap();
+        conn.execute_batch(
+            "DROP TABLE refs; CREATE TABLE refs (target INTEGER NOT NULL, source INTEGER NOT NULL); PRAGMA user_version = 0;",
+        )
+        .unwrap();
+    }
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+}
