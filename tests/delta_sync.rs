@@ -1332,12 +1332,18 @@ fn second_sync_without_imports_changes_nothing() {
                 );
                 if mode == Mode::Delta {
                     // A delta sync only looks at disconnectors (which may join objects that
-                    // arrived since), never at joined objects without a pending import.
+                    // arrived since) and objects in error (retried), never at other joined
+                    // objects without a pending import.
                     let disconnectors = e
                         .state
                         .cs
                         .iter()
-                        .filter(|o| !o.gone && !o.placeholder && o.link.is_none())
+                        .enumerate()
+                        .filter(|(i, o)| {
+                            !o.gone
+                                && !o.placeholder
+                                && (o.link.is_none() || e.state.in_error_cs.contains(&(*i as u32)))
+                        })
                         .count();
                     assert!(
                         r.processed == disconnectors,

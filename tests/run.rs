@@ -1560,13 +1560,11 @@ fn state_errors_lists_the_sync_errors_of_the_cycle() {
     );
 }
 
-/// An object whose sync failed is not synchronized again by the next cycle's delta sync
-/// (nothing changed in its source), so `idflow state errors` ("the errors of the latest
-/// sync") no longer lists it, although the object is still in error (its metaverse object
-/// keeps the old value). Entra retries objects in error on every sync.
+/// An object whose sync failed is synchronized again by the next cycle's delta sync (nothing
+/// changed in its source), so `idflow state errors` ("the errors of the latest sync") keeps
+/// listing it while it is still in error, as Entra retries objects in error on every sync.
 #[test]
-#[ignore = "engine: objects in error are not retried by the next delta sync"]
-fn known_bug_an_object_in_error_is_forgotten_by_the_next_cycle() {
+fn an_object_in_error_is_retried_by_the_next_cycle() {
     let d = hr("errors-retry", Some(CLEAN_HR), "directory.jsonl");
     assert_eq!(run(&d, &[]).out.code, 0);
     d.write(

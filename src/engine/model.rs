@@ -234,6 +234,10 @@ pub struct State {
     /// Outbound references waiting for their target: referenced metaverse object → the
     /// metaverse objects whose exports dropped the reference. Revisited when it is provisioned.
     pub awaiting_refs: HashMap<MvId, std::collections::BTreeSet<MvId>>,
+    /// Objects whose last sync had an error: every sync tries them again (as Entra retries
+    /// objects in error), so an error is listed until it is resolved.
+    pub in_error_cs: std::collections::BTreeSet<CsId>,
+    pub in_error_mv: std::collections::BTreeSet<MvId>,
 }
 
 impl State {

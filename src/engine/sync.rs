@@ -135,6 +135,13 @@ pub fn run(
         unresolved: Vec::new(),
     };
     run.ensure_indexes();
+    // Objects in error are tried again.
+    for mv in std::mem::take(&mut run.state.in_error_mv) {
+        if run.state.mv.contains_key(&mv) {
+            run.dirty.insert(mv);
+            run.outbound.insert(mv);
+        }
+    }
     for c in 0..plan.connectors.len() {
         let ids: Vec<CsId> = run
             .state
@@ -144,7 +151,12 @@ pub fn run(
             .filter(|(_, o)| o.connector == c && !o.gone && !o.placeholder)
             // A delta sync also re-evaluates disconnectors: a new object elsewhere may now
             // join them (as Entra's sync engine does).
-            .filter(|(_, o)| mode == Mode::Full || o.pending_import.is_some() || o.link.is_none())
+            .filter(|(i, o)| {
+                mode == Mode::Full
+                    || o.pending_import.is_some()
+                    || o.link.is_none()
+                    || run.state.in_error_cs.contains(&(*i as CsId))
+            })
             .map(|(i, _)| i as CsId)
             .collect();
         // Each object is processed completely (join or projection, then the values of the
@@ -206,6 +218,20 @@ pub fn run(
             run.report.unresolved_references.push(msg);
         }
     }
+    run.state.in_error_cs = run
+        .report
+        .errors
+        .iter()
+        .filter_map(|e| e.cs)
+        .filter(|&c| run.state.cs.get(c as usize).is_some_and(|o| !o.gone))
+        .collect();
+    run.state.in_error_mv = run
+        .report
+        .errors
+        .iter()
+        .filter_map(|e| e.mv)
+        .filter(|m| run.state.mv.contains_key(m))
+        .collect();
     let mut report = run.report;
     report.status = if run.stopped {
         RunStatus::StoppedErrorLimit

@@ -367,6 +367,14 @@ impl Store for SqliteStore {
                 "awaiting" => {
                     state.awaiting_refs.entry(t).or_default().insert(s);
                 }
+                "error_mv" => {
+                    state.in_error_mv.insert(t);
+                }
+                "error_cs" => {
+                    if let Some(&c) = id_map.get(&(t as i64)) {
+                        state.in_error_cs.insert(c);
+                    }
+                }
                 _ => {
                     state.withheld.insert(t);
                 }
@@ -452,6 +460,14 @@ impl Store for SqliteStore {
                             .map_err(err("saving references"))?;
                     }
                 }
+            }
+            for t in &state.in_error_mv {
+                ins.execute(params!["error_mv", *t as i64, 0i64])
+                    .map_err(err("saving references"))?;
+            }
+            for t in &state.in_error_cs {
+                ins.execute(params!["error_cs", *t as i64, 0i64])
+                    .map_err(err("saving references"))?;
             }
             for t in &state.withheld {
                 ins.execute(params!["withheld", *t as i64, 0i64])
