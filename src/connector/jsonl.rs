@@ -15,9 +15,8 @@
 //! changes like the LDIF target (an add of an existing DN, or an update or delete of a missing
 //! one, fails that change) and replaces the file atomically, sorted by DN in tree order.
 
-use super::ldif::{self, AttrTypes, Entry, Objects, declared};
+use super::ldif::{self, AttrTypes, Entry, Objects, declared, full};
 use super::{Connector, ConnectorError, ExportChange, ExportOutcome, Imported, Rejected};
-use crate::engine::import::ImportChange;
 use crate::eval::json::{from_json, to_json};
 use crate::sema::types::Base;
 use crate::value::Value;
@@ -185,17 +184,6 @@ fn load(
     Ok((set, rejected))
 }
 
-fn full(set: &Objects, rejected: Vec<Rejected>) -> Imported {
-    Imported {
-        changes: set
-            .values()
-            .map(|e| ImportChange::Upsert(e.to_import_object()))
-            .collect(),
-        rejected,
-        watermark: None,
-    }
-}
-
 /// A JSON lines file as a source (read-only).
 #[derive(Debug, Clone)]
 pub struct JsonlSource {
@@ -262,21 +250,9 @@ impl Connector for JsonlTarget {
 
     /// Applies the changes and replaces the file atomically (only when a change applied).
     fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
-        let (mut set, rejected) = load(&self.path, &self.types, true)?;
-        if let Some(r) = rejected.first() {
-            return Err(ConnectorError {
-                source: r.source.clone(),
-                line: Some(r.line),
-                message: format!(
-                    "the target file has a malformed line ({}); it is not rewritten",
-                    r.message
-                ),
-            });
-        }
-        let outcome = ldif::apply_exports(&mut set, changes);
-        if outcome.applied > 0 {
-            ldif::write_atomic(&self.path, write_jsonl(set.values()).as_bytes())?;
-        }
-        Ok(outcome)
+        let loaded = load(&self.path, &self.types, true)?;
+        ldif::export_file(&self.path, loaded, "line", changes, |set| {
+            write_jsonl(set.values())
+        })
     }
 }

@@ -1213,7 +1213,7 @@ fn load(
     Ok((set, rejected))
 }
 
-fn full(set: &Objects, rejected: Vec<Rejected>) -> Imported {
+pub(crate) fn full(set: &Objects, rejected: Vec<Rejected>) -> Imported {
     Imported {
         changes: set
             .values()
@@ -1222,6 +1222,34 @@ fn full(set: &Objects, rejected: Vec<Rejected>) -> Imported {
         rejected,
         watermark: None,
     }
+}
+
+/// Exports to a target file whose content was `loaded`: a file with a malformed `unit` (record,
+/// line) is not rewritten; otherwise the changes are applied and, when one applied, the file is
+/// replaced atomically with `render` of the new content.
+pub(crate) fn export_file(
+    path: &Path,
+    loaded: (Objects, Vec<Rejected>),
+    unit: &str,
+    changes: &[ExportChange],
+    render: impl FnOnce(&Objects) -> String,
+) -> Result<ExportOutcome, ConnectorError> {
+    let (mut set, rejected) = loaded;
+    if let Some(r) = rejected.first() {
+        return Err(ConnectorError {
+            source: r.source.clone(),
+            line: Some(r.line),
+            message: format!(
+                "the target file has a malformed {unit} ({}); it is not rewritten",
+                r.message
+            ),
+        });
+    }
+    let outcome = apply_exports(&mut set, changes);
+    if outcome.applied > 0 {
+        write_atomic(path, render(&set).as_bytes())?;
+    }
+    Ok(outcome)
 }
 
 /// Applies export changes to a set of objects. Adds of an existing DN and updates or deletes of
@@ -1404,22 +1432,10 @@ impl Connector for LdifTarget {
     /// Applies the changes to the file's content and replaces the file atomically. Changes
     /// that do not apply are in `failed`; the file is rewritten only when one applied.
     fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
-        let (mut set, rejected) = load(&self.path, &self.types, true)?;
-        if let Some(r) = rejected.first() {
-            return Err(ConnectorError {
-                source: r.source.clone(),
-                line: Some(r.line),
-                message: format!(
-                    "the target file has a malformed record ({}); it is not rewritten",
-                    r.message
-                ),
-            });
-        }
-        let outcome = apply_exports(&mut set, changes);
-        if outcome.applied > 0 {
-            write_atomic(&self.path, write_ldif(set.values()).as_bytes())?;
-        }
-        Ok(outcome)
+        let loaded = load(&self.path, &self.types, true)?;
+        export_file(&self.path, loaded, "record", changes, |set| {
+            write_ldif(set.values())
+        })
     }
 }
 
