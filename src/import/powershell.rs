@@ -1685,6 +1685,20 @@ impl Interp {
         }
     }
 
+    /// The rule a command's `-SynchronizationRule` denotes, with its context, after reporting
+    /// the command's binding problems and binding its `-OutVariable` to that rule. `None` (the
+    /// problems reported without a rule) when it denotes none.
+    fn rule_argument(&mut self, b: &Bound, cmd: &str) -> Result<Option<(usize, String)>, LocErr> {
+        let rule = self.rule_of(b.get("SynchronizationRule"), cmd)?;
+        let ctx = self.context(rule);
+        self.report(&ctx, b.problems.clone());
+        let Some(rule) = rule else {
+            return Ok(None);
+        };
+        self.out_variable(b, Binding::Rule(rule), &ctx)?;
+        Ok(Some((rule, ctx)))
+    }
+
     /// Binds `-OutVariable` to `binding`.
     fn out_variable(&mut self, b: &Bound, binding: Binding, ctx: &str) -> Result<(), LocErr> {
         let Some(name) = self.string(b, "OutVariable", ctx)? else {
@@ -1836,14 +1850,9 @@ impl Interp {
             ],
             &[],
         )?;
-        let Some(rule) = self.rule_of(b.get("SynchronizationRule"), CMD)? else {
-            let ctx = self.context(None);
-            self.report(&ctx, b.problems);
+        let Some((rule, ctx)) = self.rule_argument(&b, CMD)? else {
             return Ok(());
         };
-        let ctx = self.context(Some(rule));
-        self.report(&ctx, b.problems.clone());
-        self.out_variable(&b, Binding::Rule(rule), &ctx)?;
         let Some(target) = self.string(&b, "Destination", &ctx)? else {
             self.unmapped(
                 &ctx,
@@ -2040,14 +2049,9 @@ impl Interp {
             &["SynchronizationRule", list, "OutVariable"],
             &[],
         )?;
-        let Some(rule) = self.rule_of(b.get("SynchronizationRule"), display)? else {
-            let ctx = self.context(None);
-            self.report(&ctx, b.problems);
+        let Some((rule, ctx)) = self.rule_argument(&b, display)? else {
             return Ok(());
         };
-        let ctx = self.context(Some(rule));
-        self.report(&ctx, b.problems.clone());
-        self.out_variable(&b, Binding::Rule(rule), &ctx)?;
         let items = match b.get(list) {
             Some(Value::Array { items, .. }) => items.clone(),
             Some(v) => vec![v.clone()],
