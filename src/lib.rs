@@ -23,6 +23,8 @@
 //! assert_eq!(checked.diagnostics[0].code, "E0201"); // unknown attribute, "did you mean `name`?"
 //! ```
 
+#![deny(unsafe_code)]
+
 pub mod builtins;
 pub mod cli;
 pub mod config;

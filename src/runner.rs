@@ -104,7 +104,11 @@ fn bundle_hash(map: &SourceMap) -> String {
 
 impl Runner {
     /// Loads the configuration, checks the bundle, opens the state database.
-    pub fn open(config: &std::path::Path) -> Result<Runner, RunError> {
+    /// Expressions run on `engine`.
+    pub fn open(
+        config: &std::path::Path,
+        engine: crate::eval::EngineKind,
+    ) -> Result<Runner, RunError> {
         let deployment = crate::config::load(config).map_err(RunError::Config)?;
         let files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
             .map_err(|e| RunError::Other(format!("bundle: {e}")))?;
@@ -131,7 +135,7 @@ impl Runner {
             }
         }
         let hash = bundle_hash(&map);
-        let mut engine = Engine::new(&checked.bundle, jiff::Timestamp::now());
+        let mut engine = Engine::with_engine(&checked.bundle, jiff::Timestamp::now(), engine);
         engine.error_limit = deployment.error_limit;
         for (i, cp) in engine.plan.connectors.clone().iter().enumerate() {
             let params = deployment

@@ -10,10 +10,12 @@
 //! reproducible.
 
 use crate::engine::Engine;
+use crate::engine::compile::Plan;
 use crate::engine::compile::TypePlan;
 use crate::engine::import::{ImportChange, ImportObject};
 use crate::engine::model::{CsObject, MvObject, SyncError};
 use crate::engine::sync::Mode;
+use crate::eval::EngineKind;
 use crate::eval::json;
 use crate::sema::Bundle;
 use crate::sema::types::Base;
@@ -61,28 +63,24 @@ pub fn default_params(name: &str) -> Vec<(String, Value)> {
 }
 
 /// Runs every test of the bundle.
-pub fn run_all(bundle: &Bundle, map: &SourceMap) -> Vec<TestOutcome> {
+pub fn run_all(bundle: &Bundle, map: &SourceMap, engine: EngineKind) -> Vec<TestOutcome> {
+    let plan = Plan::with_engine(bundle, engine);
     bundle
         .tests
         .iter()
-        .map(|(file, t)| run_test(bundle, map, *file, t).0)
+        .map(|(file, t)| run_test(&plan, map, *file, t).0)
         .collect()
 }
 
 /// Runs one test; returns its outcome and the engine as its steps left it.
-pub fn run_test(
-    bundle: &Bundle,
-    map: &SourceMap,
-    file: FileId,
-    test: &Test,
-) -> (TestOutcome, Engine) {
+pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (TestOutcome, Engine) {
     let src = map.get(file);
     let mut outcome = TestOutcome {
         name: test.name.value.clone(),
         location: format!("{}:{}", src.name, src.line_of(test.span.start)),
         failures: Vec::new(),
     };
-    let mut engine = Engine::new(bundle, test_now());
+    let mut engine = Engine::from_plan(plan.clone(), test_now());
     for c in 0..engine.plan.connectors.len() {
         let name = engine.plan.connectors[c].name.clone();
         engine.set_params(c, default_params(&name));

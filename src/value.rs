@@ -10,24 +10,39 @@ use std::sync::Arc;
 /// A UTC instant (`dt`).
 pub type DateTime = jiff::Timestamp;
 
+/// The layout is fixed (`repr(C, u8)`: a one-byte tag at offset 0, the payload at offset 8) so
+/// that generated code can test tags and read numbers and booleans in place; [`Value::TAG_NUM`]
+/// and the other `TAG_` constants are the tags.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[repr(C, u8)]
 pub enum Value {
     /// Absent: no value.
     #[default]
-    Null,
+    Null = 0,
     /// A flow result: no value, and lower-precedence rules may not contribute one.
-    AuthoritativeNull,
+    AuthoritativeNull = 1,
     /// A flow result: leave the target attribute as it is.
-    IgnoreThisFlow,
-    Str(Arc<str>),
-    Num(i64),
-    Bool(bool),
-    Bin(Arc<[u8]>),
-    Dt(DateTime),
+    IgnoreThisFlow = 2,
+    Str(Arc<str>) = 3,
+    Num(i64) = 4,
+    Bool(bool) = 5,
+    Bin(Arc<[u8]>) = 6,
+    Dt(DateTime) = 7,
     /// A reference (a DN before resolution).
-    Ref(Arc<str>),
+    Ref(Arc<str>) = 8,
     /// A multi-valued value: scalars only, never nested, in source order.
-    Many(Arc<[Value]>),
+    Many(Arc<[Value]>) = 9,
+}
+
+impl Value {
+    /// The highest tag of the three values that are not values (NULL and the flow results).
+    pub const TAG_LAST_NULL: u8 = 2;
+    pub const TAG_STR: u8 = 3;
+    pub const TAG_NUM: u8 = 4;
+    pub const TAG_BOOL: u8 = 5;
+    pub const TAG_MANY: u8 = 9;
+    /// Offset of the payload (the `i64` of a number, the `bool` of a boolean).
+    pub const PAYLOAD: i32 = 8;
 }
 
 impl Value {

@@ -7,7 +7,8 @@
 //! (`max_bytes`, `max_values`, `max_steps`), and exactly one of `want` (the JSON `idflow eval`
 //! prints) or `want_error = { code, stage = "check"|"eval" (default eval), contains }`.
 
-use idflow::eval::{Ctx, Limits, adhoc, json};
+use idflow::eval::interp::Object;
+use idflow::eval::{Ctx, EngineKind, Limits, Program, adhoc, json};
 use idflow::stdlib::Stdlib;
 use idflow::value::Value;
 use serde::Deserialize;
@@ -64,8 +65,16 @@ struct WantError {
     contains: Option<String>,
 }
 
-/// The evaluation engines every case runs on.
-const ENGINES: &[&str] = &["interp"];
+/// The evaluation engines every case runs on: the reference first, then the JIT where this
+/// build and machine have one. Every engine must also agree with the reference exactly (value,
+/// or error code, message and location).
+fn engines() -> Vec<&'static str> {
+    if idflow::eval::jit_available() {
+        vec!["interp", "jit"]
+    } else {
+        vec!["interp"]
+    }
+}
 
 fn files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
@@ -97,9 +106,19 @@ fn to_values(t: Option<&toml::Table>) -> Result<Vec<(String, Value)>, String> {
     Ok(out)
 }
 
-/// Runs one case on one engine; returns the error codes seen, or a failure message.
-fn run_case(engine: &str, c: &Case, codes: &mut BTreeSet<String>) -> Result<(), String> {
-    assert_eq!(engine, "interp");
+/// What one engine made of a case: the JSON value, or the error's stage, code, message and
+/// location.
+type Outcome = Result<serde_json::Value, (&'static str, String, String, std::ops::Range<usize>)>;
+
+fn kind(engine: &str) -> EngineKind {
+    match engine {
+        "jit" => EngineKind::Jit,
+        _ => EngineKind::Interp,
+    }
+}
+
+/// Evaluates one case on one engine.
+fn evaluate(engine: &str, c: &Case, codes: &mut BTreeSet<String>) -> Result<Outcome, String> {
     let attrs = to_values(c.input.as_ref())?;
     let params = to_values(c.params.as_ref())?;
     let mut ctx = Ctx::fixed();
@@ -115,21 +134,49 @@ fn run_case(engine: &str, c: &Case, codes: &mut BTreeSet<String>) -> Result<(), 
         };
     }
     ctx.params = params.clone();
-    let outcome = match adhoc::prepare("case", &c.expr, &attrs, &params) {
+    Ok(match adhoc::prepare("case", &c.expr, &attrs, &params) {
         Err((_, diags)) => {
             let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
             let first = errors.first().ok_or("prepare failed without an error")?;
             codes.insert(first.code.to_string());
-            Err(("check", first.code.to_string(), first.message.clone()))
+            Err((
+                "check",
+                first.code.to_string(),
+                first.message.clone(),
+                first.span.clone(),
+            ))
         }
-        Ok(p) => match p.eval(&mut ctx) {
-            Ok(v) => Ok(json::to_json(&v)),
-            Err(e) => {
-                codes.insert(e.code.to_string());
-                Err(("eval", e.code.to_string(), e.message))
+        Ok(p) => {
+            let program = Program::try_new(kind(engine), &[&p.expr])?;
+            let obj = Object {
+                attrs: &p.values,
+                imported: &p.values,
+            };
+            match program.eval(&mut ctx, 0, &p.expr, obj) {
+                Ok(v) => Ok(json::to_json(&v)),
+                Err(e) => {
+                    codes.insert(e.code.to_string());
+                    Err(("eval", e.code.to_string(), e.message, e.span))
+                }
             }
-        },
-    };
+        }
+    })
+}
+
+/// Runs one case on one engine; checks the outcome against the case.
+fn run_case(engine: &str, c: &Case, codes: &mut BTreeSet<String>) -> Result<Outcome, String> {
+    let got = evaluate(engine, c, codes)?;
+    let outcome = got
+        .clone()
+        .map_err(|(stage, code, msg, _)| (stage, code, msg));
+    check(c, outcome)?;
+    Ok(got)
+}
+
+fn check(
+    c: &Case,
+    outcome: Result<serde_json::Value, (&str, String, String)>,
+) -> Result<(), String> {
     match (&c.want, &c.want_error, outcome) {
         (Some(want), None, Ok(got)) => {
             let want: serde_json::Value =
@@ -194,13 +241,23 @@ fn function_conformance() {
             if !notes.insert(c.note.as_str()) {
                 failures.push(format!("{}: duplicate note `{}`", path.display(), c.note));
             }
-            for engine in ENGINES {
+            let mut reference = None;
+            for engine in engines() {
                 cases += 1;
-                if let Err(msg) = run_case(engine, c, &mut codes) {
-                    failures.push(format!(
+                match run_case(engine, c, &mut codes) {
+                    Err(msg) => failures.push(format!(
                         "{title} [{engine}] {}: `{}`: {msg}",
                         c.note, c.expr
-                    ));
+                    )),
+                    Ok(got) => match &reference {
+                        None => reference = Some(got),
+                        Some(want) if *want != got => failures.push(format!(
+                            "{title} [{engine}] {}: `{}`: differs from the interpreter: \
+                             {got:?} vs {want:?}",
+                            c.note, c.expr
+                        )),
+                        Some(_) => {}
+                    },
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The engine's scenario suite: literate Markdown files under
 //! `tests/conformance/scenarios/<area>/<name>.md`, each explaining one behaviour of the sync
-//! engine and proving it with `test` blocks, run on every evaluation engine (today: the
-//! interpreter).
+//! engine and proving it with `test` blocks, run on every evaluation engine (the interpreter
+//! and, where available, the JIT).
 //!
 //! Format of a scenario file:
 //! - front matter between two `---` lines at the top: `title: ...` (required), `covers: ...`
@@ -21,13 +21,23 @@
 //! state differs. All failures across files are collected into one panic message.
 
 use idflow::diag::render::{self, Style};
+use idflow::engine::compile::Plan;
 use idflow::engine::dump;
+use idflow::eval::EngineKind;
 use idflow::source::SourceMap;
 use idflow::testrun;
 use std::path::{Path, PathBuf};
 
 /// The evaluation engines every scenario runs on.
-const ENGINES: &[&str] = &["interp"];
+const ENGINES: &[&str] = &["interp", "jit"];
+
+fn kind(engine: &str) -> EngineKind {
+    if engine == "jit" {
+        EngineKind::preferred()
+    } else {
+        EngineKind::Interp
+    }
+}
 
 /// How a state mismatch starts (update mode drops these failures after rewriting).
 const STATE_DIFFERS: &str = "the state after test";
@@ -186,7 +196,7 @@ fn run(name: &str, scenario: &Scenario, engine: &str) -> Outcome {
         out.failures.push("the scenario has no `test` block".into());
         return out;
     }
-    let outcomes = testrun::run_all(bundle, &map);
+    let outcomes = testrun::run_all(bundle, &map, kind(engine));
     out.tests = outcomes.len();
     for o in outcomes.iter().filter(|o| !o.passed()) {
         let mut msg = format!("test \"{}\" ({}) failed:", o.name, o.location);
@@ -198,8 +208,8 @@ fn run(name: &str, scenario: &Scenario, engine: &str) -> Outcome {
     }
     if let Some((expected, _)) = &scenario.state {
         let (file, last) = bundle.tests.last().expect("tests were checked to exist");
-        assert_eq!(engine, "interp", "only the interpreter exists today");
-        let (_, final_engine) = testrun::run_test(bundle, &map, *file, last);
+        let plan = Plan::with_engine(bundle, kind(engine));
+        let (_, final_engine) = testrun::run_test(&plan, &map, *file, last);
         {
             let actual = dump::state(&final_engine.plan, &final_engine.state);
             {

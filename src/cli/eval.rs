@@ -26,20 +26,14 @@ pub struct Args {
     /// A parameter value: NAME=VALUE (a string), e.g. Domain.FQDN=contoso.com.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
-    /// The evaluation engine.
-    #[arg(long, value_enum, default_value_t = Engine::Interp)]
-    engine: Engine,
+    #[command(flatten)]
+    engine: super::EngineArg,
     /// The instant `Now()` returns (RFC 3339); default: the current time.
     #[arg(long)]
     now: Option<String>,
     /// Seed of the random source behind RandomNum and Guid.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    Interp,
 }
 
 fn split(s: &str, what: &str) -> Result<(String, String), String> {
@@ -116,7 +110,10 @@ pub fn run(args: Args) -> u8 {
         },
         None => jiff::Timestamp::now(),
     };
-    let _ = args.engine;
+    let kind = match args.engine.kind() {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
     let style = super::human_style();
     let prepared = match adhoc::prepare("<expr>", &args.expr, &attrs, &params) {
         Ok(p) => p,
@@ -132,7 +129,7 @@ pub fn run(args: Args) -> u8 {
     }
     let mut ctx = Ctx::new(now, args.seed);
     ctx.params = params;
-    match prepared.eval(&mut ctx) {
+    match prepared.eval_with(kind, &mut ctx) {
         Ok(v) => {
             println!("{}", json::to_json(&v));
             OK

@@ -56,6 +56,33 @@ enum Command {
     Parse(parse::Args),
 }
 
+/// The `--engine` option of every command that evaluates rules.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct EngineArg {
+    /// The expression evaluator: `jit` (native code; the default where available) or `interp`
+    /// (the reference interpreter).
+    #[arg(long, value_enum)]
+    engine: Option<crate::eval::EngineKind>,
+}
+
+impl EngineArg {
+    /// The chosen evaluator; asking for the JIT where it cannot run is a usage error.
+    pub(crate) fn kind(self) -> Result<crate::eval::EngineKind, u8> {
+        use crate::eval::{EngineKind, jit_available};
+        match self.engine {
+            None => Ok(EngineKind::preferred()),
+            Some(EngineKind::Jit) if !jit_available() => {
+                eprintln!(
+                    "error: --engine jit: the JIT is not available in this build or on this \
+                     machine; use --engine interp"
+                );
+                Err(USAGE)
+            }
+            Some(k) => Ok(k),
+        }
+    }
+}
+
 /// Exit codes shared by every subcommand.
 pub(crate) const OK: u8 = 0;
 pub(crate) const FINDINGS: u8 = 1;

@@ -26,6 +26,8 @@ pub struct Args {
     /// The connector of the object (needed when the DN exists in several).
     #[arg(long)]
     connector: Option<String>,
+    #[command(flatten)]
+    engine: super::EngineArg,
 }
 
 fn load_objects(engine: &Engine, path: &PathBuf) -> Result<Vec<Vec<ImportChange>>, String> {
@@ -74,7 +76,11 @@ pub fn run(args: Args) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let mut engine = Engine::new(&checked.bundle, jiff::Timestamp::now());
+    let kind = match args.engine.kind() {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let mut engine = Engine::with_engine(&checked.bundle, jiff::Timestamp::now(), kind);
     for c in 0..engine.plan.connectors.len() {
         let name = engine.plan.connectors[c].name.clone();
         engine.set_params(c, testrun::default_params(&name));

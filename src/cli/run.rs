@@ -30,9 +30,8 @@ pub struct Args {
     /// Make the cycle's sync a full sync.
     #[arg(long)]
     full_sync: bool,
-    /// The evaluation engine.
-    #[arg(long, value_enum, default_value_t = Engine::Interp)]
-    engine: Engine,
+    #[command(flatten)]
+    engine: super::EngineArg,
     /// Print the step summaries as JSON lines.
     #[arg(long)]
     json: bool,
@@ -48,13 +47,8 @@ enum Profile {
     Export,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    Interp,
-}
-
-pub fn open(config: &std::path::Path) -> Result<Runner, u8> {
-    Runner::open(config).map_err(|e| {
+pub fn open(config: &std::path::Path, engine: crate::eval::EngineKind) -> Result<Runner, u8> {
+    Runner::open(config, engine).map_err(|e| {
         match e {
             RunError::Bundle(map, diags) => {
                 let style = super::human_style();
@@ -110,7 +104,10 @@ fn print(r: &StepReport, json: bool) {
 }
 
 pub fn run(args: Args) -> u8 {
-    let _ = args.engine;
+    let engine = match args.engine.kind() {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
     let terminal = std::io::stderr().is_terminal();
     if !terminal {
         let _ = tracing_subscriber::fmt()
@@ -119,7 +116,7 @@ pub fn run(args: Args) -> u8 {
             .with_target(false)
             .try_init();
     }
-    let mut runner = match open(&args.config) {
+    let mut runner = match open(&args.config, engine) {
         Ok(r) => r,
         Err(code) => return code,
     };

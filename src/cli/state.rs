@@ -87,7 +87,7 @@ pub fn run(args: Args) -> u8 {
     match args.command {
         Command::Errors | Command::Runs { .. } => history(&args.config, &args.command),
         _ => {
-            let runner = match super::run::open(&args.config) {
+            let runner = match super::run::open(&args.config, crate::eval::EngineKind::Interp) {
                 Ok(r) => r,
                 Err(code) => return code,
             };

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub struct Args {
     /// The bundle directory (default: the current directory).
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    engine: super::EngineArg,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -18,7 +20,11 @@ pub fn run(args: Args) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let outcomes = testrun::run_all(&checked.bundle, &map);
+    let engine = match args.engine.kind() {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let outcomes = testrun::run_all(&checked.bundle, &map, engine);
     let mut failed = 0;
     for o in &outcomes {
         if o.passed() {

@@ -6,6 +6,7 @@
 //! metaverse object type), each in precedence order (ties broken by connector order, then
 //! declaration order), with scope clauses, join conditions and flows resolved to slots.
 
+use crate::eval::{EngineKind, Program};
 use crate::ir;
 use crate::sema::rules::{LinkType, RuleDef, ScopeClauseDef, ScopeOp};
 use crate::sema::schema::ObjectDef;
@@ -106,7 +107,8 @@ pub enum ScopePlan {
         op: ScopeOp,
         value: Option<Arc<str>>,
     },
-    Expr(ir::Expr),
+    /// An expression clause and its number in [`Plan::program`].
+    Expr(ir::Expr, u32),
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +125,8 @@ pub struct FlowPlan {
     /// Target attribute name (`dn` for the DN of provisioned objects).
     pub target: String,
     pub expr: ir::Expr,
+    /// The expression's number in [`Plan::program`].
+    pub id: u32,
     pub merge: MergeType,
     pub once: bool,
 }
@@ -153,6 +157,8 @@ impl RulePlan {
 /// The compiled bundle.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Every flow and scope expression, compiled for the run's evaluator.
+    pub program: Arc<Program>,
     pub connectors: Vec<ConnectorPlan>,
     pub metaverse: Vec<TypePlan>,
     pub rules: Vec<RulePlan>,
@@ -163,8 +169,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Builds the plan. Disabled rules are left out.
+    /// Builds the plan for the preferred evaluator (the JIT where available).
     pub fn new(bundle: &Bundle) -> Plan {
+        Plan::with_engine(bundle, EngineKind::preferred())
+    }
+
+    /// Builds the plan with its expressions compiled for `engine`. Disabled rules are left out.
+    pub fn with_engine(bundle: &Bundle, engine: EngineKind) -> Plan {
         let connectors: Vec<ConnectorPlan> = bundle
             .schema
             .connector_order
@@ -218,7 +229,7 @@ impl Plan {
                                 op: *op,
                                 value: value.as_deref().map(Arc::from),
                             },
-                            ScopeClauseDef::Expr(_, e) => ScopePlan::Expr(e.clone()),
+                            ScopeClauseDef::Expr(_, e) => ScopePlan::Expr(e.clone(), 0),
                         })
                         .collect()
                 })
@@ -244,6 +255,7 @@ impl Plan {
                 .map(|f| FlowPlan {
                     target: f.target.clone(),
                     expr: f.ir.clone(),
+                    id: 0,
                     merge: f.merge,
                     once: f.once,
                 })
@@ -272,7 +284,9 @@ impl Plan {
         };
         inbound.values_mut().for_each(order);
         outbound.values_mut().for_each(order);
+        let program = Arc::new(number_and_compile(&mut rules, engine));
         Plan {
+            program,
             connectors,
             metaverse,
             rules,
@@ -288,4 +302,31 @@ impl Plan {
     pub fn mv_type_index(&self, name: &str) -> Option<TypeIdx> {
         self.metaverse.iter().position(|t| t.name == name)
     }
+}
+
+/// Numbers every flow and scope expression of `rules` and compiles them, in that order.
+fn number_and_compile(rules: &mut [RulePlan], engine: EngineKind) -> Program {
+    let mut n = 0u32;
+    for r in rules.iter_mut() {
+        for c in r.scope.iter_mut().flatten() {
+            if let ScopePlan::Expr(_, id) = c {
+                *id = n;
+                n += 1;
+            }
+        }
+        for f in &mut r.flows {
+            f.id = n;
+            n += 1;
+        }
+    }
+    let mut exprs: Vec<&ir::Expr> = Vec::with_capacity(n as usize);
+    for r in rules.iter() {
+        for c in r.scope.iter().flatten() {
+            if let ScopePlan::Expr(e, _) = c {
+                exprs.push(e);
+            }
+        }
+        exprs.extend(r.flows.iter().map(|f| &f.expr));
+    }
+    Program::new(engine, &exprs)
 }

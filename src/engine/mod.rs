@@ -20,7 +20,7 @@ pub mod preview;
 pub mod scope;
 pub mod sync;
 
-use crate::eval::Ctx;
+use crate::eval::{Ctx, EngineKind};
 use crate::sema::Bundle;
 use crate::value::Value;
 use compile::Plan;
@@ -43,7 +43,16 @@ impl Engine {
     /// An engine with empty connector spaces and metaverse. Parameter values are set per
     /// connector with [`Engine::set_params`]; `now` is the run's single notion of time.
     pub fn new(bundle: &Bundle, now: crate::value::DateTime) -> Engine {
-        let plan = Plan::new(bundle);
+        Engine::with_engine(bundle, now, EngineKind::preferred())
+    }
+
+    /// An engine whose expressions run on `kind` (the interpreter or the JIT).
+    pub fn with_engine(bundle: &Bundle, now: crate::value::DateTime, kind: EngineKind) -> Engine {
+        Engine::from_plan(Plan::with_engine(bundle, kind), now)
+    }
+
+    /// An engine over an already compiled plan (its program is shared, not recompiled).
+    pub fn from_plan(plan: Plan, now: crate::value::DateTime) -> Engine {
         let state = State::new(plan.connectors.len());
         let ctxs = plan.connectors.iter().map(|_| Ctx::new(now, 0)).collect();
         Engine {

@@ -8,7 +8,8 @@
 
 use super::compile::ScopePlan;
 use crate::eval::Ctx;
-use crate::eval::interp::{self, Object};
+use crate::eval::Program;
+use crate::eval::interp::Object;
 use crate::sema::rules::ScopeOp;
 use crate::value::Value;
 use std::cmp::Ordering;
@@ -18,6 +19,7 @@ pub type ScopeMiss = Vec<String>;
 
 /// Evaluates the scope; an empty scope is in scope. `member_of` answers ISMEMBEROF clauses.
 pub fn in_scope(
+    program: &Program,
     groups: &[Vec<ScopePlan>],
     values: &[Value],
     imported: &[Value],
@@ -30,7 +32,7 @@ pub fn in_scope(
     let mut misses = Vec::new();
     'groups: for g in groups {
         for c in g {
-            if !clause(c, values, imported, ctx, member_of) {
+            if !clause(program, c, values, imported, ctx, member_of) {
                 misses.push(describe(c));
                 continue 'groups;
             }
@@ -51,11 +53,12 @@ fn describe(c: &ScopePlan) -> String {
                 None => format!("{attr} {op}"),
             }
         }
-        ScopePlan::Expr(_) => "(expression) is false".into(),
+        ScopePlan::Expr(..) => "(expression) is false".into(),
     }
 }
 
 fn clause(
+    program: &Program,
     c: &ScopePlan,
     values: &[Value],
     imported: &[Value],
@@ -63,9 +66,10 @@ fn clause(
     member_of: &dyn Fn(&str) -> bool,
 ) -> bool {
     match c {
-        ScopePlan::Expr(e) => matches!(
-            interp::eval(
+        ScopePlan::Expr(e, id) => matches!(
+            program.eval(
                 ctx,
+                *id as usize,
                 e,
                 Object {
                     attrs: values,

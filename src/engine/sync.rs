@@ -23,7 +23,7 @@ use super::model::{
 };
 use super::scope;
 use crate::eval::Ctx;
-use crate::eval::interp::{self, EvalError, Object};
+use crate::eval::interp::{EvalError, Object};
 use crate::sema::rules::LinkType;
 use crate::sema::types::Base;
 use crate::syntax::ast::MergeType;
@@ -430,6 +430,7 @@ impl Run<'_> {
                 let o = &state.cs[id as usize];
                 let member_of = |group: &str| member_of(state, self.plan, connector, &o.dn, group);
                 scope::in_scope(
+                    &self.plan.program,
                     &rule.scope,
                     &o.current,
                     &o.imported,
@@ -837,8 +838,9 @@ impl Run<'_> {
                     Value::IgnoreThisFlow
                 } else {
                     let o = &self.state.cs[c as usize];
-                    match interp::eval(
+                    match self.plan.program.eval(
                         &mut self.ctxs[rule.connector],
+                        f.id as usize,
                         &f.expr,
                         Object {
                             attrs: &o.current,
@@ -1020,10 +1022,14 @@ impl Run<'_> {
             for &r in all {
                 let rule = &self.plan.rules[r];
                 let m = &self.state.mv[&mv];
-                let ok =
-                    scope::in_scope(&rule.scope, &m.attrs, &m.attrs, &mut self.ctxs[cc], &|_| {
-                        false
-                    });
+                let ok = scope::in_scope(
+                    &self.plan.program,
+                    &rule.scope,
+                    &m.attrs,
+                    &m.attrs,
+                    &mut self.ctxs[cc],
+                    &|_| false,
+                );
                 match ok {
                     Ok(()) => rules.push(r),
                     Err(miss) => self.note(None, Some(mv), || {
@@ -1095,8 +1101,9 @@ impl Run<'_> {
             return Ok(None);
         };
         let m = &self.state.mv[&mv];
-        match interp::eval(
+        match self.plan.program.eval(
             &mut self.ctxs[r.connector],
+            f.id as usize,
             &f.expr,
             Object {
                 attrs: &m.attrs,
@@ -1368,8 +1375,9 @@ impl Run<'_> {
                     Value::IgnoreThisFlow
                 } else {
                     let m = &self.state.mv[&mv];
-                    match interp::eval(
+                    match self.plan.program.eval(
                         &mut self.ctxs[cc],
+                        f.id as usize,
                         &f.expr,
                         Object {
                             attrs: &m.attrs,
@@ -1414,8 +1422,9 @@ impl Run<'_> {
         if let Some((r, fi)) = dn_flow {
             let rule = &self.plan.rules[r];
             let m = &self.state.mv[&mv];
-            match interp::eval(
+            match self.plan.program.eval(
                 &mut self.ctxs[cc],
+                rule.flows[fi].id as usize,
                 &rule.flows[fi].expr,
                 Object {
                     attrs: &m.attrs,

@@ -126,6 +126,20 @@ pub fn prepare(
 }
 
 impl Prepared {
+    /// Evaluates with `kind` (the expression is compiled first for the JIT).
+    pub fn eval_with(&self, kind: super::EngineKind, ctx: &mut Ctx) -> Result<Value, EvalError> {
+        let program = super::Program::new(kind, &[&self.expr]);
+        program.eval(
+            ctx,
+            0,
+            &self.expr,
+            Object {
+                attrs: &self.values,
+                imported: &self.values,
+            },
+        )
+    }
+
     /// Evaluates with the interpreter; the inputs serve as the confirmed imported values too.
     pub fn eval(&self, ctx: &mut Ctx) -> Result<Value, EvalError> {
         interp::eval(

@@ -54,7 +54,7 @@ struct Interp<'c, 'o> {
     stack: Vec<Value>,
 }
 
-fn at(span: &Span) -> impl Fn(Fault) -> EvalError + '_ {
+pub(super) fn at(span: &Span) -> impl Fn(Fault) -> EvalError + '_ {
     move |f| EvalError {
         code: f.code,
         message: f.message,
@@ -197,33 +197,18 @@ impl Interp<'_, '_> {
                             }
                         }
                         let rv = self.eval(r)?;
-                        map_values(self.ctx, &[lv, rv], &[true, true], |_, a| {
-                            let (x, y) = (truth(&a[0])?, truth(&a[1])?);
-                            Ok(Value::Bool(if *op == BinOp::And { x && y } else { x || y }))
-                        })
-                        .map_err(at(&e.span))
+                        logic(self.ctx, *op, lv, rv).map_err(at(&e.span))
                     }
                     _ => {
                         let lv = self.eval(l)?;
                         let rv = self.eval(r)?;
-                        map_values(self.ctx, &[lv, rv], &[true, true], |ctx, a| {
-                            binary(ctx, *op, &a[0], &a[1])
-                        })
-                        .map_err(at(&e.span))
+                        operator(self.ctx, *op, lv, rv).map_err(at(&e.span))
                     }
                 }
             }
             Node::Neg(x) => {
                 let v = self.eval(x)?;
-                map_values(self.ctx, &[v], &[true], |_, a| match &a[0] {
-                    Value::Num(n) => n
-                        .checked_neg()
-                        .map(Value::Num)
-                        .ok_or_else(|| Fault::new("E0505", "arithmetic overflow")),
-                    v if v.is_null() => Ok(Value::Null),
-                    other => Err(Fault::type_error("-", "num", other)),
-                })
-                .map_err(at(&e.span))
+                negate(self.ctx, v).map_err(at(&e.span))
             }
         }
     }
@@ -251,24 +236,57 @@ impl Interp<'_, '_> {
         } else {
             Value::Null
         };
-        let n = conds.len();
-        let pick = |v: &Value, i: usize| -> Value {
-            match v {
-                Value::Many(items) if items.len() == n => items.get(i).cloned().unwrap_or_default(),
-                other => other.clone(),
-            }
-        };
-        let mut out = Vec::with_capacity(n);
-        for (i, p) in picks.iter().enumerate() {
-            let v = if *p { pick(&tv, i) } else { pick(&fv, i) };
-            push_flat(&mut out, v);
-        }
-        Ok(Value::many(out))
+        Ok(iif_zip(&picks, &tv, &fv))
     }
 }
 
+/// The result of a per-value `IIF`: value `i` is element `i` of the branch its condition picks
+/// when that branch has as many values as there are conditions, or the whole branch otherwise.
+pub(super) fn iif_zip(picks: &[bool], tv: &Value, fv: &Value) -> Value {
+    let n = picks.len();
+    let pick = |v: &Value, i: usize| -> Value {
+        match v {
+            Value::Many(items) if items.len() == n => items.get(i).cloned().unwrap_or_default(),
+            other => other.clone(),
+        }
+    };
+    let mut out = Vec::with_capacity(n);
+    for (i, p) in picks.iter().enumerate() {
+        let v = if *p { pick(tv, i) } else { pick(fv, i) };
+        push_flat(&mut out, v);
+    }
+    Value::many(out)
+}
+
+/// `&&` and `||` once both sides are evaluated (mapped over multi-valued sides).
+pub(super) fn logic(ctx: &mut Ctx, op: BinOp, lv: Value, rv: Value) -> Result<Value, Fault> {
+    map_values(ctx, &[lv, rv], &[true, true], |_, a| {
+        let (x, y) = (truth(&a[0])?, truth(&a[1])?);
+        Ok(Value::Bool(if op == BinOp::And { x && y } else { x || y }))
+    })
+}
+
+/// A value operator (arithmetic, comparison, `&`), mapped over multi-valued sides.
+pub(super) fn operator(ctx: &mut Ctx, op: BinOp, lv: Value, rv: Value) -> Result<Value, Fault> {
+    map_values(ctx, &[lv, rv], &[true, true], |ctx, a| {
+        binary(ctx, op, &a[0], &a[1])
+    })
+}
+
+/// Unary minus, mapped over a multi-valued operand.
+pub(super) fn negate(ctx: &mut Ctx, v: Value) -> Result<Value, Fault> {
+    map_values(ctx, &[v], &[true], |_, a| match &a[0] {
+        Value::Num(n) => n
+            .checked_neg()
+            .map(Value::Num)
+            .ok_or_else(|| Fault::new("E0505", "arithmetic overflow")),
+        v if v.is_null() => Ok(Value::Null),
+        other => Err(Fault::type_error("-", "num", other)),
+    })
+}
+
 /// Appends a value to a collection: NULLs are dropped, collections are flattened.
-fn push_flat(out: &mut Vec<Value>, v: Value) {
+pub(super) fn push_flat(out: &mut Vec<Value>, v: Value) {
     match v {
         Value::Many(items) => out.extend(items.iter().filter(|x| !x.is_null()).cloned()),
         v if v.is_null() => {}
@@ -277,7 +295,7 @@ fn push_flat(out: &mut Vec<Value>, v: Value) {
 }
 
 /// Calls `f` once, or once per value when mapped arguments are multi-valued (in lockstep).
-fn map_values(
+pub(super) fn map_values(
     ctx: &mut Ctx,
     args: &[Value],
     mapped: &[bool],
@@ -319,7 +337,7 @@ fn map_values(
 }
 
 /// The truth of a condition: NULL is false.
-fn truth(v: &Value) -> Result<bool, Fault> {
+pub(super) fn truth(v: &Value) -> Result<bool, Fault> {
     match v {
         Value::Bool(b) => Ok(*b),
         v if v.is_null() => Ok(false),
@@ -328,7 +346,7 @@ fn truth(v: &Value) -> Result<bool, Fault> {
 }
 
 /// The text of a scalar where a string is needed (`&` with a number, ...).
-fn render_scalar(v: &Value) -> String {
+pub(super) fn render_scalar(v: &Value) -> String {
     match v {
         Value::Str(s) | Value::Ref(s) => s.to_string(),
         Value::Num(n) => n.to_string(),
@@ -343,7 +361,7 @@ fn render_scalar(v: &Value) -> String {
     }
 }
 
-fn binary(ctx: &mut Ctx, op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
+pub(super) fn binary(ctx: &mut Ctx, op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
     match op {
         BinOp::Concat => concat(ctx, l, r),
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => arithmetic(op, l, r),
@@ -357,7 +375,7 @@ fn binary(ctx: &mut Ctx, op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault
 
 /// `&`: binaries concatenate as bytes; otherwise as text, NULL counting as empty (NULL & NULL
 /// is NULL).
-fn concat(ctx: &mut Ctx, l: &Value, r: &Value) -> Result<Value, Fault> {
+pub(super) fn concat(ctx: &mut Ctx, l: &Value, r: &Value) -> Result<Value, Fault> {
     match (l, r) {
         (a, b) if a.is_null() && b.is_null() => Ok(Value::Null),
         (Value::Bin(a), Value::Bin(b)) => {

@@ -1,0 +1,266 @@
+//! The Cranelift JIT: native code for every expression of a bundle, behind the interpreter's
+//! interface.
+//!
+//! Consumes: lowered expressions ([`crate::ir::Expr`]). Produces: a [`Module`] — one Cranelift
+//! JIT module per bundle generation holding a native function per expression, freed when the
+//! module is dropped — whose [`Module::eval`] returns exactly what
+//! [`crate::eval::interp::eval`] returns for the same expression, object and context (value,
+//! error code and error location). This is the only module of the crate with `unsafe` code;
+//! every unsafe block says why it is sound.
+
+#![allow(unsafe_code)]
+
+mod codegen;
+pub mod runtime;
+
+use super::Ctx;
+use super::interp::{EvalError, Object};
+use crate::ir::{Expr, Node};
+use crate::source::Span;
+use crate::value::Value;
+use codegen::{FrameSize, Gen};
+use cranelift_codegen::ir::{AbiParam, types};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module as _, default_libcall_names};
+use runtime::{Rt, Tables};
+use std::cell::RefCell;
+
+type Code = unsafe extern "C" fn(*mut Rt) -> u32;
+
+/// How one expression runs.
+enum Entry {
+    /// `[attr]`: a copy of the slot, no call at all.
+    Direct(u32, Span),
+    /// A constant: a copy of it, no call at all.
+    Const(Value, Span),
+    Native {
+        code: Code,
+        frame: FrameSize,
+    },
+}
+
+/// The compiled expressions of one bundle generation.
+pub struct Module {
+    entries: Vec<Entry>,
+    /// Spans, call sites and parameter names the generated code refers to by index.
+    tables: Box<Tables>,
+    /// Constants the generated code points at (boxed: their addresses never move).
+    _consts: Vec<Box<Value>>,
+    /// The code; released when the module is dropped.
+    jit: Option<JITModule>,
+}
+
+// SAFETY: after `Module::compile` returns, the JIT module, the tables and the constants are
+// never mutated again (generated code only reads them); the code pages are freed only in
+// `drop`, when no evaluation can be running.
+unsafe impl Send for Module {}
+// SAFETY: as above: shared access is read-only.
+unsafe impl Sync for Module {}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("jit::Module")
+            .field("functions", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        if let Some(m) = self.jit.take() {
+            // SAFETY: the module is being dropped, so none of its functions is running or can
+            // be called again (the entries holding their pointers go with it).
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// Whether this machine can run generated code (Cranelift knows its ISA).
+pub fn available() -> bool {
+    cranelift_native::builder().is_ok()
+}
+
+impl Module {
+    /// Compiles every expression; `eval(i, ..)` then runs `exprs[i]`.
+    pub fn compile(exprs: &[&Expr]) -> Result<Module, String> {
+        let mut fb = settings::builder();
+        let set = |fb: &mut settings::Builder, k: &str, v: &str| {
+            fb.set(k, v)
+                .map_err(|e| format!("cranelift setting {k}: {e}"))
+        };
+        set(&mut fb, "opt_level", "speed")?;
+        set(&mut fb, "use_colocated_libcalls", "false")?;
+        set(&mut fb, "is_pic", "false")?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| format!("no native code generator for this machine: {e}"))?
+            .finish(settings::Flags::new(fb))
+            .map_err(|e| format!("cranelift ISA: {e}"))?;
+        let call_conv = isa.default_call_conv();
+        let mut jit = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let mut tables = Box::new(Tables::default());
+        let mut consts = Vec::new();
+        let mut entries = Vec::with_capacity(exprs.len());
+        let mut pending = Vec::new();
+        let mut ctx = jit.make_context();
+        let mut fctx = FunctionBuilderContext::new();
+        for (i, e) in exprs.iter().enumerate() {
+            match &e.node {
+                Node::Attr(s) => {
+                    entries.push(Entry::Direct(*s, e.span.clone()));
+                    continue;
+                }
+                Node::Const(v) => {
+                    entries.push(Entry::Const(v.clone(), e.span.clone()));
+                    continue;
+                }
+                _ => {}
+            }
+            let ptr = jit.target_config().pointer_type();
+            ctx.func.signature.params.push(AbiParam::new(ptr));
+            ctx.func.signature.returns.push(AbiParam::new(types::I32));
+            let frame = {
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let frame = Gen::function(&mut b, &mut tables, &mut consts, call_conv, e);
+                b.finalize(jit.target_config());
+                frame
+            };
+            let id = jit
+                .declare_function(&format!("e{i}"), Linkage::Local, &ctx.func.signature)
+                .map_err(|e| e.to_string())?;
+            jit.define_function(id, &mut ctx)
+                .map_err(|e| format!("code generation: {e:?}"))?;
+            jit.clear_context(&mut ctx);
+            pending.push((entries.len(), id, frame));
+            entries.push(Entry::Const(Value::Null, 0..0));
+        }
+        jit.finalize_definitions().map_err(|e| e.to_string())?;
+        for (slot, id, frame) in pending {
+            let p = jit.get_finalized_function(id);
+            // SAFETY: `p` is the finalized code of a function generated with the signature
+            // `fn(*mut Rt) -> u32` in the host calling convention, which is `extern "C"`.
+            let code = unsafe { std::mem::transmute::<*const u8, Code>(p) };
+            entries[slot] = Entry::Native { code, frame };
+        }
+        Ok(Module {
+            entries,
+            tables,
+            _consts: consts,
+            jit: Some(jit),
+        })
+    }
+
+    /// The number of compiled expressions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Evaluates expression `i` for one object.
+    pub fn eval(&self, ctx: &mut Ctx, i: usize, obj: Object<'_>) -> Result<Value, EvalError> {
+        ctx.begin();
+        let (code, frame) = match self.entries.get(i) {
+            Some(Entry::Native { code, frame }) => (*code, *frame),
+            // A one-node expression takes one step: it fails only with no steps at all.
+            Some(Entry::Direct(_, span) | Entry::Const(_, span)) if ctx.limits.max_steps == 0 => {
+                return Err(EvalError {
+                    code: "E0512",
+                    message: "evaluation exceeded 0 steps".into(),
+                    span: span.clone(),
+                });
+            }
+            Some(Entry::Direct(s, _)) => {
+                return Ok(obj.attrs.get(*s as usize).cloned().unwrap_or_default());
+            }
+            Some(Entry::Const(v, _)) => return Ok(v.clone()),
+            None => return Ok(Value::Null),
+        };
+        FRAME.with(|cell| {
+            let mut fr = cell.take();
+            let r = run(ctx, &self.tables, code, frame, obj, &mut fr);
+            cell.replace(fr);
+            r
+        })
+    }
+}
+
+/// The reusable parts of an evaluation frame (per thread).
+#[derive(Default)]
+struct Frame {
+    temps: Vec<Value>,
+    vars: Vec<*const Value>,
+    accs: Vec<Vec<Value>>,
+    args: Vec<Value>,
+}
+
+thread_local! {
+    static FRAME: RefCell<Frame> = RefCell::new(Frame::default());
+}
+
+fn run(
+    ctx: &mut Ctx,
+    tables: &Tables,
+    code: Code,
+    size: FrameSize,
+    obj: Object<'_>,
+    fr: &mut Frame,
+) -> Result<Value, EvalError> {
+    fr.temps.resize(size.temps as usize, Value::Null);
+    fr.vars.resize(size.vars as usize, std::ptr::null());
+    let mut rt = Rt {
+        attrs: obj.attrs.as_ptr(),
+        attrs_len: obj.attrs.len() as u64,
+        imported: obj.imported.as_ptr(),
+        imported_len: obj.imported.len() as u64,
+        temps: fr.temps.as_mut_ptr(),
+        vars: fr.vars.as_mut_ptr(),
+        max_steps: ctx.limits.max_steps,
+        result: std::ptr::null(),
+        ctx,
+        tables,
+        accs: std::mem::take(&mut fr.accs),
+        args: std::mem::take(&mut fr.args),
+        error: None,
+    };
+    // SAFETY: `code` was generated for exactly this frame layout: it reads the object's
+    // attribute arrays within their lengths, writes only the `size.temps` temporaries and
+    // `size.vars` variables allocated above, and calls only the runtime helpers, which never
+    // unwind. `ctx`, `tables` and the object outlive the call.
+    let status = unsafe { code(&mut rt) };
+    let result = if status == runtime::OK {
+        let p = rt.result;
+        let base = fr.temps.as_ptr();
+        // SAFETY: both pointers are derived from the same allocation when `p` is a temporary;
+        // otherwise `offset_from` is not called.
+        let in_temps = p >= base && p < base.wrapping_add(fr.temps.len());
+        if in_temps {
+            let idx = (p as usize - base as usize) / std::mem::size_of::<Value>();
+            Ok(std::mem::take(&mut fr.temps[idx]))
+        } else {
+            // SAFETY: a result outside the temporaries is an attribute of the object, a
+            // constant of the module or a static, all alive here.
+            Ok(unsafe { (*p).clone() })
+        }
+    } else {
+        Err(rt.error.take().unwrap_or(EvalError {
+            code: "E0502",
+            message: "evaluation failed without an error".into(),
+            span: 0..0,
+        }))
+    };
+    for t in fr.temps.iter_mut() {
+        if !matches!(t, Value::Null) {
+            *t = Value::Null;
+        }
+    }
+    for a in rt.accs.iter_mut() {
+        a.clear();
+    }
+    fr.accs = std::mem::take(&mut rt.accs);
+    fr.args = std::mem::take(&mut rt.args);
+    result
+}

@@ -1,0 +1,422 @@
+//! The runtime that generated code runs against: the frame of one evaluation ([`Rt`]) and the
+//! host helpers generated code calls for string, multi-valued and error work.
+//!
+//! Consumes: pointers to [`Value`]s (attribute values, constants, temporaries) handed over by
+//! generated code. Produces: values written into temporaries and a status (0 = ok, 1 = error;
+//! the located [`EvalError`] is left in [`Rt::error`]). Every helper is `extern "C"` and never
+//! unwinds: a panic inside one is caught and reported as an error, because unwinding out of
+//! generated code would abort the process. The semantics are the interpreter's own functions
+//! (`interp::operator`, `map_values`, ...), so both engines compute the same results.
+
+use super::super::Ctx;
+use super::super::interp::{self, EvalError};
+use crate::builtins::{BuiltinFn, Fault};
+use crate::source::Span;
+use crate::syntax::ast::BinOp;
+use crate::value::Value;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+/// The value every out-of-range load reads.
+pub static NULL: Value = Value::Null;
+/// The two booleans comparisons produce.
+pub static TRUE: Value = Value::Bool(true);
+pub static FALSE: Value = Value::Bool(false);
+
+/// A builtin call site.
+pub struct CallSite {
+    pub f: BuiltinFn,
+    pub mapped: Vec<bool>,
+}
+
+/// What generated code refers to by index: the spans of nodes (for error locations), call
+/// sites, `&` chains and parameter names.
+#[derive(Default)]
+pub struct Tables {
+    pub spans: Vec<Span>,
+    pub calls: Vec<CallSite>,
+    /// Per `&` chain: the node of each concatenation, innermost first.
+    pub chains: Vec<Vec<u32>>,
+    pub params: Vec<Arc<str>>,
+}
+
+/// The frame of one evaluation. Generated code reads the first fields at fixed offsets.
+#[repr(C)]
+pub struct Rt {
+    pub attrs: *const Value,
+    pub attrs_len: u64,
+    pub imported: *const Value,
+    pub imported_len: u64,
+    /// The evaluation's temporaries (one per node that computes a value).
+    pub temps: *mut Value,
+    /// Values bound to `$variables`, by stack index.
+    pub vars: *mut *const Value,
+    pub max_steps: u64,
+    /// Where the result is, once the function returned 0.
+    pub result: *const Value,
+    pub ctx: *mut Ctx,
+    pub tables: *const Tables,
+    /// Collections being built by `Select`/`Where`, by loop.
+    pub accs: Vec<Vec<Value>>,
+    /// Arguments of the builtin call in progress (reused).
+    pub args: Vec<Value>,
+    pub error: Option<EvalError>,
+}
+
+/// Status values returned by helpers and generated functions.
+pub const OK: u32 = 0;
+pub const FAILED: u32 = 1;
+
+impl Rt {
+    fn span(&self, node: u32) -> Span {
+        // SAFETY: `tables` points to the module's tables, alive for the whole evaluation.
+        let t = unsafe { &*self.tables };
+        t.spans.get(node as usize).cloned().unwrap_or(0..0)
+    }
+
+    fn fail(&mut self, node: u32, f: Fault) -> u32 {
+        self.error = Some(EvalError {
+            code: f.code,
+            message: f.message,
+            span: self.span(node),
+        });
+        FAILED
+    }
+
+    /// Runs a helper body: its result goes to `out`, its fault becomes the error at `node`,
+    /// and a panic is caught (never unwinds into generated code).
+    fn guard(
+        &mut self,
+        node: u32,
+        out: *mut Value,
+        body: impl FnOnce(&mut Rt) -> Result<Value, Fault>,
+    ) -> u32 {
+        match catch_unwind(AssertUnwindSafe(|| body(self))) {
+            Ok(Ok(v)) => {
+                // SAFETY: `out` is a temporary of the frame, a valid, initialised Value.
+                unsafe { *out = v };
+                OK
+            }
+            Ok(Err(f)) => self.fail(node, f),
+            Err(_) => self.fail(
+                node,
+                Fault::new("E0502", "internal error in a runtime helper"),
+            ),
+        }
+    }
+
+    fn ctx(&mut self) -> &mut Ctx {
+        // SAFETY: `ctx` is the evaluation's context, exclusively borrowed for its duration.
+        unsafe { &mut *self.ctx }
+    }
+}
+
+/// Reads a value generated code points at.
+///
+/// SAFETY (for callers): `p` points to a live Value — an attribute, a constant of the module, a
+/// temporary of the frame or an element of one of those.
+unsafe fn val<'a>(p: *const Value) -> &'a Value {
+    // SAFETY: see above.
+    unsafe { &*p }
+}
+
+/// The module's tables.
+///
+/// SAFETY (for callers): `t` is the frame's `tables`, which outlive the evaluation.
+unsafe fn tables<'a>(t: *const Tables) -> &'a Tables {
+    // SAFETY: see above.
+    unsafe { &*t }
+}
+
+/// A builtin call: `argv` holds the call's argument pointers.
+pub extern "C" fn rt_call(
+    rt: *mut Rt,
+    call: u32,
+    argv: *const *const Value,
+    out: *mut Value,
+    node: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own frame.
+    let rt = unsafe { &mut *rt };
+    rt.guard(node, out, |rt| {
+        // SAFETY: the tables outlive the evaluation.
+        let site = &unsafe { tables(rt.tables) }.calls[call as usize];
+        let mut args = std::mem::take(&mut rt.args);
+        args.clear();
+        for i in 0..site.mapped.len() {
+            // SAFETY: `argv` has one pointer per argument, each to a live value.
+            args.push(unsafe { val(*argv.add(i)) }.clone());
+        }
+        let r = interp::map_values(rt.ctx(), &args, &site.mapped, site.f);
+        args.clear();
+        rt.args = args;
+        r
+    })
+}
+
+/// The operator codes generated code passes to [`rt_binary`].
+pub const OPS: [BinOp; 12] = [
+    BinOp::Concat,
+    BinOp::Add,
+    BinOp::Sub,
+    BinOp::Mul,
+    BinOp::Div,
+    BinOp::Eq,
+    BinOp::Ne,
+    BinOp::Lt,
+    BinOp::Le,
+    BinOp::Gt,
+    BinOp::Ge,
+    BinOp::And,
+];
+
+/// The code of an operator for [`rt_binary`] (`||` is 12).
+pub fn op_code(op: BinOp) -> u32 {
+    if op == BinOp::Or {
+        return 12;
+    }
+    OPS.iter().position(|o| *o == op).unwrap_or(0) as u32
+}
+
+/// A binary operator on its general path (multi-valued sides, NULLs, other types, errors).
+pub extern "C" fn rt_binary(
+    rt: *mut Rt,
+    op: u32,
+    l: *const Value,
+    r: *const Value,
+    out: *mut Value,
+    node: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own frame and live values.
+    let rt = unsafe { &mut *rt };
+    let (l, r) = unsafe { (val(l).clone(), val(r).clone()) };
+    rt.guard(node, out, |rt| match op {
+        11 => interp::logic(rt.ctx(), BinOp::And, l, r),
+        12 => interp::logic(rt.ctx(), BinOp::Or, l, r),
+        _ => interp::operator(rt.ctx(), OPS[op as usize], l, r),
+    })
+}
+
+/// Unary minus on its general path.
+pub extern "C" fn rt_neg(rt: *mut Rt, v: *const Value, out: *mut Value, node: u32) -> u32 {
+    // SAFETY: generated code passes its own frame and a live value.
+    let rt = unsafe { &mut *rt };
+    let v = unsafe { val(v) }.clone();
+    rt.guard(node, out, |rt| interp::negate(rt.ctx(), v))
+}
+
+/// A chain `a & b & c ...` of `n` operands: one allocation when every operand is a string or
+/// NULL and the result fits; otherwise the pairwise left fold the interpreter does.
+pub extern "C" fn rt_concat(
+    rt: *mut Rt,
+    chain: u32,
+    argv: *const *const Value,
+    n: u32,
+    out: *mut Value,
+) -> u32 {
+    // SAFETY: generated code passes its own frame and `n` pointers to live values.
+    let rt = unsafe { &mut *rt };
+    let args: Vec<&Value> = (0..n as usize)
+        .map(|i| unsafe { val(*argv.add(i)) })
+        .collect();
+    // SAFETY: the tables outlive the evaluation.
+    let nodes = &unsafe { tables(rt.tables) }.chains[chain as usize];
+    let plain = args
+        .iter()
+        .all(|v| matches!(v, Value::Str(_) | Value::Null));
+    if plain {
+        let total: usize = args.iter().map(|v| v.as_str().map_or(0, str::len)).sum();
+        let any = args.iter().any(|v| !v.is_null());
+        if rt.ctx().limits.max_bytes >= total {
+            let v = if any {
+                let mut s = String::with_capacity(total);
+                for a in &args {
+                    s.push_str(a.as_str().unwrap_or(""));
+                }
+                Value::Str(s.into())
+            } else {
+                Value::Null
+            };
+            // SAFETY: `out` is a temporary of the frame.
+            unsafe { *out = v };
+            return OK;
+        }
+    }
+    let mut acc = args.first().map_or(Value::Null, |v| (*v).clone());
+    for (i, v) in args.iter().enumerate().skip(1) {
+        let node = nodes.get(i - 1).copied().unwrap_or(0);
+        let l = std::mem::take(&mut acc);
+        let r = (*v).clone();
+        let status = rt.guard(node, &mut acc, |rt| {
+            interp::operator(rt.ctx(), BinOp::Concat, l, r)
+        });
+        if status != OK {
+            return status;
+        }
+    }
+    // SAFETY: `out` is a temporary of the frame.
+    unsafe { *out = acc };
+    OK
+}
+
+/// A condition that is neither a boolean nor NULL nor multi-valued: the type error.
+pub extern "C" fn rt_truth_fail(rt: *mut Rt, v: *const Value, node: u32) -> u32 {
+    // SAFETY: generated code passes its own frame and a live value.
+    let rt = unsafe { &mut *rt };
+    let v = unsafe { val(v) };
+    match interp::truth(v) {
+        Ok(_) => rt.fail(node, Fault::new("E0502", "condition is not a scalar")),
+        Err(f) => rt.fail(node, f),
+    }
+}
+
+/// Bit 0: some value of a multi-valued condition is true; bit 1: some is false; bit 31: error.
+pub extern "C" fn rt_picks(rt: *mut Rt, cond: *const Value, node: u32) -> u32 {
+    // SAFETY: generated code passes its own frame and a live value.
+    let rt = unsafe { &mut *rt };
+    let mut flags = 0;
+    for c in unsafe { val(cond) }.values() {
+        match interp::truth(c) {
+            Ok(true) => flags |= 1,
+            Ok(false) => flags |= 2,
+            Err(f) => {
+                rt.fail(node, f);
+                return 1 << 31;
+            }
+        }
+    }
+    flags
+}
+
+/// The result of an `IIF` with a multi-valued condition once its branches are evaluated.
+pub extern "C" fn rt_iif_zip(
+    cond: *const Value,
+    tv: *const Value,
+    fv: *const Value,
+    out: *mut Value,
+) {
+    // SAFETY: generated code passes live values and a temporary.
+    let (cond, tv, fv) = unsafe { (val(cond), val(tv), val(fv)) };
+    let picks: Vec<bool> = cond
+        .values()
+        .iter()
+        .map(|c| matches!(c, Value::Bool(true)))
+        .collect();
+    let v = interp::iif_zip(&picks, tv, fv);
+    unsafe { *out = v };
+}
+
+/// The value of a parameter (NULL when it has none).
+pub extern "C" fn rt_param(rt: *mut Rt, param: u32) -> *const Value {
+    // SAFETY: generated code passes its own frame; tables and ctx outlive the evaluation.
+    let rt = unsafe { &mut *rt };
+    let name = &unsafe { tables(rt.tables) }.params[param as usize];
+    match rt.ctx().param(name) {
+        Some(v) => v as *const Value,
+        None => &NULL,
+    }
+}
+
+/// `ValueCount`.
+pub extern "C" fn rt_value_count(v: *const Value, out: *mut Value) {
+    // SAFETY: generated code passes a live value and a temporary.
+    let n = unsafe { val(v) }.values().len();
+    unsafe { *out = Value::Num(n as i64) };
+}
+
+/// `IsPresent` of a string or multi-valued value (other tags are decided inline).
+pub extern "C" fn rt_is_present(v: *const Value) -> u32 {
+    // SAFETY: generated code passes a live value.
+    let v = unsafe { val(v) };
+    u32::from(
+        !v.values()
+            .iter()
+            .all(|x| x.as_str().is_some_and(str::is_empty)),
+    )
+}
+
+/// The number of values a loop over `v` visits.
+pub extern "C" fn rt_len(v: *const Value) -> u64 {
+    // SAFETY: generated code passes a live value.
+    unsafe { val(v) }.values().len() as u64
+}
+
+/// The `i`th value of `v` (the loop variable of `Select`/`Where`).
+pub extern "C" fn rt_elem(v: *const Value, i: u64) -> *const Value {
+    // SAFETY: generated code passes a live value and `i < rt_len(v)`.
+    match unsafe { val(v) }.values().get(i as usize) {
+        Some(x) => x as *const Value,
+        None => &NULL,
+    }
+}
+
+/// Appends a `Select` body result (flattened, NULLs dropped) or a `Where` element to loop
+/// `acc`'s collection.
+pub extern "C" fn rt_acc_push(rt: *mut Rt, acc: u32, v: *const Value, flat: u32) {
+    // SAFETY: generated code passes its own frame and a live value.
+    let rt = unsafe { &mut *rt };
+    let v = unsafe { val(v) }.clone();
+    let acc = acc as usize;
+    if rt.accs.len() <= acc {
+        rt.accs.resize_with(acc + 1, Vec::new);
+    }
+    if flat != 0 {
+        interp::push_flat(&mut rt.accs[acc], v);
+    } else {
+        rt.accs[acc].push(v);
+    }
+}
+
+/// Finishes loop `acc`: its collection goes to `out` (checked against the value limit for
+/// `Select`).
+pub extern "C" fn rt_acc_finish(
+    rt: *mut Rt,
+    acc: u32,
+    out: *mut Value,
+    node: u32,
+    check: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own frame and a temporary.
+    let rt = unsafe { &mut *rt };
+    let items = rt
+        .accs
+        .get_mut(acc as usize)
+        .map(std::mem::take)
+        .unwrap_or_default();
+    rt.guard(node, out, |rt| {
+        if check != 0 {
+            rt.ctx().check_values(items.len())?;
+        }
+        Ok(Value::many(items))
+    })
+}
+
+/// `Error(message)`: always fails.
+pub extern "C" fn rt_error(rt: *mut Rt, msg: *const Value, node: u32) -> u32 {
+    // SAFETY: generated code passes its own frame and a live value.
+    let rt = unsafe { &mut *rt };
+    let text = match unsafe { val(msg) } {
+        Value::Str(s) | Value::Ref(s) => s.to_string(),
+        v if v.is_null() => String::new(),
+        other => interp::render_scalar(other),
+    };
+    rt.fail(node, Fault::new("E0501", text))
+}
+
+/// The step limit was exceeded at `node`.
+pub extern "C" fn rt_step_fail(rt: *mut Rt, node: u32) -> u32 {
+    // SAFETY: generated code passes its own frame.
+    let rt = unsafe { &mut *rt };
+    let max = rt.max_steps;
+    rt.fail(
+        node,
+        Fault::new("E0512", format!("evaluation exceeded {max} steps")),
+    )
+}
+
+/// Clears a temporary before generated code stores a number into it in place (inside loops,
+/// where it may still hold a value of an earlier iteration).
+pub extern "C" fn rt_clear(v: *mut Value) {
+    // SAFETY: generated code passes a temporary.
+    unsafe { *v = Value::Null };
+}
