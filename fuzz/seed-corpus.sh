@@ -48,3 +48,8 @@ for e in sorted(exprs):
     (out / f"seed-expr-{hashlib.sha1(data).hexdigest()[:16]}").write_bytes(data)
 print(f"seeded: {len(exprs)} expressions from {len(files)} files into corpus/eval")
 PY
+
+# interp_vs_jit: the same expressions as eval.
+mkdir -p corpus/interp_vs_jit
+cp corpus/eval/seed-expr-* corpus/interp_vs_jit/
+echo "seeded: $(ls corpus/interp_vs_jit | wc -l) files in corpus/interp_vs_jit"
