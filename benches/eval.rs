@@ -1,12 +1,14 @@
 //! Expression evaluation benchmark: every flow of the shipped default rules whose source is the
-//! AD `user` object type, evaluated with the interpreter over a fixed set of generated users.
+//! AD `user` object type, evaluated over a fixed set of generated users by the JIT and by the
+//! interpreter, side by side (both checked to give the same results first). Also times the JIT
+//! compilation of every flow and scope expression of the whole default bundle.
 //! Criterion's throughput is in flows per second (ns per flow = 1e9 / throughput).
 //!
 //! Run: `cargo bench --bench eval`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use idflow::eval::Ctx;
 use idflow::eval::interp::{self, Object};
+use idflow::eval::{Ctx, EngineKind, Program};
 use idflow::sema::schema::ObjectDef;
 use idflow::sema::types::Base;
 use idflow::syntax::ast::Direction;
@@ -122,20 +124,64 @@ fn eval(c: &mut Criterion) {
         users.len()
     );
 
+    let exprs: Vec<_> = flows.iter().map(|f| &f.ir).collect();
+    let jit = Program::try_new(EngineKind::Jit, &exprs).expect("the JIT compiles every flow");
+    let interp = Program::try_new(EngineKind::Interp, &exprs).expect("interp");
+    for u in &users {
+        let obj = Object {
+            attrs: u,
+            imported: u,
+        };
+        for (i, e) in exprs.iter().enumerate() {
+            assert_eq!(
+                jit.eval(&mut ctx, i, e, obj),
+                interp.eval(&mut ctx, i, e, obj),
+                "flow {}",
+                flows[i].target
+            );
+        }
+    }
+
     let mut group = c.benchmark_group("default user flows");
     group.throughput(Throughput::Elements((flows.len() * users.len()) as u64));
-    group.bench_function("interp", |b| {
-        b.iter(|| {
-            for u in &users {
-                let obj = Object {
-                    attrs: u,
-                    imported: u,
-                };
-                for f in &flows {
-                    let _ = black_box(interp::eval(&mut ctx, &f.ir, obj));
+    for (name, program) in [("jit", &jit), ("interp", &interp)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for u in &users {
+                    let obj = Object {
+                        attrs: u,
+                        imported: u,
+                    };
+                    for (i, e) in exprs.iter().enumerate() {
+                        let _ = black_box(program.eval(&mut ctx, i, e, obj));
+                    }
+                }
+            })
+        });
+    }
+    group.finish();
+
+    // Compile time: every flow and scope expression of the bundle (what a run compiles).
+    let mut all: Vec<&idflow::ir::Expr> = Vec::new();
+    for r in &checked.bundle.rules {
+        for g in &r.scope {
+            for c in g {
+                if let idflow::sema::rules::ScopeClauseDef::Expr(_, e) = c {
+                    all.push(e);
                 }
             }
-        })
+        }
+        all.extend(r.flows.iter().map(|f| &f.ir));
+    }
+    eprintln!(
+        "{} rules, {} expressions in the bundle",
+        checked.bundle.rules.len(),
+        all.len()
+    );
+    let mut group = c.benchmark_group("compile default bundle");
+    group.sample_size(10);
+    group.bench_function("jit", |b| {
+        b.iter(|| black_box(Program::try_new(EngineKind::Jit, &all).expect("compiles")))
     });
     group.finish();
 }

@@ -179,14 +179,38 @@ impl Module {
             Some(Entry::Const(v, _)) => return Ok(v.clone()),
             None => return Ok(Value::Null),
         };
+        if frame.temps as usize <= SMALL && frame.vars as usize <= SMALL && frame.accs == 0 {
+            // A small frame lives on the stack.
+            let mut temps: [Value; SMALL] = Default::default();
+            let mut vars = [std::ptr::null(); SMALL];
+            let mut spare = Frame::default();
+            return run(
+                ctx,
+                &self.tables,
+                code,
+                obj,
+                &mut temps[..frame.temps as usize],
+                &mut vars,
+                &mut spare,
+            );
+        }
         FRAME.with(|cell| {
             let mut fr = cell.take();
-            let r = run(ctx, &self.tables, code, frame, obj, &mut fr);
+            let mut temps = std::mem::take(&mut fr.temps);
+            let mut vars = std::mem::take(&mut fr.vars);
+            temps.resize(frame.temps as usize, Value::Null);
+            vars.resize(frame.vars as usize, std::ptr::null());
+            let r = run(ctx, &self.tables, code, obj, &mut temps, &mut vars, &mut fr);
+            fr.temps = temps;
+            fr.vars = vars;
             cell.replace(fr);
             r
         })
     }
 }
+
+/// Frames with at most this many temporaries and variables (and no loops) live on the stack.
+const SMALL: usize = 8;
 
 /// The reusable parts of an evaluation frame (per thread).
 #[derive(Default)]
@@ -205,19 +229,18 @@ fn run(
     ctx: &mut Ctx,
     tables: &Tables,
     code: Code,
-    size: FrameSize,
     obj: Object<'_>,
+    temps: &mut [Value],
+    vars: &mut [*const Value],
     fr: &mut Frame,
 ) -> Result<Value, EvalError> {
-    fr.temps.resize(size.temps as usize, Value::Null);
-    fr.vars.resize(size.vars as usize, std::ptr::null());
     let mut rt = Rt {
         attrs: obj.attrs.as_ptr(),
         attrs_len: obj.attrs.len() as u64,
         imported: obj.imported.as_ptr(),
         imported_len: obj.imported.len() as u64,
-        temps: fr.temps.as_mut_ptr(),
-        vars: fr.vars.as_mut_ptr(),
+        temps: temps.as_mut_ptr(),
+        vars: vars.as_mut_ptr(),
         max_steps: ctx.limits.max_steps,
         result: std::ptr::null(),
         ctx,
@@ -226,20 +249,18 @@ fn run(
         args: std::mem::take(&mut fr.args),
         error: None,
     };
-    // SAFETY: `code` was generated for exactly this frame layout: it reads the object's
-    // attribute arrays within their lengths, writes only the `size.temps` temporaries and
-    // `size.vars` variables allocated above, and calls only the runtime helpers, which never
-    // unwind. `ctx`, `tables` and the object outlive the call.
+    // SAFETY: `code` was generated for this frame layout: it reads the object's attribute
+    // arrays within their lengths, writes only the temporaries and variables its `FrameSize`
+    // counts (the slices above are at least that long), and calls only the runtime helpers,
+    // which never unwind. `ctx`, `tables` and the object outlive the call.
     let status = unsafe { code(&mut rt) };
     let result = if status == runtime::OK {
         let p = rt.result;
-        let base = fr.temps.as_ptr();
-        // SAFETY: both pointers are derived from the same allocation when `p` is a temporary;
-        // otherwise `offset_from` is not called.
-        let in_temps = p >= base && p < base.wrapping_add(fr.temps.len());
+        let base = temps.as_ptr();
+        let in_temps = p >= base && p < base.wrapping_add(temps.len());
         if in_temps {
             let idx = (p as usize - base as usize) / std::mem::size_of::<Value>();
-            Ok(std::mem::take(&mut fr.temps[idx]))
+            Ok(std::mem::take(&mut temps[idx]))
         } else {
             // SAFETY: a result outside the temporaries is an attribute of the object, a
             // constant of the module or a static, all alive here.
@@ -252,7 +273,7 @@ fn run(
             span: 0..0,
         }))
     };
-    for t in fr.temps.iter_mut() {
+    for t in temps.iter_mut() {
         if !matches!(t, Value::Null) {
             *t = Value::Null;
         }

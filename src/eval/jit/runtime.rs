@@ -139,18 +139,31 @@ pub extern "C" fn rt_call(
     // SAFETY: generated code passes its own frame.
     let rt = unsafe { &mut *rt };
     rt.guard(node, out, |rt| {
-        // SAFETY: the tables outlive the evaluation.
         let site = &unsafe { tables(rt.tables) }.calls[call as usize];
-        let mut args = std::mem::take(&mut rt.args);
-        args.clear();
-        for i in 0..site.mapped.len() {
-            // SAFETY: `argv` has one pointer per argument, each to a live value.
-            args.push(unsafe { val(*argv.add(i)) }.clone());
+        let n = site.mapped.len();
+        // SAFETY: `argv` has one pointer per argument, each to a live value.
+        let arg = |i: usize| unsafe { val(*argv.add(i)) };
+        match n {
+            // One argument is passed in place; up to four are gathered on the stack.
+            0 => interp::map_values(rt.ctx(), &[], &site.mapped, site.f),
+            1 => interp::map_values(rt.ctx(), std::slice::from_ref(arg(0)), &site.mapped, site.f),
+            2..=4 => {
+                let mut buf: [Value; 4] = Default::default();
+                for (i, b) in buf.iter_mut().enumerate().take(n) {
+                    *b = arg(i).clone();
+                }
+                interp::map_values(rt.ctx(), &buf[..n], &site.mapped, site.f)
+            }
+            _ => {
+                let mut args = std::mem::take(&mut rt.args);
+                args.clear();
+                args.extend((0..n).map(|i| arg(i).clone()));
+                let r = interp::map_values(rt.ctx(), &args, &site.mapped, site.f);
+                args.clear();
+                rt.args = args;
+                r
+            }
         }
-        let r = interp::map_values(rt.ctx(), &args, &site.mapped, site.f);
-        args.clear();
-        rt.args = args;
-        r
     })
 }
 
