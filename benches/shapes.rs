@@ -34,7 +34,10 @@ fn user(i: usize) -> Vec<(String, Value)> {
     vec![
         (
             "mail".into(),
-            v(i % 4 != 0, Value::from(format!("{name}@contoso.com"))),
+            v(
+                !i.is_multiple_of(4),
+                Value::from(format!("{name}@contoso.com")),
+            ),
         ),
         (
             "upn".into(),
@@ -42,12 +45,15 @@ fn user(i: usize) -> Vec<(String, Value)> {
         ),
         (
             "givenName".into(),
-            v(i % 7 != 0, Value::from(format!("  Given{i} "))),
+            v(!i.is_multiple_of(7), Value::from(format!("  Given{i} "))),
         ),
-        ("sn".into(), v(i % 5 != 0, Value::from(format!("Surname{i}")))),
+        (
+            "sn".into(),
+            v(!i.is_multiple_of(5), Value::from(format!("Surname{i}"))),
+        ),
         (
             "userAccountControl".into(),
-            Value::Num(if i % 10 == 0 { 514 } else { 512 }),
+            Value::Num(if i.is_multiple_of(10) { 514 } else { 512 }),
         ),
     ]
 }
@@ -88,7 +94,8 @@ fn rust_left_trim(s: &Slots, v: &[Value]) -> Value {
             let end = t.char_indices().nth(3).map_or(t.len(), |(i, _)| i);
             Value::from(&t[..end])
         }
-        _ => Value::Null,
+        // Trim of NULL is the empty string.
+        _ => Value::from(""),
     }
 }
 
@@ -129,7 +136,7 @@ const SHAPES: [Shape; 5] = [
     Shape {
         name: "left_trim",
         idf: "Left(Trim([givenName]), 3)",
-        cel: "givenName == null ? null : left(trim(givenName), 3)",
+        cel: r#"givenName == null ? "" : left(trim(givenName), 3)"#,
         rust: rust_left_trim,
     },
     Shape {

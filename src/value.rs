@@ -40,6 +40,7 @@ impl Value {
     pub const TAG_STR: u8 = 3;
     pub const TAG_NUM: u8 = 4;
     pub const TAG_BOOL: u8 = 5;
+    pub const TAG_REF: u8 = 8;
     pub const TAG_MANY: u8 = 9;
     /// Offset of the payload (the `i64` of a number, the `bool` of a boolean).
     pub const PAYLOAD: i32 = 8;

@@ -58,7 +58,13 @@ const NUM_LITS: &[&str] = &[
     "&H10",
 ];
 const STR_LITS: &[&str] = &[
-    "\"\"", "\"a\"", "\" x \"", "\"Hello\"", "\"SMTP:\"", "\",\"", "\"10\"",
+    "\"\"",
+    "\"a\"",
+    "\" x \"",
+    "\"Hello\"",
+    "\"SMTP:\"",
+    "\",\"",
+    "\"10\"",
 ];
 
 impl Gen<'_> {
@@ -192,7 +198,7 @@ impl Gen<'_> {
             3 => "RemoveDuplicates([ms])".into(),
             4 => format!("IIF([mn] > {}, [mn], {})", self.num(d), self.num(d)),
             5 => format!("[mn] * {}", self.num(d)),
-            _ => format!("UCase([ms])"),
+            _ => "UCase([ms])".to_string(),
         }
     }
 
@@ -228,7 +234,15 @@ impl Gen<'_> {
 /// Random attribute values: each attribute absent, a typical value, or an edge value.
 fn inputs(rng: &mut Rng) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    let strs = ["", "a", " padded ", "Hello World", "10", "x,y,,z", "SMTP:a@b"];
+    let strs = [
+        "",
+        "a",
+        " padded ",
+        "Hello World",
+        "10",
+        "x,y,,z",
+        "SMTP:a@b",
+    ];
     let nums = [0, 1, -1, 2, 514, 66048, i64::MAX, i64::MIN, 7];
     let s = |rng: &mut Rng| Value::from(strs[rng.below(strs.len())]);
     let n = |rng: &mut Rng| Value::Num(nums[rng.below(nums.len())]);
@@ -259,7 +273,7 @@ fn inputs(rng: &mut Rng) -> Vec<(String, Value)> {
 }
 
 /// One engine's outcome, as compared: the value or the error's code, message and location.
-type Outcome = Result<Value, EvalError>;
+type Outcome = Result<Value, Box<EvalError>>;
 
 /// The difference between two outcomes, if any.
 fn differ(reference: &Outcome, other: &Outcome) -> Option<String> {
@@ -368,7 +382,7 @@ fn random_expressions_agree_on_both_engines() {
         eprintln!("no JIT on this machine: nothing to compare");
         return;
     }
-    let seed = env_or("DIFF_SEED", 0x1DF1_0u64);
+    let seed = env_or("DIFF_SEED", 0x0001_DF10_u64);
     let n = env_or("DIFF_CASES", 2000usize);
     let (failures, stats) = run_generated(seed, n, ctx);
     eprintln!("{stats:?}");
@@ -377,13 +391,24 @@ fn random_expressions_agree_on_both_engines() {
         "{} of {} cases differ:\n{}",
         failures.len(),
         stats.checked,
-        failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The generator must keep producing checked expressions of every kind of outcome, or this
     // test would pass without testing anything.
-    assert!(stats.checked * 2 > n, "too few expressions checked: {stats:?}");
+    assert!(
+        stats.checked * 2 > n,
+        "too few expressions checked: {stats:?}"
+    );
     assert!(stats.values > n / 10, "too few plain values: {stats:?}");
-    assert!(stats.multi > n / 50, "too few multi-valued results: {stats:?}");
+    assert!(
+        stats.multi > n / 50,
+        "too few multi-valued results: {stats:?}"
+    );
     assert!(stats.errors > n / 100, "too few runtime errors: {stats:?}");
 }
 
@@ -416,11 +441,11 @@ fn guard_a_different_value_is_reported() {
 #[test]
 fn guard_a_different_error_code_or_location_is_reported() {
     let e = |code: &'static str, span: std::ops::Range<usize>| -> Outcome {
-        Err(EvalError {
+        Err(Box::new(EvalError {
             code,
             message: "m".into(),
             span,
-        })
+        }))
     };
     assert!(differ(&e("E0505", 0..3), &e("E0505", 0..3)).is_none());
     assert!(differ(&e("E0505", 0..3), &e("E0502", 0..3)).is_some());

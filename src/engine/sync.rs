@@ -849,7 +849,7 @@ impl Run<'_> {
                     ) {
                         Ok(v) => v,
                         Err(e) => {
-                            self.eval_error(Some(c), Some(mv), rule, &f.target, e);
+                            self.eval_error(Some(c), Some(mv), rule, &f.target, *e);
                             Value::IgnoreThisFlow
                         }
                     }
@@ -1112,7 +1112,7 @@ impl Run<'_> {
         ) {
             Ok(v) => Ok(flow::shape(v, false).as_str().map(str::to_string)),
             Err(e) => {
-                self.eval_error(None, Some(mv), r, "dn", e);
+                self.eval_error(None, Some(mv), r, "dn", *e);
                 Err(())
             }
         }
@@ -1386,7 +1386,7 @@ impl Run<'_> {
                     ) {
                         Ok(v) => v,
                         Err(e) => {
-                            self.eval_error(Some(c), Some(mv), rule, &f.target, e);
+                            self.eval_error(Some(c), Some(mv), rule, &f.target, *e);
                             Value::IgnoreThisFlow
                         }
                     }
@@ -1436,7 +1436,7 @@ impl Run<'_> {
                         self.set_dn(c, &d);
                     }
                 }
-                Err(e) => self.eval_error(Some(c), Some(mv), rule, "dn", e),
+                Err(e) => self.eval_error(Some(c), Some(mv), rule, "dn", *e),
             }
         }
         if let Some(s) = tplan.dn {

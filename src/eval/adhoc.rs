@@ -7,7 +7,7 @@
 //! or a [`Prepared`] expression to evaluate with the interpreter.
 
 use super::Ctx;
-use super::interp::{self, EvalError, Object};
+use super::interp::{self, Evaluated, Object};
 use crate::diag::Diagnostic;
 use crate::ir;
 use crate::sema::schema::{AttrDef, ObjectDef, ParamDef, assign_slots};
@@ -127,7 +127,7 @@ pub fn prepare(
 
 impl Prepared {
     /// Evaluates with `kind` (the expression is compiled first for the JIT).
-    pub fn eval_with(&self, kind: super::EngineKind, ctx: &mut Ctx) -> Result<Value, EvalError> {
+    pub fn eval_with(&self, kind: super::EngineKind, ctx: &mut Ctx) -> Evaluated {
         let program = super::Program::new(kind, &[&self.expr]);
         program.eval(
             ctx,
@@ -141,7 +141,7 @@ impl Prepared {
     }
 
     /// Evaluates with the interpreter; the inputs serve as the confirmed imported values too.
-    pub fn eval(&self, ctx: &mut Ctx) -> Result<Value, EvalError> {
+    pub fn eval(&self, ctx: &mut Ctx) -> Evaluated {
         interp::eval(
             ctx,
             &self.expr,

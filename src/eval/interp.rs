@@ -34,8 +34,12 @@ pub struct EvalError {
     pub span: Span,
 }
 
+/// What an evaluation returns. The error is boxed so that the result is no larger than a
+/// [`Value`] (a value then moves through the call chain without being re-laid out).
+pub type Evaluated = Result<Value, Box<EvalError>>;
+
 /// Evaluates `e` for one object.
-pub fn eval(ctx: &mut Ctx, e: &Expr, obj: Object<'_>) -> Result<Value, EvalError> {
+pub fn eval(ctx: &mut Ctx, e: &Expr, obj: Object<'_>) -> Evaluated {
     ctx.begin();
     let mut it = Interp {
         ctx,
@@ -54,16 +58,18 @@ struct Interp<'c, 'o> {
     stack: Vec<Value>,
 }
 
-pub(super) fn at(span: &Span) -> impl Fn(Fault) -> EvalError + '_ {
-    move |f| EvalError {
-        code: f.code,
-        message: f.message,
-        span: span.clone(),
+pub(super) fn at(span: &Span) -> impl Fn(Fault) -> Box<EvalError> + '_ {
+    move |f| {
+        Box::new(EvalError {
+            code: f.code,
+            message: f.message,
+            span: span.clone(),
+        })
     }
 }
 
 impl Interp<'_, '_> {
-    fn eval(&mut self, e: &Expr) -> Result<Value, EvalError> {
+    fn eval(&mut self, e: &Expr) -> Evaluated {
         self.ctx.step().map_err(at(&e.span))?;
         match &e.node {
             Node::Const(v) => Ok(v.clone()),
@@ -178,11 +184,11 @@ impl Interp<'_, '_> {
                     v if v.is_null() => String::new(),
                     other => render_scalar(other),
                 };
-                Err(EvalError {
+                Err(Box::new(EvalError {
                     code: "E0501",
                     message: text,
                     span: e.span.clone(),
-                })
+                }))
             }
             Node::Binary(op, parts) => {
                 let [l, r] = parts.as_ref();
@@ -215,13 +221,7 @@ impl Interp<'_, '_> {
 
     /// `IIF` with a multi-valued condition: value `i` takes element `i` of a branch that has as
     /// many values as the condition (the same attribute), or the whole branch otherwise.
-    fn iif_per_value(
-        &mut self,
-        conds: &[Value],
-        t: &Expr,
-        f: &Expr,
-        span: &Span,
-    ) -> Result<Value, EvalError> {
+    fn iif_per_value(&mut self, conds: &[Value], t: &Expr, f: &Expr, span: &Span) -> Evaluated {
         let mut picks = Vec::with_capacity(conds.len());
         for c in conds {
             picks.push(truth(c).map_err(at(span))?);

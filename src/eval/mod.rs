@@ -20,7 +20,7 @@ pub mod json;
 use crate::builtins::Fault;
 use crate::ir;
 use crate::value::{DateTime, Value};
-use interp::{EvalError, Object};
+use interp::{Evaluated, Object};
 
 /// Which evaluator runs expressions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,13 +109,7 @@ impl Program {
 
     /// Evaluates expression number `i` (which is `e`) for one object.
     #[inline]
-    pub fn eval(
-        &self,
-        ctx: &mut Ctx,
-        i: usize,
-        e: &ir::Expr,
-        obj: Object<'_>,
-    ) -> Result<Value, EvalError> {
+    pub fn eval(&self, ctx: &mut Ctx, i: usize, e: &ir::Expr, obj: Object<'_>) -> Evaluated {
         #[cfg(feature = "jit")]
         if let Some(m) = &self.jit {
             return m.eval(ctx, i, obj);

@@ -36,6 +36,8 @@ pub struct FrameSize {
     pub temps: u32,
     pub vars: u32,
     pub accs: u32,
+    /// The function needs the growable scratch space (loops, calls of over four arguments).
+    pub heap: bool,
 }
 
 fn flags() -> MemFlagsData {
@@ -54,8 +56,12 @@ fn addr<T>(p: *const T) -> i64 {
 pub struct Gen<'a, 'b> {
     pub b: &'a mut FunctionBuilder<'b>,
     pub tables: &'a mut Tables,
+    /// Boxed: generated code holds their addresses, which must not move.
+    #[allow(clippy::vec_box)]
     pub consts: &'a mut Vec<Box<Value>>,
     pub call_conv: CallConv,
+    /// Where the length of a string or collection is inside a value, if known.
+    len_offset: Option<i32>,
     sigs: HashMap<(Vec<cir::Type>, Option<cir::Type>), SigRef>,
     rt: cir::Value,
     attrs: cir::Value,
@@ -75,11 +81,13 @@ pub struct Gen<'a, 'b> {
 
 impl<'a, 'b> Gen<'a, 'b> {
     /// Emits the whole function for `e`.
+    #[allow(clippy::vec_box)]
     pub fn function(
         b: &'a mut FunctionBuilder<'b>,
         tables: &'a mut Tables,
         consts: &'a mut Vec<Box<Value>>,
         call_conv: CallConv,
+        len_offset: Option<i32>,
         e: &Expr,
     ) -> FrameSize {
         let entry = b.create_block();
@@ -107,6 +115,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             tables,
             consts,
             call_conv,
+            len_offset,
             sigs: HashMap::new(),
             rt,
             attrs,
@@ -646,19 +655,55 @@ impl<'a, 'b> Gen<'a, 'b> {
         let tag = self.tag(p);
         let m = self.b.create_block();
         self.b.append_block_param(m, types::I8);
-        let (look, simple) = (self.b.create_block(), self.b.create_block());
-        let is_str = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, tag, Value::TAG_STR as i64);
-        let is_ref = self.b.ins().icmp_imm_s(IntCC::Equal, tag, 8);
+        let (simple, other) = (self.b.create_block(), self.b.create_block());
         let is_many = self
             .b
             .ins()
             .icmp_imm_s(IntCC::Equal, tag, Value::TAG_MANY as i64);
-        let textual = self.b.ins().bor(is_str, is_ref);
-        let slow = self.b.ins().bor(textual, is_many);
-        self.b.ins().brif(slow, look, &[], simple, &[]);
+        if present {
+            // A string or reference is present when it is not empty; a collection when one of
+            // its values is not an empty string (a helper looks).
+            let text = self.b.create_block();
+            let is_str = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::Equal, tag, Value::TAG_STR as i64);
+            let is_ref = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::Equal, tag, Value::TAG_REF as i64);
+            let textual = self.b.ins().bor(is_str, is_ref);
+            self.b.ins().brif(textual, text, &[], other, &[]);
+            self.b.switch_to_block(text);
+            let r = match self.len_offset {
+                Some(off) => {
+                    let n = self.b.ins().load(P, flags(), p, off);
+                    self.b.ins().icmp_imm_s(IntCC::NotEqual, n, 0)
+                }
+                None => {
+                    let r = self.helper(rtm::rt_is_present as *const u8, &[P], Some(I32), &[p]);
+                    self.b.ins().ireduce(types::I8, r)
+                }
+            };
+            self.b.ins().jump(m, &[r.into()]);
+            self.b.switch_to_block(other);
+            let look = self.b.create_block();
+            self.b.ins().brif(is_many, look, &[], simple, &[]);
+            self.b.switch_to_block(look);
+            let r = self.helper(rtm::rt_is_present as *const u8, &[P], Some(I32), &[p]);
+            let r = self.b.ins().ireduce(types::I8, r);
+            self.b.ins().jump(m, &[r.into()]);
+        } else {
+            // NULL has no values; a collection has as many as its length.
+            self.b.ins().brif(is_many, other, &[], simple, &[]);
+            self.b.switch_to_block(other);
+            let n = match self.len_offset {
+                Some(off) => self.b.ins().load(P, flags(), p, off),
+                None => self.helper(rtm::rt_len as *const u8, &[P], Some(P), &[p]),
+            };
+            let r = self.b.ins().icmp_imm_s(IntCC::Equal, n, 0);
+            self.b.ins().jump(m, &[r.into()]);
+        }
         self.b.switch_to_block(simple);
         let null = self.b.ins().icmp_imm_s(
             IntCC::UnsignedLessThanOrEqual,
@@ -669,15 +714,6 @@ impl<'a, 'b> Gen<'a, 'b> {
             self.b.ins().icmp_imm_s(IntCC::Equal, null, 0)
         } else {
             null
-        };
-        self.b.ins().jump(m, &[r.into()]);
-        self.b.switch_to_block(look);
-        let r = if present {
-            let r = self.helper(rtm::rt_is_present as *const u8, &[P], Some(I32), &[p]);
-            self.b.ins().ireduce(types::I8, r)
-        } else {
-            let n = self.helper(rtm::rt_len as *const u8, &[P], Some(P), &[p]);
-            self.b.ins().icmp_imm_s(IntCC::Equal, n, 0)
         };
         self.b.ins().jump(m, &[r.into()]);
         self.b.switch_to_block(m);
@@ -703,7 +739,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             ) => self.cond_node(e, t, f, many),
             Node::Call {
                 name, args, mapped, ..
-            } if matches!(name.as_ref(), "IsPresent" | "IsNull")
+            } if matches!(*name, "IsPresent" | "IsNull")
                 && args.len() == 1
                 && mapped.as_slice() == [false] =>
             {
@@ -986,6 +1022,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         let n = self.helper(rtm::rt_len as *const u8, &[P], Some(P), &[cp]);
         let acc = self.frame.accs;
         self.frame.accs += 1;
+        self.frame.heap = true;
         let i = self.b.declare_var(P);
         let zero = self.iconst(0);
         self.b.def_var(i, zero);

@@ -11,10 +11,10 @@
 #![allow(unsafe_code)]
 
 mod codegen;
-pub mod runtime;
+mod runtime;
 
 use super::Ctx;
-use super::interp::{EvalError, Object};
+use super::interp::{EvalError, Evaluated, Object};
 use crate::ir::{Expr, Node};
 use crate::source::Span;
 use crate::value::Value;
@@ -24,7 +24,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module as _, default_libcall_names};
-use runtime::{Rt, Tables};
+use runtime::{Heap, Rt, Tables};
 use std::cell::RefCell;
 
 type Code = unsafe extern "C" fn(*mut Rt) -> u32;
@@ -47,6 +47,7 @@ pub struct Module {
     /// Spans, call sites and parameter names the generated code refers to by index.
     tables: Box<Tables>,
     /// Constants the generated code points at (boxed: their addresses never move).
+    #[allow(clippy::vec_box)]
     _consts: Vec<Box<Value>>,
     /// The code; released when the module is dropped.
     jit: Option<JITModule>,
@@ -99,6 +100,7 @@ impl Module {
             .map_err(|e| format!("cranelift ISA: {e}"))?;
         let call_conv = isa.default_call_conv();
         let mut jit = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let len_offset = runtime::len_offset();
         let mut tables = Box::new(Tables::default());
         let mut consts = Vec::new();
         let mut entries = Vec::with_capacity(exprs.len());
@@ -122,7 +124,8 @@ impl Module {
             ctx.func.signature.returns.push(AbiParam::new(types::I32));
             let frame = {
                 let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                let frame = Gen::function(&mut b, &mut tables, &mut consts, call_conv, e);
+                let frame =
+                    Gen::function(&mut b, &mut tables, &mut consts, call_conv, len_offset, e);
                 b.finalize(jit.target_config());
                 frame
             };
@@ -161,17 +164,17 @@ impl Module {
     }
 
     /// Evaluates expression `i` for one object.
-    pub fn eval(&self, ctx: &mut Ctx, i: usize, obj: Object<'_>) -> Result<Value, EvalError> {
+    pub fn eval(&self, ctx: &mut Ctx, i: usize, obj: Object<'_>) -> Evaluated {
         ctx.begin();
         let (code, frame) = match self.entries.get(i) {
             Some(Entry::Native { code, frame }) => (*code, *frame),
             // A one-node expression takes one step: it fails only with no steps at all.
             Some(Entry::Direct(_, span) | Entry::Const(_, span)) if ctx.limits.max_steps == 0 => {
-                return Err(EvalError {
+                return Err(Box::new(EvalError {
                     code: "E0512",
                     message: "evaluation exceeded 0 steps".into(),
                     span: span.clone(),
-                });
+                }));
             }
             Some(Entry::Direct(s, _)) => {
                 return Ok(obj.attrs.get(*s as usize).cloned().unwrap_or_default());
@@ -179,30 +182,55 @@ impl Module {
             Some(Entry::Const(v, _)) => return Ok(v.clone()),
             None => return Ok(Value::Null),
         };
-        if frame.temps as usize <= SMALL && frame.vars as usize <= SMALL && frame.accs == 0 {
+        if !frame.heap && frame.temps as usize <= SMALL && frame.vars as usize <= SMALL {
             // A small frame lives on the stack.
-            let mut temps: [Value; SMALL] = Default::default();
+            if frame.temps == 0 && frame.vars == 0 {
+                return run(
+                    ctx,
+                    &self.tables,
+                    code,
+                    obj,
+                    &mut [],
+                    &mut [],
+                    std::ptr::null_mut(),
+                );
+            }
+            let n = frame.temps as usize;
+            let mut space = [const { std::mem::MaybeUninit::<Value>::uninit() }; SMALL];
+            for t in &mut space[..n] {
+                t.write(Value::Null);
+            }
+            // SAFETY: the first `n` elements were just initialised. They need no drop
+            // afterwards: `run` leaves every temporary NULL, which owns nothing.
+            let temps =
+                unsafe { std::slice::from_raw_parts_mut(space.as_mut_ptr().cast::<Value>(), n) };
             let mut vars = [std::ptr::null(); SMALL];
-            let mut spare = Frame::default();
             return run(
                 ctx,
                 &self.tables,
                 code,
                 obj,
-                &mut temps[..frame.temps as usize],
+                temps,
                 &mut vars,
-                &mut spare,
+                std::ptr::null_mut(),
             );
         }
         FRAME.with(|cell| {
             let mut fr = cell.take();
-            let mut temps = std::mem::take(&mut fr.temps);
-            let mut vars = std::mem::take(&mut fr.vars);
-            temps.resize(frame.temps as usize, Value::Null);
-            vars.resize(frame.vars as usize, std::ptr::null());
-            let r = run(ctx, &self.tables, code, obj, &mut temps, &mut vars, &mut fr);
-            fr.temps = temps;
-            fr.vars = vars;
+            fr.temps.resize(frame.temps as usize, Value::Null);
+            fr.vars.resize(frame.vars as usize, std::ptr::null());
+            let r = run(
+                ctx,
+                &self.tables,
+                code,
+                obj,
+                &mut fr.temps,
+                &mut fr.vars,
+                &mut fr.heap,
+            );
+            for a in fr.heap.accs.iter_mut() {
+                a.clear();
+            }
             cell.replace(fr);
             r
         })
@@ -217,14 +245,14 @@ const SMALL: usize = 8;
 struct Frame {
     temps: Vec<Value>,
     vars: Vec<*const Value>,
-    accs: Vec<Vec<Value>>,
-    args: Vec<Value>,
+    heap: Heap,
 }
 
 thread_local! {
     static FRAME: RefCell<Frame> = RefCell::new(Frame::default());
 }
 
+#[inline(always)]
 fn run(
     ctx: &mut Ctx,
     tables: &Tables,
@@ -232,8 +260,8 @@ fn run(
     obj: Object<'_>,
     temps: &mut [Value],
     vars: &mut [*const Value],
-    fr: &mut Frame,
-) -> Result<Value, EvalError> {
+    heap: *mut Heap,
+) -> Evaluated {
     let mut rt = Rt {
         attrs: obj.attrs.as_ptr(),
         attrs_len: obj.attrs.len() as u64,
@@ -245,8 +273,7 @@ fn run(
         result: std::ptr::null(),
         ctx,
         tables,
-        accs: std::mem::take(&mut fr.accs),
-        args: std::mem::take(&mut fr.args),
+        heap,
         error: None,
     };
     // SAFETY: `code` was generated for this frame layout: it reads the object's attribute
@@ -258,30 +285,64 @@ fn run(
         let p = rt.result;
         let base = temps.as_ptr();
         let in_temps = p >= base && p < base.wrapping_add(temps.len());
-        if in_temps {
+        // SAFETY: `p` points to a live value: a temporary, an attribute of the object, a
+        // constant of the module or a static.
+        let tag = unsafe { *(p as *const u8) };
+        if matches!(tag, 0..=2 | Value::TAG_NUM | Value::TAG_BOOL | 7) {
+            // NULL, a number, a boolean or a date owns nothing: a bitwise copy is a clone
+            // (and cheaper than the derived clone, which copies through partial stores).
+            // SAFETY: as above; the variants of these tags hold no heap data.
+            Ok(unsafe { std::ptr::read(p) })
+        } else if in_temps {
             let idx = (p as usize - base as usize) / std::mem::size_of::<Value>();
             Ok(std::mem::take(&mut temps[idx]))
         } else {
-            // SAFETY: a result outside the temporaries is an attribute of the object, a
-            // constant of the module or a static, all alive here.
+            // SAFETY: as above.
             Ok(unsafe { (*p).clone() })
         }
     } else {
-        Err(rt.error.take().unwrap_or(EvalError {
+        Err(Box::new(rt.error.take().unwrap_or(EvalError {
             code: "E0502",
             message: "evaluation failed without an error".into(),
             span: 0..0,
-        }))
+        })))
     };
     for t in temps.iter_mut() {
         if !matches!(t, Value::Null) {
             *t = Value::Null;
         }
     }
-    for a in rt.accs.iter_mut() {
-        a.clear();
-    }
-    fr.accs = std::mem::take(&mut rt.accs);
-    fr.args = std::mem::take(&mut rt.args);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generated code reads tags and payloads in place: the layout must be what it assumes.
+    #[test]
+    fn value_layout_is_what_generated_code_reads() {
+        let tag = |v: &Value| unsafe { *(v as *const Value as *const u8) };
+        assert_eq!(tag(&Value::Null), 0);
+        assert_eq!(tag(&Value::IgnoreThisFlow), Value::TAG_LAST_NULL);
+        assert_eq!(tag(&Value::from("x")), Value::TAG_STR);
+        assert_eq!(tag(&Value::Ref("x".into())), Value::TAG_REF);
+        assert_eq!(tag(&Value::Num(1)), Value::TAG_NUM);
+        assert_eq!(tag(&Value::Bool(true)), Value::TAG_BOOL);
+        assert_eq!(tag(&Value::many(vec![Value::Num(1)])), Value::TAG_MANY);
+        let n = Value::Num(-5);
+        let payload = unsafe { *((&n as *const Value as *const u8).add(8) as *const i64) };
+        assert_eq!(payload, -5);
+        let b = Value::Bool(true);
+        assert_eq!(unsafe { *(&b as *const Value as *const u8).add(8) }, 1);
+        // An evaluation result is no larger than a value.
+        assert_eq!(
+            std::mem::size_of::<super::super::interp::Evaluated>(),
+            std::mem::size_of::<Value>()
+        );
+        assert_eq!(
+            runtime::len_offset().is_some(),
+            cfg!(target_pointer_width = "64")
+        );
+    }
 }

@@ -56,11 +56,18 @@ pub struct Rt {
     pub result: *const Value,
     pub ctx: *mut Ctx,
     pub tables: *const Tables,
+    /// Growable scratch space; null for functions whose frame says they need none.
+    pub heap: *mut Heap,
+    pub error: Option<EvalError>,
+}
+
+/// Scratch space of evaluations with loops or calls of many arguments (reused per thread).
+#[derive(Default)]
+pub struct Heap {
     /// Collections being built by `Select`/`Where`, by loop.
     pub accs: Vec<Vec<Value>>,
-    /// Arguments of the builtin call in progress (reused).
+    /// Arguments of a builtin call of more than four arguments.
     pub args: Vec<Value>,
-    pub error: Option<EvalError>,
 }
 
 /// Status values returned by helpers and generated functions.
@@ -155,12 +162,14 @@ pub extern "C" fn rt_call(
                 interp::map_values(rt.ctx(), &buf[..n], &site.mapped, site.f)
             }
             _ => {
-                let mut args = std::mem::take(&mut rt.args);
+                // SAFETY: a function with such a call has a heap (its frame says so).
+                let heap = unsafe { &mut *rt.heap };
+                let mut args = std::mem::take(&mut heap.args);
                 args.clear();
                 args.extend((0..n).map(|i| arg(i).clone()));
                 let r = interp::map_values(rt.ctx(), &args, &site.mapped, site.f);
                 args.clear();
-                rt.args = args;
+                heap.args = args;
                 r
             }
         }
@@ -229,21 +238,20 @@ pub extern "C" fn rt_concat(
 ) -> u32 {
     // SAFETY: generated code passes its own frame and `n` pointers to live values.
     let rt = unsafe { &mut *rt };
-    let args: Vec<&Value> = (0..n as usize)
-        .map(|i| unsafe { val(*argv.add(i)) })
-        .collect();
+    let n = n as usize;
+    // SAFETY: `argv` holds `n` pointers to live values.
+    let arg = |i: usize| -> &Value { unsafe { val(*argv.add(i)) } };
+    let args = || (0..n).map(arg);
     // SAFETY: the tables outlive the evaluation.
     let nodes = &unsafe { tables(rt.tables) }.chains[chain as usize];
-    let plain = args
-        .iter()
-        .all(|v| matches!(v, Value::Str(_) | Value::Null));
+    let plain = args().all(|v| matches!(v, Value::Str(_) | Value::Null));
     if plain {
-        let total: usize = args.iter().map(|v| v.as_str().map_or(0, str::len)).sum();
-        let any = args.iter().any(|v| !v.is_null());
+        let total: usize = args().map(|v| v.as_str().map_or(0, str::len)).sum();
+        let any = args().any(|v| !v.is_null());
         if rt.ctx().limits.max_bytes >= total {
             let v = if any {
                 let mut s = String::with_capacity(total);
-                for a in &args {
+                for a in args() {
                     s.push_str(a.as_str().unwrap_or(""));
                 }
                 Value::Str(s.into())
@@ -255,11 +263,11 @@ pub extern "C" fn rt_concat(
             return OK;
         }
     }
-    let mut acc = args.first().map_or(Value::Null, |v| (*v).clone());
-    for (i, v) in args.iter().enumerate().skip(1) {
+    let mut acc = if n > 0 { arg(0).clone() } else { Value::Null };
+    for (i, v) in args().enumerate().skip(1) {
         let node = nodes.get(i - 1).copied().unwrap_or(0);
         let l = std::mem::take(&mut acc);
-        let r = (*v).clone();
+        let r = v.clone();
         let status = rt.guard(node, &mut acc, |rt| {
             interp::operator(rt.ctx(), BinOp::Concat, l, r)
         });
@@ -370,13 +378,15 @@ pub extern "C" fn rt_acc_push(rt: *mut Rt, acc: u32, v: *const Value, flat: u32)
     let rt = unsafe { &mut *rt };
     let v = unsafe { val(v) }.clone();
     let acc = acc as usize;
-    if rt.accs.len() <= acc {
-        rt.accs.resize_with(acc + 1, Vec::new);
+    // SAFETY: a function with loops has a heap (its frame says so).
+    let heap = unsafe { &mut *rt.heap };
+    if heap.accs.len() <= acc {
+        heap.accs.resize_with(acc + 1, Vec::new);
     }
     if flat != 0 {
-        interp::push_flat(&mut rt.accs[acc], v);
+        interp::push_flat(&mut heap.accs[acc], v);
     } else {
-        rt.accs[acc].push(v);
+        heap.accs[acc].push(v);
     }
 }
 
@@ -391,7 +401,9 @@ pub extern "C" fn rt_acc_finish(
 ) -> u32 {
     // SAFETY: generated code passes its own frame and a temporary.
     let rt = unsafe { &mut *rt };
-    let items = rt
+    // SAFETY: a function with loops has a heap (its frame says so).
+    let heap = unsafe { &mut *rt.heap };
+    let items = heap
         .accs
         .get_mut(acc as usize)
         .map(std::mem::take)
@@ -432,4 +444,32 @@ pub extern "C" fn rt_step_fail(rt: *mut Rt, node: u32) -> u32 {
 pub extern "C" fn rt_clear(v: *mut Value) {
     // SAFETY: generated code passes a temporary.
     unsafe { *v = Value::Null };
+}
+
+/// Where a string's or a collection's length is inside a [`Value`], found by looking at values
+/// of known lengths (the layout of `Arc<str>` and `Arc<[T]>` fat pointers is not specified, so
+/// it is observed rather than assumed); `None` when it cannot be told, and helpers are used.
+pub fn len_offset() -> Option<i32> {
+    fn words(v: &Value) -> [usize; 2] {
+        let p = v as *const Value as *const usize;
+        // SAFETY: a Value is three words (checked by the caller); words 1 and 2 are the
+        // payload of a string or collection, its fat pointer, fully initialised.
+        unsafe { [*p.add(1), *p.add(2)] }
+    }
+    if std::mem::size_of::<Value>() != 3 * std::mem::size_of::<usize>() {
+        return None;
+    }
+    let probes = [
+        (Value::from("abc"), 3),
+        (Value::from("abcdefghijklm"), 13),
+        (Value::Ref("x".into()), 1),
+        (Value::many(vec![Value::Null; 5]), 5),
+        (Value::many(vec![Value::Num(1); 9]), 9),
+    ];
+    for (k, off) in [(0usize, 8i32), (1, 16)] {
+        if probes.iter().all(|(v, n)| words(v)[k] == *n) {
+            return Some(off);
+        }
+    }
+    None
 }
