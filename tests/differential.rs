@@ -327,7 +327,12 @@ struct Stats {
 }
 
 /// Runs `n` generated cases from `seed` on both engines; returns the mismatches.
-fn run_generated(seed: u64, n: usize, jit_ctx: fn() -> Ctx) -> (Vec<String>, Stats) {
+fn run_generated(
+    seed: u64,
+    n: usize,
+    interp_ctx: fn(usize) -> Ctx,
+    jit_ctx: fn(usize) -> Ctx,
+) -> (Vec<String>, Stats) {
     let mut rng = Rng(seed | 1);
     let mut stats = Stats::default();
     let mut failures = Vec::new();
@@ -348,8 +353,8 @@ fn run_generated(seed: u64, n: usize, jit_ctx: fn() -> Ctx) -> (Vec<String>, Sta
                     attrs: &p.values,
                     imported: &p.values,
                 };
-                let a = interp.eval(&mut ctx(), k, &p.expr, obj);
-                let b = jit.eval(&mut jit_ctx(), k, &p.expr, obj);
+                let a = interp.eval(&mut interp_ctx(*i), k, &p.expr, obj);
+                let b = jit.eval(&mut jit_ctx(*i), k, &p.expr, obj);
                 stats.checked += 1;
                 match &a {
                     Ok(Value::Many(_)) => stats.multi += 1,
@@ -384,7 +389,7 @@ fn random_expressions_agree_on_both_engines() {
     }
     let seed = env_or("DIFF_SEED", 0x0001_DF10_u64);
     let n = env_or("DIFF_CASES", 2000usize);
-    let (failures, stats) = run_generated(seed, n, ctx);
+    let (failures, stats) = run_generated(seed, n, |_| ctx(), |_| ctx());
     eprintln!("{stats:?}");
     assert!(
         failures.is_empty(),
@@ -410,6 +415,40 @@ fn random_expressions_agree_on_both_engines() {
         "too few multi-valued results: {stats:?}"
     );
     assert!(stats.errors > n / 100, "too few runtime errors: {stats:?}");
+}
+
+/// Tight limits, the same on both engines: step, size and value-count errors must come at the
+/// same node (loops count steps in generated code; loop-free code under a step limit below its
+/// node count is left to the interpreter).
+#[test]
+fn random_expressions_agree_under_tight_limits() {
+    if !jit_available() {
+        return;
+    }
+    fn tight(i: usize) -> Ctx {
+        ctx().with_limits(Limits {
+            max_bytes: 4 + i % 40,
+            max_values: 1 + i % 5,
+            max_steps: 1 + (i % 30) as u64,
+        })
+    }
+    let seed = env_or("DIFF_SEED", 0x0005_EED5_u64);
+    let n = env_or("DIFF_CASES", 2000usize);
+    let (failures, stats) = run_generated(seed, n, tight, tight);
+    eprintln!("{stats:?}");
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        stats.checked,
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(stats.errors > n / 4, "too few limit errors: {stats:?}");
 }
 
 // ---- guards: the comparison detects real differences -----------------------------------------
@@ -461,14 +500,14 @@ fn guard_the_generated_run_catches_a_skewed_engine() {
     }
     // A JIT context with a tiny step limit stands in for a broken engine: the same generated
     // run must now report differences.
-    fn starved() -> Ctx {
+    fn starved(_: usize) -> Ctx {
         ctx().with_limits(Limits {
             max_bytes: 4096,
             max_values: 64,
             max_steps: 3,
         })
     }
-    let (failures, _) = run_generated(7, 200, starved);
+    let (failures, _) = run_generated(7, 200, |_| ctx(), starved);
     assert!(
         failures.len() > 20,
         "only {} differences found",

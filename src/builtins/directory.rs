@@ -115,7 +115,7 @@ fn pick(ctx: &Ctx, rdns: &[Rdn<'_>], n: Option<i64>) -> Outcome {
         .and_then(|n| n.checked_sub(1))
         .and_then(|i| rdns.get(i));
     match picked {
-        Some(r) => ctx.string(r.value.to_owned()),
+        Some(r) => ctx.str_slice(r.value),
         None => Ok(Value::Null),
     }
 }

@@ -276,7 +276,7 @@ fn left(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     match n.map(count_arg) {
         // A NULL or negative count returns the string.
         None | Some(None) => shared(ctx, s),
-        Some(Some(n)) => ctx.string(take_chars(&s, n).to_owned()),
+        Some(Some(n)) => ctx.str_slice(take_chars(&s, n)),
     }
 }
 
@@ -288,7 +288,7 @@ fn right(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     };
     match n.map(count_arg) {
         None | Some(None) => shared(ctx, s),
-        Some(Some(n)) => ctx.string(last_chars(&s, n).to_owned()),
+        Some(Some(n)) => ctx.str_slice(last_chars(&s, n)),
     }
 }
 
@@ -309,7 +309,7 @@ fn trimmed(ctx: &Ctx, f: &str, args: &[Value], how: fn(&str) -> &str) -> Outcome
     if t.len() == s.len() {
         shared(ctx, s)
     } else {
-        ctx.string(t.to_owned())
+        ctx.str_slice(t)
     }
 }
 
@@ -373,7 +373,7 @@ fn mid(ctx: &mut Ctx, args: &[Value]) -> Outcome {
             Some((skip, take)) => {
                 let from = byte_offset(s, skip).unwrap_or(s.len());
                 let rest = s.get(from..).unwrap_or("");
-                ctx.string(take_chars(rest, take).to_owned())
+                ctx.str_slice(take_chars(rest, take))
             }
         },
         other => Err(Fault::type_error(F, "str or bin", other)),
@@ -556,7 +556,7 @@ fn word(ctx: &mut Ctx, args: &[Value]) -> Outcome {
         .filter(|w| !w.is_empty())
         .nth(n - 1)
         .unwrap_or("");
-    ctx.string(w.to_owned())
+    ctx.str_slice(w)
 }
 
 #[cfg(test)]

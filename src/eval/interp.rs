@@ -387,6 +387,13 @@ pub(super) fn concat(ctx: &mut Ctx, l: &Value, r: &Value) -> Result<Value, Fault
         }
         (a, b) if a.is_null() => Ok(as_text(b)),
         (a, b) if b.is_null() => Ok(as_text(a)),
+        (Value::Str(x), Value::Str(y)) => {
+            ctx.check_bytes(x.len().saturating_add(y.len()))?;
+            let mut s = String::with_capacity(x.len() + y.len());
+            s.push_str(x);
+            s.push_str(y);
+            ctx.string(s)
+        }
         (a, b) => {
             let (x, y) = (render_scalar(a), render_scalar(b));
             ctx.check_bytes(x.len().saturating_add(y.len()))?;

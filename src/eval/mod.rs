@@ -112,7 +112,7 @@ impl Program {
     pub fn eval(&self, ctx: &mut Ctx, i: usize, e: &ir::Expr, obj: Object<'_>) -> Evaluated {
         #[cfg(feature = "jit")]
         if let Some(m) = &self.jit {
-            return m.eval(ctx, i, obj);
+            return m.eval(ctx, i, e, obj);
         }
         let _ = i;
         interp::eval(ctx, e, obj)
@@ -221,6 +221,12 @@ impl Ctx {
 
     /// A string result, checked against the size limit.
     pub fn string(&self, s: String) -> Result<Value, Fault> {
+        self.check_bytes(s.len())?;
+        Ok(Value::Str(s.into()))
+    }
+
+    /// A string result copied from a slice (one allocation), checked against the size limit.
+    pub fn str_slice(&self, s: &str) -> Result<Value, Fault> {
         self.check_bytes(s.len())?;
         Ok(Value::Str(s.into()))
     }

@@ -38,6 +38,12 @@ pub struct FrameSize {
     pub accs: u32,
     /// The function needs the growable scratch space (loops, calls of over four arguments).
     pub heap: bool,
+    /// Steps are counted by the generated code (the expression has loops). Otherwise no
+    /// evaluation takes more than `nodes` steps, and one under a smaller step limit is left to
+    /// the interpreter, which fails at the same node.
+    pub counted: bool,
+    /// The number of nodes of the expression.
+    pub nodes: u32,
 }
 
 fn flags() -> MemFlagsData {
@@ -128,7 +134,10 @@ impl<'a, 'b> Gen<'a, 'b> {
             steps,
             err,
             step_fail,
-            frame: FrameSize::default(),
+            frame: FrameSize {
+                counted: has_loops(e),
+                ..FrameSize::default()
+            },
             depth: 0,
             loops: 0,
         };
@@ -199,6 +208,12 @@ impl<'a, 'b> Gen<'a, 'b> {
     /// Counts one step at node `e` (the interpreter's `ctx.step()`); returns the node's id.
     fn step(&mut self, e: &Expr) -> u32 {
         let node = self.span_id(e);
+        self.frame.nodes += 1;
+        if !self.frame.counted {
+            // Without loops an evaluation visits each node at most once, so the caller checks
+            // the limit against the node count up front (see `FrameSize::counted`).
+            return node;
+        }
         let s = self.b.use_var(self.steps);
         let s = self.b.ins().iadd_imm_s(s, 1);
         self.b.def_var(self.steps, s);
@@ -1120,6 +1135,26 @@ fn flatten_concat<'e>(e: &'e Expr, chain: &mut Vec<&'e Expr>, leaves: &mut Vec<&
     }
     leaves.push(r);
     true
+}
+
+/// Whether `e` contains `Select` or `Where` (whose bodies run once per value).
+fn has_loops(e: &Expr) -> bool {
+    match &e.node {
+        Node::Select(_) | Node::Where(_) => true,
+        Node::Const(_)
+        | Node::Attr(_)
+        | Node::Imported(_)
+        | Node::ValueCount(_)
+        | Node::Param(_)
+        | Node::Var(_) => false,
+        Node::Call { args, .. } => args.iter().any(has_loops),
+        Node::Iif(p) => p.iter().any(has_loops),
+        Node::Switch(items) => items.iter().any(has_loops),
+        Node::With(p) => p.iter().any(has_loops),
+        Node::Error(m) => has_loops(m),
+        Node::Binary(_, p) => p.iter().any(has_loops),
+        Node::Neg(x) => has_loops(x),
+    }
 }
 
 /// An operand that cannot fail and has no operands of its own.

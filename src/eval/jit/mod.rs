@@ -163,11 +163,17 @@ impl Module {
         self.entries.is_empty()
     }
 
-    /// Evaluates expression `i` for one object.
-    pub fn eval(&self, ctx: &mut Ctx, i: usize, obj: Object<'_>) -> Evaluated {
+    /// Evaluates expression `i` (which is `e`) for one object.
+    pub fn eval(&self, ctx: &mut Ctx, i: usize, e: &Expr, obj: Object<'_>) -> Evaluated {
         ctx.begin();
         let (code, frame) = match self.entries.get(i) {
-            Some(Entry::Native { code, frame }) => (*code, *frame),
+            Some(Entry::Native { code, frame })
+                if frame.counted || u64::from(frame.nodes) <= ctx.limits.max_steps =>
+            {
+                (*code, *frame)
+            }
+            // A step limit below the node count: the interpreter counts every step.
+            Some(Entry::Native { .. }) => return super::interp::eval(ctx, e, obj),
             // A one-node expression takes one step: it fails only with no steps at all.
             Some(Entry::Direct(_, span) | Entry::Const(_, span)) if ctx.limits.max_steps == 0 => {
                 return Err(Box::new(EvalError {

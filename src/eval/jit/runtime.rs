@@ -250,17 +250,15 @@ pub extern "C" fn rt_concat(
         let any = args().any(|v| !v.is_null());
         if rt.ctx().limits.max_bytes >= total {
             let v = if any {
-                let mut s = String::with_capacity(total);
-                for a in args() {
-                    s.push_str(a.as_str().unwrap_or(""));
-                }
-                Value::Str(s.into())
+                concat_arc(args().filter_map(Value::as_str), total).map(Value::Str)
             } else {
-                Value::Null
+                Some(Value::Null)
             };
-            // SAFETY: `out` is a temporary of the frame.
-            unsafe { *out = v };
-            return OK;
+            if let Some(v) = v {
+                // SAFETY: `out` is a temporary of the frame.
+                unsafe { *out = v };
+                return OK;
+            }
         }
     }
     let mut acc = if n > 0 { arg(0).clone() } else { Value::Null };
@@ -278,6 +276,31 @@ pub extern "C" fn rt_concat(
     // SAFETY: `out` is a temporary of the frame.
     unsafe { *out = acc };
     OK
+}
+
+/// The concatenation of `parts` (`total` bytes together) in one allocation; `None` if the parts
+/// do not add up to `total`.
+fn concat_arc<'a>(parts: impl Iterator<Item = &'a str>, total: usize) -> Option<Arc<str>> {
+    let mut buf: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_uninit_slice(total);
+    let dst = Arc::get_mut(&mut buf)?;
+    let mut filled = 0;
+    for p in parts {
+        let end = filled + p.len();
+        let window = dst.get_mut(filled..end)?;
+        // SAFETY: `window` is `p.len()` bytes of the new allocation, which `p` cannot overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p.as_ptr(), window.as_mut_ptr().cast::<u8>(), p.len())
+        };
+        filled = end;
+    }
+    if filled != total {
+        return None;
+    }
+    // SAFETY: all `total` bytes were written above.
+    let bytes: Arc<[u8]> = unsafe { buf.assume_init() };
+    // SAFETY: the bytes are the concatenation of `str`s, so valid UTF-8; `str` and `[u8]` have
+    // the same layout, so the pointer cast keeps the allocation and its length.
+    Some(unsafe { Arc::from_raw(Arc::into_raw(bytes) as *const str) })
 }
 
 /// A condition that is neither a boolean nor NULL nor multi-valued: the type error.
