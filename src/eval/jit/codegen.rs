@@ -69,6 +69,8 @@ pub struct Gen<'a, 'b> {
     /// Where the length of a string or collection is inside a value, if known.
     len_offset: Option<i32>,
     sigs: HashMap<(Vec<cir::Type>, Option<cir::Type>), SigRef>,
+    /// Pointers to number constants, with their numbers.
+    nums: HashMap<cir::Value, i64>,
     rt: cir::Value,
     attrs: cir::Value,
     attrs_len: cir::Value,
@@ -123,6 +125,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             call_conv,
             len_offset,
             sigs: HashMap::new(),
+            nums: HashMap::new(),
             rt,
             attrs,
             attrs_len,
@@ -247,7 +250,11 @@ impl<'a, 'b> Gen<'a, 'b> {
                 let boxed = Box::new(other.clone());
                 let p = addr(&*boxed);
                 self.consts.push(boxed);
-                self.iconst(p)
+                let v = self.iconst(p);
+                if let Value::Num(n) = other {
+                    self.nums.insert(v, *n);
+                }
+                v
             }
         }
     }
@@ -468,8 +475,8 @@ impl<'a, 'b> Gen<'a, 'b> {
         let both = self.both_num(lp, rp);
         self.b.ins().brif(both, fast, &[], slow, &[]);
         self.b.switch_to_block(fast);
-        let a = self.b.ins().load(P, flags(), lp, PAYLOAD);
-        let c = self.b.ins().load(P, flags(), rp, PAYLOAD);
+        let a = self.payload(lp);
+        let c = self.payload(rp);
         let (res, bad) = match op {
             BinOp::Add => self.b.ins().sadd_overflow(a, c),
             BinOp::Sub => self.b.ins().ssub_overflow(a, c),
@@ -502,9 +509,24 @@ impl<'a, 'b> Gen<'a, 'b> {
     }
 
     fn both_num(&mut self, lp: cir::Value, rp: cir::Value) -> cir::Value {
-        let a = self.tag_is(lp, Value::TAG_NUM);
-        let b = self.tag_is(rp, Value::TAG_NUM);
-        self.b.ins().band(a, b)
+        match (self.nums.contains_key(&lp), self.nums.contains_key(&rp)) {
+            (true, true) => self.b.ins().iconst(types::I8, 1),
+            (true, false) => self.tag_is(rp, Value::TAG_NUM),
+            (false, true) => self.tag_is(lp, Value::TAG_NUM),
+            (false, false) => {
+                let a = self.tag_is(lp, Value::TAG_NUM);
+                let b = self.tag_is(rp, Value::TAG_NUM);
+                self.b.ins().band(a, b)
+            }
+        }
+    }
+
+    /// The number a value known to be a number holds (an immediate for a constant).
+    fn payload(&mut self, p: cir::Value) -> cir::Value {
+        match self.nums.get(&p) {
+            Some(n) => self.b.ins().iconst(P, *n),
+            None => self.b.ins().load(P, flags(), p, PAYLOAD),
+        }
     }
 
     fn binary_helper(
@@ -601,8 +623,8 @@ impl<'a, 'b> Gen<'a, 'b> {
                 let both = self.both_num(lp, rp);
                 self.b.ins().brif(both, fast, &[], slow, &[]);
                 self.b.switch_to_block(fast);
-                let a = self.b.ins().load(P, flags(), lp, PAYLOAD);
-                let c = self.b.ins().load(P, flags(), rp, PAYLOAD);
+                let a = self.payload(lp);
+                let c = self.payload(rp);
                 let r = if name == "BitAnd" {
                     self.b.ins().band(a, c)
                 } else {
@@ -882,8 +904,8 @@ impl<'a, 'b> Gen<'a, 'b> {
                 let both = self.both_num(lp, rp);
                 self.b.ins().brif(both, fast, &[], slow, &[]);
                 self.b.switch_to_block(fast);
-                let a = self.b.ins().load(P, flags(), lp, PAYLOAD);
-                let c = self.b.ins().load(P, flags(), rp, PAYLOAD);
+                let a = self.payload(lp);
+                let c = self.payload(rp);
                 let cc = match op {
                     BinOp::Eq => IntCC::Equal,
                     BinOp::Ne => IntCC::NotEqual,
@@ -906,6 +928,26 @@ impl<'a, 'b> Gen<'a, 'b> {
     /// `IIF`: only the taken branch runs; a multi-valued condition runs each branch some value
     /// picks, then zips the results.
     fn iif(&mut self, node: u32, c: &Expr, t: &Expr, f: &Expr) -> cir::Value {
+        if scalar_condition(c) {
+            // The condition is never multi-valued: plain branches.
+            let (tb, fb, never) = (
+                self.b.create_block(),
+                self.b.create_block(),
+                self.b.create_block(),
+            );
+            self.b.append_block_param(never, P);
+            let merge = self.merge_block();
+            self.cond(c, tb, fb, never);
+            self.b.switch_to_block(never);
+            self.b.ins().jump(self.err, &[]);
+            self.b.switch_to_block(tb);
+            let tv = self.value(t);
+            self.b.ins().jump(merge, &[tv.into()]);
+            self.b.switch_to_block(fb);
+            let fv = self.value(f);
+            self.b.ins().jump(merge, &[fv.into()]);
+            return self.finish_merge(merge);
+        }
         let multi = self.b.declare_var(I32);
         let cvar = self.b.declare_var(P);
         let tvar = self.b.declare_var(P);
@@ -1135,6 +1177,23 @@ fn flatten_concat<'e>(e: &'e Expr, chain: &mut Vec<&'e Expr>, leaves: &mut Vec<&
     }
     leaves.push(r);
     true
+}
+
+/// Whether condition `e` always yields a scalar: a test of presence on its whole argument, a
+/// boolean constant, or `&&`/`||`/`IIF` of such.
+fn scalar_condition(e: &Expr) -> bool {
+    match &e.node {
+        Node::Const(v) => !matches!(v, Value::Many(_)),
+        Node::Call {
+            name, args, mapped, ..
+        } => {
+            matches!(*name, "IsPresent" | "IsNull" | "IsNullOrEmpty" | "IsEmpty")
+                && args.len() == 1
+                && mapped.as_slice() == [false]
+        }
+        Node::Binary(BinOp::And | BinOp::Or, p) => p.iter().all(scalar_condition),
+        _ => false,
+    }
 }
 
 /// Whether `e` contains `Select` or `Where` (whose bodies run once per value).

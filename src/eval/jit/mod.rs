@@ -132,8 +132,20 @@ impl Module {
             let id = jit
                 .declare_function(&format!("e{i}"), Linkage::Local, &ctx.func.signature)
                 .map_err(|e| e.to_string())?;
+            let dump = std::env::var_os("IDFLOW_JIT_DUMP").is_some();
+            if dump {
+                eprintln!("; expression {i}\n{}", ctx.func.display());
+                ctx.set_disasm(true);
+            }
             jit.define_function(id, &mut ctx)
                 .map_err(|e| format!("code generation: {e:?}"))?;
+            if let Some(code) = ctx
+                .compiled_code()
+                .and_then(|c| c.vcode.as_ref())
+                .filter(|_| dump)
+            {
+                eprintln!("{code}");
+            }
             jit.clear_context(&mut ctx);
             pending.push((entries.len(), id, frame));
             entries.push(Entry::Const(Value::Null, 0..0));
@@ -164,6 +176,7 @@ impl Module {
     }
 
     /// Evaluates expression `i` (which is `e`) for one object.
+    #[inline]
     pub fn eval(&self, ctx: &mut Ctx, i: usize, e: &Expr, obj: Object<'_>) -> Evaluated {
         ctx.begin();
         let (code, frame) = match self.entries.get(i) {
