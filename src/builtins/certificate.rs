@@ -84,7 +84,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The DER bytes of a certificate argument; None for NULL.
-fn der_bytes<'a>(ctx: &Ctx, f: &str, v: &'a Value) -> Result<Option<Cow<'a, [u8]>>, Fault> {
+fn der_bytes<'a>(ctx: &Ctx, f: &str, v: &'a Value) -> Result<Option<Cow<'a, [u8]>>, Box<Fault>> {
     match v {
         v if v.is_null() => Ok(None),
         // DER starts with a SEQUENCE tag, which is not a Base64 character.
@@ -104,7 +104,7 @@ fn der_bytes<'a>(ctx: &Ctx, f: &str, v: &'a Value) -> Result<Option<Cow<'a, [u8]
 }
 
 /// Base64 (optionally PEM-armored) text → DER bytes.
-fn text_der(ctx: &Ctx, f: &str, text: &[u8]) -> Result<Vec<u8>, Fault> {
+fn text_der(ctx: &Ctx, f: &str, text: &[u8]) -> Result<Vec<u8>, Box<Fault>> {
     let body = strip_pem(text);
     base64_decode(ctx, f, body).map_err(|e| {
         if e.code == "E0503" {
@@ -115,7 +115,7 @@ fn text_der(ctx: &Ctx, f: &str, text: &[u8]) -> Result<Vec<u8>, Fault> {
     })
 }
 
-fn not_a_certificate(f: &str, why: impl std::fmt::Display) -> Fault {
+fn not_a_certificate(f: &str, why: impl std::fmt::Display) -> Box<Fault> {
     Fault::invalid(
         f,
         format!("the value is not an X.509 certificate: {why} (guard with IsCert)"),
@@ -123,7 +123,12 @@ fn not_a_certificate(f: &str, why: impl std::fmt::Display) -> Fault {
 }
 
 /// Decodes argument `i` as a certificate; None for NULL.
-fn cert_arg<'a>(ctx: &Ctx, f: &str, a: &'a [Value], i: usize) -> Result<Option<Cert<'a>>, Fault> {
+fn cert_arg<'a>(
+    ctx: &Ctx,
+    f: &str,
+    a: &'a [Value],
+    i: usize,
+) -> Result<Option<Cert<'a>>, Box<Fault>> {
     let Some(der) = der_bytes(ctx, f, args::get(a, i))? else {
         return Ok(None);
     };

@@ -44,7 +44,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Encodes bytes as padded standard Base64, checking the output size first.
-pub(crate) fn base64_encode(ctx: &Ctx, bytes: &[u8]) -> Result<String, Fault> {
+pub(crate) fn base64_encode(ctx: &Ctx, bytes: &[u8]) -> Result<String, Box<Fault>> {
     let len = base64::encoded_len(bytes.len(), true)
         .ok_or_else(|| Fault::new("E0510", "result too large"))?;
     ctx.check_bytes(len)?;
@@ -53,7 +53,7 @@ pub(crate) fn base64_encode(ctx: &Ctx, bytes: &[u8]) -> Result<String, Fault> {
 
 /// Decodes padded standard Base64. ASCII white space (space, tab, CR, LF, ...) is ignored, as by
 /// .NET's Convert.FromBase64String; anything else that is not Base64 is an invalid value.
-pub(crate) fn base64_decode(ctx: &Ctx, f: &str, text: &[u8]) -> Result<Vec<u8>, Fault> {
+pub(crate) fn base64_decode(ctx: &Ctx, f: &str, text: &[u8]) -> Result<Vec<u8>, Box<Fault>> {
     ctx.check_bytes(base64::decoded_len_estimate(text.len()))?;
     let decoded = if text.iter().any(u8::is_ascii_whitespace) {
         let compact: Vec<u8> = text
@@ -148,7 +148,7 @@ fn cnum(_: &mut Ctx, a: &[Value]) -> Outcome {
 
 /// An unsigned little-endian integer. Bytes past the eighth must be zero and the value must fit
 /// in a signed 64-bit number; an empty binary is not a number.
-fn num_from_le_bytes(b: &[u8]) -> Result<i64, Fault> {
+fn num_from_le_bytes(b: &[u8]) -> Result<i64, Box<Fault>> {
     if b.is_empty() {
         return Err(Fault::invalid("CNum", "an empty binary is not a number"));
     }

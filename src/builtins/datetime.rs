@@ -181,7 +181,7 @@ fn format_date_time(ctx: &mut Ctx, a: &[Value]) -> Outcome {
 
 enum FormatError {
     Invalid(String),
-    Limit(Fault),
+    Limit(Box<Fault>),
 }
 
 const MONTH_NAMES: [&str; 12] = [

@@ -99,7 +99,7 @@ pub(crate) fn split_dn(dn: &str) -> Result<Vec<Rdn<'_>>, String> {
 }
 
 /// The DN argument split into RDNs; None for NULL.
-fn dn_arg<'a>(f: &str, args: &'a [Value]) -> Result<Option<Vec<Rdn<'a>>>, Fault> {
+fn dn_arg<'a>(f: &str, args: &'a [Value]) -> Result<Option<Vec<Rdn<'a>>>, Box<Fault>> {
     match args::str(f, args, 0)? {
         None => Ok(None),
         Some(dn) => split_dn(dn)

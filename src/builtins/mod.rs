@@ -34,15 +34,17 @@ pub struct Fault {
 }
 
 impl Fault {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Fault {
-        Fault {
+    /// A fault, boxed: results then stay as small as a [`Value`], which keeps the success path
+    /// (every call) cheap at the price of an allocation on the error path.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Box<Fault> {
+        Box::new(Fault {
             code,
             message: message.into(),
-        }
+        })
     }
 
     /// E0502: a value of the wrong type reached a function at run time.
-    pub fn type_error(function: &str, expected: &str, got: &Value) -> Fault {
+    pub fn type_error(function: &str, expected: &str, got: &Value) -> Box<Fault> {
         Fault::new(
             "E0502",
             format!("{function}: expected {expected}, got {}", got.type_name()),
@@ -50,13 +52,13 @@ impl Fault {
     }
 
     /// E0503: an argument has the right type but an invalid value (bad base64, GUID, ...).
-    pub fn invalid(function: &str, message: impl std::fmt::Display) -> Fault {
+    pub fn invalid(function: &str, message: impl std::fmt::Display) -> Box<Fault> {
         Fault::new("E0503", format!("{function}: {message}"))
     }
 }
 
 /// The result of a builtin.
-pub type Outcome = Result<Value, Fault>;
+pub type Outcome = Result<Value, Box<Fault>>;
 
 /// A builtin: the function name's implementation for every overload.
 pub type BuiltinFn = fn(&mut Ctx, &[Value]) -> Outcome;
@@ -97,7 +99,7 @@ pub mod args {
     }
 
     /// A string argument (str or ref); None for NULL.
-    pub fn str<'a>(f: &str, args: &'a [Value], i: usize) -> Result<Option<&'a str>, Fault> {
+    pub fn str<'a>(f: &str, args: &'a [Value], i: usize) -> Result<Option<&'a str>, Box<Fault>> {
         match get(args, i) {
             v if v.is_null() => Ok(None),
             Value::Str(s) | Value::Ref(s) => Ok(Some(s)),
@@ -106,7 +108,7 @@ pub mod args {
     }
 
     /// A shared string argument (to return it unchanged without copying).
-    pub fn arc_str(f: &str, args: &[Value], i: usize) -> Result<Option<Arc<str>>, Fault> {
+    pub fn arc_str(f: &str, args: &[Value], i: usize) -> Result<Option<Arc<str>>, Box<Fault>> {
         match get(args, i) {
             v if v.is_null() => Ok(None),
             Value::Str(s) | Value::Ref(s) => Ok(Some(s.clone())),
@@ -115,7 +117,7 @@ pub mod args {
     }
 
     /// A number argument; None for NULL.
-    pub fn num(f: &str, args: &[Value], i: usize) -> Result<Option<i64>, Fault> {
+    pub fn num(f: &str, args: &[Value], i: usize) -> Result<Option<i64>, Box<Fault>> {
         match get(args, i) {
             v if v.is_null() => Ok(None),
             Value::Num(n) => Ok(Some(*n)),
@@ -124,7 +126,7 @@ pub mod args {
     }
 
     /// A boolean argument; None for NULL.
-    pub fn bool(f: &str, args: &[Value], i: usize) -> Result<Option<bool>, Fault> {
+    pub fn bool(f: &str, args: &[Value], i: usize) -> Result<Option<bool>, Box<Fault>> {
         match get(args, i) {
             v if v.is_null() => Ok(None),
             Value::Bool(b) => Ok(Some(*b)),
@@ -133,7 +135,7 @@ pub mod args {
     }
 
     /// A binary argument; None for NULL.
-    pub fn bin<'a>(f: &str, args: &'a [Value], i: usize) -> Result<Option<&'a [u8]>, Fault> {
+    pub fn bin<'a>(f: &str, args: &'a [Value], i: usize) -> Result<Option<&'a [u8]>, Box<Fault>> {
         match get(args, i) {
             v if v.is_null() => Ok(None),
             Value::Bin(b) => Ok(Some(b)),
@@ -142,7 +144,11 @@ pub mod args {
     }
 
     /// A date-time argument; None for NULL.
-    pub fn dt(f: &str, args: &[Value], i: usize) -> Result<Option<crate::value::DateTime>, Fault> {
+    pub fn dt(
+        f: &str,
+        args: &[Value],
+        i: usize,
+    ) -> Result<Option<crate::value::DateTime>, Box<Fault>> {
         match get(args, i) {
             v if v.is_null() => Ok(None),
             Value::Dt(d) => Ok(Some(*d)),

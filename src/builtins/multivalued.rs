@@ -27,7 +27,7 @@ pub fn lookup(name: &str) -> Option<BuiltinFn> {
 }
 
 /// Contains' caseType: true for CaseInsensitive.
-fn case_insensitive(args: &[Value]) -> Result<bool, Fault> {
+fn case_insensitive(args: &[Value]) -> Result<bool, Box<Fault>> {
     match args::get(args, 2) {
         v if v.is_null() => Ok(false),
         Value::Str(s) => {
@@ -73,7 +73,7 @@ fn count(_ctx: &mut Ctx, args: &[Value]) -> Outcome {
 }
 
 /// The value at a 1-based index; Err(number of values) when out of range.
-fn nth(args: &[Value], f: &str) -> Result<Option<Result<Value, usize>>, Fault> {
+fn nth(args: &[Value], f: &str) -> Result<Option<Result<Value, usize>>, Box<Fault>> {
     let Some(index) = args::num(f, args, 1)? else {
         return Ok(None);
     };

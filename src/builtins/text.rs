@@ -108,7 +108,7 @@ fn count_arg(n: i64) -> Option<usize> {
 }
 
 /// The comparison of InStr/InStrRev: true for vbTextCompare (case-insensitive).
-fn compare_arg(f: &str, args: &[Value], i: usize) -> Result<bool, Fault> {
+fn compare_arg(f: &str, args: &[Value], i: usize) -> Result<bool, Box<Fault>> {
     match args::get(args, i) {
         v if v.is_null() => Ok(false),
         Value::Str(s) => {
@@ -167,7 +167,7 @@ type SearchPair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// InStr/InStrRev's stringcheck and stringmatch, case-folded for vbTextCompare; None when
 /// either is NULL.
-fn search_args<'a>(f: &str, args: &'a [Value]) -> Result<Option<SearchPair<'a>>, Fault> {
+fn search_args<'a>(f: &str, args: &'a [Value]) -> Result<Option<SearchPair<'a>>, Box<Fault>> {
     let check = args::str(f, args, 0)?;
     let find = args::str(f, args, 1)?;
     let text = compare_arg(f, args, 3)?;

@@ -58,7 +58,7 @@ struct Interp<'c, 'o> {
     stack: Vec<Value>,
 }
 
-pub(super) fn at(span: &Span) -> impl Fn(Fault) -> Box<EvalError> + '_ {
+pub(super) fn at(span: &Span) -> impl Fn(Box<Fault>) -> Box<EvalError> + '_ {
     move |f| {
         Box::new(EvalError {
             code: f.code,
@@ -259,7 +259,7 @@ pub(super) fn iif_zip(picks: &[bool], tv: &Value, fv: &Value) -> Value {
 }
 
 /// `&&` and `||` once both sides are evaluated (mapped over multi-valued sides).
-pub(super) fn logic(ctx: &mut Ctx, op: BinOp, lv: Value, rv: Value) -> Result<Value, Fault> {
+pub(super) fn logic(ctx: &mut Ctx, op: BinOp, lv: Value, rv: Value) -> Result<Value, Box<Fault>> {
     map_values(ctx, &[lv, rv], &[true, true], |_, a| {
         let (x, y) = (truth(&a[0])?, truth(&a[1])?);
         Ok(Value::Bool(if op == BinOp::And { x && y } else { x || y }))
@@ -267,14 +267,19 @@ pub(super) fn logic(ctx: &mut Ctx, op: BinOp, lv: Value, rv: Value) -> Result<Va
 }
 
 /// A value operator (arithmetic, comparison, `&`), mapped over multi-valued sides.
-pub(super) fn operator(ctx: &mut Ctx, op: BinOp, lv: Value, rv: Value) -> Result<Value, Fault> {
+pub(super) fn operator(
+    ctx: &mut Ctx,
+    op: BinOp,
+    lv: Value,
+    rv: Value,
+) -> Result<Value, Box<Fault>> {
     map_values(ctx, &[lv, rv], &[true, true], |ctx, a| {
         binary(ctx, op, &a[0], &a[1])
     })
 }
 
 /// Unary minus, mapped over a multi-valued operand.
-pub(super) fn negate(ctx: &mut Ctx, v: Value) -> Result<Value, Fault> {
+pub(super) fn negate(ctx: &mut Ctx, v: Value) -> Result<Value, Box<Fault>> {
     map_values(ctx, &[v], &[true], |_, a| match &a[0] {
         Value::Num(n) => n
             .checked_neg()
@@ -299,8 +304,8 @@ pub(super) fn map_values(
     ctx: &mut Ctx,
     args: &[Value],
     mapped: &[bool],
-    f: impl Fn(&mut Ctx, &[Value]) -> Result<Value, Fault>,
-) -> Result<Value, Fault> {
+    f: impl Fn(&mut Ctx, &[Value]) -> Result<Value, Box<Fault>>,
+) -> Result<Value, Box<Fault>> {
     let mut len = None;
     for (a, m) in args.iter().zip(mapped) {
         if let (Value::Many(items), true) = (a, m) {
@@ -337,7 +342,7 @@ pub(super) fn map_values(
 }
 
 /// The truth of a condition: NULL is false.
-pub(super) fn truth(v: &Value) -> Result<bool, Fault> {
+pub(super) fn truth(v: &Value) -> Result<bool, Box<Fault>> {
     match v {
         Value::Bool(b) => Ok(*b),
         v if v.is_null() => Ok(false),
@@ -361,7 +366,7 @@ pub(super) fn render_scalar(v: &Value) -> String {
     }
 }
 
-pub(super) fn binary(ctx: &mut Ctx, op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
+pub(super) fn binary(ctx: &mut Ctx, op: BinOp, l: &Value, r: &Value) -> Result<Value, Box<Fault>> {
     match op {
         BinOp::Concat => concat(ctx, l, r),
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => arithmetic(op, l, r),
@@ -375,7 +380,7 @@ pub(super) fn binary(ctx: &mut Ctx, op: BinOp, l: &Value, r: &Value) -> Result<V
 
 /// `&`: binaries concatenate as bytes; otherwise as text, NULL counting as empty (NULL & NULL
 /// is NULL).
-pub(super) fn concat(ctx: &mut Ctx, l: &Value, r: &Value) -> Result<Value, Fault> {
+pub(super) fn concat(ctx: &mut Ctx, l: &Value, r: &Value) -> Result<Value, Box<Fault>> {
     match (l, r) {
         (a, b) if a.is_null() && b.is_null() => Ok(Value::Null),
         (Value::Bin(a), Value::Bin(b)) => {
@@ -409,7 +414,7 @@ fn as_text(v: &Value) -> Value {
     }
 }
 
-fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
+fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, Box<Fault>> {
     let (a, b) = match (l, r) {
         (x, y) if x.is_null() || y.is_null() => return Ok(Value::Null),
         (Value::Num(a), Value::Num(b)) => (*a, *b),
@@ -440,7 +445,7 @@ fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
 /// Comparisons. Strings compare exactly (case-sensitive, as VBA's binary compare); a boolean
 /// compares with the strings "True"/"False" case-insensitively. With NULL on a side, `=` is
 /// true only when both sides are NULL, `<>` is its negation, and orderings are false.
-fn compare(op: BinOp, l: &Value, r: &Value) -> Result<Value, Fault> {
+fn compare(op: BinOp, l: &Value, r: &Value) -> Result<Value, Box<Fault>> {
     let ord: Option<Ordering> = match (l, r) {
         (a, b) if a.is_null() || b.is_null() => {
             let both = a.is_null() && b.is_null();

@@ -179,7 +179,7 @@ impl Ctx {
     }
 
     /// Counts one evaluation step.
-    pub fn step(&mut self) -> Result<(), Fault> {
+    pub fn step(&mut self) -> Result<(), Box<Fault>> {
         self.steps += 1;
         if self.steps > self.limits.max_steps {
             return Err(Fault::new(
@@ -192,7 +192,7 @@ impl Ctx {
 
     /// Fails with E0510 when a result of `bytes` bytes would exceed the limit. Call it before
     /// allocating (PadLeft with a huge length must not allocate).
-    pub fn check_bytes(&self, bytes: usize) -> Result<(), Fault> {
+    pub fn check_bytes(&self, bytes: usize) -> Result<(), Box<Fault>> {
         if bytes > self.limits.max_bytes {
             return Err(Fault::new(
                 "E0510",
@@ -206,7 +206,7 @@ impl Ctx {
     }
 
     /// Fails with E0511 when a collection of `n` values would exceed the limit.
-    pub fn check_values(&self, n: usize) -> Result<(), Fault> {
+    pub fn check_values(&self, n: usize) -> Result<(), Box<Fault>> {
         if n > self.limits.max_values {
             return Err(Fault::new(
                 "E0511",
@@ -220,13 +220,13 @@ impl Ctx {
     }
 
     /// A string result, checked against the size limit.
-    pub fn string(&self, s: String) -> Result<Value, Fault> {
+    pub fn string(&self, s: String) -> Result<Value, Box<Fault>> {
         self.check_bytes(s.len())?;
         Ok(Value::Str(s.into()))
     }
 
     /// A string result copied from a slice (one allocation), checked against the size limit.
-    pub fn str_slice(&self, s: &str) -> Result<Value, Fault> {
+    pub fn str_slice(&self, s: &str) -> Result<Value, Box<Fault>> {
         self.check_bytes(s.len())?;
         Ok(Value::Str(s.into()))
     }

@@ -81,7 +81,7 @@ impl Rt {
         t.spans.get(node as usize).cloned().unwrap_or(0..0)
     }
 
-    fn fail(&mut self, node: u32, f: Fault) -> u32 {
+    fn fail(&mut self, node: u32, f: Box<Fault>) -> u32 {
         self.error = Some(EvalError {
             code: f.code,
             message: f.message,
@@ -96,7 +96,7 @@ impl Rt {
         &mut self,
         node: u32,
         out: *mut Value,
-        body: impl FnOnce(&mut Rt) -> Result<Value, Fault>,
+        body: impl FnOnce(&mut Rt) -> Result<Value, Box<Fault>>,
     ) -> u32 {
         match catch_unwind(AssertUnwindSafe(|| body(self))) {
             Ok(Ok(v)) => {
@@ -151,8 +151,12 @@ pub extern "C" fn rt_call(
         // SAFETY: `argv` has one pointer per argument, each to a live value.
         let arg = |i: usize| unsafe { val(*argv.add(i)) };
         match n {
-            // One argument is passed in place; up to four are gathered on the stack.
-            0 => interp::map_values(rt.ctx(), &[], &site.mapped, site.f),
+            // One argument is passed in place; up to four are gathered on the stack. Only a
+            // multi-valued argument needs the mapping machinery.
+            0 => (site.f)(rt.ctx(), &[]),
+            1 if !matches!(arg(0), Value::Many(_)) => {
+                (site.f)(rt.ctx(), std::slice::from_ref(arg(0)))
+            }
             1 => interp::map_values(rt.ctx(), std::slice::from_ref(arg(0)), &site.mapped, site.f),
             2..=4 => {
                 let mut buf: [Value; 4] = Default::default();
