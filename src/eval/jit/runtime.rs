@@ -81,6 +81,7 @@ impl Rt {
         t.spans.get(node as usize).cloned().unwrap_or(0..0)
     }
 
+    #[allow(clippy::boxed_local)] // faults arrive boxed from the builtins
     fn fail(&mut self, node: u32, f: Box<Fault>) -> u32 {
         self.error = Some(EvalError {
             code: f.code,
