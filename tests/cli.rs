@@ -333,3 +333,32 @@ fn preview_shows_the_lineage_of_one_object() {
         ])
     );
 }
+
+/// Both engines print the same result and the same located error; `--dump-jit` shows the
+/// generated code.
+#[test]
+fn eval_engines_agree_and_the_jit_can_be_inspected() {
+    insta::assert_snapshot!("eval_bad_engine", run(&["eval", "[a]", "--engine", "fast"]));
+    if !idflow::eval::jit_available() {
+        return;
+    }
+    for args in [
+        &["eval", "[a] & \"x\"", "--attr", "a=hello"][..],
+        &[
+            "eval",
+            "IIF(BitAnd([u], 2) = 2, \"off\", \"on\")",
+            "--attr",
+            "u=514",
+        ],
+        &["eval", "[n] / 0", "--attr", "n=4"],
+        &["eval", "IIF(IsNull([mail]), Error(\"no mail\"), [mail])"],
+    ] {
+        let interp = run(&[args, &["--engine", "interp"]].concat());
+        let jit = run(&[args, &["--engine", "jit"]].concat());
+        assert_eq!(interp, jit, "{args:?}");
+    }
+    let out = run(&["eval", "--dump-jit", "BitAnd([u], 2)", "--attr", "u=514"]);
+    assert!(out.starts_with("exit: 0\n--- stdout\n2\n"), "{out}");
+    assert!(out.contains("; expression 0: Cranelift IR"), "{out}");
+    assert!(out.contains("; expression 0: machine code"), "{out}");
+}

@@ -28,6 +28,10 @@ pub struct Args {
     params: Vec<String>,
     #[command(flatten)]
     engine: super::EngineArg,
+    /// Print the JIT's Cranelift IR and machine code for the expression to stderr (implies
+    /// `--engine jit`).
+    #[arg(long)]
+    dump_jit: bool,
     /// The instant `Now()` returns (RFC 3339); default: the current time.
     #[arg(long)]
     now: Option<String>,
@@ -129,7 +133,21 @@ pub fn run(args: Args) -> u8 {
     }
     let mut ctx = Ctx::new(now, args.seed);
     ctx.params = params;
-    match prepared.eval_with(kind, &mut ctx) {
+    let program = if args.dump_jit {
+        match crate::eval::Program::jit_with_dump(&[&prepared.expr]) {
+            Ok(p) => {
+                eprint!("{}", p.dump().unwrap_or(""));
+                p
+            }
+            Err(e) => {
+                eprintln!("error: --dump-jit: {e}");
+                return USAGE;
+            }
+        }
+    } else {
+        crate::eval::Program::new(kind, &[&prepared.expr])
+    };
+    match prepared.eval_program(&program, &mut ctx) {
         Ok(v) => {
             println!("{}", json::to_json(&v));
             OK

@@ -328,5 +328,13 @@ fn number_and_compile(rules: &mut [RulePlan], engine: EngineKind) -> Program {
         }
         exprs.extend(r.flows.iter().map(|f| &f.expr));
     }
-    Program::new(engine, &exprs)
+    let started = std::time::Instant::now();
+    let program = Program::new(engine, &exprs);
+    tracing::info!(
+        engine = program.kind().as_str(),
+        expressions = exprs.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "expressions compiled"
+    );
+    program
 }

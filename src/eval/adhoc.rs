@@ -128,7 +128,11 @@ pub fn prepare(
 impl Prepared {
     /// Evaluates with `kind` (the expression is compiled first for the JIT).
     pub fn eval_with(&self, kind: super::EngineKind, ctx: &mut Ctx) -> Evaluated {
-        let program = super::Program::new(kind, &[&self.expr]);
+        self.eval_program(&super::Program::new(kind, &[&self.expr]), ctx)
+    }
+
+    /// Evaluates with a program compiled from this expression alone.
+    pub fn eval_program(&self, program: &super::Program, ctx: &mut Ctx) -> Evaluated {
         program.eval(
             ctx,
             0,

@@ -98,6 +98,30 @@ impl Program {
         }
     }
 
+    /// Compiles `exprs` for the JIT keeping a listing of the generated code ([`Program::dump`]).
+    pub fn jit_with_dump(exprs: &[&ir::Expr]) -> Result<Program, String> {
+        #[cfg(feature = "jit")]
+        {
+            Ok(Program {
+                jit: Some(jit::Module::compile_with(exprs, true)?),
+            })
+        }
+        #[cfg(not(feature = "jit"))]
+        {
+            let _ = exprs;
+            Err("this build has no JIT (built without the `jit` feature)".into())
+        }
+    }
+
+    /// The generated code as text, for a program made by [`Program::jit_with_dump`].
+    pub fn dump(&self) -> Option<&str> {
+        #[cfg(feature = "jit")]
+        if let Some(m) = &self.jit {
+            return m.dump();
+        }
+        None
+    }
+
     /// The evaluator that runs this program.
     pub fn kind(&self) -> EngineKind {
         #[cfg(feature = "jit")]
