@@ -276,7 +276,10 @@ fn left(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     match n.map(count_arg) {
         // A NULL or negative count returns the string.
         None | Some(None) => shared(ctx, s),
-        Some(Some(n)) => ctx.str_slice(take_chars(&s, n)),
+        Some(Some(n)) => match take_chars(&s, n) {
+            t if t.len() == s.len() => shared(ctx, s),
+            t => ctx.str_slice(t),
+        },
     }
 }
 
@@ -288,7 +291,10 @@ fn right(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     };
     match n.map(count_arg) {
         None | Some(None) => shared(ctx, s),
-        Some(Some(n)) => ctx.str_slice(last_chars(&s, n)),
+        Some(Some(n)) => match last_chars(&s, n) {
+            t if t.len() == s.len() => shared(ctx, s),
+            t => ctx.str_slice(t),
+        },
     }
 }
 

@@ -30,6 +30,15 @@ const I32: cir::Type = types::I32;
 const VSIZE: i64 = size_of::<Value>() as i64;
 const PAYLOAD: i32 = Value::PAYLOAD;
 
+/// What is known of the layout of values beyond the tag and payload offsets.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Offset of the length of a string or collection in a value.
+    pub len: Option<i32>,
+    /// Offset of a string's data pointer in a value, and of its bytes from that pointer.
+    pub str_data: Option<(i32, i64)>,
+}
+
 /// How much frame one generated function needs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FrameSize {
@@ -68,6 +77,9 @@ pub struct Gen<'a, 'b> {
     pub call_conv: CallConv,
     /// Where the length of a string or collection is inside a value, if known.
     len_offset: Option<i32>,
+    /// Where a string's bytes are (see `runtime::str_data`), if known.
+    str_data: Option<(i32, i64)>,
+    max_bytes: cir::Value,
     sigs: HashMap<(Vec<cir::Type>, Option<cir::Type>), SigRef>,
     /// Pointers to number constants, with their numbers.
     nums: HashMap<cir::Value, i64>,
@@ -95,7 +107,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         tables: &'a mut Tables,
         consts: &'a mut Vec<Box<Value>>,
         call_conv: CallConv,
-        len_offset: Option<i32>,
+        layout: Layout,
         e: &Expr,
     ) -> FrameSize {
         let entry = b.create_block();
@@ -110,6 +122,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         let temps = load(b, offset_of!(Rt, temps));
         let vars = load(b, offset_of!(Rt, vars));
         let max_steps = load(b, offset_of!(Rt, max_steps));
+        let max_bytes = load(b, offset_of!(Rt, max_bytes));
         let steps = b.declare_var(P);
         let zero = b.ins().iconst(P, 0);
         b.def_var(steps, zero);
@@ -123,7 +136,9 @@ impl<'a, 'b> Gen<'a, 'b> {
             tables,
             consts,
             call_conv,
-            len_offset,
+            len_offset: layout.len,
+            str_data: layout.str_data,
+            max_bytes,
             sigs: HashMap::new(),
             nums: HashMap::new(),
             rt,
@@ -604,12 +619,21 @@ impl<'a, 'b> Gen<'a, 'b> {
         mapped: &[bool],
     ) -> cir::Value {
         match (name, args, mapped) {
-            ("IsPresent" | "IsNull", [x], [false]) => {
+            ("IsPresent" | "IsNull" | "IsNullOrEmpty", [x], [false]) => {
                 let p = self.value(x);
-                let b = self.presence(name == "IsPresent", p);
+                let b = self.presence_test(name, p);
                 let tp = self.static_ptr(&rtm::TRUE);
                 let fp = self.static_ptr(&rtm::FALSE);
                 return self.b.ins().select(b, tp, fp);
+            }
+            ("Trim", [x], [true]) if self.len_offset.is_some() && self.str_data.is_some() => {
+                let p = self.value(x);
+                return self.trim(node, f, mapped, p);
+            }
+            ("Left", [x, n], [true, true]) if self.len_offset.is_some() => {
+                let p = self.value(x);
+                let np = self.value(n);
+                return self.left(node, f, mapped, p, np);
             }
             ("BitAnd" | "BitOr", [x, y], _) => {
                 let lp = self.value(x);
@@ -644,6 +668,112 @@ impl<'a, 'b> Gen<'a, 'b> {
         let t = self.temp();
         self.generic_call(node, f, mapped, &ptrs, t);
         t
+    }
+
+    /// `Trim` of a string that has nothing to trim is that string: when the first and the last
+    /// byte are visible ASCII (every whitespace `str::trim` removes is ASCII space or control, or
+    /// starts and ends with a byte of 0x80 or above) and the string is within the size limit,
+    /// the result is the argument itself, with no call. Anything else calls the builtin.
+    fn trim(
+        &mut self,
+        node: u32,
+        f: crate::builtins::BuiltinFn,
+        mapped: &[bool],
+        p: cir::Value,
+    ) -> cir::Value {
+        let (Some(len_at), Some((ptr_at, data_off))) = (self.len_offset, self.str_data) else {
+            let t = self.temp();
+            self.generic_call(node, f, mapped, &[p], t);
+            return t;
+        };
+        let m = self.merge_block();
+        let (is_str, fits, bytes, slow) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        let s = self.tag_is(p, Value::TAG_STR);
+        self.b.ins().brif(s, is_str, &[], slow, &[]);
+        self.b.switch_to_block(is_str);
+        let len = self.b.ins().load(P, flags(), p, len_at);
+        let over = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, len, self.max_bytes);
+        self.b.ins().brif(over, slow, &[], fits, &[]);
+        self.b.switch_to_block(fits);
+        let empty = self.b.ins().icmp_imm_s(IntCC::Equal, len, 0);
+        self.b.ins().brif(empty, m, &[p.into()], bytes, &[]);
+        self.b.switch_to_block(bytes);
+        let base = self.b.ins().load(P, flags(), p, ptr_at);
+        let data = self.b.ins().iadd_imm_s(base, data_off);
+        let first = self.b.ins().uload8(I32, flags(), data, 0);
+        let end = self.b.ins().iadd(data, len);
+        let last = self.b.ins().uload8(I32, flags(), end, -1);
+        let visible = |g: &mut Self, b: cir::Value| {
+            // 0x21..=0x7E: b - 0x21 < 0x5E (unsigned).
+            let d = g.b.ins().iadd_imm_s(b, -0x21);
+            g.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, d, 0x5E)
+        };
+        let a = visible(self, first);
+        let z = visible(self, last);
+        let both = self.b.ins().band(a, z);
+        self.b.ins().brif(both, m, &[p.into()], slow, &[]);
+        self.b.switch_to_block(slow);
+        let t = self.temp();
+        self.generic_call(node, f, mapped, &[p], t);
+        self.b.ins().jump(m, &[t.into()]);
+        self.finish_merge(m)
+    }
+
+    /// `Left` of a string no longer (in bytes, so in characters too) than the count is that
+    /// string, when it is within the size limit: the result is the argument itself, with no
+    /// call. Anything else calls the builtin.
+    fn left(
+        &mut self,
+        node: u32,
+        f: crate::builtins::BuiltinFn,
+        mapped: &[bool],
+        p: cir::Value,
+        np: cir::Value,
+    ) -> cir::Value {
+        let Some(len_at) = self.len_offset else {
+            let t = self.temp();
+            self.generic_call(node, f, mapped, &[p, np], t);
+            return t;
+        };
+        let m = self.merge_block();
+        let (nums, fits, slow) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        let s = self.tag_is(p, Value::TAG_STR);
+        let k = if self.nums.contains_key(&np) {
+            s
+        } else {
+            let num = self.tag_is(np, Value::TAG_NUM);
+            self.b.ins().band(s, num)
+        };
+        self.b.ins().brif(k, nums, &[], slow, &[]);
+        self.b.switch_to_block(nums);
+        let len = self.b.ins().load(P, flags(), p, len_at);
+        let n = self.payload(np);
+        let short = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, len, n);
+        let small = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, len, self.max_bytes);
+        let whole = self.b.ins().band(short, small);
+        self.b.ins().brif(whole, fits, &[], slow, &[]);
+        self.b.switch_to_block(fits);
+        self.b.ins().jump(m, &[p.into()]);
+        self.b.switch_to_block(slow);
+        let t = self.temp();
+        self.generic_call(node, f, mapped, &[p, np], t);
+        self.b.ins().jump(m, &[t.into()]);
+        self.finish_merge(m)
     }
 
     fn generic_call(
@@ -684,6 +814,18 @@ impl<'a, 'b> Gen<'a, 'b> {
             &[self.rt, ci, argv, out, n],
         );
         self.check(s);
+    }
+
+    /// `IsPresent`, `IsNull` or `IsNullOrEmpty` (which is exactly "not present") as an i8.
+    fn presence_test(&mut self, name: &str, p: cir::Value) -> cir::Value {
+        match name {
+            "IsNull" => self.presence(false, p),
+            "IsNullOrEmpty" => {
+                let present = self.presence(true, p);
+                self.b.ins().icmp_imm_s(IntCC::Equal, present, 0)
+            }
+            _ => self.presence(true, p),
+        }
     }
 
     /// `IsPresent`/`IsNull` of the value at `p` as an i8: tags decide, except for strings and
@@ -776,13 +918,13 @@ impl<'a, 'b> Gen<'a, 'b> {
             ) => self.cond_node(e, t, f, many),
             Node::Call {
                 name, args, mapped, ..
-            } if matches!(*name, "IsPresent" | "IsNull")
+            } if matches!(*name, "IsPresent" | "IsNull" | "IsNullOrEmpty")
                 && args.len() == 1
                 && mapped.as_slice() == [false] =>
             {
                 self.step(e);
                 let p = self.value(&args[0]);
-                let b = self.presence(*name == "IsPresent", p);
+                let b = self.presence_test(name, p);
                 self.b.ins().brif(b, t, &[], f, &[]);
             }
             _ => {

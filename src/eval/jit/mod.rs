@@ -110,6 +110,10 @@ impl Module {
         let call_conv = isa.default_call_conv();
         let mut jit = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let len_offset = runtime::len_offset();
+        let layout = codegen::Layout {
+            len: len_offset,
+            str_data: runtime::str_data(),
+        };
         let mut tables = Box::new(Tables::default());
         let mut consts = Vec::new();
         let mut entries = Vec::with_capacity(exprs.len());
@@ -133,8 +137,7 @@ impl Module {
             ctx.func.signature.returns.push(AbiParam::new(types::I32));
             let frame = {
                 let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                let frame =
-                    Gen::function(&mut b, &mut tables, &mut consts, call_conv, len_offset, e);
+                let frame = Gen::function(&mut b, &mut tables, &mut consts, call_conv, layout, e);
                 b.finalize(jit.target_config());
                 frame
             };
@@ -307,6 +310,7 @@ fn run(
         temps: temps.as_mut_ptr(),
         vars: vars.as_mut_ptr(),
         max_steps: ctx.limits.max_steps,
+        max_bytes: ctx.limits.max_bytes as u64,
         result: std::ptr::null(),
         ctx,
         tables,

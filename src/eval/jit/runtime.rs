@@ -52,6 +52,8 @@ pub struct Rt {
     /// Values bound to `$variables`, by stack index.
     pub vars: *mut *const Value,
     pub max_steps: u64,
+    /// The longest string a function may produce (`Limits::max_bytes`).
+    pub max_bytes: u64,
     /// Where the result is, once the function returned 0.
     pub result: *const Value,
     pub ctx: *mut Ctx,
@@ -500,4 +502,26 @@ pub fn len_offset() -> Option<i32> {
         }
     }
     None
+}
+
+/// Where a string's bytes are, seen from a [`Value::Str`]: the offset of the pointer word in the
+/// value and the offset of the first byte from that pointer (the `Arc` header). Observed on
+/// values of known contents, like [`len_offset`]; `None` when it cannot be told.
+pub fn str_data() -> Option<(i32, i64)> {
+    let len_at = len_offset()?;
+    let ptr_at = if len_at == 16 { 8 } else { 16 };
+    let mut found = None;
+    for text in ["abc", "hello, world", "x"] {
+        let v = Value::from(text);
+        let p = &v as *const Value as *const u8;
+        // SAFETY: a Value is three words; the pointer word of a string is initialised.
+        let word = unsafe { *(p.add(ptr_at as usize) as *const usize) };
+        let data = v.as_str()?.as_ptr() as usize;
+        let off = data.checked_sub(word)? as i64;
+        if found.is_some_and(|f| f != off) {
+            return None;
+        }
+        found = Some(off);
+    }
+    found.map(|off| (ptr_at, off))
 }
