@@ -327,6 +327,15 @@ pub(super) fn map_values(
     let Some(n) = len else {
         return f(ctx, args);
     };
+    if let [Value::Many(items)] = args {
+        // One mapped argument: its values are passed in place.
+        let mut out = Vec::with_capacity(n);
+        for item in items.iter() {
+            push_flat(&mut out, f(ctx, std::slice::from_ref(item))?);
+        }
+        ctx.check_values(out.len())?;
+        return Ok(Value::many(out));
+    }
     let mut out = Vec::with_capacity(n);
     let mut one: Vec<Value> = args.to_vec();
     for i in 0..n {
