@@ -114,7 +114,10 @@ impl<'a, 'b> Gen<'a, 'b> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let rt = b.block_params(entry)[0];
-        let load = |b: &mut FunctionBuilder, o: usize| b.ins().load(P, flags(), rt, off(o));
+        // The frame's inputs do not change during a call: read-only loads, which the optimizer
+        // drops where a function does not use them.
+        let input = flags().with_readonly().with_can_move();
+        let load = |b: &mut FunctionBuilder, o: usize| b.ins().load(P, input, rt, off(o));
         let attrs = load(b, offset_of!(Rt, attrs));
         let attrs_len = load(b, offset_of!(Rt, attrs_len));
         let imported = load(b, offset_of!(Rt, imported));
