@@ -68,18 +68,21 @@ const STR_LITS: &[&str] = &[
 ];
 
 impl Gen<'_> {
+    /// A literal, one of two attributes, or a `$variable` of type `ty` in scope (`fallback`
+    /// when there is none).
+    fn leaf(&mut self, lits: &[&str], attrs: [&str; 2], ty: char, fallback: &str) -> String {
+        match self.rng.below(5) {
+            0 | 1 => self.rng.pick(lits).to_string(),
+            2 => attrs[0].into(),
+            3 => attrs[1].into(),
+            _ => self.var(ty).unwrap_or_else(|| fallback.into()),
+        }
+    }
+
     fn num(&mut self, d: u32) -> String {
         let leaf = d == 0 || self.rng.chance(30);
         if leaf {
-            return match self.rng.below(5) {
-                0 | 1 => self.rng.pick(NUM_LITS).to_string(),
-                2 => "[n1]".into(),
-                3 => "[n2]".into(),
-                _ => match self.var('n') {
-                    Some(v) => v,
-                    None => "[n1]".into(),
-                },
-            };
+            return self.leaf(NUM_LITS, ["[n1]", "[n2]"], 'n', "[n1]");
         }
         let d = d - 1;
         match self.rng.below(14) {
@@ -103,15 +106,7 @@ impl Gen<'_> {
     fn str(&mut self, d: u32) -> String {
         let leaf = d == 0 || self.rng.chance(30);
         if leaf {
-            return match self.rng.below(5) {
-                0 | 1 => self.rng.pick(STR_LITS).to_string(),
-                2 => "[s1]".into(),
-                3 => "[s2]".into(),
-                _ => match self.var('s') {
-                    Some(v) => v,
-                    None => "[s2]".into(),
-                },
-            };
+            return self.leaf(STR_LITS, ["[s1]", "[s2]"], 's', "[s2]");
         }
         let d = d - 1;
         match self.rng.below(16) {

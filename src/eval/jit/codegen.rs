@@ -331,11 +331,6 @@ impl<'a, 'b> Gen<'a, 'b> {
     /// Emits `e`; returns the address of its value.
     fn value(&mut self, e: &Expr) -> cir::Value {
         match &e.node {
-            Node::Iif(parts) => {
-                let node = self.step(e);
-                let [c, t, f] = parts.as_ref();
-                return self.iif(node, c, t, f);
-            }
             Node::Binary(BinOp::And | BinOp::Or, _)
             | Node::Binary(
                 BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
@@ -470,7 +465,10 @@ impl<'a, 'b> Gen<'a, 'b> {
                 self.b.ins().jump(m, &[t.into()]);
                 self.finish_merge(m)
             }
-            Node::Iif(_) => unreachable_ptr(self),
+            Node::Iif(parts) => {
+                let [c, t, f] = parts.as_ref();
+                self.iif(node, c, t, f)
+            }
         }
     }
 
@@ -578,16 +576,8 @@ impl<'a, 'b> Gen<'a, 'b> {
             }
             ids.reverse();
             let n = leaves.len();
-            let slot = self.b.create_sized_stack_slot(StackSlotData::new(
-                StackSlotKind::ExplicitSlot,
-                (n * 8) as u32,
-                3,
-            ));
-            let argv = self.b.ins().stack_addr(P, slot, 0);
-            for (i, leaf) in leaves.iter().enumerate() {
-                let p = self.value(leaf);
-                self.b.ins().store(flags(), p, argv, (i * 8) as i32);
-            }
+            let ptrs: Vec<cir::Value> = leaves.iter().map(|leaf| self.value(leaf)).collect();
+            let argv = self.argv(&ptrs);
             self.tables.chains.push(ids);
             let ci = self
                 .b
@@ -779,6 +769,23 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.finish_merge(m)
     }
 
+    /// The argument pointers of a helper call as an array on the stack (null for none).
+    fn argv(&mut self, ptrs: &[cir::Value]) -> cir::Value {
+        if ptrs.is_empty() {
+            return self.iconst(0);
+        }
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (ptrs.len() * 8) as u32,
+            3,
+        ));
+        let argv = self.b.ins().stack_addr(P, slot, 0);
+        for (i, p) in ptrs.iter().enumerate() {
+            self.b.ins().store(flags(), *p, argv, (i * 8) as i32);
+        }
+        argv
+    }
+
     fn generic_call(
         &mut self,
         node: u32,
@@ -795,20 +802,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             .b
             .ins()
             .iconst(I32, (self.tables.calls.len() - 1) as i64);
-        let argv = if ptrs.is_empty() {
-            self.iconst(0)
-        } else {
-            let slot = self.b.create_sized_stack_slot(StackSlotData::new(
-                StackSlotKind::ExplicitSlot,
-                (ptrs.len() * 8) as u32,
-                3,
-            ));
-            let argv = self.b.ins().stack_addr(P, slot, 0);
-            for (i, p) in ptrs.iter().enumerate() {
-                self.b.ins().store(flags(), *p, argv, (i * 8) as i32);
-            }
-            argv
-        };
+        let argv = self.argv(ptrs);
         let n = self.b.ins().iconst(I32, node as i64);
         let s = self.helper(
             rtm::rt_call as *const u8,
@@ -941,28 +935,9 @@ impl<'a, 'b> Gen<'a, 'b> {
     /// Branches on the truth of the value at `p`; a multi-valued value goes to `many` (or is
     /// the type error at `node` when there is none).
     fn truth(&mut self, p: cir::Value, node: u32, t: Block, f: Block, many: Option<Block>) {
-        let tag = self.tag(p);
-        let (b1, b2, b3) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        let is_bool = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, tag, Value::TAG_BOOL as i64);
-        self.b.ins().brif(is_bool, b1, &[], b2, &[]);
-        self.b.switch_to_block(b1);
-        let v = self.b.ins().uload8(I32, flags(), p, PAYLOAD);
-        self.b.ins().brif(v, t, &[], f, &[]);
-        self.b.switch_to_block(b2);
-        let null = self.b.ins().icmp_imm_s(
-            IntCC::UnsignedLessThanOrEqual,
-            tag,
-            Value::TAG_LAST_NULL as i64,
-        );
-        self.b.ins().brif(null, f, &[], b3, &[]);
-        self.b.switch_to_block(b3);
+        let other = self.b.create_block();
+        let tag = self.branch_on_scalar(p, t, f, other);
+        self.b.switch_to_block(other);
         if let Some(many) = many {
             let is_many = self
                 .b
@@ -980,6 +955,29 @@ impl<'a, 'b> Gen<'a, 'b> {
             &[self.rt, p, n],
         );
         self.b.ins().jump(self.err, &[]);
+    }
+
+    /// Branches on the value at `p`: a boolean to `t` or `f` by its value, NULL to `f`, anything
+    /// else to `other`. Returns the tag.
+    fn branch_on_scalar(&mut self, p: cir::Value, t: Block, f: Block, other: Block) -> cir::Value {
+        let tag = self.tag(p);
+        let (boolean, rest) = (self.b.create_block(), self.b.create_block());
+        let is_bool = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, tag, Value::TAG_BOOL as i64);
+        self.b.ins().brif(is_bool, boolean, &[], rest, &[]);
+        self.b.switch_to_block(boolean);
+        let v = self.b.ins().uload8(I32, flags(), p, PAYLOAD);
+        self.b.ins().brif(v, t, &[], f, &[]);
+        self.b.switch_to_block(rest);
+        let null = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            tag,
+            Value::TAG_LAST_NULL as i64,
+        );
+        self.b.ins().brif(null, f, &[], other, &[]);
+        tag
     }
 
     /// A comparison or `&&`/`||` node as a condition (counts its own step).
@@ -1019,23 +1017,7 @@ impl<'a, 'b> Gen<'a, 'b> {
                 let lm = self.b.use_var(lmany);
                 self.b.ins().brif(lm, general, &[], rscalar, &[]);
                 self.b.switch_to_block(rscalar);
-                let tag = self.tag(rp);
-                let (rb, rn) = (self.b.create_block(), self.b.create_block());
-                let is_bool = self
-                    .b
-                    .ins()
-                    .icmp_imm_s(IntCC::Equal, tag, Value::TAG_BOOL as i64);
-                self.b.ins().brif(is_bool, rb, &[], rn, &[]);
-                self.b.switch_to_block(rb);
-                let v = self.b.ins().uload8(I32, flags(), rp, PAYLOAD);
-                self.b.ins().brif(v, t, &[], f, &[]);
-                self.b.switch_to_block(rn);
-                let null = self.b.ins().icmp_imm_s(
-                    IntCC::UnsignedLessThanOrEqual,
-                    tag,
-                    Value::TAG_LAST_NULL as i64,
-                );
-                self.b.ins().brif(null, f, &[], general, &[]);
+                self.branch_on_scalar(rp, t, f, general);
                 self.b.switch_to_block(general);
                 let out = self.temp();
                 let s = self.binary_helper(node, *op, lp, rp, out);
@@ -1303,10 +1285,6 @@ impl<'a, 'b> Gen<'a, 'b> {
         });
         self.finish_acc(node, acc, false)
     }
-}
-
-fn unreachable_ptr(g: &mut Gen<'_, '_>) -> cir::Value {
-    g.static_ptr(&rtm::NULL)
 }
 
 /// Collects a left-nested chain of `&`: the concatenation nodes outermost first and the

@@ -187,15 +187,6 @@ impl Module {
         self.listing.as_deref()
     }
 
-    /// The number of compiled expressions.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Evaluates expression `i` (which is `e`) for one object.
     #[inline]
     pub fn eval(&self, ctx: &mut Ctx, i: usize, e: &Expr, obj: Object<'_>) -> Evaluated {
