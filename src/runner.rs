@@ -231,7 +231,18 @@ impl Runner {
     /// Imports one connector. A file connector's import is always a complete read, so it is
     /// staged as a full import (objects no longer in the file become deletes); a read that
     /// fails stages nothing.
-    pub fn import(&mut self, name: &str, full: bool) -> Result<StepReport, RunError> {
+    ///
+    /// The complete-read rule (docs/DECISIONS.md): a read that yields no objects where objects
+    /// were imported before (a missing, empty or emptied source) is a failed read, and so is a
+    /// read that would delete more objects than the delete threshold; both stop the step and
+    /// stage nothing unless `allow_deletes` covers the deletes. A read in which the reader or
+    /// the engine rejected any record stages no deletes.
+    pub fn import(
+        &mut self,
+        name: &str,
+        full: bool,
+        allow_deletes: usize,
+    ) -> Result<StepReport, RunError> {
         let start = Instant::now();
         let step = if full { "full-import" } else { "delta-import" };
         let mut report = StepReport {
@@ -275,21 +286,68 @@ impl Runner {
             .collect();
         // A read with rejected records is incomplete: nothing is deleted on its account.
         let complete = imported.rejected.is_empty();
-        if !complete {
-            report.notes.push(format!(
-                "{} record(s) rejected: deletions are not staged from this import",
-                imported.rejected.len()
-            ));
+        let preview = self.engine.preview_import(c, &changes, complete);
+        let stop = if preview.objects == 0 && preview.known > 0 && allow_deletes < preview.known {
+            report.deletes = preview.known;
+            Some((
+                "stopped-incomplete-read",
+                format!(
+                    "the read holds no object in scope, but {} object(s) were imported from \"{name}\" before: a missing, empty or unreadable source is not an empty directory, so nothing was staged (if every object really is gone, allow the deletes with --allow-deletes {})",
+                    preview.known, preview.known
+                ),
+            ))
+        } else if preview.deletes > self.deployment.delete_threshold
+            && preview.deletes > allow_deletes
+        {
+            report.deletes = preview.deletes;
+            Some((
+                "stopped-deletion-threshold-exceeded",
+                format!(
+                    "{} of {} object(s) imported before are missing from the read, more than the delete threshold of {}: nothing was staged (allow them with --allow-deletes {})",
+                    preview.deletes,
+                    preview.known,
+                    self.deployment.delete_threshold,
+                    preview.deletes
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((status, why)) = stop {
+            report.status = status.into();
+            report.notes.push(why);
+            report.errors = imported.rejected.len();
+            report.duration_ms = start.elapsed().as_millis();
+            self.record(&report, &[])?;
+            return Ok(report);
         }
         let r = self.engine.import(c, changes, complete);
         for (dn, why) in &r.rejected {
             report.notes.push(format!("{dn}: {why} (object skipped)"));
         }
+        let rejected = imported.rejected.len() + r.rejected.len();
+        if rejected > 0 {
+            report.notes.push(format!(
+                "{rejected} record(s) rejected: deletions are not staged from this import"
+            ));
+        }
+        if !r.out_of_schema.is_empty() {
+            let n: usize = r.out_of_schema.values().sum();
+            let by_type: Vec<String> = r
+                .out_of_schema
+                .iter()
+                .map(|(t, k)| format!("{t} {k}"))
+                .collect();
+            report.notes.push(format!(
+                "{n} object(s) of types the connector schema does not declare left out ({})",
+                by_type.join(", ")
+            ));
+        }
         report.adds = r.adds;
         report.updates = r.updates;
         report.deletes = r.deletes;
         report.renames = r.renames;
-        report.errors = imported.rejected.len() + r.rejected.len();
+        report.errors = rejected;
         report.status = if report.errors == 0 {
             "success".into()
         } else {
@@ -500,7 +558,7 @@ impl Runner {
             .map(|c| c.name.clone())
             .collect();
         for n in &names {
-            reports.push(self.import(n, false)?);
+            reports.push(self.import(n, false, opts.allow_deletes)?);
         }
         let mode = if opts.full_sync || self.needs_full_sync {
             Mode::Full
@@ -519,7 +577,7 @@ impl Runner {
             reports.push(r);
             if exported {
                 // Confirm the export: the next sync sees the target as it now is.
-                let confirm = self.import(n, false)?;
+                let confirm = self.import(n, false, opts.allow_deletes)?;
                 let (sync, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;
                 sync_errors = errors;
                 let _ = (confirm, sync);

@@ -910,9 +910,32 @@ fn remove_users(name: &str, n: usize) -> (Dir, String, BTreeSet<String>) {
 #[test]
 fn delete_threshold_blocks_more_than_the_threshold() {
     let (d, target_before, gone) = remove_users("threshold11", 11);
+    // The import's own guard (a read that drops more objects than the threshold) stops first.
     let r = run(&d, &[]);
     assert_eq!(r.out.code, 1, "{}", r.out.all());
-    assert_eq!(r.step("import", AD).deletes, 11);
+    let imp = r.step("import", AD);
+    assert_eq!(
+        (imp.status.as_str(), imp.deletes),
+        ("stopped-deletion-threshold-exceeded", 11),
+        "{}",
+        r.out.all()
+    );
+    assert_eq!(r.export(ENTRA).deletes, 0, "{}", r.out.all());
+    // Let through at the import only: the export's threshold holds them.
+    let r = run(
+        &d,
+        &[
+            "--profile",
+            "delta-import",
+            "--connector",
+            AD,
+            "--allow-deletes",
+            "11",
+        ],
+    );
+    assert_eq!(r.step("import", AD).deletes, 11, "{}", r.out.all());
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
     let exp = r.export(ENTRA);
     assert_eq!(
         exp.status,
@@ -1666,4 +1689,286 @@ fn a_state_from_before_the_refs_change_is_migrated() {
     }
     let r = run(&d, &[]);
     assert_eq!(r.out.code, 0, "{}", r.out.all());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Complete reads: never delete what should stay (docs/DECISIONS.md, "complete reads")
+
+/// The records of `class` (the most specific `objectClass`) in a quickstart export.
+fn of_class<'a>(recs: &'a [String], class: &str) -> impl Iterator<Item = &'a String> {
+    let line = format!("objectClass: {class}");
+    recs.iter().filter(move |r| {
+        r.starts_with("dn: ")
+            && logical_lines(r)
+                .iter()
+                .rfind(|l| l.starts_with("objectClass: "))
+                .is_some_and(|l| l.eq_ignore_ascii_case(&line))
+    })
+}
+
+/// Checks a cycle that read nothing usable from AD: the import stopped, nothing was staged or
+/// exported, the target is as it was.
+fn assert_failed_read(d: &Dir, target_before: &str, status: &str) -> Run {
+    let r = run(d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let imp = r.step("import", AD);
+    assert_eq!(imp.status, status, "{}", r.out.all());
+    let sync = r.sync();
+    assert_eq!(
+        (sync.adds, sync.updates, sync.deletes),
+        (0, 0, 0),
+        "{}",
+        r.out.all()
+    );
+    for s in r.steps.iter().filter(|s| s.step == "export") {
+        assert_eq!((s.adds, s.updates, s.deletes), (0, 0, 0), "{s:?}");
+    }
+    assert_eq!(d.read("entra.jsonl"), target_before, "the target changed");
+    assert!(
+        pending_json(d, &[]).is_empty(),
+        "exports were staged from a failed read"
+    );
+    r
+}
+
+#[test]
+fn a_missing_empty_or_header_only_source_is_a_failed_read() {
+    let d = quickstart("emptysrc");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let original = d.read("ad.ldif");
+    let target_before = d.read("entra.jsonl");
+    let restore = |d: &Dir| {
+        let _ = std::fs::remove_file(d.path("ad.ldif"));
+        d.write("ad.ldif", &original);
+    };
+
+    // Removed.
+    std::fs::remove_file(d.path("ad.ldif")).unwrap();
+    let r = assert_failed_read(&d, &target_before, "stopped-incomplete-read");
+    let imp = r.step("import", AD);
+    assert_eq!(imp.deletes, 1991, "{imp:?}");
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains("1991 object(s) were imported")
+                && n.contains("--allow-deletes 1991")),
+        "{imp:?}"
+    );
+    // Empty, a header alone, a link to /dev/null.
+    for text in ["", "version: 1\n", "version: 1\n\n\n"] {
+        d.write("ad.ldif", text);
+        assert_failed_read(&d, &target_before, "stopped-incomplete-read");
+    }
+    #[cfg(unix)]
+    {
+        std::fs::remove_file(d.path("ad.ldif")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.path("ad.ldif")).unwrap();
+        assert_failed_read(&d, &target_before, "stopped-incomplete-read");
+    }
+    // Cut short at a record boundary: 1,200 of 1,991 objects gone, more than the threshold.
+    let recs = records(&original);
+    let cut = &recs[..recs.len() - 1200];
+    restore(&d);
+    d.write("ad.ldif", &(unrecords(cut) + "\n"));
+    let r = assert_failed_read(&d, &target_before, "stopped-deletion-threshold-exceeded");
+    let imp = r.step("import", AD);
+    assert_eq!(imp.deletes, 1200, "{imp:?}");
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains("threshold of 500") && n.contains("--allow-deletes 1200")),
+        "{imp:?}"
+    );
+    // The source recovers: nothing happened in between.
+    restore(&d);
+    run(&d, &[]).assert_no_changes();
+    assert_eq!(d.read("entra.jsonl"), target_before);
+}
+
+#[test]
+fn a_header_only_hr_feed_deletes_nothing_unless_allowed() {
+    let d = hr("hdronly", Some(CLEAN_HR), "directory.jsonl");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let target_before = d.read("directory.jsonl");
+    assert_eq!(target_before.lines().count(), 4);
+
+    d.write("hr.csv", "id,name,department,grade\n");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let imp = r.step("import", "hr");
+    assert_eq!(
+        (imp.status.as_str(), imp.deletes),
+        ("stopped-incomplete-read", 4),
+        "{}",
+        r.out.all()
+    );
+    assert_eq!(r.export("directory").deletes, 0, "{}", r.out.all());
+    assert_eq!(d.read("directory.jsonl"), target_before);
+
+    // A smaller allowance is not enough; the whole count is.
+    let r = run(&d, &["--allow-deletes", "3"]);
+    assert_eq!(r.step("import", "hr").status, "stopped-incomplete-read");
+    assert_eq!(d.read("directory.jsonl"), target_before);
+    let r = run(&d, &["--allow-deletes", "4"]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.step("import", "hr").deletes, 4, "{}", r.out.all());
+    assert_eq!(r.export("directory").deletes, 4, "{}", r.out.all());
+    assert_eq!(d.read("directory.jsonl").lines().count(), 0);
+    run(&d, &[]).assert_no_changes();
+}
+
+#[test]
+fn held_back_deletes_are_cancelled_when_their_objects_come_back() {
+    let d = quickstart("heldback");
+    d.set("delete_threshold", "10");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let original = d.read("ad.ldif");
+    let target_before = d.read("entra.jsonl");
+    let recs = records(&original);
+    let gone: BTreeSet<String> = of_class(&recs, "group")
+        .take(8)
+        .chain(of_class(&recs, "contact").take(4))
+        .map(|r| value_of(r, "dn").unwrap().to_lowercase())
+        .collect();
+    assert_eq!(gone.len(), 12);
+    d.write("ad.ldif", &unrecords(&remove_objects(&recs, &gone)));
+    // The import is let through once; the export is held back by the threshold.
+    let r = run(
+        &d,
+        &[
+            "--profile",
+            "delta-import",
+            "--connector",
+            AD,
+            "--allow-deletes",
+            "12",
+        ],
+    );
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.step("import", AD).deletes, 12, "{}", r.out.all());
+    let r = run(&d, &[]);
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        (exp.status.as_str(), exp.deletes),
+        ("stopped-deletion-threshold-exceeded", 12),
+        "{}",
+        r.out.all()
+    );
+    assert_eq!(d.read("entra.jsonl"), target_before);
+
+    // The source recovers: the objects rejoin their target objects and no delete goes out.
+    d.write("ad.ldif", &original);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
+    assert!(
+        pending_objects(&pending_json(&d, &[]))
+            .iter()
+            .all(|(_, op, _)| op != "delete"),
+        "a delete is still pending"
+    );
+    assert_eq!(
+        target_lines(&d, "entra.jsonl"),
+        parse_target(&target_before)
+    );
+    run(&d, &[]).assert_no_changes();
+}
+
+#[test]
+fn a_delete_staged_in_staging_mode_is_cancelled_when_the_object_comes_back() {
+    let d = quickstart("stagedel");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let original = d.read("ad.ldif");
+    let target_before = d.read("entra.jsonl");
+    let recs = records(&original);
+    let group = value_of(of_class(&recs, "group").nth(3).unwrap(), "dn")
+        .unwrap()
+        .to_lowercase();
+    d.write(
+        "ad.ldif",
+        &unrecords(&remove_objects(&recs, &BTreeSet::from([group]))),
+    );
+    d.set("staging", "true");
+    let r = run(&d, &[]);
+    let exp = r.export(ENTRA);
+    assert_eq!(
+        (exp.status.as_str(), exp.deletes),
+        ("staged", 1),
+        "{}",
+        r.out.all()
+    );
+
+    d.write("ad.ldif", &original);
+    d.set("staging", "false");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
+    assert_eq!(
+        target_lines(&d, "entra.jsonl"),
+        parse_target(&target_before)
+    );
+    run(&d, &[]).assert_no_changes();
+}
+
+#[test]
+fn objects_the_engine_skips_are_never_deleted() {
+    let d = quickstart("skipped");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let target_before = d.read("entra.jsonl");
+    let original = d.read("ad.ldif");
+    let recs = records(&original);
+    let users = synced_users(&d, &recs);
+    let (a, a_dn, _) = users[5].clone();
+    let (b, b_dn, _) = users[15].clone();
+    let (_, c_dn, _) = users[25].clone();
+    // a: its anchor is gone; b: its object class is unknown; c: removed for real.
+    let mut bad = recs.clone();
+    let lines = logical_lines(&bad[a]);
+    assert!(lines.iter().any(|l| l.starts_with("objectGUID:")));
+    bad[a] = lines
+        .into_iter()
+        .filter(|l| !l.starts_with("objectGUID:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(bad[b].contains("\nobjectClass: user\n"));
+    bad[b] = bad[b].replace("\nobjectClass: user\n", "\nobjectClass: auxThing\n");
+    let bad = remove_objects(&bad, &BTreeSet::from([c_dn.to_lowercase()]));
+    d.write("ad.ldif", &unrecords(&bad));
+
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let imp = r.step("import", AD);
+    assert_eq!(
+        (imp.status.as_str(), imp.errors, imp.deletes),
+        ("completed-warnings", 2, 0),
+        "{}",
+        r.out.all()
+    );
+    for (dn, why) in [(&a_dn, "anchor"), (&b_dn, "auxThing")] {
+        assert!(
+            imp.notes
+                .iter()
+                .any(|n| n.starts_with(dn.as_str()) && n.contains(why) && n.contains("skipped")),
+            "{dn}: {imp:?}"
+        );
+    }
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains("deletions are not staged")),
+        "{imp:?}"
+    );
+    assert_eq!(r.export(ENTRA).deletes, 0, "{}", r.out.all());
+    assert_eq!(
+        target_lines(&d, "entra.jsonl").len(),
+        parse_target(&target_before).len(),
+        "an object was deleted"
+    );
 }

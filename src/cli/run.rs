@@ -24,7 +24,8 @@ pub struct Args {
     /// The connector of an import or export step (default: every connector).
     #[arg(long)]
     connector: Option<String>,
-    /// Let an export with up to N deletes through the delete threshold, once.
+    /// Let an import or export with up to N deletes through the delete threshold (and an
+    /// import of an empty source of up to N objects), for this run only.
     #[arg(long, value_name = "N", default_value_t = 0)]
     allow_deletes: usize,
     /// Make the cycle's sync a full sync.
@@ -163,7 +164,11 @@ pub fn run(args: Args) -> u8 {
             Profile::FullImport | Profile::DeltaImport => {
                 for n in &names {
                     announce(&format!("import {n}"));
-                    out.push(runner.import(n, args.profile == Profile::FullImport)?);
+                    out.push(runner.import(
+                        n,
+                        args.profile == Profile::FullImport,
+                        args.allow_deletes,
+                    )?);
                 }
             }
             Profile::FullSync => {

@@ -7,12 +7,18 @@
 //! [`ImportReport`]. Matching is by anchor, then by DN: an export object (no anchor yet) with
 //! the same DN is replaced by the imported object and keeps its link; a known anchor under a
 //! new DN is a rename and keeps its link; a full import marks every previously imported object
-//! it did not see as deleted.
+//! it did not see as deleted, unless the read is incomplete: a record the engine rejects
+//! (missing anchor, or an object imported before that now has a type the schema does not
+//! declare) makes the read incomplete exactly as a record the reader rejects, and it stages no
+//! deletes. Objects of types the connector schema does not declare and that were never
+//! imported (organizational units, containers) are left out and counted, not rejected.
+//! [`preview`] tells, before anything is staged, how many objects a read would delete (the
+//! runner's complete-read rule, docs/DECISIONS.md).
 
 use super::compile::{ConnIdx, Plan};
 use super::model::{CsId, CsObject, Key, PendingImport, State, dn_key};
 use crate::value::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// One object as read from a connected directory.
@@ -40,8 +46,160 @@ pub struct ImportReport {
     pub renames: usize,
     pub deletes: usize,
     pub unchanged: usize,
-    /// Objects that could not be staged (unknown type, missing anchor), with the reason.
+    /// Objects that could not be staged (missing anchor, an object imported before that now
+    /// has an undeclared type), with the reason. Any of them makes the read incomplete.
     pub rejected: Vec<(String, String)>,
+    /// Objects left out because the connector schema does not declare their type (and they were
+    /// never imported), counted by type.
+    pub out_of_schema: BTreeMap<String, usize>,
+}
+
+/// What a read would do to the connector space, computed before it is staged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadPreview {
+    /// Objects imported before and still expected in the connected directory (objects whose
+    /// delete this engine staged for export are not expected).
+    pub known: usize,
+    /// Objects the read holds that would be staged (records of undeclared types and records
+    /// that would be rejected are not counted).
+    pub objects: usize,
+    /// Known objects the read would stage as deleted.
+    pub deletes: usize,
+    /// Records that would be rejected (a read with any stages no deletes).
+    pub rejected: usize,
+}
+
+/// How one imported record is staged.
+enum Record {
+    /// Of a declared type, with its values by slot and its anchor.
+    Typed {
+        ty: usize,
+        values: Vec<Value>,
+        anchor: Value,
+    },
+    /// Cannot be staged: the reason.
+    Rejected(String),
+    /// Of a type the connector schema does not declare, and not known to the connector space.
+    OutOfSchema,
+}
+
+/// Whether an object of the connector space is an imported object the directory still holds
+/// as far as the engine knows.
+fn expected(o: &CsObject, connector: ConnIdx) -> bool {
+    o.connector == connector
+        && o.anchor.is_some()
+        && !o.placeholder
+        && !o.gone
+        && o.export != Some(super::model::ExportOp::Delete)
+}
+
+/// Classifies one record: its type, values by slot and anchor, or why it cannot be staged.
+fn classify(
+    state: &State,
+    cplan: &super::compile::ConnectorPlan,
+    connector: ConnIdx,
+    obj: &ImportObject,
+) -> Record {
+    let Some(ty) = cplan.type_index(&obj.object_type) else {
+        // An object the connector space holds (by DN or by any declared anchor attribute) that
+        // now shows an undeclared type must not silently turn into a delete.
+        let by_dn = state
+            .cs_by_dn(connector, &obj.dn)
+            .is_some_and(|id| !state.cs[id as usize].gone);
+        let by_anchor = || {
+            cplan.types.iter().any(|t| {
+                let Some(a) = t.anchor.filter(|&a| Some(a) != t.dn) else {
+                    return false;
+                };
+                obj.attrs.iter().any(|(n, v)| {
+                    n == &t.names[a]
+                        && Key::exact(&crate::engine::flow::shape(v.clone(), false))
+                            .is_some_and(|k| state.by_anchor[connector].contains_key(&k))
+                })
+            })
+        };
+        if by_dn || by_anchor() {
+            return Record::Rejected(format!(
+                "object type `{}` is not declared in the connector schema, but the object was imported before",
+                obj.object_type
+            ));
+        }
+        return Record::OutOfSchema;
+    };
+    let tplan = &cplan.types[ty];
+    let mut values = vec![Value::Null; tplan.len()];
+    for (name, v) in &obj.attrs {
+        if let Some(s) = tplan.slot(name)
+            && s != tplan.dn.unwrap_or(usize::MAX)
+        {
+            // Multi-valued attributes always hold collections.
+            values[s] = crate::engine::flow::shape(v.clone(), tplan.kinds[s].1);
+        }
+    }
+    if let Some(s) = tplan.dn {
+        values[s] = Value::str(obj.dn.as_str());
+    }
+    match tplan
+        .anchor
+        .map(|s| values[s].clone())
+        .filter(|v| !v.is_null())
+    {
+        Some(anchor) => Record::Typed { ty, values, anchor },
+        None => Record::Rejected("the anchor attribute has no value".into()),
+    }
+}
+
+/// What staging `changes` would do, without staging anything: how many known objects a full
+/// read (`full`) or the read's explicit deletes would delete, and how many records it holds.
+pub fn preview(
+    state: &State,
+    plan: &Plan,
+    connector: ConnIdx,
+    changes: &[ImportChange],
+    full: bool,
+) -> ReadPreview {
+    let mut p = ReadPreview::default();
+    let Some(cplan) = plan.connectors.get(connector) else {
+        return p;
+    };
+    let mut seen: HashSet<CsId> = HashSet::new();
+    let mut explicit: HashSet<CsId> = HashSet::new();
+    for change in changes {
+        match change {
+            ImportChange::Delete { dn } => {
+                if let Some(id) = state.cs_by_dn(connector, dn)
+                    && expected(&state.cs[id as usize], connector)
+                {
+                    explicit.insert(id);
+                }
+            }
+            ImportChange::Upsert(obj) => match classify(state, cplan, connector, obj) {
+                Record::Typed { anchor, .. } => {
+                    p.objects += 1;
+                    if let Some(id) = Key::exact(&anchor)
+                        .and_then(|k| state.by_anchor[connector].get(&k).copied())
+                    {
+                        seen.insert(id);
+                    }
+                }
+                Record::Rejected(_) => p.rejected += 1,
+                Record::OutOfSchema => {}
+            },
+        }
+    }
+    let mut deletes = explicit.len();
+    for (i, o) in state.cs.iter().enumerate() {
+        if !expected(o, connector) {
+            continue;
+        }
+        p.known += 1;
+        let id = i as CsId;
+        if full && p.rejected == 0 && !seen.contains(&id) && !explicit.contains(&id) {
+            deletes += 1;
+        }
+    }
+    p.deletes = deletes;
+    p
 }
 
 /// Stages a batch of changes of one connector. With `full`, objects imported before but not
@@ -68,37 +226,19 @@ pub fn import(
                 }
             }
             ImportChange::Upsert(obj) => {
-                let Some(ty) = cplan.type_index(&obj.object_type) else {
-                    report.rejected.push((
-                        obj.dn.clone(),
-                        format!("unknown object type `{}`", obj.object_type),
-                    ));
-                    continue;
+                let (ty, values, anchor) = match classify(state, cplan, connector, &obj) {
+                    Record::Typed { ty, values, anchor } => (ty, values, anchor),
+                    Record::Rejected(why) => {
+                        report.rejected.push((obj.dn.clone(), why));
+                        continue;
+                    }
+                    Record::OutOfSchema => {
+                        *report.out_of_schema.entry(obj.object_type).or_default() += 1;
+                        continue;
+                    }
                 };
                 let tplan = &cplan.types[ty];
-                let mut values = vec![Value::Null; tplan.len()];
-                for (name, v) in obj.attrs {
-                    if let Some(s) = tplan.slot(&name)
-                        && s != tplan.dn.unwrap_or(usize::MAX)
-                    {
-                        // Multi-valued attributes always hold collections.
-                        values[s] = crate::engine::flow::shape(v, tplan.kinds[s].1);
-                    }
-                }
                 let dn: Arc<str> = obj.dn.as_str().into();
-                if let Some(s) = tplan.dn {
-                    values[s] = Value::Str(dn.clone());
-                }
-                let anchor = tplan
-                    .anchor
-                    .map(|s| values[s].clone())
-                    .filter(|v| !v.is_null());
-                let Some(anchor) = anchor else {
-                    report
-                        .rejected
-                        .push((obj.dn.clone(), "the anchor attribute has no value".into()));
-                    continue;
-                };
                 let akey = Key::exact(&anchor);
                 let by_anchor = akey
                     .as_ref()
@@ -222,7 +362,9 @@ pub fn import(
             }
         }
     }
-    if full {
+    // A record rejected here makes the read incomplete, as a record the reader rejected does:
+    // what it stands for may be any of the objects not seen.
+    if full && report.rejected.is_empty() {
         let missing: Vec<CsId> = state
             .cs
             .iter()

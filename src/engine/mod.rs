@@ -86,6 +86,16 @@ impl Engine {
         import::import(&mut self.state, &self.plan, connector, changes, full)
     }
 
+    /// What staging `changes` would do (deletes, objects), without staging anything.
+    pub fn preview_import(
+        &self,
+        connector: usize,
+        changes: &[import::ImportChange],
+        full: bool,
+    ) -> import::ReadPreview {
+        import::preview(&self.state, &self.plan, connector, changes, full)
+    }
+
     /// Runs a full or delta sync.
     pub fn sync(&mut self, mode: sync::Mode) -> sync::SyncReport {
         sync::run(

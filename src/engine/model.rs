@@ -284,6 +284,13 @@ impl State {
         }
         if let Some(o) = self.cs.get_mut(cs as usize) {
             o.link = Some(link);
+            // An object whose delete was staged (deprovisioned, and held back by staging mode
+            // or the delete threshold) is linked again: it came back in scope or rejoined,
+            // by whichever path (outbound DN or rule join, inbound join), so the delete is
+            // cancelled and outbound flow decides what it holds.
+            if o.export == Some(ExportOp::Delete) {
+                o.export = None;
+            }
         }
     }
 

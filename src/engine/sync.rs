@@ -1146,10 +1146,6 @@ impl Run<'_> {
                         },
                     );
                     self.state.cs[c as usize].provisioned_by = Some(p);
-                    // Back in scope before its delete was exported: the delete is cancelled.
-                    if self.state.cs[c as usize].export == Some(ExportOp::Delete) {
-                        self.state.cs[c as usize].export = None;
-                    }
                     self.report.joins += 1;
                     self.note(Some(c), Some(mv), || {
                         format!("outbound: joined {d} by its DN")
