@@ -135,6 +135,12 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
                         for (dn, why) in report.rejected {
                             fail(format!("import of {dn} rejected: {why}"));
                         }
+                        for ty in report.out_of_schema.keys() {
+                            fail(format!(
+                                "object type `{ty}` is not declared in connector \"{}\"",
+                                engine.plan.connectors[c].name
+                            ));
+                        }
                     }
                 }
                 let report = engine.sync(Mode::Delta);

@@ -97,6 +97,12 @@ pub fn run(args: Args) -> u8 {
         for (dn, why) in report.rejected {
             eprintln!("warning: {dn} not imported: {why}");
         }
+        for (ty, n) in &report.out_of_schema {
+            eprintln!(
+                "warning: {n} object(s) of type `{ty}` not imported: the connector schema of \"{}\" does not declare it",
+                engine.plan.connectors[c].name
+            );
+        }
     }
     engine.sync(Mode::Full);
     let candidates: Vec<u32> = (0..engine.plan.connectors.len())
