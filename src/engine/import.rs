@@ -68,6 +68,16 @@ pub fn import(
                 }
             }
             ImportChange::Upsert(obj) => {
+                // The DN's normalised key: DNs compare parsed (`crate::dn`).
+                let key = match crate::dn::key(&obj.dn) {
+                    Ok(k) => k.into_boxed_str(),
+                    Err(e) => {
+                        report
+                            .rejected
+                            .push((obj.dn.clone(), format!("the DN does not parse: {e}")));
+                        continue;
+                    }
+                };
                 let Some(ty) = cplan.type_index(&obj.object_type) else {
                     report.rejected.push((
                         obj.dn.clone(),
@@ -103,7 +113,7 @@ pub fn import(
                 let by_anchor = akey
                     .as_ref()
                     .and_then(|k| state.by_anchor[connector].get(k).copied());
-                let by_dn = state.cs_by_dn(connector, &dn);
+                let by_dn = state.by_dn[connector].get(&key).copied();
                 let target = match (by_anchor, by_dn) {
                     (Some(id), _) => Some(id),
                     // An export object (or placeholder) with this DN: the imported object
@@ -119,7 +129,12 @@ pub fn import(
                         seen.insert(id);
                         let o = &mut state.cs[id as usize];
                         let was_placeholder = o.placeholder;
-                        let renamed = !o.dn.eq_ignore_ascii_case(&dn);
+                        // DNs that differ only in spacing, case or escaping are one DN
+                        // (the new spelling is taken without a rename).
+                        let renamed = dn_key(&o.dn) != key;
+                        if !renamed && o.dn != dn {
+                            o.dn = dn.clone();
+                        }
                         let retyped = o.object_type != ty && !was_placeholder;
                         if renamed {
                             let old = dn_key(&o.dn);
@@ -127,7 +142,7 @@ pub fn import(
                             if state.by_dn[connector].get(&old) == Some(&id) {
                                 state.by_dn[connector].remove(&old);
                             }
-                            state.by_dn[connector].insert(dn_key(&dn), id);
+                            state.by_dn[connector].insert(key.clone(), id);
                             report.renames += 1;
                         }
                         let o = &mut state.cs[id as usize];
@@ -156,10 +171,7 @@ pub fn import(
                         if o.export == Some(super::model::ExportOp::Add) {
                             o.export = None;
                         }
-                        if o.new_dn
-                            .as_deref()
-                            .is_some_and(|n| n.eq_ignore_ascii_case(&dn))
-                        {
+                        if o.new_dn.as_deref().is_some_and(|n| dn_key(n) == key) {
                             o.new_dn = None;
                         }
                         // DECISIONS 10: the import confirms what it shows. A staged value the

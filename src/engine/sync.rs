@@ -931,7 +931,25 @@ impl Run<'_> {
         let mut out = Vec::new();
         for v in value.values() {
             let Some(dn) = v.as_str() else { continue };
-            let target = match self.state.cs_by_dn(connector, dn) {
+            // References are DNs: resolved by their normalised key, so spelling, spacing and
+            // escaping do not matter; a value that is not a DN is a sync error on the object.
+            let key = match crate::dn::key(dn) {
+                Ok(k) => k.into_boxed_str(),
+                Err(e) => {
+                    let mv = self.state.cs[from as usize].link.map(|l| l.mv);
+                    self.error(SyncError {
+                        category: ErrorCategory::DataValidationFailure,
+                        cs: Some(from),
+                        mv,
+                        rule: None,
+                        code: None,
+                        message: format!("the reference value {dn:?} is not a DN: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let found = self.state.by_dn[connector].get(&key).copied();
+            let target = match found {
                 Some(t) => t,
                 None => {
                     // Not imported yet: a placeholder stands in until it is.
@@ -954,8 +972,11 @@ impl Run<'_> {
                     })
                 }
             };
-            let key = (connector, super::model::dn_key(dn));
-            let refs = self.state.referenced_by.entry(key).or_default();
+            let refs = self
+                .state
+                .referenced_by
+                .entry((connector, key))
+                .or_default();
             if !refs.contains(&from) {
                 refs.push(from);
             }
@@ -1528,14 +1549,15 @@ impl Run<'_> {
     fn set_dn(&mut self, c: CsId, dn: &str) {
         let o = &self.state.cs[c as usize];
         let before = o.new_dn.clone().unwrap_or_else(|| o.dn.clone());
-        if before.as_ref() != dn
+        // DNs compare parsed: a new spelling of the same DN is not a rename.
+        if !crate::dn::same(&before, dn)
             && let Some(l) = o.link
         {
             // Exports that name this object must name it by its new DN.
             self.target_changed(l.mv);
         }
         let o = &self.state.cs[c as usize];
-        if o.dn.as_ref() == dn {
+        if crate::dn::same(&o.dn, dn) {
             self.state.cs[c as usize].new_dn = None;
             return;
         }
@@ -1617,10 +1639,13 @@ fn member_of(state: &State, plan: &Plan, connector: ConnIdx, dn: &Arc<str>, grou
     let Some(slot) = plan.connectors[connector].types[o.object_type].slot("member") else {
         return false;
     };
-    o.current[slot]
-        .values()
-        .iter()
-        .any(|m| m.as_str().is_some_and(|s| s.eq_ignore_ascii_case(dn)))
+    let Ok(key) = crate::dn::key(dn) else {
+        return false;
+    };
+    o.current[slot].values().iter().any(|m| {
+        m.as_str()
+            .is_some_and(|s| crate::dn::key(s).is_ok_and(|k| k == key))
+    })
 }
 
 /// A short rendering of a value for lineage lines.
