@@ -1131,7 +1131,26 @@ impl Run<'_> {
                 imported: &m.attrs,
             },
         ) {
-            Ok(v) => Ok(flow::shape(v, false).as_str().map(str::to_string)),
+            Ok(v) => {
+                let dn = flow::shape(v, false).as_str().map(str::to_string);
+                match dn {
+                    Some(d) if !d.trim().is_empty() => {
+                        if let Err(message) = self.check_dn(rule, f, mv, &d) {
+                            self.error(SyncError {
+                                category: ErrorCategory::DataValidationFailure,
+                                cs: None,
+                                mv: Some(mv),
+                                rule: Some(r.name().to_string()),
+                                code: None,
+                                message,
+                            });
+                            return Err(());
+                        }
+                        Ok(Some(d))
+                    }
+                    other => Ok(other),
+                }
+            }
             Err(e) => {
                 self.eval_error(None, Some(mv), r, "dn", *e);
                 Err(())
@@ -1454,7 +1473,17 @@ impl Run<'_> {
             ) {
                 Ok(v) => {
                     if let Some(d) = flow::shape(v, false).as_str().map(str::to_string) {
-                        self.set_dn(c, &d);
+                        match self.check_dn(r, &rule.flows[fi], mv, &d) {
+                            Ok(()) => self.set_dn(c, &d),
+                            Err(message) => self.error(SyncError {
+                                category: ErrorCategory::DataValidationFailure,
+                                cs: Some(c),
+                                mv: Some(mv),
+                                rule: Some(rule.name().to_string()),
+                                code: None,
+                                message,
+                            }),
+                        }
                     }
                 }
                 Err(e) => self.eval_error(Some(c), Some(mv), rule, "dn", *e),
@@ -1543,6 +1572,34 @@ impl Run<'_> {
             }
             self.state.withheld.insert(mv);
         }
+    }
+
+    /// Validates a DN the `dn` flow `f` of outbound rule `rule` produced for `mv` (DECISIONS
+    /// 25): it must parse, and attribute values concatenated into RDN values must not change
+    /// its structure. The error is the sync error's message.
+    fn check_dn(
+        &mut self,
+        rule: RuleIdx,
+        f: &super::compile::FlowPlan,
+        mv: MvId,
+        dn: &str,
+    ) -> Result<(), String> {
+        let r = &self.plan.rules[rule];
+        let Some(m) = self.state.mv.get(&mv) else {
+            return Ok(());
+        };
+        let names = &self.plan.metaverse[r.source_type].names;
+        super::dnflow::check(
+            f.dn_template.as_deref(),
+            dn,
+            &mut self.ctxs[r.connector],
+            Object {
+                attrs: &m.attrs,
+                imported: &m.attrs,
+            },
+            names,
+        )
+        .map_err(|e| format!("flow to dn: {e}"))
     }
 
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.
