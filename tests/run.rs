@@ -1808,7 +1808,12 @@ fn partitions_and_import_matching_compare_parsed_dns() {
     let r = run(&d, &[]);
     assert_eq!(r.out.code, 0, "{}", r.out.all());
     let imp = r.step("import", "contoso.com");
-    assert_eq!((imp.deletes, imp.renames, imp.adds), (0, 0, 0), "{}", r.out.all());
+    assert_eq!(
+        (imp.deletes, imp.renames, imp.adds),
+        (0, 0, 0),
+        "{}",
+        r.out.all()
+    );
     let exp = r.export("directory");
     assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
     assert_eq!(target_lines(&d, "directory.jsonl"), target);

@@ -174,12 +174,24 @@ pub fn check(
     obj: Object<'_>,
     names: &[String],
 ) -> Result<(), String> {
-    if let Err(e) = Dn::parse(produced) {
-        return Err(format!("{produced:?} is not a valid DN: {e}"));
+    if let Some(t) = template {
+        check_template(t, produced, ctx, obj, names)?;
     }
-    let Some(t) = template else {
-        return Ok(());
-    };
+    match Dn::parse(produced) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{produced:?} is not a valid DN: {e}")),
+    }
+}
+
+/// The operands of the chain that produced the DN, in RDN value positions, must not bring DN
+/// specials (checked first: its message names the operand).
+fn check_template(
+    t: &DnTemplate,
+    produced: &str,
+    ctx: &mut Ctx,
+    obj: Object<'_>,
+    names: &[String],
+) -> Result<(), String> {
     for c in &t.chains {
         let mut values = Vec::with_capacity(c.operands.len());
         let mut readable = true;
@@ -240,7 +252,12 @@ pub fn check(
 fn operand(e: &Expr, ctx: &mut Ctx, obj: Object<'_>) -> Option<Value> {
     match &e.node {
         Node::Const(v) => Some(v.clone()),
-        Node::Attr(slot) => Some(obj.attrs.get(*slot as usize).cloned().unwrap_or(Value::Null)),
+        Node::Attr(slot) => Some(
+            obj.attrs
+                .get(*slot as usize)
+                .cloned()
+                .unwrap_or(Value::Null),
+        ),
         Node::Param(name) => Some(ctx.param(name).cloned().unwrap_or(Value::Null)),
         _ => interp::eval(ctx, e, obj).ok(),
     }
@@ -278,6 +295,137 @@ fn describe(e: &Expr, names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::adhoc;
+
+    /// Evaluates a `dn` flow expression on `name` and checks what it produced: Ok, or the
+    /// error message.
+    fn run(expr: &str, name: &str) -> Result<String, String> {
+        let attrs = [
+            ("displayName".to_string(), Value::str(name)),
+            ("id".to_string(), Value::str("7")),
+        ];
+        let params = [("Domain.LDAP".to_string(), Value::str("DC=contoso,DC=com"))];
+        let p = adhoc::prepare("t.idf", expr, &attrs, &params)
+            .unwrap_or_else(|(_, d)| panic!("{expr}: {d:?}"));
+        let mut ctx = Ctx::fixed();
+        ctx.params = params.to_vec();
+        let produced = p.eval(&mut ctx).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
+        let produced = produced.as_str().unwrap_or_default().to_string();
+        let names = ["displayName".to_string(), "id".to_string()];
+        let obj = Object {
+            attrs: &p.values,
+            imported: &p.values,
+        };
+        check(template(&p.expr).as_ref(), &produced, &mut ctx, obj, &names).map(|()| produced)
+    }
+
+    /// (expression, displayName, Ok(produced DN) or Err(parts of the message))
+    #[allow(clippy::type_complexity)]
+    const CASES: &[(&str, &str, Result<&str, &[&str]>)] = &[
+        (
+            r#""CN=" & [displayName] & ",OU=Users," & %Domain.LDAP%"#,
+            "Ann Lee",
+            Ok("CN=Ann Lee,OU=Users,DC=contoso,DC=com"),
+        ),
+        (
+            r#""CN=" & [displayName] & ",OU=Users," & %Domain.LDAP%"#,
+            "Eve,OU=Admins",
+            Err(&[
+                "\"Eve,OU=Admins\" of [displayName]",
+                "unescaped `,` at byte 3",
+                "EscapeDNComponent",
+            ]),
+        ),
+        (
+            r#""CN=" & [displayName] & ",OU=Users," & %Domain.LDAP%"#,
+            "Lee\\, Ann",
+            Ok("CN=Lee\\, Ann,OU=Users,DC=contoso,DC=com"),
+        ),
+        (
+            r#""CN=" & [displayName] & ",OU=Users""#,
+            "a+sn=b",
+            Err(&["unescaped `+`"]),
+        ),
+        (
+            r#""CN=" & [displayName] & ",OU=Users""#,
+            "x\\",
+            Err(&["trailing `\\`"]),
+        ),
+        (
+            r#""CN=" & [displayName] & ",OU=Users""#,
+            "#1",
+            Err(&["leading `#`"]),
+        ),
+        (
+            r#""CN=x" & [displayName] & ",OU=Users""#,
+            "#1",
+            Ok("CN=x#1,OU=Users"),
+        ),
+        (
+            r#"EscapeDNComponent("CN=" & [displayName]) & ",OU=Users," & %Domain.LDAP%"#,
+            "Eve,OU=Admins",
+            Ok("CN=Eve\\,OU=Admins,OU=Users,DC=contoso,DC=com"),
+        ),
+        (
+            r#""CN=" & EscapeDNComponent([displayName]) & ",OU=Users""#,
+            "Lee, Ann",
+            Ok("CN=Lee\\, Ann,OU=Users"),
+        ),
+        // EscapeDNComponent keeps what precedes a `=`: as a value it does not make it safe.
+        (
+            r#""CN=" & EscapeDNComponent([displayName]) & ",OU=Users""#,
+            "Eve,OU=Admins",
+            Err(&["EscapeDNComponent(...)", "unescaped `,`"]),
+        ),
+        (
+            r#""CN=" & Trim([displayName]) & ",OU=Users""#,
+            " a,b ",
+            Err(&["Trim(...)"]),
+        ),
+        (
+            r#"IIF(IsPresent([displayName]), "CN=" & [displayName] & ",OU=Users", "CN=" & [id])"#,
+            "Eve,OU=Admins",
+            Err(&["[displayName]"]),
+        ),
+        (
+            r#"IIF(IsPresent([displayName]), "CN=" & [displayName] & ",OU=Users", "CN=" & [id])"#,
+            "Ann",
+            Ok("CN=Ann,OU=Users"),
+        ),
+        (
+            r#""OU=\"" & [displayName] & "\",DC=x""#,
+            "a,b",
+            Ok("OU=\"a,b\",DC=x"),
+        ),
+        (
+            r#""OU=\"" & [displayName] & "\",DC=x""#,
+            "a\"b",
+            Err(&["unescaped `\"`"]),
+        ),
+        (
+            r#""CN=" & [displayName] & ",,DC=x""#,
+            "a",
+            Err(&["is not a valid DN: at byte 5"]),
+        ),
+        (r#"[displayName]"#, "CN=a,,b", Err(&["is not a valid DN"])),
+        (r#"[displayName]"#, "CN=a,OU=b", Ok("CN=a,OU=b")),
+    ];
+
+    #[test]
+    fn produced_dns_are_checked() {
+        for (expr, name, want) in CASES {
+            let got = run(expr, name);
+            match (want, &got) {
+                (Ok(dn), Ok(g)) => assert_eq!(g, dn, "{expr} with {name:?}"),
+                (Err(parts), Err(m)) => {
+                    for p in *parts {
+                        assert!(m.contains(p), "{expr} with {name:?}: {m:?} lacks {p:?}");
+                    }
+                }
+                _ => panic!("{expr} with {name:?}: expected {want:?}, got {got:?}"),
+            }
+        }
+    }
 
     #[test]
     fn scanning_finds_value_positions() {
@@ -285,15 +433,35 @@ mod tests {
             ("CN=", At::RdnStart, Some(At::Value { started: false })),
             ("CN= ", At::RdnStart, Some(At::Value { started: false })),
             ("CN={", At::RdnStart, Some(At::Value { started: true })),
-            (",OU=Users,", At::Value { started: true }, Some(At::RdnStart)),
-            (",OU=", At::Value { started: true }, Some(At::Value { started: false })),
+            (
+                ",OU=Users,",
+                At::Value { started: true },
+                Some(At::RdnStart),
+            ),
+            (
+                ",OU=",
+                At::Value { started: true },
+                Some(At::Value { started: false }),
+            ),
             ("C", At::RdnStart, Some(At::Type)),
             ("\\", At::Value { started: true }, None),
-            ("\\,x", At::Value { started: false }, Some(At::Value { started: true })),
-            ("\\2C", At::Value { started: false }, Some(At::Value { started: true })),
+            (
+                "\\,x",
+                At::Value { started: false },
+                Some(At::Value { started: true }),
+            ),
+            (
+                "\\2C",
+                At::Value { started: false },
+                Some(At::Value { started: true }),
+            ),
             ("\"a,", At::Value { started: false }, Some(At::Quoted)),
             ("\",DC=x", At::Quoted, Some(At::Value { started: true })),
-            ("+SN=", At::Value { started: true }, Some(At::Value { started: false })),
+            (
+                "+SN=",
+                At::Value { started: true },
+                Some(At::Value { started: false }),
+            ),
         ];
         for (text, from, want) in cases {
             assert_eq!(scan(text, *from), *want, "{text:?} from {from:?}");
