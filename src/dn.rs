@@ -198,8 +198,12 @@ pub fn key(s: &str) -> Result<String, DnError> {
 }
 
 /// The key of a DN for an index that must take any string: a DN that does not parse keys as
-/// itself behind a NUL (which no parsed key contains), so it only ever equals itself.
+/// itself behind a NUL (which no parsed key contains), so it only ever equals itself. Keys are
+/// fixed points: the key of a key is itself.
 pub fn index_key(s: &str) -> Box<str> {
+    if s.starts_with('\0') {
+        return s.into();
+    }
     match key(s) {
         Ok(k) => k.into_boxed_str(),
         Err(_) => {
@@ -709,6 +713,7 @@ mod tests {
             assert_eq!(d.as_str(), *text, "text of {input}");
             assert_eq!(d.key(), *want, "key of {input}");
             assert_eq!(k(input), *want, "key() of {input}");
+            assert_eq!(k(want), *want, "the key of a key is itself: {input}");
             // The canonical text parses back to the same DN.
             assert_eq!(dn(d.as_str()), d, "reparse of {input}");
         }
@@ -750,6 +755,7 @@ mod tests {
             }
             assert!(key(input).is_err());
             assert!(index_key(input).starts_with('\0'));
+            assert_eq!(index_key(&index_key(input)), index_key(input));
         }
     }
 

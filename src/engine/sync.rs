@@ -1699,9 +1699,11 @@ fn member_of(state: &State, plan: &Plan, connector: ConnIdx, dn: &Arc<str>, grou
     let Ok(key) = crate::dn::key(dn) else {
         return false;
     };
+    // Strings equal but for ASCII case are the same DN; anything else is compared parsed.
     o.current[slot].values().iter().any(|m| {
-        m.as_str()
-            .is_some_and(|s| crate::dn::key(s).is_ok_and(|k| k == key))
+        m.as_str().is_some_and(|s| {
+            s.eq_ignore_ascii_case(dn) || crate::dn::key(s).is_ok_and(|k| k == key)
+        })
     })
 }
 
