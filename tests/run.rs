@@ -1818,4 +1818,23 @@ fn partitions_and_import_matching_compare_parsed_dns() {
     assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
     assert_eq!(target_lines(&d, "directory.jsonl"), target);
     run(&d, &[]).assert_no_changes();
+
+    // An object whose DN does not parse is rejected with the place of the error.
+    let bad = ldif_user(
+        r"CN=Bad\q,OU=CORP,DC=contoso,DC=com",
+        "AQUAAAAAAAUVAAAAx/f+1w==",
+        "3",
+        "Bad",
+    );
+    d.write("ad.ldif", &format!("{second}\n{bad}"));
+    let r = run(&d, &[]);
+    let imp = r.step("import", "contoso.com");
+    assert_eq!((imp.adds, imp.errors), (0, 1), "{}", r.out.all());
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains("the DN does not parse: at byte 6")),
+        "{imp:?}"
+    );
+    assert_eq!(target_lines(&d, "directory.jsonl"), target);
 }
