@@ -118,12 +118,7 @@ impl Partition {
     /// [`Partition::contains`] for a parsed DN. Container names that do not parse (the
     /// configuration reports them) match nothing.
     pub fn contains_dn(&self, dn: &Dn) -> Option<bool> {
-        let depth = |base: &str| {
-            Dn::parse(base)
-                .ok()
-                .filter(|b| dn.is_within(b))
-                .map(|b| b.len())
-        };
+        let depth = |base: &str| crate::dn::key(base).ok().and_then(|k| dn.depth_within(&k));
         depth(&self.name)?;
         if !self.selected {
             return Some(false);

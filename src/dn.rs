@@ -175,6 +175,16 @@ impl Dn {
         self.key[start..] == ancestor.key
     }
 
+    /// When this DN is the DN with key `ancestor_key` (see [`key`]) or below it: that DN's
+    /// number of RDNs. Compares at RDN boundaries only, without parsing the ancestor again.
+    pub fn depth_within(&self, ancestor_key: &str) -> Option<usize> {
+        if ancestor_key.is_empty() {
+            return Some(0);
+        }
+        let n = self.len();
+        (1..=n).find(|&m| self.key[self.key_starts[n - m] as usize..] == *ancestor_key)
+    }
+
     /// Whether this DN is strictly below `ancestor`.
     pub fn is_descendant_of(&self, ancestor: &Dn) -> bool {
         self.len() > ancestor.len() && self.is_within(ancestor)
@@ -802,6 +812,11 @@ mod tests {
         assert!(aisha.is_within(&corp));
         assert!(aisha.is_descendant_of(&corp));
         assert!(corp.is_within(&corp));
+        assert_eq!(aisha.depth_within(corp.key()), Some(3));
+        assert_eq!(aisha.depth_within(""), Some(0));
+        assert_eq!(aisha.depth_within(aisha.key()), Some(5));
+        assert_eq!(sneaky.depth_within(corp.key()), None);
+        assert_eq!(sneaky.depth_within("ou=corp"), None);
         assert!(!corp.is_descendant_of(&corp));
         assert!(corp.is_within(&Dn::root()));
         assert!(!corp.is_within(&aisha));
