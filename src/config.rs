@@ -7,6 +7,7 @@
 //! Secrets are never inline: a connector gives them by environment variable
 //! (`password_env`) or file (`password_file`); an inline `password` is an error.
 
+use crate::dn::Dn;
 use crate::value::Value;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -106,31 +107,24 @@ pub struct Partition {
 
 impl Partition {
     /// Whether a DN is in this partition's scope: under the partition, under an included
-    /// container (when any is listed), and not under a more specific excluded one.
+    /// container (when any is listed), and not under a more specific excluded one. DNs are
+    /// compared parsed and normalised (`crate::dn`), by RDN sequence; None when the DN is
+    /// not under the partition (or does not parse, or the partition's name does not).
     pub fn contains(&self, dn: &str) -> Option<bool> {
-        let dn_l = dn.to_lowercase();
-        let under = |base: &str| {
-            let b = base.to_lowercase();
-            dn_l == b || dn_l.ends_with(&format!(",{b}"))
-        };
-        if !under(&self.name) {
-            return None;
-        }
+        let dn = Dn::parse(dn).ok()?;
+        self.contains_dn(&dn)
+    }
+
+    /// [`Partition::contains`] for a parsed DN. Container names that do not parse (the
+    /// configuration reports them) match nothing.
+    pub fn contains_dn(&self, dn: &Dn) -> Option<bool> {
+        let depth = |base: &str| crate::dn::key(base).ok().and_then(|k| dn.depth_within(&k));
+        depth(&self.name)?;
         if !self.selected {
             return Some(false);
         }
-        let inc = self
-            .include
-            .iter()
-            .filter(|c| under(c))
-            .map(|c| c.len())
-            .max();
-        let exc = self
-            .exclude
-            .iter()
-            .filter(|c| under(c))
-            .map(|c| c.len())
-            .max();
+        let inc = self.include.iter().filter_map(|c| depth(c)).max();
+        let exc = self.exclude.iter().filter_map(|c| depth(c)).max();
         Some(match (inc, exc) {
             (Some(i), Some(e)) => i > e,
             (Some(_), None) => true,
@@ -157,13 +151,18 @@ pub struct ConnectorConfig {
 
 impl ConnectorConfig {
     /// Whether a DN is in the connector's container scope (no partitions: everything).
+    /// A DN that does not parse is let through: the import rejects it as a record, with the
+    /// parse error, rather than it vanishing (and being deleted) silently.
     pub fn in_scope(&self, dn: &str) -> bool {
         if self.partitions.is_empty() {
             return true;
         }
+        let Ok(dn) = Dn::parse(dn) else {
+            return true;
+        };
         self.partitions
             .iter()
-            .filter_map(|p| p.contains(dn))
+            .filter_map(|p| p.contains_dn(&dn))
             .any(|x| x)
     }
 }
@@ -342,6 +341,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
                     params.push((k.clone(), value_of(v)));
                 }
             }
+            let dns = std::iter::once(("name".to_string(), &p.name))
+                .chain(
+                    p.include
+                        .iter()
+                        .enumerate()
+                        .map(|(j, d)| (format!("include[{j}]"), d)),
+                )
+                .chain(
+                    p.exclude
+                        .iter()
+                        .enumerate()
+                        .map(|(j, d)| (format!("exclude[{j}]"), d)),
+                );
+            for (k, d) in dns {
+                if let Err(e) = Dn::parse(d) {
+                    let i = partitions.len();
+                    err(
+                        key(&format!("partitions[{i}].{k}")),
+                        format!("`{d}` is not a DN: {e}"),
+                    );
+                }
+            }
             partitions.push(Partition {
                 name: p.name,
                 selected: p.selected,
@@ -411,6 +432,30 @@ exclude = ["OU=Disabled,OU=CORP,DC=contoso,DC=com"]
         assert!(!c.in_scope("CN=a,OU=Disabled,OU=CORP,DC=contoso,DC=com"));
         assert!(!c.in_scope("CN=a,CN=Users,DC=contoso,DC=com"));
         assert!(!c.in_scope("CN=a,DC=fabrikam,DC=com"));
+        // DNs compare parsed (issue 11): an escaped comma is not a separator, spaces and case
+        // around separators do not matter.
+        assert!(!c.in_scope(r"CN=Sneaky\,OU=CORP,DC=contoso,DC=com"));
+        assert!(c.in_scope("CN=Aisha Allen, OU=Users, ou=CORP, DC=contoso, DC=com"));
+        assert!(!c.in_scope("CN=a, OU=Disabled, OU=CORP, DC=contoso, DC=com"));
+        assert!(c.in_scope(r"CN=a\,OU=Disabled,OU=CORP,DC=contoso,DC=com"));
+    }
+
+    #[test]
+    fn partition_dns_must_parse() {
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[connectors.x]
+kind = "ldif"
+path = "x.ldif"
+[[connectors.x.partitions]]
+name = "DC=x"
+include = ["OU=a,DC=x", "OU=b,,DC=x"]
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(e[0].key, "connectors.\"x\".partitions[0].include[1]");
+        assert!(e[0].message.contains("at byte 5"), "{}", e[0].message);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod diag;
+pub mod dn;
 pub mod engine;
 pub mod eval;
 pub mod frontend;

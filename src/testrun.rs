@@ -206,10 +206,7 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
                     .filter(|(_, o, o_op)| o_op.as_str() == op.name && Some(o.object_type) == t)
                     .filter(|(_, o, _)| {
                         dn.as_ref().is_none_or(|d| {
-                            o.new_dn
-                                .as_deref()
-                                .unwrap_or(&o.dn)
-                                .eq_ignore_ascii_case(&d.value)
+                            crate::dn::same(o.new_dn.as_deref().unwrap_or(&o.dn), &d.value)
                         })
                     })
                     .map(|(_, o, _)| o)

@@ -1692,7 +1692,7 @@ fn a_state_from_before_the_refs_change_is_migrated() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. Complete reads: never delete what should stay (docs/DECISIONS.md, "complete reads")
+// 8. Complete reads: never delete what should stay (docs/DECISIONS.md item 25)
 
 /// The records of `class` (the most specific `objectClass`) in a quickstart export.
 fn of_class<'a>(recs: &'a [String], class: &str) -> impl Iterator<Item = &'a String> {
@@ -1971,4 +1971,175 @@ fn objects_the_engine_skips_are_never_deleted() {
         parse_target(&target_before).len(),
         "an object was deleted"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. DNs are compared parsed
+
+/// A small AD-to-directory deployment: an LDIF source filtered to `OU=CORP` and a JSON-lines
+/// target whose DNs the `dn` flow builds from the employee id.
+fn corp(name: &str, ldif: &str) -> Dir {
+    let d = Dir::new(name);
+    std::fs::create_dir_all(d.path("bundle")).unwrap();
+    d.write(
+        "bundle/corp.idf",
+        r#"bundle "corp-run"
+
+metaverse {
+  object person {
+    employeeId  string
+    displayName string
+  }
+}
+
+connector "contoso.com" ad {
+  object user anchor objectGUID {
+    objectGUID  binary
+    employeeID  string
+    displayName string
+  }
+}
+
+connector "directory" jsonl {
+  object account anchor accountId {
+    accountId   string
+    employeeId  string
+    displayName string
+  }
+}
+
+inbound rule "In from AD" {
+  connector "contoso.com"
+  source user
+  target person
+  link provision
+  precedence 1
+  join {
+    employeeID = employeeId
+  }
+  flow employeeId  <- [employeeID]
+  flow displayName <- [displayName]
+}
+
+inbound rule "In from directory - Join" {
+  connector "directory"
+  source account
+  target person
+  link join
+  precedence 2
+  join {
+    employeeId = employeeId
+  }
+}
+
+outbound rule "Out to directory" {
+  connector "directory"
+  source person
+  target account
+  link provision
+  precedence 10
+  join {
+    employeeId = employeeId
+  }
+  flow employeeId  <- [employeeId]
+  flow displayName <- [displayName]
+  flow dn          <- "CN=" & [employeeId] & ",OU=People,DC=example,DC=com"
+}
+"#,
+    );
+    d.write("ad.ldif", ldif);
+    d.write(
+        "idflow.toml",
+        r#"bundle = "bundle"
+state = "idflow.db"
+delete_threshold = 500
+
+[connectors."contoso.com"]
+kind = "ldif"
+path = "ad.ldif"
+
+[[connectors."contoso.com".partitions]]
+name = "DC=contoso,DC=com"
+include = ["OU=CORP,DC=contoso,DC=com"]
+
+[connectors.directory]
+kind = "jsonl"
+path = "directory.jsonl"
+"#,
+    );
+    d
+}
+
+/// An LDIF user record.
+fn ldif_user(dn: &str, guid: &str, id: &str, name: &str) -> String {
+    format!(
+        "dn: {dn}\nobjectClass: top\nobjectClass: user\nobjectGUID:: {guid}\nemployeeID: {id}\ndisplayName: {name}\n"
+    )
+}
+
+#[test]
+fn partitions_and_import_matching_compare_parsed_dns() {
+    let aisha = |dn: &str| ldif_user(dn, "m9WceCvjEkG0J7YiSHXn6Q==", "1", "Aisha Allen");
+    // Directly under the domain root: the escaped comma is part of the CN.
+    let sneaky = ldif_user(
+        r"CN=Sneaky\,OU=CORP,DC=contoso,DC=com",
+        "jYuZYjvdGUCmtFgtzDntUg==",
+        "2",
+        "Sneaky",
+    );
+    let first = format!(
+        "version: 1\n\n{}\n{sneaky}",
+        aisha("CN=Aisha Allen,OU=Users,OU=CORP,DC=contoso,DC=com")
+    );
+    let d = corp("dns", &first);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.step("import", "contoso.com").adds, 1, "{}", r.out.all());
+    let target = target_lines(&d, "directory.jsonl");
+    assert_eq!(
+        target.keys().cloned().collect::<Vec<_>>(),
+        ["cn=1,ou=people,dc=example,dc=com"],
+        "only Aisha is in scope:\n{}",
+        r.out.all()
+    );
+
+    // The same DN spelled with spaces and another case: the same object, in scope, nothing
+    // deleted or renamed.
+    let second = format!(
+        "version: 1\n\n{}\n{sneaky}",
+        aisha("cn=Aisha Allen, OU=Users, ou=corp, DC=Contoso, DC=com")
+    );
+    d.write("ad.ldif", &second);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let imp = r.step("import", "contoso.com");
+    assert_eq!(
+        (imp.deletes, imp.renames, imp.adds),
+        (0, 0, 0),
+        "{}",
+        r.out.all()
+    );
+    let exp = r.export("directory");
+    assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
+    assert_eq!(target_lines(&d, "directory.jsonl"), target);
+    run(&d, &[]).assert_no_changes();
+
+    // An object whose DN does not parse is rejected with the place of the error.
+    let bad = ldif_user(
+        r"CN=Bad\q,OU=CORP,DC=contoso,DC=com",
+        "AQUAAAAAAAUVAAAAx/f+1w==",
+        "3",
+        "Bad",
+    );
+    d.write("ad.ldif", &format!("{second}\n{bad}"));
+    let r = run(&d, &[]);
+    let imp = r.step("import", "contoso.com");
+    assert_eq!((imp.adds, imp.errors), (0, 1), "{}", r.out.all());
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains("the DN does not parse: at byte 6")),
+        "{imp:?}"
+    );
+    assert_eq!(target_lines(&d, "directory.jsonl"), target);
 }

@@ -173,7 +173,7 @@ impl Connector for CsvSource {
             match self.row(&rec, &names, anchor, &dn, &anchors, &dns) {
                 Ok((key, obj)) => {
                     anchors.insert(key, line);
-                    dns.insert(obj.dn.to_lowercase(), line);
+                    dns.insert(super::ldif::dn_key(&obj.dn), line);
                     out.changes.push(ImportChange::Upsert(obj));
                 }
                 Err(message) => out.rejected.push(Rejected {
@@ -261,7 +261,7 @@ impl CsvSource {
                 }
             }
         }
-        if let Some(first) = dns.get(&dn_text.to_lowercase()) {
+        if let Some(first) = dns.get(&super::ldif::dn_key(&dn_text)) {
             return Err(format!("duplicate DN `{dn_text}` (first at line {first})"));
         }
         Ok((

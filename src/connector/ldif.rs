@@ -730,9 +730,10 @@ fn modrdn(dn: String, dn_line: usize, lines: &[&LLine]) -> LineResult<Record> {
 // ---------------------------------------------------------------------------------------------
 // DNs
 
-/// The key of a DN in a directory (case-insensitive, as the engine compares DNs).
+/// The key of a DN in a directory: the normalised DN, as the engine compares DNs
+/// (`crate::dn::index_key`).
 pub(crate) fn dn_key(dn: &str) -> String {
-    dn.trim().to_lowercase()
+    crate::dn::index_key(dn).into()
 }
 
 /// Splits at unescaped occurrences of `sep` (a backslash escapes the next character).

@@ -129,6 +129,9 @@ pub struct FlowPlan {
     pub id: u32,
     pub merge: MergeType,
     pub once: bool,
+    /// For an outbound `dn` flow: the operands in RDN value positions, checked on every DN
+    /// it produces (`engine::dnflow`).
+    pub dn_template: Option<Box<super::dnflow::DnTemplate>>,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +261,9 @@ impl Plan {
                     id: 0,
                     merge: f.merge,
                     once: f.once,
+                    dn_template: (r.direction == Direction::Outbound && f.target == "dn")
+                        .then(|| super::dnflow::template(&f.ir).map(Box::new))
+                        .flatten(),
                 })
                 .collect();
             rules.push(RulePlan {

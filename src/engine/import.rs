@@ -76,6 +76,8 @@ enum Record {
         ty: usize,
         values: Vec<Value>,
         anchor: Value,
+        /// The DN's normalised key (`crate::dn`).
+        key: Box<str>,
     },
     /// Cannot be staged: the reason.
     Rejected(String),
@@ -100,12 +102,17 @@ fn classify(
     connector: ConnIdx,
     obj: &ImportObject,
 ) -> Record {
+    // DNs compare parsed (`crate::dn`): one that does not parse cannot be matched.
+    let key = match crate::dn::key(&obj.dn) {
+        Ok(k) => k.into_boxed_str(),
+        Err(e) => return Record::Rejected(format!("the DN does not parse: {e}")),
+    };
     let Some(ty) = cplan.type_index(&obj.object_type) else {
         // An object the connector space holds (by DN or by any declared anchor attribute) that
         // now shows an undeclared type must not silently turn into a delete.
-        let by_dn = state
-            .cs_by_dn(connector, &obj.dn)
-            .is_some_and(|id| !state.cs[id as usize].gone);
+        let by_dn = state.by_dn[connector]
+            .get(&key)
+            .is_some_and(|&id| !state.cs[id as usize].gone);
         let by_anchor = || {
             cplan.types.iter().any(|t| {
                 let Some(a) = t.anchor.filter(|&a| Some(a) != t.dn) else {
@@ -144,7 +151,12 @@ fn classify(
         .map(|s| values[s].clone())
         .filter(|v| !v.is_null())
     {
-        Some(anchor) => Record::Typed { ty, values, anchor },
+        Some(anchor) => Record::Typed {
+            ty,
+            values,
+            anchor,
+            key,
+        },
         None => Record::Rejected("the anchor attribute has no value".into()),
     }
 }
@@ -226,8 +238,13 @@ pub fn import(
                 }
             }
             ImportChange::Upsert(obj) => {
-                let (ty, values, anchor) = match classify(state, cplan, connector, &obj) {
-                    Record::Typed { ty, values, anchor } => (ty, values, anchor),
+                let (ty, values, anchor, key) = match classify(state, cplan, connector, &obj) {
+                    Record::Typed {
+                        ty,
+                        values,
+                        anchor,
+                        key,
+                    } => (ty, values, anchor, key),
                     Record::Rejected(why) => {
                         report.rejected.push((obj.dn.clone(), why));
                         continue;
@@ -243,7 +260,7 @@ pub fn import(
                 let by_anchor = akey
                     .as_ref()
                     .and_then(|k| state.by_anchor[connector].get(k).copied());
-                let by_dn = state.cs_by_dn(connector, &dn);
+                let by_dn = state.by_dn[connector].get(&key).copied();
                 let target = match (by_anchor, by_dn) {
                     (Some(id), _) => Some(id),
                     // An export object (or placeholder) with this DN: the imported object
@@ -259,7 +276,12 @@ pub fn import(
                         seen.insert(id);
                         let o = &mut state.cs[id as usize];
                         let was_placeholder = o.placeholder;
-                        let renamed = !o.dn.eq_ignore_ascii_case(&dn);
+                        // DNs that differ only in spacing, case or escaping are one DN
+                        // (the new spelling is taken without a rename).
+                        let renamed = dn_key(&o.dn) != key;
+                        if !renamed && o.dn != dn {
+                            o.dn = dn.clone();
+                        }
                         let retyped = o.object_type != ty && !was_placeholder;
                         if renamed {
                             let old = dn_key(&o.dn);
@@ -267,7 +289,7 @@ pub fn import(
                             if state.by_dn[connector].get(&old) == Some(&id) {
                                 state.by_dn[connector].remove(&old);
                             }
-                            state.by_dn[connector].insert(dn_key(&dn), id);
+                            state.by_dn[connector].insert(key.clone(), id);
                             report.renames += 1;
                         }
                         let o = &mut state.cs[id as usize];
@@ -296,10 +318,7 @@ pub fn import(
                         if o.export == Some(super::model::ExportOp::Add) {
                             o.export = None;
                         }
-                        if o.new_dn
-                            .as_deref()
-                            .is_some_and(|n| n.eq_ignore_ascii_case(&dn))
-                        {
+                        if o.new_dn.as_deref().is_some_and(|n| dn_key(n) == key) {
                             o.new_dn = None;
                         }
                         // DECISIONS 10: the import confirms what it shows. A staged value the

@@ -12,6 +12,7 @@
 )]
 
 pub mod compile;
+pub mod dnflow;
 pub mod dump;
 pub mod flow;
 pub mod import;

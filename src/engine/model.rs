@@ -145,9 +145,11 @@ impl Key {
     }
 }
 
-/// The DN index key: DNs compare case-insensitively.
+/// The DN index key: the normalised DN (`crate::dn`: parsed, case-folded, escaped one way),
+/// so DNs that differ only in spacing, case or escaping are one key. A DN that does not parse
+/// (imports reject those; an old state may hold one) keys as itself.
 pub fn dn_key(dn: &str) -> Box<str> {
-    dn.trim().to_lowercase().into()
+    crate::dn::index_key(dn)
 }
 
 /// A per-object sync error category (Entra's categories).
@@ -216,7 +218,7 @@ pub struct State {
     pub next_mv: MvId,
     /// Per connector: anchor → object.
     pub by_anchor: Vec<HashMap<Key, CsId>>,
-    /// Per connector: DN (case-folded) → object.
+    /// Per connector: DN key ([`dn_key`]) → object.
     pub by_dn: Vec<HashMap<Box<str>, CsId>>,
     /// Objects that reference another object, by the referenced object's connector and DN:
     /// re-evaluated when an object with that DN is linked or unlinked.

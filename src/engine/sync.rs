@@ -931,7 +931,25 @@ impl Run<'_> {
         let mut out = Vec::new();
         for v in value.values() {
             let Some(dn) = v.as_str() else { continue };
-            let target = match self.state.cs_by_dn(connector, dn) {
+            // References are DNs: resolved by their normalised key, so spelling, spacing and
+            // escaping do not matter; a value that is not a DN is a sync error on the object.
+            let key = match crate::dn::key(dn) {
+                Ok(k) => k.into_boxed_str(),
+                Err(e) => {
+                    let mv = self.state.cs[from as usize].link.map(|l| l.mv);
+                    self.error(SyncError {
+                        category: ErrorCategory::DataValidationFailure,
+                        cs: Some(from),
+                        mv,
+                        rule: None,
+                        code: None,
+                        message: format!("the reference value {dn:?} is not a DN: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let found = self.state.by_dn[connector].get(&key).copied();
+            let target = match found {
                 Some(t) => t,
                 None => {
                     // Not imported yet: a placeholder stands in until it is.
@@ -954,8 +972,11 @@ impl Run<'_> {
                     })
                 }
             };
-            let key = (connector, super::model::dn_key(dn));
-            let refs = self.state.referenced_by.entry(key).or_default();
+            let refs = self
+                .state
+                .referenced_by
+                .entry((connector, key))
+                .or_default();
             if !refs.contains(&from) {
                 refs.push(from);
             }
@@ -1110,7 +1131,26 @@ impl Run<'_> {
                 imported: &m.attrs,
             },
         ) {
-            Ok(v) => Ok(flow::shape(v, false).as_str().map(str::to_string)),
+            Ok(v) => {
+                let dn = flow::shape(v, false).as_str().map(str::to_string);
+                match dn {
+                    Some(d) if !d.trim().is_empty() => {
+                        if let Err(message) = self.check_dn(rule, f, mv, &d) {
+                            self.error(SyncError {
+                                category: ErrorCategory::DataValidationFailure,
+                                cs: None,
+                                mv: Some(mv),
+                                rule: Some(r.name().to_string()),
+                                code: None,
+                                message,
+                            });
+                            return Err(());
+                        }
+                        Ok(Some(d))
+                    }
+                    other => Ok(other),
+                }
+            }
             Err(e) => {
                 self.eval_error(None, Some(mv), r, "dn", *e);
                 Err(())
@@ -1429,7 +1469,17 @@ impl Run<'_> {
             ) {
                 Ok(v) => {
                     if let Some(d) = flow::shape(v, false).as_str().map(str::to_string) {
-                        self.set_dn(c, &d);
+                        match self.check_dn(r, &rule.flows[fi], mv, &d) {
+                            Ok(()) => self.set_dn(c, &d),
+                            Err(message) => self.error(SyncError {
+                                category: ErrorCategory::DataValidationFailure,
+                                cs: Some(c),
+                                mv: Some(mv),
+                                rule: Some(rule.name().to_string()),
+                                code: None,
+                                message,
+                            }),
+                        }
                     }
                 }
                 Err(e) => self.eval_error(Some(c), Some(mv), rule, "dn", *e),
@@ -1520,18 +1570,47 @@ impl Run<'_> {
         }
     }
 
+    /// Validates a DN the `dn` flow `f` of outbound rule `rule` produced for `mv` (DECISIONS
+    /// 25): it must parse, and attribute values concatenated into RDN values must not change
+    /// its structure. The error is the sync error's message.
+    fn check_dn(
+        &mut self,
+        rule: RuleIdx,
+        f: &super::compile::FlowPlan,
+        mv: MvId,
+        dn: &str,
+    ) -> Result<(), String> {
+        let r = &self.plan.rules[rule];
+        let Some(m) = self.state.mv.get(&mv) else {
+            return Ok(());
+        };
+        let names = &self.plan.metaverse[r.source_type].names;
+        super::dnflow::check(
+            f.dn_template.as_deref(),
+            dn,
+            &mut self.ctxs[r.connector],
+            Object {
+                attrs: &m.attrs,
+                imported: &m.attrs,
+            },
+            names,
+        )
+        .map_err(|e| format!("flow to dn: {e}"))
+    }
+
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.
     fn set_dn(&mut self, c: CsId, dn: &str) {
         let o = &self.state.cs[c as usize];
         let before = o.new_dn.clone().unwrap_or_else(|| o.dn.clone());
-        if before.as_ref() != dn
+        // DNs compare parsed: a new spelling of the same DN is not a rename.
+        if !crate::dn::same(&before, dn)
             && let Some(l) = o.link
         {
             // Exports that name this object must name it by its new DN.
             self.target_changed(l.mv);
         }
         let o = &self.state.cs[c as usize];
-        if o.dn.as_ref() == dn {
+        if crate::dn::same(&o.dn, dn) {
             self.state.cs[c as usize].new_dn = None;
             return;
         }
@@ -1613,10 +1692,15 @@ fn member_of(state: &State, plan: &Plan, connector: ConnIdx, dn: &Arc<str>, grou
     let Some(slot) = plan.connectors[connector].types[o.object_type].slot("member") else {
         return false;
     };
-    o.current[slot]
-        .values()
-        .iter()
-        .any(|m| m.as_str().is_some_and(|s| s.eq_ignore_ascii_case(dn)))
+    let Ok(key) = crate::dn::key(dn) else {
+        return false;
+    };
+    // Strings equal but for ASCII case are the same DN; anything else is compared parsed.
+    o.current[slot].values().iter().any(|m| {
+        m.as_str().is_some_and(|s| {
+            s.eq_ignore_ascii_case(dn) || crate::dn::key(s).is_ok_and(|k| k == key)
+        })
+    })
 }
 
 /// A short rendering of a value for lineage lines.

@@ -343,7 +343,8 @@ impl Store for SqliteStore {
             if let (Some(c), Some(&s)) = (plan.connector_index(&c), id_map.get(&s)) {
                 state
                     .referenced_by
-                    .entry((c, dn.into()))
+                    // Keys saved by an older normalisation are brought up to date.
+                    .entry((c, dn_key(&dn)))
                     .or_default()
                     .push(s);
             }
