@@ -32,6 +32,7 @@ pub mod connector;
 pub mod diag;
 pub mod engine;
 pub mod eval;
+pub mod files;
 pub mod frontend;
 pub mod r#gen;
 pub mod import;
