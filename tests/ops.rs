@@ -656,3 +656,33 @@ fn a_bundle_connector_missing_from_the_config_is_a_warning() {
         out.all()
     );
 }
+
+/// A state of schema version 2 (no rejected records) is read as it is by `idflow state` and
+/// migrated by the next run.
+#[test]
+fn a_state_from_before_the_rejects_table_is_read_and_migrated() {
+    let d = hr("schema2", CLEAN_HR, "");
+    assert_eq!(run(&d, &[]).code, 0);
+    {
+        let conn = rusqlite::Connection::open(d.path("idflow.db")).unwrap();
+        conn.execute_batch(
+            "DROP TABLE rejects; ALTER TABLE runs DROP COLUMN rejected; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let runs = state(&d, &["runs"]);
+    assert_eq!(runs.code, 0, "{}", runs.all());
+    assert!(runs.stdout.contains("full-sync: success"), "{}", runs.all());
+    assert_eq!(state(&d, &["errors"]).stdout, "no sync errors\n");
+    d.write("hr.csv", &format!("{CLEAN_HR}broken row\n"));
+    let out = run(&d, &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let errors = state(&d, &["errors"]);
+    assert!(
+        errors.stdout.contains("hr.csv:4: expected 4 fields"),
+        "{}",
+        errors.all()
+    );
+    let conn = db(&d);
+    assert_eq!(count(&conn, "PRAGMA user_version"), 3);
+}
