@@ -64,7 +64,8 @@ enum Command {
         #[arg(long)]
         connector: Option<String>,
     },
-    /// The errors of the latest sync, by category.
+    /// The errors of the latest sync, by category, and the records the latest import of each
+    /// connector rejected.
     Errors,
     /// The run history, newest first.
     Runs {
@@ -353,7 +354,12 @@ fn search(
                     .map(|l| format!(" -> metaverse {}", l.mv))
                     .unwrap_or_else(|| " (disconnector)".into());
                 let flag = if o.placeholder { " placeholder" } else { "" };
-                println!("{} {} \"{}\"{link}{flag} [#{c}]", cp.name, t.name, o.dn);
+                println!(
+                    "{} {} \"{}\"{link}{flag} [#{c}]",
+                    cp.name,
+                    t.name,
+                    escape_controls(&o.dn)
+                );
             }
         }
     }
@@ -382,7 +388,7 @@ fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
     let o = &state.cs[id as usize];
     let cp = &plan.connectors[o.connector];
     let t = &cp.types[o.object_type];
-    println!("{} {} \"{}\"", cp.name, t.name, o.dn);
+    println!("{} {} \"{}\"", cp.name, t.name, escape_controls(&o.dn));
     println!(
         "  anchor: {}",
         o.anchor
@@ -406,10 +412,10 @@ fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
     let p = preview::preview(&runner.engine, id);
     println!("lineage:");
     for l in &p.lines {
-        println!("  {l}");
+        println!("  {}", escape_controls(l));
     }
     for l in p.metaverse.lines().chain(p.exports.lines()) {
-        println!("  {l}");
+        println!("  {}", escape_controls(l));
     }
     OK
 }
