@@ -10,9 +10,9 @@
 //!
 //! [`Runner::open`] takes the state's run lock (`store::lock`) before reading the state and
 //! holds it until the runner is dropped, so two runs never work on one state;
-//! [`Runner::open_read_only`] reads the state without the lock and without writing. Records an
-//! import rejects are kept as rows (at most `store::REJECTS_KEPT` per step), not in the step's
-//! notes; [`Runner::prune_history`] applies the run-history retention (`keep_runs`).
+//! [`Runner::open_read_only`] reads the state without the lock and without writing. The records
+//! an import rejects are kept as rows (at most `store::REJECTS_KEPT` per step), not in the
+//! step's notes; [`Runner::prune_history`] applies the run-history retention (`keep_runs`).
 
 use crate::config::{ConnectorConfig, Deployment};
 use crate::connector::{self, Connector, ExportChange, ExportKind};
