@@ -169,18 +169,40 @@ fn a_run_is_refused_while_another_holds_the_state() {
     assert!(held.is_ok(), "{held:?}");
 }
 
-/// Runs `idflow args` as a user who cannot write the state (nobody, when the tests run as
-/// root; otherwise the file mode is enough).
+/// Whether `nobody` can reach and read every path (each folder above it searchable, files
+/// readable and the binary executable by others).
+#[cfg(unix)]
+fn others_can_use(paths: &[&Path]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    paths.iter().all(|p| {
+        let Ok(p) = std::fs::canonicalize(p) else {
+            return false;
+        };
+        let mode = |q: &Path| std::fs::metadata(q).map_or(0, |m| m.permissions().mode());
+        let own = if p.is_dir() { 0o005 } else { 0o004 };
+        let exe = if p == Path::new(BIN).canonicalize().unwrap_or_default() {
+            0o001
+        } else {
+            0
+        };
+        mode(&p) & (own | exe) == own | exe && p.ancestors().skip(1).all(|a| mode(a) & 0o001 != 0)
+    })
+}
+
+/// Runs `idflow args` in `dir` as a user who cannot write the state: the tests' user when it
+/// is not root (the file mode then stops it), else `nobody` when it can reach the binary, the
+/// folder and the bundle (root ignores file modes; without `nobody` the test proves less).
 fn idflow_unprivileged(dir: &Path, args: &[&str]) -> Out {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
-        if std::fs::metadata("/proc/self")
+        let root = std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-            .unwrap_or(false)
-        {
+            .unwrap_or(false);
+        let bundle = Path::new(ROOT).join("tests/fixtures/run/hr/bundle/hr.idf");
+        if root && others_can_use(&[Path::new(BIN), dir, &dir.join("idflow.toml"), &bundle]) {
             cmd.uid(65534).gid(65534);
         }
     }
