@@ -169,6 +169,75 @@ fn a_run_is_refused_while_another_holds_the_state() {
     assert!(held.is_ok(), "{held:?}");
 }
 
+#[test]
+fn two_runs_at_once_one_is_refused_and_state_commands_read_meanwhile() {
+    // Enough workers that the first run is still working when the second starts.
+    let mut csv = String::from("id,name,department,grade\n");
+    for i in 0..12_000 {
+        csv.push_str(&format!(
+            "{},Worker {i},Dept {},{}\n",
+            10_000 + i,
+            i % 40,
+            i % 9
+        ));
+    }
+    let d = hr("twice", &csv, "delete_threshold = 0");
+    let config = d.config();
+    let mut first = Command::new(BIN)
+        .args(["run", "--config", config.as_str()])
+        .current_dir(&d.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first run holds the lock once it has written its process id into the lock file.
+    let holder = format!("pid {}, started ", first.id());
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(d.path("idflow.db.lock")).is_ok_and(|t| t.contains(&holder)) {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = run(&d, &[]);
+    // The state can be read while the first run writes it, once it has recorded a step.
+    let mut read = false;
+    while first.try_wait().unwrap().is_none() {
+        let reads = state(&d, &["runs"]);
+        if reads.code == 0 && reads.stdout.contains("delta-import hr: success") {
+            read = true;
+            break;
+        }
+        // Only the moments before the database has its schema are allowed to fail.
+        assert!(
+            reads.code == 0
+                || reads.stderr.contains("no state yet")
+                || reads.stderr.contains("not an idflow state database"),
+            "{}",
+            reads.all()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let first = first.wait_with_output().unwrap();
+    let first_out = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(second.code, 2, "{}", second.all());
+    assert!(second.stderr.contains(&holder), "{}", second.all());
+    assert!(second.stderr.contains("idflow.db.lock"), "{}", second.all());
+    assert!(second.stdout.is_empty(), "{}", second.all());
+    assert!(read, "no read of the state succeeded during the run");
+    assert_eq!(first.status.code(), Some(0), "{first_out}");
+    assert!(
+        first_out
+            .contains("export directory: 12000 adds, 0 updates, 0 deletes, 0 renames, 0 errors"),
+        "{first_out}"
+    );
+}
+
 /// Whether `nobody` can reach and read every path (each folder above it searchable, files
 /// readable and the binary executable by others).
 #[cfg(unix)]
