@@ -5,7 +5,10 @@
 //! delete threshold, error limit and staging mode, and each connector's transport, files,
 //! parameters and container filters — or a list of [`ConfigError`]s naming the offending key.
 //! Secrets are never inline: a connector gives them by environment variable
-//! (`password_env`) or file (`password_file`); an inline `password` is an error.
+//! (`password_env`) or file (`password_file`); an inline `password` is an error. Errors never
+//! quote the file's values (a mistyped line may hold a secret): a TOML error gives its line
+//! and column and what was expected, not the text found. `keep_runs` is the run-history
+//! retention (entries, one per step; default [`crate::store::DEFAULT_KEEP_RUNS`]).
 
 use crate::dn::Dn;
 use crate::value::Value;
@@ -26,6 +29,7 @@ struct Raw {
     delete_threshold: Option<i64>,
     error_limit: Option<i64>,
     staging: Option<bool>,
+    keep_runs: Option<i64>,
     #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
     /// Entra server settings carried over by `idflow import entra` (informational).
@@ -194,6 +198,8 @@ pub struct Deployment {
     pub delete_threshold: usize,
     pub error_limit: usize,
     pub staging: bool,
+    /// Run-history entries (steps) kept; older ones are pruned at the end of a run.
+    pub keep_runs: usize,
     pub connectors: Vec<ConnectorConfig>,
 }
 
@@ -228,7 +234,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
     let raw: Raw = toml::from_str(text).map_err(|e| {
         vec![ConfigError {
             key: String::new(),
-            message: format!("{}: {}", path.display(), e.to_string().trim_end()),
+            message: toml_error(path, text, &e),
         }]
     })?;
     let _ = raw.entra_server_settings;
@@ -263,6 +269,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
     );
     if error_limit == 0 {
         err("error_limit".into(), "must be at least 1".into());
+    }
+    let keep_runs = count(
+        "keep_runs",
+        raw.keep_runs,
+        crate::store::DEFAULT_KEEP_RUNS,
+        &mut err,
+    );
+    if keep_runs == 0 {
+        err("keep_runs".into(), "must be at least 1".into());
     }
     let Some(bundle) = raw.bundle else {
         err(
@@ -395,8 +410,55 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         delete_threshold,
         error_limit,
         staging: raw.staging.unwrap_or(false),
+        keep_runs,
         connectors,
     })
+}
+
+/// A TOML error without the file's text: `file: TOML error at line L, column C: message`, where
+/// the message says what was expected but not the value found (the line may hold a secret,
+/// such as a password typed where a key was meant).
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let at = e
+        .span()
+        .map(|s| {
+            let before = text.get(..s.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {col}")
+        })
+        .unwrap_or_default();
+    format!(
+        "{}: TOML error{at}: {}",
+        path.display(),
+        redact_message(e.message().trim_end())
+    )
+}
+
+/// A serde or TOML message with the values it quotes replaced: `invalid type: string "x",
+/// expected ...` becomes `invalid type: string (value hidden), expected ...`; an unknown enum
+/// variant is not repeated. Keys (`unknown field `x``) are kept.
+fn redact_message(message: &str) -> String {
+    let mut out = Vec::new();
+    for line in message.lines() {
+        let mut l = line.to_string();
+        for prefix in ["invalid type: ", "invalid value: "] {
+            if let Some(rest) = l.strip_prefix(prefix) {
+                let (found, expected) = match rest.find(", expected") {
+                    Some(i) => rest.split_at(i),
+                    None => (rest, ""),
+                };
+                let kind = found.split([' ', '`', '"']).next().unwrap_or("value");
+                l = format!("{prefix}{kind} (value hidden){expected}");
+            }
+        }
+        if let Some(rest) = l.strip_prefix("unknown variant ") {
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            l = format!("unknown variant (value hidden){expected}");
+        }
+        out.push(l);
+    }
+    out.join("; ")
 }
 
 #[cfg(test)]
@@ -479,6 +541,52 @@ kind = "ldif"
         assert!(keys.contains(&"connectors.\"x\".kind"));
         assert!(keys.contains(&"connectors.\"y\".password"));
         assert!(keys.contains(&"connectors.\"z\".path"));
+    }
+
+    #[test]
+    fn toml_errors_do_not_quote_values() {
+        for text in [
+            "bundle = \"r\"\npassword = hunter2-secret\n",
+            "bundle = \"r\"\nhunter2-secret\n",
+            "bundle = \"r\"\ndelete_threshold = \"hunter2-secret\"\n",
+            "bundle = \"r\"\n[connectors.x]\nkind = \"ldif\"\npath = \"a\"\nparameters = { a = [\"hunter2-secret\", 1] }\nx = \"hunter2-secret\n",
+            "bundle = [\"hunter2-secret\"]\n",
+        ] {
+            let e = parse_text(text).unwrap_err();
+            let shown = e
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("/srv/idflow/idflow.toml: TOML error at line "),
+                "{shown}"
+            );
+        }
+        let e = parse_text("bundle = \"r\"\ndelete_threshold = \"x\"\n").unwrap_err();
+        assert!(
+            e[0].to_string().contains(
+                "at line 2, column 20: invalid type: string (value hidden), expected i64"
+            ),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn keep_runs_is_validated() {
+        assert_eq!(
+            parse_text("bundle = \"r\"\n").unwrap().keep_runs,
+            crate::store::DEFAULT_KEEP_RUNS
+        );
+        assert_eq!(
+            parse_text("bundle = \"r\"\nkeep_runs = 5\n")
+                .unwrap()
+                .keep_runs,
+            5
+        );
+        assert!(parse_text("bundle = \"r\"\nkeep_runs = 0\n").is_err());
     }
 
     #[test]

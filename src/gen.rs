@@ -10,6 +10,10 @@ use crate::connector::ldif::{self, Entry, escape_rdn_value};
 use crate::value::Value;
 use std::collections::HashSet;
 
+/// The most users or groups `idflow gen ad` makes (a larger count is a usage error, not an
+/// allocation failure).
+pub const MAX_COUNT: u64 = 1_000_000;
+
 /// The domain's naming context.
 pub const BASE_DN: &str = "DC=contoso,DC=com";
 /// Where the ordinary users are.
@@ -366,7 +370,14 @@ struct Person {
 /// So there are `users` + 3 + min(2, users) user objects, `groups` group objects.
 pub fn ad_entries(users: usize, groups: usize, seed: u64) -> Vec<Entry> {
     let mut rng = Rng(seed ^ 0x005E_EDC0_DE1D_F10E);
-    let mut out = Vec::with_capacity(users + groups + users / 50 + 8);
+    // Saturating: an absurd count fails for lack of memory as it grows, never on a capacity
+    // overflow up front (the CLI keeps counts to MAX_COUNT).
+    let mut out = Vec::with_capacity(
+        users
+            .saturating_add(groups)
+            .saturating_add(users / 50 + 8)
+            .min(4 * MAX_COUNT as usize),
+    );
     let mut sams: HashSet<String> = HashSet::new();
     let mut cns: HashSet<String> = HashSet::new();
     let mut mails: HashSet<String> = HashSet::new();
@@ -375,7 +386,7 @@ pub fn ad_entries(users: usize, groups: usize, seed: u64) -> Vec<Entry> {
     }
 
     // Users.
-    let mut people: Vec<Person> = Vec::with_capacity(users);
+    let mut people: Vec<Person> = Vec::with_capacity(users.min(MAX_COUNT as usize));
     let top_managers = (users / 20).max(1);
     for i in 0..users {
         let given = rng.pick(GIVEN);
@@ -448,7 +459,7 @@ pub fn ad_entries(users: usize, groups: usize, seed: u64) -> Vec<Entry> {
     }
 
     // Groups.
-    let mut group_dns: Vec<String> = Vec::with_capacity(groups);
+    let mut group_dns: Vec<String> = Vec::with_capacity(groups.min(MAX_COUNT as usize));
     let mut group_cns: HashSet<String> = HashSet::new();
     for j in 0..groups {
         let (dept, _) = DEPARTMENTS[rng.below(DEPARTMENTS.len())];

@@ -33,6 +33,7 @@ pub mod diag;
 pub mod dn;
 pub mod engine;
 pub mod eval;
+pub mod files;
 pub mod frontend;
 pub mod r#gen;
 pub mod import;

@@ -7,6 +7,12 @@
 //! the cycle's sync a full sync. An export with more deletes than the threshold is blocked
 //! whole (`stopped-deletion-threshold-exceeded`) unless allowed; staging mode runs imports and
 //! syncs but no export.
+//!
+//! [`Runner::open`] takes the state's run lock (`store::lock`) before reading the state and
+//! holds it until the runner is dropped, so two runs never work on one state;
+//! [`Runner::open_read_only`] reads the state without the lock and without writing. The records
+//! an import rejects are kept as rows (at most `store::REJECTS_KEPT` per step), not in the
+//! step's notes; [`Runner::prune_history`] applies the run-history retention (`keep_runs`).
 
 use crate::config::{ConnectorConfig, Deployment};
 use crate::connector::{self, Connector, ExportChange, ExportKind};
@@ -17,8 +23,9 @@ use crate::engine::model::{ExportOp, SyncError};
 use crate::engine::sync::{Mode, RunStatus};
 use crate::frontend;
 use crate::source::SourceMap;
+use crate::store::lock::{LockError, StateLock};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{ErrorRecord, RunRecord, Store, StoreError};
+use crate::store::{ErrorRecord, NOTES_KEPT, RejectRecord, RunRecord, Store, StoreError};
 use crate::value::Value;
 use sha2::Digest;
 use std::time::Instant;
@@ -31,6 +38,8 @@ pub enum RunError {
     /// The bundle has check errors.
     Bundle(SourceMap, Vec<Diagnostic>),
     Store(StoreError),
+    /// Another process holds the state's run lock (or it cannot be taken).
+    Locked(LockError),
     Other(String),
 }
 
@@ -45,6 +54,7 @@ impl std::fmt::Display for RunError {
             }
             RunError::Bundle(_, d) => write!(f, "the bundle has {} error(s)", d.len()),
             RunError::Store(e) => write!(f, "state database: {e}"),
+            RunError::Locked(e) => write!(f, "{e}"),
             RunError::Other(m) => f.write_str(m),
         }
     }
@@ -62,8 +72,10 @@ pub struct StepReport {
     pub renames: usize,
     pub errors: usize,
     pub duration_ms: u128,
-    /// Human-readable notes (rejected records, withheld exports, ...).
+    /// Human-readable notes (errors, withheld exports, ...).
     pub notes: Vec<String>,
+    /// The records an import rejected (skipped), in the order read.
+    pub rejects: Vec<RejectRecord>,
 }
 
 /// Options of a cycle.
@@ -84,6 +96,8 @@ pub struct Runner {
     /// The stored bundle hash differs (or there is none): the next sync must be full.
     pub needs_full_sync: bool,
     pub warnings: Vec<String>,
+    /// The state's run lock (none when opened read-only), released on drop.
+    _lock: Option<StateLock>,
 }
 
 fn now_text() -> String {
@@ -103,11 +117,30 @@ fn bundle_hash(map: &SourceMap) -> String {
 }
 
 impl Runner {
-    /// Loads the configuration, checks the bundle, opens the state database.
-    /// Expressions run on `engine`.
+    /// Loads the configuration, checks the bundle, takes the state's run lock (a run holding
+    /// it is [`RunError::Locked`]), removes temporary files killed exports left beside the
+    /// connector files, and opens the state database. Expressions run on `engine`.
     pub fn open(
         config: &std::path::Path,
         engine: crate::eval::EngineKind,
+    ) -> Result<Runner, RunError> {
+        Self::open_with(config, engine, false)
+    }
+
+    /// Loads the configuration and the bundle and reads the state without taking the run lock
+    /// and without writing anything (for `idflow state`): the state database must exist. Such
+    /// a runner is for looking only; its steps would fail to save.
+    pub fn open_read_only(
+        config: &std::path::Path,
+        engine: crate::eval::EngineKind,
+    ) -> Result<Runner, RunError> {
+        Self::open_with(config, engine, true)
+    }
+
+    fn open_with(
+        config: &std::path::Path,
+        engine: crate::eval::EngineKind,
+        read_only: bool,
     ) -> Result<Runner, RunError> {
         let deployment = crate::config::load(config).map_err(RunError::Config)?;
         let files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
@@ -134,6 +167,14 @@ impl Runner {
                 )));
             }
         }
+        for name in checked.bundle.schema.connectors.keys() {
+            if deployment.connector(name).is_none() {
+                warnings.push(format!(
+                    "connector \"{name}\" of the bundle has no settings in {}: it is not imported or exported",
+                    deployment.file.display()
+                ));
+            }
+        }
         let hash = bundle_hash(&map);
         let mut engine = Engine::with_engine(&checked.bundle, jiff::Timestamp::now(), engine);
         engine.error_limit = deployment.error_limit;
@@ -144,7 +185,24 @@ impl Runner {
                 .unwrap_or_default();
             engine.set_params(i, params);
         }
-        let mut store = SqliteStore::open(&deployment.state).map_err(RunError::Store)?;
+        let (lock, mut store) = if read_only {
+            let store = SqliteStore::open_read_only(&deployment.state).map_err(RunError::Store)?;
+            (None, store)
+        } else {
+            let lock = StateLock::acquire(&deployment.state).map_err(RunError::Locked)?;
+            for c in &deployment.connectors {
+                for file in c.path.iter().chain(c.target.iter()) {
+                    for t in crate::files::remove_stale_temps(file) {
+                        warnings.push(format!(
+                            "removed {}, left by an interrupted write",
+                            t.display()
+                        ));
+                    }
+                }
+            }
+            let store = SqliteStore::open(&deployment.state).map_err(RunError::Store)?;
+            (Some(lock), store)
+        };
         let (state, w) = store.load(&engine.plan).map_err(RunError::Store)?;
         warnings.extend(w);
         engine.state = state;
@@ -156,7 +214,16 @@ impl Runner {
             store,
             bundle_hash: hash,
             warnings,
+            _lock: lock,
         })
+    }
+
+    /// Applies the run-history retention: keeps the newest `keep_runs` entries of
+    /// `idflow.toml` (see [`Store::prune_runs`]). Returns the number of entries deleted.
+    pub fn prune_history(&mut self) -> Result<usize, RunError> {
+        self.store
+            .prune_runs(self.deployment.keep_runs)
+            .map_err(RunError::Store)
     }
 
     fn connector_config(&self, name: &str) -> Result<ConnectorConfig, String> {
@@ -178,6 +245,8 @@ impl Runner {
         connector::open(&cfg, &self.engine.plan.connectors[c]).map_err(|e| e.to_string())
     }
 
+    /// Records a step in the run history: its counts, a summary of its notes, its errors and
+    /// (capped) rejected records.
     fn record(&mut self, report: &StepReport, errors: &[SyncError]) -> Result<(), RunError> {
         let records: Vec<ErrorRecord> = errors
             .iter()
@@ -213,11 +282,12 @@ impl Runner {
             renames: report.renames as i64,
             errors: report.errors as i64,
             duration_ms: report.duration_ms as i64,
-            detail: report.notes.join("\n"),
+            detail: summary(&report.notes),
+            rejected: report.rejects.len() as i64,
             ..Default::default()
         };
         self.store
-            .record_run(&run, &records)
+            .record_run(&run, &records, &report.rejects)
             .map_err(RunError::Store)?;
         Ok(())
     }
@@ -270,10 +340,12 @@ impl Runner {
             }
         };
         for r in &imported.rejected {
-            report.notes.push(format!(
-                "{}:{}: {} (record skipped)",
-                r.source, r.line, r.message
-            ));
+            report.rejects.push(RejectRecord {
+                run: 0,
+                source: r.source.clone(),
+                line: Some(r.line as u64),
+                message: r.message.clone(),
+            });
         }
         // Container filters: objects outside the partitions' scope are not imported.
         let changes: Vec<ImportChange> = imported
@@ -323,7 +395,12 @@ impl Runner {
         }
         let r = self.engine.import(c, changes, complete);
         for (dn, why) in &r.rejected {
-            report.notes.push(format!("{dn}: {why} (object skipped)"));
+            report.rejects.push(RejectRecord {
+                run: 0,
+                source: dn.to_string(),
+                line: None,
+                message: why.clone(),
+            });
         }
         let rejected = imported.rejected.len() + r.rejected.len();
         if rejected > 0 {
@@ -397,6 +474,7 @@ impl Runner {
                 .iter()
                 .map(|u| format!("unresolved reference: {u}"))
                 .collect(),
+            rejects: Vec::new(),
         };
         for e in &r.errors {
             report
@@ -585,6 +663,21 @@ impl Runner {
         }
         Ok(reports)
     }
+}
+
+/// The notes of a step as kept in the run history: the first [`NOTES_KEPT`], then a count of
+/// the rest (a step can have a note per object).
+fn summary(notes: &[String]) -> String {
+    let mut out = notes
+        .iter()
+        .take(NOTES_KEPT)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    if notes.len() > NOTES_KEPT {
+        out.push_str(&format!("\n... {} more note(s)", notes.len() - NOTES_KEPT));
+    }
+    out
 }
 
 /// The anchor a file target assigns to a new object: `<Type>_<uuid>`, derived from the DN so

@@ -97,7 +97,10 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Expands the given paths into `.idf` files: a directory is searched recursively (sorted, so
-/// the order is stable), a file is taken as is.
+/// the order is stable), a file is taken as is. In a directory only regular files are read: a
+/// named pipe, socket or device (which could block the read forever) is an error, and so is a
+/// symbolic link that leads out of the directory (a bundle is self-contained). Links inside the
+/// directory are followed once: a file or folder reached twice is read once.
 pub fn collect_idf_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     for p in paths {
@@ -106,15 +109,36 @@ pub fn collect_idf_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
             error,
         })?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            let root = std::fs::canonicalize(p).map_err(|error| LoadError {
+                path: p.clone(),
+                error,
+            })?;
+            let mut seen = std::collections::HashSet::new();
+            seen.insert(root.clone());
+            walk(p, &root, &mut seen, &mut out)?;
         } else {
+            // A file named explicitly is read whatever it is (`idflow check <(...)`).
             out.push(p.clone());
         }
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+fn refused(path: &Path, why: &str) -> LoadError {
+    LoadError {
+        path: path.to_path_buf(),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string()),
+    }
+}
+
+/// Collects the `.idf` files under `dir`, which is `root` or inside it; `seen` holds the
+/// canonical paths already collected or walked.
+fn walk(
+    dir: &Path,
+    root: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), LoadError> {
     let err = |error| LoadError {
         path: dir.to_path_buf(),
         error,
@@ -126,10 +150,52 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         .map_err(err)?;
     entries.sort();
     for path in entries {
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "idf") {
-            out.push(path);
+        let at = |error| LoadError {
+            path: path.clone(),
+            error,
+        };
+        let idf = path.extension().is_some_and(|e| e == "idf");
+        let link = std::fs::symlink_metadata(&path).map_err(at)?;
+        let (meta, real) = if link.file_type().is_symlink() {
+            let real = match std::fs::canonicalize(&path) {
+                Ok(r) => r,
+                // A dangling link that would not be read anyway.
+                Err(_) if !idf => continue,
+                Err(error) => return Err(at(error)),
+            };
+            if !real.starts_with(root) {
+                if !idf && !real.is_dir() {
+                    continue;
+                }
+                return Err(refused(
+                    &path,
+                    &format!(
+                        "a symbolic link out of the bundle (to {}) is not followed",
+                        real.display()
+                    ),
+                ));
+            }
+            (std::fs::metadata(&real).map_err(at)?, real)
+        } else {
+            (link, path.clone())
+        };
+        if meta.is_dir() {
+            let real = if real == path {
+                std::fs::canonicalize(&path).map_err(at)?
+            } else {
+                real
+            };
+            if seen.insert(real) {
+                walk(&path, root, seen, out)?;
+            }
+        } else if idf {
+            if !meta.is_file() {
+                return Err(refused(&path, "not a regular file"));
+            }
+            let real = std::fs::canonicalize(&real).map_err(at)?;
+            if seen.insert(real) {
+                out.push(path);
+            }
         }
     }
     Ok(())

@@ -8,8 +8,8 @@ use super::{FINDINGS, OK, USAGE};
 use crate::diag::render;
 use crate::source::SourceMap;
 use crate::syntax::{self, FormatError};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -78,12 +78,9 @@ pub fn run(args: Args) -> u8 {
             }
         } else if args.write {
             if out != text
-                && let Err(e) = write_atomic(&path, &out)
+                && let Err(e) = crate::files::write_atomic(&path, out.as_bytes())
             {
-                eprintln!(
-                    "error: {}: {e}; the file was left unchanged",
-                    path.display()
-                );
+                eprintln!("error: {e}; the file was left unchanged");
                 code = code.max(USAGE);
             }
         } else {
@@ -117,31 +114,4 @@ fn stdin() -> u8 {
             USAGE
         }
     }
-}
-
-/// Writes `text` to a temporary file beside `path`, syncs it, and renames it over `path`, so a
-/// crash leaves either the old or the new file, never a torn one. Permissions are kept.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.idflow-fmt.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            std::fs::set_permissions(&tmp, meta.permissions())?;
-        }
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

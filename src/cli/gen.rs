@@ -1,7 +1,8 @@
 //! `idflow gen ad`: writes a synthetic Active Directory export (LDIF) of `contoso.com`.
 //!
 //! The same arguments give the same text (see `crate::r#gen`). Exit 0 with the LDIF on stdout or
-//! in `-o FILE` (replaced atomically); exit 2 for usage and I/O errors.
+//! in `-o FILE` (replaced atomically); exit 2 for usage and I/O errors (a count above
+//! `gen::MAX_COUNT` is a usage error).
 
 use super::{OK, USAGE};
 use std::io::Write as _;
@@ -22,12 +23,12 @@ enum What {
 
 #[derive(clap::Args, Debug)]
 struct AdArgs {
-    /// The number of ordinary users.
-    #[arg(long)]
-    users: usize,
-    /// The number of groups.
-    #[arg(long)]
-    groups: usize,
+    /// The number of ordinary users (at most 1,000,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(..=crate::r#gen::MAX_COUNT))]
+    users: u64,
+    /// The number of groups (at most 1,000,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(..=crate::r#gen::MAX_COUNT))]
+    groups: u64,
     /// The seed: the same seed gives the same export.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -38,7 +39,15 @@ struct AdArgs {
 
 pub fn run(args: Args) -> u8 {
     let What::Ad(a) = args.what;
-    let text = crate::r#gen::generate(a.users, a.groups, a.seed);
+    // Both counts are at most MAX_COUNT, so they fit a usize.
+    let (Ok(users), Ok(groups)) = (usize::try_from(a.users), usize::try_from(a.groups)) else {
+        eprintln!(
+            "error: --users and --groups must be at most {}",
+            crate::r#gen::MAX_COUNT
+        );
+        return USAGE;
+    };
+    let text = crate::r#gen::generate(users, groups, a.seed);
     match a.output {
         Some(path) => match crate::connector::ldif::write_atomic(&path, text.as_bytes()) {
             Ok(()) => OK,

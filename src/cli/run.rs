@@ -4,7 +4,8 @@
 //! exports every connector unless staging mode is on. Each step prints a summary line: adds,
 //! updates, deletes, renames, errors and duration. On a terminal a spinner shows the running
 //! step; otherwise each step is logged (tracing). Exit 0 when every step succeeded, 1 when a
-//! step stopped or had errors, 2 for configuration and usage errors.
+//! step stopped or had errors, 2 for configuration and usage errors and when another run holds
+//! the state's run lock. At the end the run history is pruned to `keep_runs` entries.
 
 use super::{FINDINGS, OK, USAGE};
 use crate::diag::render;
@@ -48,8 +49,19 @@ enum Profile {
     Export,
 }
 
-pub fn open(config: &std::path::Path, engine: crate::eval::EngineKind) -> Result<Runner, u8> {
-    Runner::open(config, engine).map_err(|e| {
+/// Opens the deployment for a run (taking the run lock) or, `read_only`, for looking at its
+/// state; reports why it cannot be opened and returns the exit code.
+pub fn open(
+    config: &std::path::Path,
+    engine: crate::eval::EngineKind,
+    read_only: bool,
+) -> Result<Runner, u8> {
+    let opened = if read_only {
+        Runner::open_read_only(config, engine)
+    } else {
+        Runner::open(config, engine)
+    };
+    opened.map_err(|e| {
         match e {
             RunError::Bundle(map, diags) => {
                 let style = super::human_style();
@@ -82,25 +94,50 @@ fn summary(r: &StepReport) -> String {
     )
 }
 
+/// A rejected record as a note: `source:line: message (record skipped)`, or `DN: message
+/// (object skipped)` for an object the engine rejected.
+pub fn reject_note(r: &crate::store::RejectRecord) -> String {
+    match r.line {
+        Some(l) => format!("{}:{l}: {} (record skipped)", r.source, r.message),
+        None => format!("{}: {} (object skipped)", r.source, r.message),
+    }
+}
+
 fn print(r: &StepReport, json: bool) {
     if json {
+        let rejects: Vec<serde_json::Value> = r
+            .rejects
+            .iter()
+            .map(|x| serde_json::json!({"source": x.source, "line": x.line, "message": x.message}))
+            .collect();
         let v = serde_json::json!({
             "step": r.step, "connector": r.connector, "status": r.status, "adds": r.adds,
             "updates": r.updates, "deletes": r.deletes, "renames": r.renames, "errors": r.errors,
-            "duration_ms": r.duration_ms as u64, "notes": r.notes,
+            "duration_ms": r.duration_ms as u64, "notes": r.notes, "rejects": rejects,
         });
         println!("{v}");
         return;
     }
     println!("{}", summary(r));
-    for n in r.notes.iter().take(20) {
-        println!("    {n}");
+    const SHOWN: usize = 20;
+    let all = r.notes.len() + r.rejects.len();
+    let lines = r
+        .notes
+        .iter()
+        .cloned()
+        .chain(r.rejects.iter().map(reject_note))
+        .take(SHOWN);
+    for n in lines {
+        println!("    {}", super::state::escape_controls(&n));
     }
-    if r.notes.len() > 20 {
-        println!(
-            "    ... {} more (see `idflow state errors`)",
-            r.notes.len() - 20
-        );
+    if all > SHOWN {
+        // Sync errors and import rejects are in the state; other notes only in --json.
+        let see = if r.step.ends_with("import") || r.step.ends_with("sync") {
+            "see `idflow state errors`"
+        } else {
+            "`--json` prints them all"
+        };
+        println!("    ... {} more ({see})", all - SHOWN);
     }
 }
 
@@ -117,7 +154,7 @@ pub fn run(args: Args) -> u8 {
             .with_target(false)
             .try_init();
     }
-    let mut runner = match open(&args.config, engine) {
+    let mut runner = match open(&args.config, engine, false) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -200,6 +237,9 @@ pub fn run(args: Args) -> u8 {
     })();
     if let Some(s) = spinner {
         s.finish_and_clear();
+    }
+    if let Err(e) = runner.prune_history() {
+        eprintln!("warning: pruning the run history: {e}");
     }
     match result {
         Ok(reports) => {

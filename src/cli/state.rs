@@ -3,8 +3,13 @@
 //! `pending-exports` shows exactly what the next export would send, per object and attribute
 //! (add/update/delete, old and new values), as text, JSON or CSV; `search` finds connector-space
 //! or metaverse objects by DN, anchor or attribute; `show` prints one object with its links and
-//! its lineage through the rules; `errors` lists the latest sync errors by category; `runs` the
-//! run history.
+//! its lineage through the rules; `errors` lists the latest sync errors by category and the
+//! records the latest import of each connector rejected; `runs` the run history.
+//!
+//! Every command reads the state without writing it and without the run lock, so it works
+//! during a run and on a read-only state file. Values are printed safely: control characters
+//! are escaped in text output (`\u{1b}`, `\n`), and CSV cells a spreadsheet would read as a
+//! formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`.
 
 use super::{FINDINGS, OK, USAGE};
 use crate::engine::model::{CsId, ExportOp};
@@ -59,7 +64,8 @@ enum Command {
         #[arg(long)]
         connector: Option<String>,
     },
-    /// The errors of the latest sync, by category.
+    /// The errors of the latest sync, by category, and the records the latest import of each
+    /// connector rejected.
     Errors,
     /// The run history, newest first.
     Runs {
@@ -75,6 +81,46 @@ enum Format {
     Csv,
 }
 
+/// `s` with its control characters escaped (`\n`, `\t`, `\u{1}`), so a value cannot move the
+/// cursor, recolour the terminal or forge a line of output.
+pub(crate) fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A CSV cell a spreadsheet does not evaluate: a leading `=`, `+`, `-`, `@`, tab or carriage
+/// return gets a `'` before it (OWASP's CSV injection advice).
+fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// One attribute change of a pending export (or an object's line when nothing but its
+/// operation changes), with the old and new values as they are.
+struct PendingRow {
+    connector: String,
+    operation: String,
+    object_type: String,
+    dn: String,
+    attribute: String,
+    change: String,
+    old: String,
+    new: String,
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
@@ -87,7 +133,8 @@ pub fn run(args: Args) -> u8 {
     match args.command {
         Command::Errors | Command::Runs { .. } => history(&args.config, &args.command),
         _ => {
-            let runner = match super::run::open(&args.config, crate::eval::EngineKind::Interp) {
+            let runner = match super::run::open(&args.config, crate::eval::EngineKind::Interp, true)
+            {
                 Ok(r) => r,
                 Err(code) => return code,
             };
@@ -118,7 +165,7 @@ pub fn run(args: Args) -> u8 {
 
 fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
     let plan = &runner.engine.plan;
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<PendingRow> = Vec::new();
     for (c, cp) in plan.connectors.iter().enumerate() {
         if connector.is_some_and(|n| n != cp.name) {
             continue;
@@ -126,6 +173,16 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
         for (_, o, op) in runner.engine.state.pending_exports(c) {
             let t = &cp.types[o.object_type];
             let dn = o.dn.to_string();
+            let row = |attribute: &str, change: &str, old: String, new: String| PendingRow {
+                connector: cp.name.clone(),
+                operation: op.as_str().into(),
+                object_type: t.name.clone(),
+                dn: dn.clone(),
+                attribute: attribute.into(),
+                change: change.into(),
+                old,
+                new,
+            };
             let mut any = false;
             for (slot, (new, old)) in o.current.iter().zip(&o.imported).enumerate() {
                 if Some(slot) == t.dn || new == old || op == ExportOp::Delete {
@@ -136,39 +193,15 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                     (false, true) => "delete",
                     _ => "update",
                 };
-                rows.push([
-                    cp.name.clone(),
-                    op.as_str().into(),
-                    t.name.clone(),
-                    dn.clone(),
-                    t.names[slot].clone(),
-                    change.into(),
-                    format!("{}\u{1}{}", text(old), text(new)),
-                ]);
+                rows.push(row(&t.names[slot], change, text(old), text(new)));
                 any = true;
             }
             if let Some(nd) = &o.new_dn {
-                rows.push([
-                    cp.name.clone(),
-                    op.as_str().into(),
-                    t.name.clone(),
-                    dn.clone(),
-                    "dn".into(),
-                    "update".into(),
-                    format!("{dn}\u{1}{nd}"),
-                ]);
+                rows.push(row("dn", "update", dn.clone(), nd.to_string()));
                 any = true;
             }
             if !any {
-                rows.push([
-                    cp.name.clone(),
-                    op.as_str().into(),
-                    t.name.clone(),
-                    dn.clone(),
-                    String::new(),
-                    String::new(),
-                    "\u{1}".into(),
-                ]);
+                rows.push(row("", "", String::new(), String::new()));
             }
         }
     }
@@ -177,8 +210,7 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
             let items: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
-                    let (old, new) = r[6].split_once('\u{1}').unwrap_or(("", ""));
-                    serde_json::json!({"connector": r[0], "operation": r[1], "type": r[2], "dn": r[3], "attribute": r[4], "change": r[5], "old": old, "new": new})
+                    serde_json::json!({"connector": r.connector, "operation": r.operation, "type": r.object_type, "dn": r.dn, "attribute": r.attribute, "change": r.change, "old": r.old, "new": r.new})
                 })
                 .collect();
             println!(
@@ -199,42 +231,56 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                 "new",
             ]);
             for r in &rows {
-                let (old, new) = r[6].split_once('\u{1}').unwrap_or(("", ""));
-                let _ = w.write_record([
-                    &r[0],
-                    &r[1],
-                    &r[2],
-                    &r[3],
-                    &r[4],
-                    &r[5],
-                    &old.to_string(),
-                    &new.to_string(),
-                ]);
+                let _ = w.write_record(
+                    [
+                        &r.connector,
+                        &r.operation,
+                        &r.object_type,
+                        &r.dn,
+                        &r.attribute,
+                        &r.change,
+                        &r.old,
+                        &r.new,
+                    ]
+                    .map(|c| csv_cell(c).into_owned()),
+                );
             }
             let _ = w.flush();
         }
         Format::Text => {
             let mut last = String::new();
             for r in &rows {
-                let head = format!("{} {} {} \"{}\"", r[0], r[1], r[2], r[3]);
+                let head = format!(
+                    "{} {} {} \"{}\"",
+                    escape_controls(&r.connector),
+                    r.operation,
+                    r.object_type,
+                    escape_controls(&r.dn)
+                );
                 if head != last {
                     println!("{head}");
                     last = head;
                 }
-                if !r[4].is_empty() {
-                    let (old, new) = r[6].split_once('\u{1}').unwrap_or(("", ""));
+                if !r.attribute.is_empty() {
+                    let shown = |v: &str| {
+                        if v.is_empty() {
+                            "(none)".to_string()
+                        } else {
+                            escape_controls(v)
+                        }
+                    };
                     println!(
                         "    {} {}: {} -> {}",
-                        r[5],
-                        r[4],
-                        if old.is_empty() { "(none)" } else { old },
-                        if new.is_empty() { "(none)" } else { new }
+                        r.change,
+                        r.attribute,
+                        shown(&r.old),
+                        shown(&r.new)
                     );
                 }
             }
             let objects = rows
                 .iter()
-                .map(|r| (&r[0], &r[3]))
+                .map(|r| (&r.connector, &r.dn))
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
             println!("{objects} object(s) with pending exports");
@@ -308,7 +354,12 @@ fn search(
                     .map(|l| format!(" -> metaverse {}", l.mv))
                     .unwrap_or_else(|| " (disconnector)".into());
                 let flag = if o.placeholder { " placeholder" } else { "" };
-                println!("{} {} \"{}\"{link}{flag} [#{c}]", cp.name, t.name, o.dn);
+                println!(
+                    "{} {} \"{}\"{link}{flag} [#{c}]",
+                    cp.name,
+                    t.name,
+                    escape_controls(&o.dn)
+                );
             }
         }
     }
@@ -337,7 +388,7 @@ fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
     let o = &state.cs[id as usize];
     let cp = &plan.connectors[o.connector];
     let t = &cp.types[o.object_type];
-    println!("{} {} \"{}\"", cp.name, t.name, o.dn);
+    println!("{} {} \"{}\"", cp.name, t.name, escape_controls(&o.dn));
     println!(
         "  anchor: {}",
         o.anchor
@@ -361,10 +412,10 @@ fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
     let p = preview::preview(&runner.engine, id);
     println!("lineage:");
     for l in &p.lines {
-        println!("  {l}");
+        println!("  {}", escape_controls(l));
     }
     for l in p.metaverse.lines().chain(p.exports.lines()) {
-        println!("  {l}");
+        println!("  {}", escape_controls(l));
     }
     OK
 }
@@ -379,14 +430,7 @@ fn history(config: &std::path::Path, command: &Command) -> u8 {
             return USAGE;
         }
     };
-    if !deployment.state.exists() {
-        eprintln!(
-            "error: {}: no state yet (run `idflow run` first)",
-            deployment.state.display()
-        );
-        return USAGE;
-    }
-    let mut store = match SqliteStore::open(&deployment.state) {
+    let mut store = match SqliteStore::open_read_only(&deployment.state) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -423,8 +467,11 @@ fn history(config: &std::path::Path, command: &Command) -> u8 {
                 USAGE
             }
         },
-        _ => match store.latest_errors() {
-            Ok(errors) => {
+        _ => match store
+            .latest_errors()
+            .and_then(|e| Ok((e, store.latest_rejects()?)))
+        {
+            Ok((errors, rejects)) => {
                 let mut by: std::collections::BTreeMap<String, Vec<_>> =
                     std::collections::BTreeMap::new();
                 for e in errors {
@@ -438,11 +485,32 @@ fn history(config: &std::path::Path, command: &Command) -> u8 {
                         } else {
                             format!(" [{}]", e.rule)
                         };
-                        println!("    {} \"{}\"{rule}: {}", e.connector, e.dn, e.message);
+                        println!(
+                            "    {} \"{}\"{rule}: {}",
+                            e.connector,
+                            escape_controls(&e.dn),
+                            escape_controls(&e.message)
+                        );
                     }
                 }
                 if by.is_empty() {
                     println!("no sync errors");
+                }
+                for (run, list) in &rejects {
+                    println!(
+                        "import rejects: {} (#{} {} {}): {}",
+                        run.connector, run.id, run.started, run.step, run.rejected
+                    );
+                    for r in list {
+                        println!("    {}", escape_controls(&super::run::reject_note(r)));
+                    }
+                    let unkept = run.rejected - list.len() as i64;
+                    if unkept > 0 {
+                        println!(
+                            "    ... {unkept} more (only the first {} of an import are kept)",
+                            crate::store::REJECTS_KEPT
+                        );
+                    }
                 }
                 OK
             }

@@ -46,7 +46,6 @@ use crate::sema::types::Base;
 use crate::value::{DateTime, Value};
 use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -1138,53 +1137,15 @@ pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, ConnectorError> 
     }
 }
 
-/// Replaces the file at `path` with `data` atomically: a temporary file in the same directory
-/// is written and synced, renamed over `path`, and the directory is synced. On any error the
-/// old file is untouched (and the temporary file removed).
+/// Replaces the file at `path` with `data` atomically (see [`crate::files::write_atomic`]: a
+/// temporary file beside the real file, symbolic links followed, a hard-linked file refused).
+/// On any error the old file is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ConnectorError> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            // Keep the permissions of the file being replaced.
-            let _ = f.set_permissions(meta.permissions());
-        }
-        f.write_all(data)?;
-        f.sync_all()?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_error(path, "cannot write", &e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_error(path, "cannot replace", &e));
-    }
-    // Make the rename durable. Directories cannot be opened for syncing everywhere.
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(&dir) {
-        d.sync_all()
-            .map_err(|e| io_error(&dir, "cannot sync", &e))?;
-    }
-    Ok(())
+    crate::files::write_atomic(path, data).map_err(|e| ConnectorError {
+        source: e.path.display().to_string(),
+        line: None,
+        message: e.message,
+    })
 }
 
 /// Reads and applies an LDIF file from an empty set. `missing_ok`: a missing file is empty.

@@ -11,6 +11,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod lock;
 pub mod sqlite;
 
 use crate::engine::compile::Plan;
@@ -45,7 +46,30 @@ pub struct RunRecord {
     pub renames: i64,
     pub errors: i64,
     pub duration_ms: i64,
+    /// A summary of the step's notes (at most [`NOTES_KEPT`] of them, then a count).
     pub detail: String,
+    /// Records an import rejected (all of them; at most [`REJECTS_KEPT`] are stored as
+    /// [`RejectRecord`]s).
+    pub rejected: i64,
+}
+
+/// The notes of a step kept in its run-history `detail`.
+pub const NOTES_KEPT: usize = 100;
+/// The rejected records of one import step stored with it (the rest are only counted).
+pub const REJECTS_KEPT: usize = 1000;
+/// The run-history entries (steps) kept by default (`keep_runs` in `idflow.toml`).
+pub const DEFAULT_KEEP_RUNS: usize = 10_000;
+
+/// A record an import rejected (malformed, or an object the engine could not take).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RejectRecord {
+    /// The run-history entry of the import (0 before it is recorded).
+    pub run: i64,
+    /// The file (or endpoint) read, or the DN of an object the engine rejected.
+    pub source: String,
+    /// The 1-based line in `source`, when it is a file.
+    pub line: Option<u64>,
+    pub message: String,
 }
 
 /// A stored sync error.
@@ -69,10 +93,23 @@ pub trait Store {
     fn save(&mut self, plan: &Plan, state: &State) -> Result<(), StoreError>;
     fn get_meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
-    /// Records a run step with its errors; returns its id.
-    fn record_run(&mut self, run: &RunRecord, errors: &[ErrorRecord]) -> Result<i64, StoreError>;
+    /// Records a run step with its errors and (at most [`REJECTS_KEPT`] of) its rejected
+    /// records; returns its id.
+    fn record_run(
+        &mut self,
+        run: &RunRecord,
+        errors: &[ErrorRecord],
+        rejects: &[RejectRecord],
+    ) -> Result<i64, StoreError>;
     /// The latest run steps, newest first.
     fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
     /// The errors of the latest sync step.
     fn latest_errors(&mut self) -> Result<Vec<ErrorRecord>, StoreError>;
+    /// The latest import step of each connector that rejected records, with the rejected
+    /// records stored, by connector name.
+    fn latest_rejects(&mut self) -> Result<Vec<(RunRecord, Vec<RejectRecord>)>, StoreError>;
+    /// Deletes the run-history entries older than the newest `keep`, with their errors and
+    /// rejected records, but never the latest sync step nor the latest import step of a
+    /// connector (what `idflow state errors` shows). Returns the number of entries deleted.
+    fn prune_runs(&mut self, keep: usize) -> Result<usize, StoreError>;
 }

@@ -3,14 +3,17 @@
 //! Consumes/produces: see [`super::Store`]. The database runs in WAL mode; every save is one
 //! transaction, so a process killed at any point leaves the previous committed state, which
 //! the next run continues from. Values are stored as the JSON of `eval::json`, attributes as
-//! JSON objects keyed by attribute name.
+//! JSON objects keyed by attribute name. A new database file is created readable by its owner
+//! only (0600 on Unix; SQLite gives its `-wal` and `-shm` files the same mode): it holds every
+//! identity. [`SqliteStore::open_read_only`] reads without writing anything, so `idflow state`
+//! works during a run and on a state file or folder it cannot write.
 
-use super::{ErrorRecord, RunRecord, Store, StoreError};
+use super::{ErrorRecord, REJECTS_KEPT, RejectRecord, RunRecord, Store, StoreError};
 use crate::engine::compile::Plan;
 use crate::engine::model::{CsObject, ExportOp, Key, Link, MvObject, PendingImport, State, dn_key};
 use crate::eval::json;
 use crate::value::Value;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 const SCHEMA: &str = "
@@ -27,18 +30,33 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, step TEXT NOT NULL,
     connector TEXT NOT NULL, status TEXT NOT NULL, adds INTEGER NOT NULL, updates INTEGER NOT NULL,
     deletes INTEGER NOT NULL, renames INTEGER NOT NULL, errors INTEGER NOT NULL,
-    duration_ms INTEGER NOT NULL, detail TEXT NOT NULL);
+    duration_ms INTEGER NOT NULL, detail TEXT NOT NULL, rejected INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sync_errors (
     run INTEGER NOT NULL, category TEXT NOT NULL, connector TEXT NOT NULL, dn TEXT NOT NULL,
     rule TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sync_errors_run ON sync_errors (run);
+CREATE TABLE IF NOT EXISTS rejects (
+    run INTEGER NOT NULL, source TEXT NOT NULL, line INTEGER, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run);
 ";
 
 /// The version of [`SCHEMA`], kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        params![name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(err("reading the schema"))
+}
 
 /// Brings a database written by an earlier version to [`SCHEMA_VERSION`]. Version 1 kept
 /// references by object id: its table is dropped and the bundle marked changed, so the next
-/// run's full sync rebuilds the references.
+/// run's full sync rebuilds the references. Version 2 had no rejected records: the run history
+/// gains their count (the `rejects` table is created with the schema).
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -57,11 +75,48 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )
         .map_err(err("migrating the state to schema version 2"))?;
     }
+    if has_table(conn, "runs")? && !has_column(conn, "runs", "rejected")? {
+        conn.execute_batch("ALTER TABLE runs ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;")
+            .map_err(err("migrating the state to schema version 3"))?;
+    }
     Ok(())
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .map_err(err("reading the schema"))?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(err("reading the schema"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err("reading the schema"))?;
+    Ok(names.iter().any(|n| n == column))
 }
 
 pub struct SqliteStore {
     conn: Connection,
+    /// The database has the `rejects` table and the run history's `rejected` column (a
+    /// version 2 database opened read-only has not).
+    has_rejects: bool,
+}
+
+/// `path` as the path of an SQLite `file:` URI (RFC 3986 percent-encoding).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._~-".contains(b) {
+            out.push(char::from(*b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads the schema to check that a connection can read the database.
+fn probe(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
 }
 
 fn err(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -69,10 +124,14 @@ fn err(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the database file.
+    /// Opens (or creates, mode 0600) the database file for reading and writing, bringing its
+    /// schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        crate::files::create_private(path).map_err(|e| StoreError(e.to_string()))?;
         let conn =
             Connection::open(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err("setting the busy timeout"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err("enabling WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -82,7 +141,63 @@ impl SqliteStore {
             .map_err(err("creating the schema"))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err("setting the schema version"))?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            has_rejects: true,
+        })
+    }
+
+    /// Opens an existing database file for reading only: nothing is written (no schema
+    /// change, no WAL setting), so it works while a run writes and on a file or folder this
+    /// process cannot write. When the folder is not writable and no `-wal` file exists, the
+    /// file is read as immutable (SQLite cannot otherwise read a WAL database there).
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        let at = |e: rusqlite::Error| StoreError(format!("{}: {e}", path.display()));
+        if !path.exists() {
+            return Err(StoreError(format!(
+                "{}: no state yet (run `idflow run` first)",
+                path.display()
+            )));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(at)?;
+        let conn = match probe(&conn) {
+            Ok(_) => conn,
+            Err(e) => {
+                let mut wal = path.as_os_str().to_os_string();
+                wal.push("-wal");
+                let wal_in_use = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+                if wal_in_use {
+                    return Err(at(e));
+                }
+                drop(conn);
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                let conn = Connection::open_with_flags(uri, flags).map_err(at)?;
+                probe(&conn).map_err(at)?;
+                conn
+            }
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(at)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err("reading the schema version"))?;
+        if !has_table(&conn, "cs")? || !has_table(&conn, "runs")? {
+            return Err(StoreError(format!(
+                "{}: not an idflow state database",
+                path.display()
+            )));
+        }
+        if version < 2 {
+            return Err(StoreError(format!(
+                "{}: written by an earlier idflow (schema version {version}); run `idflow run` once to upgrade it",
+                path.display()
+            )));
+        }
+        let has_rejects = has_table(&conn, "rejects")? && has_column(&conn, "runs", "rejected")?;
+        Ok(SqliteStore { conn, has_rejects })
     }
 
     /// An in-memory database (tests).
@@ -90,8 +205,38 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(err("opening"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("creating the schema"))?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            has_rejects: true,
+        })
     }
+
+    /// The columns of a [`RunRecord`], as [`run_record`] reads them.
+    fn run_columns(&self) -> &'static str {
+        if self.has_rejects {
+            "id, started, step, connector, status, adds, updates, deletes, renames, errors, duration_ms, detail, rejected"
+        } else {
+            "id, started, step, connector, status, adds, updates, deletes, renames, errors, duration_ms, detail, 0"
+        }
+    }
+}
+
+fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        started: r.get(1)?,
+        step: r.get(2)?,
+        connector: r.get(3)?,
+        status: r.get(4)?,
+        adds: r.get(5)?,
+        updates: r.get(6)?,
+        deletes: r.get(7)?,
+        renames: r.get(8)?,
+        errors: r.get(9)?,
+        duration_ms: r.get(10)?,
+        detail: r.get(11)?,
+        rejected: r.get(12)?,
+    })
 }
 
 fn attrs_json(names: &[String], values: &[Value]) -> String {
@@ -502,14 +647,19 @@ impl Store for SqliteStore {
             .map_err(err("writing metadata"))
     }
 
-    fn record_run(&mut self, run: &RunRecord, errors: &[ErrorRecord]) -> Result<i64, StoreError> {
+    fn record_run(
+        &mut self,
+        run: &RunRecord,
+        errors: &[ErrorRecord],
+        rejects: &[RejectRecord],
+    ) -> Result<i64, StoreError> {
         let tx = self
             .conn
             .transaction()
             .map_err(err("starting a transaction"))?;
         tx.execute(
-            "INSERT INTO runs (started, step, connector, status, adds, updates, deletes, renames, errors, duration_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![run.started, run.step, run.connector, run.status, run.adds, run.updates, run.deletes, run.renames, run.errors, run.duration_ms, run.detail],
+            "INSERT INTO runs (started, step, connector, status, adds, updates, deletes, renames, errors, duration_ms, detail, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![run.started, run.step, run.connector, run.status, run.adds, run.updates, run.deletes, run.renames, run.errors, run.duration_ms, run.detail, run.rejected.max(rejects.len() as i64)],
         )
         .map_err(err("recording the run"))?;
         let id = tx.last_insert_rowid();
@@ -529,6 +679,18 @@ impl Store for SqliteStore {
                 ])
                 .map_err(err("recording errors"))?;
             }
+            let mut ins = tx
+                .prepare("INSERT INTO rejects (run, source, line, message) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err("recording rejected records"))?;
+            for r in rejects.iter().take(REJECTS_KEPT) {
+                ins.execute(params![
+                    id,
+                    r.source,
+                    r.line.map(|l| l.min(i64::MAX as u64) as i64),
+                    r.message
+                ])
+                .map_err(err("recording rejected records"))?;
+            }
         }
         tx.commit().map_err(err("recording the run"))?;
         Ok(id)
@@ -537,25 +699,13 @@ impl Store for SqliteStore {
     fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, started, step, connector, status, adds, updates, deletes, renames, errors, duration_ms, detail FROM runs ORDER BY id DESC LIMIT ?1")
+            .prepare(&format!(
+                "SELECT {} FROM runs ORDER BY id DESC LIMIT ?1",
+                self.run_columns()
+            ))
             .map_err(err("reading the run history"))?;
         let rows = stmt
-            .query_map(params![limit as i64], |r| {
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    started: r.get(1)?,
-                    step: r.get(2)?,
-                    connector: r.get(3)?,
-                    status: r.get(4)?,
-                    adds: r.get(5)?,
-                    updates: r.get(6)?,
-                    deletes: r.get(7)?,
-                    renames: r.get(8)?,
-                    errors: r.get(9)?,
-                    duration_ms: r.get(10)?,
-                    detail: r.get(11)?,
-                })
-            })
+            .query_map(params![limit.min(i64::MAX as usize) as i64], run_record)
             .map_err(err("reading the run history"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err("reading the run history"))?;
@@ -596,5 +746,69 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(err("reading errors"))?;
         Ok(rows)
+    }
+
+    fn latest_rejects(&mut self) -> Result<Vec<(RunRecord, Vec<RejectRecord>)>, StoreError> {
+        if !self.has_rejects {
+            return Ok(Vec::new());
+        }
+        let runs: Vec<RunRecord> = {
+            let mut stmt = self
+                .conn
+                .prepare(&format!(
+                    "SELECT {} FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE step LIKE '%import' GROUP BY connector) AND rejected > 0 ORDER BY connector",
+                    self.run_columns()
+                ))
+                .map_err(err("reading the run history"))?;
+            stmt.query_map([], run_record)
+                .map_err(err("reading the run history"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err("reading the run history"))?
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT run, source, line, message FROM rejects WHERE run = ?1 ORDER BY rowid")
+            .map_err(err("reading rejected records"))?;
+        let mut out = Vec::new();
+        for run in runs {
+            let rejects = stmt
+                .query_map(params![run.id], |r| {
+                    Ok(RejectRecord {
+                        run: r.get(0)?,
+                        source: r.get(1)?,
+                        line: r.get::<_, Option<i64>>(2)?.map(|l| l.max(0) as u64),
+                        message: r.get(3)?,
+                    })
+                })
+                .map_err(err("reading rejected records"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err("reading rejected records"))?;
+            out.push((run, rejects));
+        }
+        Ok(out)
+    }
+
+    fn prune_runs(&mut self, keep: usize) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("starting a transaction"))?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM runs WHERE id <= (SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?1)
+                   AND id <> (SELECT COALESCE(MAX(id), -1) FROM runs WHERE step LIKE '%sync')
+                   AND id NOT IN (SELECT MAX(id) FROM runs WHERE step LIKE '%import' GROUP BY connector)",
+                params![keep.min(i64::MAX as usize) as i64],
+            )
+            .map_err(err("pruning the run history"))?;
+        if deleted > 0 {
+            tx.execute_batch(
+                "DELETE FROM sync_errors WHERE run NOT IN (SELECT id FROM runs);
+                 DELETE FROM rejects WHERE run NOT IN (SELECT id FROM runs);",
+            )
+            .map_err(err("pruning the run history"))?;
+        }
+        tx.commit().map_err(err("pruning the run history"))?;
+        Ok(deleted)
     }
 }
