@@ -40,7 +40,21 @@ pub enum RunError {
     Store(StoreError),
     /// Another process holds the state's run lock (or it cannot be taken).
     Locked(LockError),
-    Other(String),
+    /// The bundle's files could not be read.
+    BundleFiles(crate::source::LoadError),
+    /// A connector of idflow.toml that the bundle does not declare.
+    UndeclaredConnector {
+        config: std::path::PathBuf,
+        connector: String,
+        bundle: std::path::PathBuf,
+    },
+    /// A connector name neither the bundle nor idflow.toml knows.
+    UnknownConnector(String),
+    /// A bundle connector asked for by name that has no settings in idflow.toml.
+    NoSettings {
+        connector: String,
+        config: std::path::PathBuf,
+    },
 }
 
 impl std::fmt::Display for RunError {
@@ -55,7 +69,90 @@ impl std::fmt::Display for RunError {
             RunError::Bundle(_, d) => write!(f, "the bundle has {} error(s)", d.len()),
             RunError::Store(e) => write!(f, "state database: {e}"),
             RunError::Locked(e) => write!(f, "{e}"),
-            RunError::Other(m) => f.write_str(m),
+            RunError::BundleFiles(e) => write!(f, "bundle: {e}"),
+            RunError::UndeclaredConnector {
+                config,
+                connector,
+                bundle,
+            } => write!(
+                f,
+                "{}: connector \"{connector}\" is not declared in the bundle {}",
+                config.display(),
+                bundle.display()
+            ),
+            RunError::UnknownConnector(n) => write!(f, "unknown connector \"{n}\""),
+            RunError::NoSettings { connector, config } => write!(
+                f,
+                "connector \"{connector}\" has no settings in {}",
+                config.display()
+            ),
+        }
+    }
+}
+
+/// How a step ended. The names are Entra's run-profile statuses where Entra has one; they are
+/// what the CLI prints and the run history keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepStatus {
+    #[default]
+    Success,
+    /// An import that skipped rejected records (and so staged no deletes).
+    CompletedWarnings,
+    /// A sync with per-object sync errors.
+    CompletedSyncErrors,
+    /// An export of which the connected system refused some changes.
+    CompletedExportErrors,
+    /// Staging mode: the export was computed, nothing was sent.
+    Staged,
+    /// The connected system could not be read or written.
+    StoppedConnectivity,
+    /// A read that yields no objects where objects were imported before (docs/DECISIONS.md 25).
+    StoppedIncompleteRead,
+    /// More deletes than the delete threshold, on import or export.
+    StoppedDeletionThresholdExceeded,
+    /// A sync that reached the error limit.
+    StoppedErrorLimit,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Success => "success",
+            StepStatus::CompletedWarnings => "completed-warnings",
+            StepStatus::CompletedSyncErrors => "completed-sync-errors",
+            StepStatus::CompletedExportErrors => "completed-export-errors",
+            StepStatus::Staged => "staged",
+            StepStatus::StoppedConnectivity => "stopped-connectivity",
+            StepStatus::StoppedIncompleteRead => "stopped-incomplete-read",
+            StepStatus::StoppedDeletionThresholdExceeded => "stopped-deletion-threshold-exceeded",
+            StepStatus::StoppedErrorLimit => "stopped-error-limit",
+        }
+    }
+
+    /// The step did not do its work (nothing of it was staged or sent).
+    pub fn is_stopped(self) -> bool {
+        matches!(
+            self,
+            StepStatus::StoppedConnectivity
+                | StepStatus::StoppedIncompleteRead
+                | StepStatus::StoppedDeletionThresholdExceeded
+                | StepStatus::StoppedErrorLimit
+        )
+    }
+}
+
+impl std::fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<RunStatus> for StepStatus {
+    fn from(s: RunStatus) -> StepStatus {
+        match s {
+            RunStatus::Success => StepStatus::Success,
+            RunStatus::CompletedWithErrors => StepStatus::CompletedSyncErrors,
+            RunStatus::StoppedErrorLimit => StepStatus::StoppedErrorLimit,
         }
     }
 }
@@ -65,7 +162,7 @@ impl std::fmt::Display for RunError {
 pub struct StepReport {
     pub step: String,
     pub connector: String,
-    pub status: String,
+    pub status: StepStatus,
     pub adds: usize,
     pub updates: usize,
     pub deletes: usize,
@@ -144,9 +241,8 @@ impl Runner {
     ) -> Result<Runner, RunError> {
         let deployment = crate::config::load(config).map_err(RunError::Config)?;
         let files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
-            .map_err(|e| RunError::Other(format!("bundle: {e}")))?;
-        let map =
-            crate::source::load(&files).map_err(|e| RunError::Other(format!("bundle: {e}")))?;
+            .map_err(RunError::BundleFiles)?;
+        let map = crate::source::load(&files).map_err(RunError::BundleFiles)?;
         let checked = frontend::check(&map);
         if checked.has_errors() {
             let errors = checked
@@ -159,12 +255,11 @@ impl Runner {
         let mut warnings = Vec::new();
         for c in &deployment.connectors {
             if !checked.bundle.schema.connectors.contains_key(&c.name) {
-                return Err(RunError::Other(format!(
-                    "{}: connector \"{}\" is not declared in the bundle {}",
-                    deployment.file.display(),
-                    c.name,
-                    deployment.bundle.display()
-                )));
+                return Err(RunError::UndeclaredConnector {
+                    config: deployment.file.clone(),
+                    connector: c.name.clone(),
+                    bundle: deployment.bundle.clone(),
+                });
             }
         }
         for name in checked.bundle.schema.connectors.keys() {
@@ -226,22 +321,23 @@ impl Runner {
             .map_err(RunError::Store)
     }
 
-    fn connector_config(&self, name: &str) -> Result<ConnectorConfig, String> {
-        self.deployment.connector(name).cloned().ok_or_else(|| {
-            format!(
-                "connector \"{name}\" has no settings in {}",
-                self.deployment.file.display()
-            )
-        })
+    fn connector_config(&self, name: &str) -> Result<ConnectorConfig, RunError> {
+        self.deployment
+            .connector(name)
+            .cloned()
+            .ok_or_else(|| RunError::NoSettings {
+                connector: name.to_string(),
+                config: self.deployment.file.clone(),
+            })
     }
 
     fn open_connector(&self, name: &str) -> Result<Box<dyn Connector>, String> {
-        let cfg = self.connector_config(name)?;
+        let cfg = self.connector_config(name).map_err(|e| e.to_string())?;
         let c = self
             .engine
             .plan
             .connector_index(name)
-            .ok_or_else(|| format!("unknown connector \"{name}\""))?;
+            .ok_or_else(|| RunError::UnknownConnector(name.to_string()).to_string())?;
         connector::open(&cfg, &self.engine.plan.connectors[c]).map_err(|e| e.to_string())
     }
 
@@ -275,7 +371,7 @@ impl Runner {
             started: now_text(),
             step: report.step.clone(),
             connector: report.connector.clone(),
-            status: report.status.clone(),
+            status: report.status.as_str().to_string(),
             adds: report.adds as i64,
             updates: report.updates as i64,
             deletes: report.deletes as i64,
@@ -324,15 +420,15 @@ impl Runner {
             .engine
             .plan
             .connector_index(name)
-            .ok_or_else(|| RunError::Other(format!("unknown connector \"{name}\"")))?;
-        let cfg = self.connector_config(name).map_err(RunError::Other)?;
+            .ok_or_else(|| RunError::UnknownConnector(name.to_string()))?;
+        let cfg = self.connector_config(name)?;
         let read = self
             .open_connector(name)
             .and_then(|mut conn| conn.full_import().map_err(|e| e.to_string()));
         let imported = match read {
             Ok(i) => i,
             Err(e) => {
-                report.status = "stopped-connectivity".into();
+                report.status = StepStatus::StoppedConnectivity;
                 report.notes.push(e);
                 report.duration_ms = start.elapsed().as_millis();
                 self.record(&report, &[])?;
@@ -362,7 +458,7 @@ impl Runner {
         let stop = if preview.objects == 0 && preview.known > 0 && allow_deletes < preview.known {
             report.deletes = preview.known;
             Some((
-                "stopped-incomplete-read",
+                StepStatus::StoppedIncompleteRead,
                 format!(
                     "the read holds no object in scope, but {} object(s) were imported from \"{name}\" before: a missing, empty or unreadable source is not an empty directory, so nothing was staged (if every object really is gone, allow the deletes with --allow-deletes {})",
                     preview.known, preview.known
@@ -373,7 +469,7 @@ impl Runner {
         {
             report.deletes = preview.deletes;
             Some((
-                "stopped-deletion-threshold-exceeded",
+                StepStatus::StoppedDeletionThresholdExceeded,
                 format!(
                     "{} of {} object(s) imported before are missing from the read, more than the delete threshold of {}: nothing was staged (allow them with --allow-deletes {})",
                     preview.deletes,
@@ -386,7 +482,7 @@ impl Runner {
             None
         };
         if let Some((status, why)) = stop {
-            report.status = status.into();
+            report.status = status;
             report.notes.push(why);
             report.errors = imported.rejected.len();
             report.duration_ms = start.elapsed().as_millis();
@@ -426,9 +522,9 @@ impl Runner {
         report.renames = r.renames;
         report.errors = rejected;
         report.status = if report.errors == 0 {
-            "success".into()
+            StepStatus::Success
         } else {
-            "completed-warnings".into()
+            StepStatus::CompletedWarnings
         };
         self.save()?;
         report.duration_ms = start.elapsed().as_millis();
@@ -462,7 +558,7 @@ impl Runner {
             }
             .into(),
             connector: String::new(),
-            status: r.status.as_str().into(),
+            status: r.status.into(),
             adds: r.projections + r.provisions,
             updates: r.mv_updates,
             deletes: r.mv_deletes + r.deprovisions,
@@ -568,7 +664,7 @@ impl Runner {
             .engine
             .plan
             .connector_index(name)
-            .ok_or_else(|| RunError::Other(format!("unknown connector \"{name}\"")))?;
+            .ok_or_else(|| RunError::UnknownConnector(name.to_string()))?;
         let changes = self.export_changes(c);
         let mut report = StepReport {
             step: "export".into(),
@@ -586,18 +682,18 @@ impl Runner {
             }
         }
         if self.deployment.staging {
-            report.status = "staged".into();
+            report.status = StepStatus::Staged;
             report.notes.push("staging mode: nothing exported".into());
         } else if report.deletes > self.deployment.delete_threshold
             && report.deletes > allow_deletes
         {
-            report.status = "stopped-deletion-threshold-exceeded".into();
+            report.status = StepStatus::StoppedDeletionThresholdExceeded;
             report.notes.push(format!(
                 "{} deletes staged, more than the threshold of {}: nothing exported (allow them with --allow-deletes {})",
                 report.deletes, self.deployment.delete_threshold, report.deletes
             ));
         } else if changes.is_empty() {
-            report.status = "success".into();
+            report.status = StepStatus::Success;
         } else {
             let outcome = self
                 .open_connector(name)
@@ -609,13 +705,13 @@ impl Runner {
                         report.notes.push(format!("{dn}: {why}"));
                     }
                     report.status = if o.failed.is_empty() {
-                        "success".into()
+                        StepStatus::Success
                     } else {
-                        "completed-export-errors".into()
+                        StepStatus::CompletedExportErrors
                     };
                 }
                 Err(e) => {
-                    report.status = "stopped-connectivity".into();
+                    report.status = StepStatus::StoppedConnectivity;
                     report.notes.push(e);
                 }
             }
@@ -644,14 +740,14 @@ impl Runner {
             Mode::Delta
         };
         let (sync, mut sync_errors) = self.sync_keeping(mode, &[])?;
-        let stopped = sync.status == RunStatus::StoppedErrorLimit.as_str();
+        let stopped = sync.status == StepStatus::StoppedErrorLimit;
         reports.push(sync);
         if stopped {
             return Ok(reports);
         }
         for n in &names {
             let r = self.export(n, opts.allow_deletes)?;
-            let exported = r.status == "success" && r.adds + r.updates + r.deletes > 0;
+            let exported = r.status == StepStatus::Success && r.adds + r.updates + r.deletes > 0;
             reports.push(r);
             if exported {
                 // Confirm the export: the next sync sees the target as it now is.

@@ -111,7 +111,7 @@ fn print(r: &StepReport, json: bool) {
             .map(|x| serde_json::json!({"source": x.source, "line": x.line, "message": x.message}))
             .collect();
         let v = serde_json::json!({
-            "step": r.step, "connector": r.connector, "status": r.status, "adds": r.adds,
+            "step": r.step, "connector": r.connector, "status": r.status.as_str(), "adds": r.adds,
             "updates": r.updates, "deletes": r.deletes, "renames": r.renames, "errors": r.errors,
             "duration_ms": r.duration_ms as u64, "notes": r.notes, "rejects": rejects,
         });
@@ -251,7 +251,7 @@ pub fn run(args: Args) -> u8 {
             }
             let failed = reports
                 .iter()
-                .any(|r| r.status.starts_with("stopped") || r.errors > 0);
+                .any(|r| r.status.is_stopped() || r.errors > 0);
             if failed { FINDINGS } else { OK }
         }
         Err(e) => {

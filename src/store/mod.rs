@@ -16,14 +16,43 @@ pub mod sqlite;
 
 use crate::engine::compile::Plan;
 use crate::engine::model::State;
+use std::path::PathBuf;
 
-/// A failure of the store, with what it was doing.
+/// A failure of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// A database call failed while the store was `doing` something.
+    Database { doing: String, message: String },
+    /// The database file could not be created or opened.
+    File { path: PathBuf, message: String },
+    /// `idflow state` on a deployment that has not run yet.
+    NoState(PathBuf),
+    /// The file is an SQLite database, but not idflow's.
+    NotAState(PathBuf),
+    /// Written by an earlier idflow whose schema a read-only opening cannot upgrade.
+    NeedsUpgrade { path: PathBuf, version: i64 },
+    /// A stored row that cannot be read back: which one, and why.
+    Corrupt { row: String, message: String },
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            StoreError::Database { doing, message } => write!(f, "{doing}: {message}"),
+            StoreError::File { path, message } => write!(f, "{}: {message}", path.display()),
+            StoreError::NoState(p) => {
+                write!(f, "{}: no state yet (run `idflow run` first)", p.display())
+            }
+            StoreError::NotAState(p) => {
+                write!(f, "{}: not an idflow state database", p.display())
+            }
+            StoreError::NeedsUpgrade { path, version } => write!(
+                f,
+                "{}: written by an earlier idflow (schema version {version}); run `idflow run` once to upgrade it",
+                path.display()
+            ),
+            StoreError::Corrupt { row, message } => write!(f, "{row}: {message}"),
+        }
     }
 }
 

@@ -120,16 +120,24 @@ fn probe(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 fn err(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError(format!("{what}: {e}"))
+    move |e| StoreError::Database {
+        doing: what.to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl SqliteStore {
     /// Opens (or creates, mode 0600) the database file for reading and writing, bringing its
     /// schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        crate::files::create_private(path).map_err(|e| StoreError(e.to_string()))?;
-        let conn =
-            Connection::open(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        crate::files::create_private(path).map_err(|e| StoreError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let conn = Connection::open(path).map_err(|e| StoreError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err("setting the busy timeout"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -152,12 +160,12 @@ impl SqliteStore {
     /// process cannot write. When the folder is not writable and no `-wal` file exists, the
     /// file is read as immutable (SQLite cannot otherwise read a WAL database there).
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
-        let at = |e: rusqlite::Error| StoreError(format!("{}: {e}", path.display()));
+        let at = |e: rusqlite::Error| StoreError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
         if !path.exists() {
-            return Err(StoreError(format!(
-                "{}: no state yet (run `idflow run` first)",
-                path.display()
-            )));
+            return Err(StoreError::NoState(path.to_path_buf()));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -185,16 +193,13 @@ impl SqliteStore {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err("reading the schema version"))?;
         if !has_table(&conn, "cs")? || !has_table(&conn, "runs")? {
-            return Err(StoreError(format!(
-                "{}: not an idflow state database",
-                path.display()
-            )));
+            return Err(StoreError::NotAState(path.to_path_buf()));
         }
         if version < 2 {
-            return Err(StoreError(format!(
-                "{}: written by an earlier idflow (schema version {version}); run `idflow run` once to upgrade it",
-                path.display()
-            )));
+            return Err(StoreError::NeedsUpgrade {
+                path: path.to_path_buf(),
+                version,
+            });
         }
         let has_rejects = has_table(&conn, "rejects")? && has_column(&conn, "runs", "rejected")?;
         Ok(SqliteStore { conn, has_rejects })
@@ -388,8 +393,9 @@ impl Store for SqliteStore {
                 continue;
             }
             let tplan = &plan.connectors[c].types[t];
-            let bad = |what: &str, e: String| {
-                StoreError(format!("connector space object {dn}: {what}: {e}"))
+            let bad = |what: &str, e: String| StoreError::Corrupt {
+                row: format!("connector space object {dn}"),
+                message: format!("{what}: {e}"),
             };
             let anchor = match anchor {
                 Some(a) => Some(
@@ -448,10 +454,16 @@ impl Store for SqliteStore {
                 warnings.push(format!("metaverse object {id} of type {ty}, which the bundle no longer declares, was dropped"));
                 continue;
             };
-            let values = attrs_from(&attrs, &plan.metaverse[t])
-                .map_err(|e| StoreError(format!("metaverse object {id}: {e}")))?;
-            let links: Vec<i64> = serde_json::from_str(&links)
-                .map_err(|e| StoreError(format!("metaverse object {id}: links: {e}")))?;
+            let values =
+                attrs_from(&attrs, &plan.metaverse[t]).map_err(|e| StoreError::Corrupt {
+                    row: format!("metaverse object {id}"),
+                    message: e.to_string(),
+                })?;
+            let links: Vec<i64> =
+                serde_json::from_str(&links).map_err(|e| StoreError::Corrupt {
+                    row: format!("metaverse object {id}"),
+                    message: format!("links: {e}"),
+                })?;
             let links: Vec<u32> = links
                 .iter()
                 .filter_map(|l| id_map.get(l).copied())
