@@ -8,7 +8,6 @@
 
 use crate::builtins::BuiltinFn;
 use crate::source::Span;
-use crate::syntax::ast::BinOp;
 use crate::value::Value;
 use std::sync::Arc;
 
@@ -61,5 +60,96 @@ impl Expr {
     /// errors).
     pub fn invalid(span: Span) -> Expr {
         Expr::new(Node::Const(Value::Null), span)
+    }
+}
+
+// ------------------------------------------------------------------ vocabulary shared with the AST
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MergeType {
+    #[default]
+    Update,
+    Merge,
+    MergeCaseInsensitive,
+    Replace,
+}
+
+impl MergeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeType::Update => "update",
+            MergeType::Merge => "merge",
+            MergeType::MergeCaseInsensitive => "merge-case-insensitive",
+            MergeType::Replace => "replace",
+        }
+    }
+}
+
+/// Binary operators, loosest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Concat,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BinOp::Or => "||",
+            BinOp::And => "&&",
+            BinOp::Eq => "=",
+            BinOp::Ne => "<>",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Concat => "&",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+        }
+    }
+
+    /// Binding strength: higher binds tighter.
+    pub fn level(self) -> u8 {
+        match self {
+            BinOp::Or => 1,
+            BinOp::And => 2,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => 3,
+            BinOp::Concat => 4,
+            BinOp::Add | BinOp::Sub => 5,
+            BinOp::Mul | BinOp::Div => 6,
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        self.level() == 3
     }
 }

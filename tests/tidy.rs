@@ -99,3 +99,114 @@ fn every_code_used_is_registered() {
         }
     }
 }
+
+/// Which top-level modules of the crate each module may use (`crate::x`, `use crate::x`). The
+/// layers, lowest first: values and sources; the front end (syntax, sema, stdlib, frontend,
+/// diag); the lowered form and its evaluation (ir, builtins, eval); the engine, which computes
+/// changes and does no I/O; the store and the connectors, which do the I/O; the runner, which
+/// drives them; the CLI on top, which nothing uses.
+const MAY_USE: &[(&str, &[&str])] = &[
+    ("value", &[]),
+    ("source", &[]),
+    ("dn", &[]),
+    ("files", &[]),
+    ("diag", &["source"]),
+    ("syntax", &["diag", "source", "ir"]),
+    ("stdlib", &["sema"]),
+    (
+        "sema",
+        &[
+            "builtins", "diag", "ir", "source", "stdlib", "syntax", "value",
+        ],
+    ),
+    ("frontend", &["diag", "sema", "source", "syntax"]),
+    ("ir", &["builtins", "source", "value"]),
+    ("builtins", &["eval", "value"]),
+    (
+        "eval",
+        &[
+            "builtins", "diag", "ir", "sema", "source", "syntax", "value",
+        ],
+    ),
+    ("engine", &["dn", "eval", "ir", "sema", "syntax", "value"]),
+    (
+        "testrun",
+        &["dn", "engine", "eval", "sema", "source", "syntax", "value"],
+    ),
+    ("import", &["source", "syntax"]),
+    ("config", &["dn", "engine", "store", "value"]),
+    ("store", &["engine", "eval", "files", "value"]),
+    (
+        "connector",
+        &["config", "dn", "engine", "eval", "files", "sema", "value"],
+    ),
+    ("gen", &["connector", "value"]),
+    (
+        "runner",
+        &[
+            "config",
+            "connector",
+            "diag",
+            "engine",
+            "eval",
+            "files",
+            "frontend",
+            "source",
+            "store",
+            "value",
+        ],
+    ),
+    ("lib", &["*"]),
+    ("main", &["*"]),
+    ("cli", &["*"]),
+];
+
+#[test]
+fn modules_use_only_the_layers_below_them() {
+    for (path, text) in sources() {
+        let module = path
+            .trim_start_matches("src/")
+            .split(['/', '.'])
+            .next()
+            .unwrap()
+            .to_string();
+        let Some((_, allowed)) = MAY_USE.iter().find(|(m, _)| *m == module) else {
+            panic!("{path}: module `{module}` is not in tests/tidy.rs MAY_USE: add it to a layer");
+        };
+        if allowed.contains(&"*") {
+            continue;
+        }
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let mut rest = code;
+            while let Some(at) = rest.find("crate::") {
+                rest = &rest[at + "crate::".len()..];
+                // `crate::x` or a group `crate::{x, y::z}`.
+                let names: Vec<String> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .map(|p| p.trim().split("::").next().unwrap_or("").to_string())
+                        .collect(),
+                    None => vec![
+                        rest.chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect(),
+                    ],
+                };
+                for used in names {
+                    if used.is_empty() || used == module {
+                        continue;
+                    }
+                    assert!(
+                        allowed.contains(&used.as_str()),
+                        "{path}:{}: `{module}` may not use `{used}` (tests/tidy.rs MAY_USE)",
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+}

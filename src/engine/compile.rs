@@ -8,11 +8,11 @@
 
 use crate::eval::{EngineKind, Program};
 use crate::ir;
+use crate::ir::{Direction, MergeType};
 use crate::sema::rules::{LinkType, RuleDef, ScopeClauseDef, ScopeOp};
 use crate::sema::schema::ObjectDef;
 use crate::sema::types::Base;
 use crate::sema::{Bundle, schema::ConnectorDef};
-use crate::syntax::ast::{Direction, MergeType};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

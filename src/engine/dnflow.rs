@@ -18,8 +18,8 @@
 use crate::dn::{Dn, value_piece_problem};
 use crate::eval::Ctx;
 use crate::eval::interp::{self, Object};
+use crate::ir::BinOp;
 use crate::ir::{Expr, Node};
-use crate::syntax::ast::BinOp;
 use crate::value::Value;
 
 /// The `&` chains of a `dn` flow that have operands in RDN value positions.

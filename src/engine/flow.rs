@@ -9,7 +9,7 @@
 //! `merge-case-insensitive` also removes duplicates differing only in case; `update` and
 //! `replace` take the first contribution with a value.
 
-use crate::syntax::ast::MergeType;
+use crate::ir::MergeType;
 use crate::value::Value;
 
 /// The result of resolving one target attribute.

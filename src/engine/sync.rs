@@ -24,9 +24,9 @@ use super::model::{
 use super::scope;
 use crate::eval::Ctx;
 use crate::eval::interp::{EvalError, Object};
+use crate::ir::MergeType;
 use crate::sema::rules::LinkType;
 use crate::sema::types::Base;
-use crate::syntax::ast::MergeType;
 use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -361,7 +361,7 @@ impl Run<'_> {
         for r in &self.plan.rules {
             for j in r.joins.iter().flatten() {
                 match r.def.direction {
-                    crate::syntax::ast::Direction::Inbound => {
+                    crate::ir::Direction::Inbound => {
                         if !self.state.mv_index.contains_key(j.target.as_str()) {
                             let mut map: HashMap<Key, Vec<MvId>> = HashMap::new();
                             for m in self.state.mv.values() {
@@ -377,9 +377,7 @@ impl Run<'_> {
                             self.state.mv_index.insert(j.target.as_str().into(), map);
                         }
                     }
-                    crate::syntax::ast::Direction::Outbound => {
-                        self.build_cs_index(r.connector, &j.target)
-                    }
+                    crate::ir::Direction::Outbound => self.build_cs_index(r.connector, &j.target),
                 }
             }
         }

@@ -11,9 +11,9 @@
 
 use super::Ctx;
 use crate::builtins::Fault;
+use crate::ir::BinOp;
 use crate::ir::{Expr, Node};
 use crate::source::Span;
-use crate::syntax::ast::BinOp;
 use crate::value::Value;
 use std::cmp::Ordering;
 

@@ -4,6 +4,8 @@
 //! `syntax::printer` (fmt) and the AST dump used in syntax snapshots. Every node carries the byte
 //! span of its source text.
 
+/// Shared with the lowered form: rule direction, merge type and binary operators.
+pub use crate::ir::{BinOp, Direction, MergeType};
 use crate::source::Span;
 
 /// A name with its span.
@@ -109,21 +111,6 @@ pub struct AttrDecl {
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub direction: Direction,
@@ -221,26 +208,6 @@ pub struct JoinCondition {
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum MergeType {
-    #[default]
-    Update,
-    Merge,
-    MergeCaseInsensitive,
-    Replace,
-}
-
-impl MergeType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MergeType::Update => "update",
-            MergeType::Merge => "merge",
-            MergeType::MergeCaseInsensitive => "merge-case-insensitive",
-            MergeType::Replace => "replace",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
     pub target: Ident,
@@ -248,60 +215,6 @@ pub struct Flow {
     pub merge: MergeType,
     pub once: bool,
     pub span: Span,
-}
-
-/// Binary operators, loosest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BinOp {
-    Or,
-    And,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Concat,
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
-impl BinOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BinOp::Or => "||",
-            BinOp::And => "&&",
-            BinOp::Eq => "=",
-            BinOp::Ne => "<>",
-            BinOp::Lt => "<",
-            BinOp::Le => "<=",
-            BinOp::Gt => ">",
-            BinOp::Ge => ">=",
-            BinOp::Concat => "&",
-            BinOp::Add => "+",
-            BinOp::Sub => "-",
-            BinOp::Mul => "*",
-            BinOp::Div => "/",
-        }
-    }
-
-    /// Binding strength: higher binds tighter.
-    pub fn level(self) -> u8 {
-        match self {
-            BinOp::Or => 1,
-            BinOp::And => 2,
-            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => 3,
-            BinOp::Concat => 4,
-            BinOp::Add | BinOp::Sub => 5,
-            BinOp::Mul | BinOp::Div => 6,
-        }
-    }
-
-    pub fn is_comparison(self) -> bool {
-        self.level() == 3
-    }
 }
 
 /// The built-in constants of the expression language.

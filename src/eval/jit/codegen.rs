@@ -12,8 +12,8 @@
 //! so the step limit fails at the same node on both engines.
 
 use super::runtime::{self as rtm, Rt, Tables};
+use crate::ir::BinOp;
 use crate::ir::{Expr, Node};
-use crate::syntax::ast::BinOp;
 use crate::value::Value;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{

@@ -11,8 +11,8 @@
 use super::super::Ctx;
 use super::super::interp::{self, EvalError};
 use crate::builtins::{BuiltinFn, Fault};
+use crate::ir::BinOp;
 use crate::source::Span;
-use crate::syntax::ast::BinOp;
 use crate::value::Value;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
