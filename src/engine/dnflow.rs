@@ -263,20 +263,17 @@ fn operand(e: &Expr, ctx: &mut Ctx, obj: Object<'_>) -> Option<Value> {
     }
 }
 
-/// The text of a scalar as `&` writes it.
+/// The text of a scalar as `&` writes it (the interpreter's own rendering).
 fn render(v: &Value) -> Option<String> {
-    Some(match v {
-        Value::Str(s) | Value::Ref(s) => s.to_string(),
-        Value::Num(n) => n.to_string(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Dt(d) => d.to_string(),
-        Value::Bin(b) => {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(b)
-        }
-        _ => return None,
-    })
+    match v {
+        Value::Str(_)
+        | Value::Ref(_)
+        | Value::Num(_)
+        | Value::Bool(_)
+        | Value::Dt(_)
+        | Value::Bin(_) => Some(interp::render_scalar(v)),
+        _ => None,
+    }
 }
 
 /// How an operand is named in messages.

@@ -360,7 +360,7 @@ pub(super) fn truth(v: &Value) -> Result<bool, Box<Fault>> {
 }
 
 /// The text of a scalar where a string is needed (`&` with a number, ...).
-pub(super) fn render_scalar(v: &Value) -> String {
+pub(crate) fn render_scalar(v: &Value) -> String {
     match v {
         Value::Str(s) | Value::Ref(s) => s.to_string(),
         Value::Num(n) => n.to_string(),
