@@ -6,57 +6,17 @@
 //! Every test works in its own temporary directory (removed afterwards) with the small HR
 //! deployment of `tests/fixtures/run/hr/` (a CSV source and a JSON-lines target).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common;
-use common::{BIN, Out, idflow};
+use common::{BIN, Dir, Out, idflow};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 const CLEAN_HR: &str = "id,name,department,grade\n\
 1001,Alice Smith,Finance,3\n\
 1002,Bob Jones,Sales,2\n";
-
-/// A temporary directory, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "idflow-ops-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.path(rel), text).unwrap();
-    }
-
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.path(rel)).unwrap()
-    }
-
-    fn config(&self) -> String {
-        self.path("idflow.toml").display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The HR deployment with `csv` as the HR file, the directory kept in `directory.jsonl`, and
 /// `extra` top-level settings.

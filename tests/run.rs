@@ -8,11 +8,10 @@
 //! `<step>[ <connector>]: A adds, U updates, D deletes, R renames, E errors, T ms [<status>]`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 mod common;
-use common::{Out, idflow};
+use common::{Dir, Out, idflow};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The quickstart's connectors.
@@ -21,87 +20,6 @@ const ENTRA: &str = "contoso.onmicrosoft.com";
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/// A temporary directory, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "idflow-run-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.path(rel))
-            .unwrap_or_else(|e| panic!("{}: {e}", self.path(rel).display()))
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.path(rel), text).unwrap();
-    }
-
-    fn config(&self) -> String {
-        self.path("idflow.toml").display().to_string()
-    }
-
-    /// Replaces text of idflow.toml (which must hold it).
-    fn replace(&self, from: &str, to: &str) {
-        let text = self.read("idflow.toml");
-        assert!(text.contains(from), "idflow.toml has no `{from}`");
-        self.write("idflow.toml", &text.replacen(from, to, 1));
-    }
-
-    /// Sets a top-level key of idflow.toml (the line `key = ...` must exist).
-    fn set(&self, key: &str, value: &str) {
-        let text = self.read("idflow.toml");
-        let mut found = false;
-        let out: Vec<String> = text
-            .lines()
-            .map(|l| {
-                if l.split('=').next().is_some_and(|k| k.trim() == key) && !found {
-                    found = true;
-                    format!("{key} = {value}")
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect();
-        assert!(found, "idflow.toml has no `{key}` line");
-        self.write("idflow.toml", &(out.join("\n") + "\n"));
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        {
-            // A test may have made a subdirectory read-only.
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(entries) = std::fs::read_dir(&self.0) {
-                for e in entries.flatten() {
-                    if e.path().is_dir() {
-                        let _ = std::fs::set_permissions(
-                            e.path(),
-                            std::fs::Permissions::from_mode(0o755),
-                        );
-                    }
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One step summary line of `idflow run` with its notes.
 #[derive(Debug, Clone, PartialEq, Eq)]

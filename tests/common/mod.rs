@@ -1,8 +1,10 @@
 //! Shared by the end-to-end tests that drive the real `idflow` binary: running it in a
-//! directory and capturing its exit code and output.
+//! directory and capturing its exit code and output, and the temporary directories they run in.
+#![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The `idflow` binary built for the tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_idflow");
@@ -37,5 +39,86 @@ pub fn idflow(dir: &Path, args: &[&str]) -> Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A temporary directory, removed on drop.
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new(name: &str) -> Dir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "idflow-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel))
+            .unwrap_or_else(|e| panic!("{}: {e}", self.path(rel).display()))
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+
+    pub fn config(&self) -> String {
+        self.path("idflow.toml").display().to_string()
+    }
+
+    /// Replaces text of idflow.toml (which must hold it).
+    pub fn replace(&self, from: &str, to: &str) {
+        let text = self.read("idflow.toml");
+        assert!(text.contains(from), "idflow.toml has no `{from}`");
+        self.write("idflow.toml", &text.replacen(from, to, 1));
+    }
+
+    /// Sets a top-level key of idflow.toml (the line `key = ...` must exist).
+    pub fn set(&self, key: &str, value: &str) {
+        let text = self.read("idflow.toml");
+        let mut found = false;
+        let out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.split('=').next().is_some_and(|k| k.trim() == key) && !found {
+                    found = true;
+                    format!("{key} = {value}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        assert!(found, "idflow.toml has no `{key}` line");
+        self.write("idflow.toml", &(out.join("\n") + "\n"));
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            // A test may have made a subdirectory read-only.
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(entries) = std::fs::read_dir(&self.0) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::set_permissions(
+                            e.path(),
+                            std::fs::Permissions::from_mode(0o755),
+                        );
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
