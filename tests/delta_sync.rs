@@ -1914,3 +1914,61 @@ fn regression_delta_does_not_correct_target_drift() {
     }
     assert_lockstep(&bundle, &[add, one(CLOUD, confirm)]);
 }
+
+/// A's manager B is deleted in AD while A itself does not change. A full sync recomputes A:
+/// its manager reference no longer resolves, so the metaverse and the target drop it. A delta
+/// sync processes only B's delete; it must revisit A, which refers to the removed object (in
+/// the metaverse through B's connector-space object, in the target through B's target
+/// object). With and without outbound reference flows, and with the target confirmed first
+/// (so A's target object holds the manager before B goes).
+#[test]
+fn regression_delta_revisits_referrers_of_a_deleted_manager() {
+    for outbound_refs in [false, true] {
+        let bundle = bundle(outbound_refs);
+        let mut m = Model::new(UNRESTRICTED);
+        m.users[1].present = true;
+        m.users[2].present = true;
+        m.users[1].manager = Some(Ref::User(2));
+        let add = one(AD, vec![upsert(m.user_object(2)), upsert(m.user_object(1))]);
+        let mut e = engine(&bundle);
+        apply(&mut e, &add, Mode::Delta);
+        let mut anchors = 0;
+        let mut confirm = staged_confirmations(&e);
+        confirm
+            .iter_mut()
+            .for_each(|c| fresh_anchor(c, &mut anchors));
+        let delete = one(
+            AD,
+            vec![ImportChange::Delete {
+                dn: m.user_object(2).dn,
+            }],
+        );
+        let d = assert_lockstep(&bundle, &[add, one(CLOUD, confirm), delete]);
+        let person = |sam: &str| {
+            d.state.mv.values().find(|o| {
+                let t = &d.plan.metaverse[o.object_type];
+                t.slot("accountName")
+                    .is_some_and(|s| o.attrs[s] == Value::from(sam))
+            })
+        };
+        assert!(
+            person("u2").is_none(),
+            "B's person is deleted:\n{}",
+            dump(&d)
+        );
+        let a = person("u1").expect("A's person stays");
+        let slot = d.plan.metaverse[a.object_type].slot("manager").unwrap();
+        assert!(
+            a.attrs[slot].is_null(),
+            "A's manager is dropped with B:\n{}",
+            dump(&d)
+        );
+        if outbound_refs {
+            assert!(
+                cloud_export(&d, "CN=u1,OU=Users,DC=cloud").is_some(),
+                "the removal of A's manager is exported:\n{}",
+                dump(&d)
+            );
+        }
+    }
+}
