@@ -1972,3 +1972,57 @@ fn objects_the_engine_skips_are_never_deleted() {
         "an object was deleted"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Removing a plain attribute
+
+/// A department removed in the source (an empty CSV cell) is exported as the removal of the
+/// attribute: one update, the attribute is gone from the target object and nothing else
+/// changes there, and a second run finds nothing to do (the confirming import shows the
+/// attribute absent, as exported).
+#[test]
+fn removing_an_attribute_in_the_source_removes_it_in_the_target() {
+    let d = hr("remove-attr", Some(CLEAN_HR), "directory.jsonl");
+    let first = run(&d, &[]);
+    assert_eq!(first.out.code, 0, "{}", first.out.all());
+    run(&d, &[]).assert_no_changes();
+    let before = target_lines(&d, "directory.jsonl");
+    let bob = "cn=1002,ou=people,dc=example,dc=com";
+    let line: serde_json::Value = serde_json::from_str(&before[bob]).unwrap();
+    assert_eq!(line["attrs"]["department"].as_str(), Some("Sales"));
+
+    d.write(
+        "hr.csv",
+        &CLEAN_HR.replace("1002,Bob Jones,Sales,2", "1002,Bob Jones,,2"),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let imp = r.step("import", "hr");
+    assert_eq!((imp.adds, imp.updates, imp.deletes), (0, 1, 0), "{imp:?}");
+    let exp = r.export("directory");
+    assert_eq!(
+        (exp.adds, exp.updates, exp.deletes, exp.renames, exp.errors),
+        (0, 1, 0, 0, 0),
+        "exactly one update:\n{}",
+        r.out.all()
+    );
+    assert_eq!(exp.status, "success", "{exp:?}");
+    let after = target_lines(&d, "directory.jsonl");
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    for (dn, text) in &after {
+        if dn != bob {
+            assert_eq!(text, &before[dn], "{dn} is unchanged");
+        }
+    }
+    let mut want: serde_json::Value = serde_json::from_str(&before[bob]).unwrap();
+    want["attrs"].as_object_mut().unwrap().remove("department");
+    let got: serde_json::Value = serde_json::from_str(&after[bob]).unwrap();
+    assert_eq!(got, want, "only the department is gone");
+
+    let again = run(&d, &[]);
+    again.assert_no_changes();
+    assert_eq!(target_lines(&d, "directory.jsonl"), after);
+}
