@@ -21,8 +21,8 @@
 //! bug this test found has a minimal reproduction kept as a regression test (`regression_*`);
 //! one known limitation (which of two new objects keeps a duplicate unique value) and one known
 //! bug (a new target object holding a unique value another object's staged export claims) are
-//! ignored tests. Also here: a second sync without imports changes nothing, and the comparison detects
-//! a real difference.
+//! ignored tests. Also here: a second sync without imports changes nothing, and the comparison
+//! detects a real difference.
 //!
 //! Environment, for investigating: `DELTA_SYNC_SEED=n` (one seed), `DELTA_SYNC_SEEDS=n`,
 //! `DELTA_SYNC_STEPS=n`, `DELTA_SYNC_RELAX=hr_follows_ad,stable_reference_targets,...` (lift
