@@ -2061,3 +2061,202 @@ fn partitions_and_import_matching_compare_parsed_dns() {
     );
     assert_eq!(target_lines(&d, "directory.jsonl"), target);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Removing a plain attribute
+
+/// A department removed in the source (an empty CSV cell) is exported as the removal of the
+/// attribute: one update, the attribute is gone from the target object and nothing else
+/// changes there, and a second run finds nothing to do (the confirming import shows the
+/// attribute absent, as exported).
+#[test]
+fn removing_an_attribute_in_the_source_removes_it_in_the_target() {
+    let d = hr("remove-attr", Some(CLEAN_HR), "directory.jsonl");
+    let first = run(&d, &[]);
+    assert_eq!(first.out.code, 0, "{}", first.out.all());
+    run(&d, &[]).assert_no_changes();
+    let before = target_lines(&d, "directory.jsonl");
+    let bob = "cn=1002,ou=people,dc=example,dc=com";
+    let line: serde_json::Value = serde_json::from_str(&before[bob]).unwrap();
+    assert_eq!(line["attrs"]["department"].as_str(), Some("Sales"));
+
+    d.write(
+        "hr.csv",
+        &CLEAN_HR.replace("1002,Bob Jones,Sales,2", "1002,Bob Jones,,2"),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let imp = r.step("import", "hr");
+    assert_eq!((imp.adds, imp.updates, imp.deletes), (0, 1, 0), "{imp:?}");
+    let exp = r.export("directory");
+    assert_eq!(
+        (exp.adds, exp.updates, exp.deletes, exp.renames, exp.errors),
+        (0, 1, 0, 0, 0),
+        "exactly one update:\n{}",
+        r.out.all()
+    );
+    assert_eq!(exp.status, "success", "{exp:?}");
+    let after = target_lines(&d, "directory.jsonl");
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    for (dn, text) in &after {
+        if dn != bob {
+            assert_eq!(text, &before[dn], "{dn} is unchanged");
+        }
+    }
+    let mut want: serde_json::Value = serde_json::from_str(&before[bob]).unwrap();
+    want["attrs"].as_object_mut().unwrap().remove("department");
+    let got: serde_json::Value = serde_json::from_str(&after[bob]).unwrap();
+    assert_eq!(got, want, "only the department is gone");
+
+    let again = run(&d, &[]);
+    again.assert_no_changes();
+    assert_eq!(target_lines(&d, "directory.jsonl"), after);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Duplicate attribute resiliency across runs
+
+/// A deployment whose target's `mail` is unique: an HR CSV provisions accounts into a JSON-lines
+/// directory.
+fn unique_mail(name: &str, csv: &str) -> Dir {
+    let d = Dir::new(name);
+    d.write(
+        "unique.idf",
+        r#"bundle "unique-run"
+
+metaverse {
+  object person {
+    employeeId string
+    mail       string
+  }
+}
+
+connector "hr" csv {
+  object worker anchor id {
+    id   string
+    mail string
+  }
+}
+
+connector "directory" jsonl {
+  object account anchor accountId {
+    accountId  string
+    employeeId string
+    mail       string unique
+  }
+}
+
+inbound rule "In from HR" {
+  connector "hr"
+  source worker
+  target person
+  link provision
+  precedence 1
+  flow employeeId <- [id]
+  flow mail       <- [mail]
+}
+
+outbound rule "Out to directory" {
+  connector "directory"
+  source person
+  target account
+  link provision
+  precedence 10
+  flow dn         <- "CN=" & [employeeId] & ",OU=People"
+  flow employeeId <- [employeeId]
+  flow mail       <- [mail]
+}
+"#,
+    );
+    d.write("hr.csv", csv);
+    d.write(
+        "idflow.toml",
+        r#"bundle = "unique.idf"
+state = "idflow.db"
+
+[connectors.hr]
+kind = "csv"
+path = "hr.csv"
+object_type = "worker"
+anchor = "id"
+dn = "CN={id},OU=HR"
+
+[connectors.directory]
+kind = "jsonl"
+path = "directory.jsonl"
+"#,
+    );
+    d
+}
+
+/// The `mail` of each account of the directory file: DN (lower case) → mail.
+fn mails(d: &Dir) -> BTreeMap<String, Option<String>> {
+    target_lines(d, "directory.jsonl")
+        .into_iter()
+        .map(|(dn, line)| {
+            let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+            (dn, j["attrs"]["mail"].as_str().map(str::to_string))
+        })
+        .collect()
+}
+
+/// Two workers claim the same unique mail: the second one's value is withheld (a Duplicate
+/// Attribute error, the account is created without it), and stays withheld, run after run,
+/// while the holder's account holds it. The holder leaves: its account is deleted, and once
+/// the delete is confirmed the next run exports the released value to the other account.
+/// Between runs the withheld set lives only in the store.
+#[test]
+fn a_withheld_duplicate_is_exported_when_its_holder_leaves() {
+    let both = "id,mail\n1,shared@contoso.com\n2,Shared@contoso.com\n";
+    let d = unique_mail("withheld", both);
+    // A run with sync errors exits with 1.
+    let first = run(&d, &[]);
+    assert_eq!(first.out.code, 1, "{}", first.out.all());
+    assert_eq!(first.sync().errors, 1, "{}", first.out.all());
+    assert_eq!(first.export("directory").adds, 2, "{}", first.out.all());
+    let (one, two) = ("cn=1,ou=people", "cn=2,ou=people");
+    let want: BTreeMap<String, Option<String>> = [
+        (one.to_string(), Some("shared@contoso.com".to_string())),
+        (two.to_string(), None),
+    ]
+    .into();
+    assert_eq!(mails(&d), want, "the second mail is withheld");
+    let errors = state(&d, &["errors"]);
+    assert!(
+        errors.stdout.contains("Duplicate Attribute"),
+        "{}",
+        errors.all()
+    );
+
+    // Still held: nothing to export.
+    let second = run(&d, &[]);
+    assert_eq!(second.out.code, 1, "{}", second.out.all());
+    assert_eq!(second.sync().errors, 1, "{}", second.out.all());
+    let exp = second.export("directory");
+    assert_eq!((exp.adds, exp.updates, exp.deletes), (0, 0, 0), "{exp:?}");
+
+    // The holder leaves: its account is deleted; the value is released once the target
+    // confirms the delete.
+    d.write("hr.csv", "id,mail\n2,Shared@contoso.com\n");
+    let third = run(&d, &[]);
+    assert_eq!(third.sync().errors, 1, "{}", third.out.all());
+    let exp = third.export("directory");
+    assert_eq!((exp.adds, exp.updates, exp.deletes), (0, 0, 1), "{exp:?}");
+    let fourth = run(&d, &[]);
+    assert_eq!(fourth.out.code, 0, "{}", fourth.out.all());
+    assert_eq!(fourth.sync().errors, 0, "{}", fourth.out.all());
+    let exp = fourth.export("directory");
+    assert_eq!(
+        (exp.adds, exp.updates, exp.deletes),
+        (0, 1, 0),
+        "the released value is exported:\n{}",
+        fourth.out.all()
+    );
+    let want: BTreeMap<String, Option<String>> =
+        [(two.to_string(), Some("Shared@contoso.com".to_string()))].into();
+    assert_eq!(mails(&d), want);
+    run(&d, &[]).assert_no_changes();
+}

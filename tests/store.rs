@@ -1,0 +1,700 @@
+//! The SQLite store on its own: a state with every field of every object set is saved and
+//! loaded again, and compared field by field (connector-space ids are compared through the
+//! DN, since tombstones are not stored and the ids of the objects after them shift), then
+//! through the canonical dump. Also the run history and the sync errors of the last sync.
+
+use idflow::engine::Engine;
+use idflow::engine::compile::Plan;
+use idflow::engine::model::{
+    CsId, CsObject, ExportOp, Key, Link, MvObject, PendingImport, State, dn_key,
+};
+use idflow::store::sqlite::SqliteStore;
+use idflow::store::{ErrorRecord, RejectRecord, RunRecord, Store};
+use idflow::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+const BUNDLE: &str = r#"
+metaverse {
+  object person {
+    accountName    string
+    manager        reference(person)
+    proxyAddresses string multi
+    age            integer
+    enabled        boolean
+    photo          binary
+    hired          datetime
+  }
+  object group {
+    displayName string
+    member      reference multi
+  }
+}
+
+connector "contoso.com" ad {
+  object user anchor objectGUID {
+    objectGUID     binary
+    sAMAccountName string
+    manager        reference(user)
+    proxyAddresses string multi
+    age            integer
+    enabled        boolean
+    hired          datetime
+  }
+  object group anchor objectGUID {
+    objectGUID binary
+    cn         string
+    member     reference multi
+  }
+}
+
+connector "cloud" entra {
+  object user anchor cloudAnchor {
+    cloudAnchor    string
+    accountName    string
+    manager        reference(user)
+    proxyAddresses string multi unique
+  }
+}
+
+inbound rule "In from AD - User" {
+  connector "contoso.com"
+  source user
+  target person
+  link provision
+  precedence 1
+  flow accountName <- [sAMAccountName]
+}
+
+inbound rule "In from AD - Group" {
+  connector "contoso.com"
+  source group
+  target group
+  link provision
+  precedence 2
+  flow displayName <- [cn]
+}
+
+outbound rule "Out to cloud - User" {
+  connector "cloud"
+  source person
+  target user
+  link provision
+  precedence 10
+  flow dn             <- "CN=" & [accountName] & ",OU=Users,DC=cloud"
+  flow accountName    <- [accountName]
+  flow manager        <- [manager]
+  flow proxyAddresses <- [proxyAddresses]
+}
+
+outbound rule "Out to cloud - User Join" {
+  connector "cloud"
+  source person
+  target user
+  link join
+  precedence 11
+  join {
+    accountName = accountName
+  }
+}
+"#;
+
+fn engine() -> Engine {
+    let mut map = idflow::source::SourceMap::new();
+    map.add("store.idf", BUNDLE);
+    let checked = idflow::frontend::check(&map);
+    let errors: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
+    assert!(errors.is_empty(), "the test bundle has errors: {errors:#?}");
+    Engine::new(&checked.bundle, idflow::testrun::test_now())
+}
+
+fn rule(plan: &Plan, name: &str) -> usize {
+    plan.rules
+        .iter()
+        .position(|r| r.name() == name)
+        .unwrap_or_else(|| panic!("no rule {name}"))
+}
+
+/// Values by slot from (name, value) pairs.
+fn values(plan: &Plan, connector: usize, ty: &str, pairs: &[(&str, Value)]) -> Vec<Value> {
+    let cp = &plan.connectors[connector];
+    let t = &cp.types[cp.type_index(ty).unwrap()];
+    let mut out = vec![Value::Null; t.names.len()];
+    for (n, v) in pairs {
+        out[t.slot(n).unwrap_or_else(|| panic!("no attribute {n}"))] = v.clone();
+    }
+    out
+}
+
+fn mv_values(plan: &Plan, ty: &str, pairs: &[(&str, Value)]) -> Vec<Value> {
+    let t = &plan.metaverse[plan.mv_type_index(ty).unwrap()];
+    let mut out = vec![Value::Null; t.names.len()];
+    for (n, v) in pairs {
+        out[t.slot(n).unwrap_or_else(|| panic!("no attribute {n}"))] = v.clone();
+    }
+    out
+}
+
+fn guid(n: u8) -> Value {
+    Value::bin(vec![n; 16])
+}
+
+fn many(items: &[&str]) -> Value {
+    Value::many(items.iter().map(|s| Value::from(*s)).collect())
+}
+
+fn reference(dn: &str) -> Value {
+    Value::Ref(dn.into())
+}
+
+fn obj(connector: usize, ty: usize, dn: &str) -> CsObject {
+    CsObject {
+        connector,
+        object_type: ty,
+        dn: dn.into(),
+        anchor: None,
+        imported: Vec::new(),
+        current: Vec::new(),
+        pending_import: None,
+        export: None,
+        new_dn: None,
+        link: None,
+        provisioned_by: None,
+        placeholder: false,
+        gone: false,
+    }
+}
+
+const ANN: &str = "CN=Ann,OU=Users,DC=contoso,DC=com";
+const BOB: &str = "CN=Bob,OU=Users,DC=contoso,DC=com";
+const OLD: &str = "CN=Old,OU=Users,DC=contoso,DC=com";
+const CAROL: &str = "CN=Carol,OU=Users,DC=contoso,DC=com";
+const STAFF: &str = "CN=Staff,OU=Groups,DC=contoso,DC=com";
+
+/// A state in which every field of every kind of object holds a value, and every set and map
+/// of the state has entries. Metaverse ids are not contiguous and `next_mv` is beyond them.
+fn full_state(plan: &Plan) -> State {
+    let ad = plan.connector_index("contoso.com").unwrap();
+    let cloud = plan.connector_index("cloud").unwrap();
+    let ad_user = plan.connectors[ad].type_index("user").unwrap();
+    let ad_group = plan.connectors[ad].type_index("group").unwrap();
+    let cloud_user = plan.connectors[cloud].type_index("user").unwrap();
+    let person = plan.mv_type_index("person").unwrap();
+    let group = plan.mv_type_index("group").unwrap();
+    let in_user = rule(plan, "In from AD - User");
+    let in_group = rule(plan, "In from AD - Group");
+    let out_user = rule(plan, "Out to cloud - User");
+    let out_join = rule(plan, "Out to cloud - User Join");
+    let hired: idflow::value::DateTime = "2021-03-04T05:06:07Z".parse().unwrap();
+    let mut s = State::new(plan.connectors.len());
+
+    // 0: Ann, linked by projection, with a pending update: imported and current values differ.
+    let mut o = obj(ad, ad_user, ANN);
+    o.anchor = Some(guid(1));
+    o.imported = values(
+        plan,
+        ad,
+        "user",
+        &[
+            ("objectGUID", guid(1)),
+            ("sAMAccountName", Value::from("ann")),
+            ("manager", reference(BOB)),
+            ("proxyAddresses", many(&["SMTP:ann@contoso.com"])),
+            ("age", Value::Num(-41)),
+            ("enabled", Value::Bool(false)),
+            ("hired", Value::Dt(hired)),
+        ],
+    );
+    o.current = values(
+        plan,
+        ad,
+        "user",
+        &[
+            ("objectGUID", guid(1)),
+            ("sAMAccountName", Value::from("ann.lee")),
+            ("manager", reference(BOB)),
+            (
+                "proxyAddresses",
+                many(&["SMTP:ann@contoso.com", "smtp:a@contoso.com"]),
+            ),
+            ("age", Value::Num(i64::MIN)),
+            ("enabled", Value::Bool(true)),
+            ("hired", Value::Dt(hired)),
+        ],
+    );
+    o.pending_import = Some(PendingImport::Update);
+    o.link = Some(Link {
+        mv: 3,
+        rule: in_user,
+        outbound: false,
+    });
+    s.add_cs(o);
+
+    // 1: a tombstone (removed and processed): not stored, and the ids after it shift.
+    let mut o = obj(ad, ad_user, OLD);
+    o.anchor = Some(guid(2));
+    o.imported = vec![Value::Null; plan.connectors[ad].types[ad_user].names.len()];
+    o.current = o.imported.clone();
+    o.gone = true;
+    s.cs.push(o);
+
+    // 2: Bob, a placeholder: referenced by Ann before it was imported.
+    let mut o = obj(ad, ad_user, BOB);
+    o.imported = vec![Value::Null; plan.connectors[ad].types[ad_user].names.len()];
+    o.current = o.imported.clone();
+    o.placeholder = true;
+    s.add_cs(o);
+
+    // 3: a group with a pending add.
+    let mut o = obj(ad, ad_group, STAFF);
+    o.anchor = Some(guid(3));
+    o.imported = values(
+        plan,
+        ad,
+        "group",
+        &[
+            ("objectGUID", guid(3)),
+            ("cn", Value::from("Staff")),
+            (
+                "member",
+                Value::many(vec![reference(ANN), reference(CAROL)]),
+            ),
+        ],
+    );
+    o.current = o.imported.clone();
+    o.pending_import = Some(PendingImport::Add);
+    o.link = Some(Link {
+        mv: 8,
+        rule: in_group,
+        outbound: false,
+    });
+    s.add_cs(o);
+
+    // 4: Carol, removed in AD, the delete not processed yet.
+    let mut o = obj(ad, ad_user, CAROL);
+    o.anchor = Some(guid(4));
+    o.imported = values(
+        plan,
+        ad,
+        "user",
+        &[
+            ("objectGUID", guid(4)),
+            ("sAMAccountName", Value::from("carol")),
+        ],
+    );
+    o.current = o.imported.clone();
+    o.pending_import = Some(PendingImport::Delete);
+    s.add_cs(o);
+
+    // 5: Ann's target object, provisioned and not exported yet: no anchor.
+    let mut o = obj(cloud, cloud_user, "CN=ann,OU=Users,DC=cloud");
+    o.imported = vec![Value::Null; plan.connectors[cloud].types[cloud_user].names.len()];
+    o.current = values(
+        plan,
+        cloud,
+        "user",
+        &[
+            ("accountName", Value::from("ann.lee")),
+            ("manager", reference("CN=dan,OU=Users,DC=cloud")),
+            ("proxyAddresses", many(&["SMTP:ann@contoso.com"])),
+        ],
+    );
+    o.export = Some(ExportOp::Add);
+    o.link = Some(Link {
+        mv: 3,
+        rule: out_user,
+        outbound: true,
+    });
+    o.provisioned_by = Some(out_user);
+    s.add_cs(o);
+
+    // 6: Dan's target object, joined by the join rule and kept by the provision rule, with a
+    // staged rename, and a changed object type seen by its last import.
+    let mut o = obj(cloud, cloud_user, "CN=dan,OU=Users,DC=cloud");
+    o.anchor = Some(Value::from("cloud-6"));
+    o.imported = values(
+        plan,
+        cloud,
+        "user",
+        &[
+            ("cloudAnchor", Value::from("cloud-6")),
+            ("accountName", Value::from("dan")),
+        ],
+    );
+    o.current = values(
+        plan,
+        cloud,
+        "user",
+        &[
+            ("cloudAnchor", Value::from("cloud-6")),
+            ("accountName", Value::from("daniel")),
+        ],
+    );
+    o.pending_import = Some(PendingImport::DeleteAdd);
+    o.export = Some(ExportOp::Update);
+    o.new_dn = Some("CN=daniel,OU=Users,DC=cloud".into());
+    o.link = Some(Link {
+        mv: 5,
+        rule: out_join,
+        outbound: true,
+    });
+    o.provisioned_by = Some(out_user);
+    s.add_cs(o);
+
+    // 7: a deprovisioned target object whose delete is staged.
+    let mut o = obj(cloud, cloud_user, "CN=eve,OU=Users,DC=cloud");
+    o.anchor = Some(Value::from("cloud-7"));
+    o.imported = values(
+        plan,
+        cloud,
+        "user",
+        &[
+            ("cloudAnchor", Value::from("cloud-7")),
+            ("accountName", Value::from("eve")),
+        ],
+    );
+    o.current = o.imported.clone();
+    o.export = Some(ExportOp::Delete);
+    s.add_cs(o);
+
+    s.mv.insert(
+        3,
+        MvObject {
+            id: 3,
+            object_type: person,
+            attrs: mv_values(
+                plan,
+                "person",
+                &[
+                    ("accountName", Value::from("ann.lee")),
+                    ("manager", Value::Ref("mv:5".into())),
+                    (
+                        "proxyAddresses",
+                        many(&["SMTP:ann@contoso.com", "smtp:a@contoso.com"]),
+                    ),
+                    ("age", Value::Num(i64::MAX)),
+                    ("enabled", Value::Bool(true)),
+                    ("photo", Value::bin(vec![0, 255, 1])),
+                    ("hired", Value::Dt(hired)),
+                ],
+            ),
+            links: vec![5, 0],
+        },
+    );
+    s.mv.insert(
+        5,
+        MvObject {
+            id: 5,
+            object_type: person,
+            attrs: mv_values(plan, "person", &[("accountName", Value::from("daniel"))]),
+            links: vec![6],
+        },
+    );
+    s.mv.insert(
+        8,
+        MvObject {
+            id: 8,
+            object_type: group,
+            attrs: mv_values(
+                plan,
+                "group",
+                &[
+                    ("displayName", Value::from("Staff")),
+                    ("member", Value::many(vec![Value::Ref("mv:3".into())])),
+                ],
+            ),
+            links: vec![3],
+        },
+    );
+    s.next_mv = 12;
+    s.referenced_by.insert((ad, dn_key(BOB)), vec![0, 3]);
+    s.referenced_by.insert((ad, dn_key(CAROL)), vec![3]);
+    s.outbound_refs.insert(5, BTreeSet::from([3]));
+    s.awaiting_refs.insert(9, BTreeSet::from([3, 5]));
+    s.withheld.insert(5);
+    s.withheld.insert(8);
+    s.in_error_cs.insert(4);
+    s.in_error_cs.insert(6);
+    s.in_error_mv.insert(3);
+    s
+}
+
+/// The stored id of each connector-space object that is stored: tombstones are not, and the
+/// objects after one move up.
+fn id_map(state: &State) -> BTreeMap<CsId, CsId> {
+    state
+        .cs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !o.gone)
+        .enumerate()
+        .map(|(new, (old, _))| (old as CsId, new as CsId))
+        .collect()
+}
+
+fn assert_same(plan: &Plan, a: &State, b: &State) {
+    let map = id_map(a);
+    let m = |id: &CsId| {
+        *map.get(id)
+            .unwrap_or_else(|| panic!("object {id} is a tombstone"))
+    };
+    assert_eq!(b.cs.len(), map.len(), "every object but the tombstones");
+    for (old, o) in a.cs.iter().enumerate() {
+        let Some(new) = map.get(&(old as CsId)) else {
+            continue;
+        };
+        let l = &b.cs[*new as usize];
+        let what = format!("connector-space object {} ({old} -> {new})", o.dn);
+        assert_eq!(l.connector, o.connector, "{what}: connector");
+        assert_eq!(l.object_type, o.object_type, "{what}: object type");
+        assert_eq!(l.dn, o.dn, "{what}: dn");
+        assert_eq!(l.anchor, o.anchor, "{what}: anchor");
+        assert_eq!(l.imported, o.imported, "{what}: imported values");
+        assert_eq!(l.current, o.current, "{what}: current values");
+        assert_eq!(l.pending_import, o.pending_import, "{what}: pending import");
+        assert_eq!(l.export, o.export, "{what}: export");
+        assert_eq!(l.new_dn, o.new_dn, "{what}: new dn");
+        assert_eq!(l.link, o.link, "{what}: link");
+        assert_eq!(l.provisioned_by, o.provisioned_by, "{what}: provisioned by");
+        assert_eq!(l.placeholder, o.placeholder, "{what}: placeholder");
+        assert_eq!(l.gone, o.gone, "{what}: gone");
+    }
+    assert_eq!(
+        b.mv.keys().collect::<Vec<_>>(),
+        a.mv.keys().collect::<Vec<_>>(),
+        "metaverse ids"
+    );
+    for (id, o) in &a.mv {
+        let l = &b.mv[id];
+        assert_eq!(l.id, o.id, "metaverse object {id}: id");
+        assert_eq!(l.object_type, o.object_type, "metaverse object {id}: type");
+        assert_eq!(l.attrs, o.attrs, "metaverse object {id}: values");
+        assert_eq!(
+            l.links,
+            o.links.iter().map(m).collect::<Vec<_>>(),
+            "metaverse object {id}: links, in link order"
+        );
+    }
+    assert_eq!(b.next_mv, a.next_mv, "next metaverse id");
+    let anchors = |s: &State, remap: bool| -> Vec<BTreeMap<Key, CsId>> {
+        s.by_anchor
+            .iter()
+            .map(|i| {
+                i.iter()
+                    .map(|(k, v)| (k.clone(), if remap { m(v) } else { *v }))
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(anchors(b, false), anchors(a, true), "anchor index");
+    let dns = |s: &State, remap: bool| -> Vec<BTreeMap<Box<str>, CsId>> {
+        s.by_dn
+            .iter()
+            .map(|i| {
+                i.iter()
+                    .filter(|(_, v)| !remap || map.contains_key(v))
+                    .map(|(k, v)| (k.clone(), if remap { m(v) } else { *v }))
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(dns(b, false), dns(a, true), "DN index");
+    let refs = |s: &State, remap: bool| -> BTreeMap<(usize, Box<str>), BTreeSet<CsId>> {
+        s.referenced_by
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.iter().map(|x| if remap { m(x) } else { *x }).collect(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(refs(b, false), refs(a, true), "inbound references");
+    let sorted =
+        |x: &std::collections::HashMap<u64, BTreeSet<u64>>| -> BTreeMap<u64, BTreeSet<u64>> {
+            x.iter().map(|(k, v)| (*k, v.clone())).collect()
+        };
+    assert_eq!(
+        sorted(&b.outbound_refs),
+        sorted(&a.outbound_refs),
+        "outbound references"
+    );
+    assert_eq!(
+        sorted(&b.awaiting_refs),
+        sorted(&a.awaiting_refs),
+        "references awaiting their target"
+    );
+    assert_eq!(b.withheld, a.withheld, "withheld duplicates");
+    assert_eq!(
+        b.in_error_cs,
+        a.in_error_cs.iter().map(m).collect::<BTreeSet<_>>(),
+        "connector-space objects in error"
+    );
+    assert_eq!(b.in_error_mv, a.in_error_mv, "metaverse objects in error");
+    // The join and uniqueness indexes are caches the next sync builds from the loaded values
+    // (`ensure_indexes`); none is loaded half-built.
+    assert!(b.mv_index.is_empty(), "no metaverse join index is loaded");
+    assert!(b.cs_index.is_empty(), "no connector-space index is loaded");
+    assert_eq!(
+        idflow::engine::dump::state(plan, b),
+        idflow::engine::dump::state(plan, a),
+        "canonical dump"
+    );
+}
+
+#[test]
+fn a_saved_state_loads_back_field_by_field() {
+    let e = engine();
+    let state = full_state(&e.plan);
+    // Every field of the state holds something (a new field of State or CsObject must be
+    // added here, and to the store).
+    let State {
+        cs,
+        mv,
+        next_mv,
+        by_anchor,
+        by_dn,
+        referenced_by,
+        outbound_refs,
+        mv_index: _,
+        cs_index: _,
+        withheld,
+        awaiting_refs,
+        in_error_cs,
+        in_error_mv,
+    } = &state;
+    assert!(cs.iter().any(|o| o.gone) && cs.iter().any(|o| o.placeholder));
+    for f in [
+        mv.is_empty(),
+        *next_mv == 0,
+        by_anchor.iter().all(|i| i.is_empty()),
+        by_dn.iter().all(|i| i.is_empty()),
+        referenced_by.is_empty(),
+        outbound_refs.is_empty(),
+        withheld.is_empty(),
+        awaiting_refs.is_empty(),
+        in_error_cs.is_empty(),
+        in_error_mv.is_empty(),
+    ] {
+        assert!(!f, "the test state leaves a field empty");
+    }
+    let path = std::env::temp_dir().join(format!("idflow-store-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.save(&e.plan, &state).unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    let (loaded, warnings) = store.load(&e.plan).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_same(&e.plan, &state, &loaded);
+    // Saving what was loaded and loading it again changes nothing.
+    store.save(&e.plan, &loaded).unwrap();
+    let (again, _) = store.load(&e.plan).unwrap();
+    assert_same(&e.plan, &loaded, &again);
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[test]
+fn run_history_and_sync_errors_load_back() {
+    let mut store = SqliteStore::memory().unwrap();
+    store.set_meta("bundle_hash", "abc").unwrap();
+    assert_eq!(
+        store.get_meta("bundle_hash").unwrap().as_deref(),
+        Some("abc")
+    );
+    assert_eq!(store.get_meta("nothing").unwrap(), None);
+    let sync = RunRecord {
+        id: 0,
+        started: "2024-01-01T00:00:00Z".into(),
+        step: "delta-sync".into(),
+        connector: String::new(),
+        status: "completed-sync-errors".into(),
+        adds: 1,
+        updates: 2,
+        deletes: 3,
+        renames: 4,
+        errors: 1,
+        duration_ms: 5,
+        detail: "detail".into(),
+        rejected: 0,
+    };
+    let error = ErrorRecord {
+        run: 0,
+        category: "Duplicate Attribute".into(),
+        connector: "cloud".into(),
+        dn: "CN=ann,OU=Users,DC=cloud".into(),
+        rule: "Out to cloud - User".into(),
+        code: String::new(),
+        message: "proxyAddresses is already held".into(),
+    };
+    let id = store
+        .record_run(&sync, std::slice::from_ref(&error), &[])
+        .unwrap();
+    let export = RunRecord {
+        step: "export".into(),
+        connector: "cloud".into(),
+        status: "success".into(),
+        ..sync.clone()
+    };
+    let id2 = store.record_run(&export, &[], &[]).unwrap();
+    assert!(id2 > id);
+    let runs = store.runs(10).unwrap();
+    assert_eq!(
+        runs,
+        vec![
+            RunRecord { id: id2, ..export },
+            RunRecord { id, ..sync.clone() }
+        ],
+        "newest first"
+    );
+    assert_eq!(
+        store.latest_errors().unwrap(),
+        vec![ErrorRecord { run: id, ..error }]
+    );
+    // An import's rejected records, with and without a line.
+    let import = RunRecord {
+        step: "delta-import".into(),
+        connector: "hr".into(),
+        status: "completed-warnings".into(),
+        errors: 2,
+        rejected: 2,
+        ..sync.clone()
+    };
+    let rejects = vec![
+        RejectRecord {
+            run: 0,
+            source: "hr.csv".into(),
+            line: Some(7),
+            message: "a row with 3 fields where the header has 4".into(),
+        },
+        RejectRecord {
+            run: 0,
+            source: "CN=x,OU=HR".into(),
+            line: None,
+            message: "the anchor attribute has no value".into(),
+        },
+    ];
+    let id3 = store.record_run(&import, &[], &rejects).unwrap();
+    let latest = store.latest_rejects().unwrap();
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    assert_eq!(latest[0].0.id, id3);
+    assert_eq!(
+        latest[0].1,
+        rejects
+            .iter()
+            .map(|r| RejectRecord {
+                run: id3,
+                ..r.clone()
+            })
+            .collect::<Vec<_>>()
+    );
+}
