@@ -2260,3 +2260,50 @@ fn a_withheld_duplicate_is_exported_when_its_holder_leaves() {
     assert_eq!(mails(&d), want);
     run(&d, &[]).assert_no_changes();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. An unchanged file is not read again (docs/DECISIONS.md item 28)
+
+#[test]
+fn a_delta_import_of_an_unchanged_file_reads_nothing() {
+    let unchanged = |s: &Step| {
+        s.notes
+            .iter()
+            .any(|n| n.contains("unchanged since the last import"))
+    };
+    let d = hr("unchanged", Some(CLEAN_HR), "directory.jsonl");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert!(!unchanged(r.step("import", "hr")), "{}", r.out.all());
+
+    // Nothing changed: both imports are skipped, and the cycle changes nothing.
+    let r = run(&d, &[]);
+    r.assert_no_changes();
+    assert!(unchanged(r.step("import", "hr")), "{}", r.out.all());
+    assert!(unchanged(r.step("import", "directory")), "{}", r.out.all());
+
+    // A full import always reads.
+    let r = run(&d, &["--profile", "full-import"]);
+    assert!(!unchanged(r.step("import", "hr")), "{}", r.out.all());
+
+    // A changed file is read.
+    d.write("hr.csv", &CLEAN_HR.replace("Finance", "Treasury"));
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let imp = r.step("import", "hr");
+    assert!(!unchanged(imp), "{}", r.out.all());
+    assert_eq!(imp.updates, 1, "{}", r.out.all());
+    assert_eq!(r.export("directory").updates, 1, "{}", r.out.all());
+
+    // A file with rejected records is read again every time: its errors stay in view.
+    d.write(
+        "hr.csv",
+        &format!("{CLEAN_HR}1007,too,many,fields,here\n").replace("Treasury", "Finance"),
+    );
+    let r = run(&d, &[]);
+    assert_eq!(r.step("import", "hr").errors, 1, "{}", r.out.all());
+    let r = run(&d, &[]);
+    let imp = r.step("import", "hr");
+    assert!(!unchanged(imp), "{}", r.out.all());
+    assert_eq!(imp.errors, 1, "{}", r.out.all());
+}

@@ -118,6 +118,10 @@ fn field_value(text: &str, base: Option<Base>) -> Result<Value, String> {
 }
 
 impl Connector for CsvSource {
+    fn source_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
     fn full_import(&mut self) -> Result<Imported, ConnectorError> {
         let bytes =
             std::fs::read(&self.path).map_err(|e| self.error(None, format!("cannot read: {e}")))?;

@@ -206,6 +206,10 @@ impl JsonlSource {
 }
 
 impl Connector for JsonlSource {
+    fn source_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
     fn full_import(&mut self) -> Result<Imported, ConnectorError> {
         let (set, rejected) = load(&self.path, &self.types, false)?;
         Ok(full(&set, rejected))
@@ -242,6 +246,10 @@ impl JsonlTarget {
 }
 
 impl Connector for JsonlTarget {
+    fn source_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
     /// The file's objects (a missing file is an empty directory).
     fn full_import(&mut self) -> Result<Imported, ConnectorError> {
         let (set, rejected) = load(&self.path, &self.types, true)?;

@@ -1309,6 +1309,10 @@ impl LdifSource {
 }
 
 impl Connector for LdifSource {
+    fn source_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
     /// Every object of the file (change records applied in order to the content before them).
     fn full_import(&mut self) -> Result<Imported, ConnectorError> {
         let (set, rejected) = load(&self.path, &self.types, false)?;
@@ -1385,6 +1389,10 @@ impl LdifTarget {
 }
 
 impl Connector for LdifTarget {
+    fn source_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
     /// The file's objects (a missing file is an empty directory).
     fn full_import(&mut self) -> Result<Imported, ConnectorError> {
         let (set, rejected) = load(&self.path, &self.types, true)?;

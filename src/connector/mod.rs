@@ -98,6 +98,11 @@ pub trait Connector {
         let _ = watermark;
         self.full_import()
     }
+    /// The file a file connector reads, so that a delta import of an unchanged file can be
+    /// skipped ([`fingerprint`]); `None` for connectors that are not files.
+    fn source_file(&self) -> Option<&std::path::Path> {
+        None
+    }
     /// Applies changes. A connector that cannot apply any change (an unwritable target) returns
     /// an error and changes nothing.
     fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError>;
@@ -116,6 +121,10 @@ struct SplitFile {
 }
 
 impl Connector for SplitFile {
+    fn source_file(&self) -> Option<&std::path::Path> {
+        self.source.source_file()
+    }
+
     fn full_import(&mut self) -> Result<Imported, ConnectorError> {
         self.source.full_import()
     }
@@ -187,4 +196,21 @@ pub fn open(
             ),
         }),
     }
+}
+
+/// The fingerprint of what a file connector reads: the SHA-256 of the file's bytes (`absent`
+/// for a missing file); `None` for connectors that are not files. Equal fingerprints mean the
+/// same content, so an import of it would change nothing that the last import did not.
+pub fn fingerprint(conn: &dyn Connector) -> Result<Option<String>, ConnectorError> {
+    use sha2::Digest;
+    let Some(path) = conn.source_file() else {
+        return Ok(None);
+    };
+    Ok(Some(match ldif::read_file(path)? {
+        Some(bytes) => sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        None => "absent".into(),
+    }))
 }
