@@ -3,8 +3,10 @@
 use idflow::connector::csv::CsvSource;
 use idflow::connector::jsonl::{JsonlSource, JsonlTarget};
 use idflow::connector::ldif::{self, AttrTypes, LdifSource, LdifTarget};
-use idflow::connector::{Connector, ExportChange, ExportKind, Imported};
+use idflow::connector::{Connector, Imported};
+use idflow::engine::export::{AttrOp, ExportDelta};
 use idflow::engine::import::{ImportChange, ImportObject};
+use idflow::engine::model::ExportOp;
 use idflow::sema::types::Base;
 use idflow::value::Value;
 use std::path::{Path, PathBuf};
@@ -294,34 +296,32 @@ fn ldif_delta_import_applies_changes_to_the_previous_import() {
 // ---------------------------------------------------------------------------------------------
 // LDIF target
 
-fn add(dn: &str, ty: &str, attrs: Vec<(&str, Value)>) -> ExportChange {
-    ExportChange {
-        kind: ExportKind::Add,
-        object_type: ty.into(),
-        dn: dn.into(),
-        new_dn: None,
-        attrs: attrs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+/// A change of an attribute as an export delta carries it: NULL clears, anything else
+/// replaces (a replace by `IgnoreThisFlow` leaves the attribute alone).
+fn op(v: Value) -> AttrOp {
+    if matches!(v, Value::Null | Value::AuthoritativeNull) {
+        AttrOp::Clear
+    } else {
+        AttrOp::Replace(v)
     }
 }
 
-fn update(dn: &str, new_dn: Option<&str>, attrs: Vec<(&str, Value)>) -> ExportChange {
-    ExportChange {
-        kind: ExportKind::Update,
-        object_type: "user".into(),
-        dn: dn.into(),
-        new_dn: new_dn.map(str::to_string),
-        attrs: attrs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
-    }
+fn add(dn: &str, ty: &str, attrs: Vec<(&str, Value)>) -> ExportDelta {
+    attrs
+        .into_iter()
+        .fold(ExportDelta::new(ExportOp::Add, ty, dn), |d, (n, v)| {
+            d.with(n, op(v))
+        })
 }
 
-fn delete(dn: &str) -> ExportChange {
-    ExportChange {
-        kind: ExportKind::Delete,
-        object_type: "user".into(),
-        dn: dn.into(),
-        new_dn: None,
-        attrs: Vec::new(),
-    }
+fn update(dn: &str, new_dn: Option<&str>, attrs: Vec<(&str, Value)>) -> ExportDelta {
+    let mut d = ExportDelta::new(ExportOp::Update, "user", dn);
+    d.new_dn = new_dn.map(Into::into);
+    attrs.into_iter().fold(d, |d, (n, v)| d.with(n, op(v)))
+}
+
+fn delete(dn: &str) -> ExportDelta {
+    ExportDelta::new(ExportOp::Delete, "user", dn)
 }
 
 const ALICE: &str = "CN=Alice,OU=Users,DC=contoso,DC=com";

@@ -399,7 +399,8 @@ fn remove_objects(recs: &[String], dns: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
-/// The (connector, operation, dn) of the pending exports, from the JSON format.
+/// The rows of `state pending-exports --format json`: one per attribute change (or per object
+/// without one), with typed values.
 fn pending_json(dir: &Dir, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["pending-exports", "--format", "json"];
     args.extend_from_slice(extra);
@@ -409,6 +410,7 @@ fn pending_json(dir: &Dir, extra: &[&str]) -> Vec<serde_json::Value> {
         .unwrap_or_else(|e| panic!("{e}: {}", out.all()))
 }
 
+/// The (connector, operation, dn) of the pending exports, from the JSON format.
 fn pending_objects(rows: &[serde_json::Value]) -> BTreeSet<(String, String, String)> {
     rows.iter()
         .map(|r| {
@@ -802,10 +804,11 @@ fn staging_mode_stages_and_exports_when_turned_off() {
             "operation",
             "type",
             "dn",
+            "new_dn",
             "attribute",
             "change",
-            "old",
-            "new"
+            "values",
+            "old"
         ]
     );
     let csv_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -860,8 +863,9 @@ fn staging_mode_stages_and_exports_when_turned_off() {
         assert_eq!(rows[0]["operation"], "update");
         assert_eq!(rows[0]["dn"].as_str().unwrap(), target_dn);
         assert_eq!(rows[0]["attribute"], "department");
+        assert_eq!(rows[0]["change"], "replace");
         assert_eq!(rows[0]["old"].as_str(), Some(old.as_str()));
-        assert_eq!(rows[0]["new"], "Staged Department");
+        assert_eq!(rows[0]["values"], "Staged Department");
         assert_eq!(d.read("entra.jsonl"), target_before);
     }
     d.set("staging", "false");
