@@ -2,8 +2,8 @@
 //!
 //! Consumes: a [`Deployment`] (from `idflow.toml`), its bundle, the [`Store`] and the
 //! connectors. Produces: the updated state (saved after every step, each save one
-//! transaction), exports applied to the connected systems, and a [`StepReport`] per step, also
-//! kept in the run history. A changed bundle is detected (by the hash of its files) and makes
+//! transaction), the engine's export deltas (`engine::export`) handed to the connectors as
+//! they are, and a [`StepReport`] per step, also kept in the run history. A changed bundle is detected (by the hash of its files) and makes
 //! the cycle's sync a full sync. An export with more deletes than the threshold is blocked
 //! whole (`stopped-deletion-threshold-exceeded`) unless allowed; staging mode runs imports and
 //! syncs but no export.

@@ -395,4 +395,163 @@ mod tests {
         assert_eq!(apply(&v, &AttrOp::Clear), Value::Null);
         assert_eq!(apply(&v, &AttrOp::Replace(s("x"))), s("x"));
     }
+
+    const BUNDLE: &str = r#"
+metaverse {
+  object person {
+    employeeId string
+  }
+}
+connector "ad" ad {
+  object user anchor objectGUID {
+    objectGUID binary
+    title      string
+    member     reference multi
+  }
+}
+"#;
+
+    /// A plan with one connector type (`user`: its slots by name order: dn, member,
+    /// objectGUID, title) and a state holding `o`.
+    fn state_with(o: impl FnOnce(&TypePlan) -> CsObject) -> (Plan, State, CsId) {
+        let mut map = crate::source::SourceMap::new();
+        map.add("t.idf", BUNDLE);
+        let checked = crate::frontend::check(&map);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let plan = Plan::with_engine(&checked.bundle, crate::eval::EngineKind::Interp);
+        let mut state = State::new(plan.connectors.len());
+        let obj = o(&plan.connectors[0].types[0]);
+        let id = state.add_cs(obj);
+        (plan, state, id)
+    }
+
+    fn object(t: &TypePlan, export: Option<ExportOp>, anchor: bool) -> CsObject {
+        let mut values = vec![Value::Null; t.len()];
+        let dn = "CN=A,OU=Users,DC=contoso,DC=com";
+        if let Some(s) = t.dn {
+            values[s] = s_(dn);
+        }
+        CsObject {
+            connector: 0,
+            object_type: 0,
+            dn: dn.into(),
+            anchor: anchor.then(|| Value::bin(vec![1, 2])),
+            imported: values.clone(),
+            current: values,
+            pending_import: None,
+            export,
+            new_dn: None,
+            link: None,
+            provisioned_by: None,
+            placeholder: false,
+            gone: false,
+        }
+    }
+
+    fn s_(x: &str) -> Value {
+        Value::from(x)
+    }
+
+    fn slot(t: &TypePlan, name: &str) -> usize {
+        t.slot(name).unwrap()
+    }
+
+    #[test]
+    fn an_add_replaces_every_attribute_with_a_value_but_the_dn() {
+        let (plan, state, id) = state_with(|t| {
+            let mut o = object(t, Some(ExportOp::Add), false);
+            o.current[slot(t, "title")] = s_("Engineer");
+            o.current[slot(t, "member")] = Value::many(vec![Value::Ref("CN=B".into())]);
+            o
+        });
+        let d = delta(&plan, &state, id).unwrap();
+        assert_eq!(
+            (d.kind, d.anchor.clone(), d.new_dn.clone()),
+            (ExportOp::Add, None, None)
+        );
+        assert_eq!(&*d.dn, "CN=A,OU=Users,DC=contoso,DC=com");
+        assert_eq!(d.object_type, "user");
+        assert_eq!(
+            d.changes,
+            vec![
+                AttrChange {
+                    attr: "member".into(),
+                    op: AttrOp::Replace(Value::many(vec![Value::Ref("CN=B".into())])),
+                },
+                AttrChange {
+                    attr: "title".into(),
+                    op: AttrOp::Replace(s_("Engineer")),
+                },
+            ]
+        );
+        assert_eq!(deltas(&plan, &state, 0).collect::<Vec<_>>(), vec![d]);
+    }
+
+    #[test]
+    fn a_delete_carries_no_attribute() {
+        let (plan, state, id) = state_with(|t| {
+            let mut o = object(t, Some(ExportOp::Delete), true);
+            o.imported[slot(t, "title")] = s_("Engineer");
+            o
+        });
+        let d = delta(&plan, &state, id).unwrap();
+        assert_eq!(d.kind, ExportOp::Delete);
+        assert_eq!(d.anchor, Some(Value::bin(vec![1, 2])));
+        assert!(d.changes.is_empty());
+    }
+
+    #[test]
+    fn a_rename_is_an_update_with_a_new_dn() {
+        let (plan, state, id) = state_with(|t| {
+            let mut o = object(t, None, true);
+            o.new_dn = Some("CN=A2,OU=Users,DC=contoso,DC=com".into());
+            o.imported[slot(t, "title")] = s_("Engineer");
+            o.current[slot(t, "title")] = Value::Null;
+            o
+        });
+        let d = delta(&plan, &state, id).unwrap();
+        assert_eq!(d.kind, ExportOp::Update);
+        assert_eq!(
+            d.new_dn.as_deref(),
+            Some("CN=A2,OU=Users,DC=contoso,DC=com")
+        );
+        assert_eq!(d.target_dn(), "CN=A2,OU=Users,DC=contoso,DC=com");
+        assert_eq!(
+            d.changes,
+            vec![AttrChange {
+                attr: "title".into(),
+                op: AttrOp::Clear,
+            }]
+        );
+    }
+
+    #[test]
+    fn an_update_of_a_large_group_is_one_value_add_and_reordering_is_no_export() {
+        let many = members(50_000);
+        let extra = Value::Ref("CN=new,OU=Users,DC=contoso,DC=com".into());
+        let (plan, mut state, id) = state_with(|t| {
+            let mut o = object(t, None, true);
+            o.imported[slot(t, "member")] = Value::many(many.clone());
+            let mut grown = many.clone();
+            grown.insert(3, extra.clone());
+            o.current[slot(t, "member")] = Value::many(grown);
+            o
+        });
+        let d = delta(&plan, &state, id).unwrap();
+        assert_eq!(d.kind, ExportOp::Update);
+        assert_eq!(
+            d.changes,
+            vec![AttrChange {
+                attr: "member".into(),
+                op: AttrOp::Add(vec![extra]),
+            }]
+        );
+        // The same values in another order: nothing to export.
+        let t = &plan.connectors[0].types[0];
+        let mut reversed = many.clone();
+        reversed.reverse();
+        state.cs[id as usize].current[slot(t, "member")] = Value::many(reversed);
+        assert_eq!(delta(&plan, &state, id), None);
+        assert_eq!(deltas(&plan, &state, 0).count(), 0);
+    }
 }
