@@ -497,6 +497,82 @@ fn ldif_target_round_trip() {
 }
 
 #[test]
+fn file_targets_apply_value_adds_and_removes_and_assign_anchors() {
+    let dir = tempdir("member-add");
+    let group = "CN=Big,OU=Groups,DC=contoso,DC=com";
+    let member = |i: usize| Value::Ref(format!("CN=u{i},OU=Users,DC=contoso,DC=com").into());
+    let ldif_types = types(&[("member", Base::Ref)]);
+    let anchors: idflow::connector::Anchors =
+        [("group".to_string(), "objectGUID".to_string())].into();
+    let targets: Vec<(Box<dyn Connector>, PathBuf)> = vec![
+        (
+            Box::new(
+                LdifTarget::new(dir.join("t.ldif"))
+                    .with_types(ldif_types.clone())
+                    .with_anchors(anchors.clone()),
+            ),
+            dir.join("t.ldif"),
+        ),
+        (
+            Box::new(
+                JsonlTarget::new(dir.join("t.jsonl"))
+                    .with_types(ldif_types)
+                    .with_anchors(anchors),
+            ),
+            dir.join("t.jsonl"),
+        ),
+    ];
+    for (mut target, path) in targets {
+        let all: Vec<Value> = (0..2000).map(member).collect();
+        let outcome = target
+            .export(&[add(
+                group,
+                "group",
+                vec![("member", Value::many(all.clone()))],
+            )])
+            .unwrap();
+        assert_eq!(outcome.applied, 1, "{:?}", outcome.failed);
+        // One member added: one value add of one value, applied to the stored entry.
+        let one = ExportDelta::new(ExportOp::Update, "group", group)
+            .with("member", AttrOp::Add(vec![member(5000)]));
+        assert_eq!(target.export(&[one]).unwrap().applied, 1);
+        let back = target.full_import().unwrap();
+        let g = object(&back, group);
+        let mut expected = all.clone();
+        expected.push(member(5000));
+        assert_eq!(
+            attr(g, "member"),
+            Some(&Value::many(expected)),
+            "{}",
+            path.display()
+        );
+        // The target assigned the anchor of the new object.
+        assert!(
+            attr(g, "objectGUID")
+                .and_then(Value::as_str)
+                .is_some_and(|a| a.starts_with("Group_")),
+            "{:?}",
+            attr(g, "objectGUID")
+        );
+        // One member removed, a value added twice stays once.
+        let change = ExportDelta::new(ExportOp::Update, "group", group)
+            .with("member", AttrOp::Remove(vec![member(0)]))
+            .with("member", AttrOp::Add(vec![member(1)]));
+        assert_eq!(target.export(&[change]).unwrap().applied, 1);
+        let back = target.full_import().unwrap();
+        let mut expected: Vec<Value> = (1..2000).map(member).collect();
+        expected.push(member(5000));
+        assert_eq!(
+            attr(object(&back, group), "member"),
+            Some(&Value::many(expected)),
+            "{}",
+            path.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn ldif_target_refuses_a_file_with_malformed_records() {
     let dir = tempdir("ldif-malformed");
     let path = dir.join("out.ldif");
