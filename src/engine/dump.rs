@@ -103,10 +103,8 @@ pub fn exports(plan: &Plan, state: &State) -> String {
 pub fn exports_of(plan: &Plan, state: &State, keep: impl Fn(super::model::CsId) -> bool) -> String {
     let mut blocks = Vec::new();
     for (c, cp) in plan.connectors.iter().enumerate() {
-        for d in super::export::deltas(plan, state, c) {
-            if !keep(d.cs) {
-                continue;
-            }
+        let kept = state.pending_exports(c).filter(|(id, _, _)| keep(*id));
+        for d in kept.filter_map(|(id, _, _)| super::export::delta(plan, state, id)) {
             let mut b = format!(
                 "export {} {} {} \"{}\"\n",
                 cp.name,
