@@ -315,7 +315,8 @@ impl State {
         Some(link.mv)
     }
 
-    /// Pending export operations of a connector, in object order.
+    /// Pending export operations of a connector, in object order (what each one sends:
+    /// `engine::export::deltas`).
     pub fn pending_exports(
         &self,
         connector: ConnIdx,
