@@ -33,10 +33,11 @@
 //!
 //! A target file holds the target directory's content. [`LdifTarget::export`] reads it (a
 //! missing file is an empty directory; a file with malformed records is an error and is left
-//! alone), applies the changes, and replaces the file atomically (temporary file in the same
-//! directory, fsync, rename, fsync of the directory): records sorted by DN in tree order
-//! (parents first), values base64-encoded unless they are RFC 2849 SAFE-STRINGs (binaries
-//! always), lines folded at 76 columns.
+//! alone), applies the engine's export deltas (replace, value add, value remove, clear; a new
+//! object whose type has an anchor attribute without a value gets a generated anchor), and
+//! replaces the file atomically (temporary file in the same directory, fsync, rename, fsync of
+//! the directory): records sorted by DN in tree order (parents first), values base64-encoded
+//! unless they are RFC 2849 SAFE-STRINGs (binaries always), lines folded at 76 columns.
 
 use super::{Anchors, Connector, ConnectorError, ExportOutcome, Imported, Rejected};
 use crate::engine::export::{AttrOp, ExportDelta};
