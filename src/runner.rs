@@ -2,8 +2,8 @@
 //!
 //! Consumes: a [`Deployment`] (from `idflow.toml`), its bundle, the [`Store`] and the
 //! connectors. Produces: the updated state (saved after every step, each save one
-//! transaction), exports applied to the connected systems, and a [`StepReport`] per step, also
-//! kept in the run history. A changed bundle is detected (by the hash of its files) and makes
+//! transaction), the engine's export deltas (`engine::export`) handed to the connectors as
+//! they are, and a [`StepReport`] per step, also kept in the run history. A changed bundle is detected (by the hash of its files) and makes
 //! the cycle's sync a full sync. An export with more deletes than the threshold is blocked
 //! whole (`stopped-deletion-threshold-exceeded`) unless allowed; staging mode runs imports and
 //! syncs but no export.
@@ -15,9 +15,10 @@
 //! step's notes; [`Runner::prune_history`] applies the run-history retention (`keep_runs`).
 
 use crate::config::{ConnectorConfig, Deployment};
-use crate::connector::{self, Connector, ExportChange, ExportKind};
+use crate::connector::{self, Connector};
 use crate::diag::Diagnostic;
 use crate::engine::Engine;
+use crate::engine::export::ExportDelta;
 use crate::engine::import::ImportChange;
 use crate::engine::model::{ExportOp, SyncError};
 use crate::engine::sync::{Mode, RunStatus};
@@ -26,7 +27,6 @@ use crate::source::SourceMap;
 use crate::store::lock::{LockError, StateLock};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ErrorRecord, NOTES_KEPT, RejectRecord, RunRecord, Store, StoreError};
-use crate::value::Value;
 use sha2::Digest;
 use std::time::Instant;
 
@@ -665,50 +665,10 @@ impl Runner {
         Ok((report, errors))
     }
 
-    /// The staged exports of a connector, as the connector applies them.
-    pub fn export_changes(&self, c: usize) -> Vec<ExportChange> {
-        let plan = &self.engine.plan;
-        let cp = &plan.connectors[c];
-        self.engine
-            .state
-            .pending_exports(c)
-            .map(|(_, o, op)| {
-                let t = &cp.types[o.object_type];
-                let mut attrs = Vec::new();
-                for (slot, (new, old)) in o.current.iter().zip(&o.imported).enumerate() {
-                    if Some(slot) == t.dn {
-                        continue;
-                    }
-                    let wanted = match op {
-                        ExportOp::Add => !new.is_null(),
-                        ExportOp::Update => new != old,
-                        ExportOp::Delete => false,
-                    };
-                    if wanted {
-                        attrs.push((t.names[slot].clone(), new.clone()));
-                    }
-                }
-                // A file target stands for a directory that assigns anchors to new objects.
-                if op == ExportOp::Add
-                    && let Some(a) = t.anchor
-                    && o.current[a].is_null()
-                    && Some(a) != t.dn
-                {
-                    attrs.push((t.names[a].clone(), generated_anchor(&t.name, &o.dn)));
-                }
-                ExportChange {
-                    kind: match op {
-                        ExportOp::Add => ExportKind::Add,
-                        ExportOp::Update => ExportKind::Update,
-                        ExportOp::Delete => ExportKind::Delete,
-                    },
-                    object_type: t.name.clone(),
-                    dn: o.dn.to_string(),
-                    new_dn: o.new_dn.as_ref().map(|d| d.to_string()),
-                    attrs,
-                }
-            })
-            .collect()
+    /// The staged exports of a connector: the engine's export deltas, as the connector
+    /// applies them.
+    pub fn export_changes(&self, c: usize) -> Vec<ExportDelta> {
+        crate::engine::export::deltas(&self.engine.plan, &self.engine.state, c).collect()
     }
 
     /// Exports one connector's staged changes (unless staging mode or the delete threshold
@@ -728,9 +688,9 @@ impl Runner {
         };
         for ch in &changes {
             match ch.kind {
-                ExportKind::Add => report.adds += 1,
-                ExportKind::Update => report.updates += 1,
-                ExportKind::Delete => report.deletes += 1,
+                ExportOp::Add => report.adds += 1,
+                ExportOp::Update => report.updates += 1,
+                ExportOp::Delete => report.deletes += 1,
             }
             if ch.new_dn.is_some() {
                 report.renames += 1;
@@ -829,18 +789,4 @@ fn summary(notes: &[String]) -> String {
         out.push_str(&format!("\n... {} more note(s)", notes.len() - NOTES_KEPT));
     }
     out
-}
-
-/// The anchor a file target assigns to a new object: `<Type>_<uuid>`, derived from the DN so
-/// it is reproducible.
-fn generated_anchor(ty: &str, dn: &str) -> Value {
-    let digest = sha2::Sha256::digest(dn.to_lowercase().as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
-    let mut t = ty.to_string();
-    if let Some(first) = t.get_mut(0..1) {
-        first.make_ascii_uppercase();
-    }
-    Value::from(format!("{t}_{id}"))
 }

@@ -12,6 +12,7 @@
 use crate::engine::Engine;
 use crate::engine::compile::Plan;
 use crate::engine::compile::TypePlan;
+use crate::engine::export;
 use crate::engine::import::{ImportChange, ImportObject};
 use crate::engine::model::{CsObject, MvObject, SyncError};
 use crate::engine::sync::Mode;
@@ -200,16 +201,16 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
                     continue;
                 };
                 let t = engine.plan.connectors[c].type_index(&object_type.name);
-                let candidates: Vec<&CsObject> = engine
-                    .state
-                    .pending_exports(c)
-                    .filter(|(_, o, o_op)| o_op.as_str() == op.name && Some(o.object_type) == t)
-                    .filter(|(_, o, _)| {
-                        dn.as_ref().is_none_or(|d| {
-                            crate::dn::same(o.new_dn.as_deref().unwrap_or(&o.dn), &d.value)
-                        })
+                // The objects the export deltas name; an object holds its current values once
+                // its delta is applied (`engine::export`).
+                let candidates: Vec<&CsObject> = export::deltas(&engine.plan, &engine.state, c)
+                    .filter(|d| d.kind.as_str() == op.name)
+                    .filter(|d| {
+                        dn.as_ref()
+                            .is_none_or(|x| crate::dn::same(d.target_dn(), &x.value))
                     })
-                    .map(|(_, o, _)| o)
+                    .filter_map(|d| engine.state.cs.get(d.cs as usize))
+                    .filter(|o| Some(o.object_type) == t)
                     .collect();
                 let what = format!(
                     "export to \"{}\": {} {}{}",
@@ -251,7 +252,10 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
                     fail(format!("unknown connector \"{}\"", connector.value));
                     continue;
                 };
-                if engine.state.pending_exports(c).next().is_some() {
+                if export::deltas(&engine.plan, &engine.state, c)
+                    .next()
+                    .is_some()
+                {
                     fail(format!(
                         "expected no export to \"{}\"; staged: {}",
                         connector.value,
@@ -298,17 +302,8 @@ fn mv_summary(engine: &Engine, t: usize) -> String {
 }
 
 fn export_summary(engine: &Engine, c: usize) -> String {
-    let items: Vec<String> = engine
-        .state
-        .pending_exports(c)
-        .map(|(_, o, op)| {
-            format!(
-                "{} {} \"{}\"",
-                op.as_str(),
-                engine.plan.connectors[c].types[o.object_type].name,
-                o.dn
-            )
-        })
+    let items: Vec<String> = export::deltas(&engine.plan, &engine.state, c)
+        .map(|d| format!("{} {} \"{}\"", d.kind.as_str(), d.object_type, d.dn))
         .collect();
     if items.is_empty() {
         "none".into()

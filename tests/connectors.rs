@@ -3,8 +3,10 @@
 use idflow::connector::csv::CsvSource;
 use idflow::connector::jsonl::{JsonlSource, JsonlTarget};
 use idflow::connector::ldif::{self, AttrTypes, LdifSource, LdifTarget};
-use idflow::connector::{Connector, ExportChange, ExportKind, Imported};
+use idflow::connector::{Connector, Imported};
+use idflow::engine::export::{AttrOp, ExportDelta};
 use idflow::engine::import::{ImportChange, ImportObject};
+use idflow::engine::model::ExportOp;
 use idflow::sema::types::Base;
 use idflow::value::Value;
 use std::path::{Path, PathBuf};
@@ -294,34 +296,32 @@ fn ldif_delta_import_applies_changes_to_the_previous_import() {
 // ---------------------------------------------------------------------------------------------
 // LDIF target
 
-fn add(dn: &str, ty: &str, attrs: Vec<(&str, Value)>) -> ExportChange {
-    ExportChange {
-        kind: ExportKind::Add,
-        object_type: ty.into(),
-        dn: dn.into(),
-        new_dn: None,
-        attrs: attrs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+/// A change of an attribute as an export delta carries it: NULL clears, anything else
+/// replaces (a replace by `IgnoreThisFlow` leaves the attribute alone).
+fn op(v: Value) -> AttrOp {
+    if matches!(v, Value::Null | Value::AuthoritativeNull) {
+        AttrOp::Clear
+    } else {
+        AttrOp::Replace(v)
     }
 }
 
-fn update(dn: &str, new_dn: Option<&str>, attrs: Vec<(&str, Value)>) -> ExportChange {
-    ExportChange {
-        kind: ExportKind::Update,
-        object_type: "user".into(),
-        dn: dn.into(),
-        new_dn: new_dn.map(str::to_string),
-        attrs: attrs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
-    }
+fn add(dn: &str, ty: &str, attrs: Vec<(&str, Value)>) -> ExportDelta {
+    attrs
+        .into_iter()
+        .fold(ExportDelta::new(ExportOp::Add, ty, dn), |d, (n, v)| {
+            d.with(n, op(v))
+        })
 }
 
-fn delete(dn: &str) -> ExportChange {
-    ExportChange {
-        kind: ExportKind::Delete,
-        object_type: "user".into(),
-        dn: dn.into(),
-        new_dn: None,
-        attrs: Vec::new(),
-    }
+fn update(dn: &str, new_dn: Option<&str>, attrs: Vec<(&str, Value)>) -> ExportDelta {
+    let mut d = ExportDelta::new(ExportOp::Update, "user", dn);
+    d.new_dn = new_dn.map(Into::into);
+    attrs.into_iter().fold(d, |d, (n, v)| d.with(n, op(v)))
+}
+
+fn delete(dn: &str) -> ExportDelta {
+    ExportDelta::new(ExportOp::Delete, "user", dn)
 }
 
 const ALICE: &str = "CN=Alice,OU=Users,DC=contoso,DC=com";
@@ -493,6 +493,78 @@ fn ldif_target_round_trip() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec!["out.ldif".to_string()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_targets_apply_value_adds_and_removes_and_assign_anchors() {
+    let dir = tempdir("member-add");
+    let group = "CN=Big,OU=Groups,DC=contoso,DC=com";
+    let member = |i: usize| Value::Ref(format!("CN=u{i},OU=Users,DC=contoso,DC=com").into());
+    let ldif_types = types(&[("member", Base::Ref)]);
+    let anchors: idflow::connector::Anchors =
+        [("group".to_string(), "objectGUID".to_string())].into();
+    let targets: Vec<(Box<dyn Connector>, PathBuf)> = vec![
+        (
+            Box::new(
+                LdifTarget::new(dir.join("t.ldif"))
+                    .with_types(ldif_types.clone())
+                    .with_anchors(anchors.clone()),
+            ),
+            dir.join("t.ldif"),
+        ),
+        (
+            Box::new(
+                JsonlTarget::new(dir.join("t.jsonl"))
+                    .with_types(ldif_types)
+                    .with_anchors(anchors),
+            ),
+            dir.join("t.jsonl"),
+        ),
+    ];
+    for (mut target, path) in targets {
+        let all: Vec<Value> = (0..2000).map(member).collect();
+        let outcome = target
+            .export(&[add(
+                group,
+                "group",
+                vec![("member", Value::many(all.clone()))],
+            )])
+            .unwrap();
+        assert_eq!(outcome.applied, 1, "{:?}", outcome.failed);
+        // One member added: one value add of one value, applied to the stored entry.
+        let one = ExportDelta::new(ExportOp::Update, "group", group)
+            .with("member", AttrOp::Add(vec![member(5000)]));
+        assert_eq!(target.export(&[one]).unwrap().applied, 1);
+        let back = target.full_import().unwrap();
+        let g = object(&back, group);
+        let mut expected = all.clone();
+        expected.push(member(5000));
+        // Compared without printing 2,000 values on a failure.
+        let members = |g: &ImportObject| attr(g, "member").map(|v| v.values().to_vec());
+        assert!(members(g) == Some(expected), "{}", path.display());
+        // The target assigned the anchor of the new object.
+        assert!(
+            attr(g, "objectGUID")
+                .and_then(Value::as_str)
+                .is_some_and(|a| a.starts_with("Group_")),
+            "{:?}",
+            attr(g, "objectGUID")
+        );
+        // One member removed, a value added twice stays once.
+        let change = ExportDelta::new(ExportOp::Update, "group", group)
+            .with("member", AttrOp::Remove(vec![member(0)]))
+            .with("member", AttrOp::Add(vec![member(1)]));
+        assert_eq!(target.export(&[change]).unwrap().applied, 1);
+        let back = target.full_import().unwrap();
+        let mut expected: Vec<Value> = (1..2000).map(member).collect();
+        expected.push(member(5000));
+        assert!(
+            members(object(&back, group)) == Some(expected),
+            "{}",
+            path.display()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

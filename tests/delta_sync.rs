@@ -1836,9 +1836,9 @@ outbound rule "Out to AD - x500" {
     let exports = idflow::engine::dump::exports(&e.plan, &e.state);
     assert_eq!(
         exports,
-        "export ad update user \"CN=A,DC=contoso,DC=com\"\n  proxyAddresses = \
-         [\"SMTP:a@contoso.com\",\"x500:/o=Org/cn=A\"]\n",
-        "the x500 address is added to the existing ones"
+        "export ad update user \"CN=A,DC=contoso,DC=com\"\n  proxyAddresses += \
+         [\"x500:/o=Org/cn=A\"]\n",
+        "the x500 address is added to the existing ones (one value add)"
     );
 }
 

@@ -322,14 +322,15 @@ fn pending_exports_keep_values_holding_u0001() {
     let json = pending_json(&d);
     assert_eq!(json.len(), 1, "{json:?}");
     assert_eq!(json[0]["attribute"], "displayName");
+    assert_eq!(json[0]["change"], "replace");
     assert_eq!(json[0]["old"], "Al\u{1}ice");
-    assert_eq!(json[0]["new"], "B\u{1}ob");
+    assert_eq!(json[0]["values"], "B\u{1}ob");
 
     let rows = pending_csv(&d);
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0][4], "displayName");
+    assert_eq!(rows[0][5], "displayName");
     assert_eq!(
-        (rows[0][6].as_str(), rows[0][7].as_str()),
+        (rows[0][8].as_str(), rows[0][7].as_str()),
         ("Al\u{1}ice", "B\u{1}ob")
     );
 
@@ -337,7 +338,7 @@ fn pending_exports_keep_values_holding_u0001() {
     assert_eq!(text.code, 0, "{}", text.all());
     assert!(
         text.stdout
-            .contains("    update displayName: Al\\u{1}ice -> B\\u{1}ob\n"),
+            .contains("    replace displayName: Al\\u{1}ice -> B\\u{1}ob\n"),
         "{}",
         text.all()
     );
@@ -361,7 +362,7 @@ fn pending_exports_neutralise_formulas_and_escape_controls() {
     let rows = pending_csv(&d);
     let new_of = |attr: &str| -> Vec<String> {
         rows.iter()
-            .filter(|r| r[4] == attr)
+            .filter(|r| r[5] == attr)
             .map(|r| r[7].clone())
             .collect()
     };
@@ -381,7 +382,7 @@ fn pending_exports_neutralise_formulas_and_escape_controls() {
     }
     // JSON keeps the values as they are.
     let json = pending_json(&d);
-    assert!(json.iter().any(|r| r["new"] == "=HYPERLINK(1)"));
+    assert!(json.iter().any(|r| r["values"] == "=HYPERLINK(1)"));
     let text = state(&d, &["pending-exports"]);
     assert!(!text.stdout.contains('\u{1b}'), "{}", text.all());
     assert!(text.stdout.contains("\\u{1b}[31mRed"), "{}", text.all());

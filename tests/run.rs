@@ -317,7 +317,8 @@ fn remove_objects(recs: &[String], dns: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
-/// The (connector, operation, dn) of the pending exports, from the JSON format.
+/// The rows of `state pending-exports --format json`: one per attribute change (or per object
+/// without one), with typed values.
 fn pending_json(dir: &Dir, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["pending-exports", "--format", "json"];
     args.extend_from_slice(extra);
@@ -327,6 +328,7 @@ fn pending_json(dir: &Dir, extra: &[&str]) -> Vec<serde_json::Value> {
         .unwrap_or_else(|e| panic!("{e}: {}", out.all()))
 }
 
+/// The (connector, operation, dn) of the pending exports, from the JSON format.
 fn pending_objects(rows: &[serde_json::Value]) -> BTreeSet<(String, String, String)> {
     rows.iter()
         .map(|r| {
@@ -720,10 +722,11 @@ fn staging_mode_stages_and_exports_when_turned_off() {
             "operation",
             "type",
             "dn",
+            "new_dn",
             "attribute",
             "change",
-            "old",
-            "new"
+            "values",
+            "old"
         ]
     );
     let csv_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -778,8 +781,9 @@ fn staging_mode_stages_and_exports_when_turned_off() {
         assert_eq!(rows[0]["operation"], "update");
         assert_eq!(rows[0]["dn"].as_str().unwrap(), target_dn);
         assert_eq!(rows[0]["attribute"], "department");
+        assert_eq!(rows[0]["change"], "replace");
         assert_eq!(rows[0]["old"].as_str(), Some(old.as_str()));
-        assert_eq!(rows[0]["new"], "Staged Department");
+        assert_eq!(rows[0]["values"], "Staged Department");
         assert_eq!(d.read("entra.jsonl"), target_before);
     }
     d.set("staging", "false");
@@ -2063,7 +2067,7 @@ fn partitions_and_import_matching_compare_parsed_dns() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Removing a plain attribute
+// 11. Removing a plain attribute; a withheld value released
 
 /// A department removed in the source (an empty CSV cell) is exported as the removal of the
 /// attribute: one update, the attribute is gone from the target object and nothing else
@@ -2306,4 +2310,168 @@ fn a_delta_import_of_an_unchanged_file_reads_nothing() {
     let imp = r.step("import", "hr");
     assert!(!unchanged(imp), "{}", r.out.all());
     assert_eq!(imp.errors, 1, "{}", r.out.all());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Export deltas: typed pending exports, value-level multi-valued changes
+
+const TYPED_BUNDLE: &str = r#"bundle "typed"
+
+metaverse {
+  object person {
+    employeeId string
+    grade      integer
+    active     boolean
+    photo      binary
+    mails      string multi
+  }
+}
+
+connector "src" jsonl {
+  object worker anchor id {
+    id     string
+    grade  integer
+    active boolean
+    photo  binary
+    mails  string multi
+  }
+}
+
+connector "dst" jsonl {
+  object account anchor accountId {
+    accountId  string
+    employeeId string
+    grade      integer
+    active     boolean
+    photo      binary
+    mails      string multi
+  }
+}
+
+inbound rule "In from src" {
+  connector "src"  source worker  target person  link provision  precedence 1
+  join { id = employeeId }
+  flow employeeId <- [id]
+  flow grade      <- [grade]
+  flow active     <- [active]
+  flow photo      <- [photo]
+  flow mails      <- [mails]
+}
+
+outbound rule "Out to dst" {
+  connector "dst"  source person  target account  link provision  precedence 10
+  join { employeeId = employeeId }
+  flow employeeId <- [employeeId]
+  flow grade      <- [grade]
+  flow active     <- [active]
+  flow photo      <- [photo]
+  flow mails      <- [mails]
+  flow dn         <- "CN=" & [employeeId] & ",OU=People,DC=example,DC=com"
+}
+"#;
+
+/// A deployment of [`TYPED_BUNDLE`]: one worker in `src.jsonl` with these mails, provisioned
+/// into `dst.jsonl`; staging mode on.
+fn typed(name: &str, mails: &[&str]) -> Dir {
+    let d = Dir::new(name);
+    std::fs::create_dir_all(d.path("bundle")).unwrap();
+    d.write("bundle/typed.idf", TYPED_BUNDLE);
+    d.write(
+        "idflow.toml",
+        "bundle = \"bundle\"\nstate = \"idflow.db\"\nstaging = true\n\n\
+         [connectors.src]\nkind = \"jsonl\"\npath = \"src.jsonl\"\n\n\
+         [connectors.dst]\nkind = \"jsonl\"\npath = \"dst.jsonl\"\n",
+    );
+    typed_source(&d, mails);
+    d
+}
+
+fn typed_source(d: &Dir, mails: &[&str]) {
+    let line = serde_json::json!({
+        "dn": "CN=1,OU=Src",
+        "type": "worker",
+        "attrs": {"id": "1", "grade": 3, "active": true, "photo": {"$binary": "AAEC"}, "mails": mails},
+    });
+    d.write("src.jsonl", &format!("{line}\n"));
+}
+
+/// The mails the target file holds for the one account.
+fn target_mails(d: &Dir) -> serde_json::Value {
+    let text = d.read("dst.jsonl");
+    let line = text.lines().next().expect("one account");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["attrs"]["mails"].clone()
+}
+
+#[test]
+fn pending_exports_carry_typed_values_and_value_level_changes() {
+    use serde_json::json;
+    let d = typed("typed", &["a@x", "b@x"]);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.export("dst").adds, 1, "{}", r.out.all());
+
+    // An add: one replace row per attribute, each value in its JSON type.
+    let rows = pending_json(&d, &["--connector", "dst"]);
+    let of = |attr: &str| -> serde_json::Value {
+        let row = rows
+            .iter()
+            .find(|r| r["attribute"] == attr)
+            .unwrap_or_else(|| panic!("no row for {attr}: {rows:?}"));
+        assert_eq!(row["operation"], "add", "{row}");
+        assert_eq!(row["change"], "replace", "{row}");
+        row["values"].clone()
+    };
+    assert_eq!(of("grade"), json!(3));
+    assert_eq!(of("active"), json!(true));
+    assert_eq!(of("photo"), json!({"$binary": "AAEC"}));
+    assert_eq!(of("mails"), json!(["a@x", "b@x"]));
+    assert_eq!(of("employeeId"), json!("1"));
+
+    d.set("staging", "false");
+    let r = run(&d, &[]);
+    assert_eq!(r.export("dst").adds, 1, "{}", r.out.all());
+    assert_eq!(target_mails(&d), json!(["a@x", "b@x"]));
+    assert!(pending_json(&d, &[]).is_empty());
+
+    // One value more, in the middle: one value add of that value.
+    d.set("staging", "true");
+    typed_source(&d, &["a@x", "c@x", "b@x"]);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let rows = pending_json(&d, &[]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["operation"], "update");
+    assert_eq!(rows[0]["attribute"], "mails");
+    assert_eq!(rows[0]["change"], "add");
+    assert_eq!(rows[0]["values"], json!(["c@x"]));
+    assert!(rows[0].get("old").is_none(), "{rows:?}");
+    let text = state(&d, &["pending-exports"]);
+    assert!(
+        text.stdout.contains("    add mails: [\"c@x\"]\n"),
+        "{}",
+        text.all()
+    );
+
+    // The file target applies the value add; the order of values is no change afterwards.
+    d.set("staging", "false");
+    let r = run(&d, &[]);
+    assert_eq!(r.export("dst").updates, 1, "{}", r.out.all());
+    assert_eq!(target_mails(&d), json!(["a@x", "b@x", "c@x"]));
+    run(&d, &[]).assert_no_changes();
+
+    // One value fewer: one value remove.
+    d.set("staging", "true");
+    typed_source(&d, &["c@x", "b@x"]);
+    run(&d, &[]);
+    let rows = pending_json(&d, &[]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (&rows[0]["change"], &rows[0]["values"]),
+        (&json!("remove"), &json!(["a@x"]))
+    );
+    d.set("staging", "false");
+    run(&d, &[]);
+    assert_eq!(target_mails(&d), json!(["b@x", "c@x"]));
+    run(&d, &[]).assert_no_changes();
 }

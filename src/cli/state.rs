@@ -1,7 +1,9 @@
 //! `idflow state`: looks into the stored state of a deployment.
 //!
-//! `pending-exports` shows exactly what the next export would send, per object and attribute
-//! (add/update/delete, old and new values), as text, JSON or CSV; `search` finds connector-space
+//! `pending-exports` shows exactly what the next export would send: the engine's export deltas
+//! (`engine::export`), one row per attribute change (replace, value add, value remove, clear)
+//! with its values, and the confirmed value a replace or clear changes, as text, JSON (typed
+//! values, `eval::json`) or CSV; `search` finds connector-space
 //! or metaverse objects by DN, anchor or attribute; `show` prints one object with its links and
 //! its lineage through the rules; `errors` lists the latest sync errors by category and the
 //! records the latest import of each connector rejected; `runs` the run history.
@@ -12,7 +14,8 @@
 //! formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`.
 
 use super::{FINDINGS, OK, USAGE};
-use crate::engine::model::{CsId, ExportOp};
+use crate::engine::export::{self, AttrOp};
+use crate::engine::model::CsId;
 use crate::engine::preview;
 use crate::eval::json;
 use crate::runner::Runner;
@@ -108,17 +111,21 @@ fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// One attribute change of a pending export (or an object's line when nothing but its
-/// operation changes), with the old and new values as they are.
+/// One attribute change of a pending export (or an object's line when it has no attribute
+/// change: a delete, a rename alone), with its values as they are.
 struct PendingRow {
     connector: String,
-    operation: String,
+    operation: &'static str,
     object_type: String,
     dn: String,
+    new_dn: Option<String>,
     attribute: String,
-    change: String,
-    old: String,
-    new: String,
+    /// `replace`, `add`, `remove`, `clear`, or empty on an object's line.
+    change: &'static str,
+    /// The value a replace sets, the values an add or a remove names.
+    values: Value,
+    /// The confirmed value a replace or a clear changes.
+    old: Option<Value>,
 }
 
 fn text(v: &Value) -> String {
@@ -165,43 +172,58 @@ pub fn run(args: Args) -> u8 {
 
 fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
     let plan = &runner.engine.plan;
+    let state = &runner.engine.state;
     let mut rows: Vec<PendingRow> = Vec::new();
     for (c, cp) in plan.connectors.iter().enumerate() {
         if connector.is_some_and(|n| n != cp.name) {
             continue;
         }
-        for (_, o, op) in runner.engine.state.pending_exports(c) {
-            let t = &cp.types[o.object_type];
-            let dn = o.dn.to_string();
-            let row = |attribute: &str, change: &str, old: String, new: String| PendingRow {
-                connector: cp.name.clone(),
-                operation: op.as_str().into(),
-                object_type: t.name.clone(),
-                dn: dn.clone(),
-                attribute: attribute.into(),
-                change: change.into(),
-                old,
-                new,
-            };
-            let mut any = false;
-            for (slot, (new, old)) in o.current.iter().zip(&o.imported).enumerate() {
-                if Some(slot) == t.dn || new == old || op == ExportOp::Delete {
-                    continue;
+        for d in export::deltas(plan, state, c) {
+            let row = |attribute: &str, change: &'static str, values: Value, old: Option<Value>| {
+                PendingRow {
+                    connector: cp.name.clone(),
+                    operation: d.kind.as_str(),
+                    object_type: d.object_type.clone(),
+                    dn: d.dn.to_string(),
+                    new_dn: d.new_dn.as_ref().map(|n| n.to_string()),
+                    attribute: attribute.into(),
+                    change,
+                    values,
+                    old,
                 }
-                let change = match (old.is_null(), new.is_null()) {
-                    (true, _) => "add",
-                    (false, true) => "delete",
-                    _ => "update",
-                };
-                rows.push(row(&t.names[slot], change, text(old), text(new)));
-                any = true;
+            };
+            if d.changes.is_empty() {
+                rows.push(row("", "", Value::Null, None));
             }
-            if let Some(nd) = &o.new_dn {
-                rows.push(row("dn", "update", dn.clone(), nd.to_string()));
-                any = true;
-            }
-            if !any {
-                rows.push(row("", "", String::new(), String::new()));
+            // The confirmed value a replace or a clear changes.
+            let confirmed = |attr: &str| -> Value {
+                state
+                    .cs
+                    .get(d.cs as usize)
+                    .and_then(|o| {
+                        let slot = cp.types.get(o.object_type)?.slot(attr)?;
+                        o.imported.get(slot).cloned()
+                    })
+                    .unwrap_or_default()
+            };
+            for ch in &d.changes {
+                rows.push(match &ch.op {
+                    AttrOp::Replace(v) => row(
+                        &ch.attr,
+                        ch.op.as_str(),
+                        v.clone(),
+                        Some(confirmed(&ch.attr)),
+                    ),
+                    AttrOp::Clear => row(
+                        &ch.attr,
+                        ch.op.as_str(),
+                        Value::Null,
+                        Some(confirmed(&ch.attr)),
+                    ),
+                    AttrOp::Add(vs) | AttrOp::Remove(vs) => {
+                        row(&ch.attr, ch.op.as_str(), Value::many(vs.clone()), None)
+                    }
+                });
             }
         }
     }
@@ -210,7 +232,20 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
             let items: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
-                    serde_json::json!({"connector": r.connector, "operation": r.operation, "type": r.object_type, "dn": r.dn, "attribute": r.attribute, "change": r.change, "old": r.old, "new": r.new})
+                    let mut o = serde_json::json!({
+                        "connector": r.connector,
+                        "operation": r.operation,
+                        "type": r.object_type,
+                        "dn": r.dn,
+                        "new_dn": r.new_dn,
+                        "attribute": r.attribute,
+                        "change": r.change,
+                        "values": json::to_json(&r.values),
+                    });
+                    if let (Some(old), Some(map)) = (&r.old, o.as_object_mut()) {
+                        map.insert("old".into(), json::to_json(old));
+                    }
+                    o
                 })
                 .collect();
             println!(
@@ -225,22 +260,24 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                 "operation",
                 "type",
                 "dn",
+                "new_dn",
                 "attribute",
                 "change",
+                "values",
                 "old",
-                "new",
             ]);
             for r in &rows {
                 let _ = w.write_record(
                     [
-                        &r.connector,
-                        &r.operation,
+                        r.connector.as_str(),
+                        r.operation,
                         &r.object_type,
                         &r.dn,
+                        r.new_dn.as_deref().unwrap_or(""),
                         &r.attribute,
-                        &r.change,
-                        &r.old,
-                        &r.new,
+                        r.change,
+                        &text(&r.values),
+                        &r.old.as_ref().map(text).unwrap_or_default(),
                     ]
                     .map(|c| csv_cell(c).into_owned()),
                 );
@@ -249,6 +286,13 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
         }
         Format::Text => {
             let mut last = String::new();
+            let shown = |v: &Value| {
+                if v.is_null() {
+                    "(none)".to_string()
+                } else {
+                    escape_controls(&text(v))
+                }
+            };
             for r in &rows {
                 let head = format!(
                     "{} {} {} \"{}\"",
@@ -259,23 +303,23 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                 );
                 if head != last {
                     println!("{head}");
+                    if let Some(nd) = &r.new_dn {
+                        println!("    rename to \"{}\"", escape_controls(nd));
+                    }
                     last = head;
                 }
-                if !r.attribute.is_empty() {
-                    let shown = |v: &str| {
-                        if v.is_empty() {
-                            "(none)".to_string()
-                        } else {
-                            escape_controls(v)
-                        }
-                    };
-                    println!(
+                if r.attribute.is_empty() {
+                    continue;
+                }
+                match &r.old {
+                    Some(old) => println!(
                         "    {} {}: {} -> {}",
                         r.change,
                         r.attribute,
-                        shown(&r.old),
-                        shown(&r.new)
-                    );
+                        shown(old),
+                        shown(&r.values)
+                    ),
+                    None => println!("    {} {}: {}", r.change, r.attribute, shown(&r.values)),
                 }
             }
             let objects = rows

@@ -16,7 +16,8 @@
 //! a header without the anchor column and a `dn_template` naming an unknown column are errors.
 
 use super::ldif::{AttrTypes, declared, escape_rdn_value, text_value};
-use super::{Connector, ConnectorError, ExportChange, ExportOutcome, Imported, Rejected};
+use super::{Connector, ConnectorError, ExportOutcome, Imported, Rejected};
+use crate::engine::export::ExportDelta;
 use crate::engine::import::{ImportChange, ImportObject};
 use crate::sema::types::Base;
 use crate::value::Value;
@@ -190,7 +191,7 @@ impl Connector for CsvSource {
         Ok(out)
     }
 
-    fn export(&mut self, _changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, _changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
         Err(self.error(None, "CSV is a source only".into()))
     }
 }

@@ -16,7 +16,8 @@
 //! one, fails that change) and replaces the file atomically, sorted by DN in tree order.
 
 use super::ldif::{self, AttrTypes, Entry, Objects, declared, full};
-use super::{Connector, ConnectorError, ExportChange, ExportOutcome, Imported, Rejected};
+use super::{Anchors, Connector, ConnectorError, ExportOutcome, Imported, Rejected};
+use crate::engine::export::ExportDelta;
 use crate::eval::json::{from_json, to_json};
 use crate::sema::types::Base;
 use crate::value::Value;
@@ -215,7 +216,7 @@ impl Connector for JsonlSource {
         Ok(full(&set, rejected))
     }
 
-    fn export(&mut self, _changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, _changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
         Err(ConnectorError {
             source: self.path.display().to_string(),
             line: None,
@@ -229,6 +230,8 @@ impl Connector for JsonlSource {
 pub struct JsonlTarget {
     pub path: PathBuf,
     pub types: AttrTypes,
+    /// The anchor attributes it assigns to new objects, by type.
+    pub anchors: Anchors,
 }
 
 impl JsonlTarget {
@@ -236,11 +239,18 @@ impl JsonlTarget {
         JsonlTarget {
             path: path.into(),
             types: AttrTypes::new(),
+            anchors: Anchors::new(),
         }
     }
 
     pub fn with_types(mut self, types: AttrTypes) -> JsonlTarget {
         self.types = types;
+        self
+    }
+
+    /// Assigns anchors (`connector::generated_anchor`) to new objects of these types.
+    pub fn with_anchors(mut self, anchors: Anchors) -> JsonlTarget {
+        self.anchors = anchors;
         self
     }
 }
@@ -257,9 +267,9 @@ impl Connector for JsonlTarget {
     }
 
     /// Applies the changes and replaces the file atomically (only when a change applied).
-    fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
         let loaded = load(&self.path, &self.types, true)?;
-        ldif::export_file(&self.path, loaded, "line", changes, |set| {
+        ldif::export_file(&self.path, loaded, "line", changes, &self.anchors, |set| {
             write_jsonl(set.values())
         })
     }

@@ -33,15 +33,16 @@
 //!
 //! A target file holds the target directory's content. [`LdifTarget::export`] reads it (a
 //! missing file is an empty directory; a file with malformed records is an error and is left
-//! alone), applies the changes, and replaces the file atomically (temporary file in the same
-//! directory, fsync, rename, fsync of the directory): records sorted by DN in tree order
-//! (parents first), values base64-encoded unless they are RFC 2849 SAFE-STRINGs (binaries
-//! always), lines folded at 76 columns.
+//! alone), applies the engine's export deltas (replace, value add, value remove, clear; a new
+//! object whose type has an anchor attribute without a value gets a generated anchor), and
+//! replaces the file atomically (temporary file in the same directory, fsync, rename, fsync of
+//! the directory): records sorted by DN in tree order (parents first), values base64-encoded
+//! unless they are RFC 2849 SAFE-STRINGs (binaries always), lines folded at 76 columns.
 
-use super::{
-    Connector, ConnectorError, ExportChange, ExportKind, ExportOutcome, Imported, Rejected,
-};
+use super::{Anchors, Connector, ConnectorError, ExportOutcome, Imported, Rejected};
+use crate::engine::export::{AttrOp, ExportDelta};
 use crate::engine::import::{ImportChange, ImportObject};
+use crate::engine::model::ExportOp;
 use crate::sema::types::Base;
 use crate::value::{DateTime, Value};
 use base64::Engine as _;
@@ -140,6 +141,24 @@ impl Entry {
             }
         }
         self.set(name, all);
+    }
+
+    /// Removes values from an attribute (a string and a reference with the same text are one
+    /// value); removing the last one removes the attribute.
+    pub fn remove(&mut self, name: &str, values: &[Value]) {
+        let Some(have) = self.get(name) else {
+            return;
+        };
+        let same = |a: &Value, b: &Value| match (a.as_str(), b.as_str()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        };
+        let kept: Vec<Value> = have
+            .iter()
+            .filter(|v| !values.iter().any(|r| same(v, r)))
+            .cloned()
+            .collect();
+        self.set(name, kept);
     }
 
     /// The object as the engine imports it: one value is a scalar, several a multi-valued value.
@@ -1187,13 +1206,15 @@ pub(crate) fn full(set: &Objects, rejected: Vec<Rejected>) -> Imported {
 }
 
 /// Exports to a target file whose content was `loaded`: a file with a malformed `unit` (record,
-/// line) is not rewritten; otherwise the changes are applied and, when one applied, the file is
-/// replaced atomically with `render` of the new content.
+/// line) is not rewritten; otherwise the deltas are applied and, when one applied, the file is
+/// replaced atomically with `render` of the new content. New objects of the types in `anchors`
+/// get a generated anchor when the delta gives them none.
 pub(crate) fn export_file(
     path: &Path,
     loaded: (Objects, Vec<Rejected>),
     unit: &str,
-    changes: &[ExportChange],
+    changes: &[ExportDelta],
+    anchors: &Anchors,
     render: impl FnOnce(&Objects) -> String,
 ) -> Result<ExportOutcome, ConnectorError> {
     let (mut set, rejected) = loaded;
@@ -1207,39 +1228,49 @@ pub(crate) fn export_file(
             ),
         });
     }
-    let outcome = apply_exports(&mut set, changes);
+    let outcome = apply_exports(&mut set, changes, anchors);
     if outcome.applied > 0 {
         write_atomic(path, render(&set).as_bytes())?;
     }
     Ok(outcome)
 }
 
-/// Applies export changes to a set of objects. Adds of an existing DN and updates or deletes of
+/// Applies export deltas to a set of objects. Adds of an existing DN and updates or deletes of
 /// a missing one are failed changes; the others are applied.
-pub(crate) fn apply_exports(set: &mut Objects, changes: &[ExportChange]) -> ExportOutcome {
+pub(crate) fn apply_exports(
+    set: &mut Objects,
+    changes: &[ExportDelta],
+    anchors: &Anchors,
+) -> ExportOutcome {
     let mut out = ExportOutcome::default();
     for c in changes {
-        match apply_export(set, c) {
+        match apply_export(set, c, anchors) {
             Ok(()) => out.applied += 1,
-            Err(m) => out.failed.push((c.dn.clone(), m)),
+            Err(m) => out.failed.push((c.dn.to_string(), m)),
         }
     }
     out
 }
 
-fn set_attr(e: &mut Entry, name: &str, v: &Value) {
-    if !matches!(v, Value::IgnoreThisFlow) {
-        e.set(name, v.values().to_vec());
+/// Applies one attribute change to an entry: a replace sets the values, a clear removes the
+/// attribute, an add and a remove change only the values they name.
+fn apply_change(e: &mut Entry, name: &str, op: &AttrOp) {
+    match op {
+        AttrOp::Replace(Value::IgnoreThisFlow) => {}
+        AttrOp::Replace(v) => e.set(name, v.values().to_vec()),
+        AttrOp::Clear => e.set(name, Vec::new()),
+        AttrOp::Add(values) => e.add(name, values.clone()),
+        AttrOp::Remove(values) => e.remove(name, values),
     }
 }
 
-fn apply_export(set: &mut Objects, c: &ExportChange) -> Result<(), String> {
+fn apply_export(set: &mut Objects, c: &ExportDelta, anchors: &Anchors) -> Result<(), String> {
     let k = dn_key(&c.dn);
     if k.is_empty() {
         return Err("empty DN".into());
     }
     match c.kind {
-        ExportKind::Add => {
+        ExportOp::Add => {
             if set.contains_key(&k) {
                 return Err("an object with this DN already exists".into());
             }
@@ -1247,14 +1278,20 @@ fn apply_export(set: &mut Objects, c: &ExportChange) -> Result<(), String> {
                 return Err("no object type".into());
             }
             let mut e = Entry::new(c.dn.trim(), c.object_type.as_str());
-            for (n, v) in &c.attrs {
-                if !n.eq_ignore_ascii_case("objectClass") {
-                    set_attr(&mut e, n, v);
+            for ch in &c.changes {
+                if !ch.attr.eq_ignore_ascii_case("objectClass") {
+                    apply_change(&mut e, &ch.attr, &ch.op);
                 }
+            }
+            // The target stands for a directory that assigns anchors to new objects.
+            if let Some(a) = anchors.get(&c.object_type.to_lowercase())
+                && e.get(a).is_none()
+            {
+                e.set(a, vec![super::generated_anchor(&c.object_type, &c.dn)]);
             }
             set.insert(k, e);
         }
-        ExportKind::Update => {
+        ExportOp::Update => {
             let mut e = set.get(&k).cloned().ok_or("no object with this DN")?;
             let mut nk = k.clone();
             if let Some(nd) = c.new_dn.as_deref().filter(|d| !d.trim().is_empty()) {
@@ -1266,13 +1303,13 @@ fn apply_export(set: &mut Objects, c: &ExportChange) -> Result<(), String> {
                 }
                 rename(&mut e, nd, true);
             }
-            for (n, v) in &c.attrs {
-                set_attr(&mut e, n, v);
+            for ch in &c.changes {
+                apply_change(&mut e, &ch.attr, &ch.op);
             }
             set.remove(&k);
             set.insert(nk, e);
         }
-        ExportKind::Delete => {
+        ExportOp::Delete => {
             set.remove(&k).ok_or("no object with this DN")?;
         }
     }
@@ -1357,7 +1394,7 @@ impl Connector for LdifSource {
         })
     }
 
-    fn export(&mut self, _changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, _changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
         Err(ConnectorError {
             source: self.path.display().to_string(),
             line: None,
@@ -1372,6 +1409,8 @@ pub struct LdifTarget {
     pub path: PathBuf,
     /// Types for reading the file back.
     pub types: AttrTypes,
+    /// The anchor attributes it assigns to new objects, by type.
+    pub anchors: Anchors,
 }
 
 impl LdifTarget {
@@ -1379,11 +1418,18 @@ impl LdifTarget {
         LdifTarget {
             path: path.into(),
             types: AttrTypes::new(),
+            anchors: Anchors::new(),
         }
     }
 
     pub fn with_types(mut self, types: AttrTypes) -> LdifTarget {
         self.types = types;
+        self
+    }
+
+    /// Assigns anchors (`connector::generated_anchor`) to new objects of these types.
+    pub fn with_anchors(mut self, anchors: Anchors) -> LdifTarget {
+        self.anchors = anchors;
         self
     }
 }
@@ -1399,13 +1445,18 @@ impl Connector for LdifTarget {
         Ok(full(&set, rejected))
     }
 
-    /// Applies the changes to the file's content and replaces the file atomically. Changes
-    /// that do not apply are in `failed`; the file is rewritten only when one applied.
-    fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+    /// Applies the deltas to the file's content and replaces the file atomically. Deltas that
+    /// do not apply are in `failed`; the file is rewritten only when one applied.
+    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
         let loaded = load(&self.path, &self.types, true)?;
-        export_file(&self.path, loaded, "record", changes, |set| {
-            write_ldif(set.values())
-        })
+        export_file(
+            &self.path,
+            loaded,
+            "record",
+            changes,
+            &self.anchors,
+            |set| write_ldif(set.values()),
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! Connectors: the only code that reads from and writes to connected systems.
 //!
-//! Consumes: a connector's settings (from `idflow.toml`) and staged exports. Produces:
+//! Consumes: a connector's settings (from `idflow.toml`) and the engine's
+//! [`ExportDelta`]s (value-level attribute changes). Produces:
 //! [`ImportChange`]s for the engine (full or delta import) and [`ExportOutcome`]s. Every
 //! connector reports bad input with its location (file, line) and never panics; a read that
 //! fails or is cut short is an error, never a partial full import (which would turn the
@@ -15,8 +16,11 @@ pub mod csv;
 pub mod jsonl;
 pub mod ldif;
 
+use crate::engine::export::ExportDelta;
 use crate::engine::import::ImportChange;
 use crate::value::Value;
+use sha2::Digest;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// An error of a connector: where, and what.
@@ -58,26 +62,34 @@ pub struct Imported {
     pub watermark: Option<String>,
 }
 
-/// What to do to one object of the connected system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportKind {
-    Add,
-    Update,
-    Delete,
+/// The attribute that holds each object type's anchor, for targets that assign anchors to the
+/// objects they create (file targets, as a directory does): lower-cased type name → attribute.
+pub type Anchors = HashMap<String, String>;
+
+/// The [`Anchors`] of a connector's object types: the types whose anchor is an attribute of
+/// its own (not the DN).
+pub fn anchors(plan: &crate::engine::compile::ConnectorPlan) -> Anchors {
+    plan.types
+        .iter()
+        .filter_map(|t| {
+            let a = t.anchor.filter(|&a| Some(a) != t.dn)?;
+            Some((t.name.to_lowercase(), t.names.get(a)?.clone()))
+        })
+        .collect()
 }
 
-/// One staged export, as a connector applies it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExportChange {
-    pub kind: ExportKind,
-    pub object_type: String,
-    /// The object's DN before the change.
-    pub dn: String,
-    /// A new DN (rename), for updates.
-    pub new_dn: Option<String>,
-    /// The attribute values to set: every value for an add; the changed ones for an update
-    /// (`Value::Null` removes the attribute).
-    pub attrs: Vec<(String, Value)>,
+/// The anchor a file target assigns to a new object: `<Type>_<uuid>`, derived from the DN so
+/// it is reproducible (docs/DECISIONS.md 23).
+pub fn generated_anchor(ty: &str, dn: &str) -> Value {
+    let digest = sha2::Sha256::digest(dn.to_lowercase().as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut t = ty.to_string();
+    if let Some(first) = t.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    Value::from(format!("{t}_{id}"))
 }
 
 /// The result of an export.
@@ -103,9 +115,9 @@ pub trait Connector {
     fn source_file(&self) -> Option<&std::path::Path> {
         None
     }
-    /// Applies changes. A connector that cannot apply any change (an unwritable target) returns
-    /// an error and changes nothing.
-    fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError>;
+    /// Applies export deltas (the engine's, unchanged). A connector that cannot apply any
+    /// change (an unwritable target) returns an error and changes nothing.
+    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError>;
 }
 
 /// Where a file connector reads or writes.
@@ -129,7 +141,7 @@ impl Connector for SplitFile {
         self.source.full_import()
     }
 
-    fn export(&mut self, changes: &[ExportChange]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
         self.target.export(changes)
     }
 }
@@ -142,6 +154,7 @@ pub fn open(
     plan: &crate::engine::compile::ConnectorPlan,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     let types = ldif::attr_types(plan.types.iter().map(|t| &t.def));
+    let anchors = anchors(plan);
     let missing = |what: &str| ConnectorError {
         source: cfg.name.clone(),
         line: None,
@@ -153,24 +166,40 @@ pub fn open(
         "ldif" => {
             let path = path.ok_or_else(|| missing("path"))?;
             if same_target {
-                Ok(Box::new(ldif::LdifTarget::new(path).with_types(types)))
+                Ok(Box::new(
+                    ldif::LdifTarget::new(path)
+                        .with_types(types)
+                        .with_anchors(anchors),
+                ))
             } else {
                 let target = cfg.target.clone().ok_or_else(|| missing("target"))?;
                 Ok(Box::new(SplitFile {
                     source: Box::new(ldif::LdifSource::new(path).with_types(types.clone())),
-                    target: Box::new(ldif::LdifTarget::new(target).with_types(types)),
+                    target: Box::new(
+                        ldif::LdifTarget::new(target)
+                            .with_types(types)
+                            .with_anchors(anchors),
+                    ),
                 }))
             }
         }
         "jsonl" => {
             let path = path.ok_or_else(|| missing("path"))?;
             if same_target {
-                Ok(Box::new(jsonl::JsonlTarget::new(path).with_types(types)))
+                Ok(Box::new(
+                    jsonl::JsonlTarget::new(path)
+                        .with_types(types)
+                        .with_anchors(anchors),
+                ))
             } else {
                 let target = cfg.target.clone().ok_or_else(|| missing("target"))?;
                 Ok(Box::new(SplitFile {
                     source: Box::new(jsonl::JsonlSource::new(path).with_types(types.clone())),
-                    target: Box::new(jsonl::JsonlTarget::new(target).with_types(types)),
+                    target: Box::new(
+                        jsonl::JsonlTarget::new(target)
+                            .with_types(types)
+                            .with_anchors(anchors),
+                    ),
                 }))
             }
         }

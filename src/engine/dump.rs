@@ -1,13 +1,15 @@
 //! A canonical text form of the engine's state, independent of internal ids.
 //!
 //! Consumes: a [`Plan`] and a [`State`]. Produces: text listing every metaverse object (its
-//! type, the connector objects linked to it, its values) and every staged export (connector,
-//! operation, type, DN, values to export), each block sorted, so two states with the same
-//! content give the same text whatever order they were built in. Metaverse references are
+//! type, the connector objects linked to it, its values) and every staged export (its
+//! [`super::export::ExportDelta`]: connector, operation, type, DN, attribute changes), each
+//! block sorted, so two states with the same content give the same text whatever order they
+//! were built in. Metaverse references are
 //! written as the `connector:DN` of the first object linked to the referenced object.
 //! Used by scenario snapshots, the delta-versus-full sync property test and previews.
 
 use super::compile::Plan;
+use super::export::AttrOp;
 use super::model::{MvId, State};
 use crate::eval::json;
 use crate::value::Value;
@@ -95,25 +97,32 @@ pub fn exports(plan: &Plan, state: &State) -> String {
     exports_of(plan, state, |_| true)
 }
 
-/// The staged exports of the objects `keep` selects.
+/// The staged exports of the objects `keep` selects: their export deltas. A replace is
+/// written `name = value` (a clear `name = null`), a value add `name += [values]` and a value
+/// remove `name -= [values]`.
 pub fn exports_of(plan: &Plan, state: &State, keep: impl Fn(super::model::CsId) -> bool) -> String {
     let mut blocks = Vec::new();
     for (c, cp) in plan.connectors.iter().enumerate() {
-        for (id, o, op) in state.pending_exports(c) {
-            if !keep(id) {
-                continue;
+        let kept = state.pending_exports(c).filter(|(id, _, _)| keep(*id));
+        for d in kept.filter_map(|(id, _, _)| super::export::delta(plan, state, id)) {
+            let mut b = format!(
+                "export {} {} {} \"{}\"\n",
+                cp.name,
+                d.kind.as_str(),
+                d.object_type,
+                d.target_dn()
+            );
+            if d.new_dn.is_some() {
+                let _ = writeln!(b, "  (renamed from \"{}\")", d.dn);
             }
-            let t = &cp.types[o.object_type];
-            let dn = o.new_dn.as_deref().unwrap_or(&o.dn);
-            let mut b = format!("export {} {} {} \"{}\"\n", cp.name, op.as_str(), t.name, dn);
-            if o.new_dn.is_some() {
-                let _ = writeln!(b, "  (renamed from \"{}\")", o.dn);
-            }
-            for (slot, (new, old)) in o.current.iter().zip(&o.imported).enumerate() {
-                if Some(slot) == t.dn || new == old {
-                    continue;
-                }
-                let _ = writeln!(b, "  {} = {}", t.names[slot], show(plan, state, new));
+            for ch in &d.changes {
+                let (sign, v) = match &ch.op {
+                    AttrOp::Replace(v) => ("=", show(plan, state, v)),
+                    AttrOp::Clear => ("=", show(plan, state, &Value::Null)),
+                    AttrOp::Add(vs) => ("+=", show(plan, state, &Value::many(vs.clone()))),
+                    AttrOp::Remove(vs) => ("-=", show(plan, state, &Value::many(vs.clone()))),
+                };
+                let _ = writeln!(b, "  {} {sign} {v}", ch.attr);
             }
             blocks.push(b);
         }

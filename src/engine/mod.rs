@@ -4,7 +4,7 @@
 //! Consumes: a checked bundle ([`crate::sema::Bundle`]) and imported objects. Produces: the
 //! metaverse, staged exports and run reports. The engine computes changes and does no I/O:
 //! connectors feed [`import::ImportChange`]s in, and read staged exports out of the
-//! [`model::State`]; `store` persists the state.
+//! [`model::State`] as [`export::ExportDelta`]s; `store` persists the state.
 
 #![cfg_attr(
     not(test),
@@ -14,6 +14,7 @@
 pub mod compile;
 pub mod dnflow;
 pub mod dump;
+pub mod export;
 pub mod flow;
 pub mod import;
 pub mod model;

@@ -88,16 +88,26 @@ pub struct CsObject {
 }
 
 impl CsObject {
-    /// Whether the object has staged export work.
+    /// Whether a current value differs from its confirmed value for export: the order of a
+    /// multi-valued attribute's values is no difference (`engine::export::same_values`).
+    fn differs(&self) -> bool {
+        self.current != self.imported
+            && (self.current.len() != self.imported.len()
+                || self
+                    .current
+                    .iter()
+                    .zip(&self.imported)
+                    .any(|(new, old)| !super::export::same_values(old, new)))
+    }
+
+    /// Whether the object has staged export work (its delta: `engine::export`).
     pub fn export_op(&self) -> Option<ExportOp> {
         if self.gone || self.placeholder {
             return None;
         }
         match self.export {
             Some(op) => Some(op),
-            None if self.new_dn.is_some() || self.current != self.imported => {
-                Some(ExportOp::Update)
-            }
+            None if self.new_dn.is_some() || self.differs() => Some(ExportOp::Update),
             None => None,
         }
     }
@@ -305,7 +315,8 @@ impl State {
         Some(link.mv)
     }
 
-    /// Pending export operations of a connector, in object order.
+    /// Pending export operations of a connector, in object order (what each one sends:
+    /// `engine::export::deltas`).
     pub fn pending_exports(
         &self,
         connector: ConnIdx,

@@ -3,10 +3,12 @@
 //! Consumes: an [`Engine`] and one connector-space object. Produces: a [`Preview`] — which
 //! inbound rules were in scope and why the others were not, which join group matched what,
 //! every flow's value per rule and the value that won, the resulting metaverse object, and the
-//! exports it would stage — computed on a copy of the engine, so the engine itself is unchanged.
+//! exports it would stage (the [`ExportDelta`]s of its linked objects) — computed on a copy of
+//! the engine, so the engine itself is unchanged.
 
 use super::Engine;
 use super::dump;
+use super::export::{self, ExportDelta};
 use super::model::{CsId, PendingImport, SyncError};
 use super::sync::{Mode, Trace};
 
@@ -16,8 +18,10 @@ pub struct Preview {
     pub lines: Vec<String>,
     /// The metaverse object the object is linked to afterwards (canonical dump), if any.
     pub metaverse: String,
-    /// The exports staged for that metaverse object.
+    /// The exports staged for that metaverse object (canonical dump of [`Preview::deltas`]).
     pub exports: String,
+    /// The export deltas of the objects linked to that metaverse object.
+    pub deltas: Vec<ExportDelta>,
     pub errors: Vec<SyncError>,
 }
 
@@ -38,16 +42,20 @@ pub fn preview(engine: &Engine, cs: CsId) -> Preview {
         .get(cs as usize)
         .and_then(|o| o.link)
         .map(|l| l.mv);
-    let (metaverse, exports) = match mv.and_then(|id| e.state.mv.get(&id)) {
+    let (metaverse, exports, deltas) = match mv.and_then(|id| e.state.mv.get(&id)) {
         Some(m) => {
             let id = m.id;
             let linked = m.links.clone();
             (
                 dump::metaverse_of(&e.plan, &e.state, |x| x == id),
                 dump::exports_of(&e.plan, &e.state, |c| linked.contains(&c)),
+                linked
+                    .iter()
+                    .filter_map(|&c| export::delta(&e.plan, &e.state, c))
+                    .collect(),
             )
         }
-        None => (String::new(), String::new()),
+        None => (String::new(), String::new(), Vec::new()),
     };
     let errors = report
         .errors
@@ -58,6 +66,7 @@ pub fn preview(engine: &Engine, cs: CsId) -> Preview {
         lines: trace.lines,
         metaverse,
         exports,
+        deltas,
         errors,
     }
 }
