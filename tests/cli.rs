@@ -286,6 +286,15 @@ fn eval_errors() {
         "eval_runtime_error",
         run(&["eval", "[n] / 0", "--attr", "n=4"])
     );
+    // Each value within the size limit, together beyond the evaluation's byte budget: fails
+    // fast with E0513 instead of building 2.5 GB.
+    insta::assert_snapshot!(
+        "eval_budget_error",
+        run(&[
+            "eval",
+            r#"Count(Select($x, Split(PadLeft("",2499,","),","), PadLeft("",1000000,"a")))"#
+        ])
+    );
     insta::assert_snapshot!("eval_syntax_error", run(&["eval", "IIF(True, 1"]));
     insta::assert_snapshot!(
         "eval_missing_input",
