@@ -236,13 +236,19 @@ impl Interp<'_, '_> {
         } else {
             Value::Null
         };
-        Ok(iif_zip(&picks, &tv, &fv))
+        iif_zip(self.ctx, &picks, &tv, &fv).map_err(at(span))
     }
 }
 
 /// The result of a per-value `IIF`: value `i` is element `i` of the branch its condition picks
 /// when that branch has as many values as there are conditions, or the whole branch otherwise.
-pub(super) fn iif_zip(picks: &[bool], tv: &Value, fv: &Value) -> Value {
+/// The values collected are charged to the budget as they are added.
+pub(super) fn iif_zip(
+    ctx: &mut Ctx,
+    picks: &[bool],
+    tv: &Value,
+    fv: &Value,
+) -> Result<Value, Box<Fault>> {
     let n = picks.len();
     let pick = |v: &Value, i: usize| -> Value {
         match v {
@@ -253,9 +259,9 @@ pub(super) fn iif_zip(picks: &[bool], tv: &Value, fv: &Value) -> Value {
     let mut out = Vec::with_capacity(n);
     for (i, p) in picks.iter().enumerate() {
         let v = if *p { pick(tv, i) } else { pick(fv, i) };
-        push_flat(&mut out, v);
+        push_charged(ctx, &mut out, v, true)?;
     }
-    Value::many(out)
+    Ok(Value::many(out))
 }
 
 /// `&&` and `||` once both sides are evaluated (mapped over multi-valued sides).

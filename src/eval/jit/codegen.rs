@@ -1147,12 +1147,14 @@ impl<'a, 'b> Gen<'a, 'b> {
         let out = self.temp();
         let cp = self.b.use_var(cvar);
         let tvp = self.b.use_var(tvar);
-        self.helper(
+        let n = self.b.ins().iconst(I32, node as i64);
+        let s = self.helper(
             rtm::rt_iif_zip as *const u8,
-            &[P, P, P, P],
-            None,
-            &[cp, tvp, fvp, out],
+            &[P, P, P, P, P, I32],
+            Some(I32),
+            &[self.rt, cp, tvp, fvp, out, n],
         );
+        self.check(s);
         self.b.ins().jump(merge, &[out.into()]);
         self.finish_merge(merge)
     }

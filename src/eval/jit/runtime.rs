@@ -355,22 +355,25 @@ pub extern "C" fn rt_picks(rt: *mut Rt, cond: *const Value, node: u32) -> u32 {
     flags
 }
 
-/// The result of an `IIF` with a multi-valued condition once its branches are evaluated.
+/// The result of an `IIF` with a multi-valued condition once its branches are evaluated (the
+/// budget error, if any, at `node`).
 pub extern "C" fn rt_iif_zip(
+    rt: *mut Rt,
     cond: *const Value,
     tv: *const Value,
     fv: *const Value,
     out: *mut Value,
-) {
-    // SAFETY: generated code passes live values and a temporary.
+    node: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own frame, live values and a temporary.
+    let rt = unsafe { &mut *rt };
     let (cond, tv, fv) = unsafe { (val(cond), val(tv), val(fv)) };
     let picks: Vec<bool> = cond
         .values()
         .iter()
         .map(|c| matches!(c, Value::Bool(true)))
         .collect();
-    let v = interp::iif_zip(&picks, tv, fv);
-    unsafe { *out = v };
+    rt.guard(node, out, |rt| interp::iif_zip(rt.ctx(), &picks, tv, fv))
 }
 
 /// The value of a parameter (NULL when it has none).
