@@ -44,6 +44,19 @@ impl SourceFile {
     pub fn line_of(&self, offset: usize) -> usize {
         self.line_col(offset).0
     }
+
+    /// The byte offset where 1-based `line` starts (the end of the text past the last line).
+    pub fn line_start(&self, line: usize) -> usize {
+        line.checked_sub(1)
+            .and_then(|i| self.line_starts.get(i))
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// The number of lines (a text without line feeds has one).
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
 }
 
 /// All files of one compilation.

@@ -102,6 +102,28 @@ fn check_max_errors_limits_output() {
     ]));
 }
 
+/// A file with `n` lines of one invalid character each: `n` diagnostics.
+fn many_diagnostics(name: &str, n: usize) -> std::path::PathBuf {
+    let dir = tempdir(name);
+    std::fs::write(dir.join("many.idf"), "~\n".repeat(n)).unwrap();
+    dir
+}
+
+#[test]
+fn check_human_output_is_capped_by_default() {
+    // 53 diagnostics: human output shows 50 and says how many more there are.
+    let dir = many_diagnostics("capped", 53);
+    insta::assert_snapshot!(run_in(&dir, &["check", "many.idf"], None));
+    let explicit = run_in(&dir, &["check", "--max-errors", "52", "many.idf"], None);
+    assert_eq!(explicit.matches("E0001").count(), 52, "{explicit}");
+    assert!(explicit.contains("\n1 more diagnostic not shown (use --max-errors N to show more)\n"));
+    // JSON and SARIF stay complete.
+    let json = run_in(&dir, &["check", "--format", "json", "many.idf"], None);
+    assert_eq!(json.matches("\"E0001\"").count(), 53);
+    let sarif = run_in(&dir, &["check", "--format", "sarif", "many.idf"], None);
+    assert_eq!(sarif.matches("\"ruleId\": \"E0001\"").count(), 53);
+}
+
 #[test]
 fn check_missing_path_is_a_usage_error() {
     insta::assert_snapshot!(run(&["check", "no/such/bundle"]));
@@ -285,6 +307,15 @@ fn eval_errors() {
     insta::assert_snapshot!(
         "eval_runtime_error",
         run(&["eval", "[n] / 0", "--attr", "n=4"])
+    );
+    // Each value within the size limit, together beyond the evaluation's byte budget: fails
+    // fast with E0513 instead of building 2.5 GB.
+    insta::assert_snapshot!(
+        "eval_budget_error",
+        run(&[
+            "eval",
+            r#"Count(Select($x, Split(PadLeft("",2499,","),","), PadLeft("",1000000,"a")))"#
+        ])
     );
     insta::assert_snapshot!("eval_syntax_error", run(&["eval", "IIF(True, 1"]));
     insta::assert_snapshot!(

@@ -4,7 +4,7 @@
 //! and every runtime error code (E05xx) is exercised.
 //!
 //! Case format: `note`, `expr`, optional `input` (attribute values), `params`, `now`, `limits`
-//! (`max_bytes`, `max_values`, `max_steps`), and exactly one of `want` (the JSON `idflow eval`
+//! (`max_bytes`, `max_values`, `max_steps`, `max_total_bytes`), and exactly one of `want` (the JSON `idflow eval`
 //! prints) or `want_error = { code, stage = "check"|"eval" (default eval), contains }`.
 
 use idflow::eval::interp::Object;
@@ -53,6 +53,7 @@ struct CaseLimits {
     max_bytes: Option<usize>,
     max_values: Option<usize>,
     max_steps: Option<u64>,
+    max_total_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +132,7 @@ fn evaluate(engine: &str, c: &Case, codes: &mut BTreeSet<String>) -> Result<Outc
             max_bytes: l.max_bytes.unwrap_or(d.max_bytes),
             max_values: l.max_values.unwrap_or(d.max_values),
             max_steps: l.max_steps.unwrap_or(d.max_steps),
+            max_total_bytes: l.max_total_bytes.unwrap_or(d.max_total_bytes),
         };
     }
     ctx.params = params.clone();

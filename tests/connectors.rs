@@ -293,6 +293,78 @@ fn ldif_delta_import_applies_changes_to_the_previous_import() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Reading is linear in values per attribute and attributes per entry (`benches/ldif.rs` times
+/// it): a 100,000-member group and a 10,000-attribute entry come through whole and in order,
+/// with repeated values stored once and attribute names merged case-insensitively.
+#[test]
+fn ldif_large_groups_and_wide_entries_are_read_whole_and_in_order() {
+    let n = 100_000;
+    let member = |i: usize| format!("CN=User {i},OU=Users,DC=contoso,DC=com");
+    let mut text = String::from("dn: CN=Big,OU=Groups,DC=contoso,DC=com\nobjectClass: group\n");
+    for i in 0..n {
+        // Every tenth member is listed again later, under another spelling of the name.
+        text.push_str(&format!("member: {}\n", member(i)));
+        if i % 10 == 9 {
+            text.push_str(&format!("Member: {}\n", member(i - 5)));
+        }
+    }
+    text.push_str("\ndn: CN=Wide,DC=contoso,DC=com\nobjectClass: top\nobjectClass: thing\n");
+    text.push_str("objectClass: TOP\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("attr{i}: v{i}\nATTR{i}: v{i}\nattr{i}: w{i}\n"));
+    }
+    let dir = tempdir("large");
+    let path = dir.join("big.ldif");
+    std::fs::write(&path, &text).unwrap();
+    let mut src = LdifSource::new(&path).with_types(ad_types());
+    let got = src.full_import().unwrap();
+    assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    let big = object(&got, "CN=Big,OU=Groups,DC=contoso,DC=com");
+    assert_eq!(big.attrs.len(), 1);
+    let members = attr(big, "member").unwrap().values();
+    assert_eq!(members.len(), n);
+    for (i, m) in members.iter().enumerate() {
+        assert_eq!(m, &Value::Ref(member(i).into()), "member {i}");
+    }
+    let wide = object(&got, "CN=Wide,DC=contoso,DC=com");
+    assert_eq!(wide.object_type, "thing");
+    assert_eq!(wide.attrs.len(), 10_000);
+    for (i, (name, v)) in wide.attrs.iter().enumerate() {
+        assert_eq!(name, &format!("attr{i}"));
+        assert_eq!(v, &strs(&[&format!("v{i}"), &format!("w{i}")]));
+    }
+
+    // Change records: members added a few records at a time, some again, and half of them
+    // deleted by one record.
+    let added = 20;
+    let mut delta = String::new();
+    for i in n..n + added {
+        delta.push_str(&format!(
+            "dn: CN=Big,OU=Groups,DC=contoso,DC=com\nchangetype: modify\nadd: member\nmember: {}\nmember: {}\n-\n\n",
+            member(i),
+            member(i - n)
+        ));
+    }
+    delta.push_str("dn: CN=Big,OU=Groups,DC=contoso,DC=com\nchangetype: modify\ndelete: member\n");
+    for i in (0..n).step_by(2) {
+        delta.push_str(&format!("member: {}\n", member(i)));
+    }
+    delta.push_str("-\n");
+    std::fs::write(&path, &delta).unwrap();
+    let got = src.delta_import(None).unwrap();
+    assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    let big = object(&got, "CN=Big,OU=Groups,DC=contoso,DC=com");
+    let members = attr(big, "member").unwrap().values();
+    let want: Vec<Value> = (1..n)
+        .step_by(2)
+        .chain(n..n + added)
+        .map(|i| Value::Ref(member(i).into()))
+        .collect();
+    assert_eq!(members.len(), want.len());
+    assert!(members == want.as_slice());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 // LDIF target
 

@@ -59,8 +59,9 @@ fn no_changes(out: &Out) -> bool {
     out.code == 0
         && !out.stdout.is_empty()
         && out.stdout.lines().all(|l| {
-            l.contains(": 0 adds, 0 updates, 0 deletes, 0 renames, 0 errors, ")
-                && l.ends_with(" [success]")
+            (l.contains(": 0 adds, 0 updates, 0 deletes, 0 renames, 0 errors, ")
+                && l.ends_with(" [success]"))
+                || l == "    unchanged since the last import: nothing to read"
         })
 }
 

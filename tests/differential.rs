@@ -308,6 +308,7 @@ fn ctx() -> Ctx {
         max_bytes: 4096,
         max_values: 64,
         max_steps: 10_000,
+        max_total_bytes: 1 << 20,
     })
 }
 
@@ -319,6 +320,8 @@ struct Stats {
     values: usize,
     errors: usize,
     multi: usize,
+    /// Errors for exceeding the evaluation's byte budget (E0513).
+    budget: usize,
 }
 
 /// Runs `n` generated cases from `seed` on both engines; returns the mismatches.
@@ -354,7 +357,12 @@ fn run_generated(
                 match &a {
                     Ok(Value::Many(_)) => stats.multi += 1,
                     Ok(_) => stats.values += 1,
-                    Err(_) => stats.errors += 1,
+                    Err(e) => {
+                        stats.errors += 1;
+                        if e.code == "E0513" {
+                            stats.budget += 1;
+                        }
+                    }
                 }
                 if let Some(d) = differ(&a, &b) {
                     failures.push(format!(
@@ -412,7 +420,7 @@ fn random_expressions_agree_on_both_engines() {
     assert!(stats.errors > n / 100, "too few runtime errors: {stats:?}");
 }
 
-/// Tight limits, the same on both engines: step, size and value-count errors must come at the
+/// Tight limits, the same on both engines: step, size, value-count and budget errors must come at the
 /// same node (loops count steps in generated code; loop-free code under a step limit below its
 /// node count is left to the interpreter).
 #[test]
@@ -425,6 +433,7 @@ fn random_expressions_agree_under_tight_limits() {
             max_bytes: 4 + i % 40,
             max_values: 1 + i % 5,
             max_steps: 1 + (i % 30) as u64,
+            max_total_bytes: 8 + (i * 7) % 200,
         })
     }
     let seed = env_or("DIFF_SEED", 0x0005_EED5_u64);
@@ -444,6 +453,7 @@ fn random_expressions_agree_under_tight_limits() {
             .join("\n")
     );
     assert!(stats.errors > n / 4, "too few limit errors: {stats:?}");
+    assert!(stats.budget > n / 100, "too few budget errors: {stats:?}");
 }
 
 // ---- guards: the comparison detects real differences -----------------------------------------
@@ -500,6 +510,7 @@ fn guard_the_generated_run_catches_a_skewed_engine() {
             max_bytes: 4096,
             max_values: 64,
             max_steps: 3,
+            max_total_bytes: 1 << 20,
         })
     }
     let (failures, _) = run_generated(7, 200, |_| ctx(), starved);

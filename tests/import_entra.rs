@@ -294,3 +294,36 @@ fn the_default_bundle_is_the_import_plus_its_documented_changes() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_script_nested_too_deeply_is_reported_not_a_crash() {
+    let dir = tempdir("deep-script");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("deep.ps1");
+    // 15,000 nested `@(` in a 45 KB script used to overflow the stack (SIGABRT).
+    let depth = 15_000;
+    std::fs::write(
+        &script,
+        format!(
+            "Write-Host {}'x'{}\n",
+            "@(".repeat(depth),
+            ")".repeat(depth)
+        ),
+    )
+    .unwrap();
+    let out = dir.join("bundle");
+    let (code, stdout, stderr) = idflow(&[
+        "import",
+        "entra",
+        script.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stderr.contains("deep.ps1:1:524: E0215: brackets nested too deeply"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -427,3 +427,33 @@ fn unknown_variable_is_located() {
         "x.ps1:2:24: variable `$syncRule` is used before it is assigned"
     );
 }
+
+/// `Write-Host` followed by `depth` nested `@(` ... `)`.
+fn nested_arrays(depth: usize) -> String {
+    format!(
+        "Write-Host {}'x'{}\n",
+        "@(".repeat(depth),
+        ")".repeat(depth)
+    )
+}
+
+#[test]
+fn deeply_nested_brackets_are_a_located_error_not_a_stack_overflow() {
+    // 15,000 levels (a 45 KB script) used to overflow the parser's stack.
+    let e = read_str(&nested_arrays(15_000)).unwrap_err();
+    // The 257th `@(` is where the limit is passed: column 12 + 2 * 256.
+    assert_eq!(
+        e,
+        "x.ps1:1:524: E0215: brackets nested too deeply (at most 256 levels)"
+    );
+    // Other brackets count too.
+    let e = read_str(&format!("X {}\n", "(".repeat(1000))).unwrap_err();
+    assert!(e.starts_with("x.ps1:1:259: E0215:"), "{e}");
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_read() {
+    // The parser's recursion at the limit fits a test thread's stack (2 MiB).
+    let c = read_str(&nested_arrays(256)).unwrap();
+    assert!(c.rules.is_empty());
+}

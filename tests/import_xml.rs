@@ -455,3 +455,44 @@ fn a_well_formed_but_odd_export_reports_instead_of_failing() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn deeply_nested_elements_do_not_overflow_the_stack() {
+    // Every file kind, with elements nested 100,000 deep where the importer reads text and
+    // children (the parser and the importer are iterative; this guards that they stay so).
+    let d = temp_dir("deep");
+    let deep = |tag: &str| {
+        format!(
+            "{}x{}",
+            format!("<{tag}>").repeat(100_000),
+            format!("</{tag}>").repeat(100_000)
+        )
+    };
+    std::fs::write(
+        d.join("SynchronizationRules").join("r.xml"),
+        format!(
+            "<synchronizationRule><id>{{1}}</id><name>{}</name><direction>Inbound</direction>\
+             <scope-module>{}</scope-module></synchronizationRule>",
+            deep("n"),
+            deep("scope")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("Connectors").join("c.xml"),
+        format!("<ma-data><name>{}</name></ma-data>", deep("x")),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("GlobalSettings").join("MV.xml"),
+        format!(
+            "<saved-mv-configuration>{}</saved-mv-configuration>",
+            deep("mv-data")
+        ),
+    )
+    .unwrap();
+    // Read, with what could not be mapped reported.
+    let c = xml::read(&d).unwrap();
+    assert!(!c.unmapped.is_empty());
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: 1 << 16,
         max_values: 10_000,
         max_steps: 100_000,
+        max_total_bytes: 1 << 22,
     });
     // As `idflow eval` and the conformance runner do: the checked parameters have values.
     ctx.params = PARAMS.clone();

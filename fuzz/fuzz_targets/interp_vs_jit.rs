@@ -37,6 +37,7 @@ fn ctx() -> Ctx {
         max_bytes: 1 << 16,
         max_values: 10_000,
         max_steps: 100_000,
+        max_total_bytes: 1 << 22,
     });
     ctx.params = PARAMS.clone();
     ctx

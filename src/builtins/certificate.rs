@@ -141,7 +141,7 @@ fn with_cert(
     ctx: &mut Ctx,
     a: &[Value],
     f: &'static str,
-    g: impl FnOnce(&Ctx, &Cert<'_>) -> Outcome,
+    g: impl FnOnce(&mut Ctx, &Cert<'_>) -> Outcome,
 ) -> Outcome {
     match cert_arg(ctx, f, a, 0)? {
         Some(c) => g(ctx, &c),

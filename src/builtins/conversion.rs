@@ -182,7 +182,7 @@ fn cstr(ctx: &mut Ctx, a: &[Value]) -> Outcome {
     match args::get(a, 0) {
         v if v.is_null() => Ok(Value::Null),
         Value::Str(s) | Value::Ref(s) => Ok(Value::Str(s.clone())),
-        Value::Num(n) => Ok(Value::str(n.to_string())),
+        Value::Num(n) => ctx.string(n.to_string()),
         Value::Bool(b) => Ok(Value::str(if *b { "True" } else { "False" })),
         Value::Dt(d) => ctx.string(d.to_string()),
         other => Err(Fault::type_error(
@@ -291,9 +291,13 @@ fn convert_to_base64(ctx: &mut Ctx, a: &[Value]) -> Outcome {
             for u in s.encode_utf16() {
                 bytes.extend_from_slice(&u.to_le_bytes());
             }
-            Ok(Value::str(base64_encode(ctx, &bytes)?))
+            let text = base64_encode(ctx, &bytes)?;
+            ctx.string(text)
         }
-        Value::Bin(b) => Ok(Value::str(base64_encode(ctx, b)?)),
+        Value::Bin(b) => {
+            let text = base64_encode(ctx, b)?;
+            ctx.string(text)
+        }
         other => Err(Fault::type_error("ConvertToBase64", "str or bin", other)),
     }
 }
@@ -308,7 +312,7 @@ fn convert_to_utf8_hex(ctx: &mut Ctx, a: &[Value]) -> Outcome {
         .checked_mul(2)
         .ok_or_else(|| Fault::new("E0510", "result too large"))?;
     ctx.check_bytes(len)?;
-    Ok(Value::str(hex_upper(s.as_bytes())))
+    ctx.string(hex_upper(s.as_bytes()))
 }
 
 /// ConvertFromUTF8Hex(str): hex pairs (either case) → bytes → UTF-8 text (invalid sequences
@@ -404,17 +408,17 @@ fn guid_string(b: &[u8; 16]) -> String {
 }
 
 /// CGuid(str): the GUID's 16 bytes.
-fn cguid(_: &mut Ctx, a: &[Value]) -> Outcome {
+fn cguid(ctx: &mut Ctx, a: &[Value]) -> Outcome {
     let Some(s) = args::str("CGuid", a, 0)? else {
         return Ok(Value::Null);
     };
-    parse_guid(s)
-        .map(|g| Value::bin(g.to_vec()))
-        .ok_or_else(|| Fault::invalid("CGuid", format!("\"{}\" is not a GUID", preview(s))))
+    let g = parse_guid(s)
+        .ok_or_else(|| Fault::invalid("CGuid", format!("\"{}\" is not a GUID", preview(s))))?;
+    ctx.binary(g.to_vec())
 }
 
 /// StringFromGuid(bin): the 16 bytes as "79ac91a6-eafb-42db-bad0-307a7545fd52".
-fn string_from_guid(_: &mut Ctx, a: &[Value]) -> Outcome {
+fn string_from_guid(ctx: &mut Ctx, a: &[Value]) -> Outcome {
     const F: &str = "StringFromGuid";
     let Some(b) = args::bin(F, a, 0)? else {
         return Ok(Value::Null);
@@ -425,7 +429,7 @@ fn string_from_guid(_: &mut Ctx, a: &[Value]) -> Outcome {
             format!("a GUID is 16 bytes long, the value has {}", b.len()),
         )
     })?;
-    Ok(Value::str(guid_string(g)))
+    ctx.string(guid_string(g))
 }
 
 /// Formats a binary SID as "S-1-5-21-...". Well-formed: revision 1, at most 15 sub-authorities,
@@ -456,14 +460,14 @@ fn sid_string(b: &[u8]) -> Result<String, &'static str> {
 }
 
 /// StringFromSid(bin): the SDDL string form of a binary SID.
-fn string_from_sid(_: &mut Ctx, a: &[Value]) -> Outcome {
+fn string_from_sid(ctx: &mut Ctx, a: &[Value]) -> Outcome {
     const F: &str = "StringFromSid";
     let Some(b) = args::bin(F, a, 0)? else {
         return Ok(Value::Null);
     };
-    sid_string(b)
-        .map(Value::str)
-        .map_err(|m| Fault::invalid(F, format!("the value is not a SID: {m}")))
+    let text =
+        sid_string(b).map_err(|m| Fault::invalid(F, format!("the value is not a SID: {m}")))?;
+    ctx.string(text)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ fn dn_arg<'a>(f: &str, args: &'a [Value]) -> Result<Option<Vec<Rdn<'a>>>, Box<Fa
 }
 
 /// The value of the `n`-th (1-based) of `rdns`, or NULL when there is no such component.
-fn pick(ctx: &Ctx, rdns: &[Rdn<'_>], n: Option<i64>) -> Outcome {
+fn pick(ctx: &mut Ctx, rdns: &[Rdn<'_>], n: Option<i64>) -> Outcome {
     let picked = n
         .and_then(|n| usize::try_from(n).ok())
         .and_then(|n| n.checked_sub(1))

@@ -54,7 +54,7 @@ fn cbin(ctx: &mut Ctx, a: &[Value]) -> Outcome {
     }
     ctx.check_bytes(len)?;
     let bytes = value.to_le_bytes();
-    Ok(Value::bin(bytes.get(..len).unwrap_or(&[]).to_vec()))
+    ctx.binary(bytes.get(..len).unwrap_or(&[]).to_vec())
 }
 
 /// Thumbprint(bin): the 32-byte SHA-256 hash.

@@ -159,8 +159,9 @@ fn key(v: &Value) -> Option<Key<'_>> {
     })
 }
 
-fn remove_duplicates(_ctx: &mut Ctx, args: &[Value]) -> Outcome {
+fn remove_duplicates(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     let values = args::get(args, 0).values();
+    ctx.charge_values(values.len())?;
     let mut seen: HashSet<Key<'_>> = HashSet::with_capacity(values.len());
     let mut out: Vec<Value> = Vec::with_capacity(values.len());
     for v in values {
@@ -198,6 +199,9 @@ fn split(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     }
     let parts = s.matches(d).count().saturating_add(1).min(limit);
     ctx.check_values(parts)?;
+    // The parts' bytes (at most the string's) and one value each.
+    ctx.charge(s.len())?;
+    ctx.charge_values(parts)?;
     let values: Vec<Value> = s.splitn(limit, d).map(Value::from).collect();
     Ok(Value::many(values))
 }

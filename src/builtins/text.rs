@@ -47,7 +47,7 @@ pub(crate) fn num_of(n: usize) -> Value {
 }
 
 /// A string result that reuses `s` (already within the size limit when it came in).
-fn shared(ctx: &Ctx, s: Arc<str>) -> Outcome {
+fn shared(ctx: &mut Ctx, s: Arc<str>) -> Outcome {
     ctx.check_bytes(s.len())?;
     Ok(Value::Str(s))
 }
@@ -307,7 +307,7 @@ fn len(_ctx: &mut Ctx, args: &[Value]) -> Outcome {
     }
 }
 
-fn trimmed(ctx: &Ctx, f: &str, args: &[Value], how: fn(&str) -> &str) -> Outcome {
+fn trimmed(ctx: &mut Ctx, f: &str, args: &[Value], how: fn(&str) -> &str) -> Outcome {
     let Some(s) = args::arc_str(f, args, 0)? else {
         return Ok(Value::Null);
     };
@@ -371,7 +371,7 @@ fn mid(ctx: &mut Ctx, args: &[Value]) -> Outcome {
             None => Ok(Value::Bin(b.clone())),
             Some((skip, take)) => {
                 let end = skip.saturating_add(take).min(b.len());
-                Ok(Value::bin(b.get(skip..end).unwrap_or(&[])))
+                ctx.binary(b.get(skip..end).unwrap_or(&[]).to_vec())
             }
         },
         Value::Str(s) | Value::Ref(s) => match mid_window(s.chars().count(), start, count) {
@@ -386,7 +386,7 @@ fn mid(ctx: &mut Ctx, args: &[Value]) -> Outcome {
     }
 }
 
-fn pad(ctx: &Ctx, f: &str, args: &[Value], at_left: bool) -> Outcome {
+fn pad(ctx: &mut Ctx, f: &str, args: &[Value], at_left: bool) -> Outcome {
     let length = args::num(f, args, 1)?;
     let Some(p) = args::str(f, args, 2)? else {
         return Err(Fault::invalid(f, "padCharacter cannot be NULL"));

@@ -15,13 +15,17 @@ pub struct Args {
     /// Treat warnings as errors (exit 1 when any warning is reported).
     #[arg(long)]
     deny_warnings: bool,
-    /// Print at most this many diagnostics (all are counted).
+    /// Print at most this many diagnostics (all are counted). Human output shows
+    /// 50 by default; JSON and SARIF show all.
     #[arg(long)]
     max_errors: Option<usize>,
     /// Also validate this deployment file (idflow.toml).
     #[arg(long)]
     config: Option<PathBuf>,
 }
+
+/// How many diagnostics human output shows without `--max-errors`.
+const DEFAULT_HUMAN_LIMIT: usize = 50;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
@@ -60,7 +64,12 @@ pub fn run(args: Args) -> u8 {
     };
     let checked = frontend::check(&map);
     let diags = &checked.diagnostics;
-    let shown = &diags[..args.max_errors.unwrap_or(usize::MAX).min(diags.len())];
+    let limit = match (args.max_errors, args.format) {
+        (Some(n), _) => n,
+        (None, Format::Human) => DEFAULT_HUMAN_LIMIT,
+        (None, _) => usize::MAX,
+    };
+    let shown = &diags[..limit.min(diags.len())];
     match args.format {
         Format::Json => println!("{}", render::json(&map, shown)),
         Format::Sarif => println!("{}", render::sarif(&map, shown)),
@@ -68,6 +77,13 @@ pub fn run(args: Args) -> u8 {
             let style = super::human_style();
             for d in shown {
                 eprint!("{}", render::human(&map, d, style));
+            }
+            let hidden = diags.len() - shown.len();
+            if hidden > 0 {
+                eprintln!(
+                    "{hidden} more diagnostic{} not shown (use --max-errors N to show more)",
+                    if hidden == 1 { "" } else { "s" }
+                );
             }
             if !diags.is_empty() {
                 let errors = diags.iter().filter(|d| d.is_error()).count();

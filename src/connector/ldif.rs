@@ -135,27 +135,20 @@ impl Entry {
     /// Adds values to an attribute (values already present are not added twice).
     pub fn add(&mut self, name: &str, values: Vec<Value>) {
         let mut all = self.get(name).map(<[Value]>::to_vec).unwrap_or_default();
-        for v in flatten(values) {
-            if !all.contains(&v) {
-                all.push(v);
-            }
-        }
+        all.extend(flatten(values));
+        dedup_values(&mut all);
         self.set(name, all);
     }
 
-    /// Removes values from an attribute (a string and a reference with the same text are one
-    /// value); removing the last one removes the attribute.
-    pub fn remove(&mut self, name: &str, values: &[Value]) {
-        let Some(have) = self.get(name) else {
-            return;
-        };
-        let same = |a: &Value, b: &Value| match (a.as_str(), b.as_str()) {
-            (Some(x), Some(y)) => x == y,
-            _ => a == b,
-        };
-        let kept: Vec<Value> = have
+    /// Removes the given values from an attribute (the attribute goes when none is left); a
+    /// string and a reference with the same text are one value.
+    pub fn remove_values(&mut self, name: &str, values: &[Value]) {
+        let gone: HashSet<ValueKey<'_>> = values.iter().filter_map(ValueKey::of).collect();
+        let kept: Vec<Value> = self
+            .get(name)
+            .unwrap_or_default()
             .iter()
-            .filter(|v| !values.iter().any(|r| same(v, r)))
+            .filter(|v| ValueKey::of(v).is_none_or(|k| !gone.contains(&k)))
             .cloned()
             .collect();
         self.set(name, kept);
@@ -180,6 +173,50 @@ impl Entry {
                 .collect(),
         }
     }
+}
+
+/// A scalar value as a hash key (equal keys exactly when the values are equal).
+#[derive(PartialEq, Eq, Hash)]
+enum ValueKey<'a> {
+    Str(&'a str),
+    Num(i64),
+    Bool(bool),
+    Bin(&'a [u8]),
+    Dt(DateTime),
+}
+
+impl<'a> ValueKey<'a> {
+    /// None for NULLs and collections (attribute values are neither).
+    fn of(v: &'a Value) -> Option<ValueKey<'a>> {
+        Some(match v {
+            // A reference is stored as its DN's text: the same value as that string.
+            Value::Str(s) | Value::Ref(s) => ValueKey::Str(s),
+            Value::Num(n) => ValueKey::Num(*n),
+            Value::Bool(b) => ValueKey::Bool(*b),
+            Value::Bin(b) => ValueKey::Bin(b),
+            Value::Dt(d) => ValueKey::Dt(*d),
+            _ => return None,
+        })
+    }
+}
+
+/// Drops repeated values, keeping the first of each in order (linear time).
+fn dedup_values(values: &mut Vec<Value>) {
+    if values.len() < 2 {
+        return;
+    }
+    let keep: Vec<bool> = {
+        let mut seen: HashSet<ValueKey<'_>> = HashSet::with_capacity(values.len());
+        values
+            .iter()
+            .map(|v| ValueKey::of(v).is_none_or(|k| seen.insert(k)))
+            .collect()
+    };
+    let mut i = 0;
+    values.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 /// Scalars only, without empty strings (directories do not store them) and NULLs.
@@ -612,6 +649,10 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
         object_classes: Vec::new(),
         attrs: Vec::new(),
     };
+    // Lower-cased attribute and class names already seen: each line costs the same however
+    // many attributes, values and classes came before it.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut classes: HashSet<String> = HashSet::new();
     for l in lines {
         let a = attr_line(l)?;
         if keyword(&a, "dn") {
@@ -622,34 +663,33 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
         }
         if keyword(&a, "objectClass") {
             let c = raw_text(l.no, a)?.trim().to_string();
-            if !c.is_empty() && !e.object_classes.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
+            if !c.is_empty() && classes.insert(c.to_lowercase()) {
                 e.object_classes.push(c);
             }
             continue;
         }
         let name = a.name.clone();
         let v = ldif_value(a, types).map_err(|m| (l.no, m))?;
-        push_value(&mut e.attrs, &name, v);
+        // Empty strings are no value.
+        if matches!(&v, Value::Str(s) if s.is_empty()) {
+            continue;
+        }
+        match index.get(&name.to_lowercase()) {
+            Some(&i) => e.attrs[i].1.push(v),
+            None => {
+                index.insert(name.to_lowercase(), e.attrs.len());
+                e.attrs.push((name, vec![v]));
+            }
+        }
     }
     if e.object_classes.is_empty() {
         return Err((dn_line, format!("`{}` has no objectClass", e.dn)));
     }
+    // A value given twice is stored once (the first keeps its place).
+    for (_, vs) in &mut e.attrs {
+        dedup_values(vs);
+    }
     Ok(e)
-}
-
-/// Appends a value to an attribute list (empty strings are no value).
-fn push_value(attrs: &mut Vec<(String, Vec<Value>)>, name: &str, v: Value) {
-    if matches!(&v, Value::Str(s) if s.is_empty()) {
-        return;
-    }
-    match attrs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-        Some((_, vs)) => {
-            if !vs.contains(&v) {
-                vs.push(v);
-            }
-        }
-        None => attrs.push((name.to_string(), vec![v])),
-    }
 }
 
 fn modify(dn: String, lines: &[&LLine], types: &AttrTypes) -> LineResult<Record> {
@@ -956,51 +996,27 @@ fn apply(set: &mut Objects, records: Vec<(usize, Record)>, source: &str, full: b
                     Err(format!("delete of `{dn}`: no such object"))
                 }
             }
-            Record::Modify { dn, mods } => match set.get(&dn_key(&dn)) {
-                None => Err(unknown(&dn, "modify")),
-                Some(e) => {
-                    let mut e = e.clone();
-                    let mut res = Ok(());
-                    for m in mods {
-                        match m.op {
-                            ModOp::Add => e.add(&m.attr, m.values),
-                            ModOp::Replace => e.set(&m.attr, m.values),
-                            ModOp::Delete if m.values.is_empty() => {
-                                if m.attr.eq_ignore_ascii_case("objectClass") {
-                                    res = Err("a modify cannot remove every objectClass".into());
-                                }
-                                e.set(&m.attr, Vec::new());
-                            }
-                            ModOp::Delete => {
-                                if m.attr.eq_ignore_ascii_case("objectClass") {
-                                    e.object_classes.retain(|c| {
-                                        !m.values.iter().any(|v| {
-                                            v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(c))
-                                        })
-                                    });
-                                } else {
-                                    let kept: Vec<Value> = e
-                                        .get(&m.attr)
-                                        .unwrap_or_default()
-                                        .iter()
-                                        .filter(|v| !m.values.contains(v))
-                                        .cloned()
-                                        .collect();
-                                    e.set(&m.attr, kept);
-                                }
-                            }
-                        }
+            Record::Modify { dn, mods } => {
+                let k = dn_key(&dn);
+                let classes = mods
+                    .iter()
+                    .any(|m| m.attr.eq_ignore_ascii_case("objectClass"));
+                match set.get_mut(&k) {
+                    None => Err(unknown(&dn, "modify")),
+                    // Only a change of objectClass can fail: other changes apply in place (a
+                    // copy per record would make many records on one big entry quadratic).
+                    Some(e) if !classes && !e.object_classes.is_empty() => {
+                        apply_mods(e, mods).map(|()| touch(&mut out, &k))
                     }
-                    if e.object_classes.is_empty() {
-                        res = Err("a modify cannot remove every objectClass".into());
+                    Some(e) => {
+                        let mut e = e.clone();
+                        apply_mods(&mut e, mods).map(|()| {
+                            set.insert(k.clone(), e);
+                            touch(&mut out, &k);
+                        })
                     }
-                    res.map(|()| {
-                        let k = dn_key(&dn);
-                        set.insert(k.clone(), e);
-                        touch(&mut out, &k);
-                    })
                 }
-            },
+            }
             Record::ModRdn {
                 dn,
                 new_rdn,
@@ -1047,6 +1063,38 @@ fn apply(set: &mut Objects, records: Vec<(usize, Record)>, source: &str, full: b
         }
     }
     out
+}
+
+/// Applies the modifications of one `changetype: modify` record to an entry.
+fn apply_mods(e: &mut Entry, mods: Vec<Mod>) -> Result<(), String> {
+    let mut res = Ok(());
+    for m in mods {
+        match m.op {
+            ModOp::Add => e.add(&m.attr, m.values),
+            ModOp::Replace => e.set(&m.attr, m.values),
+            ModOp::Delete if m.values.is_empty() => {
+                if m.attr.eq_ignore_ascii_case("objectClass") {
+                    res = Err("a modify cannot remove every objectClass".into());
+                }
+                e.set(&m.attr, Vec::new());
+            }
+            ModOp::Delete => {
+                if m.attr.eq_ignore_ascii_case("objectClass") {
+                    e.object_classes.retain(|c| {
+                        !m.values
+                            .iter()
+                            .any(|v| v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(c)))
+                    });
+                } else {
+                    e.remove_values(&m.attr, &m.values);
+                }
+            }
+        }
+    }
+    if e.object_classes.is_empty() {
+        res = Err("a modify cannot remove every objectClass".into());
+    }
+    res
 }
 
 fn unknown(dn: &str, what: &str) -> String {
@@ -1260,7 +1308,7 @@ fn apply_change(e: &mut Entry, name: &str, op: &AttrOp) {
         AttrOp::Replace(v) => e.set(name, v.values().to_vec()),
         AttrOp::Clear => e.set(name, Vec::new()),
         AttrOp::Add(values) => e.add(name, values.clone()),
-        AttrOp::Remove(values) => e.remove(name, values),
+        AttrOp::Remove(values) => e.remove_values(name, values),
     }
 }
 

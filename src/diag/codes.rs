@@ -341,6 +341,12 @@ pub const CODES: &[Code] = &[
         example: "Select over a very large collection",
     },
     Code {
+        code: "E0513",
+        severity: E,
+        summary: "an evaluation builds more bytes in total than its budget (64 MiB by default)",
+        example: "Count(Select($x, Split(PadLeft(\"\", 2499, \",\"), \",\"), PadLeft(\"\", 1000000, \"a\")))",
+    },
+    Code {
         code: "W0601",
         severity: W,
         summary: "`* /` mixed with `+ -` without parentheses",

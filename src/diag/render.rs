@@ -2,11 +2,16 @@
 //!
 //! Consumes: [`Diagnostic`]s and the [`SourceMap`] they point into. Produces: text for humans
 //! (miette's graphical report: file:line:col, the source line, carets, help), a JSON document for
-//! CI, or a SARIF 2.1.0 log for code-scanning tools.
+//! CI, or a SARIF 2.1.0 log for code-scanning tools. A human report reads only the lines around
+//! its spans (found by the file's line index), so rendering every diagnostic of a file costs
+//! in proportion to their number, not to their number times the file's size.
 
 use super::{Diagnostic, Severity};
 use crate::source::{SourceFile, SourceMap};
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, MietteError,
+    MietteSpanContents, SourceCode, SourceSpan, SpanContents,
+};
 use serde_json::{Value, json};
 
 /// Output styles for diagnostics.
@@ -54,15 +59,17 @@ pub fn human(map: &SourceMap, d: &Diagnostic, style: Style) -> String {
     if let Some(h) = help {
         md = md.with_help(h);
     }
-    let report = miette::Report::new(md)
-        .with_source_code(NamedSource::new(file.name.clone(), file.text.clone()));
+    let report = WithSource {
+        md,
+        source: Excerpt { file },
+    };
     let theme = match style {
         Style::Fancy => GraphicalTheme::unicode(),
         Style::Plain => GraphicalTheme::unicode_nocolor(),
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
-    if handler.render_report(&mut out, report.as_ref()).is_err() {
+    if handler.render_report(&mut out, &report).is_err() {
         out = format!(
             "{}: {}[{}]: {}\n",
             file.name,
@@ -72,6 +79,85 @@ pub fn human(map: &SourceMap, d: &Diagnostic, style: Style) -> String {
         );
     }
     out
+}
+
+/// A diagnostic with its file as source code, borrowed: rendering one diagnostic costs in
+/// proportion to the lines it shows, not to the size of the file.
+#[derive(Debug)]
+struct WithSource<'a> {
+    md: MietteDiagnostic,
+    source: Excerpt<'a>,
+}
+
+impl std::fmt::Display for WithSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.md, f)
+    }
+}
+
+impl std::error::Error for WithSource<'_> {}
+
+impl miette::Diagnostic for WithSource<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.md.code()
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.md.severity()
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.md.help()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.md.labels()
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source)
+    }
+}
+
+/// A file as miette's source code, read through a window of whole lines around each span
+/// (miette's own reader scans the text from its start for every span it reads).
+#[derive(Debug)]
+struct Excerpt<'a> {
+    file: &'a SourceFile,
+}
+
+impl SourceCode for Excerpt<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let f = self.file;
+        let end = span
+            .offset()
+            .checked_add(span.len())
+            .filter(|e| *e <= f.text.len())
+            .ok_or(MietteError::OutOfBounds)?;
+        // One line more than asked on each side: miette then finds the same context lines
+        // in the window as in the whole text.
+        let first = f.line_of(span.offset()).saturating_sub(before + 1).max(1);
+        let last = f.line_of(end).saturating_add(after + 1);
+        let (from, to) = (f.line_start(first), f.line_start(last.saturating_add(1)));
+        let window = f.text.get(from..to).ok_or(MietteError::OutOfBounds)?;
+        let inner = SourceSpan::new((span.offset() - from).into(), span.len());
+        let c = <str as SourceCode>::read_span(window, &inner, before, after)?;
+        // Lines miette counts from the window's start are offset by the lines above it.
+        let skipped = first - 1;
+        Ok(Box::new(MietteSpanContents::new_named(
+            f.name.clone(),
+            c.data(),
+            SourceSpan::new((c.span().offset() + from).into(), c.span().len()),
+            c.line() + skipped,
+            c.column(),
+            c.line_count() + skipped,
+        )))
+    }
 }
 
 fn clamp(file: &SourceFile, span: std::ops::Range<usize>) -> std::ops::Range<usize> {
@@ -173,4 +259,61 @@ pub fn sarif(map: &SourceMap, diags: &[Diagnostic]) -> String {
         }]
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceMap;
+    use miette::NamedSource;
+
+    /// The rendering miette makes with the whole file as source (what `human` did before it
+    /// read through an [`Excerpt`]).
+    fn whole(map: &SourceMap, d: &Diagnostic) -> String {
+        let file = map.get(d.file);
+        let span = clamp(file, d.span.clone());
+        let md = MietteDiagnostic::new(d.message.clone())
+            .with_code(d.code)
+            .with_severity(miette::Severity::Error)
+            .with_labels(vec![LabeledSpan::new_primary_with_span(
+                d.label.clone(),
+                (span.start, span.len()),
+            )]);
+        let report = miette::Report::new(md)
+            .with_source_code(NamedSource::new(file.name.clone(), file.text.clone()));
+        let handler =
+            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+        let mut out = String::new();
+        handler.render_report(&mut out, report.as_ref()).unwrap();
+        out
+    }
+
+    /// Reading through a window of lines renders exactly what reading the whole file does,
+    /// for spans anywhere: first and last lines, line ends, empty lines, CRLF, several lines.
+    #[test]
+    fn excerpt_renders_like_the_whole_source() {
+        let texts = [
+            "a\nbb\n\nccc ddd\r\neeee\n\nf",
+            "one line only",
+            "x\n\n\n\ny\n",
+            "\nstarts with a newline\nand ends without",
+        ];
+        for text in texts {
+            let mut map = SourceMap::new();
+            let id = map.add("t.idf", text);
+            for start in 0..=text.len() {
+                for end in start..=text.len().min(start + 12) {
+                    if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+                        continue;
+                    }
+                    let d = Diagnostic::new("E0001", id, start..end, "m").with_label("here");
+                    assert_eq!(
+                        human(&map, &d, Style::Plain),
+                        whole(&map, &d),
+                        "{text:?} at {start}..{end}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -323,7 +323,7 @@ impl Run<'_> {
         let category = match e.code {
             "E0501" => ErrorCategory::FunctionError,
             "E0510" | "E0511" => ErrorCategory::LargeAttribute,
-            "E0512" => ErrorCategory::Other,
+            "E0512" | "E0513" => ErrorCategory::Other,
             _ => ErrorCategory::DataValidationFailure,
         };
         self.note(cs, mv, || {

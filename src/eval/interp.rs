@@ -150,7 +150,7 @@ impl Interp<'_, '_> {
                     self.vars.push(v.clone());
                     let r = self.eval(body);
                     self.vars.pop();
-                    push_flat(&mut out, r?);
+                    push_charged(self.ctx, &mut out, r?, true).map_err(at(&e.span))?;
                 }
                 self.ctx.check_values(out.len()).map_err(at(&e.span))?;
                 Ok(Value::many(out))
@@ -164,7 +164,7 @@ impl Interp<'_, '_> {
                     let r = self.eval(cond);
                     self.vars.pop();
                     if truth(&r?).map_err(at(&cond.span))? {
-                        out.push(v.clone());
+                        push_charged(self.ctx, &mut out, v.clone(), false).map_err(at(&e.span))?;
                     }
                 }
                 Ok(Value::many(out))
@@ -236,13 +236,19 @@ impl Interp<'_, '_> {
         } else {
             Value::Null
         };
-        Ok(iif_zip(&picks, &tv, &fv))
+        iif_zip(self.ctx, &picks, &tv, &fv).map_err(at(span))
     }
 }
 
 /// The result of a per-value `IIF`: value `i` is element `i` of the branch its condition picks
 /// when that branch has as many values as there are conditions, or the whole branch otherwise.
-pub(super) fn iif_zip(picks: &[bool], tv: &Value, fv: &Value) -> Value {
+/// The values collected are charged to the budget as they are added.
+pub(super) fn iif_zip(
+    ctx: &mut Ctx,
+    picks: &[bool],
+    tv: &Value,
+    fv: &Value,
+) -> Result<Value, Box<Fault>> {
     let n = picks.len();
     let pick = |v: &Value, i: usize| -> Value {
         match v {
@@ -253,9 +259,9 @@ pub(super) fn iif_zip(picks: &[bool], tv: &Value, fv: &Value) -> Value {
     let mut out = Vec::with_capacity(n);
     for (i, p) in picks.iter().enumerate() {
         let v = if *p { pick(tv, i) } else { pick(fv, i) };
-        push_flat(&mut out, v);
+        push_charged(ctx, &mut out, v, true)?;
     }
-    Value::many(out)
+    Ok(Value::many(out))
 }
 
 /// `&&` and `||` once both sides are evaluated (mapped over multi-valued sides).
@@ -299,6 +305,23 @@ pub(super) fn push_flat(out: &mut Vec<Value>, v: Value) {
     }
 }
 
+/// Appends a value to a collection being built (flattened as by [`push_flat`] when `flat`) and
+/// charges the values added to the evaluation's budget.
+pub(super) fn push_charged(
+    ctx: &mut Ctx,
+    out: &mut Vec<Value>,
+    v: Value,
+    flat: bool,
+) -> Result<(), Box<Fault>> {
+    let before = out.len();
+    if flat {
+        push_flat(out, v);
+    } else {
+        out.push(v);
+    }
+    ctx.charge_values(out.len() - before)
+}
+
 /// Calls `f` once, or once per value when mapped arguments are multi-valued (in lockstep).
 pub(super) fn map_values(
     ctx: &mut Ctx,
@@ -331,7 +354,8 @@ pub(super) fn map_values(
         // One mapped argument: its values are passed in place.
         let mut out = Vec::with_capacity(n);
         for item in items.iter() {
-            push_flat(&mut out, f(ctx, std::slice::from_ref(item))?);
+            let v = f(ctx, std::slice::from_ref(item))?;
+            push_charged(ctx, &mut out, v, true)?;
         }
         ctx.check_values(out.len())?;
         return Ok(Value::many(out));
@@ -344,7 +368,8 @@ pub(super) fn map_values(
                 one[k] = items.get(i).cloned().unwrap_or_default();
             }
         }
-        push_flat(&mut out, f(ctx, &one)?);
+        let v = f(ctx, &one)?;
+        push_charged(ctx, &mut out, v, true)?;
     }
     ctx.check_values(out.len())?;
     Ok(Value::many(out))
@@ -397,10 +422,10 @@ pub(super) fn concat(ctx: &mut Ctx, l: &Value, r: &Value) -> Result<Value, Box<F
             let mut v = Vec::with_capacity(a.len() + b.len());
             v.extend_from_slice(a);
             v.extend_from_slice(b);
-            Ok(Value::Bin(v.into()))
+            ctx.binary(v)
         }
-        (a, b) if a.is_null() => Ok(as_text(b)),
-        (a, b) if b.is_null() => Ok(as_text(a)),
+        (a, b) if a.is_null() => as_text(ctx, b),
+        (a, b) if b.is_null() => as_text(ctx, a),
         (Value::Str(x), Value::Str(y)) => {
             ctx.check_bytes(x.len().saturating_add(y.len()))?;
             let mut s = String::with_capacity(x.len() + y.len());
@@ -416,10 +441,11 @@ pub(super) fn concat(ctx: &mut Ctx, l: &Value, r: &Value) -> Result<Value, Box<F
     }
 }
 
-fn as_text(v: &Value) -> Value {
+/// A string passes through; another scalar is rendered as a new (charged) string.
+fn as_text(ctx: &mut Ctx, v: &Value) -> Result<Value, Box<Fault>> {
     match v {
-        Value::Str(_) => v.clone(),
-        other => Value::Str(render_scalar(other).into()),
+        Value::Str(_) => Ok(v.clone()),
+        other => ctx.string(render_scalar(other)),
     }
 }
 

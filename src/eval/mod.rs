@@ -152,7 +152,15 @@ pub struct Limits {
     pub max_values: usize,
     /// Most expression nodes one evaluation may visit (E0512).
     pub max_steps: u64,
+    /// Most bytes one evaluation may build in total (E0513): the bytes of every string and
+    /// binary a function or operator makes, plus [`VALUE_BYTES`] per value of every collection
+    /// it makes. Values passed through unchanged (an attribute, a variable, a string a
+    /// function returns whole) cost nothing.
+    pub max_total_bytes: usize,
 }
+
+/// What one value of a collection costs against [`Limits::max_total_bytes`].
+pub const VALUE_BYTES: usize = std::mem::size_of::<Value>();
 
 impl Default for Limits {
     fn default() -> Self {
@@ -160,6 +168,7 @@ impl Default for Limits {
             max_bytes: 1 << 20,
             max_values: 1_000_000,
             max_steps: 1_000_000,
+            max_total_bytes: 64 << 20,
         }
     }
 }
@@ -174,6 +183,8 @@ pub struct Ctx {
     pub params: Vec<(String, Value)>,
     rng: u64,
     steps: u64,
+    /// Bytes built so far by this evaluation (see [`Limits::max_total_bytes`]).
+    spent: usize,
 }
 
 impl Ctx {
@@ -184,6 +195,7 @@ impl Ctx {
             params: Vec::new(),
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             steps: 0,
+            spent: 0,
         }
     }
 
@@ -197,9 +209,36 @@ impl Ctx {
         self
     }
 
-    /// Starts a new evaluation (resets the step counter).
+    /// Starts a new evaluation (resets the step counter and the byte budget).
     pub fn begin(&mut self) {
         self.steps = 0;
+        self.spent = 0;
+    }
+
+    /// Charges `bytes` built by the evaluation against its budget; fails with E0513 once the
+    /// evaluation has built more than [`Limits::max_total_bytes`] in total.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), Box<Fault>> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > self.limits.max_total_bytes {
+            return Err(Fault::new(
+                "E0513",
+                format!(
+                    "evaluation built more than its budget of {} bytes",
+                    self.limits.max_total_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `bytes` more can be charged without exceeding the budget.
+    pub fn can_charge(&self, bytes: usize) -> bool {
+        self.spent.saturating_add(bytes) <= self.limits.max_total_bytes
+    }
+
+    /// Charges a collection of `n` new values (see [`VALUE_BYTES`]).
+    pub fn charge_values(&mut self, n: usize) -> Result<(), Box<Fault>> {
+        self.charge(n.saturating_mul(VALUE_BYTES))
     }
 
     /// Counts one evaluation step.
@@ -243,16 +282,26 @@ impl Ctx {
         Ok(())
     }
 
-    /// A string result, checked against the size limit.
-    pub fn string(&self, s: String) -> Result<Value, Box<Fault>> {
+    /// A new string result, checked against the size limit and charged to the budget.
+    pub fn string(&mut self, s: String) -> Result<Value, Box<Fault>> {
         self.check_bytes(s.len())?;
+        self.charge(s.len())?;
         Ok(Value::Str(s.into()))
     }
 
-    /// A string result copied from a slice (one allocation), checked against the size limit.
-    pub fn str_slice(&self, s: &str) -> Result<Value, Box<Fault>> {
+    /// A string result copied from a slice (one allocation), checked against the size limit
+    /// and charged to the budget.
+    pub fn str_slice(&mut self, s: &str) -> Result<Value, Box<Fault>> {
         self.check_bytes(s.len())?;
+        self.charge(s.len())?;
         Ok(Value::Str(s.into()))
+    }
+
+    /// A new binary result, checked against the size limit and charged to the budget.
+    pub fn binary(&mut self, b: Vec<u8>) -> Result<Value, Box<Fault>> {
+        self.check_bytes(b.len())?;
+        self.charge(b.len())?;
+        Ok(Value::Bin(b.into()))
     }
 
     /// The next number of the run's deterministic random sequence (xorshift64*).

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 /// Reads a script. `path` is used for error locations and as the rules' source.
 ///
 /// Errors (`"path:line:col: message"`): unterminated strings or comments, unbalanced
-/// brackets, a variable used before it is assigned, an index other than `[0]`, a parameter
+/// brackets, brackets nested more than 256 levels (`E0215: ...`), a variable used before it is assigned, an index other than `[0]`, a parameter
 /// given twice to one command.
 pub fn read(path: &Path, text: &str) -> Result<Config, String> {
     let render = |e: LocErr| format!("{}:{}:{}: {}", path.display(), e.pos.line, e.pos.col, e.msg);
@@ -128,6 +128,10 @@ struct Lexer<'a> {
     stack: Vec<(char, Pos)>,
 }
 
+/// How deeply brackets may nest, as in rule files (`syntax::MAX_NESTING`): the parser
+/// recurses once per level, so deeper input is rejected before parsing.
+const MAX_NESTING: usize = crate::syntax::MAX_NESTING;
+
 /// Characters that end a bare word.
 fn ends_word(c: char) -> bool {
     c.is_whitespace()
@@ -198,6 +202,19 @@ impl Lexer<'_> {
     }
 
     /// After a backtick: is the rest of the line blank (a line continuation)?
+    /// Opens a bracket closed by `close`; more than [`MAX_NESTING`] open brackets is an error
+    /// (the parser recurses once per level).
+    fn open(&mut self, close: char, pos: Pos) -> Result<(), LocErr> {
+        if self.stack.len() >= MAX_NESTING {
+            return err(
+                pos,
+                format!("E0215: brackets nested too deeply (at most {MAX_NESTING} levels)"),
+            );
+        }
+        self.stack.push((close, pos));
+        Ok(())
+    }
+
     fn continuation_follows(&self) -> bool {
         let mut n = 1;
         loop {
@@ -256,19 +273,19 @@ impl Lexer<'_> {
                 '@' if self.peek_at(1) == Some('(') => {
                     self.bump();
                     self.bump();
-                    self.stack.push((')', pos));
+                    self.open(')', pos)?;
                     self.push(Tok::ArrayOpen, pos, start);
                 }
                 '@' if self.peek_at(1) == Some('{') => {
                     self.bump();
                     self.bump();
-                    self.stack.push(('}', pos));
+                    self.open('}', pos)?;
                     self.push(Tok::HashOpen, pos, start);
                 }
                 '$' if self.peek_at(1) == Some('(') => {
                     self.bump();
                     self.bump();
-                    self.stack.push((')', pos));
+                    self.open(')', pos)?;
                     self.push(Tok::SubOpen, pos, start);
                 }
                 '$' => self.variable(pos, start)?,
@@ -279,7 +296,7 @@ impl Lexer<'_> {
                         '{' => ('}', Tok::LBrace),
                         _ => (']', Tok::LBracket),
                     };
-                    self.stack.push((close, pos));
+                    self.open(close, pos)?;
                     self.push(tok, pos, start);
                 }
                 ')' | '}' | ']' => {

@@ -1147,12 +1147,14 @@ impl<'a, 'b> Gen<'a, 'b> {
         let out = self.temp();
         let cp = self.b.use_var(cvar);
         let tvp = self.b.use_var(tvar);
-        self.helper(
+        let n = self.b.ins().iconst(I32, node as i64);
+        let s = self.helper(
             rtm::rt_iif_zip as *const u8,
-            &[P, P, P, P],
-            None,
-            &[cp, tvp, fvp, out],
+            &[P, P, P, P, P, I32],
+            Some(I32),
+            &[self.rt, cp, tvp, fvp, out, n],
         );
+        self.check(s);
         self.b.ins().jump(merge, &[out.into()]);
         self.finish_merge(merge)
     }
@@ -1255,12 +1257,14 @@ impl<'a, 'b> Gen<'a, 'b> {
             let r = g.value(body);
             let a = g.b.ins().iconst(I32, acc as i64);
             let flat = g.b.ins().iconst(I32, 1);
-            g.helper(
+            let n = g.b.ins().iconst(I32, node as i64);
+            let s = g.helper(
                 rtm::rt_acc_push as *const u8,
-                &[P, I32, P, I32],
-                None,
-                &[g.rt, a, r, flat],
+                &[P, I32, P, I32, I32],
+                Some(I32),
+                &[g.rt, a, r, flat, n],
             );
+            g.check(s);
         });
         self.finish_acc(node, acc, true)
     }
@@ -1274,12 +1278,14 @@ impl<'a, 'b> Gen<'a, 'b> {
             g.b.switch_to_block(keep);
             let a = g.b.ins().iconst(I32, acc as i64);
             let flat = g.b.ins().iconst(I32, 0);
-            g.helper(
+            let n = g.b.ins().iconst(I32, node as i64);
+            let s = g.helper(
                 rtm::rt_acc_push as *const u8,
-                &[P, I32, P, I32],
-                None,
-                &[g.rt, a, elem, flat],
+                &[P, I32, P, I32, I32],
+                Some(I32),
+                &[g.rt, a, elem, flat, n],
             );
+            g.check(s);
             g.b.ins().jump(skip, &[]);
             g.b.switch_to_block(skip);
         });

@@ -255,7 +255,23 @@ pub extern "C" fn rt_concat(
     if plain {
         let total: usize = args().map(|v| v.as_str().map_or(0, str::len)).sum();
         let any = args().any(|v| !v.is_null());
-        if rt.ctx().limits.max_bytes >= total {
+        // What the interpreter's pairwise fold charges: each `&` of two non-NULL strings
+        // builds their concatenation; with a NULL side the other side passes through.
+        let mut charge = 0usize;
+        let mut acc: Option<usize> = None;
+        for v in args() {
+            match (acc, v.as_str()) {
+                (Some(a), Some(s)) => {
+                    charge = charge.saturating_add(a.saturating_add(s.len()));
+                    acc = Some(a.saturating_add(s.len()));
+                }
+                (None, Some(s)) => acc = Some(s.len()),
+                (_, None) => {}
+            }
+        }
+        if rt.ctx().limits.max_bytes >= total && rt.ctx().can_charge(charge) {
+            // Cannot fail: checked just above.
+            let _ = rt.ctx().charge(charge);
             let v = if any {
                 concat_arc(args().filter_map(Value::as_str), total).map(Value::Str)
             } else {
@@ -339,22 +355,25 @@ pub extern "C" fn rt_picks(rt: *mut Rt, cond: *const Value, node: u32) -> u32 {
     flags
 }
 
-/// The result of an `IIF` with a multi-valued condition once its branches are evaluated.
+/// The result of an `IIF` with a multi-valued condition once its branches are evaluated (the
+/// budget error, if any, at `node`).
 pub extern "C" fn rt_iif_zip(
+    rt: *mut Rt,
     cond: *const Value,
     tv: *const Value,
     fv: *const Value,
     out: *mut Value,
-) {
-    // SAFETY: generated code passes live values and a temporary.
+    node: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own frame, live values and a temporary.
+    let rt = unsafe { &mut *rt };
     let (cond, tv, fv) = unsafe { (val(cond), val(tv), val(fv)) };
     let picks: Vec<bool> = cond
         .values()
         .iter()
         .map(|c| matches!(c, Value::Bool(true)))
         .collect();
-    let v = interp::iif_zip(&picks, tv, fv);
-    unsafe { *out = v };
+    rt.guard(node, out, |rt| interp::iif_zip(rt.ctx(), &picks, tv, fv))
 }
 
 /// The value of a parameter (NULL when it has none).
@@ -402,8 +421,8 @@ pub extern "C" fn rt_elem(v: *const Value, i: u64) -> *const Value {
 }
 
 /// Appends a `Select` body result (flattened, NULLs dropped) or a `Where` element to loop
-/// `acc`'s collection.
-pub extern "C" fn rt_acc_push(rt: *mut Rt, acc: u32, v: *const Value, flat: u32) {
+/// `acc`'s collection, charging the values added to the budget (failing at `node`).
+pub extern "C" fn rt_acc_push(rt: *mut Rt, acc: u32, v: *const Value, flat: u32, node: u32) -> u32 {
     // SAFETY: generated code passes its own frame and a live value.
     let rt = unsafe { &mut *rt };
     let v = unsafe { val(v) }.clone();
@@ -413,10 +432,9 @@ pub extern "C" fn rt_acc_push(rt: *mut Rt, acc: u32, v: *const Value, flat: u32)
     if heap.accs.len() <= acc {
         heap.accs.resize_with(acc + 1, Vec::new);
     }
-    if flat != 0 {
-        interp::push_flat(&mut heap.accs[acc], v);
-    } else {
-        heap.accs[acc].push(v);
+    match interp::push_charged(rt.ctx(), &mut heap.accs[acc], v, flat != 0) {
+        Ok(()) => OK,
+        Err(f) => rt.fail(node, f),
     }
 }
 
