@@ -11,7 +11,7 @@
 
 use super::conversion::{base64_decode, hex_upper};
 use super::{BuiltinFn, Fault, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::{DateTime, Value};
 use sha1::{Digest, Sha1};
 use std::borrow::Cow;
@@ -826,7 +826,7 @@ mod tests {
 
     #[test]
     fn is_cert_never_faults_on_size() {
-        let mut ctx = Ctx::fixed().with_limits(crate::eval::Limits {
+        let mut ctx = Ctx::fixed().with_limits(crate::builtins::ctx::Limits {
             max_bytes: 16,
             ..Default::default()
         });

@@ -7,7 +7,7 @@
 //! IsGuid and IsNumeric accept exactly what the conversions accept.
 
 use super::{BuiltinFn, Fault, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::{DateTime, Value};
 use base64::Engine as _;
 use base64::engine::GeneralPurpose;
@@ -1064,7 +1064,7 @@ mod tests {
 
     #[test]
     fn size_limits() {
-        let mut ctx = Ctx::fixed().with_limits(crate::eval::Limits {
+        let mut ctx = Ctx::fixed().with_limits(crate::builtins::ctx::Limits {
             max_bytes: 16,
             ..Default::default()
         });

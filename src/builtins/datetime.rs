@@ -8,7 +8,7 @@
 
 use super::{BuiltinFn, Fault, Outcome, args};
 use crate::builtins::conversion::days_in_month;
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::{DateTime, Value};
 use jiff::tz::Offset;
 
@@ -776,7 +776,7 @@ mod tests {
 
     #[test]
     fn format_size_limit() {
-        let mut ctx = Ctx::fixed().with_limits(crate::eval::Limits {
+        let mut ctx = Ctx::fixed().with_limits(crate::builtins::ctx::Limits {
             max_bytes: 64,
             ..Default::default()
         });

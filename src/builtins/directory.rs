@@ -5,7 +5,7 @@
 //! quoted values and returns every value as written, escapes kept.
 
 use super::{BuiltinFn, Fault, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::Value;
 
 /// The implementation of a function of this area, by name.
@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(ok("EscapeDNComponent", &[Value::Null]), Value::Null);
         let v = "cn=".to_owned() + &",".repeat(600);
         assert_eq!(escaped_len(&v[3..]), escape_value(&v[3..]).len());
-        let mut ctx = Ctx::fixed().with_limits(crate::eval::Limits {
+        let mut ctx = Ctx::fixed().with_limits(crate::builtins::ctx::Limits {
             max_bytes: 1000,
             ..Default::default()
         });

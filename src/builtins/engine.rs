@@ -6,7 +6,7 @@
 //! interpreter; only `CBin` and `Thumbprint` are builtins.
 
 use super::{BuiltinFn, Fault, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::Value;
 use sha2::{Digest, Sha256};
 

@@ -7,7 +7,7 @@
 
 use super::conversion::{parse_date, parse_guid, parse_num};
 use super::{BuiltinFn, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::Value;
 
 /// The implementation of a function of this area, by name.

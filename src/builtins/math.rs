@@ -4,7 +4,7 @@
 //! or faults.
 
 use super::{BuiltinFn, Fault, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::Value;
 
 /// The implementation of a function of this area, by name.

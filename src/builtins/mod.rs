@@ -15,6 +15,7 @@
 
 pub mod certificate;
 pub mod conversion;
+pub mod ctx;
 pub mod datetime;
 pub mod directory;
 pub mod engine;
@@ -23,7 +24,7 @@ pub mod math;
 pub mod multivalued;
 pub mod text;
 
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::Value;
 
 /// A runtime error raised by a builtin or the interpreter; the interpreter adds the location.

@@ -7,7 +7,7 @@
 
 use super::text::{fold, num_of};
 use super::{BuiltinFn, Fault, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::Value;
 use std::collections::HashSet;
 
@@ -209,7 +209,7 @@ fn split(ctx: &mut Ctx, args: &[Value]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::Limits;
+    use crate::builtins::ctx::Limits;
 
     fn call(name: &str, args: &[Value]) -> Outcome {
         let f = lookup(name).expect("function");

@@ -7,7 +7,7 @@
 //! character ([`fold`]), so character positions of the folded text are those of the original.
 
 use super::{BuiltinFn, Fault, Outcome, args};
-use crate::eval::Ctx;
+use crate::builtins::ctx::Ctx;
 use crate::value::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -568,7 +568,7 @@ fn word(ctx: &mut Ctx, args: &[Value]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::Limits;
+    use crate::builtins::ctx::Limits;
 
     fn call(name: &str, args: &[Value]) -> Outcome {
         let f = lookup(name).expect("function");
