@@ -217,7 +217,7 @@ def main():
         check=True, stdout=subprocess.DEVNULL,
     )
     with open(src) as f:
-        objects = sum(1 for l in f if l.startswith("dn: "))
+        objects = sum(1 for l in f if l.startswith("dn:"))
     small = os.path.join(work, "baseline.ldif")
     subprocess.run(
         [exe, "gen", "ad", "--users", "10", "--groups", "2", "--seed", str(args.seed), "-o", small],
