@@ -1628,6 +1628,27 @@ fn of_class<'a>(recs: &'a [String], class: &str) -> impl Iterator<Item = &'a Str
     })
 }
 
+/// A copy of the quickstart after its first cycle: the directory, the AD export and the target
+/// as that cycle wrote them.
+fn synced_quickstart(name: &str) -> (Dir, String, String) {
+    let d = quickstart(name);
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let ad = d.read("ad.ldif");
+    let target = d.read("entra.jsonl");
+    (d, ad, target)
+}
+
+/// A cycle `r` after the source came back as it was: nothing was added to or deleted from the
+/// target, which holds what it held before, and a further cycle changes nothing.
+fn assert_recovered(d: &Dir, r: &Run, target_before: &str) {
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let exp = r.export(ENTRA);
+    assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
+    assert_eq!(target_lines(d, "entra.jsonl"), parse_target(target_before));
+    run(d, &[]).assert_no_changes();
+}
+
 /// Checks a cycle that read nothing usable from AD: the import stopped, nothing was staged or
 /// exported, the target is as it was.
 fn assert_failed_read(d: &Dir, target_before: &str, status: &str) -> Run {
@@ -1655,11 +1676,7 @@ fn assert_failed_read(d: &Dir, target_before: &str, status: &str) -> Run {
 
 #[test]
 fn a_missing_empty_or_header_only_source_is_a_failed_read() {
-    let d = quickstart("emptysrc");
-    let r = run(&d, &[]);
-    assert_eq!(r.out.code, 0, "{}", r.out.all());
-    let original = d.read("ad.ldif");
-    let target_before = d.read("entra.jsonl");
+    let (d, original, target_before) = synced_quickstart("emptysrc");
     let restore = |d: &Dir| {
         let _ = std::fs::remove_file(d.path("ad.ldif"));
         d.write("ad.ldif", &original);
@@ -1743,12 +1760,8 @@ fn a_header_only_hr_feed_deletes_nothing_unless_allowed() {
 
 #[test]
 fn held_back_deletes_are_cancelled_when_their_objects_come_back() {
-    let d = quickstart("heldback");
+    let (d, original, target_before) = synced_quickstart("heldback");
     d.set("delete_threshold", "10");
-    let r = run(&d, &[]);
-    assert_eq!(r.out.code, 0, "{}", r.out.all());
-    let original = d.read("ad.ldif");
-    let target_before = d.read("entra.jsonl");
     let recs = records(&original);
     let gone: BTreeSet<String> = of_class(&recs, "group")
         .take(8)
@@ -1784,29 +1797,18 @@ fn held_back_deletes_are_cancelled_when_their_objects_come_back() {
     // The source recovers: the objects rejoin their target objects and no delete goes out.
     d.write("ad.ldif", &original);
     let r = run(&d, &[]);
-    assert_eq!(r.out.code, 0, "{}", r.out.all());
-    let exp = r.export(ENTRA);
-    assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
     assert!(
         pending_objects(&pending_json(&d, &[]))
             .iter()
             .all(|(_, op, _)| op != "delete"),
         "a delete is still pending"
     );
-    assert_eq!(
-        target_lines(&d, "entra.jsonl"),
-        parse_target(&target_before)
-    );
-    run(&d, &[]).assert_no_changes();
+    assert_recovered(&d, &r, &target_before);
 }
 
 #[test]
 fn a_delete_staged_in_staging_mode_is_cancelled_when_the_object_comes_back() {
-    let d = quickstart("stagedel");
-    let r = run(&d, &[]);
-    assert_eq!(r.out.code, 0, "{}", r.out.all());
-    let original = d.read("ad.ldif");
-    let target_before = d.read("entra.jsonl");
+    let (d, original, target_before) = synced_quickstart("stagedel");
     let recs = records(&original);
     let group = value_of(of_class(&recs, "group").nth(3).unwrap(), "dn")
         .unwrap()
@@ -1828,23 +1830,12 @@ fn a_delete_staged_in_staging_mode_is_cancelled_when_the_object_comes_back() {
     d.write("ad.ldif", &original);
     d.set("staging", "false");
     let r = run(&d, &[]);
-    assert_eq!(r.out.code, 0, "{}", r.out.all());
-    let exp = r.export(ENTRA);
-    assert_eq!((exp.adds, exp.deletes), (0, 0), "{}", r.out.all());
-    assert_eq!(
-        target_lines(&d, "entra.jsonl"),
-        parse_target(&target_before)
-    );
-    run(&d, &[]).assert_no_changes();
+    assert_recovered(&d, &r, &target_before);
 }
 
 #[test]
 fn objects_the_engine_skips_are_never_deleted() {
-    let d = quickstart("skipped");
-    let r = run(&d, &[]);
-    assert_eq!(r.out.code, 0, "{}", r.out.all());
-    let target_before = d.read("entra.jsonl");
-    let original = d.read("ad.ldif");
+    let (d, original, target_before) = synced_quickstart("skipped");
     let recs = records(&original);
     let users = synced_users(&d, &recs);
     let (a, a_dn, _) = users[5].clone();
