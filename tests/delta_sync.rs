@@ -823,6 +823,16 @@ impl Model {
     }
 }
 
+/// [`staged_confirmations`] with the anchors the target assigns to added objects.
+fn anchored_confirmations(e: &Engine) -> Vec<ImportChange> {
+    let mut anchors = 0;
+    let mut confirm = staged_confirmations(e);
+    confirm
+        .iter_mut()
+        .for_each(|c| fresh_anchor(c, &mut anchors));
+    confirm
+}
+
 /// What the target connector shows once every staged export of it is done, in operation and
 /// DN order (independent of connector-space ids): an add with its exported values and no
 /// anchor yet (see [`fresh_anchor`]), an update with its exported values and DN, a delete.
@@ -1639,11 +1649,7 @@ fn reprovision_cancels_a_pending_delete() {
         &one(AD, vec![upsert(m.user_object(1))]),
         Mode::Delta,
     );
-    let mut anchors = 0;
-    let mut confirm = staged_confirmations(&e);
-    confirm
-        .iter_mut()
-        .for_each(|c| fresh_anchor(c, &mut anchors));
+    let confirm = anchored_confirmations(&e);
     apply(&mut e, &one(CLOUD, confirm), Mode::Delta);
     assert!(
         cloud_export(&e, "CN=u1,OU=Users,DC=cloud").is_none(),
@@ -1686,11 +1692,7 @@ fn delta_reprovisions_after_a_target_delete() {
     let add = one(AD, vec![upsert(m.user_object(1))]);
     let mut e = engine(&bundle);
     apply(&mut e, &add, Mode::Delta);
-    let mut anchors = 0;
-    let mut confirm = staged_confirmations(&e);
-    confirm
-        .iter_mut()
-        .for_each(|c| fresh_anchor(c, &mut anchors));
+    let confirm = anchored_confirmations(&e);
     let delete = one(
         CLOUD,
         vec![ImportChange::Delete {
@@ -1898,11 +1900,7 @@ fn regression_delta_does_not_correct_target_drift() {
     let add = one(AD, vec![upsert(m.user_object(1))]);
     let mut e = engine(&bundle);
     apply(&mut e, &add, Mode::Delta);
-    let mut anchors = 0;
-    let mut confirm = staged_confirmations(&e);
-    confirm
-        .iter_mut()
-        .for_each(|c| fresh_anchor(c, &mut anchors));
+    let mut confirm = anchored_confirmations(&e);
     // The target shows another department.
     for c in &mut confirm {
         if let ImportChange::Upsert(o) = c {
@@ -1933,11 +1931,7 @@ fn regression_delta_revisits_referrers_of_a_deleted_manager() {
         let add = one(AD, vec![upsert(m.user_object(2)), upsert(m.user_object(1))]);
         let mut e = engine(&bundle);
         apply(&mut e, &add, Mode::Delta);
-        let mut anchors = 0;
-        let mut confirm = staged_confirmations(&e);
-        confirm
-            .iter_mut()
-            .for_each(|c| fresh_anchor(c, &mut anchors));
+        let confirm = anchored_confirmations(&e);
         let delete = one(
             AD,
             vec![ImportChange::Delete {

@@ -801,6 +801,21 @@ fn staging_mode_stages_and_exports_when_turned_off() {
 // ---------------------------------------------------------------------------------------------
 // 4. Delete threshold
 
+/// The AD import alone, its deletes allowed up to `n` (the export's threshold still holds).
+fn import_ad_allowing(d: &Dir, n: usize) -> Run {
+    run(
+        d,
+        &[
+            "--profile",
+            "delta-import",
+            "--connector",
+            AD,
+            "--allow-deletes",
+            &n.to_string(),
+        ],
+    )
+}
+
 /// A synchronized quickstart with `delete_threshold = 10`, then `n` users removed from AD
 /// (with the references to them). Returns the directory, the target before, and the target
 /// DNs of the removed users.
@@ -844,17 +859,7 @@ fn delete_threshold_blocks_more_than_the_threshold() {
     );
     assert_eq!(r.export(ENTRA).deletes, 0, "{}", r.out.all());
     // Let through at the import only: the export's threshold holds them.
-    let r = run(
-        &d,
-        &[
-            "--profile",
-            "delta-import",
-            "--connector",
-            AD,
-            "--allow-deletes",
-            "11",
-        ],
-    );
+    let r = import_ad_allowing(&d, 11);
     assert_eq!(r.step("import", AD).deletes, 11, "{}", r.out.all());
     let r = run(&d, &[]);
     assert_eq!(r.out.code, 1, "{}", r.out.all());
@@ -1771,17 +1776,7 @@ fn held_back_deletes_are_cancelled_when_their_objects_come_back() {
     assert_eq!(gone.len(), 12);
     d.write("ad.ldif", &unrecords(&remove_objects(&recs, &gone)));
     // The import is let through once; the export is held back by the threshold.
-    let r = run(
-        &d,
-        &[
-            "--profile",
-            "delta-import",
-            "--connector",
-            AD,
-            "--allow-deletes",
-            "12",
-        ],
-    );
+    let r = import_ad_allowing(&d, 12);
     assert_eq!(r.out.code, 0, "{}", r.out.all());
     assert_eq!(r.step("import", AD).deletes, 12, "{}", r.out.all());
     let r = run(&d, &[]);
