@@ -210,6 +210,11 @@ fn bundle_hash(map: &SourceMap) -> String {
         h.update(f.text.as_bytes());
         h.update([0]);
     }
+    hex(h)
+}
+
+/// A finished SHA-256 in hexadecimal.
+fn hex(h: sha2::Sha256) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -343,14 +348,14 @@ impl Runner {
 
     /// What makes a file connector's import repeatable: the file's content, the connector's
     /// settings (partitions, types) and the bundle.
-    fn import_fingerprint(&self, cfg: &ConnectorConfig, file: &str) -> String {
+    fn import_fingerprint(&self, cfg: &ConnectorConfig, file: &[u8]) -> String {
         let mut h = sha2::Sha256::new();
-        h.update(file.as_bytes());
+        h.update(file);
         h.update([0]);
         h.update(self.bundle_hash.as_bytes());
         h.update([0]);
         h.update(format!("{cfg:?}").as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex(h)
     }
 
     /// Records a step in the run history: its counts, a summary of its notes, its errors and
@@ -495,7 +500,8 @@ impl Runner {
             .collect();
         // A read with rejected records is incomplete: nothing is deleted on its account.
         let complete = imported.rejected.is_empty();
-        let preview = self.engine.preview_import(c, &changes, complete);
+        let read = self.engine.read(c, changes);
+        let preview = self.engine.preview_read(&read, complete);
         let stop = if preview.objects == 0 && preview.known > 0 && allow_deletes < preview.known {
             report.deletes = preview.known;
             Some((
@@ -530,7 +536,7 @@ impl Runner {
             self.record(&report, &[])?;
             return Ok(report);
         }
-        let r = self.engine.import(c, changes, complete);
+        let r = self.engine.stage(read, complete);
         for (dn, why) in &r.rejected {
             report.rejects.push(RejectRecord {
                 run: 0,

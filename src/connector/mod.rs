@@ -227,19 +227,16 @@ pub fn open(
     }
 }
 
-/// The fingerprint of what a file connector reads: the SHA-256 of the file's bytes (`absent`
-/// for a missing file); `None` for connectors that are not files. Equal fingerprints mean the
-/// same content, so an import of it would change nothing that the last import did not.
-pub fn fingerprint(conn: &dyn Connector) -> Result<Option<String>, ConnectorError> {
+/// The fingerprint of what a file connector reads: the SHA-256 of the file's bytes (empty for
+/// a missing file); `None` for connectors that are not files. Equal fingerprints mean the same
+/// content, so an import of it would change nothing that the last import did not.
+pub fn fingerprint(conn: &dyn Connector) -> Result<Option<Vec<u8>>, ConnectorError> {
     use sha2::Digest;
     let Some(path) = conn.source_file() else {
         return Ok(None);
     };
     Ok(Some(match ldif::read_file(path)? {
-        Some(bytes) => sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        None => "absent".into(),
+        Some(bytes) => sha2::Sha256::digest(&bytes).to_vec(),
+        None => Vec::new(),
     }))
 }

@@ -12,8 +12,9 @@
 //! declare) makes the read incomplete exactly as a record the reader rejects, and it stages no
 //! deletes. Objects of types the connector schema does not declare and that were never
 //! imported (organizational units, containers) are left out and counted, not rejected.
-//! [`preview`] tells, before anything is staged, how many objects a read would delete (the
-//! runner's complete-read rule, docs/DECISIONS.md).
+//! Each record is classified once ([`read`]); [`preview`] tells, before anything is staged, how
+//! many objects the read would delete (the runner's complete-read rule, docs/DECISIONS.md), and
+//! [`stage`] stages it.
 
 use super::compile::{ConnIdx, Plan};
 use super::model::{CsId, CsObject, Key, PendingImport, State, dn_key};
@@ -161,42 +162,62 @@ fn classify(
     }
 }
 
-/// What staging `changes` would do, without staging anything: how many known objects a full
-/// read (`full`) or the read's explicit deletes would delete, and how many records it holds.
-pub fn preview(
-    state: &State,
-    plan: &Plan,
+/// A read of one connector, each record classified once against the connector space as it
+/// was before the read: [`preview`] tells what staging it would do, [`stage`] stages it.
+pub struct Read {
     connector: ConnIdx,
-    changes: &[ImportChange],
-    full: bool,
-) -> ReadPreview {
-    let mut p = ReadPreview::default();
-    let Some(cplan) = plan.connectors.get(connector) else {
-        return p;
+    items: Vec<Item>,
+}
+
+enum Item {
+    Delete(String),
+    Upsert(ImportObject, Record),
+}
+
+/// Classifies every record of a read of `connector`.
+pub fn read(state: &State, plan: &Plan, connector: ConnIdx, changes: Vec<ImportChange>) -> Read {
+    let items = match plan.connectors.get(connector) {
+        Some(cplan) => changes
+            .into_iter()
+            .map(|change| match change {
+                ImportChange::Delete { dn } => Item::Delete(dn),
+                ImportChange::Upsert(obj) => {
+                    let record = classify(state, cplan, connector, &obj);
+                    Item::Upsert(obj, record)
+                }
+            })
+            .collect(),
+        None => Vec::new(),
     };
+    Read { connector, items }
+}
+
+/// What staging `read` would do, without staging anything: how many known objects a full read
+/// (`full`) or the read's explicit deletes would delete, and how many records it holds.
+pub fn preview(state: &State, read: &Read, full: bool) -> ReadPreview {
+    let connector = read.connector;
+    let mut p = ReadPreview::default();
     let mut seen: HashSet<CsId> = HashSet::new();
     let mut explicit: HashSet<CsId> = HashSet::new();
-    for change in changes {
-        match change {
-            ImportChange::Delete { dn } => {
+    for item in &read.items {
+        match item {
+            Item::Delete(dn) => {
                 if let Some(id) = state.cs_by_dn(connector, dn)
                     && expected(&state.cs[id as usize], connector)
                 {
                     explicit.insert(id);
                 }
             }
-            ImportChange::Upsert(obj) => match classify(state, cplan, connector, obj) {
-                Record::Typed { anchor, .. } => {
-                    p.objects += 1;
-                    if let Some(id) = Key::exact(&anchor)
-                        .and_then(|k| state.by_anchor[connector].get(&k).copied())
-                    {
-                        seen.insert(id);
-                    }
+            Item::Upsert(_, Record::Typed { anchor, .. }) => {
+                p.objects += 1;
+                if let Some(id) =
+                    Key::exact(anchor).and_then(|k| state.by_anchor[connector].get(&k).copied())
+                {
+                    seen.insert(id);
                 }
-                Record::Rejected(_) => p.rejected += 1,
-                Record::OutOfSchema => {}
-            },
+            }
+            Item::Upsert(_, Record::Rejected(_)) => p.rejected += 1,
+            Item::Upsert(_, Record::OutOfSchema) => {}
         }
     }
     let mut deletes = explicit.len();
@@ -223,22 +244,29 @@ pub fn import(
     changes: Vec<ImportChange>,
     full: bool,
 ) -> ImportReport {
+    let read = read(state, plan, connector, changes);
+    stage(state, plan, read, full)
+}
+
+/// Stages a classified read (see [`import`]).
+pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportReport {
+    let connector = read.connector;
     let mut report = ImportReport::default();
     let mut seen: HashSet<CsId> = HashSet::new();
     let Some(cplan) = plan.connectors.get(connector) else {
         return report;
     };
-    for change in changes {
-        match change {
-            ImportChange::Delete { dn } => {
+    for item in read.items {
+        match item {
+            Item::Delete(dn) => {
                 if let Some(id) = state.cs_by_dn(connector, &dn)
                     && stage_delete(state, id)
                 {
                     report.deletes += 1;
                 }
             }
-            ImportChange::Upsert(obj) => {
-                let (ty, values, anchor, key) = match classify(state, cplan, connector, &obj) {
+            Item::Upsert(obj, record) => {
+                let (ty, values, anchor, key) = match record {
                     Record::Typed {
                         ty,
                         values,

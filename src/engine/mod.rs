@@ -88,14 +88,20 @@ impl Engine {
         import::import(&mut self.state, &self.plan, connector, changes, full)
     }
 
-    /// What staging `changes` would do (deletes, objects), without staging anything.
-    pub fn preview_import(
-        &self,
-        connector: usize,
-        changes: &[import::ImportChange],
-        full: bool,
-    ) -> import::ReadPreview {
-        import::preview(&self.state, &self.plan, connector, changes, full)
+    /// Classifies a read of `connector` against the connector space, for [`Engine::preview_read`]
+    /// and [`Engine::stage`].
+    pub fn read(&self, connector: usize, changes: Vec<import::ImportChange>) -> import::Read {
+        import::read(&self.state, &self.plan, connector, changes)
+    }
+
+    /// What staging a read would do (deletes, objects), without staging anything.
+    pub fn preview_read(&self, read: &import::Read, full: bool) -> import::ReadPreview {
+        import::preview(&self.state, read, full)
+    }
+
+    /// Stages a classified read (see [`Engine::import`]).
+    pub fn stage(&mut self, read: import::Read, full: bool) -> import::ImportReport {
+        import::stage(&mut self.state, &self.plan, read, full)
     }
 
     /// Runs a full or delta sync.
