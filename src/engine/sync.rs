@@ -1569,7 +1569,7 @@ impl Run<'_> {
     }
 
     /// Validates a DN the `dn` flow `f` of outbound rule `rule` produced for `mv` (DECISIONS
-    /// 25): it must parse, and attribute values concatenated into RDN values must not change
+    /// 27): it must parse, and attribute values concatenated into RDN values must not change
     /// its structure. The error is the sync error's message.
     fn check_dn(
         &mut self,
