@@ -180,7 +180,7 @@ fn check(e: &Engine, r: &SyncReport, n: usize) {
     let person = e.plan.mv_type_index("person").expect("person");
     let persons = e
         .state
-        .mv
+        .mv()
         .values()
         .filter(|m| m.object_type == person)
         .count();
@@ -322,7 +322,7 @@ fn sync(c: &mut Criterion) {
             "{N} users: staging import {import:.2?}, full sync {took:.2?} ({} objects/s), \
              {} metaverse objects, {N} Entra adds, {to_ad} AD exports, e.g.\n{example}",
             per_sec(N, took),
-            e.state.mv.len(),
+            e.state.mv().len(),
         );
     }
 

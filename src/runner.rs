@@ -188,7 +188,8 @@ pub struct CycleOptions {
 pub struct Runner {
     pub deployment: Deployment,
     pub engine: Engine,
-    store: SqliteStore,
+    /// The state database, through the [`Store`] trait.
+    store: Box<dyn Store>,
     bundle_hash: String,
     /// The stored bundle hash differs (or there is none): the next sync must be full.
     pub needs_full_sync: bool,
@@ -287,7 +288,7 @@ impl Runner {
         }
         let (lock, mut store) = if read_only {
             let store = SqliteStore::open_read_only(&deployment.state).map_err(RunError::Store)?;
-            (None, store)
+            (None, Box::new(store) as Box<dyn Store>)
         } else {
             let lock = StateLock::acquire(&deployment.state).map_err(RunError::Locked)?;
             for c in &deployment.connectors {
@@ -301,7 +302,7 @@ impl Runner {
                 }
             }
             let store = SqliteStore::open(&deployment.state).map_err(RunError::Store)?;
-            (Some(lock), store)
+            (Some(lock), Box::new(store) as Box<dyn Store>)
         };
         let (state, w) = store.load(&engine.plan).map_err(RunError::Store)?;
         warnings.extend(w);
@@ -365,7 +366,7 @@ impl Runner {
             .iter()
             .map(|e| {
                 let (connector, dn) =
-                    e.cs.and_then(|c| self.engine.state.cs.get(c as usize))
+                    e.cs.and_then(|c| self.engine.state.cs().get(c as usize))
                         .map(|o| {
                             (
                                 self.engine.plan.connectors[o.connector].name.clone(),
@@ -405,9 +406,12 @@ impl Runner {
         Ok(())
     }
 
-    fn save(&mut self) -> Result<(), RunError> {
+    /// Saves what the step changed, with `meta` (a connector's fingerprint or watermark) in
+    /// the same transaction.
+    fn save(&mut self, meta: &[(&str, &str)]) -> Result<(), RunError> {
         self.store
-            .save(&self.engine.plan, &self.engine.state)
+            .save_changes(&self.engine.plan, &mut self.engine.state, meta)
+            .map(|_| ())
             .map_err(RunError::Store)
     }
 
@@ -573,21 +577,13 @@ impl Runner {
         } else {
             StepStatus::CompletedWarnings
         };
-        self.save()?;
-        // Only a complete read is remembered (after its state is saved: a run killed in between
-        // reads the file again): a file with rejected records is read again at every import,
-        // so its errors stay in view.
-        if rejected == 0
-            && let Some(f) = fingerprint
-        {
-            self.store
-                .set_meta(&fingerprint_key, &f)
-                .map_err(RunError::Store)?;
-        } else {
-            self.store
-                .set_meta(&fingerprint_key, "")
-                .map_err(RunError::Store)?;
-        }
+        // Only a complete read is remembered, in the transaction that saves what it staged: a
+        // file with rejected records is read again at every import, so its errors stay in view.
+        let remembered = match &fingerprint {
+            Some(f) if rejected == 0 => f.as_str(),
+            _ => "",
+        };
+        self.save(&[(&fingerprint_key, remembered)])?;
         report.duration_ms = start.elapsed().as_millis();
         self.record(&report, &[])?;
         Ok(report)
@@ -638,15 +634,14 @@ impl Runner {
                 .notes
                 .push(format!("{}: {}", e.category.as_str(), e.message));
         }
-        self.save()?;
-        // Only once the full sync's state is saved: a run killed in between must sync fully
-        // again (marking the bundle first let a kill during the save leave the new rules
-        // unapplied for good, every later sync being a delta sync).
+        // The bundle is marked applied in the transaction that saves the full sync's state: a
+        // run killed before it commits syncs fully again.
         if mode == Mode::Full && r.status != RunStatus::StoppedErrorLimit {
-            self.store
-                .set_meta("bundle_hash", &self.bundle_hash.clone())
-                .map_err(RunError::Store)?;
+            let hash = self.bundle_hash.clone();
+            self.save(&[("bundle_hash", &hash)])?;
             self.needs_full_sync = false;
+        } else {
+            self.save(&[])?;
         }
         report.duration_ms = start.elapsed().as_millis();
         let mut errors = r.errors;

@@ -161,7 +161,7 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
                 let tplan = &engine.plan.metaverse[t];
                 let found: Vec<&MvObject> = engine
                     .state
-                    .mv
+                    .mv()
                     .values()
                     .filter(|m| m.object_type == t && matches_attr(&engine, tplan, &m.attrs, key))
                     .collect();
@@ -209,7 +209,7 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
                         dn.as_ref()
                             .is_none_or(|x| crate::dn::same(d.target_dn(), &x.value))
                     })
-                    .filter_map(|d| engine.state.cs.get(d.cs as usize))
+                    .filter_map(|d| engine.state.cs().get(d.cs as usize))
                     .filter(|o| Some(o.object_type) == t)
                     .collect();
                 let what = format!(
@@ -291,7 +291,7 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
 fn mv_summary(engine: &Engine, t: usize) -> String {
     let n = engine
         .state
-        .mv
+        .mv()
         .values()
         .filter(|m| m.object_type == t)
         .count();
@@ -426,9 +426,9 @@ fn readable(engine: &Engine, v: &Value) -> Value {
             let dn = s[3..]
                 .parse::<u64>()
                 .ok()
-                .and_then(|id| engine.state.mv.get(&id))
+                .and_then(|id| engine.state.mv().get(&id))
                 .and_then(|m| m.links.first())
-                .map(|&c| engine.state.cs[c as usize].dn.clone());
+                .map(|&c| engine.state.cs()[c as usize].dn.clone());
             match dn {
                 Some(d) => Value::Ref(d),
                 None => v.clone(),

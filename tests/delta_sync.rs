@@ -1347,13 +1347,14 @@ fn second_sync_without_imports_changes_nothing() {
                     // objects without a pending import.
                     let disconnectors = e
                         .state
-                        .cs
+                        .cs()
                         .iter()
                         .enumerate()
                         .filter(|(i, o)| {
                             !o.gone
                                 && !o.placeholder
-                                && (o.link.is_none() || e.state.in_error_cs.contains(&(*i as u32)))
+                                && (o.link.is_none()
+                                    || e.state.in_error_cs().contains(&(*i as u32)))
                         })
                         .count();
                     assert!(
@@ -1720,14 +1721,14 @@ fn regression_delta_keeps_reference_to_deleted_mv_object() {
     let d = assert_lockstep(&bundle, &[first, second]);
     let dangling: Vec<String> = d
         .state
-        .mv
+        .mv()
         .values()
         .flat_map(|o| o.attrs.iter().flat_map(|v| v.values().iter().cloned()))
         .filter_map(|v| match v {
             Value::Ref(r) => r
                 .strip_prefix("mv:")
                 .and_then(|id| id.parse::<u64>().ok())
-                .filter(|id| !d.state.mv.contains_key(id))
+                .filter(|id| !d.state.mv().contains_key(id))
                 .map(|id| format!("mv:{id}")),
             _ => None,
         })
@@ -1940,7 +1941,7 @@ fn regression_delta_revisits_referrers_of_a_deleted_manager() {
         );
         let d = assert_lockstep(&bundle, &[add, one(CLOUD, confirm), delete]);
         let person = |sam: &str| {
-            d.state.mv.values().find(|o| {
+            d.state.mv().values().find(|o| {
                 let t = &d.plan.metaverse[o.object_type];
                 t.slot("accountName")
                     .is_some_and(|s| o.attrs[s] == Value::from(sam))

@@ -736,5 +736,107 @@ fn a_state_from_before_the_rejects_table_is_read_and_migrated() {
         errors.all()
     );
     let conn = db(&d);
-    assert_eq!(count(&conn, "PRAGMA user_version"), 3);
+    assert_eq!(count(&conn, "PRAGMA user_version"), 4);
+}
+
+/// A copy of `tests/fixtures/state-v2` (see below) in a new directory, and the fixture's path.
+fn schema2_state(name: &str) -> (Dir, std::path::PathBuf) {
+    let fixture = Path::new(ROOT).join("tests/fixtures/state-v2");
+    let d = Dir::new(name);
+    for f in ["ad.ldif", "entra.jsonl", "idflow.db"] {
+        std::fs::copy(fixture.join(f), d.path(f)).unwrap();
+    }
+    let bundle = Path::new(ROOT).join("rules/entra-default");
+    let toml = std::fs::read_to_string(fixture.join("idflow.toml"))
+        .unwrap()
+        .replace(
+            "bundle = \"../../../rules/entra-default\"",
+            &format!("bundle = {:?}", bundle.display().to_string()),
+        );
+    d.write("idflow.toml", &toml);
+    (d, fixture)
+}
+
+/// A state of schema version 1 (references kept by object id): its references are dropped
+/// and the next run synchronizes fully, rebuilding them.
+#[test]
+fn a_state_from_before_the_refs_change_is_migrated() {
+    let (d, _) = schema2_state("schema1-state");
+    {
+        let conn = rusqlite::Connection::open(d.path("idflow.db")).unwrap();
+        conn.execute_batch(
+            "DROP TABLE refs; CREATE TABLE refs (target INTEGER NOT NULL, source INTEGER NOT NULL); PRAGMA user_version = 0;",
+        )
+        .unwrap();
+    }
+    let r = run(&d, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("full-sync: "), "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("export contoso.onmicrosoft.com: 0 adds, 1 updates, 0 deletes"),
+        "{}",
+        r.all()
+    );
+}
+
+/// A state written by idflow with schema version 2 (values as JSON keyed by attribute name,
+/// ids renumbered at each load; `tests/fixtures/state-v2`, made by that version from a
+/// generated export of 12 users, then one title changed, imported and synchronized, not
+/// exported): read-only commands read it as it is, and the first run rewrites it in the
+/// current schema without losing the staged export.
+#[test]
+fn a_state_of_schema_2_is_read_and_rewritten_without_loss() {
+    let (d, fixture) = schema2_state("schema2-state");
+    let expected = std::fs::read_to_string(fixture.join("pending-exports.txt")).unwrap();
+    // Read-only: the old tables as they are.
+    let pending = state(&d, &["pending-exports"]);
+    assert_eq!(pending.code, 0, "{}", pending.all());
+    assert_eq!(pending.stdout, expected);
+    assert_eq!(
+        count(&db(&d), "PRAGMA user_version"),
+        2,
+        "a read changes nothing"
+    );
+    // The first run upgrades the state and exports the staged change, exactly once.
+    let out = run(&d, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("export contoso.onmicrosoft.com: 0 adds, 1 updates, 0 deletes"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        d.read("entra.jsonl")
+            .contains("Principal Software Engineer"),
+        "the staged change reached the target"
+    );
+    let conn = db(&d);
+    assert_eq!(count(&conn, "PRAGMA user_version"), 4);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('cs', 'mv', 'refs', 'mv_refs')"
+        ),
+        0,
+        "the tables of the old schema are gone"
+    );
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM cs_objects"), 37);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM mv_objects"), 19);
+    drop(conn);
+    // And the upgraded state is the same state: nothing to do.
+    let again = run(&d, &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    for line in again.stdout.lines().filter(|l| !l.starts_with(" ")) {
+        assert!(
+            line.contains(": 0 adds, 0 updates, 0 deletes, 0 renames, 0 errors"),
+            "{}",
+            again.all()
+        );
+    }
+    assert_eq!(
+        state(&d, &["pending-exports"]).stdout,
+        "0 object(s) with pending exports\n"
+    );
 }

@@ -1601,23 +1601,6 @@ fn delta_sync_drops_references_to_deleted_objects() {
     r.assert_no_changes();
 }
 
-/// A state database of schema version 1 (the `refs` table was `(target, source)`) is migrated:
-/// the old table is replaced and the next run's full sync rebuilds the references.
-#[test]
-fn a_state_from_before_the_refs_change_is_migrated() {
-    let d = hr("oldschema", Some(CLEAN_HR), "directory.jsonl");
-    assert_eq!(run(&d, &[]).out.code, 0);
-    {
-        let conn = rusqlite::Connection::open(d.path("idflow.db")).unwrap();
-        conn.execute_batch(
-            "DROP TABLE refs; CREATE TABLE refs (target INTEGER NOT NULL, source INTEGER NOT NULL); PRAGMA user_version = 0;",
-        )
-        .unwrap();
-    }
-    let r = run(&d, &[]);
-    assert_eq!(r.out.code, 0, "{}", r.out.all());
-}
-
 // ---------------------------------------------------------------------------------------------
 // 8. Complete reads: never delete what should stay (docs/DECISIONS.md item 25)
 

@@ -1,7 +1,8 @@
 //! The SQLite store on its own: a state with every field of every object set is saved and
-//! loaded again, and compared field by field (connector-space ids are compared through the
-//! DN, since tombstones are not stored and the ids of the objects after them shift), then
-//! through the canonical dump. Also the run history and the sync errors of the last sync.
+//! loaded again, and compared field by field under the same ids (ids are stable: a tombstone
+//! is not stored and loads back as a tombstone), then through the canonical dump. A save after
+//! a change of one object writes that object's rows only. Also the run history and the sync
+//! errors of the last sync.
 
 use idflow::engine::Engine;
 use idflow::engine::compile::Plan;
@@ -240,7 +241,7 @@ fn full_state(plan: &Plan) -> State {
     o.imported = vec![Value::Null; plan.connectors[ad].types[ad_user].names.len()];
     o.current = o.imported.clone();
     o.gone = true;
-    s.cs.push(o);
+    s.cs_mut().push(o);
 
     // 2: Bob, a placeholder: referenced by Ann before it was imported.
     let mut o = obj(ad, ad_user, BOB);
@@ -361,7 +362,7 @@ fn full_state(plan: &Plan) -> State {
     o.export = Some(ExportOp::Delete);
     s.add_cs(o);
 
-    s.mv.insert(
+    s.mv_mut().insert(
         3,
         MvObject {
             id: 3,
@@ -385,7 +386,7 @@ fn full_state(plan: &Plan) -> State {
             links: vec![5, 0],
         },
     );
-    s.mv.insert(
+    s.mv_mut().insert(
         5,
         MvObject {
             id: 5,
@@ -394,7 +395,7 @@ fn full_state(plan: &Plan) -> State {
             links: vec![6],
         },
     );
-    s.mv.insert(
+    s.mv_mut().insert(
         8,
         MvObject {
             id: 8,
@@ -410,45 +411,41 @@ fn full_state(plan: &Plan) -> State {
             links: vec![3],
         },
     );
-    s.next_mv = 12;
-    s.referenced_by.insert((ad, dn_key(BOB)), vec![0, 3]);
-    s.referenced_by.insert((ad, dn_key(CAROL)), vec![3]);
-    s.outbound_refs.insert(5, BTreeSet::from([3]));
-    s.awaiting_refs.insert(9, BTreeSet::from([3, 5]));
-    s.withheld.insert(5);
-    s.withheld.insert(8);
-    s.in_error_cs.insert(4);
-    s.in_error_cs.insert(6);
-    s.in_error_mv.insert(3);
+    s.restore_next_mv(12);
+    s.add_reference(ad, dn_key(BOB), 0);
+    s.add_reference(ad, dn_key(BOB), 3);
+    s.add_reference(ad, dn_key(CAROL), 3);
+    s.add_outbound_ref(5, 3);
+    s.add_awaiting_ref(9, 3);
+    s.add_awaiting_ref(9, 5);
+    s.withheld_mut().insert(5);
+    s.withheld_mut().insert(8);
+    s.set_in_error(BTreeSet::from([4, 6]), BTreeSet::from([3]));
     s
 }
 
-/// The stored id of each connector-space object that is stored: tombstones are not, and the
-/// objects after one move up.
-fn id_map(state: &State) -> BTreeMap<CsId, CsId> {
-    state
-        .cs
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| !o.gone)
-        .enumerate()
-        .map(|(new, (old, _))| (old as CsId, new as CsId))
-        .collect()
-}
-
 fn assert_same(plan: &Plan, a: &State, b: &State) {
-    let map = id_map(a);
-    let m = |id: &CsId| {
-        *map.get(id)
-            .unwrap_or_else(|| panic!("object {id} is a tombstone"))
+    // Ids are stable: the loaded state holds every object under its id, and a tombstone (not
+    // stored) loads as a tombstone, or not at all at the end.
+    let live = |s: &State| -> Vec<CsId> {
+        s.cs()
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !o.gone)
+            .map(|(i, _)| i as CsId)
+            .collect()
     };
-    assert_eq!(b.cs.len(), map.len(), "every object but the tombstones");
-    for (old, o) in a.cs.iter().enumerate() {
-        let Some(new) = map.get(&(old as CsId)) else {
+    assert_eq!(
+        live(b),
+        live(a),
+        "the ids of the objects that are not tombstones"
+    );
+    for (id, o) in a.cs().iter().enumerate() {
+        if o.gone {
             continue;
-        };
-        let l = &b.cs[*new as usize];
-        let what = format!("connector-space object {} ({old} -> {new})", o.dn);
+        }
+        let l = &b.cs()[id];
+        let what = format!("connector-space object {} ({id})", o.dn);
         assert_eq!(l.connector, o.connector, "{what}: connector");
         assert_eq!(l.object_type, o.object_type, "{what}: object type");
         assert_eq!(l.dn, o.dn, "{what}: dn");
@@ -464,82 +461,76 @@ fn assert_same(plan: &Plan, a: &State, b: &State) {
         assert_eq!(l.gone, o.gone, "{what}: gone");
     }
     assert_eq!(
-        b.mv.keys().collect::<Vec<_>>(),
-        a.mv.keys().collect::<Vec<_>>(),
+        b.mv().keys().collect::<Vec<_>>(),
+        a.mv().keys().collect::<Vec<_>>(),
         "metaverse ids"
     );
-    for (id, o) in &a.mv {
-        let l = &b.mv[id];
+    for (id, o) in a.mv().iter() {
+        let l = &b.mv()[id];
         assert_eq!(l.id, o.id, "metaverse object {id}: id");
         assert_eq!(l.object_type, o.object_type, "metaverse object {id}: type");
         assert_eq!(l.attrs, o.attrs, "metaverse object {id}: values");
         assert_eq!(
-            l.links,
-            o.links.iter().map(m).collect::<Vec<_>>(),
+            l.links, o.links,
             "metaverse object {id}: links, in link order"
         );
     }
-    assert_eq!(b.next_mv, a.next_mv, "next metaverse id");
-    let anchors = |s: &State, remap: bool| -> Vec<BTreeMap<Key, CsId>> {
-        s.by_anchor
-            .iter()
-            .map(|i| {
-                i.iter()
-                    .map(|(k, v)| (k.clone(), if remap { m(v) } else { *v }))
-                    .collect()
-            })
+    assert_eq!(b.next_mv(), a.next_mv(), "next metaverse id");
+    for (id, o) in a.cs().iter().enumerate() {
+        if o.gone {
+            continue;
+        }
+        if let Some(k) = o.anchor.as_ref().and_then(Key::exact) {
+            assert_eq!(
+                b.cs_by_anchor(o.connector, &k),
+                a.cs_by_anchor(o.connector, &k),
+                "anchor index of {id}"
+            );
+        }
+        assert_eq!(
+            b.cs_by_dn(o.connector, &o.dn),
+            a.cs_by_dn(o.connector, &o.dn),
+            "DN index of {id}"
+        );
+    }
+    let refs = |s: &State| -> BTreeMap<(usize, Box<str>), BTreeSet<CsId>> {
+        s.references()
+            .map(|(k, v)| (k.clone(), v.iter().copied().collect()))
             .collect()
     };
-    assert_eq!(anchors(b, false), anchors(a, true), "anchor index");
-    let dns = |s: &State, remap: bool| -> Vec<BTreeMap<Box<str>, CsId>> {
-        s.by_dn
-            .iter()
-            .map(|i| {
-                i.iter()
-                    .filter(|(_, v)| !remap || map.contains_key(v))
-                    .map(|(k, v)| (k.clone(), if remap { m(v) } else { *v }))
-                    .collect()
-            })
-            .collect()
-    };
-    assert_eq!(dns(b, false), dns(a, true), "DN index");
-    let refs = |s: &State, remap: bool| -> BTreeMap<(usize, Box<str>), BTreeSet<CsId>> {
-        s.referenced_by
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.iter().map(|x| if remap { m(x) } else { *x }).collect(),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(refs(b, false), refs(a, true), "inbound references");
+    assert_eq!(refs(b), refs(a), "inbound references");
     let sorted =
         |x: &std::collections::HashMap<u64, BTreeSet<u64>>| -> BTreeMap<u64, BTreeSet<u64>> {
             x.iter().map(|(k, v)| (*k, v.clone())).collect()
         };
     assert_eq!(
-        sorted(&b.outbound_refs),
-        sorted(&a.outbound_refs),
+        sorted(b.outbound_refs()),
+        sorted(a.outbound_refs()),
         "outbound references"
     );
     assert_eq!(
-        sorted(&b.awaiting_refs),
-        sorted(&a.awaiting_refs),
+        sorted(b.awaiting_refs()),
+        sorted(a.awaiting_refs()),
         "references awaiting their target"
     );
-    assert_eq!(b.withheld, a.withheld, "withheld duplicates");
+    assert_eq!(b.withheld(), a.withheld(), "withheld duplicates");
     assert_eq!(
-        b.in_error_cs,
-        a.in_error_cs.iter().map(m).collect::<BTreeSet<_>>(),
+        b.in_error_cs(),
+        a.in_error_cs(),
         "connector-space objects in error"
     );
-    assert_eq!(b.in_error_mv, a.in_error_mv, "metaverse objects in error");
+    assert_eq!(
+        b.in_error_mv(),
+        a.in_error_mv(),
+        "metaverse objects in error"
+    );
     // The join and uniqueness indexes are caches the next sync builds from the loaded values
     // (`ensure_indexes`); none is loaded half-built.
-    assert!(b.mv_index.is_empty(), "no metaverse join index is loaded");
-    assert!(b.cs_index.is_empty(), "no connector-space index is loaded");
+    assert!(b.mv_index().is_empty(), "no metaverse join index is loaded");
+    assert!(
+        b.cs_index().is_empty(),
+        "no connector-space index is loaded"
+    );
     assert_eq!(
         idflow::engine::dump::state(plan, b),
         idflow::engine::dump::state(plan, a),
@@ -550,51 +541,50 @@ fn assert_same(plan: &Plan, a: &State, b: &State) {
 #[test]
 fn a_saved_state_loads_back_field_by_field() {
     let e = engine();
-    let state = full_state(&e.plan);
-    // Every field of the state holds something (a new field of State or CsObject must be
-    // added here, and to the store).
-    let State {
-        cs,
-        mv,
-        next_mv,
-        by_anchor,
-        by_dn,
-        referenced_by,
-        outbound_refs,
-        mv_index: _,
-        cs_index: _,
-        withheld,
-        awaiting_refs,
-        in_error_cs,
-        in_error_mv,
-    } = &state;
-    assert!(cs.iter().any(|o| o.gone) && cs.iter().any(|o| o.placeholder));
-    for f in [
-        mv.is_empty(),
-        *next_mv == 0,
-        by_anchor.iter().all(|i| i.is_empty()),
-        by_dn.iter().all(|i| i.is_empty()),
-        referenced_by.is_empty(),
-        outbound_refs.is_empty(),
-        withheld.is_empty(),
-        awaiting_refs.is_empty(),
-        in_error_cs.is_empty(),
-        in_error_mv.is_empty(),
+    let mut state = full_state(&e.plan);
+    // Every part of the state holds something (a new part of State or a new field of
+    // CsObject must be added here, and to the store).
+    assert!(state.cs().iter().any(|o| o.gone) && state.cs().iter().any(|o| o.placeholder));
+    for (empty, what) in [
+        (state.mv().is_empty(), "metaverse"),
+        (state.next_mv() == 0, "next metaverse id"),
+        (state.references().next().is_none(), "references"),
+        (state.outbound_refs().is_empty(), "outbound references"),
+        (state.withheld().is_empty(), "withheld"),
+        (state.awaiting_refs().is_empty(), "awaiting references"),
+        (
+            state.in_error_cs().is_empty(),
+            "connector-space objects in error",
+        ),
+        (state.in_error_mv().is_empty(), "metaverse objects in error"),
     ] {
-        assert!(!f, "the test state leaves a field empty");
+        assert!(!empty, "the test state leaves the {what} empty");
     }
     let path = std::env::temp_dir().join(format!("idflow-store-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
     {
         let mut store = SqliteStore::open(&path).unwrap();
-        store.save(&e.plan, &state).unwrap();
+        store.save_changes(&e.plan, &mut state, &[]).unwrap();
     }
     let mut store = SqliteStore::open(&path).unwrap();
     let (loaded, warnings) = store.load(&e.plan).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_same(&e.plan, &state, &loaded);
-    // Saving what was loaded and loading it again changes nothing.
-    store.save(&e.plan, &loaded).unwrap();
+    // A loaded state has nothing to save; a change of one object saves that object only.
+    let mut loaded = loaded;
+    assert!(loaded.changes().is_empty(), "{:?}", loaded.changes());
+    let stats = store.save_changes(&e.plan, &mut loaded, &[]).unwrap();
+    assert_eq!(stats.rows, 0, "a save with no change writes no row");
+    loaded.cs_mut()[3].pending_import = None;
+    let stats = store
+        .save_changes(&e.plan, &mut loaded, &[("k", "v")])
+        .unwrap();
+    assert_eq!(
+        (stats.objects, stats.rows),
+        (1, 1),
+        "one object changed, one row written"
+    );
+    assert_eq!(store.get_meta("k").unwrap().as_deref(), Some("v"));
     let (again, _) = store.load(&e.plan).unwrap();
     assert_same(&e.plan, &loaded, &again);
     drop(store);

@@ -198,7 +198,7 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
             // The confirmed value a replace or a clear changes.
             let confirmed = |attr: &str| -> Value {
                 state
-                    .cs
+                    .cs()
                     .get(d.cs as usize)
                     .and_then(|o| {
                         let slot = cp.types.get(o.object_type)?.slot(attr)?;
@@ -371,7 +371,7 @@ fn search(
     }
     let mut found = 0;
     if metaverse {
-        for m in state.mv.values() {
+        for m in state.mv().values() {
             let t = &plan.metaverse[m.object_type];
             if has(&t.names, &m.attrs) {
                 found += 1;
@@ -379,7 +379,7 @@ fn search(
             }
         }
     } else {
-        for (c, o) in state.cs.iter().enumerate() {
+        for (c, o) in state.cs().iter().enumerate() {
             let cp = &plan.connectors[o.connector];
             if o.gone || connector.is_some_and(|n| n != cp.name) {
                 continue;
@@ -429,7 +429,7 @@ fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
             return USAGE;
         }
     };
-    let o = &state.cs[id as usize];
+    let o = &state.cs()[id as usize];
     let cp = &plan.connectors[o.connector];
     let t = &cp.types[o.object_type];
     println!("{} {} \"{}\"", cp.name, t.name, escape_controls(&o.dn));

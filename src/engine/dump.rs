@@ -17,14 +17,14 @@ use std::fmt::Write;
 
 /// The `connector:DN` naming a metaverse object in dumps.
 fn mv_name(plan: &Plan, state: &State, id: MvId) -> String {
-    let Some(m) = state.mv.get(&id) else {
+    let Some(m) = state.mv().get(&id) else {
         return format!("<deleted {id}>");
     };
     let mut names: Vec<String> = m
         .links
         .iter()
         .map(|&c| {
-            let o = &state.cs[c as usize];
+            let o = &state.cs()[c as usize];
             format!("{}:{}", plan.connectors[o.connector].name, o.dn)
         })
         .collect();
@@ -65,7 +65,7 @@ pub fn metaverse(plan: &Plan, state: &State) -> String {
 /// The metaverse objects `keep` selects (references are still named from the whole state).
 pub fn metaverse_of(plan: &Plan, state: &State, keep: impl Fn(MvId) -> bool) -> String {
     let mut blocks: Vec<String> = state
-        .mv
+        .mv()
         .values()
         .filter(|m| keep(m.id))
         .map(|m| {
@@ -74,7 +74,7 @@ pub fn metaverse_of(plan: &Plan, state: &State, keep: impl Fn(MvId) -> bool) -> 
                 .links
                 .iter()
                 .map(|&c| {
-                    let o = &state.cs[c as usize];
+                    let o = &state.cs()[c as usize];
                     format!("{}:{}", plan.connectors[o.connector].name, o.dn)
                 })
                 .collect();

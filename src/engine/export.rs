@@ -126,7 +126,7 @@ pub fn deltas<'a>(
 
 /// The export delta of one connector-space object, if it has staged export work.
 pub fn delta(plan: &Plan, state: &State, cs: CsId) -> Option<ExportDelta> {
-    let o = state.cs.get(cs as usize)?;
+    let o = state.cs().get(cs as usize)?;
     let op = o.export_op()?;
     let t = plan.connectors.get(o.connector)?.types.get(o.object_type)?;
     Some(delta_of(t, cs, o, op))
@@ -550,7 +550,7 @@ connector "ad" ad {
         let t = &plan.connectors[0].types[0];
         let mut reversed = many.clone();
         reversed.reverse();
-        state.cs[id as usize].current[slot(t, "member")] = Value::many(reversed);
+        state.cs_mut()[id as usize].current[slot(t, "member")] = Value::many(reversed);
         assert_eq!(delta(&plan, &state, id), None);
         assert_eq!(deltas(&plan, &state, 0).count(), 0);
     }

@@ -111,9 +111,9 @@ fn classify(
     let Some(ty) = cplan.type_index(&obj.object_type) else {
         // An object the connector space holds (by DN or by any declared anchor attribute) that
         // now shows an undeclared type must not silently turn into a delete.
-        let by_dn = state.by_dn[connector]
-            .get(&key)
-            .is_some_and(|&id| !state.cs[id as usize].gone);
+        let by_dn = state
+            .cs_by_dn_key(connector, &key)
+            .is_some_and(|id| !state.cs()[id as usize].gone);
         let by_anchor = || {
             cplan.types.iter().any(|t| {
                 let Some(a) = t.anchor.filter(|&a| Some(a) != t.dn) else {
@@ -122,7 +122,7 @@ fn classify(
                 obj.attrs.iter().any(|(n, v)| {
                     n == &t.names[a]
                         && Key::exact(&crate::engine::flow::shape(v.clone(), false))
-                            .is_some_and(|k| state.by_anchor[connector].contains_key(&k))
+                            .is_some_and(|k| state.cs_by_anchor(connector, &k).is_some())
                 })
             })
         };
@@ -203,15 +203,14 @@ pub fn preview(state: &State, read: &Read, full: bool) -> ReadPreview {
         match item {
             Item::Delete(dn) => {
                 if let Some(id) = state.cs_by_dn(connector, dn)
-                    && expected(&state.cs[id as usize], connector)
+                    && expected(&state.cs()[id as usize], connector)
                 {
                     explicit.insert(id);
                 }
             }
             Item::Upsert(_, Record::Typed { anchor, .. }) => {
                 p.objects += 1;
-                if let Some(id) =
-                    Key::exact(anchor).and_then(|k| state.by_anchor[connector].get(&k).copied())
+                if let Some(id) = Key::exact(anchor).and_then(|k| state.cs_by_anchor(connector, &k))
                 {
                     seen.insert(id);
                 }
@@ -221,7 +220,7 @@ pub fn preview(state: &State, read: &Read, full: bool) -> ReadPreview {
         }
     }
     let mut deletes = explicit.len();
-    for (i, o) in state.cs.iter().enumerate() {
+    for (i, o) in state.cs().iter().enumerate() {
         if !expected(o, connector) {
             continue;
         }
@@ -285,15 +284,13 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                 let tplan = &cplan.types[ty];
                 let dn: Arc<str> = obj.dn.as_str().into();
                 let akey = Key::exact(&anchor);
-                let by_anchor = akey
-                    .as_ref()
-                    .and_then(|k| state.by_anchor[connector].get(k).copied());
-                let by_dn = state.by_dn[connector].get(&key).copied();
+                let by_anchor = akey.as_ref().and_then(|k| state.cs_by_anchor(connector, k));
+                let by_dn = state.cs_by_dn_key(connector, &key);
                 let target = match (by_anchor, by_dn) {
                     (Some(id), _) => Some(id),
                     // An export object (or placeholder) with this DN: the imported object
                     // replaces it and keeps its link.
-                    (None, Some(id)) if state.cs[id as usize].anchor.is_none() => Some(id),
+                    (None, Some(id)) if state.cs()[id as usize].anchor.is_none() => Some(id),
                     // A different object had this DN: it was renamed or deleted; it keeps its
                     // anchor and leaves the DN index until its own change is imported.
                     (None, Some(_)) => None,
@@ -302,7 +299,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                 match target {
                     Some(id) => {
                         seen.insert(id);
-                        let o = &mut state.cs[id as usize];
+                        let o = &mut state.cs_mut()[id as usize];
                         let was_placeholder = o.placeholder;
                         // DNs that differ only in spacing, case or escaping are one DN
                         // (the new spelling is taken without a rename).
@@ -314,13 +311,11 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                         if renamed {
                             let old = dn_key(&o.dn);
                             o.dn = dn.clone();
-                            if state.by_dn[connector].get(&old) == Some(&id) {
-                                state.by_dn[connector].remove(&old);
-                            }
-                            state.by_dn[connector].insert(key.clone(), id);
+                            state.unindex_dn(connector, &old, id);
+                            state.index_dn(connector, key.clone(), id);
                             report.renames += 1;
                         }
-                        let o = &mut state.cs[id as usize];
+                        let o = &mut state.cs_mut()[id as usize];
                         let changed = renamed
                             || retyped
                             || o.imported != values
@@ -329,15 +324,15 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                         if o.anchor.is_none()
                             && let Some(k) = akey.clone()
                         {
-                            state.by_anchor[connector].insert(k, id);
+                            state.index_anchor(connector, k, id);
                         }
                         if retyped || was_placeholder {
                             // Leave the old type's index entries before the layout changes.
-                            let width = state.cs[id as usize].current.len();
+                            let width = state.cs()[id as usize].current.len();
                             state.set_cs_current(plan, id, vec![Value::Null; width]);
-                            state.cs[id as usize].current = vec![Value::Null; values.len()];
+                            state.cs_mut()[id as usize].current = vec![Value::Null; values.len()];
                         }
-                        let o = &mut state.cs[id as usize];
+                        let o = &mut state.cs_mut()[id as usize];
                         o.anchor = Some(anchor);
                         o.object_type = ty;
                         o.placeholder = false;
@@ -366,7 +361,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                         }
                         o.imported = values;
                         state.set_cs_current(plan, id, current);
-                        let o = &mut state.cs[id as usize];
+                        let o = &mut state.cs_mut()[id as usize];
                         if changed {
                             let kind = if retyped {
                                 PendingImport::DeleteAdd
@@ -413,7 +408,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
     // what it stands for may be any of the objects not seen.
     if full && report.rejected.is_empty() {
         let missing: Vec<CsId> = state
-            .cs
+            .cs()
             .iter()
             .enumerate()
             .filter(|(i, o)| {
@@ -443,7 +438,7 @@ fn merge_pending(old: Option<PendingImport>, new: PendingImport) -> PendingImpor
 
 /// Stages the deletion of an imported object; returns false when there was nothing to delete.
 fn stage_delete(state: &mut State, id: CsId) -> bool {
-    let Some(o) = state.cs.get_mut(id as usize) else {
+    let Some(o) = state.cs_mut().get_mut(id as usize) else {
         return false;
     };
     if o.gone || o.placeholder || o.anchor.is_none() {

@@ -9,7 +9,7 @@
 
 use super::compile::{ConnIdx, Plan, RuleIdx, TypeIdx};
 use crate::value::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Index of a connector-space object in [`State::cs`] (stable for the state's lifetime).
@@ -220,36 +220,231 @@ pub struct SyncError {
     pub message: String,
 }
 
-/// The engine's state.
+/// Change marks of a connector-space object (see [`CsTable`]).
+const MARK_STORE: u8 = 1;
+const MARK_SYNC: u8 = 2;
+const MARK_EXPORT: u8 = 4;
+
+/// The connector-space objects, addressed by [`CsId`], with their change log.
+///
+/// Reading is free ([`CsTable::get`], indexing); every way to change an object
+/// ([`CsTable::get_mut`], `IndexMut`, [`CsTable::push`]) marks it three times: for the store
+/// (saved by the next `Store::save_changes`), for delta sync (an object a delta sync must look
+/// at) and for export (an object that may have export work). So a save, a delta sync and an
+/// export planner cost in proportion to what changed, not to the connector space.
+#[derive(Debug, Clone, Default)]
+pub struct CsTable {
+    objs: Vec<CsObject>,
+    marks: Vec<u8>,
+    changed: Vec<CsId>,
+    to_sync: Vec<CsId>,
+    to_export: Vec<CsId>,
+}
+
+impl CsTable {
+    fn touch(&mut self, id: usize) {
+        let Some(m) = self.marks.get_mut(id) else {
+            return;
+        };
+        let id = id as CsId;
+        if *m & MARK_STORE == 0 {
+            self.changed.push(id);
+        }
+        if *m & MARK_SYNC == 0 {
+            self.to_sync.push(id);
+        }
+        if *m & MARK_EXPORT == 0 {
+            self.to_export.push(id);
+        }
+        *m = MARK_STORE | MARK_SYNC | MARK_EXPORT;
+    }
+
+    pub fn len(&self) -> usize {
+        self.objs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objs.is_empty()
+    }
+
+    pub fn get(&self, id: usize) -> Option<&CsObject> {
+        self.objs.get(id)
+    }
+
+    /// The object, marked as changed.
+    pub fn get_mut(&mut self, id: usize) -> Option<&mut CsObject> {
+        self.touch(id);
+        self.objs.get_mut(id)
+    }
+
+    /// Every object (tombstones of removed objects included: check [`CsObject::gone`]).
+    pub fn iter(&self) -> std::slice::Iter<'_, CsObject> {
+        self.objs.iter()
+    }
+
+    /// Appends an object, marked as changed; returns its id.
+    pub fn push(&mut self, obj: CsObject) -> CsId {
+        let id = self.objs.len();
+        self.objs.push(obj);
+        self.marks.push(0);
+        self.touch(id);
+        id as CsId
+    }
+}
+
+impl std::ops::Index<usize> for CsTable {
+    type Output = CsObject;
+    fn index(&self, id: usize) -> &CsObject {
+        &self.objs[id]
+    }
+}
+
+impl std::ops::IndexMut<usize> for CsTable {
+    fn index_mut(&mut self, id: usize) -> &mut CsObject {
+        self.touch(id);
+        &mut self.objs[id]
+    }
+}
+
+/// The metaverse objects by id, with their change log: every way to change one records it
+/// for the store.
+#[derive(Debug, Clone, Default)]
+pub struct MvTable {
+    objs: BTreeMap<MvId, MvObject>,
+    changed: BTreeSet<MvId>,
+}
+
+impl MvTable {
+    pub fn len(&self) -> usize {
+        self.objs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objs.is_empty()
+    }
+
+    pub fn get(&self, id: &MvId) -> Option<&MvObject> {
+        self.objs.get(id)
+    }
+
+    pub fn contains_key(&self, id: &MvId) -> bool {
+        self.objs.contains_key(id)
+    }
+
+    pub fn keys(&self) -> std::collections::btree_map::Keys<'_, MvId, MvObject> {
+        self.objs.keys()
+    }
+
+    pub fn values(&self) -> std::collections::btree_map::Values<'_, MvId, MvObject> {
+        self.objs.values()
+    }
+
+    pub fn iter(&self) -> std::collections::btree_map::Iter<'_, MvId, MvObject> {
+        self.objs.iter()
+    }
+
+    /// The object, marked as changed.
+    pub fn get_mut(&mut self, id: &MvId) -> Option<&mut MvObject> {
+        let o = self.objs.get_mut(id)?;
+        self.changed.insert(*id);
+        Some(o)
+    }
+
+    pub fn insert(&mut self, id: MvId, obj: MvObject) -> Option<MvObject> {
+        self.changed.insert(id);
+        self.objs.insert(id, obj)
+    }
+
+    pub fn remove(&mut self, id: &MvId) -> Option<MvObject> {
+        let o = self.objs.remove(id)?;
+        self.changed.insert(*id);
+        Some(o)
+    }
+}
+
+impl std::ops::Index<&MvId> for MvTable {
+    type Output = MvObject;
+    fn index(&self, id: &MvId) -> &MvObject {
+        &self.objs[id]
+    }
+}
+
+/// The join and uniqueness indexes of connector-space values: (connector, attribute) → value
+/// key → objects.
+pub type CsIndexes = HashMap<(ConnIdx, Box<str>), HashMap<Key, Vec<CsId>>>;
+
+/// What changed since the store last saved: the rows `Store::save_changes` writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Connector-space objects changed, added or removed (a removed object is a tombstone:
+    /// [`CsObject::gone`]), in id order.
+    pub cs: Vec<CsId>,
+    /// Metaverse objects changed, added or removed (absent from the state), in id order.
+    pub mv: Vec<MvId>,
+    /// Keys of [`State::referenced_by`] whose referrers changed.
+    pub references: Vec<(ConnIdx, Box<str>)>,
+    /// Keys of [`State::outbound_refs`] whose referrers changed.
+    pub outbound_refs: Vec<MvId>,
+    /// Keys of [`State::awaiting_refs`] whose referrers changed.
+    pub awaiting_refs: Vec<MvId>,
+    /// The withheld set changed.
+    pub withheld: bool,
+    /// The sets of objects in error changed.
+    pub errors: bool,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.cs.is_empty()
+            && self.mv.is_empty()
+            && self.references.is_empty()
+            && self.outbound_refs.is_empty()
+            && self.awaiting_refs.is_empty()
+            && !self.withheld
+            && !self.errors
+    }
+}
+
+/// The engine's state, behind a boundary: the fields are private, and every mutator records
+/// what it changed ([`State::changes`]), so the store saves only that. Connector-space ids
+/// ([`CsId`]) and metaverse ids are stable for the state's life, across saves and loads: a
+/// removed connector-space object stays as a tombstone. The lookup indexes (anchor, DN, join
+/// values) are derived: rebuilt at load, never saved.
 #[derive(Debug, Clone, Default)]
 pub struct State {
-    pub cs: Vec<CsObject>,
-    pub mv: BTreeMap<MvId, MvObject>,
-    pub next_mv: MvId,
+    cs: CsTable,
+    mv: MvTable,
+    next_mv: MvId,
     /// Per connector: anchor → object.
-    pub by_anchor: Vec<HashMap<Key, CsId>>,
+    by_anchor: Vec<HashMap<Key, CsId>>,
     /// Per connector: DN key ([`dn_key`]) → object.
-    pub by_dn: Vec<HashMap<Box<str>, CsId>>,
+    by_dn: Vec<HashMap<Box<str>, CsId>>,
     /// Objects that reference another object, by the referenced object's connector and DN:
     /// re-evaluated when an object with that DN is linked or unlinked.
-    pub referenced_by: HashMap<(ConnIdx, Box<str>), Vec<CsId>>,
+    referenced_by: HashMap<(ConnIdx, Box<str>), Vec<CsId>>,
     /// Outbound references: referenced metaverse object → the metaverse objects whose exports
     /// name it (revisited when its target object is renamed or removed).
-    pub outbound_refs: HashMap<MvId, std::collections::BTreeSet<MvId>>,
+    outbound_refs: HashMap<MvId, BTreeSet<MvId>>,
     /// Join index of metaverse values, per attribute name (case-folded keys).
-    pub mv_index: HashMap<Box<str>, HashMap<Key, Vec<MvId>>>,
+    mv_index: HashMap<Box<str>, HashMap<Key, Vec<MvId>>>,
     /// Join and uniqueness index of connector-space values, per connector and attribute name.
-    pub cs_index: HashMap<(ConnIdx, Box<str>), HashMap<Key, Vec<CsId>>>,
+    cs_index: CsIndexes,
     /// Metaverse objects with export values withheld as duplicates: revisited by every sync
     /// until the conflict clears.
-    pub withheld: std::collections::BTreeSet<MvId>,
+    withheld: BTreeSet<MvId>,
     /// Outbound references waiting for their target: referenced metaverse object → the
     /// metaverse objects whose exports dropped the reference. Revisited when it is provisioned.
-    pub awaiting_refs: HashMap<MvId, std::collections::BTreeSet<MvId>>,
+    awaiting_refs: HashMap<MvId, BTreeSet<MvId>>,
     /// Objects whose last sync had an error: every sync tries them again (as Entra retries
     /// objects in error), so an error is listed until it is resolved.
-    pub in_error_cs: std::collections::BTreeSet<CsId>,
-    pub in_error_mv: std::collections::BTreeSet<MvId>,
+    in_error_cs: BTreeSet<CsId>,
+    in_error_mv: BTreeSet<MvId>,
+    /// Keys of the reference maps changed since the last save.
+    changed_references: BTreeSet<(ConnIdx, Box<str>)>,
+    changed_outbound: BTreeSet<MvId>,
+    changed_awaiting: BTreeSet<MvId>,
+    changed_withheld: bool,
+    changed_errors: bool,
 }
 
 impl State {
@@ -262,8 +457,52 @@ impl State {
         }
     }
 
+    // ------------------------------------------------------------------ reading
+
+    /// The connector-space objects.
+    pub fn cs(&self) -> &CsTable {
+        &self.cs
+    }
+
+    /// The connector-space objects, for changing: every object changed through it is recorded.
+    pub fn cs_mut(&mut self) -> &mut CsTable {
+        &mut self.cs
+    }
+
+    /// The metaverse.
+    pub fn mv(&self) -> &MvTable {
+        &self.mv
+    }
+
+    /// The metaverse, for changing: every object changed through it is recorded.
+    pub fn mv_mut(&mut self) -> &mut MvTable {
+        &mut self.mv
+    }
+
+    /// The id the next projected metaverse object gets.
+    pub fn next_mv(&self) -> MvId {
+        self.next_mv
+    }
+
+    /// Takes a new metaverse object id.
+    pub fn allocate_mv(&mut self) -> MvId {
+        let id = self.next_mv;
+        self.next_mv += 1;
+        id
+    }
+
     pub fn cs_by_dn(&self, connector: ConnIdx, dn: &str) -> Option<CsId> {
         self.by_dn.get(connector)?.get(&dn_key(dn)).copied()
+    }
+
+    /// The object of `connector` under a normalised DN key ([`dn_key`]).
+    pub fn cs_by_dn_key(&self, connector: ConnIdx, key: &str) -> Option<CsId> {
+        self.by_dn.get(connector)?.get(key).copied()
+    }
+
+    /// The object of `connector` with an anchor.
+    pub fn cs_by_anchor(&self, connector: ConnIdx, anchor: &Key) -> Option<CsId> {
+        self.by_anchor.get(connector)?.get(anchor).copied()
     }
 
     /// The object of `connector` linked to `mv`.
@@ -276,6 +515,45 @@ impl State {
         })
     }
 
+    pub fn referenced_by(&self, connector: ConnIdx, key: &str) -> Option<&Vec<CsId>> {
+        self.referenced_by.get(&(connector, key.into()))
+    }
+
+    /// Every reference key with its referrers (for the store and for dumps).
+    pub fn references(&self) -> impl Iterator<Item = (&(ConnIdx, Box<str>), &Vec<CsId>)> {
+        self.referenced_by.iter()
+    }
+
+    pub fn outbound_refs(&self) -> &HashMap<MvId, BTreeSet<MvId>> {
+        &self.outbound_refs
+    }
+
+    pub fn awaiting_refs(&self) -> &HashMap<MvId, BTreeSet<MvId>> {
+        &self.awaiting_refs
+    }
+
+    pub fn withheld(&self) -> &BTreeSet<MvId> {
+        &self.withheld
+    }
+
+    pub fn in_error_cs(&self) -> &BTreeSet<CsId> {
+        &self.in_error_cs
+    }
+
+    pub fn in_error_mv(&self) -> &BTreeSet<MvId> {
+        &self.in_error_mv
+    }
+
+    pub fn mv_index(&self) -> &HashMap<Box<str>, HashMap<Key, Vec<MvId>>> {
+        &self.mv_index
+    }
+
+    pub fn cs_index(&self) -> &CsIndexes {
+        &self.cs_index
+    }
+
+    // ------------------------------------------------------------------ changing
+
     /// Adds a connector-space object and indexes it.
     pub fn add_cs(&mut self, obj: CsObject) -> CsId {
         let id = self.cs.len() as CsId;
@@ -287,10 +565,104 @@ impl State {
         id
     }
 
+    /// Indexes `id` under an anchor of its connector.
+    pub fn index_anchor(&mut self, connector: ConnIdx, anchor: Key, id: CsId) {
+        self.by_anchor[connector].insert(anchor, id);
+    }
+
+    /// Removes an anchor from the index if it names `id`.
+    pub fn unindex_anchor(&mut self, connector: ConnIdx, anchor: &Key, id: CsId) {
+        if self.by_anchor[connector].get(anchor) == Some(&id) {
+            self.by_anchor[connector].remove(anchor);
+        }
+    }
+
+    /// Indexes `id` under a normalised DN key of its connector.
+    pub fn index_dn(&mut self, connector: ConnIdx, key: Box<str>, id: CsId) {
+        self.by_dn[connector].insert(key, id);
+    }
+
+    /// Removes a DN key from the index if it names `id`.
+    pub fn unindex_dn(&mut self, connector: ConnIdx, key: &str, id: CsId) {
+        if self.by_dn[connector].get(key) == Some(&id) {
+            self.by_dn[connector].remove(key);
+        }
+    }
+
+    /// Sets a join index of metaverse values (built once per attribute, then kept current).
+    pub fn set_mv_index(&mut self, attr: Box<str>, index: HashMap<Key, Vec<MvId>>) {
+        self.mv_index.insert(attr, index);
+    }
+
+    /// Sets a join index of connector-space values.
+    pub fn set_cs_index(&mut self, key: (ConnIdx, Box<str>), index: HashMap<Key, Vec<CsId>>) {
+        self.cs_index.insert(key, index);
+    }
+
+    /// Records that `from` references the object of `connector` under a DN key.
+    pub fn add_reference(&mut self, connector: ConnIdx, key: Box<str>, from: CsId) {
+        let refs = self
+            .referenced_by
+            .entry((connector, key.clone()))
+            .or_default();
+        if !refs.contains(&from) {
+            refs.push(from);
+            self.changed_references.insert((connector, key));
+        }
+    }
+
+    /// Records that the exports of `referrer` name metaverse object `target`.
+    pub fn add_outbound_ref(&mut self, target: MvId, referrer: MvId) {
+        if self
+            .outbound_refs
+            .entry(target)
+            .or_default()
+            .insert(referrer)
+        {
+            self.changed_outbound.insert(target);
+        }
+    }
+
+    /// Records that the exports of `referrer` dropped a reference to `target`, not yet in the
+    /// connector.
+    pub fn add_awaiting_ref(&mut self, target: MvId, referrer: MvId) {
+        if self
+            .awaiting_refs
+            .entry(target)
+            .or_default()
+            .insert(referrer)
+        {
+            self.changed_awaiting.insert(target);
+        }
+    }
+
+    /// Takes the referrers waiting for `target`.
+    pub fn take_awaiting_refs(&mut self, target: MvId) -> Option<BTreeSet<MvId>> {
+        let r = self.awaiting_refs.remove(&target)?;
+        self.changed_awaiting.insert(target);
+        Some(r)
+    }
+
+    /// The withheld set, for changing.
+    pub fn withheld_mut(&mut self) -> &mut BTreeSet<MvId> {
+        self.changed_withheld = true;
+        &mut self.withheld
+    }
+
+    /// Replaces the sets of objects in error.
+    pub fn set_in_error(&mut self, cs: BTreeSet<CsId>, mv: BTreeSet<MvId>) {
+        if cs != self.in_error_cs || mv != self.in_error_mv {
+            self.changed_errors = true;
+        }
+        self.in_error_cs = cs;
+        self.in_error_mv = mv;
+    }
+
     /// Connects a connector-space object to a metaverse object.
     pub fn link(&mut self, cs: CsId, link: Link) {
-        if let Some(m) = self.mv.get_mut(&link.mv)
+        if let Some(m) = self.mv.get(&link.mv)
             && !m.links.contains(&cs)
+            && let Some(m) = self.mv.get_mut(&link.mv)
         {
             m.links.push(cs);
         }
@@ -308,6 +680,7 @@ impl State {
 
     /// Disconnects a connector-space object (it becomes a disconnector).
     pub fn unlink(&mut self, cs: CsId) -> Option<MvId> {
+        self.cs.get(cs as usize)?.link?;
         let link = self.cs.get_mut(cs as usize)?.link.take()?;
         if let Some(m) = self.mv.get_mut(&link.mv) {
             m.links.retain(|&c| c != cs);
@@ -316,16 +689,54 @@ impl State {
     }
 
     /// Pending export operations of a connector, in object order (what each one sends:
-    /// `engine::export::deltas`).
+    /// `engine::export::deltas`). Only objects changed since they were last without export
+    /// work are looked at.
     pub fn pending_exports(
         &self,
         connector: ConnIdx,
     ) -> impl Iterator<Item = (CsId, &CsObject, ExportOp)> {
-        self.cs
-            .iter()
-            .enumerate()
-            .filter(move |(_, o)| o.connector == connector)
-            .filter_map(|(i, o)| o.export_op().map(|op| (i as CsId, o, op)))
+        let mut ids = self.cs.to_export.clone();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(move |id| {
+            let o = &self.cs.objs[id as usize];
+            if o.connector != connector {
+                return None;
+            }
+            o.export_op().map(|op| (id, o, op))
+        })
+    }
+
+    /// The objects a delta sync looks at: those changed since the last sync, the
+    /// disconnectors (a new object elsewhere may now join them) and the objects in error, in
+    /// id order. Taking them clears the marks; [`State::keep_for_sync`] keeps an object for the
+    /// next sync.
+    pub fn take_sync_candidates(&mut self) -> Vec<CsId> {
+        let mut ids = std::mem::take(&mut self.cs.to_sync);
+        for &id in &ids {
+            self.cs.marks[id as usize] &= !MARK_SYNC;
+        }
+        ids.extend(self.in_error_cs.iter().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Clears every delta-sync mark (a full sync looks at everything).
+    pub fn clear_sync_candidates(&mut self) {
+        for &id in &self.cs.to_sync {
+            self.cs.marks[id as usize] &= !MARK_SYNC;
+        }
+        self.cs.to_sync.clear();
+    }
+
+    /// Keeps an object for the next delta sync (a disconnector stays one).
+    pub fn keep_for_sync(&mut self, id: CsId) {
+        if let Some(m) = self.cs.marks.get_mut(id as usize)
+            && *m & MARK_SYNC == 0
+        {
+            *m |= MARK_SYNC;
+            self.cs.to_sync.push(id);
+        }
     }
 
     /// Replaces a metaverse object's values, keeping the join index current.
@@ -360,6 +771,202 @@ impl State {
         }
         if let Some(o) = self.cs.get_mut(id as usize) {
             o.current = new;
+        }
+    }
+
+    // ------------------------------------------------------------------ the change log
+
+    /// What changed since the last [`State::clear_changes`].
+    pub fn changes(&self) -> Changes {
+        let mut cs = self.cs.changed.clone();
+        cs.sort_unstable();
+        Changes {
+            cs,
+            mv: self.mv.changed.iter().copied().collect(),
+            references: self.changed_references.iter().cloned().collect(),
+            outbound_refs: self.changed_outbound.iter().copied().collect(),
+            awaiting_refs: self.changed_awaiting.iter().copied().collect(),
+            withheld: self.changed_withheld,
+            errors: self.changed_errors,
+        }
+    }
+
+    /// Forgets the change log (the store saved it). Objects without export work leave the
+    /// export planner's list.
+    pub fn clear_changes(&mut self) {
+        for &id in &self.cs.changed {
+            self.cs.marks[id as usize] &= !MARK_STORE;
+        }
+        self.cs.changed.clear();
+        self.mv.changed.clear();
+        self.changed_references.clear();
+        self.changed_outbound.clear();
+        self.changed_awaiting.clear();
+        self.changed_withheld = false;
+        self.changed_errors = false;
+        let objs = &self.cs.objs;
+        let marks = &mut self.cs.marks;
+        self.cs.to_export.retain(|&id| {
+            let keep = objs[id as usize].export_op().is_some();
+            if !keep {
+                marks[id as usize] &= !MARK_EXPORT;
+            }
+            keep
+        });
+    }
+
+    /// Marks everything as changed, so the next save writes the whole state (a store
+    /// migrating from an older format).
+    pub fn mark_all_changed(&mut self) {
+        for id in 0..self.cs.len() {
+            self.cs.touch(id);
+        }
+        self.mv.changed.extend(self.mv.objs.keys().copied());
+        self.changed_references
+            .extend(self.referenced_by.keys().cloned());
+        self.changed_outbound
+            .extend(self.outbound_refs.keys().copied());
+        self.changed_awaiting
+            .extend(self.awaiting_refs.keys().copied());
+        self.changed_withheld = true;
+        self.changed_errors = true;
+    }
+
+    // ------------------------------------------------------------------ restoring (stores)
+
+    /// Puts a stored connector-space object back under its id (ids between the last one and
+    /// `id` become tombstones) and indexes it. Not recorded as a change; `changed` records it
+    /// (an object the store must rewrite or delete).
+    pub fn restore_cs(&mut self, id: CsId, obj: CsObject, changed: bool) {
+        let i = id as usize;
+        while self.cs.objs.len() < i {
+            self.cs.objs.push(CsObject::tombstone());
+            self.cs.marks.push(0);
+        }
+        let mut marks = 0;
+        if !obj.gone {
+            if let Some(k) = obj.anchor.as_ref().and_then(Key::exact) {
+                self.by_anchor[obj.connector].insert(k, id);
+            }
+            self.by_dn[obj.connector].insert(dn_key(&obj.dn), id);
+            if !obj.placeholder && (obj.pending_import.is_some() || obj.link.is_none()) {
+                marks |= MARK_SYNC;
+                self.cs.to_sync.push(id);
+            }
+            if obj.export_op().is_some() {
+                marks |= MARK_EXPORT;
+                self.cs.to_export.push(id);
+            }
+        }
+        if changed {
+            marks |= MARK_STORE;
+            self.cs.changed.push(id);
+        }
+        if i == self.cs.objs.len() {
+            self.cs.objs.push(obj);
+            self.cs.marks.push(marks);
+        } else {
+            self.cs.objs[i] = obj;
+            self.cs.marks[i] = marks;
+        }
+    }
+
+    /// Puts a stored metaverse object back (not recorded as a change).
+    pub fn restore_mv(&mut self, obj: MvObject) {
+        self.next_mv = self.next_mv.max(obj.id + 1);
+        self.mv.objs.insert(obj.id, obj);
+    }
+
+    /// Records a stored metaverse object as removed (the store deletes its row).
+    pub fn forget_mv(&mut self, id: MvId) {
+        self.mv.changed.insert(id);
+    }
+
+    /// Sets the next metaverse id (never below one past the highest id held).
+    pub fn restore_next_mv(&mut self, next: MvId) {
+        self.next_mv = self.next_mv.max(next).max(1);
+    }
+
+    /// Puts the stored reference maps and sets back (not recorded as changes).
+    pub fn restore_reference(&mut self, connector: ConnIdx, key: Box<str>, from: CsId) {
+        let refs = self.referenced_by.entry((connector, key)).or_default();
+        if !refs.contains(&from) {
+            refs.push(from);
+        }
+    }
+
+    pub fn restore_outbound_ref(&mut self, target: MvId, referrer: MvId) {
+        self.outbound_refs
+            .entry(target)
+            .or_default()
+            .insert(referrer);
+    }
+
+    pub fn restore_awaiting_ref(&mut self, target: MvId, referrer: MvId) {
+        self.awaiting_refs
+            .entry(target)
+            .or_default()
+            .insert(referrer);
+    }
+
+    pub fn restore_withheld(&mut self, mv: MvId) {
+        self.withheld.insert(mv);
+    }
+
+    pub fn restore_in_error(&mut self, cs: Option<CsId>, mv: Option<MvId>) {
+        if let Some(c) = cs {
+            self.in_error_cs.insert(c);
+        }
+        if let Some(m) = mv {
+            self.in_error_mv.insert(m);
+        }
+    }
+
+    /// Drops links to metaverse objects the state does not hold (after a restore) and links of
+    /// metaverse objects to connector-space objects it does not hold.
+    pub fn drop_dangling_links(&mut self) {
+        let mut fix = Vec::new();
+        for (i, o) in self.cs.objs.iter().enumerate() {
+            if let Some(l) = o.link
+                && !self.mv.objs.contains_key(&l.mv)
+            {
+                fix.push(i);
+            }
+        }
+        for i in fix {
+            self.cs[i].link = None;
+        }
+        let cs = &self.cs.objs;
+        let mut changed = Vec::new();
+        for m in self.mv.objs.values_mut() {
+            let before = m.links.len();
+            m.links
+                .retain(|&c| cs.get(c as usize).is_some_and(|o| !o.gone));
+            if m.links.len() != before {
+                changed.push(m.id);
+            }
+        }
+        self.mv.changed.extend(changed);
+    }
+}
+
+impl CsObject {
+    /// The place of an id no object holds (removed before the state was saved).
+    pub fn tombstone() -> CsObject {
+        CsObject {
+            connector: 0,
+            object_type: 0,
+            dn: "".into(),
+            anchor: None,
+            imported: Vec::new(),
+            current: Vec::new(),
+            pending_import: None,
+            export: None,
+            new_dn: None,
+            link: None,
+            provisioned_by: None,
+            placeholder: false,
+            gone: true,
         }
     }
 }

@@ -28,7 +28,7 @@ pub struct Preview {
 /// Previews a sync of `cs` as if it had just been imported.
 pub fn preview(engine: &Engine, cs: CsId) -> Preview {
     let mut e = engine.clone();
-    if let Some(o) = e.state.cs.get_mut(cs as usize) {
+    if let Some(o) = e.state.cs_mut().get_mut(cs as usize) {
         o.pending_import.get_or_insert(PendingImport::Update);
     }
     let mut trace = Trace {
@@ -38,11 +38,11 @@ pub fn preview(engine: &Engine, cs: CsId) -> Preview {
     let report = e.sync_traced(Mode::Delta, &mut trace);
     let mv = e
         .state
-        .cs
+        .cs()
         .get(cs as usize)
         .and_then(|o| o.link)
         .map(|l| l.mv);
-    let (metaverse, exports, deltas) = match mv.and_then(|id| e.state.mv.get(&id)) {
+    let (metaverse, exports, deltas) = match mv.and_then(|id| e.state.mv().get(&id)) {
         Some(m) => {
             let id = m.id;
             let linked = m.links.clone();

@@ -134,38 +134,61 @@ pub fn run(
         revisit: BTreeSet::new(),
         unresolved: Vec::new(),
     };
-    run.ensure_indexes();
     // Objects in error are tried again.
-    for mv in std::mem::take(&mut run.state.in_error_mv) {
-        if run.state.mv.contains_key(&mv) {
+    let in_error: Vec<MvId> = run.state.in_error_mv().iter().copied().collect();
+    for mv in in_error {
+        if run.state.mv().contains_key(&mv) {
             run.dirty.insert(mv);
             run.outbound.insert(mv);
         }
     }
+    // A full sync looks at every object; a delta sync at the objects changed since the last
+    // sync, the objects in error and the disconnectors (a new object elsewhere may now join
+    // them, as in Entra's sync engine): the state keeps that list as objects change. Each
+    // connector's list is taken when its turn comes, so objects changed by an earlier
+    // connector's objects are seen, as a scan of the whole connector space would see them.
     for c in 0..plan.connectors.len() {
-        let ids: Vec<CsId> = run
-            .state
-            .cs
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.connector == c && !o.gone && !o.placeholder)
-            // A delta sync also re-evaluates disconnectors: a new object elsewhere may now
-            // join them (as Entra's sync engine does).
-            .filter(|(i, o)| {
-                mode == Mode::Full
-                    || o.pending_import.is_some()
-                    || o.link.is_none()
-                    || run.state.in_error_cs.contains(&(*i as CsId))
-            })
-            .map(|(i, _)| i as CsId)
-            .collect();
+        let candidates: Vec<CsId> = match mode {
+            Mode::Full => (0..run.state.cs().len() as CsId).collect(),
+            Mode::Delta => run.state.take_sync_candidates(),
+        };
+        let mut ids = Vec::new();
+        for i in candidates {
+            let Some(o) = run.state.cs().get(i as usize) else {
+                continue;
+            };
+            if o.gone || o.placeholder {
+                continue;
+            }
+            if o.connector != c {
+                if mode == Mode::Delta {
+                    run.state.keep_for_sync(i);
+                }
+                continue;
+            }
+            if mode == Mode::Full
+                || o.pending_import.is_some()
+                || o.link.is_none()
+                || run.state.in_error_cs().contains(&i)
+            {
+                ids.push(i);
+            }
+        }
         // Each object is processed completely (join or projection, then the values of the
         // metaverse objects it touched) before the next, so later objects join against
         // current values.
-        for id in ids {
+        for (n, &id) in ids.iter().enumerate() {
             run.inbound_object(id);
             run.recompute_dirty();
+            // A disconnector is looked at again by the next delta sync.
+            if run.state.cs()[id as usize].link.is_none() {
+                run.state.keep_for_sync(id);
+            }
             if run.stopped {
+                // What this sync did not reach, the next one does.
+                for &rest in &ids[n + 1..] {
+                    run.state.keep_for_sync(rest);
+                }
                 break;
             }
         }
@@ -175,9 +198,13 @@ pub fn run(
     }
     if !run.stopped {
         let targets: Vec<MvId> = match mode {
-            Mode::Full => run.state.mv.keys().copied().collect(),
+            Mode::Full => run.state.mv().keys().copied().collect(),
             Mode::Delta => {
-                let withheld = std::mem::take(&mut run.state.withheld);
+                let withheld = if run.state.withheld().is_empty() {
+                    BTreeSet::new()
+                } else {
+                    std::mem::take(run.state.withheld_mut())
+                };
                 run.outbound
                     .iter()
                     .chain(withheld.iter())
@@ -187,8 +214,8 @@ pub fn run(
                     .collect()
             }
         };
-        if mode == Mode::Full {
-            run.state.withheld.clear();
+        if mode == Mode::Full && !run.state.withheld().is_empty() {
+            run.state.withheld_mut().clear();
         }
         for mv in targets {
             run.outbound_mv(mv);
@@ -210,7 +237,7 @@ pub fn run(
     for (msg, target, referrer) in unresolved {
         if run
             .state
-            .awaiting_refs
+            .awaiting_refs()
             .get(&target)
             .is_some_and(|r| r.contains(&referrer))
             && !run.report.unresolved_references.contains(&msg)
@@ -218,20 +245,21 @@ pub fn run(
             run.report.unresolved_references.push(msg);
         }
     }
-    run.state.in_error_cs = run
+    let in_error_cs = run
         .report
         .errors
         .iter()
         .filter_map(|e| e.cs)
-        .filter(|&c| run.state.cs.get(c as usize).is_some_and(|o| !o.gone))
+        .filter(|&c| run.state.cs().get(c as usize).is_some_and(|o| !o.gone))
         .collect();
-    run.state.in_error_mv = run
+    let in_error_mv = run
         .report
         .errors
         .iter()
         .filter_map(|e| e.mv)
-        .filter(|m| run.state.mv.contains_key(m))
+        .filter(|m| run.state.mv().contains_key(m))
         .collect();
+    run.state.set_in_error(in_error_cs, in_error_mv);
     let mut report = run.report;
     report.status = if run.stopped {
         RunStatus::StoppedErrorLimit
@@ -286,7 +314,7 @@ impl Run<'_> {
                     cs == Some(f)
                         || mv.is_some_and(|m| {
                             self.state
-                                .cs
+                                .cs()
                                 .get(f as usize)
                                 .and_then(|o| o.link)
                                 .is_some_and(|l| l.mv == m)
@@ -346,50 +374,34 @@ impl Run<'_> {
 
     // ------------------------------------------------------------------ indexes
 
-    /// Builds the join and uniqueness indexes the plan needs (once; afterwards they are
-    /// maintained).
-    fn ensure_indexes(&mut self) {
-        for (cc, cp) in self.plan.connectors.iter().enumerate() {
-            for t in &cp.types {
-                for (slot, &u) in t.unique.iter().enumerate() {
-                    if u {
-                        self.build_cs_index(cc, &t.names[slot]);
+    /// Builds the join index of a metaverse attribute, the first time a join needs it (from
+    /// then on the state keeps it current). A sync that joins nothing builds no index.
+    fn ensure_mv_index(&mut self, attr: &str) {
+        if self.state.mv_index().contains_key(attr) {
+            return;
+        }
+        let mut map: HashMap<Key, Vec<MvId>> = HashMap::new();
+        for m in self.state.mv().values() {
+            if let Some(s) = self.plan.metaverse[m.object_type].slot(attr) {
+                for v in m.attrs[s].values() {
+                    if let Some(k) = Key::folded(v) {
+                        map.entry(k).or_default().push(m.id);
                     }
                 }
             }
         }
-        for r in &self.plan.rules {
-            for j in r.joins.iter().flatten() {
-                match r.def.direction {
-                    crate::ir::Direction::Inbound => {
-                        if !self.state.mv_index.contains_key(j.target.as_str()) {
-                            let mut map: HashMap<Key, Vec<MvId>> = HashMap::new();
-                            for m in self.state.mv.values() {
-                                if let Some(s) = self.plan.metaverse[m.object_type].slot(&j.target)
-                                {
-                                    for v in m.attrs[s].values() {
-                                        if let Some(k) = Key::folded(v) {
-                                            map.entry(k).or_default().push(m.id);
-                                        }
-                                    }
-                                }
-                            }
-                            self.state.mv_index.insert(j.target.as_str().into(), map);
-                        }
-                    }
-                    crate::ir::Direction::Outbound => self.build_cs_index(r.connector, &j.target),
-                }
-            }
-        }
+        self.state.set_mv_index(attr.into(), map);
     }
 
+    /// Builds the join or uniqueness index of a connector-space attribute, the first time a
+    /// join or a uniqueness check needs it (from then on the state keeps it current).
     fn build_cs_index(&mut self, cc: ConnIdx, attr: &str) {
         let key = (cc, Box::<str>::from(attr));
-        if self.state.cs_index.contains_key(&key) {
+        if self.state.cs_index().contains_key(&key) {
             return;
         }
         let mut map: HashMap<Key, Vec<CsId>> = HashMap::new();
-        for (i, o) in self.state.cs.iter().enumerate() {
+        for (i, o) in self.state.cs().iter().enumerate() {
             if o.connector != cc || o.gone || o.placeholder {
                 continue;
             }
@@ -401,7 +413,7 @@ impl Run<'_> {
                 }
             }
         }
-        self.state.cs_index.insert(key, map);
+        self.state.set_cs_index(key, map);
     }
 
     // ------------------------------------------------------------------ inbound
@@ -411,7 +423,7 @@ impl Run<'_> {
             return r.clone();
         }
         let (connector, ty) = {
-            let o = &self.state.cs[id as usize];
+            let o = &self.state.cs()[id as usize];
             (o.connector, o.object_type)
         };
         let candidates = self
@@ -425,7 +437,7 @@ impl Run<'_> {
             let rule = &self.plan.rules[r];
             let result = {
                 let state = &*self.state;
-                let o = &state.cs[id as usize];
+                let o = &state.cs()[id as usize];
                 let member_of = |group: &str| member_of(state, self.plan, connector, &o.dn, group);
                 scope::in_scope(
                     &self.plan.program,
@@ -460,7 +472,7 @@ impl Run<'_> {
 
     fn inbound_object(&mut self, id: CsId) {
         self.report.processed += 1;
-        let pending = self.state.cs[id as usize].pending_import;
+        let pending = self.state.cs()[id as usize].pending_import;
         match pending {
             Some(PendingImport::Delete) => {
                 self.note(Some(id), None, || "pending import: delete".into());
@@ -483,17 +495,17 @@ impl Run<'_> {
             }
             _ => {}
         }
-        self.state.cs[id as usize].pending_import = None;
+        self.state.cs_mut()[id as usize].pending_import = None;
         // A linked object that changed in its directory: outbound recomputes what it should
         // hold (this corrects drift in a target), and exports naming it are revisited (rename).
         if pending.is_some()
-            && let Some(l) = self.state.cs[id as usize].link
+            && let Some(l) = self.state.cs()[id as usize].link
         {
             self.outbound.insert(l.mv);
             self.target_changed(l.mv);
         }
         let rules = self.inbound_rules(id);
-        if let Some(link) = self.state.cs[id as usize].link {
+        if let Some(link) = self.state.cs()[id as usize].link {
             // Stickiness: an inbound link lasts while the rule that made it is in scope.
             if link.outbound || rules.contains(&link.rule) {
                 let why = self.plan.rules[link.rule].name().to_string();
@@ -538,7 +550,12 @@ impl Run<'_> {
 
     /// Join groups of the in-scope rules with join conditions (docs/DECISIONS.md item 12).
     fn join(&mut self, id: CsId, rules: &[RuleIdx]) -> Joined {
-        let connector = self.state.cs[id as usize].connector;
+        for &r in rules {
+            for cond in self.plan.rules[r].joins.iter().flatten() {
+                self.ensure_mv_index(&cond.target);
+            }
+        }
+        let connector = self.state.cs()[id as usize].connector;
         let mut found: Vec<(RuleIdx, MvId)> = Vec::new();
         for &r in rules {
             let rule = &self.plan.rules[r];
@@ -578,7 +595,7 @@ impl Run<'_> {
         if let Some(other) = self.state.linked_in(mv, connector)
             && other != id
         {
-            let other_dn = self.state.cs[other as usize].dn.clone();
+            let other_dn = self.state.cs()[other as usize].dn.clone();
             self.error(SyncError {
                 category: ErrorCategory::AmbiguousJoin,
                 cs: Some(id),
@@ -607,7 +624,7 @@ impl Run<'_> {
         rule: &RulePlan,
         group: &[super::compile::JoinPlan],
     ) -> Vec<MvId> {
-        let o = &self.state.cs[id as usize];
+        let o = &self.state.cs()[id as usize];
         let mut result: Option<BTreeSet<MvId>> = None;
         for cond in group {
             let values = o.current.get(cond.source).map(Value::values).unwrap_or(&[]);
@@ -615,7 +632,7 @@ impl Run<'_> {
                 return Vec::new();
             }
             let mut matches = BTreeSet::new();
-            let index = self.state.mv_index.get(cond.target.as_str());
+            let index = self.state.mv_index().get(cond.target.as_str());
             for v in values {
                 let Some(k) = Key::folded(v) else { continue };
                 for &mv in index
@@ -623,7 +640,7 @@ impl Run<'_> {
                     .map(Vec::as_slice)
                     .unwrap_or(&[])
                 {
-                    let Some(m) = self.state.mv.get(&mv) else {
+                    let Some(m) = self.state.mv().get(&mv) else {
                         continue;
                     };
                     if rule.target_type.is_some_and(|t| t != m.object_type) {
@@ -663,7 +680,7 @@ impl Run<'_> {
         let Some(ty) = rule.target_type else { return };
         // Projection needs at least one join attribute present when the rule joins.
         if !rule.joins.is_empty() {
-            let o = &self.state.cs[id as usize];
+            let o = &self.state.cs()[id as usize];
             let present = rule
                 .joins
                 .iter()
@@ -679,10 +696,9 @@ impl Run<'_> {
                 return;
             }
         }
-        let mv = self.state.next_mv;
-        self.state.next_mv += 1;
+        let mv = self.state.allocate_mv();
         let attrs = vec![Value::Null; self.plan.metaverse[ty].len()];
-        self.state.mv.insert(
+        self.state.mv_mut().insert(
             mv,
             MvObject {
                 id: mv,
@@ -712,13 +728,13 @@ impl Run<'_> {
 
     /// An object was linked: objects referring to it re-resolve their references.
     fn linked(&mut self, id: CsId) {
-        let Some(o) = self.state.cs.get(id as usize) else {
+        let Some(o) = self.state.cs().get(id as usize) else {
             return;
         };
         let key = (o.connector, super::model::dn_key(&o.dn));
-        if let Some(referrers) = self.state.referenced_by.get(&key).cloned() {
+        if let Some(referrers) = self.state.referenced_by(key.0, &key.1).cloned() {
             for r in referrers {
-                if let Some(l) = self.state.cs.get(r as usize).and_then(|o| o.link) {
+                if let Some(l) = self.state.cs().get(r as usize).and_then(|o| o.link) {
                     self.dirty.insert(l.mv);
                 }
             }
@@ -735,28 +751,24 @@ impl Run<'_> {
     /// The target objects of a metaverse object changed (renamed, removed): exports that name
     /// it are computed again.
     fn target_changed(&mut self, mv: MvId) {
-        if let Some(referrers) = self.state.outbound_refs.get(&mv) {
+        if let Some(referrers) = self.state.outbound_refs().get(&mv) {
             self.revisit.extend(referrers.iter().copied());
         }
     }
 
     fn remove_cs(&mut self, id: CsId) {
         let (connector, dn, anchor) = {
-            let o = &self.state.cs[id as usize];
+            let o = &self.state.cs()[id as usize];
             (o.connector, o.dn.clone(), o.anchor.clone())
         };
-        if let Some(k) = anchor.as_ref().and_then(Key::exact)
-            && self.state.by_anchor[connector].get(&k) == Some(&id)
-        {
-            self.state.by_anchor[connector].remove(&k);
+        if let Some(k) = anchor.as_ref().and_then(Key::exact) {
+            self.state.unindex_anchor(connector, &k, id);
         }
-        let dk = super::model::dn_key(&dn);
-        if self.state.by_dn[connector].get(&dk) == Some(&id) {
-            self.state.by_dn[connector].remove(&dk);
-        }
-        let empty = vec![Value::Null; self.state.cs[id as usize].current.len()];
+        self.state
+            .unindex_dn(connector, &super::model::dn_key(&dn), id);
+        let empty = vec![Value::Null; self.state.cs()[id as usize].current.len()];
         self.set_cs_current(id, empty);
-        let o = &mut self.state.cs[id as usize];
+        let o = &mut self.state.cs_mut()[id as usize];
         o.gone = true;
         o.pending_import = None;
         o.export = None;
@@ -775,12 +787,12 @@ impl Run<'_> {
     }
 
     fn recompute(&mut self, mv: MvId) {
-        let Some(m) = self.state.mv.get(&mv) else {
+        let Some(m) = self.state.mv().get(&mv) else {
             return;
         };
         let ty = m.object_type;
         let mut links = m.links.clone();
-        links.sort_by_key(|&c| (self.state.cs[c as usize].connector, c));
+        links.sort_by_key(|&c| (self.state.cs()[c as usize].connector, c));
         // Contributions: (slot, precedence key, object, rule, flow index).
         let mut contributions: Vec<Contribution> = Vec::new();
         let mut keep = false;
@@ -789,7 +801,7 @@ impl Run<'_> {
             for r in rules {
                 let rule = &self.plan.rules[r];
                 if matches!(rule.link(), LinkType::Provision | LinkType::StickyJoin)
-                    && !self.state.cs[c as usize].link.is_some_and(|l| l.outbound)
+                    && !self.state.cs()[c as usize].link.is_some_and(|l| l.outbound)
                 {
                     keep = true;
                 }
@@ -817,7 +829,7 @@ impl Run<'_> {
         contributions.sort_by_key(|c| (c.0, c.1));
         let errors_before = self.report.errors.len();
         let tplan = &self.plan.metaverse[ty];
-        let old = self.state.mv[&mv].attrs.clone();
+        let old = self.state.mv()[&mv].attrs.clone();
         let mut new = vec![Value::Null; tplan.len()];
         let created = self.created_mv.contains(&mv);
         let mut i = 0;
@@ -835,7 +847,7 @@ impl Run<'_> {
                 let value = if f.once && !created {
                     Value::IgnoreThisFlow
                 } else {
-                    let o = &self.state.cs[c as usize];
+                    let o = &self.state.cs()[c as usize];
                     match self.plan.program.eval(
                         &mut self.ctxs[rule.connector],
                         f.id as usize,
@@ -895,14 +907,14 @@ impl Run<'_> {
                 });
                 let links = self
                     .state
-                    .mv
+                    .mv()
                     .get(&mv)
                     .map(|m| m.links.clone())
                     .unwrap_or_default();
                 for c in links {
                     self.state.unlink(c);
                 }
-                self.state.mv.remove(&mv);
+                self.state.mv_mut().remove(&mv);
                 self.created_mv.remove(&mv);
                 self.outbound.remove(&mv);
                 self.report.projections = self.report.projections.saturating_sub(1);
@@ -925,7 +937,7 @@ impl Run<'_> {
         if value.is_null() {
             return value;
         }
-        let connector = self.state.cs[from as usize].connector;
+        let connector = self.state.cs()[from as usize].connector;
         let mut out = Vec::new();
         for v in value.values() {
             let Some(dn) = v.as_str() else { continue };
@@ -934,7 +946,7 @@ impl Run<'_> {
             let key = match crate::dn::key(dn) {
                 Ok(k) => k.into_boxed_str(),
                 Err(e) => {
-                    let mv = self.state.cs[from as usize].link.map(|l| l.mv);
+                    let mv = self.state.cs()[from as usize].link.map(|l| l.mv);
                     self.error(SyncError {
                         category: ErrorCategory::DataValidationFailure,
                         cs: Some(from),
@@ -946,12 +958,12 @@ impl Run<'_> {
                     continue;
                 }
             };
-            let found = self.state.by_dn[connector].get(&key).copied();
+            let found = self.state.cs_by_dn_key(connector, &key);
             let target = match found {
                 Some(t) => t,
                 None => {
                     // Not imported yet: a placeholder stands in until it is.
-                    let ty = self.state.cs[from as usize].object_type;
+                    let ty = self.state.cs()[from as usize].object_type;
                     let width = self.plan.connectors[connector].types[ty].len();
                     self.state.add_cs(CsObject {
                         connector,
@@ -970,16 +982,9 @@ impl Run<'_> {
                     })
                 }
             };
-            let refs = self
-                .state
-                .referenced_by
-                .entry((connector, key))
-                .or_default();
-            if !refs.contains(&from) {
-                refs.push(from);
-            }
-            match self.state.cs[target as usize].link {
-                Some(l) if !self.state.cs[target as usize].gone => out.push(mv_ref(l.mv)),
+            self.state.add_reference(connector, key, from);
+            match self.state.cs()[target as usize].link {
+                Some(l) if !self.state.cs()[target as usize].gone => out.push(mv_ref(l.mv)),
                 _ => {}
             }
         }
@@ -995,27 +1000,27 @@ impl Run<'_> {
     }
 
     fn delete_mv(&mut self, mv: MvId) {
-        let Some(m) = self.state.mv.get(&mv) else {
+        let Some(m) = self.state.mv().get(&mv) else {
             return;
         };
         let links = m.links.clone();
         for c in links {
-            let provisioned = self.state.cs[c as usize].provisioned_by.is_some();
+            let provisioned = self.state.cs()[c as usize].provisioned_by.is_some();
             self.state.unlink(c);
             self.unlinked(c, mv);
-            if provisioned && !self.state.cs[c as usize].gone {
+            if provisioned && !self.state.cs()[c as usize].gone {
                 self.deprovision(c);
             }
         }
-        let empty = vec![Value::Null; self.state.mv[&mv].attrs.len()];
+        let empty = vec![Value::Null; self.state.mv()[&mv].attrs.len()];
         self.set_mv_attrs(mv, empty);
-        self.state.mv.remove(&mv);
+        self.state.mv_mut().remove(&mv);
         self.outbound.remove(&mv);
         self.report.mv_deletes += 1;
     }
 
     fn deprovision(&mut self, c: CsId) {
-        let o = &mut self.state.cs[c as usize];
+        let o = &mut self.state.cs_mut()[c as usize];
         o.provisioned_by = None;
         if o.anchor.is_none() {
             // Never exported: the export object simply disappears.
@@ -1029,7 +1034,7 @@ impl Run<'_> {
     // ------------------------------------------------------------------ outbound
 
     fn outbound_mv(&mut self, mv: MvId) {
-        let Some(m) = self.state.mv.get(&mv) else {
+        let Some(m) = self.state.mv().get(&mv) else {
             return;
         };
         let ty = m.object_type;
@@ -1040,7 +1045,7 @@ impl Run<'_> {
             let mut rules = Vec::new();
             for &r in all {
                 let rule = &self.plan.rules[r];
-                let m = &self.state.mv[&mv];
+                let m = &self.state.mv()[&mv];
                 let ok = scope::in_scope(
                     &self.plan.program,
                     &rule.scope,
@@ -1063,12 +1068,12 @@ impl Run<'_> {
             let linked = self.state.linked_in(mv, cc);
             let cs = match linked {
                 Some(c) => {
-                    let obj_ty = self.state.cs[c as usize].object_type;
+                    let obj_ty = self.state.cs()[c as usize].object_type;
                     let prov = rules.iter().copied().find(|&r| {
                         self.plan.rules[r].link() == LinkType::Provision
                             && self.plan.rules[r].target_type == Some(obj_ty)
                     });
-                    let o = &self.state.cs[c as usize];
+                    let o = &self.state.cs()[c as usize];
                     if o.provisioned_by.is_some() && prov.is_none() {
                         self.note(Some(c), Some(mv), || {
                             format!(
@@ -1092,13 +1097,13 @@ impl Run<'_> {
                         continue;
                     }
                     if prov.is_some() {
-                        self.state.cs[c as usize].provisioned_by = prov;
+                        self.state.cs_mut()[c as usize].provisioned_by = prov;
                     }
                     c
                 }
                 None => match self.outbound_link(mv, cc, &rules) {
                     Some(c) => {
-                        if let Some(waiting) = self.state.awaiting_refs.remove(&mv) {
+                        if let Some(waiting) = self.state.take_awaiting_refs(mv) {
                             self.revisit.extend(waiting);
                         }
                         c
@@ -1119,7 +1124,7 @@ impl Run<'_> {
         let Some(f) = r.flows.iter().find(|f| f.target == "dn") else {
             return Ok(None);
         };
-        let m = &self.state.mv[&mv];
+        let m = &self.state.mv()[&mv];
         match self.plan.program.eval(
             &mut self.ctxs[r.connector],
             f.id as usize,
@@ -1158,6 +1163,11 @@ impl Run<'_> {
 
     /// Joins or provisions an object of connector `cc` for `mv`.
     fn outbound_link(&mut self, mv: MvId, cc: ConnIdx, rules: &[RuleIdx]) -> Option<CsId> {
+        for &r in rules {
+            for cond in self.plan.rules[r].joins.iter().flatten() {
+                self.build_cs_index(cc, &cond.target);
+            }
+        }
         let prov = rules
             .iter()
             .copied()
@@ -1169,7 +1179,7 @@ impl Run<'_> {
             if let Some(d) = &dn
                 && let Some(c) = self.state.cs_by_dn(cc, d)
             {
-                let o = &self.state.cs[c as usize];
+                let o = &self.state.cs()[c as usize];
                 if o.link.is_none()
                     && !o.gone
                     && !o.placeholder
@@ -1183,7 +1193,7 @@ impl Run<'_> {
                             outbound: true,
                         },
                     );
-                    self.state.cs[c as usize].provisioned_by = Some(p);
+                    self.state.cs_mut()[c as usize].provisioned_by = Some(p);
                     self.report.joins += 1;
                     self.note(Some(c), Some(mv), || {
                         format!("outbound: joined {d} by its DN")
@@ -1210,10 +1220,10 @@ impl Run<'_> {
                         },
                     );
                     if let Some(p) = prov {
-                        self.state.cs[c as usize].provisioned_by = Some(p);
+                        self.state.cs_mut()[c as usize].provisioned_by = Some(p);
                     }
                     self.report.joins += 1;
-                    let dn = self.state.cs[c as usize].dn.clone();
+                    let dn = self.state.cs()[c as usize].dn.clone();
                     self.note(Some(c), Some(mv), || {
                         format!("outbound: joined {dn} by \"{}\"", rule.name())
                     });
@@ -1236,7 +1246,7 @@ impl Run<'_> {
             return None;
         };
         if let Some(existing) = self.state.cs_by_dn(cc, &dn) {
-            let holder = self.state.cs[existing as usize].link.map(|l| l.mv);
+            let holder = self.state.cs()[existing as usize].link.map(|l| l.mv);
             self.error(SyncError {
                 category: ErrorCategory::DuplicateAttribute,
                 cs: Some(existing),
@@ -1300,7 +1310,7 @@ impl Run<'_> {
         tty: TypeIdx,
         group: &[super::compile::JoinPlan],
     ) -> Vec<CsId> {
-        let m = &self.state.mv[&mv];
+        let m = &self.state.mv()[&mv];
         let mut result: Option<BTreeSet<CsId>> = None;
         for cond in group {
             let values = m.attrs.get(cond.source).map(Value::values).unwrap_or(&[]);
@@ -1309,7 +1319,7 @@ impl Run<'_> {
             }
             let index = self
                 .state
-                .cs_index
+                .cs_index()
                 .get(&(cc, Box::<str>::from(cond.target.as_str())));
             let mut matches = BTreeSet::new();
             for v in values {
@@ -1319,7 +1329,7 @@ impl Run<'_> {
                     .map(Vec::as_slice)
                     .unwrap_or(&[])
                 {
-                    let o = &self.state.cs[c as usize];
+                    let o = &self.state.cs()[c as usize];
                     if o.gone || o.placeholder || o.link.is_some() || o.object_type != tty {
                         continue;
                     }
@@ -1347,11 +1357,11 @@ impl Run<'_> {
     fn export_flows(&mut self, mv: MvId, c: CsId, rules: &[RuleIdx]) {
         let errors_before = self.report.errors.len();
         let (cc, tty) = {
-            let o = &self.state.cs[c as usize];
+            let o = &self.state.cs()[c as usize];
             (o.connector, o.object_type)
         };
         let tplan = &self.plan.connectors[cc].types[tty];
-        let mvty = self.state.mv[&mv].object_type;
+        let mvty = self.state.mv()[&mv].object_type;
         let all = self
             .plan
             .outbound
@@ -1390,7 +1400,7 @@ impl Run<'_> {
             }
         }
         let created = self.created_cs.contains(&c);
-        let mut new = self.state.cs[c as usize].current.clone();
+        let mut new = self.state.cs()[c as usize].current.clone();
         for slot in managed {
             let list = contributions.get(&slot).cloned().unwrap_or_default();
             let merge = list
@@ -1400,7 +1410,7 @@ impl Run<'_> {
             let mut values = Vec::new();
             // An outbound merge adds to what the target holds (the target keeps its own values).
             if matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive) {
-                values.push(self.state.cs[c as usize].imported[slot].clone());
+                values.push(self.state.cs()[c as usize].imported[slot].clone());
             }
             for (r, fi) in list {
                 let rule = &self.plan.rules[r];
@@ -1408,7 +1418,7 @@ impl Run<'_> {
                 let value = if f.once && !created {
                     Value::IgnoreThisFlow
                 } else {
-                    let m = &self.state.mv[&mv];
+                    let m = &self.state.mv()[&mv];
                     match self.plan.program.eval(
                         &mut self.ctxs[cc],
                         f.id as usize,
@@ -1455,7 +1465,7 @@ impl Run<'_> {
         }
         if let Some((r, fi)) = dn_flow {
             let rule = &self.plan.rules[r];
-            let m = &self.state.mv[&mv];
+            let m = &self.state.mv()[&mv];
             match self.plan.program.eval(
                 &mut self.ctxs[cc],
                 rule.flows[fi].id as usize,
@@ -1484,7 +1494,7 @@ impl Run<'_> {
             }
         }
         if let Some(s) = tplan.dn {
-            new[s] = Value::Str(self.state.cs[c as usize].dn.clone());
+            new[s] = Value::Str(self.state.cs()[c as usize].dn.clone());
         }
         if self.report.errors.len() > errors_before {
             // An object in error is not changed: a new export object is not created.
@@ -1505,15 +1515,16 @@ impl Run<'_> {
     /// revisited by every sync until the holder releases the value.
     fn withhold_duplicates(&mut self, mv: MvId, c: CsId, new: &mut [Value]) {
         let (cc, tty) = {
-            let o = &self.state.cs[c as usize];
+            let o = &self.state.cs()[c as usize];
             (o.connector, o.object_type)
         };
         let tplan = &self.plan.connectors[cc].types[tty];
         for slot in (0..new.len()).filter(|&s| tplan.unique[s]) {
             let name = tplan.names[slot].clone();
+            self.build_cs_index(cc, &name);
             let index = self
                 .state
-                .cs_index
+                .cs_index()
                 .get(&(cc, Box::<str>::from(name.as_str())));
             let mut kept = Vec::new();
             let mut conflicts = Vec::new();
@@ -1523,7 +1534,7 @@ impl Run<'_> {
                     .and_then(|ids| {
                         ids.iter().copied().find(|&h| {
                             h != c && {
-                                let o = &self.state.cs[h as usize];
+                                let o = &self.state.cs()[h as usize];
                                 !o.gone
                                     && self.plan.connectors[cc].types[o.object_type]
                                         .slot(&name)
@@ -1546,9 +1557,9 @@ impl Run<'_> {
             }
             let (_, multi) = tplan.kinds[slot];
             new[slot] = flow::shape(Value::many(kept), multi);
-            let dn = self.state.cs[c as usize].dn.clone();
+            let dn = self.state.cs()[c as usize].dn.clone();
             for (v, h) in conflicts {
-                let holder = self.state.cs[h as usize].dn.clone();
+                let holder = self.state.cs()[h as usize].dn.clone();
                 let shown = short(&v);
                 self.note(Some(c), Some(mv), || {
                     format!("  withheld {name} = {shown}: held by {holder}")
@@ -1564,7 +1575,7 @@ impl Run<'_> {
                     ),
                 });
             }
-            self.state.withheld.insert(mv);
+            self.state.withheld_mut().insert(mv);
         }
     }
 
@@ -1579,7 +1590,7 @@ impl Run<'_> {
         dn: &str,
     ) -> Result<(), String> {
         let r = &self.plan.rules[rule];
-        let Some(m) = self.state.mv.get(&mv) else {
+        let Some(m) = self.state.mv().get(&mv) else {
             return Ok(());
         };
         let names = &self.plan.metaverse[r.source_type].names;
@@ -1598,7 +1609,7 @@ impl Run<'_> {
 
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.
     fn set_dn(&mut self, c: CsId, dn: &str) {
-        let o = &self.state.cs[c as usize];
+        let o = &self.state.cs()[c as usize];
         let before = o.new_dn.clone().unwrap_or_else(|| o.dn.clone());
         // DNs compare parsed: a new spelling of the same DN is not a rename.
         if !crate::dn::same(&before, dn)
@@ -1607,21 +1618,19 @@ impl Run<'_> {
             // Exports that name this object must name it by its new DN.
             self.target_changed(l.mv);
         }
-        let o = &self.state.cs[c as usize];
+        let o = &self.state.cs()[c as usize];
         if crate::dn::same(&o.dn, dn) {
-            self.state.cs[c as usize].new_dn = None;
+            self.state.cs_mut()[c as usize].new_dn = None;
             return;
         }
         if o.export == Some(ExportOp::Add) {
             let connector = o.connector;
             let old = super::model::dn_key(&o.dn);
-            if self.state.by_dn[connector].get(&old) == Some(&c) {
-                self.state.by_dn[connector].remove(&old);
-            }
-            self.state.by_dn[connector].insert(super::model::dn_key(dn), c);
-            self.state.cs[c as usize].dn = dn.into();
+            self.state.unindex_dn(connector, &old, c);
+            self.state.index_dn(connector, super::model::dn_key(dn), c);
+            self.state.cs_mut()[c as usize].dn = dn.into();
         } else {
-            self.state.cs[c as usize].new_dn = Some(dn.into());
+            self.state.cs_mut()[c as usize].new_dn = Some(dn.into());
         }
     }
 
@@ -1633,28 +1642,20 @@ impl Run<'_> {
             match parse_mv_ref(v) {
                 Some(target) => match self.state.linked_in(target, cc) {
                     Some(t) => {
-                        let o = &self.state.cs[t as usize];
+                        let o = &self.state.cs()[t as usize];
                         out.push(Value::Ref(o.new_dn.clone().unwrap_or_else(|| o.dn.clone())));
-                        if let Some(referrer) = self.state.cs[c as usize].link.map(|l| l.mv) {
-                            self.state
-                                .outbound_refs
-                                .entry(target)
-                                .or_default()
-                                .insert(referrer);
+                        if let Some(referrer) = self.state.cs()[c as usize].link.map(|l| l.mv) {
+                            self.state.add_outbound_ref(target, referrer);
                         }
                     }
                     None => {
-                        let dn = self.state.cs[c as usize].dn.clone();
+                        let dn = self.state.cs()[c as usize].dn.clone();
                         let msg = format!(
                             "{}: {dn}: metaverse object {target} is not in this connector",
                             self.plan.connectors[cc].name
                         );
-                        if let Some(referrer) = self.state.cs[c as usize].link.map(|l| l.mv) {
-                            self.state
-                                .awaiting_refs
-                                .entry(target)
-                                .or_default()
-                                .insert(referrer);
+                        if let Some(referrer) = self.state.cs()[c as usize].link.map(|l| l.mv) {
+                            self.state.add_awaiting_ref(target, referrer);
                             self.unresolved.push((msg, target, referrer));
                         }
                     }
@@ -1686,7 +1687,7 @@ fn member_of(state: &State, plan: &Plan, connector: ConnIdx, dn: &Arc<str>, grou
     let Some(g) = state.cs_by_dn(connector, group) else {
         return false;
     };
-    let o = &state.cs[g as usize];
+    let o = &state.cs()[g as usize];
     let Some(slot) = plan.connectors[connector].types[o.object_type].slot("member") else {
         return false;
     };

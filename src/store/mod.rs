@@ -1,9 +1,10 @@
 //! Durable state: connector spaces, metaverse, links, watermarks, run history, sync errors.
 //!
-//! Consumes: the engine's [`State`] (with the [`Plan`] naming its connectors, types, slots and
-//! rules) and run records. Produces: the same state on the next run. Everything is stored by
-//! name (connector, object type, attribute, rule), never by index, so a changed bundle never
-//! misreads stored data. The [`Store`] trait keeps the engine independent of the database;
+//! Consumes: the engine's [`State`] and its change log (with the [`Plan`] naming its
+//! connectors, types, slots and rules) and run records. Produces: the same state on the next
+//! run. A save writes only what changed. Connectors, object types, attributes and rules are
+//! stored by name (attributes through a stored layout of slot names), never by the bundle's
+//! indexes, so a changed bundle never misreads stored data. The [`Store`] trait keeps the engine independent of the database;
 //! [`sqlite::SqliteStore`] is the embedded default.
 
 #![cfg_attr(
@@ -11,6 +12,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod codec;
+mod legacy;
 pub mod lock;
 pub mod sqlite;
 
@@ -113,13 +116,30 @@ pub struct ErrorRecord {
     pub message: String,
 }
 
+/// What a save wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaveStats {
+    /// Connector-space and metaverse objects saved (written or deleted).
+    pub objects: usize,
+    /// Rows written or deleted in all (objects, references, withheld values, errors).
+    pub rows: usize,
+}
+
 /// The operations idflow needs from a database.
 pub trait Store {
     /// Loads the state for a plan. Objects of connectors or types the plan no longer has are
     /// skipped and described in the returned warnings.
     fn load(&mut self, plan: &Plan) -> Result<(State, Vec<String>), StoreError>;
-    /// Saves the whole state in one transaction.
-    fn save(&mut self, plan: &Plan, state: &State) -> Result<(), StoreError>;
+    /// Saves what changed in the state since the last save ([`State::changes`]) in one
+    /// transaction, together with the metadata `meta` (a connector's new watermark or
+    /// fingerprint), then clears the state's change log. A failed save changes nothing and
+    /// keeps the change log.
+    fn save_changes(
+        &mut self,
+        plan: &Plan,
+        state: &mut State,
+        meta: &[(&str, &str)],
+    ) -> Result<SaveStats, StoreError>;
     fn get_meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
     /// Records a run step with its errors and (at most [`REJECTS_KEPT`] of) its rejected

@@ -2,30 +2,47 @@
 //!
 //! Consumes/produces: see [`super::Store`]. The database runs in WAL mode; every save is one
 //! transaction, so a process killed at any point leaves the previous committed state, which
-//! the next run continues from. Values are stored as the JSON of `eval::json`, attributes as
-//! JSON objects keyed by attribute name. A new database file is created readable by its owner
-//! only (0600 on Unix; SQLite gives its `-wal` and `-shm` files the same mode): it holds every
-//! identity. [`SqliteStore::open_read_only`] reads without writing anything, so `idflow state`
-//! works during a run and on a state file or folder it cannot write.
+//! the next run continues from. A save writes only the rows of what changed
+//! ([`State::changes`]): a step that changed k objects writes about k rows. Connector-space and
+//! metaverse rows are keyed by the engine's stable ids. Values are stored in the binary form of
+//! `store::codec`, sparsely by slot against a stored layout (the slot names of a connector's or
+//! the metaverse's object type), which loading maps to the bundle's slots by name: a changed
+//! bundle never misreads stored data. A connector-space object's current values are stored
+//! only when they differ from its imported ones. A new database file is created readable by
+//! its owner only (0600 on Unix; SQLite gives its `-wal` and `-shm` files the same mode): it
+//! holds every identity. [`SqliteStore::open_read_only`] reads without writing anything, so
+//! `idflow state` works during a run and on a state file or folder it cannot write. A database
+//! of an earlier schema (values as JSON) is read by `store::legacy` and rewritten by the first
+//! save.
 
-use super::{ErrorRecord, REJECTS_KEPT, RejectRecord, RunRecord, Store, StoreError};
+use super::codec::{self, Reader};
+use super::{ErrorRecord, REJECTS_KEPT, RejectRecord, RunRecord, SaveStats, Store, StoreError};
 use crate::engine::compile::Plan;
-use crate::engine::model::{CsObject, ExportOp, Key, Link, MvObject, PendingImport, State, dn_key};
-use crate::eval::json;
+use crate::engine::model::{CsId, CsObject, ExportOp, Link, MvId, MvObject, PendingImport, State};
 use crate::value::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::Path;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cs (
-    id INTEGER PRIMARY KEY, connector TEXT NOT NULL, type TEXT NOT NULL, dn TEXT NOT NULL,
-    anchor TEXT, imported TEXT NOT NULL, current TEXT NOT NULL, pending TEXT, export TEXT,
-    new_dn TEXT, link_mv INTEGER, link_rule TEXT, link_outbound INTEGER, provisioned_by TEXT,
-    placeholder INTEGER NOT NULL, gone INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mv (id INTEGER PRIMARY KEY, type TEXT NOT NULL, attrs TEXT NOT NULL, links TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS refs (connector TEXT NOT NULL, dn TEXT NOT NULL, source INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mv_refs (kind TEXT NOT NULL, target INTEGER NOT NULL, source INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS layouts (
+    id INTEGER PRIMARY KEY, connector TEXT, type TEXT NOT NULL, names TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cs_objects (
+    id INTEGER PRIMARY KEY, layout INTEGER NOT NULL, dn TEXT NOT NULL, anchor BLOB,
+    imported BLOB NOT NULL, current BLOB, pending INTEGER, export INTEGER, new_dn TEXT,
+    link_mv INTEGER, link_rule TEXT, link_outbound INTEGER NOT NULL, provisioned_by TEXT,
+    placeholder INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mv_objects (
+    id INTEGER PRIMARY KEY, layout INTEGER NOT NULL, attrs BLOB NOT NULL, links BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS cs_references (
+    connector TEXT NOT NULL, dn TEXT NOT NULL, referrers BLOB NOT NULL,
+    PRIMARY KEY (connector, dn)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mv_references (
+    kind TEXT NOT NULL, target INTEGER NOT NULL, referrers BLOB NOT NULL,
+    PRIMARY KEY (kind, target)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS withheld (mv INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS in_error (kind TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, step TEXT NOT NULL,
     connector TEXT NOT NULL, status TEXT NOT NULL, adds INTEGER NOT NULL, updates INTEGER NOT NULL,
@@ -41,7 +58,7 @@ CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run);
 ";
 
 /// The version of [`SCHEMA`], kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     conn.query_row(
@@ -99,6 +116,12 @@ pub struct SqliteStore {
     /// The database has the `rejects` table and the run history's `rejected` column (a
     /// version 2 database opened read-only has not).
     has_rejects: bool,
+    /// The state is in the tables of a schema before version 4 (`store::legacy`): the first
+    /// save drops them and writes the whole state in the current tables.
+    legacy: bool,
+    /// Stored layouts of the bundle's object types: (connector or `None` for the metaverse,
+    /// type) → layout id, filled at the first save.
+    layouts: HashMap<(Option<usize>, usize), i64>,
 }
 
 /// `path` as the path of an SQLite `file:` URI (RFC 3986 percent-encoding).
@@ -149,9 +172,12 @@ impl SqliteStore {
             .map_err(err("creating the schema"))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err("setting the schema version"))?;
+        let legacy = has_table(&conn, "cs")?;
         Ok(SqliteStore {
             conn,
             has_rejects: true,
+            legacy,
+            layouts: HashMap::new(),
         })
     }
 
@@ -192,7 +218,8 @@ impl SqliteStore {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err("reading the schema version"))?;
-        if !has_table(&conn, "cs")? || !has_table(&conn, "runs")? {
+        let legacy = has_table(&conn, "cs")?;
+        if !(legacy || has_table(&conn, "cs_objects")?) || !has_table(&conn, "runs")? {
             return Err(StoreError::NotAState(path.to_path_buf()));
         }
         if version < 2 {
@@ -202,7 +229,12 @@ impl SqliteStore {
             });
         }
         let has_rejects = has_table(&conn, "rejects")? && has_column(&conn, "runs", "rejected")?;
-        Ok(SqliteStore { conn, has_rejects })
+        Ok(SqliteStore {
+            conn,
+            has_rejects,
+            legacy,
+            layouts: HashMap::new(),
+        })
     }
 
     /// An in-memory database (tests).
@@ -210,9 +242,12 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(err("opening"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("creating the schema"))?;
+        let legacy = has_table(&conn, "cs")?;
         Ok(SqliteStore {
             conn,
             has_rejects: true,
+            legacy,
+            layouts: HashMap::new(),
         })
     }
 
@@ -244,400 +279,572 @@ fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-fn attrs_json(names: &[String], values: &[Value]) -> String {
-    let mut map = serde_json::Map::new();
-    for (n, v) in names.iter().zip(values) {
-        if !v.is_null() {
-            map.insert(n.clone(), json::to_json(v));
-        }
-    }
-    serde_json::Value::Object(map).to_string()
-}
-
-/// Reads stored values back with the types of the slots (JSON does not distinguish a
-/// reference from a string).
-fn attrs_from(text: &str, plan: &crate::engine::compile::TypePlan) -> Result<Vec<Value>, String> {
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let mut out = vec![Value::Null; plan.names.len()];
-    if let Some(map) = doc.as_object() {
-        for (k, v) in map {
-            if let Some(i) = plan.slot(k) {
-                let value = json::from_json(v)?;
-                out[i] = if plan.is_ref(i) { as_ref(value) } else { value };
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn as_ref(v: Value) -> Value {
-    match v {
-        Value::Str(s) => Value::Ref(s),
-        Value::Many(items) => Value::Many(items.iter().cloned().map(as_ref).collect()),
-        other => other,
+/// The codes of pending imports and export operations in the database.
+fn pending_code(p: PendingImport) -> i64 {
+    match p {
+        PendingImport::Add => 1,
+        PendingImport::Update => 2,
+        PendingImport::Delete => 3,
+        PendingImport::DeleteAdd => 4,
     }
 }
 
-fn pending_text(p: Option<PendingImport>) -> Option<&'static str> {
-    p.map(|p| match p {
-        PendingImport::Add => "add",
-        PendingImport::Update => "update",
-        PendingImport::Delete => "delete",
-        PendingImport::DeleteAdd => "delete-add",
+fn pending_of(code: i64) -> Option<PendingImport> {
+    Some(match code {
+        1 => PendingImport::Add,
+        2 => PendingImport::Update,
+        3 => PendingImport::Delete,
+        4 => PendingImport::DeleteAdd,
+        _ => return None,
     })
 }
 
-fn pending_from(s: Option<String>) -> Option<PendingImport> {
-    match s.as_deref() {
-        Some("add") => Some(PendingImport::Add),
-        Some("update") => Some(PendingImport::Update),
-        Some("delete") => Some(PendingImport::Delete),
-        Some("delete-add") => Some(PendingImport::DeleteAdd),
-        _ => None,
+fn export_code(e: ExportOp) -> i64 {
+    match e {
+        ExportOp::Add => 1,
+        ExportOp::Update => 2,
+        ExportOp::Delete => 3,
     }
 }
 
-fn export_from(s: Option<String>) -> Option<ExportOp> {
-    match s.as_deref() {
-        Some("add") => Some(ExportOp::Add),
-        Some("update") => Some(ExportOp::Update),
-        Some("delete") => Some(ExportOp::Delete),
-        _ => None,
+fn export_of(code: i64) -> Option<ExportOp> {
+    Some(match code {
+        1 => ExportOp::Add,
+        2 => ExportOp::Update,
+        3 => ExportOp::Delete,
+        _ => return None,
+    })
+}
+
+/// A list of ids as varints.
+fn ids_bytes(ids: impl Iterator<Item = u64>) -> Vec<u8> {
+    let values: Vec<Value> = ids.map(|i| Value::Num(i as i64)).collect();
+    codec::value_bytes(&Value::Many(values.into()))
+}
+
+fn ids_from(bytes: &[u8]) -> Result<Vec<u64>, String> {
+    let v = codec::value_from(bytes)?;
+    v.values()
+        .iter()
+        .map(|i| match i {
+            Value::Num(n) if *n >= 0 => Ok(*n as u64),
+            other => Err(format!("not an id: {other:?}")),
+        })
+        .collect()
+}
+
+/// The bytes of a BLOB column (`None` for NULL).
+fn blob<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<Option<&'a [u8]>, String> {
+    r.get_ref(i)
+        .map_err(|e| e.to_string())?
+        .as_blob_or_null()
+        .map_err(|e| e.to_string())
+}
+
+/// A stored layout mapped onto the bundle: the type it is, and each stored slot's slot.
+struct Layout {
+    connector: Option<usize>,
+    ty: usize,
+    slots: Vec<Option<usize>>,
+}
+
+impl SqliteStore {
+    /// The stored layouts that map onto the bundle (a layout of a connector or type the bundle
+    /// no longer declares is `None`).
+    fn read_layouts(&self, plan: &Plan) -> Result<HashMap<i64, Option<Layout>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, connector, type, names FROM layouts")
+            .map_err(err("reading layouts"))?;
+        let rows: Vec<(i64, Option<String>, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(err("reading layouts"))?
+            .collect::<Result<_, _>>()
+            .map_err(err("reading layouts"))?;
+        let mut out = HashMap::new();
+        for (id, connector, ty, names) in rows {
+            let names: Vec<String> =
+                serde_json::from_str(&names).map_err(|e| StoreError::Corrupt {
+                    row: format!("layout {id}"),
+                    message: e.to_string(),
+                })?;
+            let found = match &connector {
+                Some(c) => plan.connector_index(c).and_then(|ci| {
+                    let t = plan.connectors[ci].type_index(&ty)?;
+                    Some((Some(ci), t, &plan.connectors[ci].types[t]))
+                }),
+                None => plan
+                    .mv_type_index(&ty)
+                    .map(|t| (None, t, &plan.metaverse[t])),
+            };
+            out.insert(
+                id,
+                found.map(|(connector, ty, tplan)| Layout {
+                    connector,
+                    ty,
+                    slots: names.iter().map(|n| tplan.slot(n)).collect(),
+                }),
+            );
+        }
+        Ok(out)
     }
 }
 
-type CsRow = (
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    i64,
-    i64,
-);
+/// The layout id of every object type of the bundle (`layouts`), stored when new.
+fn ensure_layouts(
+    layouts: &mut HashMap<(Option<usize>, usize), i64>,
+    tx: &rusqlite::Transaction<'_>,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    {
+        if !layouts.is_empty() {
+            return Ok(());
+        }
+        let mut existing: HashMap<(Option<String>, String, String), i64> = HashMap::new();
+        {
+            let mut stmt = tx
+                .prepare("SELECT id, connector, type, names FROM layouts")
+                .map_err(err("reading layouts"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(err("reading layouts"))?;
+            for row in rows {
+                let (id, c, t, n): (i64, Option<String>, String, String) =
+                    row.map_err(err("reading layouts"))?;
+                existing.insert((c, t, n), id);
+            }
+        }
+        let mut wanted = Vec::new();
+        for (ci, cp) in plan.connectors.iter().enumerate() {
+            for (ti, tp) in cp.types.iter().enumerate() {
+                wanted.push((
+                    (Some(ci), ti),
+                    Some(cp.name.clone()),
+                    tp.name.clone(),
+                    &tp.names,
+                ));
+            }
+        }
+        for (ti, tp) in plan.metaverse.iter().enumerate() {
+            wanted.push(((None, ti), None, tp.name.clone(), &tp.names));
+        }
+        for (key, c, t, names) in wanted {
+            let names = serde_json::to_string(names).unwrap_or_default();
+            let id = match existing.get(&(c.clone(), t.clone(), names.clone())) {
+                Some(&id) => id,
+                None => {
+                    tx.execute(
+                        "INSERT INTO layouts (connector, type, names) VALUES (?1, ?2, ?3)",
+                        params![c, t, names],
+                    )
+                    .map_err(err("saving layouts"))?;
+                    tx.last_insert_rowid()
+                }
+            };
+            layouts.insert(key, id);
+        }
+        Ok(())
+    }
+}
 
 impl Store for SqliteStore {
     fn load(&mut self, plan: &Plan) -> Result<(State, Vec<String>), StoreError> {
+        if self.legacy {
+            return super::legacy::load(&self.conn, plan);
+        }
         let mut state = State::new(plan.connectors.len());
         let mut warnings = Vec::new();
-        let rule_index = |name: &str| plan.rules.iter().position(|r| r.name() == name);
-        let rows: Vec<CsRow> = {
+        let layouts = self.read_layouts(plan)?;
+        let rules: HashMap<&str, usize> = plan
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name(), i))
+            .collect();
+        let mut skipped = 0;
+        {
             let mut stmt = self
                 .conn
-                .prepare("SELECT id, connector, type, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, gone FROM cs ORDER BY id")
+                .prepare("SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder FROM cs_objects ORDER BY id")
                 .map_err(err("reading connector spaces"))?;
-            stmt.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                    r.get(12)?,
-                    r.get(13)?,
-                    r.get(14)?,
-                    r.get(15)?,
-                ))
-            })
-            .map_err(err("reading connector spaces"))?
-            .collect::<Result<_, _>>()
-            .map_err(err("reading connector spaces"))?
-        };
-        // Stored ids map to new ids (objects of removed connectors or types are skipped).
-        let mut id_map = std::collections::HashMap::new();
-        let mut skipped = 0;
-        for row in rows {
-            let (
-                id,
-                connector,
-                ty,
-                dn,
-                anchor,
-                imported,
-                current,
-                pending,
-                export,
-                new_dn,
-                link_mv,
-                link_rule,
-                link_outbound,
-                provisioned_by,
-                placeholder,
-                gone,
-            ) = row;
-            let Some(c) = plan.connector_index(&connector) else {
-                skipped += 1;
-                continue;
-            };
-            let Some(t) = plan.connectors[c].type_index(&ty) else {
-                skipped += 1;
-                continue;
-            };
-            if gone != 0 {
-                continue;
+            let mut rows = stmt.query([]).map_err(err("reading connector spaces"))?;
+            while let Some(r) = rows.next().map_err(err("reading connector spaces"))? {
+                let read = || -> Result<(CsId, Option<CsObject>), String> {
+                    let id: i64 = r.get(0).map_err(|e| e.to_string())?;
+                    let id = CsId::try_from(id).map_err(|_| format!("id {id} out of range"))?;
+                    let layout: i64 = r.get(1).map_err(|e| e.to_string())?;
+                    let Some(Some(l)) = layouts.get(&layout) else {
+                        return Ok((id, None));
+                    };
+                    let Some(c) = l.connector else {
+                        return Err(format!("layout {layout} is a metaverse layout"));
+                    };
+                    let tplan = &plan.connectors[c].types[l.ty];
+                    let blob = |i: usize| blob(r, i);
+                    let dn: String = r.get(2).map_err(|e| e.to_string())?;
+                    let anchor = blob(3)?.map(codec::value_from).transpose()?;
+                    let mut imported = vec![Value::Null; tplan.len()];
+                    Reader::new(blob(4)?.unwrap_or_default()).attrs(&l.slots, &mut imported)?;
+                    let current = match blob(5)? {
+                        Some(b) => {
+                            let mut cur = vec![Value::Null; tplan.len()];
+                            Reader::new(b).attrs(&l.slots, &mut cur)?;
+                            cur
+                        }
+                        None => imported.clone(),
+                    };
+                    let int = |i: usize| -> Result<Option<i64>, String> {
+                        r.get(i).map_err(|e: rusqlite::Error| e.to_string())
+                    };
+                    let text = |i: usize| -> Result<Option<String>, String> {
+                        r.get(i).map_err(|e: rusqlite::Error| e.to_string())
+                    };
+                    let outbound = int(11)?.unwrap_or(0) != 0;
+                    let link = match (int(9)?, text(10)?) {
+                        (Some(mv), Some(rule)) => rules.get(rule.as_str()).map(|&rule| Link {
+                            mv: mv as MvId,
+                            rule,
+                            outbound,
+                        }),
+                        _ => None,
+                    };
+                    Ok((
+                        id,
+                        Some(CsObject {
+                            connector: c,
+                            object_type: l.ty,
+                            dn: dn.into(),
+                            anchor,
+                            imported,
+                            current,
+                            pending_import: int(6)?.and_then(pending_of),
+                            export: int(7)?.and_then(export_of),
+                            new_dn: text(8)?.map(Into::into),
+                            link,
+                            provisioned_by: text(12)?.and_then(|p| rules.get(p.as_str()).copied()),
+                            placeholder: int(13)?.unwrap_or(0) != 0,
+                            gone: false,
+                        }),
+                    ))
+                };
+                match read() {
+                    Ok((id, Some(obj))) => state.restore_cs(id, obj, false),
+                    Ok((id, None)) => {
+                        // Of a connector or type the bundle no longer declares: its row goes.
+                        skipped += 1;
+                        state.restore_cs(id, CsObject::tombstone(), true);
+                    }
+                    Err(message) => {
+                        let id: i64 = r.get(0).unwrap_or(-1);
+                        return Err(StoreError::Corrupt {
+                            row: format!("connector-space object {id}"),
+                            message,
+                        });
+                    }
+                }
             }
-            let tplan = &plan.connectors[c].types[t];
-            let bad = |what: &str, e: String| StoreError::Corrupt {
-                row: format!("connector space object {dn}"),
-                message: format!("{what}: {e}"),
-            };
-            let anchor = match anchor {
-                Some(a) => Some(
-                    serde_json::from_str::<serde_json::Value>(&a)
-                        .map_err(|e| e.to_string())
-                        .and_then(|j| json::from_json(&j))
-                        .map_err(|e| bad("anchor", e))?,
-                ),
-                None => None,
-            };
-            let obj = CsObject {
-                connector: c,
-                object_type: t,
-                dn: dn.as_str().into(),
-                anchor,
-                imported: attrs_from(&imported, tplan).map_err(|e| bad("imported values", e))?,
-                current: attrs_from(&current, tplan).map_err(|e| bad("current values", e))?,
-                pending_import: pending_from(pending),
-                export: export_from(export),
-                new_dn: new_dn.map(|d| d.as_str().into()),
-                link: match (link_mv, link_rule.as_deref().and_then(rule_index)) {
-                    (Some(mv), Some(rule)) => Some(Link {
-                        mv: mv as u64,
-                        rule,
-                        outbound: link_outbound.unwrap_or(0) != 0,
-                    }),
-                    _ => None,
-                },
-                provisioned_by: provisioned_by.as_deref().and_then(rule_index),
-                placeholder: placeholder != 0,
-                gone: false,
-            };
-            let new = state.cs.len() as u32;
-            id_map.insert(id, new);
-            state.cs.push(obj);
-            let o = &state.cs[new as usize];
-            if let Some(k) = o.anchor.as_ref().and_then(Key::exact) {
-                state.by_anchor[c].insert(k, new);
-            }
-            state.by_dn[c].insert(dn_key(&o.dn), new);
         }
         if skipped > 0 {
             warnings.push(format!("{skipped} stored connector-space objects belong to connectors or object types the bundle no longer declares; they were dropped"));
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, type, attrs, links FROM mv ORDER BY id")
-            .map_err(err("reading the metaverse"))?;
-        let rows: Vec<(i64, String, String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(err("reading the metaverse"))?
-            .collect::<Result<_, _>>()
-            .map_err(err("reading the metaverse"))?;
-        for (id, ty, attrs, links) in rows {
-            let Some(t) = plan.mv_type_index(&ty) else {
-                warnings.push(format!("metaverse object {id} of type {ty}, which the bundle no longer declares, was dropped"));
-                continue;
-            };
-            let values =
-                attrs_from(&attrs, &plan.metaverse[t]).map_err(|e| StoreError::Corrupt {
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, layout, attrs, links FROM mv_objects ORDER BY id")
+                .map_err(err("reading the metaverse"))?;
+            let mut rows = stmt.query([]).map_err(err("reading the metaverse"))?;
+            while let Some(r) = rows.next().map_err(err("reading the metaverse"))? {
+                let id: i64 = r.get(0).map_err(err("reading the metaverse"))?;
+                let layout: i64 = r.get(1).map_err(err("reading the metaverse"))?;
+                let corrupt = |message: String| StoreError::Corrupt {
                     row: format!("metaverse object {id}"),
-                    message: e.to_string(),
-                })?;
-            let links: Vec<i64> =
-                serde_json::from_str(&links).map_err(|e| StoreError::Corrupt {
-                    row: format!("metaverse object {id}"),
-                    message: format!("links: {e}"),
-                })?;
-            let links: Vec<u32> = links
-                .iter()
-                .filter_map(|l| id_map.get(l).copied())
-                .collect();
-            state.mv.insert(
-                id as u64,
-                MvObject {
-                    id: id as u64,
-                    object_type: t,
-                    attrs: values,
-                    links,
-                },
-            );
+                    message,
+                };
+                let Some(Some(l)) = layouts.get(&layout) else {
+                    warnings.push(format!("metaverse object {id}, of a type the bundle no longer declares, was dropped"));
+                    state.forget_mv(id as MvId);
+                    continue;
+                };
+                let mut attrs = vec![Value::Null; plan.metaverse[l.ty].len()];
+                let bytes = blob(r, 2).map_err(corrupt)?.unwrap_or_default();
+                Reader::new(bytes)
+                    .attrs(&l.slots, &mut attrs)
+                    .map_err(corrupt)?;
+                let links = blob(r, 3)
+                    .map_err(corrupt)
+                    .map(Option::unwrap_or_default)
+                    .and_then(|b| ids_from(b).map_err(corrupt))?;
+                state.restore_mv(MvObject {
+                    id: id as MvId,
+                    object_type: l.ty,
+                    attrs,
+                    links: links.into_iter().map(|l| l as CsId).collect(),
+                });
+            }
         }
         // Links to metaverse objects that were dropped are removed.
-        for o in &mut state.cs {
-            if let Some(l) = o.link
-                && !state.mv.contains_key(&l.mv)
-            {
-                o.link = None;
-            }
-        }
-        drop(stmt);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT connector, dn, source FROM refs")
-            .map_err(err("reading references"))?;
-        let refs: Vec<(String, String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(err("reading references"))?
-            .collect::<Result<_, _>>()
-            .map_err(err("reading references"))?;
-        for (c, dn, s) in refs {
-            if let (Some(c), Some(&s)) = (plan.connector_index(&c), id_map.get(&s)) {
-                state
-                    .referenced_by
-                    // Keys saved by an older normalisation are brought up to date.
-                    .entry((c, dn_key(&dn)))
-                    .or_default()
-                    .push(s);
-            }
-        }
-        drop(stmt);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT kind, target, source FROM mv_refs")
-            .map_err(err("reading references"))?;
-        let refs: Vec<(String, i64, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(err("reading references"))?
-            .collect::<Result<_, _>>()
-            .map_err(err("reading references"))?;
-        for (kind, t, s) in refs {
-            let (t, s) = (t as u64, s as u64);
-            match kind.as_str() {
-                "outbound" => {
-                    state.outbound_refs.entry(t).or_default().insert(s);
-                }
-                "awaiting" => {
-                    state.awaiting_refs.entry(t).or_default().insert(s);
-                }
-                "error_mv" => {
-                    state.in_error_mv.insert(t);
-                }
-                "error_cs" => {
-                    if let Some(&c) = id_map.get(&(t as i64)) {
-                        state.in_error_cs.insert(c);
+        state.drop_dangling_links();
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT connector, dn, referrers FROM cs_references")
+                .map_err(err("reading references"))?;
+            let mut rows = stmt.query([]).map_err(err("reading references"))?;
+            while let Some(r) = rows.next().map_err(err("reading references"))? {
+                let c: String = r.get(0).map_err(err("reading references"))?;
+                let dn: String = r.get(1).map_err(err("reading references"))?;
+                let referrers = blob(r, 2)
+                    .and_then(|b| ids_from(b.unwrap_or_default()))
+                    .map_err(|message| StoreError::Corrupt {
+                        row: format!("references to {dn}"),
+                        message,
+                    })?;
+                if let Some(c) = plan.connector_index(&c) {
+                    for s in referrers {
+                        if state.cs().get(s as usize).is_some_and(|o| !o.gone) {
+                            state.restore_reference(c, dn.as_str().into(), s as CsId);
+                        }
                     }
                 }
-                _ => {
-                    state.withheld.insert(t);
+            }
+        }
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT kind, target, referrers FROM mv_references")
+                .map_err(err("reading references"))?;
+            let mut rows = stmt.query([]).map_err(err("reading references"))?;
+            while let Some(r) = rows.next().map_err(err("reading references"))? {
+                let kind: String = r.get(0).map_err(err("reading references"))?;
+                let target: i64 = r.get(1).map_err(err("reading references"))?;
+                let referrers = blob(r, 2)
+                    .and_then(|b| ids_from(b.unwrap_or_default()))
+                    .map_err(|message| StoreError::Corrupt {
+                        row: format!("references to metaverse object {target}"),
+                        message,
+                    })?;
+                for s in referrers {
+                    if kind == "outbound" {
+                        state.restore_outbound_ref(target as MvId, s);
+                    } else {
+                        state.restore_awaiting_ref(target as MvId, s);
+                    }
                 }
             }
         }
-        drop(stmt);
-        state.next_mv = self
-            .get_meta("next_mv")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| state.mv.keys().max().map_or(1, |m| m + 1));
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT mv FROM withheld")
+                .map_err(err("reading withheld values"))?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, i64>(0))
+                .map_err(err("reading withheld values"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err("reading withheld values"))?;
+            for id in ids {
+                state.restore_withheld(id as MvId);
+            }
+            let mut stmt = self
+                .conn
+                .prepare("SELECT kind, id FROM in_error")
+                .map_err(err("reading objects in error"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(err("reading objects in error"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err("reading objects in error"))?;
+            for (kind, id) in rows {
+                if kind == "cs" {
+                    if state.cs().get(id as usize).is_some_and(|o| !o.gone) {
+                        state.restore_in_error(Some(id as CsId), None);
+                    }
+                } else if state.mv().contains_key(&(id as MvId)) {
+                    state.restore_in_error(None, Some(id as MvId));
+                }
+            }
+        }
+        if let Some(n) = self.get_meta("next_mv")?.and_then(|v| v.parse().ok()) {
+            state.restore_next_mv(n);
+        }
         Ok((state, warnings))
     }
 
-    fn save(&mut self, plan: &Plan, state: &State) -> Result<(), StoreError> {
+    fn save_changes(
+        &mut self,
+        plan: &Plan,
+        state: &mut State,
+        meta: &[(&str, &str)],
+    ) -> Result<SaveStats, StoreError> {
+        let changes = state.changes();
+        let mut stats = SaveStats::default();
         let tx = self
             .conn
             .transaction()
             .map_err(err("starting a transaction"))?;
-        tx.execute_batch("DELETE FROM cs; DELETE FROM mv; DELETE FROM refs; DELETE FROM mv_refs;")
-            .map_err(err("clearing the state"))?;
-        {
-            let mut ins = tx
-                .prepare("INSERT INTO cs (id, connector, type, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, gone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0)")
+        if self.legacy {
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS cs; DROP TABLE IF EXISTS mv; DROP TABLE IF EXISTS refs;
+                 DROP TABLE IF EXISTS mv_refs;
+                 DELETE FROM cs_objects; DELETE FROM mv_objects; DELETE FROM cs_references;
+                 DELETE FROM mv_references; DELETE FROM withheld; DELETE FROM in_error;",
+            )
+            .map_err(err("upgrading the state to schema version 4"))?;
+        }
+        // Layouts are cached for the connection; a failed save must not keep ids of rows it
+        // rolled back.
+        let layouts_known = !self.layouts.is_empty();
+        let result = (|| -> Result<(), StoreError> {
+            ensure_layouts(&mut self.layouts, &tx, plan)?;
+            let mut put = tx
+                .prepare("INSERT OR REPLACE INTO cs_objects (id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
                 .map_err(err("saving connector spaces"))?;
-            for (i, o) in state.cs.iter().enumerate() {
+            let mut del = tx
+                .prepare("DELETE FROM cs_objects WHERE id = ?1")
+                .map_err(err("saving connector spaces"))?;
+            for &id in &changes.cs {
+                let o = &state.cs()[id as usize];
                 if o.gone {
+                    stats.rows += del
+                        .execute(params![id as i64])
+                        .map_err(err("saving connector spaces"))?;
                     continue;
                 }
-                let cp = &plan.connectors[o.connector];
-                let tp = &cp.types[o.object_type];
-                ins.execute(params![
-                    i as i64,
-                    cp.name,
-                    tp.name,
-                    o.dn.as_ref(),
-                    o.anchor.as_ref().map(|a| json::to_json(a).to_string()),
-                    attrs_json(&tp.names, &o.imported),
-                    attrs_json(&tp.names, &o.current),
-                    pending_text(o.pending_import),
-                    o.export.map(|e| e.as_str()),
-                    o.new_dn.as_deref(),
-                    o.link.map(|l| l.mv as i64),
-                    o.link.map(|l| plan.rules[l.rule].name().to_string()),
-                    o.link.map(|l| l.outbound as i64),
-                    o.provisioned_by.map(|r| plan.rules[r].name().to_string()),
-                    o.placeholder as i64,
-                ])
-                .map_err(err("saving connector spaces"))?;
+                let layout = self.layouts.get(&(Some(o.connector), o.object_type));
+                let imported = codec::attrs_bytes(&o.imported);
+                let current = (o.current != o.imported).then(|| codec::attrs_bytes(&o.current));
+                stats.rows += put
+                    .execute(params![
+                        id as i64,
+                        layout,
+                        o.dn.as_ref(),
+                        o.anchor.as_ref().map(codec::value_bytes),
+                        imported,
+                        current,
+                        o.pending_import.map(pending_code),
+                        o.export.map(export_code),
+                        o.new_dn.as_deref(),
+                        o.link.map(|l| l.mv as i64),
+                        o.link.map(|l| plan.rules[l.rule].name()),
+                        o.link.is_some_and(|l| l.outbound) as i64,
+                        o.provisioned_by.map(|r| plan.rules[r].name()),
+                        o.placeholder as i64,
+                    ])
+                    .map_err(err("saving connector spaces"))?;
             }
-            let mut ins = tx
-                .prepare("INSERT INTO mv (id, type, attrs, links) VALUES (?1, ?2, ?3, ?4)")
+            let mut put = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO mv_objects (id, layout, attrs, links) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(err("saving the metaverse"))?;
-            for m in state.mv.values() {
-                let tp = &plan.metaverse[m.object_type];
-                let links: Vec<i64> = m.links.iter().map(|&l| l as i64).collect();
-                ins.execute(params![
-                    m.id as i64,
-                    tp.name,
-                    attrs_json(&tp.names, &m.attrs),
-                    serde_json::to_string(&links).unwrap_or_default()
-                ])
+            let mut del = tx
+                .prepare("DELETE FROM mv_objects WHERE id = ?1")
                 .map_err(err("saving the metaverse"))?;
+            for id in &changes.mv {
+                stats.rows += match state.mv().get(id) {
+                    Some(m) => put
+                        .execute(params![
+                            *id as i64,
+                            self.layouts.get(&(None, m.object_type)),
+                            codec::attrs_bytes(&m.attrs),
+                            ids_bytes(m.links.iter().map(|&l| u64::from(l))),
+                        ])
+                        .map_err(err("saving the metaverse"))?,
+                    None => del
+                        .execute(params![*id as i64])
+                        .map_err(err("saving the metaverse"))?,
+                };
             }
-            let mut ins = tx
-                .prepare("INSERT INTO refs (connector, dn, source) VALUES (?1, ?2, ?3)")
+            let mut put = tx
+                .prepare("INSERT OR REPLACE INTO cs_references (connector, dn, referrers) VALUES (?1, ?2, ?3)")
                 .map_err(err("saving references"))?;
-            for ((c, dn), sources) in &state.referenced_by {
-                for s in sources {
-                    ins.execute(params![plan.connectors[*c].name, dn.as_ref(), *s as i64])
+            for (c, dn) in &changes.references {
+                if let Some(refs) = state.referenced_by(*c, dn) {
+                    stats.rows += put
+                        .execute(params![
+                            plan.connectors[*c].name,
+                            dn.as_ref(),
+                            ids_bytes(refs.iter().map(|&r| u64::from(r)))
+                        ])
                         .map_err(err("saving references"))?;
                 }
             }
-            let mut ins = tx
-                .prepare("INSERT INTO mv_refs (kind, target, source) VALUES (?1, ?2, ?3)")
+            let mut put = tx
+                .prepare("INSERT OR REPLACE INTO mv_references (kind, target, referrers) VALUES (?1, ?2, ?3)")
                 .map_err(err("saving references"))?;
-            for (kind, map) in [
-                ("outbound", &state.outbound_refs),
-                ("awaiting", &state.awaiting_refs),
+            let mut del = tx
+                .prepare("DELETE FROM mv_references WHERE kind = ?1 AND target = ?2")
+                .map_err(err("saving references"))?;
+            for (kind, keys, map) in [
+                ("outbound", &changes.outbound_refs, state.outbound_refs()),
+                ("awaiting", &changes.awaiting_refs, state.awaiting_refs()),
             ] {
-                for (t, sources) in map {
-                    for s in sources {
-                        ins.execute(params![kind, *t as i64, *s as i64])
-                            .map_err(err("saving references"))?;
-                    }
+                for t in keys {
+                    stats.rows += match map.get(t).filter(|r| !r.is_empty()) {
+                        Some(r) => put
+                            .execute(params![kind, *t as i64, ids_bytes(r.iter().copied())])
+                            .map_err(err("saving references"))?,
+                        None => del
+                            .execute(params![kind, *t as i64])
+                            .map_err(err("saving references"))?,
+                    };
                 }
             }
-            for t in &state.in_error_mv {
-                ins.execute(params!["error_mv", *t as i64, 0i64])
-                    .map_err(err("saving references"))?;
+            if changes.withheld {
+                tx.execute("DELETE FROM withheld", [])
+                    .map_err(err("saving withheld values"))?;
+                let mut ins = tx
+                    .prepare("INSERT INTO withheld (mv) VALUES (?1)")
+                    .map_err(err("saving withheld values"))?;
+                for m in state.withheld() {
+                    stats.rows += ins
+                        .execute(params![*m as i64])
+                        .map_err(err("saving withheld values"))?;
+                }
             }
-            for t in &state.in_error_cs {
-                ins.execute(params!["error_cs", *t as i64, 0i64])
-                    .map_err(err("saving references"))?;
+            if changes.errors {
+                tx.execute("DELETE FROM in_error", [])
+                    .map_err(err("saving objects in error"))?;
+                let mut ins = tx
+                    .prepare("INSERT INTO in_error (kind, id) VALUES (?1, ?2)")
+                    .map_err(err("saving objects in error"))?;
+                for c in state.in_error_cs() {
+                    stats.rows += ins
+                        .execute(params!["cs", *c as i64])
+                        .map_err(err("saving objects in error"))?;
+                }
+                for m in state.in_error_mv() {
+                    stats.rows += ins
+                        .execute(params!["mv", *m as i64])
+                        .map_err(err("saving objects in error"))?;
+                }
             }
-            for t in &state.withheld {
-                ins.execute(params!["withheld", *t as i64, 0i64])
-                    .map_err(err("saving references"))?;
+            let mut set = tx
+                .prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+                .map_err(err("saving metadata"))?;
+            set.execute(params!["next_mv", state.next_mv().to_string()])
+                .map_err(err("saving metadata"))?;
+            for (k, v) in meta {
+                set.execute(params![k, v]).map_err(err("saving metadata"))?;
             }
-            tx.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_mv', ?1)",
-                params![state.next_mv.to_string()],
-            )
-            .map_err(err("saving metadata"))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if !layouts_known {
+                self.layouts.clear();
+            }
+            return Err(e);
         }
-        tx.commit().map_err(err("committing the state"))
+        if let Err(e) = tx.commit() {
+            if !layouts_known {
+                self.layouts.clear();
+            }
+            return Err(err("committing the state")(e));
+        }
+        self.legacy = false;
+        state.clear_changes();
+        stats.objects = changes.cs.len() + changes.mv.len();
+        Ok(stats)
     }
 
     fn get_meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {

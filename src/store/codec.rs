@@ -1,0 +1,266 @@
+//! The binary form of stored values: compact, typed and quick to read back.
+//!
+//! Consumes: [`Value`]s and slot-indexed attribute vectors. Produces: bytes, and the values
+//! again from them (with a located error for bytes that do not decode). A value is a tag byte
+//! and its payload: text, references and binary as a length and bytes, numbers as zigzag
+//! varints, timestamps as their nanoseconds, multi-values as a count and values. Attributes are
+//! stored sparsely, as (slot, value) pairs for the slots that hold a value, against a stored
+//! layout (the slot names) that the store maps to the bundle's slots by name.
+
+use crate::value::Value;
+use std::sync::Arc;
+
+const NULL: u8 = 0;
+const AUTHORITATIVE_NULL: u8 = 1;
+const IGNORE_THIS_FLOW: u8 = 2;
+const STR: u8 = 3;
+const NUM: u8 = 4;
+const FALSE: u8 = 5;
+const BIN: u8 = 6;
+const DT: u8 = 7;
+const REF: u8 = 8;
+const MANY: u8 = 9;
+const TRUE: u8 = 10;
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
+    out.push(tag);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Appends the encoding of one value.
+pub fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.push(NULL),
+        Value::AuthoritativeNull => out.push(AUTHORITATIVE_NULL),
+        Value::IgnoreThisFlow => out.push(IGNORE_THIS_FLOW),
+        Value::Str(s) => put_bytes(out, STR, s.as_bytes()),
+        Value::Ref(s) => put_bytes(out, REF, s.as_bytes()),
+        Value::Bin(b) => put_bytes(out, BIN, b),
+        Value::Num(n) => {
+            out.push(NUM);
+            put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
+        }
+        Value::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
+        Value::Dt(t) => {
+            out.push(DT);
+            out.extend_from_slice(&t.as_nanosecond().to_le_bytes());
+        }
+        Value::Many(items) => {
+            out.push(MANY);
+            put_varint(out, items.len() as u64);
+            for i in items.iter() {
+                put_value(out, i);
+            }
+        }
+    }
+}
+
+/// The encoding of one value.
+pub fn value_bytes(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_value(&mut out, v);
+    out
+}
+
+/// The sparse encoding of a slot vector: the count of slots holding a value, then each slot
+/// and its value.
+pub fn attrs_bytes(values: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let held = values.iter().filter(|v| !matches!(v, Value::Null)).count();
+    put_varint(&mut out, held as u64);
+    for (slot, v) in values.iter().enumerate() {
+        if !matches!(v, Value::Null) {
+            put_varint(&mut out, slot as u64);
+            put_value(&mut out, v);
+        }
+    }
+    out
+}
+
+/// A reader over encoded bytes.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, at: 0 }
+    }
+
+    fn fail<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("{what} at byte {}", self.at))
+    }
+
+    fn byte(&mut self) -> Result<u8, String> {
+        let Some(&b) = self.bytes.get(self.at) else {
+            return self.fail("unexpected end");
+        };
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        self.fail("varint too long")
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return self.fail("length past the end");
+        };
+        let b = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(b)
+    }
+
+    fn text(&mut self) -> Result<Arc<str>, String> {
+        let n = self.varint()? as usize;
+        let b = self.take(n)?;
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(s.into()),
+            Err(_) => self.fail("text that is not UTF-8"),
+        }
+    }
+
+    /// Reads one value.
+    pub fn value(&mut self) -> Result<Value, String> {
+        Ok(match self.byte()? {
+            NULL => Value::Null,
+            AUTHORITATIVE_NULL => Value::AuthoritativeNull,
+            IGNORE_THIS_FLOW => Value::IgnoreThisFlow,
+            STR => Value::Str(self.text()?),
+            REF => Value::Ref(self.text()?),
+            BIN => {
+                let n = self.varint()? as usize;
+                Value::Bin(self.take(n)?.into())
+            }
+            NUM => {
+                let z = self.varint()?;
+                Value::Num(((z >> 1) as i64) ^ -((z & 1) as i64))
+            }
+            FALSE => Value::Bool(false),
+            TRUE => Value::Bool(true),
+            DT => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(self.take(16)?);
+                match jiff::Timestamp::from_nanosecond(i128::from_le_bytes(b)) {
+                    Ok(t) => Value::Dt(t),
+                    Err(_) => return self.fail("timestamp out of range"),
+                }
+            }
+            MANY => {
+                let n = self.varint()? as usize;
+                let mut items = Vec::with_capacity(n.min(self.bytes.len()));
+                for _ in 0..n {
+                    items.push(self.value()?);
+                }
+                Value::Many(items.into())
+            }
+            t => return self.fail(&format!("unknown value tag {t}")),
+        })
+    }
+
+    /// Reads a sparse slot vector into `out`, mapping each stored slot through `map` (a stored
+    /// slot the bundle no longer has maps to `None` and is dropped).
+    pub fn attrs(&mut self, map: &[Option<usize>], out: &mut [Value]) -> Result<(), String> {
+        let n = self.varint()?;
+        for _ in 0..n {
+            let slot = self.varint()? as usize;
+            let v = self.value()?;
+            if let Some(Some(to)) = map.get(slot)
+                && let Some(place) = out.get_mut(*to)
+            {
+                *place = v;
+            }
+        }
+        if self.at != self.bytes.len() {
+            return self.fail("trailing bytes");
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one value.
+pub fn value_from(bytes: &[u8]) -> Result<Value, String> {
+    Reader::new(bytes).value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_value_round_trips() {
+        let t = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let values = vec![
+            Value::Null,
+            Value::AuthoritativeNull,
+            Value::IgnoreThisFlow,
+            Value::str(""),
+            Value::str("Zoë, \"quoted\"\n"),
+            Value::Ref("CN=A\\,B,DC=x".into()),
+            Value::Num(0),
+            Value::Num(-1),
+            Value::Num(i64::MIN),
+            Value::Num(i64::MAX),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Bin(vec![0u8, 255, 7].into()),
+            Value::Dt(t),
+            Value::Many(vec![Value::str("a"), Value::Ref("cn=b".into()), Value::Num(3)].into()),
+        ];
+        for v in &values {
+            assert_eq!(&value_from(&value_bytes(v)).unwrap(), v, "{v:?}");
+        }
+        let bytes = attrs_bytes(&values);
+        let mut out = vec![Value::Null; values.len()];
+        let map: Vec<Option<usize>> = (0..values.len()).map(Some).collect();
+        Reader::new(&bytes).attrs(&map, &mut out).unwrap();
+        assert_eq!(out, values);
+    }
+
+    #[test]
+    fn slots_map_by_layout_and_dropped_slots_are_skipped() {
+        let bytes = attrs_bytes(&[Value::str("a"), Value::Null, Value::str("c")]);
+        let mut out = vec![Value::Null; 2];
+        Reader::new(&bytes)
+            .attrs(&[Some(1), None, None], &mut out)
+            .unwrap();
+        assert_eq!(out, vec![Value::Null, Value::str("a")]);
+    }
+
+    #[test]
+    fn damaged_bytes_are_errors_not_panics() {
+        let good = attrs_bytes(&[Value::str("hello"), Value::Num(5)]);
+        for cut in 0..good.len() {
+            let mut out = vec![Value::Null; 2];
+            assert!(
+                Reader::new(&good[..cut])
+                    .attrs(&[Some(0), Some(1)], &mut out)
+                    .is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert!(value_from(&[42]).is_err());
+        assert!(value_from(&[STR, 2, 0xff, 0xfe]).is_err());
+        assert!(value_from(&[MANY, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+}
