@@ -48,6 +48,8 @@ pub struct Ctx {
     /// Parameter values (`%Domain.FQDN%`), by name.
     pub params: Vec<(String, Value)>,
     rng: u64,
+    /// The seed given at creation: [`Ctx::seed_for`] derives per-object sequences from it.
+    seed: u64,
     steps: u64,
     /// Bytes built so far by this evaluation (see [`Limits::max_total_bytes`]).
     spent: usize,
@@ -60,6 +62,7 @@ impl Ctx {
             now,
             params: Vec::new(),
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            seed,
             steps: 0,
             spent: 0,
         }
@@ -168,6 +171,22 @@ impl Ctx {
         self.check_bytes(b.len())?;
         self.charge(b.len())?;
         Ok(Value::Bin(b.into()))
+    }
+
+    /// Starts the random sequence of one object (`key` names it, e.g. its kind and id), so
+    /// what `Guid()` and `RandomNum()` give an object depends on the seed and the object alone,
+    /// never on which objects were evaluated before it (a delta sync, a parallel sync and a
+    /// full sync agree).
+    pub fn seed_for(&mut self, key: u64) {
+        // SplitMix64 of the seed and the key: distinct keys give unrelated, nonzero states.
+        let mut z = self
+            .seed
+            .wrapping_add(key.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        self.rng = if z == 0 { 0x9E37_79B9_7F4A_7C15 } else { z };
     }
 
     /// The next number of the run's deterministic random sequence (xorshift64*).

@@ -470,7 +470,16 @@ impl Run<'_> {
         rules
     }
 
+    /// Starts the random sequences of one object's evaluations (`Ctx::seed_for`): what
+    /// `Guid()` and `RandomNum()` give depends on the object, not on the order of the sync.
+    fn seed_for(&mut self, stage: u64, id: u64) {
+        for ctx in self.ctxs.iter_mut() {
+            ctx.seed_for((stage << 60) ^ id);
+        }
+    }
+
     fn inbound_object(&mut self, id: CsId) {
+        self.seed_for(1, u64::from(id));
         self.report.processed += 1;
         let pending = self.state.cs()[id as usize].pending_import;
         match pending {
@@ -787,6 +796,7 @@ impl Run<'_> {
     }
 
     fn recompute(&mut self, mv: MvId) {
+        self.seed_for(2, mv);
         let Some(m) = self.state.mv().get(&mv) else {
             return;
         };
@@ -1034,6 +1044,7 @@ impl Run<'_> {
     // ------------------------------------------------------------------ outbound
 
     fn outbound_mv(&mut self, mv: MvId) {
+        self.seed_for(3, mv);
         let Some(m) = self.state.mv().get(&mv) else {
             return;
         };
