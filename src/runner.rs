@@ -319,6 +319,13 @@ impl Runner {
         })
     }
 
+    /// Gives up the in-memory state without freeing it value by value: for a process about to
+    /// exit once every step is saved (the operating system reclaims the memory at once; freeing
+    /// millions of values one by one takes seconds). The runner holds an empty state after.
+    pub fn release_state(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.engine.state));
+    }
+
     /// Applies the run-history retention: keeps the newest `keep_runs` entries of
     /// `idflow.toml` (see [`Store::prune_runs`]). Returns the number of entries deleted.
     pub fn prune_history(&mut self) -> Result<usize, RunError> {

@@ -54,7 +54,10 @@ fn worker(id: &str, name: &str) -> ImportChange {
     ImportChange::Upsert(ImportObject {
         dn: format!("CN={id},OU=HR"),
         object_type: "worker".into(),
-        attrs: vec![("id".into(), Value::from(id)), ("name".into(), Value::from(name))],
+        attrs: vec![
+            ("id".into(), Value::from(id)),
+            ("name".into(), Value::from(name)),
+        ],
     })
 }
 
@@ -84,7 +87,8 @@ fn an_object_gets_the_same_random_values_whatever_was_evaluated_before_it() {
     full.sync(Mode::Full);
     let once = people(&full);
     assert_eq!(once.len(), 5);
-    let tags: std::collections::BTreeSet<_> = once.iter().map(|p| p.1.clone()).collect();
+    let tags: std::collections::BTreeSet<String> =
+        once.iter().map(|p| format!("{:?}", p.1)).collect();
     assert_eq!(tags.len(), 5, "every object its own Guid: {once:?}");
     // A delta sync that recomputes only the third object (its name changed) draws that
     // object's values again, not the next values of the run's sequence.

@@ -7,7 +7,7 @@
 use idflow::engine::Engine;
 use idflow::engine::compile::Plan;
 use idflow::engine::model::{
-    CsId, CsObject, ExportOp, Key, Link, MvObject, PendingImport, State, dn_key,
+    CsId, CsObject, ExportOp, Key, Link, MvObject, PendingImport, State, Values, dn_key,
 };
 use idflow::store::sqlite::SqliteStore;
 use idflow::store::{ErrorRecord, RejectRecord, RunRecord, Store};
@@ -121,14 +121,14 @@ fn rule(plan: &Plan, name: &str) -> usize {
 }
 
 /// Values by slot from (name, value) pairs.
-fn values(plan: &Plan, connector: usize, ty: &str, pairs: &[(&str, Value)]) -> Vec<Value> {
+fn values(plan: &Plan, connector: usize, ty: &str, pairs: &[(&str, Value)]) -> Values {
     let cp = &plan.connectors[connector];
     let t = &cp.types[cp.type_index(ty).unwrap()];
     let mut out = vec![Value::Null; t.names.len()];
     for (n, v) in pairs {
         out[t.slot(n).unwrap_or_else(|| panic!("no attribute {n}"))] = v.clone();
     }
-    out
+    out.into()
 }
 
 fn mv_values(plan: &Plan, ty: &str, pairs: &[(&str, Value)]) -> Vec<Value> {
@@ -158,8 +158,8 @@ fn obj(connector: usize, ty: usize, dn: &str) -> CsObject {
         object_type: ty,
         dn: dn.into(),
         anchor: None,
-        imported: Vec::new(),
-        current: Vec::new(),
+        imported: Values::default(),
+        current: Values::default(),
         pending_import: None,
         export: None,
         new_dn: None,
@@ -238,14 +238,14 @@ fn full_state(plan: &Plan) -> State {
     // 1: a tombstone (removed and processed): not stored, and the ids after it shift.
     let mut o = obj(ad, ad_user, OLD);
     o.anchor = Some(guid(2));
-    o.imported = vec![Value::Null; plan.connectors[ad].types[ad_user].names.len()];
+    o.imported = vec![Value::Null; plan.connectors[ad].types[ad_user].names.len()].into();
     o.current = o.imported.clone();
     o.gone = true;
     s.cs_mut().push(o);
 
     // 2: Bob, a placeholder: referenced by Ann before it was imported.
     let mut o = obj(ad, ad_user, BOB);
-    o.imported = vec![Value::Null; plan.connectors[ad].types[ad_user].names.len()];
+    o.imported = vec![Value::Null; plan.connectors[ad].types[ad_user].names.len()].into();
     o.current = o.imported.clone();
     o.placeholder = true;
     s.add_cs(o);
@@ -293,7 +293,7 @@ fn full_state(plan: &Plan) -> State {
 
     // 5: Ann's target object, provisioned and not exported yet: no anchor.
     let mut o = obj(cloud, cloud_user, "CN=ann,OU=Users,DC=cloud");
-    o.imported = vec![Value::Null; plan.connectors[cloud].types[cloud_user].names.len()];
+    o.imported = vec![Value::Null; plan.connectors[cloud].types[cloud_user].names.len()].into();
     o.current = values(
         plan,
         cloud,

@@ -134,7 +134,7 @@ pub fn delta(plan: &Plan, state: &State, cs: CsId) -> Option<ExportDelta> {
 
 fn delta_of(t: &TypePlan, cs: CsId, o: &CsObject, op: ExportOp) -> ExportDelta {
     let mut changes = Vec::new();
-    for (slot, (new, old)) in o.current.iter().zip(&o.imported).enumerate() {
+    for (slot, (new, old)) in o.current.iter().zip(o.imported.iter()).enumerate() {
         if Some(slot) == t.dn {
             continue;
         }
@@ -436,8 +436,8 @@ connector "ad" ad {
             object_type: 0,
             dn: dn.into(),
             anchor: anchor.then(|| Value::bin(vec![1, 2])),
-            imported: values.clone(),
-            current: values,
+            imported: values.clone().into(),
+            current: values.into(),
             pending_import: None,
             export,
             new_dn: None,
@@ -460,8 +460,9 @@ connector "ad" ad {
     fn an_add_replaces_every_attribute_with_a_value_but_the_dn() {
         let (plan, state, id) = state_with(|t| {
             let mut o = object(t, Some(ExportOp::Add), false);
-            o.current[slot(t, "title")] = s_("Engineer");
-            o.current[slot(t, "member")] = Value::many(vec![Value::Ref("CN=B".into())]);
+            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = s_("Engineer");
+            std::sync::Arc::make_mut(&mut o.current)[slot(t, "member")] =
+                Value::many(vec![Value::Ref("CN=B".into())]);
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -491,7 +492,7 @@ connector "ad" ad {
     fn a_delete_carries_no_attribute() {
         let (plan, state, id) = state_with(|t| {
             let mut o = object(t, Some(ExportOp::Delete), true);
-            o.imported[slot(t, "title")] = s_("Engineer");
+            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "title")] = s_("Engineer");
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -505,8 +506,8 @@ connector "ad" ad {
         let (plan, state, id) = state_with(|t| {
             let mut o = object(t, None, true);
             o.new_dn = Some("CN=A2,OU=Users,DC=contoso,DC=com".into());
-            o.imported[slot(t, "title")] = s_("Engineer");
-            o.current[slot(t, "title")] = Value::Null;
+            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "title")] = s_("Engineer");
+            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = Value::Null;
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -531,10 +532,11 @@ connector "ad" ad {
         let extra = Value::Ref("CN=new,OU=Users,DC=contoso,DC=com".into());
         let (plan, mut state, id) = state_with(|t| {
             let mut o = object(t, None, true);
-            o.imported[slot(t, "member")] = Value::many(many.clone());
+            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "member")] =
+                Value::many(many.clone());
             let mut grown = many.clone();
             grown.insert(3, extra.clone());
-            o.current[slot(t, "member")] = Value::many(grown);
+            std::sync::Arc::make_mut(&mut o.current)[slot(t, "member")] = Value::many(grown);
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -550,7 +552,8 @@ connector "ad" ad {
         let t = &plan.connectors[0].types[0];
         let mut reversed = many.clone();
         reversed.reverse();
-        state.cs_mut()[id as usize].current[slot(t, "member")] = Value::many(reversed);
+        std::sync::Arc::make_mut(&mut state.cs_mut()[id as usize].current)[slot(t, "member")] =
+            Value::many(reversed);
         assert_eq!(delta(&plan, &state, id), None);
         assert_eq!(deltas(&plan, &state, 0).count(), 0);
     }

@@ -318,7 +318,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                         let o = &mut state.cs_mut()[id as usize];
                         let changed = renamed
                             || retyped
-                            || o.imported != values
+                            || *o.imported != *values
                             || was_placeholder
                             || o.anchor.is_none();
                         if o.anchor.is_none()
@@ -330,7 +330,8 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                             // Leave the old type's index entries before the layout changes.
                             let width = state.cs()[id as usize].current.len();
                             state.set_cs_current(plan, id, vec![Value::Null; width]);
-                            state.cs_mut()[id as usize].current = vec![Value::Null; values.len()];
+                            state.cs_mut()[id as usize].current =
+                                vec![Value::Null; values.len()].into();
                         }
                         let o = &mut state.cs_mut()[id as usize];
                         o.anchor = Some(anchor);
@@ -359,7 +360,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                                 }
                             }
                         }
-                        o.imported = values;
+                        o.imported = values.into();
                         state.set_cs_current(plan, id, current);
                         let o = &mut state.cs_mut()[id as usize];
                         if changed {
@@ -386,8 +387,8 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                             object_type: ty,
                             dn,
                             anchor: Some(anchor),
-                            current: vec![Value::Null; values.len()],
-                            imported: values.clone(),
+                            current: vec![Value::Null; values.len()].into(),
+                            imported: values.clone().into(),
                             pending_import: Some(PendingImport::Add),
                             export: None,
                             new_dn: None,

@@ -12,6 +12,14 @@ use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// The hash map of the engine's indexes: foldhash, seeded per process (much quicker than
+/// SipHash on DNs and anchors, and still not predictable from outside).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An object's values by slot, shared: a connector-space object's confirmed and current values
+/// are one allocation while they are equal, and a clone is a reference count.
+pub type Values = Arc<[Value]>;
+
 /// Index of a connector-space object in [`State::cs`] (stable for the state's lifetime).
 pub type CsId = u32;
 /// A metaverse object id (stable, never reused).
@@ -67,10 +75,11 @@ pub struct CsObject {
     /// The anchor value; None for an export object not yet confirmed by an import.
     pub anchor: Option<Value>,
     /// Confirmed values by slot: what the last import showed.
-    pub imported: Vec<Value>,
+    pub imported: Values,
     /// The connector space's values by slot: imported values with the unconfirmed exported
-    /// ones applied. Inbound rules read these; `ImportedValue` reads `imported`.
-    pub current: Vec<Value>,
+    /// ones applied. Inbound rules read these; `ImportedValue` reads `imported`. When the two
+    /// are equal (no export pending, the common case) they are one shared allocation.
+    pub current: Values,
     pub pending_import: Option<PendingImport>,
     /// Object-level export state: Add for export objects, Delete for deprovisioned objects.
     pub export: Option<ExportOp>,
@@ -96,7 +105,7 @@ impl CsObject {
                 || self
                     .current
                     .iter()
-                    .zip(&self.imported)
+                    .zip(self.imported.iter())
                     .any(|(new, old)| !super::export::same_values(old, new)))
     }
 
@@ -371,7 +380,7 @@ impl std::ops::Index<&MvId> for MvTable {
 
 /// The join and uniqueness indexes of connector-space values: (connector, attribute) → value
 /// key → objects.
-pub type CsIndexes = HashMap<(ConnIdx, Box<str>), HashMap<Key, Vec<CsId>>>;
+pub type CsIndexes = FastMap<(ConnIdx, Box<str>), FastMap<Key, Vec<CsId>>>;
 
 /// What changed since the store last saved: the rows `Store::save_changes` writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -416,17 +425,17 @@ pub struct State {
     mv: MvTable,
     next_mv: MvId,
     /// Per connector: anchor → object.
-    by_anchor: Vec<HashMap<Key, CsId>>,
+    by_anchor: Vec<FastMap<Key, CsId>>,
     /// Per connector: DN key ([`dn_key`]) → object.
-    by_dn: Vec<HashMap<Box<str>, CsId>>,
+    by_dn: Vec<FastMap<Box<str>, CsId>>,
     /// Objects that reference another object, by the referenced object's connector and DN:
     /// re-evaluated when an object with that DN is linked or unlinked.
-    referenced_by: HashMap<(ConnIdx, Box<str>), Vec<CsId>>,
+    referenced_by: FastMap<(ConnIdx, Box<str>), Vec<CsId>>,
     /// Outbound references: referenced metaverse object → the metaverse objects whose exports
     /// name it (revisited when its target object is renamed or removed).
     outbound_refs: HashMap<MvId, BTreeSet<MvId>>,
     /// Join index of metaverse values, per attribute name (case-folded keys).
-    mv_index: HashMap<Box<str>, HashMap<Key, Vec<MvId>>>,
+    mv_index: FastMap<Box<str>, FastMap<Key, Vec<MvId>>>,
     /// Join and uniqueness index of connector-space values, per connector and attribute name.
     cs_index: CsIndexes,
     /// Metaverse objects with export values withheld as duplicates: revisited by every sync
@@ -450,8 +459,8 @@ pub struct State {
 impl State {
     pub fn new(connectors: usize) -> State {
         State {
-            by_anchor: vec![HashMap::new(); connectors],
-            by_dn: vec![HashMap::new(); connectors],
+            by_anchor: vec![FastMap::default(); connectors],
+            by_dn: vec![FastMap::default(); connectors],
             next_mv: 1,
             ..State::default()
         }
@@ -544,7 +553,7 @@ impl State {
         &self.in_error_mv
     }
 
-    pub fn mv_index(&self) -> &HashMap<Box<str>, HashMap<Key, Vec<MvId>>> {
+    pub fn mv_index(&self) -> &FastMap<Box<str>, FastMap<Key, Vec<MvId>>> {
         &self.mv_index
     }
 
@@ -590,12 +599,12 @@ impl State {
     }
 
     /// Sets a join index of metaverse values (built once per attribute, then kept current).
-    pub fn set_mv_index(&mut self, attr: Box<str>, index: HashMap<Key, Vec<MvId>>) {
+    pub fn set_mv_index(&mut self, attr: Box<str>, index: FastMap<Key, Vec<MvId>>) {
         self.mv_index.insert(attr, index);
     }
 
     /// Sets a join index of connector-space values.
-    pub fn set_cs_index(&mut self, key: (ConnIdx, Box<str>), index: HashMap<Key, Vec<CsId>>) {
+    pub fn set_cs_index(&mut self, key: (ConnIdx, Box<str>), index: FastMap<Key, Vec<CsId>>) {
         self.cs_index.insert(key, index);
     }
 
@@ -755,6 +764,7 @@ impl State {
     }
 
     /// Replaces a connector-space object's current values, keeping the join index current.
+    /// Values equal to the confirmed ones share their allocation.
     pub fn set_cs_current(&mut self, plan: &Plan, id: CsId, new: Vec<Value>) {
         let Some(o) = self.cs.get(id as usize) else {
             return;
@@ -770,7 +780,11 @@ impl State {
             reindex(index, id, o.current[slot].values(), new[slot].values());
         }
         if let Some(o) = self.cs.get_mut(id as usize) {
-            o.current = new;
+            o.current = if *o.imported == *new {
+                o.imported.clone()
+            } else {
+                new.into()
+            };
         }
     }
 
@@ -958,8 +972,8 @@ impl CsObject {
             object_type: 0,
             dn: "".into(),
             anchor: None,
-            imported: Vec::new(),
-            current: Vec::new(),
+            imported: Values::default(),
+            current: Values::default(),
             pending_import: None,
             export: None,
             new_dn: None,
@@ -973,7 +987,7 @@ impl CsObject {
 
 /// Moves `id` from the keys of `old` to the keys of `new` in an index.
 fn reindex<T: PartialEq + Copy>(
-    index: &mut HashMap<Key, Vec<T>>,
+    index: &mut FastMap<Key, Vec<T>>,
     id: T,
     old: &[Value],
     new: &[Value],

@@ -380,7 +380,7 @@ impl Run<'_> {
         if self.state.mv_index().contains_key(attr) {
             return;
         }
-        let mut map: HashMap<Key, Vec<MvId>> = HashMap::new();
+        let mut map: super::model::FastMap<Key, Vec<MvId>> = Default::default();
         for m in self.state.mv().values() {
             if let Some(s) = self.plan.metaverse[m.object_type].slot(attr) {
                 for v in m.attrs[s].values() {
@@ -400,7 +400,7 @@ impl Run<'_> {
         if self.state.cs_index().contains_key(&key) {
             return;
         }
-        let mut map: HashMap<Key, Vec<CsId>> = HashMap::new();
+        let mut map: super::model::FastMap<Key, Vec<CsId>> = Default::default();
         for (i, o) in self.state.cs().iter().enumerate() {
             if o.connector != cc || o.gone || o.placeholder {
                 continue;
@@ -782,7 +782,7 @@ impl Run<'_> {
         o.pending_import = None;
         o.export = None;
         o.new_dn = None;
-        o.imported.iter_mut().for_each(|v| *v = Value::Null);
+        o.imported = vec![Value::Null; o.imported.len()].into();
     }
 
     /// Recomputes every dirty metaverse object, in id order.
@@ -980,8 +980,8 @@ impl Run<'_> {
                         object_type: ty,
                         dn: dn.into(),
                         anchor: None,
-                        imported: vec![Value::Null; width],
-                        current: vec![Value::Null; width],
+                        imported: vec![Value::Null; width].into(),
+                        current: vec![Value::Null; width].into(),
                         pending_import: None,
                         export: None,
                         new_dn: None,
@@ -1283,8 +1283,8 @@ impl Run<'_> {
             object_type: tty,
             dn: dn.as_str().into(),
             anchor: None,
-            imported: vec![Value::Null; width],
-            current: vec![Value::Null; width],
+            imported: vec![Value::Null; width].into(),
+            current: vec![Value::Null; width].into(),
             pending_import: None,
             export: Some(ExportOp::Add),
             new_dn: None,
@@ -1411,7 +1411,7 @@ impl Run<'_> {
             }
         }
         let created = self.created_cs.contains(&c);
-        let mut new = self.state.cs()[c as usize].current.clone();
+        let mut new = self.state.cs()[c as usize].current.to_vec();
         for slot in managed {
             let list = contributions.get(&slot).cloned().unwrap_or_default();
             let merge = list

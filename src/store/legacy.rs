@@ -165,8 +165,12 @@ pub fn load(conn: &Connection, plan: &Plan) -> Result<(State, Vec<String>), Stor
             object_type: t,
             dn: dn.as_str().into(),
             anchor,
-            imported: attrs_from(&imported, tplan).map_err(|e| bad("imported values", e))?,
-            current: attrs_from(&current, tplan).map_err(|e| bad("current values", e))?,
+            imported: attrs_from(&imported, tplan)
+                .map_err(|e| bad("imported values", e))?
+                .into(),
+            current: attrs_from(&current, tplan)
+                .map_err(|e| bad("current values", e))?
+                .into(),
             pending_import: pending_from(pending),
             export: export_from(export),
             new_dn: new_dn.map(|d| d.as_str().into()),

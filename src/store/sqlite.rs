@@ -485,12 +485,14 @@ impl Store for SqliteStore {
                     let anchor = blob(3)?.map(codec::value_from).transpose()?;
                     let mut imported = vec![Value::Null; tplan.len()];
                     Reader::new(blob(4)?.unwrap_or_default()).attrs(&l.slots, &mut imported)?;
+                    let imported: crate::engine::model::Values = imported.into();
                     let current = match blob(5)? {
                         Some(b) => {
                             let mut cur = vec![Value::Null; tplan.len()];
                             Reader::new(b).attrs(&l.slots, &mut cur)?;
-                            cur
+                            cur.into()
                         }
+                        // Equal to the imported values: one shared allocation.
                         None => imported.clone(),
                     };
                     let int = |i: usize| -> Result<Option<i64>, String> {
