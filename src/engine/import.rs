@@ -299,6 +299,21 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                 match target {
                     Some(id) => {
                         seen.insert(id);
+                        // An object the read shows exactly as it was imported, with nothing
+                        // of it to confirm: nothing changes, and nothing is recorded as
+                        // changed (a re-read of an unchanged source saves and syncs nothing).
+                        let o = &state.cs()[id as usize];
+                        if !o.placeholder
+                            && o.object_type == ty
+                            && *o.dn == *dn
+                            && o.anchor.as_ref() == Some(&anchor)
+                            && o.export != Some(super::model::ExportOp::Add)
+                            && o.new_dn.is_none()
+                            && *o.imported == *values
+                        {
+                            report.unchanged += 1;
+                            continue;
+                        }
                         let o = &mut state.cs_mut()[id as usize];
                         let was_placeholder = o.placeholder;
                         // DNs that differ only in spacing, case or escaping are one DN
