@@ -178,6 +178,42 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Reads a sparse slot vector as a collection of `width` values, mapping each stored slot
+    /// through `map` (see [`Reader::attrs`]): built in one allocation, for a `Vec` or an
+    /// `Arc<[Value]>` alike.
+    pub fn slots<C: FromIterator<Value>>(
+        &mut self,
+        map: &[Option<usize>],
+        width: usize,
+    ) -> Result<C, String> {
+        let n = self.varint()?;
+        let mut held: Vec<(usize, Value)> = Vec::with_capacity((n as usize).min(width));
+        for _ in 0..n {
+            let slot = self.varint()? as usize;
+            let v = self.value()?;
+            if let Some(Some(to)) = map.get(slot)
+                && *to < width
+            {
+                held.push((*to, v));
+            }
+        }
+        if self.at != self.bytes.len() {
+            return self.fail("trailing bytes");
+        }
+        // Stored in slot order of the stored layout; the bundle's order may differ.
+        if held.windows(2).any(|w| w[0].0 >= w[1].0) {
+            held.sort_by_key(|(s, _)| *s);
+            held.dedup_by_key(|(s, _)| *s);
+        }
+        let mut held = held.into_iter().peekable();
+        Ok((0..width)
+            .map(|i| match held.next_if(|(s, _)| *s == i) {
+                Some((_, v)) => v,
+                None => Value::Null,
+            })
+            .collect())
+    }
+
     /// Reads a sparse slot vector into `out`, mapping each stored slot through `map` (a stored
     /// slot the bundle no longer has maps to `None` and is dropped).
     pub fn attrs(&mut self, map: &[Option<usize>], out: &mut [Value]) -> Result<(), String> {

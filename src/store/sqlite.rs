@@ -483,15 +483,10 @@ impl Store for SqliteStore {
                     let blob = |i: usize| blob(r, i);
                     let dn: String = r.get(2).map_err(|e| e.to_string())?;
                     let anchor = blob(3)?.map(codec::value_from).transpose()?;
-                    let mut imported = vec![Value::Null; tplan.len()];
-                    Reader::new(blob(4)?.unwrap_or_default()).attrs(&l.slots, &mut imported)?;
-                    let imported: crate::engine::model::Values = imported.into();
+                    let imported: crate::engine::model::Values =
+                        Reader::new(blob(4)?.unwrap_or_default()).slots(&l.slots, tplan.len())?;
                     let current = match blob(5)? {
-                        Some(b) => {
-                            let mut cur = vec![Value::Null; tplan.len()];
-                            Reader::new(b).attrs(&l.slots, &mut cur)?;
-                            cur.into()
-                        }
+                        Some(b) => Reader::new(b).slots(&l.slots, tplan.len())?,
                         // Equal to the imported values: one shared allocation.
                         None => imported.clone(),
                     };
@@ -567,10 +562,9 @@ impl Store for SqliteStore {
                     state.forget_mv(id as MvId);
                     continue;
                 };
-                let mut attrs = vec![Value::Null; plan.metaverse[l.ty].len()];
                 let bytes = blob(r, 2).map_err(corrupt)?.unwrap_or_default();
-                Reader::new(bytes)
-                    .attrs(&l.slots, &mut attrs)
+                let attrs: Vec<Value> = Reader::new(bytes)
+                    .slots(&l.slots, plan.metaverse[l.ty].len())
                     .map_err(corrupt)?;
                 let links = blob(r, 3)
                     .map_err(corrupt)
