@@ -959,3 +959,223 @@ fn jsonl_target_round_trip() {
     assert_eq!(attr(carol, "cn"), Some(&Value::str("Carol")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The connector contract: pages in, one result per delta out
+
+/// `n` users, as entries with string values.
+fn people(n: usize) -> Vec<ldif::Entry> {
+    (0..n)
+        .map(|i| {
+            let mut e = ldif::Entry::new(format!("CN=User {i},OU=Users,DC=contoso,DC=com"), "user");
+            e.set("cn", vec![Value::str(format!("User {i}"))]);
+            e.set("employeeId", vec![Value::str(format!("E{i}"))]);
+            e.set("title", vec![Value::str(format!("Title {}", i % 7))]);
+            e
+        })
+        .collect()
+}
+
+/// The objects of a read, comparable: DN, type and attributes, in the order read.
+fn objects(imported: &Imported) -> Vec<(String, String, Vec<(String, Value)>)> {
+    upserts(imported)
+        .into_iter()
+        .map(|o| (o.dn.clone(), o.object_type.clone(), o.attrs.clone()))
+        .collect()
+}
+
+/// A sink that fails the second page it is given.
+#[derive(Default)]
+struct StopAtTheSecondPage {
+    pages: usize,
+}
+
+impl connector::ImportSink for StopAtTheSecondPage {
+    fn page(&mut self, _changes: Vec<ImportChange>) -> Result<(), ConnectorError> {
+        self.pages += 1;
+        if self.pages == 2 {
+            return Err(ConnectorError {
+                source: "sink".into(),
+                line: None,
+                message: "stopped".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, _rejected: connector::Rejected) {}
+}
+
+#[test]
+fn file_imports_hand_over_pages_as_they_read() {
+    let n = 2_500;
+    let entries = people(n);
+    let expected: Vec<(String, String, Vec<(String, Value)>)> = entries
+        .iter()
+        .map(|e| {
+            let o = e.to_import_object();
+            (o.dn, o.object_type, o.attrs)
+        })
+        .collect();
+    let dir = tempdir("pages");
+    let ldif_text = ldif::write_ldif(&entries);
+    std::fs::write(dir.join("people.ldif"), &ldif_text).unwrap();
+    std::fs::write(
+        dir.join("people.jsonl"),
+        idflow::connector::jsonl::write_jsonl(&entries),
+    )
+    .unwrap();
+    let mut csv = String::from("id,name\n");
+    for i in 0..n {
+        csv.push_str(&format!("{i},Person {i}\n"));
+    }
+    std::fs::write(dir.join("people.csv"), &csv).unwrap();
+    // The files are written in tree order: the order a read hands the objects over.
+    let parsed = ldif::parse(ldif_text.as_bytes(), "x", &AttrTypes::new()).unwrap();
+    let position: std::collections::HashMap<&str, usize> = parsed
+        .records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| match r {
+            ldif::Record::Content(e) => Some((e.dn.as_str(), i)),
+            _ => None,
+        })
+        .collect();
+    let mut in_file_order = expected.clone();
+    in_file_order.sort_by_key(|(dn, _, _)| position[dn.as_str()]);
+
+    let mut conns: Vec<(&str, Box<dyn Connector>)> = vec![
+        (
+            "ldif source",
+            Box::new(LdifSource::new(dir.join("people.ldif"))),
+        ),
+        (
+            "ldif target",
+            Box::new(LdifTarget::new(dir.join("people.ldif"))),
+        ),
+        (
+            "jsonl source",
+            Box::new(JsonlSource::new(dir.join("people.jsonl"))),
+        ),
+        (
+            "jsonl target",
+            Box::new(JsonlTarget::new(dir.join("people.jsonl"))),
+        ),
+    ];
+    for (what, conn) in &mut conns {
+        let got = conn.full_import().unwrap();
+        assert_eq!(got.pages, vec![1000, 1000, 500], "{what}");
+        assert!(got.rejected.is_empty(), "{what}: {:?}", got.rejected);
+        assert_eq!(got.end.kind, connector::ImportKind::Full, "{what}");
+        // The same objects as a read of the whole file.
+        assert!(objects(&got) == in_file_order, "{what}");
+        // A file has no change tracking: a delta request is answered with a full read (an
+        // LDIF source that has read the file applies its records to that read instead).
+        let delta = conn.delta_import().unwrap();
+        let kind = match *what {
+            "ldif source" => connector::ImportKind::Delta,
+            _ => connector::ImportKind::Full,
+        };
+        assert_eq!(delta.end.kind, kind, "{what}");
+        assert_eq!(delta.pages, vec![1000, 1000, 500], "{what}");
+        // A sink that fails a page stops the read with its error.
+        let mut stop = StopAtTheSecondPage::default();
+        let e = conn.import(ImportMode::Full, &mut stop).unwrap_err();
+        assert_eq!((e.message.as_str(), stop.pages), ("stopped", 2), "{what}");
+    }
+    let mut hr = CsvSource::new(dir.join("people.csv"), "worker", "id", "CN={id},OU=HR");
+    let got = hr.full_import().unwrap();
+    assert_eq!(got.pages, vec![1000, 1000, 500]);
+    let rows = objects(&got);
+    assert_eq!(rows.len(), n);
+    assert_eq!(
+        rows[1234],
+        (
+            "CN=1234,OU=HR".to_string(),
+            "worker".to_string(),
+            vec![
+                ("id".to_string(), Value::str("1234")),
+                ("name".to_string(), Value::str("Person 1234"))
+            ]
+        )
+    );
+    let mut stop = StopAtTheSecondPage::default();
+    assert!(hr.import(ImportMode::Full, &mut stop).is_err());
+    assert_eq!(stop.pages, 2);
+
+    // A file with change records is applied whole first, then handed over in pages.
+    let modify = "\ndn: CN=User 7,OU=Users,DC=contoso,DC=com\nchangetype: modify\nreplace: title\ntitle: Changed\n-\n";
+    std::fs::write(dir.join("changes.ldif"), format!("{ldif_text}{modify}")).unwrap();
+    let got = LdifSource::new(dir.join("changes.ldif"))
+        .full_import()
+        .unwrap();
+    assert_eq!(got.pages, vec![1000, 1000, 500]);
+    let seven = object(&got, "CN=User 7,OU=Users,DC=contoso,DC=com");
+    assert_eq!(attr(seven, "title"), Some(&Value::str("Changed")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_targets_answer_one_result_per_delta_with_the_assigned_anchor() {
+    let dir = tempdir("results");
+    let anchors: idflow::connector::Anchors =
+        [("user".to_string(), "objectGUID".to_string())].into();
+    let targets: Vec<Box<dyn Connector>> = vec![
+        Box::new(LdifTarget::new(dir.join("t.ldif")).with_anchors(anchors.clone())),
+        Box::new(JsonlTarget::new(dir.join("t.jsonl")).with_anchors(anchors)),
+    ];
+    let nobody = "CN=Nobody,DC=contoso,DC=com";
+    for mut target in targets {
+        // A file is confirmed by reading it back.
+        assert!(target.confirms_by_reimport());
+        let out = target
+            .apply(&[
+                add(ALICE, "user", vec![("cn", Value::str("Alice"))]),
+                add(
+                    BOB,
+                    "user",
+                    vec![
+                        ("cn", Value::str("Bob")),
+                        ("objectGUID", Value::str("given")),
+                    ],
+                ),
+                add(CAROL, "contact", vec![("cn", Value::str("Carol"))]),
+                add(ALICE, "user", vec![("cn", Value::str("again"))]),
+                update(nobody, None, vec![("cn", Value::str("x"))]),
+                update(BOB, None, vec![("title", Value::str("Lead"))]),
+                delete(nobody),
+            ])
+            .unwrap();
+        let failed = |category, detail: &str| ExportResult::Failed {
+            category,
+            detail: detail.into(),
+        };
+        let generated = connector::generated_anchor("user", ALICE);
+        assert_eq!(
+            out.results,
+            vec![
+                // The anchor the target assigned; the one the add gave; a type without an
+                // anchor attribute.
+                ExportResult::Applied {
+                    anchor: Some(generated.clone())
+                },
+                ExportResult::Applied {
+                    anchor: Some(Value::str("given"))
+                },
+                ExportResult::Applied { anchor: None },
+                failed(
+                    ExportErrorCategory::AlreadyExists,
+                    "an object with this DN already exists"
+                ),
+                failed(ExportErrorCategory::NoSuchObject, "no object with this DN"),
+                ExportResult::Applied { anchor: None },
+                failed(ExportErrorCategory::NoSuchObject, "no object with this DN"),
+            ]
+        );
+        // The file holds what the results say.
+        let back = target.full_import().unwrap();
+        assert_eq!(attr(object(&back, ALICE), "objectGUID"), Some(&generated));
+        assert_eq!(attr(object(&back, BOB), "title"), Some(&Value::str("Lead")));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
