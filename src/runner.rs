@@ -3,10 +3,17 @@
 //! Consumes: a [`Deployment`] (from `idflow.toml`), its bundle, the [`Store`] and the
 //! connectors. Produces: the updated state (saved after every step, each save one
 //! transaction), the engine's export deltas (`engine::export`) handed to the connectors as
-//! they are, and a [`StepReport`] per step, also kept in the run history. A changed bundle is detected (by the hash of its files) and makes
-//! the cycle's sync a full sync. An export with more deletes than the threshold is blocked
-//! whole (`stopped-deletion-threshold-exceeded`) unless allowed; staging mode runs imports and
-//! syncs but no export.
+//! they are, and a [`StepReport`] per step, also kept in the run history. A changed bundle is
+//! detected (by the hash of its files) and makes the cycle's sync a full sync. An export with
+//! more deletes than the threshold is blocked whole (`stopped-deletion-threshold-exceeded`)
+//! unless allowed; staging mode runs imports and syncs but no export.
+//!
+//! Each connector is opened once per run, when a step first needs it. An import runs the
+//! connector on a thread of its own and classifies its pages as they come through a bounded
+//! channel (ARCHITECTURE.md, "The connector contract"); a delta import resumes from the
+//! connector's stored watermark. An export takes one result per change: failures and retries
+//! are reported per change; applied changes are confirmed by importing a file target again or,
+//! for a connector whose answers can be trusted, recorded from the results.
 //!
 //! [`Runner::open`] takes the state's run lock (`store::lock`) before reading the state and
 //! holds it until the runner is dropped, so two runs never work on one state;

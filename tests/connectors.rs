@@ -976,8 +976,11 @@ fn people(n: usize) -> Vec<ldif::Entry> {
         .collect()
 }
 
-/// The objects of a read, comparable: DN, type and attributes, in the order read.
-fn objects(imported: &Imported) -> Vec<(String, String, Vec<(String, Value)>)> {
+/// An object, comparable: DN, type and attributes.
+type Shown = (String, String, Vec<(String, Value)>);
+
+/// The objects of a read, in the order read.
+fn objects(imported: &Imported) -> Vec<Shown> {
     upserts(imported)
         .into_iter()
         .map(|o| (o.dn.clone(), o.object_type.clone(), o.attrs.clone()))
@@ -1010,7 +1013,7 @@ impl connector::ImportSink for StopAtTheSecondPage {
 fn file_imports_hand_over_pages_as_they_read() {
     let n = 2_500;
     let entries = people(n);
-    let expected: Vec<(String, String, Vec<(String, Value)>)> = entries
+    let expected: Vec<Shown> = entries
         .iter()
         .map(|e| {
             let o = e.to_import_object();

@@ -483,19 +483,36 @@ impl<'s, R: std::io::BufRead> Blocks<'s, R> {
     }
 }
 
-/// Whether LDIF text holds change records (a logical line `changetype:`): those may change
-/// any object before them, so such a file is applied whole before it is handed over.
-fn has_change_records<R: std::io::BufRead>(input: R, source: &str) -> Result<bool, ConnectorError> {
-    let mut blocks = Blocks::new(input, source);
-    while let Some(block) = blocks.next_block()? {
-        if block
-            .iter()
-            .any(|l| l.bytes.len() >= 11 && l.bytes[..11].eq_ignore_ascii_case(b"changetype:"))
-        {
+/// Whether LDIF text may hold change records (a logical line `changetype:`): those may change
+/// any object before them, so such a file is applied whole before it is handed over. A line
+/// that is only the start of `changetype:` (folded after it) counts too.
+fn has_change_records<R: std::io::BufRead>(
+    mut input: R,
+    source: &str,
+) -> Result<bool, ConnectorError> {
+    const KEY: &[u8] = b"changetype:";
+    let mut buf = Vec::new();
+    let mut no = 0;
+    loop {
+        buf.clear();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ConnectorError {
+                source: source.to_string(),
+                line: Some(no + 1),
+                message: format!("cannot read: {e}"),
+            })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        no += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let n = line.len().min(KEY.len());
+        if n > 0 && line[..n].eq_ignore_ascii_case(&KEY[..n]) {
             return Ok(true);
         }
     }
-    Ok(false)
 }
 
 type LineResult<T> = Result<T, (usize, String)>;

@@ -23,6 +23,10 @@
 //! The anchor a file target assigns to a new object is not part of the delta: the target
 //! assigns it when it applies the add, as a directory would (`connector::generated_anchor`).
 //! The values an object holds once its delta is applied are its current values.
+//!
+//! A connector answers one [`ExportResult`] per delta. An applied change whose answer can be
+//! trusted (a server's) is recorded by [`confirm`] as the confirming import would have
+//! recorded it (docs/DECISIONS.md 29).
 
 use super::compile::{ConnIdx, Plan, TypePlan};
 use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, dn_key};
