@@ -946,7 +946,7 @@ impl Runner {
                 ExportResult::Retry { after, reason } => {
                     report.errors += 1;
                     let when = after
-                        .map(|d| format!(" (retry after {} s)", d.as_secs().max(1)))
+                        .map(|d| format!(" after {} s", d.as_secs().max(1)))
                         .unwrap_or_default();
                     report.notes.push(format!(
                         "{}: not applied, to retry{when}: {reason}",

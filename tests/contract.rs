@@ -380,8 +380,7 @@ fn trusted_exports_are_confirmed_without_a_reimport_and_deltas_resume_from_the_w
         export
             .notes
             .iter()
-            .any(|n| n
-                .starts_with("CN=5,OU=Dst: not applied, to retry (retry after 30 s): throttled")),
+            .any(|n| n.starts_with("CN=5,OU=Dst: not applied, to retry after 30 s: throttled")),
         "{export:#?}"
     );
     // The applied adds were recorded from the results: no confirming read of the target.

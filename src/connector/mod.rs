@@ -19,6 +19,9 @@
 //! - one connector instance serves a whole run; it is `Send`, so the runner may run its import
 //!   on a thread of its own while the engine classifies the pages.
 //!
+//! [`Pager`] collects a connector's changes into pages of [`PAGE_SIZE`]; [`collect`] keeps a
+//! whole read, for tests and tools (the runner never does).
+//!
 //! Every connector reports bad input with its location (file, line) and never panics; a read
 //! that fails or is cut short is an error, never a partial full read (which would turn the
 //! missing objects into deletes).
