@@ -7,8 +7,8 @@
 //! Run: `cargo bench --bench ldif`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use idflow::connector::Connector;
 use idflow::connector::ldif::LdifSource;
+use idflow::connector::{ImportMode, collect};
 use idflow::engine::import::ImportChange;
 use idflow::value::Value;
 use std::hint::black_box;
@@ -47,8 +47,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// A full import of the file; the changes (one upsert per entry).
 fn read(path: &Path) -> Vec<ImportChange> {
-    let mut src = LdifSource::new(path);
-    src.full_import().expect("reads").changes
+    collect(&mut LdifSource::new(path), ImportMode::Full)
+        .expect("reads")
+        .changes
 }
 
 /// The values of `attr` of the object `dn` in an import.

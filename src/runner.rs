@@ -3,10 +3,17 @@
 //! Consumes: a [`Deployment`] (from `idflow.toml`), its bundle, the [`Store`] and the
 //! connectors. Produces: the updated state (saved after every step, each save one
 //! transaction), the engine's export deltas (`engine::export`) handed to the connectors as
-//! they are, and a [`StepReport`] per step, also kept in the run history. A changed bundle is detected (by the hash of its files) and makes
-//! the cycle's sync a full sync. An export with more deletes than the threshold is blocked
-//! whole (`stopped-deletion-threshold-exceeded`) unless allowed; staging mode runs imports and
-//! syncs but no export.
+//! they are, and a [`StepReport`] per step, also kept in the run history. A changed bundle is
+//! detected (by the hash of its files) and makes the cycle's sync a full sync. An export with
+//! more deletes than the threshold is blocked whole (`stopped-deletion-threshold-exceeded`)
+//! unless allowed; staging mode runs imports and syncs but no export.
+//!
+//! Each connector is opened once per run, when a step first needs it. An import runs the
+//! connector on a thread of its own and classifies its pages as they come through a bounded
+//! channel (ARCHITECTURE.md, "The connector contract"); a delta import resumes from the
+//! connector's stored watermark. An export takes one result per change: failures and retries
+//! are reported per change; applied changes are confirmed by importing a file target again or,
+//! for a connector whose answers can be trusted, recorded from the results.
 //!
 //! [`Runner::open`] takes the state's run lock (`store::lock`) before reading the state and
 //! holds it until the runner is dropped, so two runs never work on one state;
@@ -15,11 +22,14 @@
 //! step's notes; [`Runner::prune_history`] applies the run-history retention (`keep_runs`).
 
 use crate::config::{ConnectorConfig, Deployment};
-use crate::connector::{self, Connector};
+use crate::connector::{
+    self, Connector, ConnectorError, ExportResult, ImportEnd, ImportKind, ImportMode, ImportSink,
+    Rejected,
+};
 use crate::diag::Diagnostic;
 use crate::engine::Engine;
-use crate::engine::export::ExportDelta;
-use crate::engine::import::ImportChange;
+use crate::engine::export::{Confirmed, ExportDelta};
+use crate::engine::import::{ImportChange, Read};
 use crate::engine::model::{ExportOp, SyncError};
 use crate::engine::sync::{Mode, RunStatus};
 use crate::frontend;
@@ -28,6 +38,7 @@ use crate::store::lock::{LockError, StateLock};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ErrorRecord, NOTES_KEPT, RejectRecord, RunRecord, Store, StoreError};
 use sha2::Digest;
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Why a run could not start or a step could not run.
@@ -194,6 +205,9 @@ pub struct Runner {
     /// The stored bundle hash differs (or there is none): the next sync must be full.
     pub needs_full_sync: bool,
     pub warnings: Vec<String>,
+    /// The connectors opened so far, by name: each is opened once, when a step first needs
+    /// it, and serves the rest of the run.
+    connectors: HashMap<String, Box<dyn Connector>>,
     /// The state's run lock (none when opened read-only), released on drop.
     _lock: Option<StateLock>,
 }
@@ -315,6 +329,7 @@ impl Runner {
             store,
             bundle_hash: hash,
             warnings,
+            connectors: HashMap::new(),
             _lock: lock,
         })
     }
@@ -344,14 +359,28 @@ impl Runner {
             })
     }
 
-    fn open_connector(&self, name: &str) -> Result<Box<dyn Connector>, String> {
+    /// Opens the connector `name` unless it is open already (one instance per run).
+    fn open_connector(&mut self, name: &str) -> Result<(), String> {
+        if self.connectors.contains_key(name) {
+            return Ok(());
+        }
         let cfg = self.connector_config(name).map_err(|e| e.to_string())?;
         let c = self
             .engine
             .plan
             .connector_index(name)
             .ok_or_else(|| RunError::UnknownConnector(name.to_string()).to_string())?;
-        connector::open(&cfg, &self.engine.plan.connectors[c]).map_err(|e| e.to_string())
+        let conn =
+            connector::open(&cfg, &self.engine.plan.connectors[c]).map_err(|e| e.to_string())?;
+        self.connectors.insert(name.to_string(), conn);
+        Ok(())
+    }
+
+    /// Uses `conn` as the connector `name` for the rest of the run, instead of the one its
+    /// settings in idflow.toml would open (a program embedding idflow with a connector of its
+    /// own; the settings still give the connector's container filter).
+    pub fn set_connector(&mut self, name: &str, conn: Box<dyn Connector>) {
+        self.connectors.insert(name.to_string(), conn);
     }
 
     /// What makes a file connector's import repeatable: the file's content, the connector's
@@ -364,6 +393,64 @@ impl Runner {
         h.update([0]);
         h.update(format!("{cfg:?}").as_bytes());
         hex(h)
+    }
+
+    /// What a stored watermark is valid for: the connector's settings and the bundle (a
+    /// watermark of other settings or another bundle would skip objects that are new to them).
+    fn watermark_basis(&self, cfg: &ConnectorConfig) -> String {
+        let mut h = sha2::Sha256::new();
+        h.update(self.bundle_hash.as_bytes());
+        h.update([0]);
+        h.update(format!("{cfg:?}").as_bytes());
+        hex(h)
+    }
+
+    /// Runs the import of the open connector `name` on a thread of its own; its pages come
+    /// through a bounded channel and the engine classifies each as it arrives, so the
+    /// connector reads the next page while the engine works on this one (and at most
+    /// [`PAGES_AHEAD`] pages wait). Returns the classified read, the records the connector
+    /// rejected and how the read ended, or why it failed.
+    fn read_connector(
+        &mut self,
+        name: &str,
+        c: usize,
+        cfg: &ConnectorConfig,
+        mode: ImportMode<'_>,
+    ) -> Result<(Read, Vec<Rejected>, ImportEnd), String> {
+        let engine = &self.engine;
+        let conn = self
+            .connectors
+            .get_mut(name)
+            .ok_or_else(|| RunError::UnknownConnector(name.to_string()).to_string())?;
+        let mut read = engine.begin_read(c);
+        let mut rejected = Vec::new();
+        let ended = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(PAGES_AHEAD);
+            let worker = s.spawn(move || conn.import(mode, &mut ChannelSink { tx }));
+            // Ends when the import returns (or panics) and drops its sender.
+            for message in rx {
+                match message {
+                    Message::Page(changes) => {
+                        // Container filters: objects outside the partitions' scope are not
+                        // imported.
+                        let changes = changes
+                            .into_iter()
+                            .filter(|ch| ch.object().is_none_or(|o| cfg.in_scope(&o.dn)))
+                            .collect();
+                        engine.read_page(&mut read, changes);
+                    }
+                    Message::Reject(r) => rejected.push(r),
+                }
+            }
+            worker.join()
+        });
+        match ended {
+            Ok(Ok(end)) => Ok((read, rejected, end)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "connector \"{name}\" failed unexpectedly while reading: nothing was staged"
+            )),
+        }
     }
 
     /// Records a step in the run history: its counts, a summary of its notes, its errors and
@@ -422,9 +509,11 @@ impl Runner {
             .map_err(RunError::Store)
     }
 
-    /// Imports one connector. A file connector's import is always a complete read, so it is
-    /// staged as a full import (objects no longer in the file become deletes); a read that
-    /// fails stages nothing.
+    /// Imports one connector: a full import (`full`) asks for every object, a delta import for
+    /// the changes since the stored watermark. The connector says what it read: a complete
+    /// read is staged as a full import (objects it did not show become deletes; a file
+    /// connector's read always is one), a delta read as changes. The connector's pages are
+    /// classified as they arrive; a read that fails stages nothing.
     ///
     /// The complete-read rule (docs/DECISIONS.md): a read that yields no objects where objects
     /// were imported before (a missing, empty or emptied source) is a failed read, and so is a
@@ -450,49 +539,72 @@ impl Runner {
             .connector_index(name)
             .ok_or_else(|| RunError::UnknownConnector(name.to_string()))?;
         let cfg = self.connector_config(name)?;
+        let stopped = |mut report: StepReport, why: String| {
+            report.status = StepStatus::StoppedConnectivity;
+            report.notes.push(why);
+            report.duration_ms = start.elapsed().as_millis();
+            report
+        };
+        if let Err(e) = self.open_connector(name) {
+            let report = stopped(report, e);
+            self.record(&report, &[])?;
+            return Ok(report);
+        }
         // A delta import of a file that has not changed since the last complete import would
         // change nothing: it is skipped (docs/DECISIONS.md 28).
         let fingerprint_key = format!("import-fingerprint:{name}");
-        let mut fingerprint = None;
-        let read = self.open_connector(name).and_then(|mut conn| {
-            fingerprint = connector::fingerprint(conn.as_ref())
+        let fingerprint = self
+            .connectors
+            .get(name)
+            .and_then(|conn| connector::fingerprint(conn.as_ref()).ok().flatten())
+            .map(|f| self.import_fingerprint(&cfg, &f));
+        if !full
+            && let Some(f) = &fingerprint
+            && self
+                .store
+                .get_meta(&fingerprint_key)
                 .ok()
                 .flatten()
-                .map(|f| self.import_fingerprint(&cfg, &f));
-            if !full
-                && let Some(f) = &fingerprint
-                && self
-                    .store
-                    .get_meta(&fingerprint_key)
-                    .ok()
-                    .flatten()
-                    .as_ref()
-                    == Some(f)
-            {
-                return Ok(None);
+                .as_ref()
+                == Some(f)
+        {
+            report.status = StepStatus::Success;
+            report
+                .notes
+                .push("unchanged since the last import: nothing to read".into());
+            report.duration_ms = start.elapsed().as_millis();
+            self.record(&report, &[])?;
+            return Ok(report);
+        }
+        // A delta import resumes from the watermark of the last complete import made with these
+        // settings and this bundle.
+        let watermark_key = format!("import-watermark:{name}");
+        let basis = self.watermark_basis(&cfg);
+        let stored = self
+            .store
+            .get_meta(&watermark_key)
+            .map_err(RunError::Store)?
+            .unwrap_or_default();
+        let watermark = stored
+            .split_once(' ')
+            .filter(|(b, _)| *b == basis)
+            .map(|(_, w)| w.to_string());
+        let mode = if full {
+            ImportMode::Full
+        } else {
+            ImportMode::Delta {
+                watermark: watermark.as_deref(),
             }
-            conn.full_import().map(Some).map_err(|e| e.to_string())
-        });
-        let imported = match read {
-            Ok(Some(i)) => i,
-            Ok(None) => {
-                report.status = StepStatus::Success;
-                report
-                    .notes
-                    .push("unchanged since the last import: nothing to read".into());
-                report.duration_ms = start.elapsed().as_millis();
-                self.record(&report, &[])?;
-                return Ok(report);
-            }
+        };
+        let (read, reader_rejected, end) = match self.read_connector(name, c, &cfg, mode) {
+            Ok(r) => r,
             Err(e) => {
-                report.status = StepStatus::StoppedConnectivity;
-                report.notes.push(e);
-                report.duration_ms = start.elapsed().as_millis();
+                let report = stopped(report, e);
                 self.record(&report, &[])?;
                 return Ok(report);
             }
         };
-        for r in &imported.rejected {
+        for r in &reader_rejected {
             report.rejects.push(RejectRecord {
                 run: 0,
                 source: r.source.clone(),
@@ -500,20 +612,16 @@ impl Runner {
                 message: r.message.clone(),
             });
         }
-        // Container filters: objects outside the partitions' scope are not imported.
-        let changes: Vec<ImportChange> = imported
-            .changes
-            .into_iter()
-            .filter(|ch| match ch {
-                ImportChange::Upsert(o) => cfg.in_scope(&o.dn),
-                ImportChange::Delete { .. } => true,
-            })
-            .collect();
-        // A read with rejected records is incomplete: nothing is deleted on its account.
-        let complete = imported.rejected.is_empty();
-        let read = self.engine.read(c, changes);
-        let preview = self.engine.preview_read(&read, complete);
-        let stop = if preview.objects == 0 && preview.known > 0 && allow_deletes < preview.known {
+        // Only a complete full read deletes what it did not show; a read with rejected records
+        // is incomplete: nothing is deleted on its account.
+        let complete = reader_rejected.is_empty();
+        let full_read = end.kind == ImportKind::Full;
+        let preview = self.engine.preview_read(&read, full_read && complete);
+        let stop = if full_read
+            && preview.objects == 0
+            && preview.known > 0
+            && allow_deletes < preview.known
+        {
             report.deletes = preview.known;
             Some((
                 StepStatus::StoppedIncompleteRead,
@@ -528,13 +636,23 @@ impl Runner {
             report.deletes = preview.deletes;
             Some((
                 StepStatus::StoppedDeletionThresholdExceeded,
-                format!(
-                    "{} of {} object(s) imported before are missing from the read, more than the delete threshold of {}: nothing was staged (allow them with --allow-deletes {})",
-                    preview.deletes,
-                    preview.known,
-                    self.deployment.delete_threshold,
-                    preview.deletes
-                ),
+                if full_read {
+                    format!(
+                        "{} of {} object(s) imported before are missing from the read, more than the delete threshold of {}: nothing was staged (allow them with --allow-deletes {})",
+                        preview.deletes,
+                        preview.known,
+                        self.deployment.delete_threshold,
+                        preview.deletes
+                    )
+                } else {
+                    format!(
+                        "the read deletes {} of {} object(s) imported before, more than the delete threshold of {}: nothing was staged (allow them with --allow-deletes {})",
+                        preview.deletes,
+                        preview.known,
+                        self.deployment.delete_threshold,
+                        preview.deletes
+                    )
+                },
             ))
         } else {
             None
@@ -542,12 +660,12 @@ impl Runner {
         if let Some((status, why)) = stop {
             report.status = status;
             report.notes.push(why);
-            report.errors = imported.rejected.len();
+            report.errors = reader_rejected.len();
             report.duration_ms = start.elapsed().as_millis();
             self.record(&report, &[])?;
             return Ok(report);
         }
-        let r = self.engine.stage(read, complete);
+        let r = self.engine.stage(read, full_read && complete);
         for (dn, why) in &r.rejected {
             report.rejects.push(RejectRecord {
                 run: 0,
@@ -556,7 +674,7 @@ impl Runner {
                 message: why.clone(),
             });
         }
-        let rejected = imported.rejected.len() + r.rejected.len();
+        let rejected = reader_rejected.len() + r.rejected.len();
         if rejected > 0 {
             report.notes.push(format!(
                 "{rejected} record(s) rejected: deletions are not staged from this import"
@@ -586,11 +704,21 @@ impl Runner {
         };
         // Only a complete read is remembered, in the transaction that saves what it staged: a
         // file with rejected records is read again at every import, so its errors stay in view.
+        // The watermark too: a read with rejected records is read again from where it began
+        // (reading changes again changes nothing twice).
         let remembered = match &fingerprint {
             Some(f) if rejected == 0 => f.as_str(),
             _ => "",
         };
-        self.save(&[(&fingerprint_key, remembered)])?;
+        let next = end
+            .watermark
+            .map(|w| format!("{basis} {w}"))
+            .unwrap_or_default();
+        let mut meta = vec![(fingerprint_key.as_str(), remembered)];
+        if rejected == 0 && next != stored {
+            meta.push((watermark_key.as_str(), next.as_str()));
+        }
+        self.save(&meta)?;
         report.duration_ms = start.elapsed().as_millis();
         self.record(&report, &[])?;
         Ok(report)
@@ -680,8 +808,19 @@ impl Runner {
     }
 
     /// Exports one connector's staged changes (unless staging mode or the delete threshold
-    /// blocks them), then re-imports it to confirm them.
+    /// blocks them). Changes a server connector reports applied are recorded as confirmed
+    /// (`engine::export::confirm`); those of a connector that confirms by re-import (a file
+    /// target) are confirmed by the next import (the cycle runs one right away).
     pub fn export(&mut self, name: &str, allow_deletes: usize) -> Result<StepReport, RunError> {
+        self.export_step(name, allow_deletes)
+            .map(|(report, _)| report)
+    }
+
+    fn export_step(
+        &mut self,
+        name: &str,
+        allow_deletes: usize,
+    ) -> Result<(StepReport, Confirmation), RunError> {
         let start = Instant::now();
         let c = self
             .engine
@@ -694,6 +833,7 @@ impl Runner {
             connector: name.into(),
             ..Default::default()
         };
+        let mut confirmation = Confirmation::Nothing;
         for ch in &changes {
             match ch.kind {
                 ExportOp::Add => report.adds += 1,
@@ -718,19 +858,54 @@ impl Runner {
         } else if changes.is_empty() {
             report.status = StepStatus::Success;
         } else {
-            let outcome = self
-                .open_connector(name)
-                .and_then(|mut conn| conn.export(&changes).map_err(|e| e.to_string()));
-            match outcome {
-                Ok(o) => {
-                    report.errors = o.failed.len();
-                    for (dn, why) in &o.failed {
-                        report.notes.push(format!("{dn}: {why}"));
+            let sent = self.open_connector(name).and_then(|()| {
+                let conn = self
+                    .connectors
+                    .get_mut(name)
+                    .ok_or_else(|| RunError::UnknownConnector(name.to_string()).to_string())?;
+                let trusted = !conn.confirms_by_reimport();
+                conn.export(&changes)
+                    .map(|results| (results, trusted))
+                    .map_err(|e| e.to_string())
+            });
+            match sent {
+                Ok((results, _)) if results.len() != changes.len() => {
+                    // Which change is which is unknown: nothing is recorded, the next import
+                    // shows what the connected system holds.
+                    report.status = StepStatus::CompletedExportErrors;
+                    report.errors = changes.len();
+                    report.notes.push(format!(
+                        "the connector answered {} result(s) for {} change(s): none is recorded as confirmed (the next import confirms what was applied)",
+                        results.len(),
+                        changes.len()
+                    ));
+                    confirmation = Confirmation::ByImport;
+                }
+                Ok((results, trusted)) => {
+                    let (applied, needs_import) =
+                        self.take_results(&changes, results, trusted, &mut report);
+                    if trusted && applied > needs_import {
+                        self.save(&[])?;
                     }
-                    report.status = if o.failed.is_empty() {
+                    report.status = if report.errors == 0 {
                         StepStatus::Success
                     } else {
                         StepStatus::CompletedExportErrors
+                    };
+                    confirmation = if applied == 0 {
+                        Confirmation::Nothing
+                    } else if !trusted {
+                        // As before results existed: a file target is read back after an
+                        // export without errors; otherwise the next import confirms it.
+                        if report.errors == 0 {
+                            Confirmation::ByImport
+                        } else {
+                            Confirmation::Nothing
+                        }
+                    } else if needs_import > 0 {
+                        Confirmation::ByImport
+                    } else {
+                        Confirmation::Recorded
                     };
                 }
                 Err(e) => {
@@ -741,7 +916,51 @@ impl Runner {
         }
         report.duration_ms = start.elapsed().as_millis();
         self.record(&report, &[])?;
-        Ok(report)
+        Ok((report, confirmation))
+    }
+
+    /// Takes an export's results, one per change: a failed or retried change is an error with
+    /// a note (it stays staged, so the next export sends it again); an applied one of a
+    /// `trusted` connector is recorded as confirmed. Returns the number of applied changes and
+    /// of those that could not be recorded (an import must confirm them).
+    fn take_results(
+        &mut self,
+        changes: &[ExportDelta],
+        results: Vec<ExportResult>,
+        trusted: bool,
+        report: &mut StepReport,
+    ) -> (usize, usize) {
+        let (mut applied, mut needs_import) = (0, 0);
+        for (sent, result) in changes.iter().zip(results) {
+            match result {
+                ExportResult::Applied { anchor } => {
+                    applied += 1;
+                    if trusted
+                        && self.engine.confirm_export(sent, anchor.as_ref())
+                            == Confirmed::NeedsImport
+                    {
+                        needs_import += 1;
+                    }
+                }
+                ExportResult::Retry { after, reason } => {
+                    report.errors += 1;
+                    let when = after
+                        .map(|d| format!(" after {} s", d.as_secs().max(1)))
+                        .unwrap_or_default();
+                    report.notes.push(format!(
+                        "{}: not applied, to retry{when}: {reason}",
+                        sent.dn
+                    ));
+                }
+                ExportResult::Failed { category, detail } => {
+                    report.errors += 1;
+                    report
+                        .notes
+                        .push(format!("{}: {category}: {detail}", sent.dn));
+                }
+            }
+        }
+        (applied, needs_import)
     }
 
     /// A sync cycle: import every connector, sync (full when the bundle changed), export every
@@ -769,18 +988,61 @@ impl Runner {
             return Ok(reports);
         }
         for n in &names {
-            let r = self.export(n, opts.allow_deletes)?;
-            let exported = r.status == StepStatus::Success && r.adds + r.updates + r.deletes > 0;
+            let (r, confirmation) = self.export_step(n, opts.allow_deletes)?;
             reports.push(r);
-            if exported {
-                // Confirm the export: the next sync sees the target as it now is.
-                let confirm = self.import(n, false, opts.allow_deletes)?;
-                let (sync, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;
+            // Confirm the export, by reading the target again or as the connector reported
+            // it: the next sync sees the target as it now is.
+            if confirmation == Confirmation::ByImport {
+                self.import(n, false, opts.allow_deletes)?;
+            }
+            if confirmation != Confirmation::Nothing {
+                let (_, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;
                 sync_errors = errors;
-                let _ = (confirm, sync);
             }
         }
         Ok(reports)
+    }
+}
+
+/// How the changes an export applied are confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirmation {
+    /// Nothing to confirm now (nothing applied, or the next run's import confirms it).
+    Nothing,
+    /// Recorded from the connector's results.
+    Recorded,
+    /// By importing the connector again.
+    ByImport,
+}
+
+/// The pages of an import that may wait for the engine while the connector reads on.
+const PAGES_AHEAD: usize = 2;
+
+/// What a connector's import thread sends to the engine.
+enum Message {
+    Page(Vec<ImportChange>),
+    Reject(Rejected),
+}
+
+/// The sink of an import running on a thread of its own: a bounded channel to the engine.
+struct ChannelSink {
+    tx: std::sync::mpsc::SyncSender<Message>,
+}
+
+impl ImportSink for ChannelSink {
+    fn page(&mut self, changes: Vec<ImportChange>) -> Result<(), ConnectorError> {
+        self.tx
+            .send(Message::Page(changes))
+            .map_err(|_| ConnectorError {
+                source: "import".into(),
+                line: None,
+                message: "the engine stopped taking the read".into(),
+            })
+    }
+
+    fn reject(&mut self, rejected: Rejected) {
+        // When the engine is gone, the next page reports it.
+        let _ = self.tx.send(Message::Reject(rejected));
     }
 }
 

@@ -123,9 +123,7 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
             }
             TestStep::Delete { connector, dn, .. } => {
                 match engine.plan.connector_index(&connector.value) {
-                    Some(c) => staged[c].push(ImportChange::Delete {
-                        dn: dn.value.clone(),
-                    }),
+                    Some(c) => staged[c].push(ImportChange::delete_dn(dn.value.clone())),
                     None => fail(format!("unknown connector \"{}\"", connector.value)),
                 }
             }

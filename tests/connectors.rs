@@ -3,7 +3,9 @@
 use idflow::connector::csv::CsvSource;
 use idflow::connector::jsonl::{JsonlSource, JsonlTarget};
 use idflow::connector::ldif::{self, AttrTypes, LdifSource, LdifTarget};
-use idflow::connector::{Connector, Imported};
+use idflow::connector::{
+    self, Connector, ConnectorError, ExportErrorCategory, ExportResult, ImportMode, Imported,
+};
 use idflow::engine::export::{AttrOp, ExportDelta};
 use idflow::engine::import::{ImportChange, ImportObject};
 use idflow::engine::model::ExportOp;
@@ -44,13 +46,57 @@ fn ad_types() -> AttrTypes {
     ])
 }
 
+/// What an export did, from its results.
+#[derive(Debug)]
+struct Outcome {
+    applied: usize,
+    /// The refused changes: DN and reason.
+    failed: Vec<(String, String)>,
+    results: Vec<ExportResult>,
+}
+
+/// Whole reads and exports, for the assertions.
+trait Whole {
+    fn full_import(&mut self) -> Result<Imported, ConnectorError>;
+    fn delta_import(&mut self) -> Result<Imported, ConnectorError>;
+    fn apply(&mut self, deltas: &[ExportDelta]) -> Result<Outcome, ConnectorError>;
+}
+
+impl<C: Connector + ?Sized> Whole for C {
+    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
+        connector::collect(self, ImportMode::Full)
+    }
+
+    fn delta_import(&mut self) -> Result<Imported, ConnectorError> {
+        connector::collect(self, ImportMode::Delta { watermark: None })
+    }
+
+    fn apply(&mut self, deltas: &[ExportDelta]) -> Result<Outcome, ConnectorError> {
+        let results = self.export(deltas)?;
+        assert_eq!(results.len(), deltas.len(), "one result per delta");
+        let mut out = Outcome {
+            applied: 0,
+            failed: Vec::new(),
+            results: results.clone(),
+        };
+        for (d, r) in deltas.iter().zip(results) {
+            match r {
+                ExportResult::Applied { .. } => out.applied += 1,
+                ExportResult::Failed { detail, .. } => out.failed.push((d.dn.to_string(), detail)),
+                ExportResult::Retry { reason, .. } => out.failed.push((d.dn.to_string(), reason)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn upserts(imported: &Imported) -> Vec<&ImportObject> {
     imported
         .changes
         .iter()
         .filter_map(|c| match c {
             ImportChange::Upsert(o) => Some(o),
-            ImportChange::Delete { .. } => None,
+            ImportChange::Partial(_) | ImportChange::Delete { .. } => None,
         })
         .collect()
 }
@@ -60,8 +106,8 @@ fn deletes(imported: &Imported) -> Vec<&str> {
         .changes
         .iter()
         .filter_map(|c| match c {
-            ImportChange::Delete { dn } => Some(dn.as_str()),
-            ImportChange::Upsert(_) => None,
+            ImportChange::Delete { dn, .. } => dn.as_deref(),
+            ImportChange::Upsert(_) | ImportChange::Partial(_) => None,
         })
         .collect()
 }
@@ -267,7 +313,7 @@ fn ldif_delta_import_applies_changes_to_the_previous_import() {
     let full = src.full_import().unwrap();
     assert_eq!(upserts(&full).len(), 3);
     std::fs::copy(fixture("delta.ldif"), &path).unwrap();
-    let delta = src.delta_import(None).unwrap();
+    let delta = src.delta_import().unwrap();
     // The modify of an object that was never imported is rejected, with its line.
     assert_eq!(rejected_lines(&delta), vec![17], "{:#?}", delta.rejected);
     assert!(delta.rejected[0].message.contains("unknown"));
@@ -351,7 +397,7 @@ fn ldif_large_groups_and_wide_entries_are_read_whole_and_in_order() {
     }
     delta.push_str("-\n");
     std::fs::write(&path, &delta).unwrap();
-    let got = src.delta_import(None).unwrap();
+    let got = src.delta_import().unwrap();
     assert!(got.rejected.is_empty(), "{:?}", got.rejected);
     let big = object(&got, "CN=Big,OU=Groups,DC=contoso,DC=com");
     let members = attr(big, "member").unwrap().values();
@@ -420,7 +466,7 @@ fn ldif_target_round_trip() {
 
     let long = "x".repeat(150);
     let outcome = target
-        .export(&[
+        .apply(&[
             add(
                 ALICE,
                 "user",
@@ -509,7 +555,7 @@ fn ldif_target_round_trip() {
     // Updates (replace, remove), a rename, a delete, and changes that cannot apply.
     let renamed = "CN=Robert,OU=Staff,DC=contoso,DC=com";
     let outcome = target
-        .export(&[
+        .apply(&[
             update(
                 ALICE,
                 None,
@@ -545,7 +591,8 @@ fn ldif_target_round_trip() {
 
     let back = target.full_import().unwrap();
     let dns: Vec<&str> = upserts(&back).iter().map(|o| o.dn.as_str()).collect();
-    assert_eq!(dns, vec![ALICE, renamed]);
+    // In file order: the file is written in tree order (OU=Staff before OU=Users).
+    assert_eq!(dns, vec![renamed, ALICE]);
     let alice = object(&back, ALICE);
     assert_eq!(attr(alice, "userAccountControl"), Some(&Value::Num(514)));
     assert_eq!(attr(alice, "description"), None);
@@ -597,7 +644,7 @@ fn file_targets_apply_value_adds_and_removes_and_assign_anchors() {
     for (mut target, path) in targets {
         let all: Vec<Value> = (0..2000).map(member).collect();
         let outcome = target
-            .export(&[add(
+            .apply(&[add(
                 group,
                 "group",
                 vec![("member", Value::many(all.clone()))],
@@ -607,7 +654,7 @@ fn file_targets_apply_value_adds_and_removes_and_assign_anchors() {
         // One member added: one value add of one value, applied to the stored entry.
         let one = ExportDelta::new(ExportOp::Update, "group", group)
             .with("member", AttrOp::Add(vec![member(5000)]));
-        assert_eq!(target.export(&[one]).unwrap().applied, 1);
+        assert_eq!(target.apply(&[one]).unwrap().applied, 1);
         let back = target.full_import().unwrap();
         let g = object(&back, group);
         let mut expected = all.clone();
@@ -627,7 +674,7 @@ fn file_targets_apply_value_adds_and_removes_and_assign_anchors() {
         let change = ExportDelta::new(ExportOp::Update, "group", group)
             .with("member", AttrOp::Remove(vec![member(0)]))
             .with("member", AttrOp::Add(vec![member(1)]));
-        assert_eq!(target.export(&[change]).unwrap().applied, 1);
+        assert_eq!(target.apply(&[change]).unwrap().applied, 1);
         let back = target.full_import().unwrap();
         let mut expected: Vec<Value> = (1..2000).map(member).collect();
         expected.push(member(5000));
@@ -647,7 +694,7 @@ fn ldif_target_refuses_a_file_with_malformed_records() {
     std::fs::copy(fixture("bad.ldif"), &path).unwrap();
     let before = std::fs::read(&path).unwrap();
     let e = LdifTarget::new(&path)
-        .export(&[delete("CN=Good One,OU=Users,DC=contoso,DC=com")])
+        .apply(&[delete("CN=Good One,OU=Users,DC=contoso,DC=com")])
         .unwrap_err();
     assert_eq!(e.line, Some(8), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
@@ -662,14 +709,14 @@ fn ldif_target_write_is_atomic_in_a_read_only_directory() {
     let path = dir.join("out.ldif");
     let mut target = LdifTarget::new(&path);
     target
-        .export(&[add(ALICE, "user", vec![("cn", Value::str("Alice"))])])
+        .apply(&[add(ALICE, "user", vec![("cn", Value::str("Alice"))])])
         .unwrap();
     let before = std::fs::read(&path).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
     // Root ignores directory permissions: then there is nothing to check.
     let probe = dir.join("probe");
     let enforced = std::fs::write(&probe, b"x").is_err();
-    let result = target.export(&[add(BOB, "user", vec![("cn", Value::str("Bob"))])]);
+    let result = target.apply(&[add(BOB, "user", vec![("cn", Value::str("Bob"))])]);
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     if enforced {
         let e = result.unwrap_err();
@@ -689,7 +736,7 @@ fn atomic_write_failures_leave_the_old_content() {
     // The target directory does not exist: an error naming the path.
     let path = dir.join("no-such-dir").join("out.ldif");
     let e = LdifTarget::new(&path)
-        .export(&[add(ALICE, "user", vec![("cn", Value::str("Alice"))])])
+        .apply(&[add(ALICE, "user", vec![("cn", Value::str("Alice"))])])
         .unwrap_err();
     assert!(e.source.contains("no-such-dir"), "{e}");
     assert!(!path.exists());
@@ -802,7 +849,7 @@ fn csv_settings_errors_and_export() {
     let mut src = hr();
     src.path = fixture("missing.csv");
     assert!(src.full_import().is_err());
-    let e = hr().export(&[delete(ALICE)]).unwrap_err();
+    let e = hr().apply(&[delete(ALICE)]).unwrap_err();
     assert!(e.message.contains("source only"), "{e}");
 }
 
@@ -850,7 +897,7 @@ fn jsonl_target_round_trip() {
     let mut target = JsonlTarget::new(&path).with_types(types(&[("manager", Base::Ref)]));
     let when: Value = Value::Dt("2024-01-02T03:04:05Z".parse().unwrap());
     let outcome = target
-        .export(&[
+        .apply(&[
             add(
                 BOB,
                 "user",
@@ -896,7 +943,7 @@ fn jsonl_target_round_trip() {
     );
 
     let outcome = target
-        .export(&[
+        .apply(&[
             update(ALICE, Some(CAROL), vec![("n", Value::Null)]),
             delete(BOB),
             delete(BOB),
@@ -910,5 +957,228 @@ fn jsonl_target_round_trip() {
     let carol = object(&back, CAROL);
     assert_eq!(attr(carol, "n"), None);
     assert_eq!(attr(carol, "cn"), Some(&Value::str("Carol")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connector contract: pages in, one result per delta out
+
+/// `n` users, as entries with string values.
+fn people(n: usize) -> Vec<ldif::Entry> {
+    (0..n)
+        .map(|i| {
+            let mut e = ldif::Entry::new(format!("CN=User {i},OU=Users,DC=contoso,DC=com"), "user");
+            e.set("cn", vec![Value::str(format!("User {i}"))]);
+            e.set("employeeId", vec![Value::str(format!("E{i}"))]);
+            e.set("title", vec![Value::str(format!("Title {}", i % 7))]);
+            e
+        })
+        .collect()
+}
+
+/// An object, comparable: DN, type and attributes.
+type Shown = (String, String, Vec<(String, Value)>);
+
+/// The objects of a read, in the order read.
+fn objects(imported: &Imported) -> Vec<Shown> {
+    upserts(imported)
+        .into_iter()
+        .map(|o| (o.dn.clone(), o.object_type.clone(), o.attrs.clone()))
+        .collect()
+}
+
+/// A sink that fails the second page it is given.
+#[derive(Default)]
+struct StopAtTheSecondPage {
+    pages: usize,
+}
+
+impl connector::ImportSink for StopAtTheSecondPage {
+    fn page(&mut self, _changes: Vec<ImportChange>) -> Result<(), ConnectorError> {
+        self.pages += 1;
+        if self.pages == 2 {
+            return Err(ConnectorError {
+                source: "sink".into(),
+                line: None,
+                message: "stopped".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, _rejected: connector::Rejected) {}
+}
+
+#[test]
+fn file_imports_hand_over_pages_as_they_read() {
+    let n = 2_500;
+    let entries = people(n);
+    let expected: Vec<Shown> = entries
+        .iter()
+        .map(|e| {
+            let o = e.to_import_object();
+            (o.dn, o.object_type, o.attrs)
+        })
+        .collect();
+    let dir = tempdir("pages");
+    let ldif_text = ldif::write_ldif(&entries);
+    std::fs::write(dir.join("people.ldif"), &ldif_text).unwrap();
+    std::fs::write(
+        dir.join("people.jsonl"),
+        idflow::connector::jsonl::write_jsonl(&entries),
+    )
+    .unwrap();
+    let mut csv = String::from("id,name\n");
+    for i in 0..n {
+        csv.push_str(&format!("{i},Person {i}\n"));
+    }
+    std::fs::write(dir.join("people.csv"), &csv).unwrap();
+    // The files are written in tree order: the order a read hands the objects over.
+    let parsed = ldif::parse(ldif_text.as_bytes(), "x", &AttrTypes::new()).unwrap();
+    let position: std::collections::HashMap<&str, usize> = parsed
+        .records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| match r {
+            ldif::Record::Content(e) => Some((e.dn.as_str(), i)),
+            _ => None,
+        })
+        .collect();
+    let mut in_file_order = expected.clone();
+    in_file_order.sort_by_key(|(dn, _, _)| position[dn.as_str()]);
+
+    let mut conns: Vec<(&str, Box<dyn Connector>)> = vec![
+        (
+            "ldif source",
+            Box::new(LdifSource::new(dir.join("people.ldif"))),
+        ),
+        (
+            "ldif target",
+            Box::new(LdifTarget::new(dir.join("people.ldif"))),
+        ),
+        (
+            "jsonl source",
+            Box::new(JsonlSource::new(dir.join("people.jsonl"))),
+        ),
+        (
+            "jsonl target",
+            Box::new(JsonlTarget::new(dir.join("people.jsonl"))),
+        ),
+    ];
+    for (what, conn) in &mut conns {
+        let got = conn.full_import().unwrap();
+        assert_eq!(got.pages, vec![1000, 1000, 500], "{what}");
+        assert!(got.rejected.is_empty(), "{what}: {:?}", got.rejected);
+        assert_eq!(got.end.kind, connector::ImportKind::Full, "{what}");
+        // The same objects as a read of the whole file.
+        assert!(objects(&got) == in_file_order, "{what}");
+        // A file has no change tracking: a delta request is answered with a full read (an
+        // LDIF source that has read the file applies its records to that read instead).
+        let delta = conn.delta_import().unwrap();
+        let kind = match *what {
+            "ldif source" => connector::ImportKind::Delta,
+            _ => connector::ImportKind::Full,
+        };
+        assert_eq!(delta.end.kind, kind, "{what}");
+        assert_eq!(delta.pages, vec![1000, 1000, 500], "{what}");
+        // A sink that fails a page stops the read with its error.
+        let mut stop = StopAtTheSecondPage::default();
+        let e = conn.import(ImportMode::Full, &mut stop).unwrap_err();
+        assert_eq!((e.message.as_str(), stop.pages), ("stopped", 2), "{what}");
+    }
+    let mut hr = CsvSource::new(dir.join("people.csv"), "worker", "id", "CN={id},OU=HR");
+    let got = hr.full_import().unwrap();
+    assert_eq!(got.pages, vec![1000, 1000, 500]);
+    let rows = objects(&got);
+    assert_eq!(rows.len(), n);
+    assert_eq!(
+        rows[1234],
+        (
+            "CN=1234,OU=HR".to_string(),
+            "worker".to_string(),
+            vec![
+                ("id".to_string(), Value::str("1234")),
+                ("name".to_string(), Value::str("Person 1234"))
+            ]
+        )
+    );
+    let mut stop = StopAtTheSecondPage::default();
+    assert!(hr.import(ImportMode::Full, &mut stop).is_err());
+    assert_eq!(stop.pages, 2);
+
+    // A file with change records is applied whole first, then handed over in pages.
+    let modify = "\ndn: CN=User 7,OU=Users,DC=contoso,DC=com\nchangetype: modify\nreplace: title\ntitle: Changed\n-\n";
+    std::fs::write(dir.join("changes.ldif"), format!("{ldif_text}{modify}")).unwrap();
+    let got = LdifSource::new(dir.join("changes.ldif"))
+        .full_import()
+        .unwrap();
+    assert_eq!(got.pages, vec![1000, 1000, 500]);
+    let seven = object(&got, "CN=User 7,OU=Users,DC=contoso,DC=com");
+    assert_eq!(attr(seven, "title"), Some(&Value::str("Changed")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_targets_answer_one_result_per_delta_with_the_assigned_anchor() {
+    let dir = tempdir("results");
+    let anchors: idflow::connector::Anchors =
+        [("user".to_string(), "objectGUID".to_string())].into();
+    let targets: Vec<Box<dyn Connector>> = vec![
+        Box::new(LdifTarget::new(dir.join("t.ldif")).with_anchors(anchors.clone())),
+        Box::new(JsonlTarget::new(dir.join("t.jsonl")).with_anchors(anchors)),
+    ];
+    let nobody = "CN=Nobody,DC=contoso,DC=com";
+    for mut target in targets {
+        // A file is confirmed by reading it back.
+        assert!(target.confirms_by_reimport());
+        let out = target
+            .apply(&[
+                add(ALICE, "user", vec![("cn", Value::str("Alice"))]),
+                add(
+                    BOB,
+                    "user",
+                    vec![
+                        ("cn", Value::str("Bob")),
+                        ("objectGUID", Value::str("given")),
+                    ],
+                ),
+                add(CAROL, "contact", vec![("cn", Value::str("Carol"))]),
+                add(ALICE, "user", vec![("cn", Value::str("again"))]),
+                update(nobody, None, vec![("cn", Value::str("x"))]),
+                update(BOB, None, vec![("title", Value::str("Lead"))]),
+                delete(nobody),
+            ])
+            .unwrap();
+        let failed = |category, detail: &str| ExportResult::Failed {
+            category,
+            detail: detail.into(),
+        };
+        let generated = connector::generated_anchor("user", ALICE);
+        assert_eq!(
+            out.results,
+            vec![
+                // The anchor the target assigned; the one the add gave; a type without an
+                // anchor attribute.
+                ExportResult::Applied {
+                    anchor: Some(generated.clone())
+                },
+                ExportResult::Applied {
+                    anchor: Some(Value::str("given"))
+                },
+                ExportResult::Applied { anchor: None },
+                failed(
+                    ExportErrorCategory::AlreadyExists,
+                    "an object with this DN already exists"
+                ),
+                failed(ExportErrorCategory::NoSuchObject, "no object with this DN"),
+                ExportResult::Applied { anchor: None },
+                failed(ExportErrorCategory::NoSuchObject, "no object with this DN"),
+            ]
+        );
+        // The file holds what the results say.
+        let back = target.full_import().unwrap();
+        assert_eq!(attr(object(&back, ALICE), "objectGUID"), Some(&generated));
+        assert_eq!(attr(object(&back, BOB), "title"), Some(&Value::str("Lead")));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -595,7 +595,7 @@ impl Model {
         for key in gone {
             let (dn, _) = self.last.remove(&key).expect("listed");
             if !full {
-                changes.push(ImportChange::Delete { dn });
+                changes.push(ImportChange::delete_dn(dn));
             }
         }
         // Import order is not meaningful: shuffle (it changes connector-space ids).
@@ -861,9 +861,7 @@ fn staged_confirmations(e: &Engine) -> Vec<ImportChange> {
         let change = match op {
             ExportOp::Add => values(Value::Null),
             ExportOp::Update => values(o.anchor.clone().unwrap_or(Value::Null)),
-            ExportOp::Delete => ImportChange::Delete {
-                dn: o.dn.to_string(),
-            },
+            ExportOp::Delete => ImportChange::delete_dn(o.dn.to_string()),
         };
         pending.push((format!("{} {dn}", op.as_str()), change));
     }
@@ -933,8 +931,11 @@ fn show_batch(batch: &[Import]) -> String {
                 ImportChange::Upsert(o) => {
                     let _ = writeln!(s, "    upsert {}", show_object(o));
                 }
-                ImportChange::Delete { dn } => {
-                    let _ = writeln!(s, "    delete \"{dn}\"");
+                ImportChange::Partial(o) => {
+                    let _ = writeln!(s, "    partial {}", show_object(o));
+                }
+                ImportChange::Delete { anchor, dn } => {
+                    let _ = writeln!(s, "    delete {anchor:?} {dn:?}");
                 }
             }
         }
@@ -1659,7 +1660,7 @@ fn reprovision_cancels_a_pending_delete() {
     let dn = m.user_object(1).dn;
     apply(
         &mut e,
-        &one(AD, vec![ImportChange::Delete { dn }]),
+        &one(AD, vec![ImportChange::delete_dn(dn)]),
         Mode::Delta,
     );
     assert_eq!(
@@ -1696,9 +1697,7 @@ fn delta_reprovisions_after_a_target_delete() {
     let confirm = anchored_confirmations(&e);
     let delete = one(
         CLOUD,
-        vec![ImportChange::Delete {
-            dn: "CN=u1,OU=Users,DC=cloud".into(),
-        }],
+        vec![ImportChange::delete_dn("CN=u1,OU=Users,DC=cloud")],
     );
     assert_lockstep(&bundle, &[add, one(CLOUD, confirm), delete]);
 }
@@ -1753,12 +1752,7 @@ fn regression_delta_misses_reference_to_readded_object() {
     m.users[1].manager = Some(Ref::User(2));
     m.users[2].sam = "svc_u2".into(); // out of scope: no person yet
     let first = one(AD, vec![upsert(m.user_object(2)), upsert(m.user_object(1))]);
-    let delete = one(
-        AD,
-        vec![ImportChange::Delete {
-            dn: m.user_object(2).dn,
-        }],
-    );
+    let delete = one(AD, vec![ImportChange::delete_dn(m.user_object(2).dn)]);
     m.users[2].sam = "u2".into();
     let restored = one(AD, vec![upsert(m.user_object(2))]);
     assert_lockstep(&bundle, &[first, delete, restored]);
@@ -1933,12 +1927,7 @@ fn regression_delta_revisits_referrers_of_a_deleted_manager() {
         let mut e = engine(&bundle);
         apply(&mut e, &add, Mode::Delta);
         let confirm = anchored_confirmations(&e);
-        let delete = one(
-            AD,
-            vec![ImportChange::Delete {
-                dn: m.user_object(2).dn,
-            }],
-        );
+        let delete = one(AD, vec![ImportChange::delete_dn(m.user_object(2).dn)]);
         let d = assert_lockstep(&bundle, &[add, one(CLOUD, confirm), delete]);
         let person = |sam: &str| {
             d.state.mv().values().find(|o| {

@@ -348,7 +348,7 @@ fn cli_prints_or_writes_the_export() {
 /// is staged (types and anchors fit the schema) and a full sync runs without errors.
 #[test]
 fn imports_and_syncs_with_the_default_rules() {
-    use idflow::connector::Connector;
+    use idflow::connector::{ImportMode, collect};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/entra-default");
     let files = idflow::source::collect_idf_files(&[dir]).unwrap();
     let map = idflow::source::load(&files).unwrap();
@@ -361,10 +361,11 @@ fn imports_and_syncs_with_the_default_rules() {
     std::fs::create_dir_all(&tmp).unwrap();
     let file = tmp.join("ad.ldif");
     std::fs::write(&file, generator::generate(200, 30, 4)).unwrap();
-    let imported = ldif::LdifSource::new(&file)
-        .with_types(types)
-        .full_import()
-        .unwrap();
+    let imported = collect(
+        &mut ldif::LdifSource::new(&file).with_types(types),
+        ImportMode::Full,
+    )
+    .unwrap();
     assert!(imported.rejected.is_empty(), "{:#?}", imported.rejected);
     let count = imported.changes.len();
 

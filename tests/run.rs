@@ -2281,6 +2281,74 @@ fn a_delta_import_of_an_unchanged_file_reads_nothing() {
     assert_eq!(imp.errors, 1, "{}", r.out.all());
 }
 
+/// A changed file is read page by page and diffed entry by entry against the connector space:
+/// the import reports the entries that changed and nothing else, in a file of several pages.
+#[test]
+fn a_delta_import_of_a_changed_file_reports_exactly_the_changed_entries() {
+    let unchanged = |s: &Step| {
+        s.notes
+            .iter()
+            .any(|n| n.contains("unchanged since the last import"))
+    };
+    let header = "id,name,department,grade\n";
+    let row = |i: usize, department: &str| format!("{i},Person {i},{department},{}\n", i % 5 + 1);
+    let mut csv = String::from(header);
+    for i in 1000..3500 {
+        csv.push_str(&row(i, "Finance"));
+    }
+    let d = hr("changed-entries", Some(&csv), "directory.jsonl");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.step("import", "hr").adds, 2500, "{}", r.out.all());
+    assert_eq!(r.export("directory").adds, 2500, "{}", r.out.all());
+
+    // Nothing changed: the delta imports of both files are skipped.
+    let r = run(&d, &["--profile", "delta-import"]);
+    r.assert_no_changes();
+    assert!(unchanged(r.step("import", "hr")), "{}", r.out.all());
+    assert!(unchanged(r.step("import", "directory")), "{}", r.out.all());
+
+    // Three rows changed (in three pages), one removed, one added.
+    let mut changed = String::from(header);
+    for i in 1000..3500 {
+        if i == 1001 {
+            continue;
+        }
+        let department = if matches!(i, 1500 | 2500 | 3499) {
+            "Sales"
+        } else {
+            "Finance"
+        };
+        changed.push_str(&row(i, department));
+    }
+    changed.push_str(&row(9000, "IT"));
+    d.write("hr.csv", &changed);
+    let r = run(&d, &["--profile", "delta-import"]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let imp = r.step("import", "hr");
+    assert!(!unchanged(imp), "{}", r.out.all());
+    assert_eq!(
+        (imp.adds, imp.updates, imp.deletes, imp.renames, imp.errors),
+        (1, 3, 1, 0, 0),
+        "{}",
+        r.out.all()
+    );
+    assert!(unchanged(r.step("import", "directory")), "{}", r.out.all());
+
+    // The cycle carries exactly those changes to the directory.
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert!(unchanged(r.step("import", "hr")), "{}", r.out.all());
+    let exp = r.export("directory");
+    assert_eq!(
+        (exp.adds, exp.updates, exp.deletes, exp.errors),
+        (1, 3, 1, 0),
+        "{}",
+        r.out.all()
+    );
+    run(&d, &[]).assert_no_changes();
+}
+
 // ---------------------------------------------------------------------------------------------
 // 12. Export deltas: typed pending exports, value-level multi-valued changes
 

@@ -2,7 +2,8 @@
 //!
 //! Consumes: a CSV file with a header row (RFC 4180 quoting, a UTF-8 byte-order mark is
 //! ignored) and the settings of [`CsvSource`]. Produces: one `Upsert` per row, with the DN
-//! built from `dn_template` and the attributes from the columns.
+//! built from `dn_template` and the attributes from the columns, handed to the sink in pages
+//! as the rows are read (every import is a full read).
 //!
 //! Each non-empty field is a value of the column's attribute (the name given in `columns`, else
 //! the column name), typed by `types` like an LDIF value (`num`, `bool` `TRUE`/`FALSE`, `ref`,
@@ -16,7 +17,9 @@
 //! a header without the anchor column and a `dn_template` naming an unknown column are errors.
 
 use super::ldif::{AttrTypes, declared, escape_rdn_value, text_value};
-use super::{Connector, ConnectorError, ExportOutcome, Imported, Rejected};
+use super::{
+    Connector, ConnectorError, ExportResult, ImportEnd, ImportMode, ImportSink, Pager, Rejected,
+};
 use crate::engine::export::ExportDelta;
 use crate::engine::import::{ImportChange, ImportObject};
 use crate::sema::types::Base;
@@ -123,13 +126,19 @@ impl Connector for CsvSource {
         Some(&self.path)
     }
 
-    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
-        let bytes =
-            std::fs::read(&self.path).map_err(|e| self.error(None, format!("cannot read: {e}")))?;
+    /// A full read of the file, row by row, in pages (a delta request too: a file has no
+    /// change tracking).
+    fn import(
+        &mut self,
+        _mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        let file = std::fs::File::open(&self.path)
+            .map_err(|e| self.error(None, format!("cannot read: {e}")))?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(bytes.as_slice());
+            .from_reader(std::io::BufReader::new(file));
         let mut records = reader.byte_records();
         let header = match records.next() {
             None => return Err(self.error(Some(1), "no header row".into())),
@@ -166,7 +175,7 @@ impl Connector for CsvSource {
             })?;
         let dn = template(&self.dn_template, &names).map_err(|m| self.error(None, m))?;
         let source = self.path.display().to_string();
-        let mut out = Imported::default();
+        let mut pager = Pager::new(sink);
         let mut anchors: HashMap<String, usize> = HashMap::new();
         let mut dns: HashMap<String, usize> = HashMap::new();
         for rec in records {
@@ -179,20 +188,25 @@ impl Connector for CsvSource {
                 Ok((key, obj)) => {
                     anchors.insert(key, line);
                     dns.insert(super::ldif::dn_key(&obj.dn), line);
-                    out.changes.push(ImportChange::Upsert(obj));
+                    pager.push(ImportChange::Upsert(obj))?;
                 }
-                Err(message) => out.rejected.push(Rejected {
+                Err(message) => pager.reject(Rejected {
                     source: source.clone(),
                     line,
                     message,
                 }),
             }
         }
-        Ok(out)
+        pager.flush()?;
+        Ok(ImportEnd::full())
     }
 
-    fn export(&mut self, _changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, _deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         Err(self.error(None, "CSV is a source only".into()))
+    }
+
+    fn confirms_by_reimport(&self) -> bool {
+        true
     }
 }
 

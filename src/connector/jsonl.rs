@@ -7,7 +7,8 @@
 //! `ref` becomes a reference, and of a `dt` a date-time (generalized time or RFC 3339). Blank
 //! lines are ignored.
 //!
-//! A malformed line (not JSON, not an object, no `dn` or `type`, an unknown key, a value that is
+//! An import hands the objects to its sink in pages as it reads the lines, in file order. A
+//! malformed line (not JSON, not an object, no `dn` or `type`, an unknown key, a value that is
 //! not a value, a DN seen before) is skipped and reported with its line ([`Rejected`]); a file
 //! that cannot be read, or in which no line is a JSON object, is an error.
 //!
@@ -15,9 +16,13 @@
 //! changes like the LDIF target (an add of an existing DN, or an update or delete of a missing
 //! one, fails that change) and replaces the file atomically, sorted by DN in tree order.
 
-use super::ldif::{self, AttrTypes, Entry, Objects, declared, full};
-use super::{Anchors, Connector, ConnectorError, ExportOutcome, Imported, Rejected};
+use super::ldif::{self, AttrTypes, Entry, Objects, declared};
+use super::{
+    Anchors, Connector, ConnectorError, ExportResult, ImportEnd, ImportMode, ImportSink, Pager,
+    Rejected,
+};
 use crate::engine::export::ExportDelta;
+use crate::engine::import::ImportChange;
 use crate::eval::json::{from_json, to_json};
 use crate::sema::types::Base;
 use crate::value::Value;
@@ -112,39 +117,38 @@ pub fn write_jsonl<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
     out
 }
 
-/// Reads a file. `missing_ok`: a missing file is empty.
-fn load(
-    path: &Path,
+/// Reads JSON lines as they arrive, handing each object (with its line) or malformed line to
+/// `each`; an error of `each` stops the read. Text in which no line is a JSON object is an
+/// error; the malformed lines before the first JSON object are handed over only once one
+/// comes.
+fn read_lines<R: std::io::BufRead>(
+    mut input: R,
+    source: &str,
     types: &AttrTypes,
-    missing_ok: bool,
-) -> Result<(Objects, Vec<Rejected>), ConnectorError> {
-    let source = path.display().to_string();
-    let err = |line, message: String| ConnectorError {
-        source: source.clone(),
-        line,
-        message,
-    };
-    let bytes = match ldif::read_file(path)? {
-        Some(b) => b,
-        None if missing_ok => return Ok((Objects::new(), Vec::new())),
-        None => return Err(err(None, "cannot read: the file does not exist".into())),
-    };
-    let mut set = Objects::new();
+    mut each: impl FnMut(Result<(usize, Entry), Rejected>) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
     let mut lines_of: std::collections::HashMap<String, usize> = Default::default();
-    let mut rejected = Vec::new();
+    let mut held: Vec<Rejected> = Vec::new();
     let mut first_line = None;
     let mut any_object = false;
-    let mut reject = |line, message| {
-        rejected.push(Rejected {
-            source: source.clone(),
-            line,
-            message,
-        })
-    };
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let no = i + 1;
+    let mut buf = Vec::new();
+    let mut no = 0;
+    loop {
+        buf.clear();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ConnectorError {
+                source: source.to_string(),
+                line: Some(no + 1),
+                message: format!("cannot read: {e}"),
+            })?;
+        if n == 0 {
+            break;
+        }
+        no += 1;
+        let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let raw = if i == 0 {
+        let raw = if no == 1 {
             raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
         } else {
             raw
@@ -153,36 +157,107 @@ fn load(
             continue;
         }
         first_line.get_or_insert(no);
-        let Ok(text) = std::str::from_utf8(raw) else {
-            reject(no, "the line is not valid UTF-8".into());
-            continue;
+        let reject = |message: String| Rejected {
+            source: source.to_string(),
+            line: no,
+            message,
         };
-        any_object |= text.trim_start().starts_with('{');
-        match entry(text, types) {
-            Ok(e) => {
-                let k = ldif::dn_key(&e.dn);
-                if let Some(first) = lines_of.get(&k) {
-                    reject(
-                        no,
-                        format!("duplicate DN `{}` (first at line {first})", e.dn),
-                    );
-                } else {
-                    lines_of.insert(k.clone(), no);
-                    set.insert(k, e);
+        let item = match std::str::from_utf8(raw) {
+            Err(_) => Err(reject("the line is not valid UTF-8".into())),
+            Ok(text) => {
+                if !any_object && text.trim_start().starts_with('{') {
+                    any_object = true;
+                    for r in held.drain(..) {
+                        each(Err(r))?;
+                    }
+                }
+                match entry(text, types) {
+                    Ok(e) => {
+                        let k = ldif::dn_key(&e.dn);
+                        if let Some(first) = lines_of.get(&k) {
+                            Err(reject(format!(
+                                "duplicate DN `{}` (first at line {first})",
+                                e.dn
+                            )))
+                        } else {
+                            lines_of.insert(k, no);
+                            Ok((no, e))
+                        }
+                    }
+                    Err(m) => Err(reject(m)),
                 }
             }
-            Err(m) => reject(no, m),
+        };
+        match item {
+            Err(r) if !any_object => held.push(r),
+            item => each(item)?,
         }
     }
     if let Some(first) = first_line
         && !any_object
     {
-        return Err(err(
-            Some(first),
-            "not a JSON lines file: no line is a JSON object".into(),
-        ));
+        return Err(ConnectorError {
+            source: source.to_string(),
+            line: Some(first),
+            message: "not a JSON lines file: no line is a JSON object".into(),
+        });
     }
+    Ok(())
+}
+
+/// Reads a file whole (for an export). `missing_ok`: a missing file is empty.
+fn load(
+    path: &Path,
+    types: &AttrTypes,
+    missing_ok: bool,
+) -> Result<(Objects, Vec<Rejected>), ConnectorError> {
+    let input = match ldif::open_file(path)? {
+        Some(f) => f,
+        None if missing_ok => return Ok((Objects::new(), Vec::new())),
+        None => return Err(ldif::missing(path)),
+    };
+    let mut set = Objects::new();
+    let mut rejected = Vec::new();
+    read_lines(input, &path.display().to_string(), types, |item| {
+        match item {
+            Ok((_, e)) => {
+                set.insert(ldif::dn_key(&e.dn), e);
+            }
+            Err(r) => rejected.push(r),
+        }
+        Ok(())
+    })?;
     Ok((set, rejected))
+}
+
+/// A full read of a file into `sink`, in pages, in file order. `missing_ok`: a missing file is
+/// an empty directory.
+fn import_full(
+    path: &Path,
+    types: &AttrTypes,
+    missing_ok: bool,
+    sink: &mut dyn ImportSink,
+) -> Result<ImportEnd, ConnectorError> {
+    let input = match ldif::open_file(path)? {
+        Some(f) => f,
+        None if missing_ok => return Ok(ImportEnd::full()),
+        None => return Err(ldif::missing(path)),
+    };
+    let mut pager = Pager::new(sink);
+    read_lines(
+        input,
+        &path.display().to_string(),
+        types,
+        |item| match item {
+            Ok((_, e)) => pager.push(ImportChange::Upsert(e.to_import_object())),
+            Err(r) => {
+                pager.reject(r);
+                Ok(())
+            }
+        },
+    )?;
+    pager.flush()?;
+    Ok(ImportEnd::full())
 }
 
 /// A JSON lines file as a source (read-only).
@@ -211,17 +286,25 @@ impl Connector for JsonlSource {
         Some(&self.path)
     }
 
-    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
-        let (set, rejected) = load(&self.path, &self.types, false)?;
-        Ok(full(&set, rejected))
+    /// A full read of the file (a delta request too: a file has no change tracking).
+    fn import(
+        &mut self,
+        _mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        import_full(&self.path, &self.types, false, sink)
     }
 
-    fn export(&mut self, _changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, _deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         Err(ConnectorError {
             source: self.path.display().to_string(),
             line: None,
             message: "a JSON lines source is read-only (use a JSON lines target to export)".into(),
         })
+    }
+
+    fn confirms_by_reimport(&self) -> bool {
+        true
     }
 }
 
@@ -260,17 +343,26 @@ impl Connector for JsonlTarget {
         Some(&self.path)
     }
 
-    /// The file's objects (a missing file is an empty directory).
-    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
-        let (set, rejected) = load(&self.path, &self.types, true)?;
-        Ok(full(&set, rejected))
+    /// A full read of the file's objects (a missing file is an empty directory).
+    fn import(
+        &mut self,
+        _mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        import_full(&self.path, &self.types, true, sink)
     }
 
-    /// Applies the changes and replaces the file atomically (only when a change applied).
-    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
+    /// Applies the deltas and replaces the file atomically (only when a change applied), one
+    /// result per delta.
+    fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         let loaded = load(&self.path, &self.types, true)?;
-        ldif::export_file(&self.path, loaded, "line", changes, &self.anchors, |set| {
+        ldif::export_file(&self.path, loaded, "line", deltas, &self.anchors, |set| {
             write_jsonl(set.values())
         })
+    }
+
+    /// Reading the file back is the confirmation.
+    fn confirms_by_reimport(&self) -> bool {
+        true
     }
 }

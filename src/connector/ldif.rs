@@ -23,23 +23,32 @@
 //! be read, or that is not LDIF at all (no record starts with `dn:`, an unknown `version`), is
 //! a [`ConnectorError`].
 //!
-//! Change records apply, in file order, to a working set: for a full import it starts empty
-//! (content records and adds fill it), for a delta import it is the result of the connector's
-//! previous import, kept in memory. A modify or modrdn of an object that is not in the working
-//! set is rejected (the full object is unknown). A full import returns every object of the
-//! resulting set; a delta import returns the objects the records touched (`Upsert`) and the
-//! deleted ones (`Delete`); a renamed object is an `Upsert` under its new DN (the engine
-//! matches it by anchor).
+//! A full read hands the records over in pages as it reads them, in file order (a DN seen
+//! before is a rejected record), so a file is never held whole. A file with change records is
+//! applied first, in file order, to a working set that starts empty (content records and adds
+//! fill it), as a change may touch any object before it; the objects of the resulting set are
+//! handed over afterwards. A delta read applies the file's records to the objects of the
+//! source's previous read, which an [`LdifSource`] keeps in memory (a file of change records,
+//! replaced between reads): it hands over the objects the records touched (`Upsert`) and the
+//! deleted ones (`Delete` by DN); a renamed object is an `Upsert` under its new DN (the engine
+//! matches it by anchor). A source that has not read the file yet answers a delta request with
+//! a full read, as a target always does. A modify or modrdn of an object that is not in the
+//! working set is rejected (the full object is unknown).
 //!
 //! A target file holds the target directory's content. [`LdifTarget::export`] reads it (a
 //! missing file is an empty directory; a file with malformed records is an error and is left
 //! alone), applies the engine's export deltas (replace, value add, value remove, clear; a new
-//! object whose type has an anchor attribute without a value gets a generated anchor), and
-//! replaces the file atomically (temporary file in the same directory, fsync, rename, fsync of
-//! the directory): records sorted by DN in tree order (parents first), values base64-encoded
-//! unless they are RFC 2849 SAFE-STRINGs (binaries always), lines folded at 76 columns.
+//! object whose type has an anchor attribute without a value gets a generated anchor, answered
+//! as the add's assigned anchor), answers one result per delta, and replaces the file
+//! atomically (temporary file in the same directory, fsync, rename, fsync of the directory):
+//! records sorted by DN in tree order (parents first), values base64-encoded unless they are
+//! RFC 2849 SAFE-STRINGs (binaries always), lines folded at 76 columns. Reading the file back
+//! confirms an export ([`Connector::confirms_by_reimport`]).
 
-use super::{Anchors, Connector, ConnectorError, ExportOutcome, Imported, Rejected};
+use super::{
+    Anchors, Connector, ConnectorError, ExportErrorCategory, ExportResult, ImportEnd, ImportKind,
+    ImportMode, ImportSink, Pager, Rejected,
+};
 use crate::engine::export::{AttrOp, ExportDelta};
 use crate::engine::import::{ImportChange, ImportObject};
 use crate::engine::model::ExportOp;
@@ -306,51 +315,85 @@ struct AttrLine {
 
 /// Parses LDIF text. `source` names the file in errors; `types` types the values.
 pub fn parse(bytes: &[u8], source: &str, types: &AttrTypes) -> Result<Parsed, ConnectorError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut blocks = blocks(bytes);
+    let mut out = Parsed::default();
+    read_records(bytes, source, types, |item| {
+        match item {
+            Ok(r) => out.records.push(r),
+            Err(r) => out.rejected.push(r),
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Reads LDIF text record by record as it arrives, handing each well-formed record (with the
+/// line of its `dn:`) or malformed one to `each`; an error of `each` stops the read. The text
+/// is not LDIF (an error) when it has an unknown `version` or no record starts with `dn:`;
+/// the malformed records before the first that does are handed over only once one does.
+pub(crate) fn read_records<R: std::io::BufRead>(
+    input: R,
+    source: &str,
+    types: &AttrTypes,
+    mut each: impl FnMut(Result<(usize, Record), Rejected>) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
     let err = |line: usize, message: String| ConnectorError {
         source: source.to_string(),
         line: Some(line),
         message,
     };
-    // The version line (it may be followed by the first record without a blank line).
-    if let Some(first) = blocks.first_mut()
-        && let Some(l) = first.first()
-        && l.bytes.len() >= 8
-        && l.bytes[..8].eq_ignore_ascii_case(b"version:")
-    {
-        let v = String::from_utf8_lossy(&l.bytes[8..]).trim().to_string();
-        if v != "1" {
-            return Err(err(
-                l.no,
-                format!("unsupported LDIF version `{v}` (only 1 is)"),
-            ));
+    let mut blocks = Blocks::new(input, source);
+    let mut first = true;
+    let mut first_line = None;
+    let mut saw_dn = false;
+    let mut held: Vec<Rejected> = Vec::new();
+    while let Some(mut block) = blocks.next_block()? {
+        // The version line (it may be followed by the first record without a blank line).
+        if std::mem::take(&mut first)
+            && let Some(l) = block.first()
+            && l.bytes.len() >= 8
+            && l.bytes[..8].eq_ignore_ascii_case(b"version:")
+        {
+            let v = String::from_utf8_lossy(&l.bytes[8..]).trim().to_string();
+            if v != "1" {
+                return Err(err(
+                    l.no,
+                    format!("unsupported LDIF version `{v}` (only 1 is)"),
+                ));
+            }
+            block.remove(0);
+            if block.is_empty() {
+                continue;
+            }
         }
-        first.remove(0);
-        if first.is_empty() {
-            blocks.remove(0);
+        first_line.get_or_insert(block[0].no);
+        if !saw_dn && starts_with_dn(&block) {
+            saw_dn = true;
+            for r in held.drain(..) {
+                each(Err(r))?;
+            }
         }
-    }
-    if let Some(first) = blocks.first()
-        && !blocks.iter().any(|b| starts_with_dn(b))
-    {
-        return Err(err(
-            first[0].no,
-            "not an LDIF file: no record starts with `dn:`".into(),
-        ));
-    }
-    let mut out = Parsed::default();
-    for b in &blocks {
-        match record(b, types) {
-            Ok(r) => out.records.push((b[0].no, r)),
-            Err((line, message)) => out.rejected.push(Rejected {
+        let item = match record(&block, types) {
+            Ok(r) => Ok((block[0].no, r)),
+            Err((line, message)) => Err(Rejected {
                 source: source.to_string(),
                 line,
                 message,
             }),
+        };
+        match item {
+            Err(r) if !saw_dn => held.push(r),
+            item => each(item)?,
         }
     }
-    Ok(out)
+    if let Some(line) = first_line
+        && !saw_dn
+    {
+        return Err(err(
+            line,
+            "not an LDIF file: no record starts with `dn:`".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn starts_with_dn(block: &[LLine]) -> bool {
@@ -359,52 +402,117 @@ fn starts_with_dn(block: &[LLine]) -> bool {
         .is_some_and(|l| l.bytes.len() >= 3 && l.bytes[..3].eq_ignore_ascii_case(b"dn:"))
 }
 
-/// Splits the text into records (blank-line separated) of logical lines, without comments.
-fn blocks(bytes: &[u8]) -> Vec<Vec<LLine>> {
-    let mut blocks: Vec<Vec<LLine>> = Vec::new();
-    let mut cur: Vec<LLine> = Vec::new();
-    // Whether the last logical line was a comment (its continuations are dropped too).
-    let mut in_comment = false;
-    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    for (i, line) in lines.into_iter().enumerate() {
-        let no = i + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let open = in_comment || !cur.is_empty();
-        if line.is_empty() || (!open && line.iter().all(|b| b.is_ascii_whitespace())) {
-            if !cur.is_empty() {
-                blocks.push(std::mem::take(&mut cur));
-            }
-            in_comment = false;
-        } else if line[0] == b' ' {
-            if in_comment {
-                continue;
-            }
-            match cur.last_mut() {
-                Some(l) => l.bytes.extend_from_slice(&line[1..]),
-                None => cur.push(LLine {
-                    no,
-                    bytes: line[1..].to_vec(),
-                    orphan: true,
-                }),
-            }
-        } else if line[0] == b'#' {
-            in_comment = true;
-        } else {
-            in_comment = false;
-            cur.push(LLine {
-                no,
-                bytes: line.to_vec(),
-                orphan: false,
-            });
+/// The records of LDIF text (blank-line separated) as logical lines, without comments, read
+/// as the text arrives.
+struct Blocks<'s, R> {
+    input: R,
+    source: &'s str,
+    /// The number of the last physical line read.
+    no: usize,
+    buf: Vec<u8>,
+    cur: Vec<LLine>,
+    /// Whether the last logical line was a comment (its continuations are dropped too).
+    in_comment: bool,
+}
+
+impl<'s, R: std::io::BufRead> Blocks<'s, R> {
+    fn new(input: R, source: &'s str) -> Self {
+        Blocks {
+            input,
+            source,
+            no: 0,
+            buf: Vec::new(),
+            cur: Vec::new(),
+            in_comment: false,
         }
     }
-    if !cur.is_empty() {
-        blocks.push(cur);
+
+    /// The next record's lines; `None` at the end of the text.
+    fn next_block(&mut self) -> Result<Option<Vec<LLine>>, ConnectorError> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| ConnectorError {
+                    source: self.source.to_string(),
+                    line: Some(self.no + 1),
+                    message: format!("cannot read: {e}"),
+                })?;
+            if n == 0 {
+                return Ok((!self.cur.is_empty()).then(|| std::mem::take(&mut self.cur)));
+            }
+            self.no += 1;
+            let no = self.no;
+            let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line = if no == 1 {
+                line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
+            } else {
+                line
+            };
+            let open = self.in_comment || !self.cur.is_empty();
+            if line.is_empty() || (!open && line.iter().all(|b| b.is_ascii_whitespace())) {
+                self.in_comment = false;
+                if !self.cur.is_empty() {
+                    return Ok(Some(std::mem::take(&mut self.cur)));
+                }
+            } else if line[0] == b' ' {
+                if self.in_comment {
+                    continue;
+                }
+                match self.cur.last_mut() {
+                    Some(l) => l.bytes.extend_from_slice(&line[1..]),
+                    None => self.cur.push(LLine {
+                        no,
+                        bytes: line[1..].to_vec(),
+                        orphan: true,
+                    }),
+                }
+            } else if line[0] == b'#' {
+                self.in_comment = true;
+            } else {
+                self.in_comment = false;
+                self.cur.push(LLine {
+                    no,
+                    bytes: line.to_vec(),
+                    orphan: false,
+                });
+            }
+        }
     }
-    blocks
+}
+
+/// Whether LDIF text may hold change records (a logical line `changetype:`): those may change
+/// any object before them, so such a file is applied whole before it is handed over. A line
+/// that is only the start of `changetype:` (folded after it) counts too.
+fn has_change_records<R: std::io::BufRead>(
+    mut input: R,
+    source: &str,
+) -> Result<bool, ConnectorError> {
+    const KEY: &[u8] = b"changetype:";
+    let mut buf = Vec::new();
+    let mut no = 0;
+    loop {
+        buf.clear();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ConnectorError {
+                source: source.to_string(),
+                line: Some(no + 1),
+                message: format!("cannot read: {e}"),
+            })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        no += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let n = line.len().min(KEY.len());
+        if n > 0 && line[..n].eq_ignore_ascii_case(&KEY[..n]) {
+            return Ok(true);
+        }
+    }
 }
 
 type LineResult<T> = Result<T, (usize, String)>;
@@ -1215,6 +1323,26 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ConnectorError> {
     })
 }
 
+/// Opens a file for reading; `None` when it does not exist.
+pub(crate) fn open_file(
+    path: &Path,
+) -> Result<Option<std::io::BufReader<std::fs::File>>, ConnectorError> {
+    match std::fs::File::open(path) {
+        Ok(f) => Ok(Some(std::io::BufReader::new(f))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path, "cannot read", &e)),
+    }
+}
+
+/// The error of a source file that does not exist.
+pub(crate) fn missing(path: &Path) -> ConnectorError {
+    ConnectorError {
+        source: path.display().to_string(),
+        line: None,
+        message: "cannot read: the file does not exist".into(),
+    }
+}
+
 /// Reads and applies an LDIF file from an empty set. `missing_ok`: a missing file is empty.
 fn load(
     path: &Path,
@@ -1222,18 +1350,12 @@ fn load(
     missing_ok: bool,
 ) -> Result<(Objects, Vec<Rejected>), ConnectorError> {
     let source = path.display().to_string();
-    let bytes = match read_file(path)? {
-        Some(b) => b,
+    let input = match open_file(path)? {
+        Some(f) => f,
         None if missing_ok => return Ok((Objects::new(), Vec::new())),
-        None => {
-            return Err(ConnectorError {
-                source,
-                line: None,
-                message: "cannot read: the file does not exist".into(),
-            });
-        }
+        None => return Err(missing(path)),
     };
-    let parsed = parse(&bytes, &source, types)?;
+    let parsed = parse_from(input, &source, types)?;
     let mut set = Objects::new();
     let applied = apply(&mut set, parsed.records, &source, true);
     let mut rejected = parsed.rejected;
@@ -1242,15 +1364,105 @@ fn load(
     Ok((set, rejected))
 }
 
-pub(crate) fn full(set: &Objects, rejected: Vec<Rejected>) -> Imported {
-    Imported {
-        changes: set
-            .values()
-            .map(|e| ImportChange::Upsert(e.to_import_object()))
-            .collect(),
-        rejected,
-        watermark: None,
+/// [`parse`] of a reader.
+fn parse_from<R: std::io::BufRead>(
+    input: R,
+    source: &str,
+    types: &AttrTypes,
+) -> Result<Parsed, ConnectorError> {
+    let mut out = Parsed::default();
+    read_records(input, source, types, |item| {
+        match item {
+            Ok(r) => out.records.push(r),
+            Err(r) => out.rejected.push(r),
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A full read of an LDIF file into `sink`, in pages. Content records are handed over as they
+/// are read (in file order; a DN seen before is a rejected record); a file with change records
+/// is applied whole first, as a change may touch any object before it. `missing_ok`: a missing
+/// file is an empty directory. `known`: also keep the objects read (an LDIF source's working
+/// set for its next delta read).
+fn import_full(
+    path: &Path,
+    types: &AttrTypes,
+    missing_ok: bool,
+    sink: &mut dyn ImportSink,
+    mut known: Option<&mut Objects>,
+) -> Result<ImportEnd, ConnectorError> {
+    let source = path.display().to_string();
+    let Some(scan) = open_file(path)? else {
+        if missing_ok {
+            if let Some(k) = known {
+                k.clear();
+            }
+            return Ok(ImportEnd::full());
+        }
+        return Err(missing(path));
+    };
+    let changes = has_change_records(scan, &source)?;
+    let input = open_file(path)?.ok_or_else(|| missing(path))?;
+    let mut pager = Pager::new(sink);
+    if changes {
+        let parsed = parse_from(input, &source, types)?;
+        let mut set = Objects::new();
+        let applied = apply(&mut set, parsed.records, &source, true);
+        let mut rejected = parsed.rejected;
+        rejected.extend(applied.rejected);
+        rejected.sort_by_key(|r| r.line);
+        for r in rejected {
+            pager.reject(r);
+        }
+        for e in set.values() {
+            pager.push(ImportChange::Upsert(e.to_import_object()))?;
+        }
+        pager.flush()?;
+        if let Some(k) = known {
+            *k = set;
+        }
+        return Ok(ImportEnd::full());
     }
+    if let Some(k) = known.as_deref_mut() {
+        k.clear();
+    }
+    let mut lines_of: HashMap<String, usize> = HashMap::new();
+    read_records(input, &source, types, |item| {
+        let (line, e) = match item {
+            Err(r) => {
+                pager.reject(r);
+                return Ok(());
+            }
+            Ok((line, Record::Content(e) | Record::Add(e))) => (line, e),
+            Ok((line, _)) => {
+                pager.reject(Rejected {
+                    source: source.clone(),
+                    line,
+                    message: "a change record in a file that had none when the read began (the file changed while it was read)".into(),
+                });
+                return Ok(());
+            }
+        };
+        let k = dn_key(&e.dn);
+        if let Some(first) = lines_of.get(&k) {
+            pager.reject(Rejected {
+                source: source.clone(),
+                line,
+                message: format!("duplicate DN `{}` (first at line {first})", e.dn),
+            });
+            return Ok(());
+        }
+        let change = ImportChange::Upsert(e.to_import_object());
+        lines_of.insert(k.clone(), line);
+        if let Some(known) = known.as_deref_mut() {
+            known.insert(k, e);
+        }
+        pager.push(change)
+    })?;
+    pager.flush()?;
+    Ok(ImportEnd::full())
 }
 
 /// Exports to a target file whose content was `loaded`: a file with a malformed `unit` (record,
@@ -1261,10 +1473,10 @@ pub(crate) fn export_file(
     path: &Path,
     loaded: (Objects, Vec<Rejected>),
     unit: &str,
-    changes: &[ExportDelta],
+    deltas: &[ExportDelta],
     anchors: &Anchors,
     render: impl FnOnce(&Objects) -> String,
-) -> Result<ExportOutcome, ConnectorError> {
+) -> Result<Vec<ExportResult>, ConnectorError> {
     let (mut set, rejected) = loaded;
     if let Some(r) = rejected.first() {
         return Err(ConnectorError {
@@ -1276,28 +1488,34 @@ pub(crate) fn export_file(
             ),
         });
     }
-    let outcome = apply_exports(&mut set, changes, anchors);
-    if outcome.applied > 0 {
+    let results = apply_exports(&mut set, deltas, anchors);
+    if results
+        .iter()
+        .any(|r| matches!(r, ExportResult::Applied { .. }))
+    {
         write_atomic(path, render(&set).as_bytes())?;
     }
-    Ok(outcome)
+    Ok(results)
 }
 
-/// Applies export deltas to a set of objects. Adds of an existing DN and updates or deletes of
-/// a missing one are failed changes; the others are applied.
+/// Applies export deltas to a set of objects, one result per delta: adds of an existing DN and
+/// updates or deletes of a missing one fail; the others are applied (an add answers the anchor
+/// the object has, when its type's anchor is an attribute).
 pub(crate) fn apply_exports(
     set: &mut Objects,
-    changes: &[ExportDelta],
+    deltas: &[ExportDelta],
     anchors: &Anchors,
-) -> ExportOutcome {
-    let mut out = ExportOutcome::default();
-    for c in changes {
-        match apply_export(set, c, anchors) {
-            Ok(()) => out.applied += 1,
-            Err(m) => out.failed.push((c.dn.to_string(), m)),
-        }
-    }
-    out
+) -> Vec<ExportResult> {
+    deltas
+        .iter()
+        .map(|d| match apply_export(set, d, anchors) {
+            Ok(anchor) => ExportResult::Applied { anchor },
+            Err((category, detail)) => ExportResult::Failed {
+                category,
+                detail: detail.to_string(),
+            },
+        })
+        .collect()
 }
 
 /// Applies one attribute change to an entry: a replace sets the values, a clear removes the
@@ -1312,18 +1530,27 @@ fn apply_change(e: &mut Entry, name: &str, op: &AttrOp) {
     }
 }
 
-fn apply_export(set: &mut Objects, c: &ExportDelta, anchors: &Anchors) -> Result<(), String> {
+/// Applies one delta; for an add, the value of the type's anchor attribute.
+fn apply_export(
+    set: &mut Objects,
+    c: &ExportDelta,
+    anchors: &Anchors,
+) -> Result<Option<Value>, (ExportErrorCategory, String)> {
+    use ExportErrorCategory as Category;
     let k = dn_key(&c.dn);
     if k.is_empty() {
-        return Err("empty DN".into());
+        return Err((Category::InvalidDn, "empty DN".into()));
     }
     match c.kind {
         ExportOp::Add => {
             if set.contains_key(&k) {
-                return Err("an object with this DN already exists".into());
+                return Err((
+                    Category::AlreadyExists,
+                    "an object with this DN already exists".into(),
+                ));
             }
             if c.object_type.is_empty() {
-                return Err("no object type".into());
+                return Err((Category::ConstraintViolation, "no object type".into()));
             }
             let mut e = Entry::new(c.dn.trim(), c.object_type.as_str());
             for ch in &c.changes {
@@ -1332,21 +1559,28 @@ fn apply_export(set: &mut Objects, c: &ExportDelta, anchors: &Anchors) -> Result
                 }
             }
             // The target stands for a directory that assigns anchors to new objects.
-            if let Some(a) = anchors.get(&c.object_type.to_lowercase())
+            let attr = anchors.get(&c.object_type.to_lowercase());
+            if let Some(a) = attr
                 && e.get(a).is_none()
             {
                 e.set(a, vec![super::generated_anchor(&c.object_type, &c.dn)]);
             }
+            let anchor = attr.and_then(|a| e.get(a)).and_then(|v| v.first()).cloned();
             set.insert(k, e);
+            Ok(anchor)
         }
         ExportOp::Update => {
-            let mut e = set.get(&k).cloned().ok_or("no object with this DN")?;
+            let mut e = set
+                .get(&k)
+                .cloned()
+                .ok_or((Category::NoSuchObject, "no object with this DN".to_string()))?;
             let mut nk = k.clone();
             if let Some(nd) = c.new_dn.as_deref().filter(|d| !d.trim().is_empty()) {
                 nk = dn_key(nd);
                 if nk != k && set.contains_key(&nk) {
-                    return Err(format!(
-                        "cannot rename to `{nd}`: an object with that DN exists"
+                    return Err((
+                        Category::AlreadyExists,
+                        format!("cannot rename to `{nd}`: an object with that DN exists"),
                     ));
                 }
                 rename(&mut e, nd, true);
@@ -1356,12 +1590,14 @@ fn apply_export(set: &mut Objects, c: &ExportDelta, anchors: &Anchors) -> Result
             }
             set.remove(&k);
             set.insert(nk, e);
+            Ok(None)
         }
         ExportOp::Delete => {
-            set.remove(&k).ok_or("no object with this DN")?;
+            set.remove(&k)
+                .ok_or((Category::NoSuchObject, "no object with this DN".to_string()))?;
+            Ok(None)
         }
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1372,8 +1608,10 @@ fn apply_export(set: &mut Objects, c: &ExportDelta, anchors: &Anchors) -> Result
 pub struct LdifSource {
     pub path: PathBuf,
     pub types: AttrTypes,
-    /// The objects of the last import: what the change records of a delta import apply to.
+    /// The objects of the last read: what the change records of a delta read apply to.
     known: Objects,
+    /// Whether this instance has read the file (a delta read needs the objects of a read).
+    primed: bool,
 }
 
 impl LdifSource {
@@ -1383,6 +1621,7 @@ impl LdifSource {
             path: path.into(),
             types: AttrTypes::new(),
             known: Objects::new(),
+            primed: false,
         }
     }
 
@@ -1391,6 +1630,41 @@ impl LdifSource {
         self.types = types;
         self
     }
+
+    /// The records of the file applied to the objects of the previous read: the touched
+    /// objects as `Upsert`, the deleted ones as `Delete` by DN.
+    fn import_delta(&mut self, sink: &mut dyn ImportSink) -> Result<ImportEnd, ConnectorError> {
+        let source = self.path.display().to_string();
+        let input = open_file(&self.path)?.ok_or_else(|| missing(&self.path))?;
+        let parsed = parse_from(input, &source, &self.types)?;
+        let mut set = self.known.clone();
+        let applied = apply(&mut set, parsed.records, &source, false);
+        let mut rejected = parsed.rejected;
+        rejected.extend(applied.rejected);
+        rejected.sort_by_key(|r| r.line);
+        let mut pager = Pager::new(sink);
+        for r in rejected {
+            pager.reject(r);
+        }
+        let mut seen = HashSet::new();
+        for k in &applied.order {
+            if applied.touched.contains(k)
+                && seen.insert(k)
+                && let Some(e) = set.get(k)
+            {
+                pager.push(ImportChange::Upsert(e.to_import_object()))?;
+            }
+        }
+        for dn in applied.deleted.into_values() {
+            pager.push(ImportChange::delete_dn(dn))?;
+        }
+        pager.flush()?;
+        self.known = set;
+        Ok(ImportEnd {
+            kind: ImportKind::Delta,
+            watermark: None,
+        })
+    }
 }
 
 impl Connector for LdifSource {
@@ -1398,56 +1672,33 @@ impl Connector for LdifSource {
         Some(&self.path)
     }
 
-    /// Every object of the file (change records applied in order to the content before them).
-    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
-        let (set, rejected) = load(&self.path, &self.types, false)?;
-        let out = full(&set, rejected);
-        self.known = set;
-        Ok(out)
+    /// A full read: every object of the file (change records applied in order to the content
+    /// before them). A delta read, once this instance has read the file: the file's records
+    /// applied to the objects of that read (a file of change records, replaced between reads);
+    /// before, a delta request is answered with a full read.
+    fn import(
+        &mut self,
+        mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        if matches!(mode, ImportMode::Delta { .. }) && self.primed {
+            return self.import_delta(sink);
+        }
+        let end = import_full(&self.path, &self.types, false, sink, Some(&mut self.known))?;
+        self.primed = true;
+        Ok(end)
     }
 
-    /// The records of the file applied to the objects of the previous import: the touched
-    /// objects as `Upsert`, the deleted ones as `Delete`. The watermark is not used.
-    fn delta_import(&mut self, _watermark: Option<&str>) -> Result<Imported, ConnectorError> {
-        let source = self.path.display().to_string();
-        let bytes = read_file(&self.path)?.ok_or_else(|| ConnectorError {
-            source: source.clone(),
-            line: None,
-            message: "cannot read: the file does not exist".into(),
-        })?;
-        let parsed = parse(&bytes, &source, &self.types)?;
-        let mut set = self.known.clone();
-        let applied = apply(&mut set, parsed.records, &source, false);
-        let mut rejected = parsed.rejected;
-        rejected.extend(applied.rejected);
-        rejected.sort_by_key(|r| r.line);
-        let mut changes = Vec::new();
-        let mut seen = HashSet::new();
-        for k in &applied.order {
-            if applied.touched.contains(k)
-                && seen.insert(k)
-                && let Some(e) = set.get(k)
-            {
-                changes.push(ImportChange::Upsert(e.to_import_object()));
-            }
-        }
-        for dn in applied.deleted.into_values() {
-            changes.push(ImportChange::Delete { dn });
-        }
-        self.known = set;
-        Ok(Imported {
-            changes,
-            rejected,
-            watermark: None,
-        })
-    }
-
-    fn export(&mut self, _changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
+    fn export(&mut self, _deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         Err(ConnectorError {
             source: self.path.display().to_string(),
             line: None,
             message: "an LDIF source is read-only (use an LDIF target to export)".into(),
         })
+    }
+
+    fn confirms_by_reimport(&self) -> bool {
+        true
     }
 }
 
@@ -1487,24 +1738,28 @@ impl Connector for LdifTarget {
         Some(&self.path)
     }
 
-    /// The file's objects (a missing file is an empty directory).
-    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
-        let (set, rejected) = load(&self.path, &self.types, true)?;
-        Ok(full(&set, rejected))
+    /// A full read of the file's objects (a missing file is an empty directory); a delta
+    /// request is answered with a full read.
+    fn import(
+        &mut self,
+        _mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        import_full(&self.path, &self.types, true, sink, None)
     }
 
-    /// Applies the deltas to the file's content and replaces the file atomically. Deltas that
-    /// do not apply are in `failed`; the file is rewritten only when one applied.
-    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
+    /// Applies the deltas to the file's content and replaces the file atomically, one result
+    /// per delta; the file is rewritten only when one applied.
+    fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         let loaded = load(&self.path, &self.types, true)?;
-        export_file(
-            &self.path,
-            loaded,
-            "record",
-            changes,
-            &self.anchors,
-            |set| write_ldif(set.values()),
-        )
+        export_file(&self.path, loaded, "record", deltas, &self.anchors, |set| {
+            write_ldif(set.values())
+        })
+    }
+
+    /// Reading the file back is the confirmation.
+    fn confirms_by_reimport(&self) -> bool {
+        true
     }
 }
 

@@ -1,10 +1,29 @@
 //! Connectors: the only code that reads from and writes to connected systems.
 //!
-//! Consumes: a connector's settings (from `idflow.toml`) and the engine's
-//! [`ExportDelta`]s (value-level attribute changes). Produces:
-//! [`ImportChange`]s for the engine (full or delta import) and [`ExportOutcome`]s. Every
-//! connector reports bad input with its location (file, line) and never panics; a read that
-//! fails or is cut short is an error, never a partial full import (which would turn the
+//! Consumes: a connector's settings (from `idflow.toml`) and the engine's [`ExportDelta`]s
+//! (value-level attribute changes). Produces: [`ImportChange`]s for the engine, handed page by
+//! page to an [`ImportSink`] (a full or a delta read), and one [`ExportResult`] per delta.
+//!
+//! The contract ([`Connector`], ARCHITECTURE.md "The connector contract"):
+//! - **import** streams: the connector hands its changes to the sink in pages as it reads them
+//!   (never the whole source at once) and its unreadable records to [`ImportSink::reject`],
+//!   then says what it did ([`ImportEnd`]): a complete read ([`ImportKind::Full`]: what it did
+//!   not show is gone) or the changes since the watermark it was given ([`ImportKind::Delta`]),
+//!   and the watermark to resume from. A connector without change tracking answers a delta
+//!   request with a full read. An upsert may carry only the attributes that changed
+//!   ([`ImportChange::Partial`]); a delete names the anchor, the DN or both.
+//! - **export** answers one [`ExportResult`] per delta, in order: applied (with the anchor the
+//!   system assigned to a new object), retry later, or failed with an [`ExportErrorCategory`].
+//!   [`Connector::confirms_by_reimport`] tells whether the runner confirms applied changes
+//!   by importing again (file targets) or records them as confirmed (a server's answer).
+//! - one connector instance serves a whole run; it is `Send`, so the runner may run its import
+//!   on a thread of its own while the engine classifies the pages.
+//!
+//! [`Pager`] collects a connector's changes into pages of [`PAGE_SIZE`]; [`collect`] keeps a
+//! whole read, for tests and tools (the runner never does).
+//!
+//! Every connector reports bad input with its location (file, line) and never panics; a read
+//! that fails or is cut short is an error, never a partial full read (which would turn the
 //! missing objects into deletes).
 
 #![cfg_attr(
@@ -15,6 +34,8 @@
 pub mod csv;
 pub mod jsonl;
 pub mod ldif;
+
+pub use crate::engine::export::{ExportErrorCategory, ExportResult};
 
 use crate::engine::export::ExportDelta;
 use crate::engine::import::ImportChange;
@@ -52,14 +73,127 @@ pub struct Rejected {
     pub message: String,
 }
 
-/// The result of an import.
+/// The records a file connector hands to its sink at a time.
+pub const PAGE_SIZE: usize = 1000;
+
+/// What an import is asked to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode<'a> {
+    /// Every object in scope.
+    Full,
+    /// The changes since `watermark` (from the [`ImportEnd`] of an earlier read of this
+    /// connector); without one, everything.
+    Delta { watermark: Option<&'a str> },
+}
+
+/// What a read was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportKind {
+    /// Every object in scope: an object imported before that the read did not show is gone.
+    #[default]
+    Full,
+    /// Only changes: objects the read did not show are as they were.
+    Delta,
+}
+
+/// How an import ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImportEnd {
+    /// What the connector actually read (a connector without change tracking answers a delta
+    /// request with a full read).
+    pub kind: ImportKind,
+    /// Where the next delta read resumes, when the connector tracks changes.
+    pub watermark: Option<String>,
+}
+
+impl ImportEnd {
+    /// A complete read, without a watermark.
+    pub fn full() -> ImportEnd {
+        ImportEnd::default()
+    }
+}
+
+/// Where a connector's import goes, page by page.
+pub trait ImportSink {
+    /// Takes the next page of changes, in the order read. An error stops the read: the
+    /// connector returns it as it is.
+    fn page(&mut self, changes: Vec<ImportChange>) -> Result<(), ConnectorError>;
+    /// Takes a record the connector could not read (the read goes on; a read with a rejected
+    /// record is incomplete and deletes nothing).
+    fn reject(&mut self, rejected: Rejected);
+}
+
+/// Collects changes into pages of [`PAGE_SIZE`] for a sink.
+pub struct Pager<'s> {
+    sink: &'s mut dyn ImportSink,
+    page: Vec<ImportChange>,
+}
+
+impl<'s> Pager<'s> {
+    pub fn new(sink: &'s mut dyn ImportSink) -> Pager<'s> {
+        Pager {
+            sink,
+            page: Vec::new(),
+        }
+    }
+
+    /// Adds a change; hands the page over when it is full.
+    pub fn push(&mut self, change: ImportChange) -> Result<(), ConnectorError> {
+        if self.page.capacity() == 0 {
+            self.page.reserve_exact(PAGE_SIZE);
+        }
+        self.page.push(change);
+        if self.page.len() >= PAGE_SIZE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Passes a rejected record on.
+    pub fn reject(&mut self, rejected: Rejected) {
+        self.sink.reject(rejected);
+    }
+
+    /// Hands over what is collected.
+    pub fn flush(&mut self) -> Result<(), ConnectorError> {
+        if self.page.is_empty() {
+            return Ok(());
+        }
+        self.sink.page(std::mem::take(&mut self.page))
+    }
+}
+
+/// A read held whole: for tests and tools (the runner streams).
 #[derive(Debug, Clone, Default)]
 pub struct Imported {
     pub changes: Vec<ImportChange>,
     /// Records skipped because they were malformed (reported, never half-imported).
     pub rejected: Vec<Rejected>,
-    /// The watermark to resume a delta import from, when the connector has one.
-    pub watermark: Option<String>,
+    /// The size of each page the connector handed over.
+    pub pages: Vec<usize>,
+    pub end: ImportEnd,
+}
+
+impl ImportSink for Imported {
+    fn page(&mut self, changes: Vec<ImportChange>) -> Result<(), ConnectorError> {
+        self.pages.push(changes.len());
+        self.changes.extend(changes);
+        Ok(())
+    }
+
+    fn reject(&mut self, rejected: Rejected) {
+        self.rejected.push(rejected);
+    }
+}
+
+/// Runs an import of `conn` and keeps the whole read.
+pub fn collect<C: Connector + ?Sized>(
+    conn: &mut C,
+    mode: ImportMode<'_>,
+) -> Result<Imported, ConnectorError> {
+    let mut out = Imported::default();
+    out.end = conn.import(mode, &mut out)?;
+    Ok(out)
 }
 
 /// The attribute that holds each object type's anchor, for targets that assign anchors to the
@@ -92,32 +226,30 @@ pub fn generated_anchor(ty: &str, dn: &str) -> Value {
     Value::from(format!("{t}_{id}"))
 }
 
-/// The result of an export.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ExportOutcome {
-    pub applied: usize,
-    /// Changes the connected system refused, with the reason (the rest were applied).
-    pub failed: Vec<(String, String)>,
-}
-
-/// A connected system.
-pub trait Connector {
-    /// Reads every object in scope.
-    fn full_import(&mut self) -> Result<Imported, ConnectorError>;
-    /// Reads the changes since `watermark` (connectors without change tracking read everything
-    /// and the engine computes the differences).
-    fn delta_import(&mut self, watermark: Option<&str>) -> Result<Imported, ConnectorError> {
-        let _ = watermark;
-        self.full_import()
-    }
+/// A connected system. One instance serves a whole run (imports, exports, the confirming
+/// imports); it is `Send`, so the runner can run it on a thread of its own.
+pub trait Connector: Send {
+    /// Reads the objects in scope (`Full`) or the changes since a watermark (`Delta`) and
+    /// hands them to `sink` in pages as they are read, the rejected records to
+    /// [`ImportSink::reject`]. An error means the read failed: the engine stages nothing of
+    /// it.
+    fn import(
+        &mut self,
+        mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError>;
+    /// Applies export deltas (the engine's, unchanged) and answers one result per delta, in
+    /// order. A connector that cannot apply any change (an unwritable target) returns an error
+    /// and changes nothing.
+    fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError>;
+    /// Whether applied changes are confirmed by importing again (file targets: reading the
+    /// file back is the confirmation) rather than recorded as confirmed from the results.
+    fn confirms_by_reimport(&self) -> bool;
     /// The file a file connector reads, so that a delta import of an unchanged file can be
     /// skipped ([`fingerprint`]); `None` for connectors that are not files.
     fn source_file(&self) -> Option<&std::path::Path> {
         None
     }
-    /// Applies export deltas (the engine's, unchanged). A connector that cannot apply any
-    /// change (an unwritable target) returns an error and changes nothing.
-    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError>;
 }
 
 /// Where a file connector reads or writes.
@@ -126,7 +258,8 @@ pub struct FileSettings {
     pub path: PathBuf,
 }
 
-/// A file connector that reads one file and writes exports to another.
+/// A file connector that reads one file and writes exports to another (the confirming import
+/// reads the source file).
 struct SplitFile {
     source: Box<dyn Connector>,
     target: Box<dyn Connector>,
@@ -137,12 +270,20 @@ impl Connector for SplitFile {
         self.source.source_file()
     }
 
-    fn full_import(&mut self) -> Result<Imported, ConnectorError> {
-        self.source.full_import()
+    fn import(
+        &mut self,
+        mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        self.source.import(mode, sink)
     }
 
-    fn export(&mut self, changes: &[ExportDelta]) -> Result<ExportOutcome, ConnectorError> {
-        self.target.export(changes)
+    fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
+        self.target.export(deltas)
+    }
+
+    fn confirms_by_reimport(&self) -> bool {
+        self.target.confirms_by_reimport()
     }
 }
 

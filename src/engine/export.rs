@@ -23,9 +23,13 @@
 //! The anchor a file target assigns to a new object is not part of the delta: the target
 //! assigns it when it applies the add, as a directory would (`connector::generated_anchor`).
 //! The values an object holds once its delta is applied are its current values.
+//!
+//! A connector answers one [`ExportResult`] per delta. An applied change whose answer can be
+//! trusted (a server's) is recorded by [`confirm`] as the confirming import would have
+//! recorded it (docs/DECISIONS.md 29).
 
 use super::compile::{ConnIdx, Plan, TypePlan};
-use super::model::{CsId, CsObject, ExportOp, State};
+use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, dn_key};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -108,6 +112,209 @@ impl ExportDelta {
     pub fn target_dn(&self) -> &str {
         self.new_dn.as_deref().unwrap_or(&self.dn)
     }
+}
+
+/// What a connected system did with one [`ExportDelta`] (a connector's export answers one per
+/// delta, in order).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportResult {
+    /// Applied. For an add, the anchor the connected system assigned to the new object, when
+    /// it assigns one.
+    Applied { anchor: Option<Value> },
+    /// Not applied now, and worth sending again (throttled, busy, a timeout): the change stays
+    /// staged, so the next export sends it again.
+    Retry {
+        after: Option<std::time::Duration>,
+        reason: String,
+    },
+    /// Refused: the change stays staged and is reported with its category.
+    Failed {
+        category: ExportErrorCategory,
+        detail: String,
+    },
+}
+
+/// Why a connected system refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExportErrorCategory {
+    /// An add of an object that exists, or a rename onto one.
+    AlreadyExists,
+    /// An update, rename or delete of an object the system does not hold.
+    NoSuchObject,
+    /// A value or an object the system's schema or constraints refuse.
+    ConstraintViolation,
+    /// A DN the system cannot use.
+    InvalidDn,
+    /// The connector's identity may not make the change.
+    PermissionDenied,
+    Other,
+}
+
+impl ExportErrorCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportErrorCategory::AlreadyExists => "already-exists",
+            ExportErrorCategory::NoSuchObject => "no-such-object",
+            ExportErrorCategory::ConstraintViolation => "constraint-violation",
+            ExportErrorCategory::InvalidDn => "invalid-dn",
+            ExportErrorCategory::PermissionDenied => "permission-denied",
+            ExportErrorCategory::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for ExportErrorCategory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`confirm`] did with an applied delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The object holds the delta's values as confirmed values.
+    Done,
+    /// Nothing was recorded: an import must show what the connected system holds (an add
+    /// whose anchor is unknown, an anchor another object holds, an object whose staged export
+    /// is no longer this delta).
+    NeedsImport,
+}
+
+/// Records a change the connected system reported as applied, when that answer can be trusted
+/// (a server's confirmation; file targets confirm by re-import instead): what the confirming
+/// import would have staged, without reading anything.
+///
+/// - an **update**: the values sent become the confirmed ones (imported := current), a new DN
+///   becomes the object's DN;
+/// - an **add**: the object gets its anchor (the one the system assigned, else its own anchor
+///   value, or the DN for a type anchored by DN), its add is done and its values confirmed;
+/// - a **delete**: the object is staged as deleted, and the next sync removes it.
+///
+/// The object gets a pending import (Update, or Delete), so the next sync processes what the
+/// system now holds, as after a confirming import.
+pub fn confirm(
+    state: &mut State,
+    plan: &Plan,
+    sent: &ExportDelta,
+    assigned: Option<&Value>,
+) -> Confirmed {
+    let id = sent.cs;
+    // The staged export must still be the one sent.
+    if delta(plan, state, id).as_ref() != Some(sent) {
+        return Confirmed::NeedsImport;
+    }
+    let o = &state.cs()[id as usize];
+    let connector = o.connector;
+    let Some(t) = plan
+        .connectors
+        .get(connector)
+        .and_then(|c| c.types.get(o.object_type))
+    else {
+        return Confirmed::NeedsImport;
+    };
+    match sent.kind {
+        ExportOp::Delete => {
+            if super::import::stage_delete(state, id) {
+                Confirmed::Done
+            } else {
+                Confirmed::NeedsImport
+            }
+        }
+        ExportOp::Add => {
+            let own = || {
+                let s = t.anchor?;
+                if Some(s) == t.dn {
+                    return Some(Value::str(&*o.dn));
+                }
+                o.current.get(s).filter(|v| !v.is_null()).cloned()
+            };
+            let Some(anchor) = assigned
+                .map(|a| super::flow::shape(a.clone(), false))
+                .filter(|a| !a.is_null())
+                .or_else(own)
+            else {
+                return Confirmed::NeedsImport;
+            };
+            let Some(key) = Key::exact(&anchor) else {
+                return Confirmed::NeedsImport;
+            };
+            if state
+                .cs_by_anchor(connector, &key)
+                .is_some_and(|other| other != id)
+            {
+                return Confirmed::NeedsImport;
+            }
+            // As an import would show it: the anchor the system assigned, the DN as a value.
+            let mut current = o.current.to_vec();
+            if let Some(s) = t.anchor.filter(|&s| Some(s) != t.dn) {
+                current[s] = anchor.clone();
+            }
+            if let Some(s) = t.dn {
+                current[s] = Value::str(&*o.dn);
+            }
+            let imported = confirmed_values(&current, &o.imported);
+            state.index_anchor(connector, key, id);
+            state.set_cs_current(plan, id, current);
+            let o = &mut state.cs_mut()[id as usize];
+            o.anchor = Some(anchor);
+            o.export = None;
+            // Confirmed values equal to the current ones share their allocation.
+            o.imported = if *o.current == *imported {
+                o.current.clone()
+            } else {
+                imported.into()
+            };
+            o.pending_import = Some(super::import::merge_pending(
+                o.pending_import,
+                PendingImport::Update,
+            ));
+            Confirmed::Done
+        }
+        ExportOp::Update => {
+            let mut current = o.current.to_vec();
+            let dn_slot = t.dn;
+            if let Some(new_dn) = o.new_dn.clone() {
+                let (old, new) = (dn_key(&o.dn), dn_key(&new_dn));
+                state.unindex_dn(connector, &old, id);
+                state.index_dn(connector, new, id);
+                let o = &mut state.cs_mut()[id as usize];
+                o.dn = new_dn;
+                o.new_dn = None;
+            }
+            let o = &state.cs()[id as usize];
+            // As an import would show it: the DN as a value.
+            if let Some(s) = dn_slot {
+                current[s] = Value::str(&*o.dn);
+            }
+            let imported = confirmed_values(&current, &o.imported);
+            state.set_cs_current(plan, id, current);
+            let o = &mut state.cs_mut()[id as usize];
+            // Confirmed values equal to the current ones share their allocation.
+            o.imported = if *o.current == *imported {
+                o.current.clone()
+            } else {
+                imported.into()
+            };
+            o.pending_import = Some(super::import::merge_pending(
+                o.pending_import,
+                PendingImport::Update,
+            ));
+            Confirmed::Done
+        }
+    }
+}
+
+/// The confirmed values once `current` is applied: the current ones, except where a flow left
+/// the attribute as it was.
+fn confirmed_values(current: &[Value], imported: &[Value]) -> Vec<Value> {
+    current
+        .iter()
+        .enumerate()
+        .map(|(s, v)| match v {
+            Value::IgnoreThisFlow => imported.get(s).cloned().unwrap_or_default(),
+            v => v.clone(),
+        })
+        .collect()
 }
 
 /// The export deltas of one connector, in connector-space order.
@@ -556,5 +763,81 @@ connector "ad" ad {
             Value::many(reversed);
         assert_eq!(delta(&plan, &state, id), None);
         assert_eq!(deltas(&plan, &state, 0).count(), 0);
+    }
+
+    #[test]
+    fn a_confirmed_add_takes_the_assigned_anchor_and_confirms_the_values() {
+        let (plan, mut state, id) = state_with(|t| {
+            let mut o = object(t, Some(ExportOp::Add), false);
+            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = s_("Engineer");
+            o
+        });
+        let t = plan.connectors[0].types[0].clone();
+        let d = delta(&plan, &state, id).unwrap();
+        // Without an anchor from the system or of its own, an add needs an import.
+        assert_eq!(confirm(&mut state, &plan, &d, None), Confirmed::NeedsImport);
+        assert_eq!(state.cs()[id as usize].export, Some(ExportOp::Add));
+        let guid = Value::bin(vec![9, 9]);
+        assert_eq!(confirm(&mut state, &plan, &d, Some(&guid)), Confirmed::Done);
+        let o = &state.cs()[id as usize];
+        assert_eq!(o.anchor.as_ref(), Some(&guid));
+        assert_eq!(o.export, None);
+        assert_eq!(o.imported[slot(&t, "title")], s_("Engineer"));
+        assert_eq!(o.imported[slot(&t, "objectGUID")], guid);
+        assert_eq!(o.current, o.imported);
+        assert_eq!(o.pending_import, Some(PendingImport::Update));
+        assert_eq!(
+            state.cs_by_anchor(0, &Key::exact(&guid).unwrap()).as_ref(),
+            Some(&id)
+        );
+        // Nothing is left to export, and a second confirmation of the same delta records
+        // nothing.
+        assert_eq!(delta(&plan, &state, id), None);
+        assert_eq!(
+            confirm(&mut state, &plan, &d, Some(&guid)),
+            Confirmed::NeedsImport
+        );
+    }
+
+    #[test]
+    fn a_confirmed_update_takes_the_new_dn_and_values() {
+        let new_dn = "CN=A2,OU=Users,DC=contoso,DC=com";
+        let (plan, mut state, id) = state_with(|t| {
+            let mut o = object(t, None, true);
+            o.new_dn = Some(new_dn.into());
+            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "title")] = s_("Engineer");
+            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = s_("Lead");
+            o
+        });
+        let t = plan.connectors[0].types[0].clone();
+        let d = delta(&plan, &state, id).unwrap();
+        // A delta that is no longer the staged export is not recorded.
+        let mut stale = d.clone();
+        stale.changes.clear();
+        assert_eq!(
+            confirm(&mut state, &plan, &stale, None),
+            Confirmed::NeedsImport
+        );
+        assert_eq!(confirm(&mut state, &plan, &d, None), Confirmed::Done);
+        let o = &state.cs()[id as usize];
+        assert_eq!(&*o.dn, new_dn);
+        assert_eq!(o.new_dn, None);
+        assert_eq!(o.imported[slot(&t, "title")], s_("Lead"));
+        assert_eq!(o.imported[t.dn.unwrap()], s_(new_dn));
+        assert_eq!(o.pending_import, Some(PendingImport::Update));
+        assert_eq!(state.cs_by_dn(0, new_dn), Some(id));
+        assert_eq!(state.cs_by_dn(0, "CN=A,OU=Users,DC=contoso,DC=com"), None);
+        assert_eq!(delta(&plan, &state, id), None);
+    }
+
+    #[test]
+    fn a_confirmed_delete_stages_the_delete() {
+        let (plan, mut state, id) = state_with(|t| object(t, Some(ExportOp::Delete), true));
+        let d = delta(&plan, &state, id).unwrap();
+        assert_eq!(confirm(&mut state, &plan, &d, None), Confirmed::Done);
+        assert_eq!(
+            state.cs()[id as usize].pending_import,
+            Some(PendingImport::Delete)
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! Import staging: incoming objects of a connected directory matched to connector-space
 //! objects.
 //!
-//! Consumes: [`ImportChange`]s for one connector (from a connector, a test block or a
-//! generator) and the [`Plan`]. Produces: updated connector-space objects flagged with their
-//! pending import (Add, Update, Delete, DeleteAdd) for the next sync, and an
+//! Consumes: [`ImportChange`]s for one connector (from a connector, page by page, from a test
+//! block or a generator) and the [`Plan`]. Produces: updated connector-space objects flagged
+//! with their pending import (Add, Update, Delete, DeleteAdd) for the next sync, and an
 //! [`ImportReport`]. Matching is by anchor, then by DN: an export object (no anchor yet) with
 //! the same DN is replaced by the imported object and keeps its link; a known anchor under a
 //! new DN is a rename and keeps its link; a full import marks every previously imported object
@@ -12,12 +12,21 @@
 //! declare) makes the read incomplete exactly as a record the reader rejects, and it stages no
 //! deletes. Objects of types the connector schema does not declare and that were never
 //! imported (organizational units, containers) are left out and counted, not rejected.
-//! Each record is classified once ([`read`]); [`preview`] tells, before anything is staged, how
-//! many objects the read would delete (the runner's complete-read rule, docs/DECISIONS.md), and
-//! [`stage`] stages it.
+//!
+//! A delete names the object by anchor, by DN or both (directories that track changes report
+//! deletes by GUID or entryUUID only); the anchor decides when both are given. A partial
+//! upsert ([`ImportChange::Partial`]) carries only the attributes that changed: the others
+//! keep their imported values (it is merged into the object as the read reaches it, so two
+//! partial changes of one object in one read both apply).
+//!
+//! A read is classified record by record as it arrives ([`Read::push`], [`Read::page`]), so a
+//! connector can stream pages into it: a record identical to the object the connector space
+//! holds is only marked seen (one bit per connector-space object), everything else is kept for
+//! staging. [`preview`] tells, before anything is staged, how many objects the read would
+//! delete (the runner's complete-read rule, docs/DECISIONS.md), and [`stage`] stages it.
 
-use super::compile::{ConnIdx, Plan};
-use super::model::{CsId, CsObject, Key, PendingImport, State, dn_key};
+use super::compile::{ConnIdx, ConnectorPlan, Plan};
+use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, dn_key};
 use crate::value::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -31,12 +40,47 @@ pub struct ImportObject {
     pub attrs: Vec<(String, Value)>,
 }
 
+/// One change a connector reports.
 #[derive(Debug, Clone)]
 pub enum ImportChange {
-    /// An added or changed object (delta import), or any object (full import).
+    /// An object with all its attributes: added or changed (delta import), or any object
+    /// (full import). An attribute it does not list has no value.
     Upsert(ImportObject),
-    /// A deleted object, by DN (delta import).
-    Delete { dn: String },
+    /// A changed object with only the attributes that changed (a directory's partial entry):
+    /// the attributes it does not list keep their imported values, one listed as NULL is
+    /// cleared. It must carry its anchor and name an object imported before.
+    Partial(ImportObject),
+    /// A deleted object, by anchor, by DN or both (at least one; the anchor decides).
+    Delete {
+        anchor: Option<Value>,
+        dn: Option<String>,
+    },
+}
+
+impl ImportChange {
+    /// A delete by DN.
+    pub fn delete_dn(dn: impl Into<String>) -> ImportChange {
+        ImportChange::Delete {
+            anchor: None,
+            dn: Some(dn.into()),
+        }
+    }
+
+    /// A delete by anchor (no DN).
+    pub fn delete_anchor(anchor: Value) -> ImportChange {
+        ImportChange::Delete {
+            anchor: Some(anchor),
+            dn: None,
+        }
+    }
+
+    /// The object of an upsert or a partial upsert.
+    pub fn object(&self) -> Option<&ImportObject> {
+        match self {
+            ImportChange::Upsert(o) | ImportChange::Partial(o) => Some(o),
+            ImportChange::Delete { .. } => None,
+        }
+    }
 }
 
 /// What an import did.
@@ -48,7 +92,8 @@ pub struct ImportReport {
     pub deletes: usize,
     pub unchanged: usize,
     /// Objects that could not be staged (missing anchor, an object imported before that now
-    /// has an undeclared type), with the reason. Any of them makes the read incomplete.
+    /// has an undeclared type, a partial upsert of an unknown object), with the reason. Any of
+    /// them makes the read incomplete.
     pub rejected: Vec<(String, String)>,
     /// Objects left out because the connector schema does not declare their type (and they were
     /// never imported), counted by type.
@@ -79,6 +124,9 @@ enum Record {
         anchor: Value,
         /// The DN's normalised key (`crate::dn`).
         key: Box<str>,
+        /// A partial upsert: the slots it gives (the others are the imported values of the
+        /// object as staging reaches the record).
+        partial: Option<Box<[bool]>>,
     },
     /// Cannot be staged: the reason.
     Rejected(String),
@@ -93,15 +141,38 @@ fn expected(o: &CsObject, connector: ConnIdx) -> bool {
         && o.anchor.is_some()
         && !o.placeholder
         && !o.gone
-        && o.export != Some(super::model::ExportOp::Delete)
+        && o.export != Some(ExportOp::Delete)
 }
 
-/// Classifies one record: its type, values by slot and anchor, or why it cannot be staged.
+/// The object an anchor value names in a connector's space (anchors are matched as the
+/// engine stores them: shaped as single values).
+fn by_anchor(state: &State, connector: ConnIdx, anchor: &Value) -> Option<CsId> {
+    let k = Key::exact(&crate::engine::flow::shape(anchor.clone(), false))?;
+    state.cs_by_anchor(connector, &k)
+}
+
+/// The object a delete names: by anchor when it gives one, else by DN.
+fn delete_target(
+    state: &State,
+    connector: ConnIdx,
+    anchor: Option<&Value>,
+    dn: Option<&str>,
+) -> Option<CsId> {
+    match (anchor, dn) {
+        (Some(a), _) => by_anchor(state, connector, a),
+        (None, Some(dn)) => state.cs_by_dn(connector, dn),
+        (None, None) => None,
+    }
+}
+
+/// Classifies one record: its type, values by slot and anchor, or why it cannot be staged. A
+/// partial record is merged into the object it names as the state holds it.
 fn classify(
     state: &State,
-    cplan: &super::compile::ConnectorPlan,
+    cplan: &ConnectorPlan,
     connector: ConnIdx,
     obj: &ImportObject,
+    partial: bool,
 ) -> Record {
     // DNs compare parsed (`crate::dn`): one that does not parse cannot be matched.
     let key = match crate::dn::key(&obj.dn) {
@@ -114,19 +185,17 @@ fn classify(
         let by_dn = state
             .cs_by_dn_key(connector, &key)
             .is_some_and(|id| !state.cs()[id as usize].gone);
-        let by_anchor = || {
+        let by_any_anchor = || {
             cplan.types.iter().any(|t| {
                 let Some(a) = t.anchor.filter(|&a| Some(a) != t.dn) else {
                     return false;
                 };
-                obj.attrs.iter().any(|(n, v)| {
-                    n == &t.names[a]
-                        && Key::exact(&crate::engine::flow::shape(v.clone(), false))
-                            .is_some_and(|k| state.cs_by_anchor(connector, &k).is_some())
-                })
+                obj.attrs
+                    .iter()
+                    .any(|(n, v)| n == &t.names[a] && by_anchor(state, connector, v).is_some())
             })
         };
-        if by_dn || by_anchor() {
+        if by_dn || by_any_anchor() {
             return Record::Rejected(format!(
                 "object type `{}` is not declared in the connector schema, but the object was imported before",
                 obj.object_type
@@ -136,87 +205,284 @@ fn classify(
     };
     let tplan = &cplan.types[ty];
     let mut values = vec![Value::Null; tplan.len()];
+    let mut given = partial.then(|| vec![false; tplan.len()].into_boxed_slice());
     for (name, v) in &obj.attrs {
         if let Some(s) = tplan.slot(name)
             && s != tplan.dn.unwrap_or(usize::MAX)
         {
             // Multi-valued attributes always hold collections.
             values[s] = crate::engine::flow::shape(v.clone(), tplan.kinds[s].1);
+            if let Some(g) = given.as_mut() {
+                g[s] = true;
+            }
         }
     }
     if let Some(s) = tplan.dn {
         values[s] = Value::str(obj.dn.as_str());
+        if let Some(g) = given.as_mut() {
+            g[s] = true;
+        }
     }
-    match tplan
+    let Some(anchor) = tplan
         .anchor
         .map(|s| values[s].clone())
         .filter(|v| !v.is_null())
-    {
-        Some(anchor) => Record::Typed {
-            ty,
-            values,
-            anchor,
-            key,
-        },
-        None => Record::Rejected("the anchor attribute has no value".into()),
+    else {
+        return Record::Rejected(if partial {
+            "a partial update without the anchor value".into()
+        } else {
+            "the anchor attribute has no value".into()
+        });
+    };
+    if let Some(g) = &given {
+        // The attributes a partial record does not give are the object's imported ones.
+        let known = by_anchor(state, connector, &anchor)
+            .map(|id| &state.cs()[id as usize])
+            .filter(|o| !o.gone && !o.placeholder);
+        match known {
+            None => {
+                return Record::Rejected(
+                    "a partial update of an object that was not imported before (its other attributes are unknown)".into(),
+                );
+            }
+            Some(o) if o.object_type != ty || o.imported.len() != values.len() => {
+                return Record::Rejected(format!(
+                    "a partial update that changes the object type to `{}`",
+                    obj.object_type
+                ));
+            }
+            Some(o) => merge_partial(&mut values, g, &o.imported),
+        }
+    }
+    Record::Typed {
+        ty,
+        values,
+        anchor,
+        key,
+        partial: given,
+    }
+}
+
+/// Fills the slots a partial record does not give with the stored values.
+fn merge_partial(values: &mut [Value], given: &[bool], stored: &[Value]) {
+    for ((v, &g), old) in values.iter_mut().zip(given).zip(stored) {
+        if !g {
+            *v = old.clone();
+        }
+    }
+}
+
+/// Whether staging a record would change nothing of object `id`: the object shows the same
+/// type, DN (in the same spelling), anchor and values, and has no staged state the record
+/// would confirm (an export add, a staged new DN under this DN, a staged DN value).
+fn unchanged(
+    state: &State,
+    cplan: &ConnectorPlan,
+    id: CsId,
+    ty: usize,
+    values: &[Value],
+    anchor: &Value,
+    dn: &str,
+) -> bool {
+    let Some(o) = state.cs().get(id as usize) else {
+        return false;
+    };
+    let dn_slot = cplan.types[ty].dn;
+    !o.gone
+        && !o.placeholder
+        && o.object_type == ty
+        && o.anchor.as_ref() == Some(anchor)
+        && o.export != Some(ExportOp::Add)
+        && *o.dn == *dn
+        && o.new_dn.as_deref().is_none_or(|n| dn_key(n) != dn_key(dn))
+        && *o.imported == *values
+        && o.current.len() == values.len()
+        && dn_slot.is_none_or(|s| o.current[s] == o.imported[s])
+}
+
+/// Connector-space objects a read showed: one bit per object.
+#[derive(Debug, Clone, Default)]
+struct Seen(Vec<u64>);
+
+impl Seen {
+    fn with_capacity(objects: usize) -> Seen {
+        Seen(vec![0; objects.div_ceil(64)])
+    }
+
+    /// Marks `id`; false when it was marked already.
+    fn insert(&mut self, id: CsId) -> bool {
+        let (w, b) = (id as usize / 64, id % 64);
+        if w >= self.0.len() {
+            self.0.resize(w + 1, 0);
+        }
+        let had = self.0[w] & (1 << b) != 0;
+        self.0[w] |= 1 << b;
+        !had
+    }
+
+    fn contains(&self, id: CsId) -> bool {
+        self.0
+            .get(id as usize / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 }
 
 /// A read of one connector, each record classified once against the connector space as it
-/// was before the read: [`preview`] tells what staging it would do, [`stage`] stages it.
+/// was before the read, as it arrives: [`preview`] tells what staging it would do, [`stage`]
+/// stages it. Only records that would change something are kept.
 pub struct Read {
     connector: ConnIdx,
+    /// Objects the read showed (matched by anchor), changed or not.
+    seen: Seen,
+    /// The records to stage, in the order read.
     items: Vec<Item>,
+    /// Records of a declared type with an anchor (what a full read holds).
+    objects: usize,
+    /// Records identical to the stored object (not kept).
+    unchanged: usize,
+    /// Records that cannot be staged: DN and reason.
+    rejected: Vec<(String, String)>,
+    /// Records of undeclared types, by type.
+    out_of_schema: BTreeMap<String, usize>,
 }
 
 enum Item {
-    Delete(String),
-    Upsert(ImportObject, Record),
+    Delete {
+        anchor: Option<Value>,
+        dn: Option<String>,
+    },
+    Upsert {
+        dn: Arc<str>,
+        ty: usize,
+        values: Vec<Value>,
+        anchor: Value,
+        key: Box<str>,
+        partial: Option<Box<[bool]>>,
+    },
 }
 
-/// Classifies every record of a read of `connector`.
-pub fn read(state: &State, plan: &Plan, connector: ConnIdx, changes: Vec<ImportChange>) -> Read {
-    let items = match plan.connectors.get(connector) {
-        Some(cplan) => changes
-            .into_iter()
-            .map(|change| match change {
-                ImportChange::Delete { dn } => Item::Delete(dn),
-                ImportChange::Upsert(obj) => {
-                    let record = classify(state, cplan, connector, &obj);
-                    Item::Upsert(obj, record)
+impl Read {
+    /// An empty read of `connector` (its seen set sized for the connector space).
+    pub fn new(state: &State, connector: ConnIdx) -> Read {
+        Read {
+            connector,
+            seen: Seen::with_capacity(state.cs().len()),
+            items: Vec::new(),
+            objects: 0,
+            unchanged: 0,
+            rejected: Vec::new(),
+            out_of_schema: BTreeMap::new(),
+        }
+    }
+
+    /// The connector read.
+    pub fn connector(&self) -> ConnIdx {
+        self.connector
+    }
+
+    /// Records of a declared type with an anchor, so far.
+    pub fn objects(&self) -> usize {
+        self.objects
+    }
+
+    /// Records identical to what the connector space holds, so far (not kept).
+    pub fn unchanged(&self) -> usize {
+        self.unchanged
+    }
+
+    /// Records kept for staging, so far (changes, deletes).
+    pub fn held(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Records that cannot be staged, so far.
+    pub fn rejected(&self) -> usize {
+        self.rejected.len()
+    }
+
+    /// Classifies a page of records.
+    pub fn page(&mut self, state: &State, plan: &Plan, changes: Vec<ImportChange>) {
+        for c in changes {
+            self.push(state, plan, c);
+        }
+    }
+
+    /// Classifies one record against the connector space.
+    pub fn push(&mut self, state: &State, plan: &Plan, change: ImportChange) {
+        let connector = self.connector;
+        let Some(cplan) = plan.connectors.get(connector) else {
+            return;
+        };
+        let (obj, partial) = match change {
+            ImportChange::Delete { anchor, dn } => {
+                if anchor.is_none() && dn.is_none() {
+                    self.rejected
+                        .push((String::new(), "a delete names neither anchor nor DN".into()));
+                } else {
+                    self.items.push(Item::Delete { anchor, dn });
                 }
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    Read { connector, items }
+                return;
+            }
+            ImportChange::Upsert(o) => (o, false),
+            ImportChange::Partial(o) => (o, true),
+        };
+        match classify(state, cplan, connector, &obj, partial) {
+            Record::Rejected(why) => self.rejected.push((obj.dn, why)),
+            Record::OutOfSchema => *self.out_of_schema.entry(obj.object_type).or_default() += 1,
+            Record::Typed {
+                ty,
+                values,
+                anchor,
+                key,
+                partial,
+            } => {
+                self.objects += 1;
+                if let Some(id) = by_anchor(state, connector, &anchor) {
+                    // The first record of an object that changes nothing is only marked seen
+                    // (a later record of the same object is kept: staging applies them in
+                    // order).
+                    let first = self.seen.insert(id);
+                    if first && unchanged(state, cplan, id, ty, &values, &anchor, &obj.dn) {
+                        self.unchanged += 1;
+                        return;
+                    }
+                }
+                self.items.push(Item::Upsert {
+                    dn: obj.dn.into(),
+                    ty,
+                    values,
+                    anchor,
+                    key,
+                    partial,
+                });
+            }
+        }
+    }
+}
+
+/// Classifies every record of a read of `connector` (a read given whole).
+pub fn read(state: &State, plan: &Plan, connector: ConnIdx, changes: Vec<ImportChange>) -> Read {
+    let mut r = Read::new(state, connector);
+    r.page(state, plan, changes);
+    r
 }
 
 /// What staging `read` would do, without staging anything: how many known objects a full read
 /// (`full`) or the read's explicit deletes would delete, and how many records it holds.
 pub fn preview(state: &State, read: &Read, full: bool) -> ReadPreview {
     let connector = read.connector;
-    let mut p = ReadPreview::default();
-    let mut seen: HashSet<CsId> = HashSet::new();
+    let mut p = ReadPreview {
+        objects: read.objects,
+        rejected: read.rejected.len(),
+        ..ReadPreview::default()
+    };
     let mut explicit: HashSet<CsId> = HashSet::new();
     for item in &read.items {
-        match item {
-            Item::Delete(dn) => {
-                if let Some(id) = state.cs_by_dn(connector, dn)
-                    && expected(&state.cs()[id as usize], connector)
-                {
-                    explicit.insert(id);
-                }
-            }
-            Item::Upsert(_, Record::Typed { anchor, .. }) => {
-                p.objects += 1;
-                if let Some(id) = Key::exact(anchor).and_then(|k| state.cs_by_anchor(connector, &k))
-                {
-                    seen.insert(id);
-                }
-            }
-            Item::Upsert(_, Record::Rejected(_)) => p.rejected += 1,
-            Item::Upsert(_, Record::OutOfSchema) => {}
+        if let Item::Delete { anchor, dn } = item
+            && let Some(id) = delete_target(state, connector, anchor.as_ref(), dn.as_deref())
+            && expected(&state.cs()[id as usize], connector)
+        {
+            explicit.insert(id);
         }
     }
     let mut deletes = explicit.len();
@@ -226,7 +492,7 @@ pub fn preview(state: &State, read: &Read, full: bool) -> ReadPreview {
         }
         p.known += 1;
         let id = i as CsId;
-        if full && p.rejected == 0 && !seen.contains(&id) && !explicit.contains(&id) {
+        if full && p.rejected == 0 && !read.seen.contains(id) && !explicit.contains(&id) {
             deletes += 1;
         }
     }
@@ -250,39 +516,35 @@ pub fn import(
 /// Stages a classified read (see [`import`]).
 pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportReport {
     let connector = read.connector;
-    let mut report = ImportReport::default();
-    let mut seen: HashSet<CsId> = HashSet::new();
+    let mut report = ImportReport {
+        unchanged: read.unchanged,
+        rejected: read.rejected,
+        out_of_schema: read.out_of_schema,
+        ..ImportReport::default()
+    };
+    let mut seen = read.seen;
     let Some(cplan) = plan.connectors.get(connector) else {
         return report;
     };
     for item in read.items {
         match item {
-            Item::Delete(dn) => {
-                if let Some(id) = state.cs_by_dn(connector, &dn)
-                    && stage_delete(state, id)
-                {
-                    report.deletes += 1;
+            Item::Delete { anchor, dn } => {
+                if let Some(id) = delete_target(state, connector, anchor.as_ref(), dn.as_deref()) {
+                    seen.insert(id);
+                    if stage_delete(state, id) {
+                        report.deletes += 1;
+                    }
                 }
             }
-            Item::Upsert(obj, record) => {
-                let (ty, values, anchor, key) = match record {
-                    Record::Typed {
-                        ty,
-                        values,
-                        anchor,
-                        key,
-                    } => (ty, values, anchor, key),
-                    Record::Rejected(why) => {
-                        report.rejected.push((obj.dn.clone(), why));
-                        continue;
-                    }
-                    Record::OutOfSchema => {
-                        *report.out_of_schema.entry(obj.object_type).or_default() += 1;
-                        continue;
-                    }
-                };
+            Item::Upsert {
+                dn,
+                ty,
+                mut values,
+                anchor,
+                key,
+                partial,
+            } => {
                 let tplan = &cplan.types[ty];
-                let dn: Arc<str> = obj.dn.as_str().into();
                 let akey = Key::exact(&anchor);
                 let by_anchor = akey.as_ref().and_then(|k| state.cs_by_anchor(connector, k));
                 let by_dn = state.cs_by_dn_key(connector, &key);
@@ -296,6 +558,14 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                     (None, Some(_)) => None,
                     (None, None) => None,
                 };
+                // A partial record takes the attributes it does not give from the object as
+                // it is now (an earlier record of this read may have changed it).
+                if let (Some(given), Some(id)) = (&partial, target) {
+                    let o = &state.cs()[id as usize];
+                    if o.object_type == ty && o.imported.len() == values.len() {
+                        merge_partial(&mut values, given, &o.imported);
+                    }
+                }
                 match target {
                     Some(id) => {
                         seen.insert(id);
@@ -354,7 +624,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                         o.placeholder = false;
                         o.gone = false;
                         // A confirmed export object: its Add is done.
-                        if o.export == Some(super::model::ExportOp::Add) {
+                        if o.export == Some(ExportOp::Add) {
                             o.export = None;
                         }
                         if o.new_dn.as_deref().is_some_and(|n| dn_key(n) == key) {
@@ -432,7 +702,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                     && o.anchor.is_some()
                     && !o.placeholder
                     && !o.gone
-                    && !seen.contains(&(*i as CsId))
+                    && !seen.contains(*i as CsId)
             })
             .map(|(i, _)| i as CsId)
             .collect();
@@ -445,7 +715,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
     report
 }
 
-fn merge_pending(old: Option<PendingImport>, new: PendingImport) -> PendingImport {
+pub(crate) fn merge_pending(old: Option<PendingImport>, new: PendingImport) -> PendingImport {
     match (old, new) {
         (Some(PendingImport::Add), PendingImport::Update) => PendingImport::Add,
         (_, n) => n,
@@ -453,13 +723,237 @@ fn merge_pending(old: Option<PendingImport>, new: PendingImport) -> PendingImpor
 }
 
 /// Stages the deletion of an imported object; returns false when there was nothing to delete.
-fn stage_delete(state: &mut State, id: CsId) -> bool {
-    let Some(o) = state.cs_mut().get_mut(id as usize) else {
+pub(crate) fn stage_delete(state: &mut State, id: CsId) -> bool {
+    let Some(o) = state.cs().get(id as usize) else {
         return false;
     };
     if o.gone || o.placeholder || o.anchor.is_none() {
         return false;
     }
-    o.pending_import = Some(PendingImport::Delete);
+    if o.pending_import != Some(PendingImport::Delete) {
+        state.cs_mut()[id as usize].pending_import = Some(PendingImport::Delete);
+    }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUNDLE: &str = r#"
+metaverse {
+  object person {
+    employeeId string
+  }
+}
+connector "ad" ad {
+  object user anchor objectGUID {
+    objectGUID binary
+    title      string
+    department string
+    mail       string
+  }
+}
+"#;
+
+    fn plan() -> Plan {
+        let mut map = crate::source::SourceMap::new();
+        map.add("t.idf", BUNDLE);
+        let checked = crate::frontend::check(&map);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        Plan::with_engine(&checked.bundle, crate::eval::EngineKind::Interp)
+    }
+
+    fn guid(i: u8) -> Value {
+        Value::bin(vec![i, 0, 0, 1])
+    }
+
+    fn dn(i: u8) -> String {
+        format!("CN=U{i},OU=Users,DC=contoso,DC=com")
+    }
+
+    fn user(i: u8, attrs: &[(&str, &str)]) -> ImportObject {
+        let mut all = vec![("objectGUID".to_string(), guid(i))];
+        all.extend(attrs.iter().map(|(n, v)| (n.to_string(), Value::from(*v))));
+        ImportObject {
+            dn: dn(i),
+            object_type: "user".into(),
+            attrs: all,
+        }
+    }
+
+    /// A state holding users 0..n (title "T", department "D"), their pending imports
+    /// processed.
+    fn imported(plan: &Plan, n: u8) -> State {
+        let mut state = State::new(plan.connectors.len());
+        let changes = (0..n)
+            .map(|i| ImportChange::Upsert(user(i, &[("title", "T"), ("department", "D")])))
+            .collect();
+        let r = import(&mut state, plan, 0, changes, true);
+        assert_eq!(r.adds, n as usize);
+        for id in 0..state.cs().len() {
+            state.cs_mut()[id].pending_import = None;
+        }
+        state
+    }
+
+    fn value(plan: &Plan, state: &State, i: u8, attr: &str) -> Value {
+        let t = &plan.connectors[0].types[0];
+        let id = state.cs_by_dn(0, &dn(i)).unwrap();
+        state.cs()[id as usize].imported[t.slot(attr).unwrap()].clone()
+    }
+
+    fn pending(state: &State, i: u8) -> Option<PendingImport> {
+        let id = state.cs_by_dn(0, &dn(i)).unwrap();
+        state.cs()[id as usize].pending_import
+    }
+
+    #[test]
+    fn a_delete_by_anchor_needs_no_dn() {
+        let plan = plan();
+        let mut state = imported(&plan, 3);
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![ImportChange::delete_anchor(guid(1))],
+            false,
+        );
+        assert_eq!((r.deletes, r.rejected.len()), (1, 0), "{r:?}");
+        assert_eq!(pending(&state, 1), Some(PendingImport::Delete));
+        assert_eq!(pending(&state, 0), None);
+        assert_eq!(pending(&state, 2), None);
+        // The anchor decides when a DN is given too; a delete naming nothing is rejected; an
+        // unknown anchor deletes nothing.
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![
+                ImportChange::Delete {
+                    anchor: Some(guid(2)),
+                    dn: Some(dn(0)),
+                },
+                ImportChange::Delete {
+                    anchor: None,
+                    dn: None,
+                },
+                ImportChange::delete_anchor(guid(9)),
+            ],
+            false,
+        );
+        assert_eq!((r.deletes, r.rejected.len()), (1, 1), "{r:?}");
+        assert_eq!(pending(&state, 2), Some(PendingImport::Delete));
+        assert_eq!(pending(&state, 0), None);
+        // The preview counts a delete by anchor as an explicit delete.
+        let mut state = imported(&plan, 3);
+        let r = super::read(&state, &plan, 0, vec![ImportChange::delete_anchor(guid(0))]);
+        assert_eq!(preview(&state, &r, false).deletes, 1);
+        stage(&mut state, &plan, r, false);
+        assert_eq!(pending(&state, 0), Some(PendingImport::Delete));
+    }
+
+    #[test]
+    fn a_partial_upsert_keeps_the_attributes_it_does_not_give() {
+        let plan = plan();
+        let mut state = imported(&plan, 2);
+        let mut cleared = user(0, &[("title", "Engineer")]);
+        cleared.attrs.push(("department".into(), Value::Null));
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![
+                ImportChange::Partial(cleared),
+                // Two partial changes of one object in one read both apply.
+                ImportChange::Partial(user(1, &[("title", "Lead")])),
+                ImportChange::Partial(user(1, &[("mail", "u1@contoso.com")])),
+            ],
+            false,
+        );
+        assert_eq!((r.updates, r.rejected.len()), (3, 0), "{r:?}");
+        assert_eq!(value(&plan, &state, 0, "title"), Value::from("Engineer"));
+        assert_eq!(value(&plan, &state, 0, "department"), Value::Null);
+        assert_eq!(value(&plan, &state, 0, "objectGUID"), guid(0));
+        assert_eq!(value(&plan, &state, 1, "title"), Value::from("Lead"));
+        assert_eq!(value(&plan, &state, 1, "department"), Value::from("D"));
+        assert_eq!(
+            value(&plan, &state, 1, "mail"),
+            Value::from("u1@contoso.com")
+        );
+        assert_eq!(pending(&state, 1), Some(PendingImport::Update));
+
+        // A partial change that changes nothing is no update.
+        let mut state = imported(&plan, 2);
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![ImportChange::Partial(user(0, &[("title", "T")]))],
+            false,
+        );
+        assert_eq!((r.updates, r.unchanged), (0, 1), "{r:?}");
+
+        // Without its anchor, or of an object never imported: rejected, and a full read with
+        // such a record deletes nothing.
+        let mut no_anchor = user(1, &[("title", "X")]);
+        no_anchor.attrs.remove(0);
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![
+                ImportChange::Partial(no_anchor),
+                ImportChange::Partial(user(7, &[("title", "X")])),
+            ],
+            true,
+        );
+        assert_eq!(r.rejected.len(), 2, "{r:?}");
+        assert!(r.rejected[0].1.contains("anchor"), "{r:?}");
+        assert!(r.rejected[1].1.contains("not imported before"), "{r:?}");
+        assert_eq!(r.deletes, 0);
+        assert_eq!(value(&plan, &state, 1, "title"), Value::from("T"));
+    }
+
+    #[test]
+    fn an_unchanged_record_stages_nothing_and_is_only_marked_seen() {
+        let plan = plan();
+        let n = 100;
+        let mut state = imported(&plan, n);
+        let same = || {
+            (0..n)
+                .map(|i| ImportChange::Upsert(user(i, &[("title", "T"), ("department", "D")])))
+                .collect::<Vec<_>>()
+        };
+        let r = super::read(&state, &plan, 0, same());
+        assert_eq!((r.objects(), r.unchanged(), r.held()), (100, 100, 0));
+        // Nothing is kept but one bit per connector-space object.
+        assert_eq!(r.items.capacity(), 0);
+        assert_eq!(r.seen.0.len(), 2);
+        assert!(r.rejected.is_empty() && r.out_of_schema.is_empty());
+        let p = preview(&state, &r, true);
+        assert_eq!((p.known, p.objects, p.deletes), (100, 100, 0));
+        let before: Vec<Vec<Value>> = state.cs().iter().map(|o| o.imported.to_vec()).collect();
+        let r = stage(&mut state, &plan, r, true);
+        assert_eq!(
+            (r.adds, r.updates, r.deletes, r.unchanged),
+            (0, 0, 0, 100),
+            "{r:?}"
+        );
+        assert!(state.cs().iter().all(|o| o.pending_import.is_none()));
+        let after: Vec<Vec<Value>> = state.cs().iter().map(|o| o.imported.to_vec()).collect();
+        assert_eq!(before, after);
+
+        // One changed record among them is the only one kept; the missing one is a delete.
+        let mut changes = same();
+        changes[7] = ImportChange::Upsert(user(7, &[("title", "New")]));
+        changes.pop();
+        let r = super::read(&state, &plan, 0, changes);
+        assert_eq!((r.unchanged(), r.held()), (98, 1));
+        assert_eq!(preview(&state, &r, true).deletes, 1);
+        let r = stage(&mut state, &plan, r, true);
+        assert_eq!((r.updates, r.deletes, r.unchanged), (1, 1, 98), "{r:?}");
+        assert_eq!(pending(&state, 7), Some(PendingImport::Update));
+        assert_eq!(pending(&state, n - 1), Some(PendingImport::Delete));
+    }
 }

@@ -88,10 +88,21 @@ impl Engine {
         import::import(&mut self.state, &self.plan, connector, changes, full)
     }
 
-    /// Classifies a read of `connector` against the connector space, for [`Engine::preview_read`]
-    /// and [`Engine::stage`].
+    /// Classifies a read of `connector` given whole against the connector space, for
+    /// [`Engine::preview_read`] and [`Engine::stage`].
     pub fn read(&self, connector: usize, changes: Vec<import::ImportChange>) -> import::Read {
         import::read(&self.state, &self.plan, connector, changes)
+    }
+
+    /// An empty read of `connector`, to classify page by page ([`Engine::read_page`]) as a
+    /// connector delivers them.
+    pub fn begin_read(&self, connector: usize) -> import::Read {
+        import::Read::new(&self.state, connector)
+    }
+
+    /// Classifies one page of a read.
+    pub fn read_page(&self, read: &mut import::Read, changes: Vec<import::ImportChange>) {
+        read.page(&self.state, &self.plan, changes);
     }
 
     /// What staging a read would do (deletes, objects), without staging anything.
@@ -102,6 +113,16 @@ impl Engine {
     /// Stages a classified read (see [`Engine::import`]).
     pub fn stage(&mut self, read: import::Read, full: bool) -> import::ImportReport {
         import::stage(&mut self.state, &self.plan, read, full)
+    }
+
+    /// Records an export the connected system confirmed as applied (see
+    /// [`export::confirm`]).
+    pub fn confirm_export(
+        &mut self,
+        sent: &export::ExportDelta,
+        assigned: Option<&Value>,
+    ) -> export::Confirmed {
+        export::confirm(&mut self.state, &self.plan, sent, assigned)
     }
 
     /// Runs a full or delta sync.

@@ -1,0 +1,447 @@
+//! The connector contract through the runner, with a connector of the kind the server
+//! connectors will be: an in-memory directory with change tracking. Its delta reads resume
+//! from a watermark and report changes as partial entries and deletes by anchor only; its
+//! exports assign anchors to new objects and answer one result per change, which the runner
+//! trusts (no confirming re-import). `Runner::set_connector` puts it in place of the connector
+//! idflow.toml would open.
+
+use idflow::connector::{
+    Connector, ConnectorError, ExportErrorCategory, ExportResult, ImportEnd, ImportKind,
+    ImportMode, ImportSink,
+};
+use idflow::engine::export::{AttrOp, ExportDelta};
+use idflow::engine::import::{ImportChange, ImportObject};
+use idflow::engine::model::ExportOp;
+use idflow::runner::{CycleOptions, Runner, StepReport, StepStatus};
+use idflow::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+mod common;
+use common::Dir;
+
+const BUNDLE: &str = r#"bundle "contract"
+
+metaverse {
+  object person {
+    employeeId string
+    title      string
+  }
+}
+
+connector "src" scim {
+  object user anchor uid {
+    uid        string
+    employeeId string
+    title      string
+  }
+}
+
+connector "dst" scim {
+  object account anchor guid {
+    guid       string
+    employeeId string
+    title      string
+  }
+}
+
+inbound rule "In from src" {
+  connector "src"  source user  target person  link provision  precedence 1
+  join { employeeId = employeeId }
+  flow employeeId <- [employeeId]
+  flow title      <- [title]
+}
+
+inbound rule "Join dst" {
+  connector "dst"  source account  target person  link join  precedence 2
+  join { employeeId = employeeId }
+}
+
+outbound rule "Out to dst" {
+  connector "dst"  source person  target account  link provision  precedence 10
+  join { employeeId = employeeId }
+  flow employeeId <- [employeeId]
+  flow title      <- [title]
+  flow dn         <- "CN=" & [employeeId] & ",OU=Dst"
+}
+"#;
+
+/// One change of the directory's log.
+#[derive(Debug, Clone)]
+enum Logged {
+    /// A new object (reported whole).
+    Added(String),
+    /// Attributes of an object changed (reported as a partial entry).
+    Changed(String, Vec<String>),
+    /// An object deleted (reported by anchor only).
+    Deleted(String),
+}
+
+/// An in-memory directory: objects by anchor, a change log (the watermark is a position in
+/// it), and what the connector was asked to do.
+#[derive(Debug, Default)]
+struct Directory {
+    object_type: String,
+    anchor: String,
+    objects: BTreeMap<String, (String, BTreeMap<String, Value>)>,
+    log: Vec<Logged>,
+    next: usize,
+    /// Each import: "full", or "delta <watermark>".
+    imports: Vec<String>,
+    exports: usize,
+    /// The largest page handed over.
+    page: usize,
+    /// Adds of these DNs are answered "retry".
+    throttled: BTreeSet<String>,
+}
+
+impl Directory {
+    fn new(object_type: &str, anchor: &str) -> Arc<Mutex<Directory>> {
+        Arc::new(Mutex::new(Directory {
+            object_type: object_type.into(),
+            anchor: anchor.into(),
+            ..Directory::default()
+        }))
+    }
+
+    fn object(&self, anchor: &str, only: Option<&[String]>) -> ImportObject {
+        let (dn, attrs) = &self.objects[anchor];
+        let mut out = vec![(self.anchor.clone(), Value::from(anchor))];
+        for (n, v) in attrs {
+            if only.is_none_or(|names| names.contains(n)) {
+                out.push((n.clone(), v.clone()));
+            }
+        }
+        ImportObject {
+            dn: dn.clone(),
+            object_type: self.object_type.clone(),
+            attrs: out,
+        }
+    }
+
+    fn add(&mut self, anchor: &str, dn: &str, attrs: &[(&str, &str)]) {
+        let attrs = attrs
+            .iter()
+            .map(|(n, v)| (n.to_string(), Value::from(*v)))
+            .collect();
+        self.objects.insert(anchor.into(), (dn.into(), attrs));
+        self.log.push(Logged::Added(anchor.into()));
+    }
+
+    fn set(&mut self, anchor: &str, attr: &str, value: &str) {
+        let o = self.objects.get_mut(anchor).expect("an object");
+        o.1.insert(attr.into(), Value::from(value));
+        self.log
+            .push(Logged::Changed(anchor.into(), vec![attr.to_string()]));
+    }
+
+    fn delete(&mut self, anchor: &str) {
+        self.objects.remove(anchor);
+        self.log.push(Logged::Deleted(anchor.into()));
+    }
+
+    fn by_dn(&self, dn: &str) -> Option<String> {
+        self.objects
+            .iter()
+            .find(|(_, (d, _))| d.eq_ignore_ascii_case(dn))
+            .map(|(a, _)| a.clone())
+    }
+
+    /// Applies one export delta.
+    fn apply(&mut self, d: &ExportDelta) -> ExportResult {
+        let failed = |category, detail: &str| ExportResult::Failed {
+            category,
+            detail: detail.into(),
+        };
+        let anchor = d
+            .anchor
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match d.kind {
+            ExportOp::Add => {
+                if self.throttled.contains(&*d.dn) {
+                    return ExportResult::Retry {
+                        after: Some(Duration::from_secs(30)),
+                        reason: "throttled".into(),
+                    };
+                }
+                if self.by_dn(&d.dn).is_some() {
+                    return failed(ExportErrorCategory::AlreadyExists, "the DN exists");
+                }
+                self.next += 1;
+                let id = format!("g{}", self.next);
+                let mut attrs = BTreeMap::new();
+                for c in &d.changes {
+                    if let AttrOp::Replace(v) = &c.op {
+                        attrs.insert(c.attr.clone(), v.clone());
+                    }
+                }
+                self.objects.insert(id.clone(), (d.dn.to_string(), attrs));
+                self.log.push(Logged::Added(id.clone()));
+                ExportResult::Applied {
+                    anchor: Some(Value::from(id)),
+                }
+            }
+            ExportOp::Update => {
+                let Some(a) = anchor.filter(|a| self.objects.contains_key(a)) else {
+                    return failed(ExportErrorCategory::NoSuchObject, "no such object");
+                };
+                let o = self.objects.get_mut(&a).expect("an object");
+                if let Some(n) = &d.new_dn {
+                    o.0 = n.to_string();
+                }
+                let mut names = Vec::new();
+                for c in &d.changes {
+                    match &c.op {
+                        AttrOp::Replace(v) => {
+                            o.1.insert(c.attr.clone(), v.clone());
+                        }
+                        AttrOp::Clear => {
+                            o.1.remove(&c.attr);
+                        }
+                        other => panic!("not used here: {other:?}"),
+                    }
+                    names.push(c.attr.clone());
+                }
+                self.log.push(Logged::Changed(a, names));
+                ExportResult::Applied { anchor: None }
+            }
+            ExportOp::Delete => match anchor.filter(|a| self.objects.contains_key(a)) {
+                Some(a) => {
+                    self.delete(&a);
+                    ExportResult::Applied { anchor: None }
+                }
+                None => failed(ExportErrorCategory::NoSuchObject, "no such object"),
+            },
+        }
+    }
+}
+
+/// The connector: a handle on a directory that outlives the run.
+struct Mem(Arc<Mutex<Directory>>);
+
+impl Connector for Mem {
+    fn import(
+        &mut self,
+        mode: ImportMode<'_>,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        let mut d = self.0.lock().unwrap();
+        let since = match mode {
+            ImportMode::Full => None,
+            ImportMode::Delta { watermark } => watermark.map(|w| w.parse::<usize>().unwrap()),
+        };
+        d.imports.push(match since {
+            None => "full".into(),
+            Some(w) => format!("delta {w}"),
+        });
+        let changes: Vec<ImportChange> = match since {
+            None => d
+                .objects
+                .keys()
+                .map(|a| ImportChange::Upsert(d.object(a, None)))
+                .collect(),
+            Some(w) => d.log[w..]
+                .iter()
+                .filter_map(|l| match l {
+                    Logged::Added(a) => d
+                        .objects
+                        .contains_key(a)
+                        .then(|| ImportChange::Upsert(d.object(a, None))),
+                    Logged::Changed(a, names) => d
+                        .objects
+                        .contains_key(a)
+                        .then(|| ImportChange::Partial(d.object(a, Some(names.as_slice())))),
+                    Logged::Deleted(a) => {
+                        Some(ImportChange::delete_anchor(Value::from(a.as_str())))
+                    }
+                })
+                .collect(),
+        };
+        // Pages of two, as a server hands out pages of results.
+        for page in changes.chunks(2) {
+            d.page = d.page.max(page.len());
+            sink.page(page.to_vec())?;
+        }
+        Ok(ImportEnd {
+            kind: if since.is_some() {
+                ImportKind::Delta
+            } else {
+                ImportKind::Full
+            },
+            watermark: Some(d.log.len().to_string()),
+        })
+    }
+
+    fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
+        let mut d = self.0.lock().unwrap();
+        d.exports += 1;
+        Ok(deltas.iter().map(|x| d.apply(x)).collect())
+    }
+
+    fn confirms_by_reimport(&self) -> bool {
+        false
+    }
+}
+
+struct Deployment {
+    dir: Dir,
+    src: Arc<Mutex<Directory>>,
+    dst: Arc<Mutex<Directory>>,
+}
+
+impl Deployment {
+    fn new(name: &str) -> Deployment {
+        let dir = Dir::new(name);
+        std::fs::create_dir_all(dir.path("bundle")).unwrap();
+        dir.write("bundle/contract.idf", BUNDLE);
+        dir.write(
+            "idflow.toml",
+            "bundle = \"bundle\"\nstate = \"idflow.db\"\n\n\
+             [connectors.src]\nkind = \"scim\"\n\n[connectors.dst]\nkind = \"scim\"\n",
+        );
+        let src = Directory::new("user", "uid");
+        {
+            let mut s = src.lock().unwrap();
+            for i in 1..=5 {
+                let id = i.to_string();
+                s.add(
+                    &id,
+                    &format!("CN={i},OU=Src"),
+                    &[("employeeId", &id), ("title", "Engineer")],
+                );
+            }
+        }
+        Deployment {
+            dir,
+            src,
+            dst: Directory::new("account", "guid"),
+        }
+    }
+
+    /// One `idflow run` (a sync cycle) with the in-memory connectors.
+    fn cycle(&self) -> Vec<StepReport> {
+        let config = PathBuf::from(self.dir.config());
+        let mut runner = Runner::open(&config, idflow::eval::EngineKind::Interp).unwrap();
+        runner.set_connector("src", Box::new(Mem(self.src.clone())));
+        runner.set_connector("dst", Box::new(Mem(self.dst.clone())));
+        let reports = runner.cycle(CycleOptions::default()).unwrap();
+        let dst = runner.engine.plan.connector_index("dst").unwrap();
+        // What stays staged is what the directory did not apply.
+        let staged: Vec<String> = runner
+            .export_changes(dst)
+            .iter()
+            .map(|d| d.dn.to_string())
+            .collect();
+        let throttled: Vec<String> = self.dst.lock().unwrap().throttled.iter().cloned().collect();
+        assert_eq!(staged, throttled, "{reports:#?}");
+        reports
+    }
+
+    fn imports(&self, d: &Arc<Mutex<Directory>>) -> Vec<String> {
+        d.lock().unwrap().imports.clone()
+    }
+}
+
+fn step<'a>(reports: &'a [StepReport], step: &str, connector: &str) -> &'a StepReport {
+    reports
+        .iter()
+        .find(|r| r.step.ends_with(step) && r.connector == connector)
+        .unwrap_or_else(|| panic!("no {step} {connector}: {reports:#?}"))
+}
+
+fn counts(r: &StepReport) -> (usize, usize, usize, usize) {
+    (r.adds, r.updates, r.deletes, r.errors)
+}
+
+fn assert_no_changes(reports: &[StepReport]) {
+    for r in reports {
+        assert_eq!(counts(r), (0, 0, 0, 0), "{r:#?}");
+        assert_eq!(r.status, StepStatus::Success, "{r:#?}");
+    }
+}
+
+#[test]
+fn trusted_exports_are_confirmed_without_a_reimport_and_deltas_resume_from_the_watermark() {
+    let d = Deployment::new("contract");
+    d.dst.lock().unwrap().throttled.insert("CN=5,OU=Dst".into());
+
+    // First run: nothing is stored, so the delta requests carry no watermark and the reads
+    // are full; five accounts are provisioned, one of them throttled.
+    let reports = d.cycle();
+    assert_eq!(counts(step(&reports, "import", "src")), (5, 0, 0, 0));
+    let export = step(&reports, "export", "dst");
+    assert_eq!(counts(export), (5, 0, 0, 1), "{export:#?}");
+    assert_eq!(export.status, StepStatus::CompletedExportErrors);
+    assert!(
+        export
+            .notes
+            .iter()
+            .any(|n| n.starts_with("CN=5,OU=Dst: not applied, to retry after 30 s: throttled")),
+        "{export:#?}"
+    );
+    // The applied adds were recorded from the results: no confirming read of the target.
+    assert_eq!(d.imports(&d.dst), vec!["full"]);
+    assert_eq!(d.imports(&d.src), vec!["full"]);
+    assert_eq!(d.dst.lock().unwrap().page, 0);
+    assert_eq!(d.src.lock().unwrap().page, 2);
+
+    // Second run: the throttled add goes through; the target's delta shows the exports of the
+    // first run, which change nothing (they were confirmed as applied).
+    d.dst.lock().unwrap().throttled.clear();
+    let reports = d.cycle();
+    assert_eq!(counts(step(&reports, "import", "src")), (0, 0, 0, 0));
+    assert_eq!(counts(step(&reports, "import", "dst")), (0, 0, 0, 0));
+    assert_eq!(counts(step(&reports, "export", "dst")), (1, 0, 0, 0));
+    assert_eq!(d.imports(&d.src), vec!["full", "delta 5"]);
+    assert_eq!(d.imports(&d.dst), vec!["full", "delta 0"]);
+
+    // Nothing changed anywhere: a third run changes nothing.
+    assert_no_changes(&d.cycle());
+
+    // A partial change and a delete by anchor in the source flow through to the target.
+    {
+        let mut s = d.src.lock().unwrap();
+        s.set("2", "title", "Lead");
+        s.delete("3");
+    }
+    let reports = d.cycle();
+    assert_eq!(counts(step(&reports, "import", "src")), (0, 1, 1, 0));
+    assert_eq!(counts(step(&reports, "export", "dst")), (0, 1, 1, 0));
+    {
+        let t = d.dst.lock().unwrap();
+        let two = t.by_dn("CN=2,OU=Dst").expect("account 2");
+        assert_eq!(t.objects[&two].1["title"], Value::from("Lead"));
+        assert!(t.by_dn("CN=3,OU=Dst").is_none());
+        assert_eq!(t.objects.len(), 4);
+    }
+    // ... and, once confirmed, they are not sent again.
+    assert_no_changes(&d.cycle());
+    assert_eq!(d.dst.lock().unwrap().imports.len(), 5);
+    assert!(
+        d.imports(&d.dst)
+            .iter()
+            .skip(1)
+            .all(|i| i.starts_with("delta")),
+        "{:?}",
+        d.imports(&d.dst)
+    );
+}
+
+#[test]
+fn a_changed_bundle_makes_the_next_delta_read_start_over() {
+    let d = Deployment::new("contract-basis");
+    d.cycle();
+    assert_no_changes(&d.cycle());
+    assert_eq!(d.imports(&d.src), vec!["full", "delta 5"]);
+    // A watermark belongs to the bundle and the settings it was read with.
+    let bundle = d.dir.read("bundle/contract.idf");
+    d.dir
+        .write("bundle/contract.idf", &format!("{bundle}\n# changed\n"));
+    let reports = d.cycle();
+    assert_eq!(counts(step(&reports, "import", "src")), (0, 0, 0, 0));
+    assert_eq!(d.imports(&d.src), vec!["full", "delta 5", "full"]);
+}
