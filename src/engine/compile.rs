@@ -132,6 +132,9 @@ pub struct FlowPlan {
     /// For an outbound `dn` flow: the operands in RDN value positions, checked on every DN
     /// it produces (`engine::dnflow`).
     pub dn_template: Option<Box<super::dnflow::DnTemplate>>,
+    /// The target attribute's slot in the rule's target type, when the rule names one (an
+    /// inbound rule to `*` looks the slot up in the type of the object it flows into).
+    pub slot: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +157,16 @@ impl RulePlan {
 
     pub fn link(&self) -> LinkType {
         self.def.link
+    }
+
+    /// The slot flow `fi` writes in an object of type `ty` laid out by `tplan`.
+    pub fn flow_slot(&self, fi: usize, ty: TypeIdx, tplan: &TypePlan) -> Option<usize> {
+        let f = self.flows.get(fi)?;
+        if self.target_type == Some(ty) {
+            f.slot
+        } else {
+            tplan.slot(&f.target)
+        }
     }
 }
 
@@ -252,10 +265,16 @@ impl Plan {
                         .collect()
                 })
                 .collect();
+            let target_plan = match (r.direction, target_type) {
+                (Direction::Inbound, Some(t)) => Some(&metaverse[t]),
+                (Direction::Outbound, Some(t)) => Some(&c.types[t]),
+                _ => None,
+            };
             let flows = r
                 .flows
                 .iter()
                 .map(|f| FlowPlan {
+                    slot: target_plan.and_then(|t| t.slot(&f.target)),
                     target: f.target.clone(),
                     expr: f.ir.clone(),
                     id: 0,

@@ -751,6 +751,10 @@ impl State {
     /// Replaces a metaverse object's values, keeping the join index current.
     pub fn set_mv_attrs(&mut self, plan: &Plan, mv: MvId, new: Vec<Value>) {
         let Some(m) = self.mv.get(&mv) else { return };
+        // The same values: nothing changes, and nothing is recorded as changed.
+        if m.attrs == new {
+            return;
+        }
         let tplan = &plan.metaverse[m.object_type];
         for (name, index) in self.mv_index.iter_mut() {
             let Some(slot) = tplan.slot(name) else {
@@ -769,6 +773,9 @@ impl State {
         let Some(o) = self.cs.get(id as usize) else {
             return;
         };
+        if *o.current == *new {
+            return;
+        }
         let tplan = &plan.connectors[o.connector].types[o.object_type];
         for ((conn, name), index) in self.cs_index.iter_mut() {
             if *conn != o.connector {

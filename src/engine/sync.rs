@@ -504,7 +504,9 @@ impl Run<'_> {
             }
             _ => {}
         }
-        self.state.cs_mut()[id as usize].pending_import = None;
+        if self.state.cs()[id as usize].pending_import.is_some() {
+            self.state.cs_mut()[id as usize].pending_import = None;
+        }
         // A linked object that changed in its directory: outbound recomputes what it should
         // hold (this corrects drift in a target), and exports naming it are revisited (rename).
         if pending.is_some()
@@ -818,8 +820,8 @@ impl Run<'_> {
                 if rule.target_type.is_some_and(|t| t != ty) {
                     continue;
                 }
-                for (fi, f) in rule.flows.iter().enumerate() {
-                    if let Some(slot) = self.plan.metaverse[ty].slot(&f.target) {
+                for fi in 0..rule.flows.len() {
+                    if let Some(slot) = rule.flow_slot(fi, ty, &self.plan.metaverse[ty]) {
                         contributions.push((
                             slot,
                             (rule.def.precedence, rule.connector, r),
@@ -902,7 +904,7 @@ impl Run<'_> {
                 Outcome::Remove => Value::Null,
                 Outcome::Keep => old[slot].clone(),
             };
-            if !new[slot].is_null() || !old[slot].is_null() {
+            if (!new[slot].is_null() || !old[slot].is_null()) && self.traced(None, Some(mv)) {
                 let target = tplan.names[slot].clone();
                 let shown = short(&new[slot]);
                 self.note(None, Some(mv), || format!("  => {target} = {shown}"));
@@ -1373,22 +1375,22 @@ impl Run<'_> {
         };
         let tplan = &self.plan.connectors[cc].types[tty];
         let mvty = self.state.mv()[&mv].object_type;
-        let all = self
-            .plan
+        let plan = self.plan;
+        let all: &[RuleIdx] = plan
             .outbound
             .get(&(cc, mvty))
-            .cloned()
-            .unwrap_or_default();
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         // Attributes any outbound rule of this target manages: without an in-scope
         // contribution their value is removed.
         let mut managed: BTreeSet<usize> = BTreeSet::new();
-        for &r in &all {
+        for &r in all {
             let rule = &self.plan.rules[r];
             if rule.target_type == Some(tty) {
                 managed.extend(
                     rule.flows
                         .iter()
-                        .filter_map(|f| tplan.slot(&f.target))
+                        .filter_map(|f| f.slot)
                         .filter(|&s| Some(s) != tplan.dn),
                 );
             }
@@ -1405,7 +1407,7 @@ impl Run<'_> {
                     if dn_flow.is_none() {
                         dn_flow = Some((r, fi));
                     }
-                } else if let Some(slot) = tplan.slot(&f.target) {
+                } else if let Some(slot) = f.slot {
                     contributions.entry(slot).or_default().push((r, fi));
                 }
             }
@@ -1413,7 +1415,7 @@ impl Run<'_> {
         let created = self.created_cs.contains(&c);
         let mut new = self.state.cs()[c as usize].current.to_vec();
         for slot in managed {
-            let list = contributions.get(&slot).cloned().unwrap_or_default();
+            let list = contributions.remove(&slot).unwrap_or_default();
             let merge = list
                 .first()
                 .map(|&(r, fi)| self.plan.rules[r].flows[fi].merge)
@@ -1467,7 +1469,7 @@ impl Run<'_> {
                 Outcome::Remove => Value::Null,
                 Outcome::Keep => new[slot].clone(),
             };
-            if !v.is_null() || !new[slot].is_null() {
+            if (!v.is_null() || !new[slot].is_null()) && self.traced(Some(c), Some(mv)) {
                 let name = tplan.names[slot].clone();
                 let shown = short(&v);
                 self.note(Some(c), Some(mv), || format!("  export {name} = {shown}"));
