@@ -563,3 +563,185 @@ fn export_round_trip_from_a_generated_ad_to_slapd() {
     }
     assert_no_secret(&dir, &[]);
 }
+
+const TREE_BUNDLE: &str = r#"bundle "ldap-tree"
+
+metaverse {
+  object person {
+    uid string
+  }
+}
+
+connector "dir" ldap {
+  object organizationalUnit anchor entryUUID {
+    entryUUID string
+    ou        string
+  }
+  object inetOrgPerson anchor entryUUID {
+    entryUUID string
+    uid       string
+    cn        string
+    sn        string
+    mail      string multi
+    title     string
+  }
+}
+"#;
+
+/// The connector of a deployment with [`TREE_BUNDLE`], opened as the runner would.
+fn tree_connector(name: &str, server: &Slapd) -> (Dir, Box<dyn idflow::connector::Connector>) {
+    set_password();
+    let dir = Dir::new(name);
+    std::fs::create_dir_all(dir.path("bundle")).unwrap();
+    dir.write("bundle/bundle.idf", TREE_BUNDLE);
+    dir.write(
+        "idflow.toml",
+        &format!(
+            "bundle = \"bundle\"\n\n[connectors.dir]\nkind = \"ldap\"\nurls = [\"ldap://127.0.0.1:1/\", \"{}\"]\n\
+             bind_dn = \"{}\"\npassword_env = \"{PW_ENV}\"\nconnect_timeout = 2\n\
+             [[connectors.dir.partitions]]\nname = \"{SUFFIX}\"\n",
+            server.url(),
+            slapd::ADMIN
+        ),
+    );
+    let r = runner(&dir);
+    let c = r.engine.plan.connector_index("dir").unwrap();
+    let cfg = r.deployment.connector("dir").unwrap().clone();
+    let conn = idflow::connector::open(&cfg, &r.engine.plan.connectors[c]).unwrap();
+    (dir, conn)
+}
+
+fn applied(r: &idflow::connector::ExportResult) -> bool {
+    matches!(r, idflow::connector::ExportResult::Applied { .. })
+}
+
+#[test]
+fn export_orders_the_tree_renames_and_maps_result_codes() {
+    use idflow::connector::{ExportErrorCategory, ExportResult};
+    use idflow::engine::export::{AttrOp, ExportDelta};
+    use idflow::engine::model::ExportOp;
+    use idflow::value::Value;
+    let Some(server) = Slapd::start("tree", "") else {
+        return;
+    };
+    // The first URL refuses connections: the connector fails over to the second.
+    let (_dir, mut conn) = tree_connector("ldap-tree", &server);
+    let ou = format!("ou=sales,{SUFFIX}");
+    let alice = format!("uid=alice,{ou}");
+    let person = |dn: &str, uid: &str| {
+        ExportDelta::new(ExportOp::Add, "inetOrgPerson", dn)
+            .with("uid", AttrOp::Replace(Value::from(uid)))
+            .with("cn", AttrOp::Replace(Value::from(uid)))
+            .with("sn", AttrOp::Replace(Value::from("S")))
+            .with(
+                "mail",
+                AttrOp::Replace(Value::many(vec![
+                    Value::from(format!("{uid}@a.example")),
+                    Value::from(format!("{uid}@b.example")),
+                ])),
+            )
+    };
+    // The child comes first in the list: the parent is created first all the same.
+    let deltas = vec![
+        person(&alice, "alice"),
+        ExportDelta::new(ExportOp::Add, "organizationalUnit", &ou)
+            .with("ou", AttrOp::Replace(Value::from("sales"))),
+        // No sn: the schema refuses it.
+        ExportDelta::new(ExportOp::Add, "inetOrgPerson", &format!("uid=bad,{ou}"))
+            .with("uid", AttrOp::Replace(Value::from("bad")))
+            .with("cn", AttrOp::Replace(Value::from("bad"))),
+    ];
+    let results = conn.export(&deltas).unwrap();
+    assert!(applied(&results[0]) && applied(&results[1]), "{results:#?}");
+    let ExportResult::Applied {
+        anchor: Some(Value::Str(a)),
+    } = &results[0]
+    else {
+        panic!("{results:#?}")
+    };
+    assert_eq!(a.len(), 36);
+    assert!(
+        matches!(
+            &results[2],
+            ExportResult::Failed { category: ExportErrorCategory::ConstraintViolation, detail }
+                if detail.contains("objectClassViolation")
+        ),
+        "{results:#?}"
+    );
+
+    // Sent again (a run killed before it recorded the results): the same adds are applied;
+    // an add of an existing DN with other values is refused.
+    let mut other = person(&alice, "alice");
+    other.changes[3].op = AttrOp::Replace(Value::from("someone@else.example"));
+    let results = conn
+        .export(&[person(&alice, "alice"), other])
+        .unwrap();
+    assert!(applied(&results[0]), "{results:#?}");
+    assert!(
+        matches!(
+            &results[1],
+            ExportResult::Failed { category: ExportErrorCategory::AlreadyExists, .. }
+        ),
+        "{results:#?}"
+    );
+
+    // Value adds and deletes, a replace, a clear, and a move to another container.
+    let mut ldap = server.admin();
+    ldap.add(
+        &format!("ou=east,{SUFFIX}"),
+        vec![("objectClass", HashSet::from(["organizationalUnit"])), ("ou", HashSet::from(["east"]))],
+    )
+    .unwrap()
+    .success()
+    .unwrap();
+    let moved = format!("uid=alice2,ou=east,{SUFFIX}");
+    let mut update = ExportDelta::new(ExportOp::Update, "inetOrgPerson", &alice)
+        .with("mail", AttrOp::Add(vec![Value::from("alice@c.example")]))
+        .with("mail", AttrOp::Remove(vec![Value::from("alice@a.example")]))
+        .with("title", AttrOp::Replace(Value::from("Lead")))
+        .with("cn", AttrOp::Replace(Value::from("Alice")));
+    update.new_dn = Some(moved.as_str().into());
+    let results = conn.export(&[update.clone()]).unwrap();
+    assert!(applied(&results[0]), "{results:#?}");
+    let (entries, _) = ldap
+        .search(&moved, Scope::Base, "(objectClass=*)", vec!["mail", "title", "cn", "uid"])
+        .unwrap()
+        .success()
+        .unwrap();
+    let e = SearchEntry::construct(entries.into_iter().next().unwrap());
+    let mut mail = e.attrs["mail"].clone();
+    mail.sort();
+    assert_eq!(mail, ["alice@b.example", "alice@c.example"]);
+    assert_eq!(e.attrs["title"], ["Lead"]);
+    assert_eq!(e.attrs["uid"], ["alice2"]);
+
+    // Deletes: the parent is listed first, its child is deleted first. A delete of an entry
+    // that is gone counts as applied.
+    let east = format!("ou=east,{SUFFIX}");
+    let results = conn
+        .export(&[
+            ExportDelta::new(ExportOp::Delete, "organizationalUnit", &east),
+            ExportDelta::new(ExportOp::Delete, "inetOrgPerson", &moved),
+            ExportDelta::new(ExportOp::Delete, "inetOrgPerson", &format!("uid=nobody,{ou}")),
+        ])
+        .unwrap();
+    assert!(results.iter().all(applied), "{results:#?}");
+    let (entries, _) = ldap
+        .search(SUFFIX, Scope::Subtree, "(|(ou=east)(uid=alice2))", vec!["1.1"])
+        .unwrap()
+        .success()
+        .unwrap();
+    assert!(entries.is_empty());
+
+    // The server goes away: the changes are answered "retry" (nothing lost, nothing staged
+    // as applied), or the export fails as a whole when no server answers at all.
+    drop(server);
+    let r = conn.export(&[person(&format!("uid=carol,{ou}"), "carol")]);
+    match r {
+        Err(e) => assert!(e.to_string().contains("cannot connect"), "{e}"),
+        Ok(results) => assert!(
+            matches!(&results[0], ExportResult::Retry { .. }),
+            "{results:#?}"
+        ),
+    }
+}
