@@ -591,7 +591,8 @@ fn ldap_settings(
         (Flavor::Generic, None) => {
             err(
                 key("anchor_attribute"),
-                "missing: a generic directory needs the attribute that holds each object's anchor".into(),
+                "missing: a generic directory needs the attribute that holds each object's anchor"
+                    .into(),
             );
             ok = false;
             String::new()
@@ -602,7 +603,10 @@ fn ldap_settings(
             None => std::time::Duration::from_secs(default),
             Some(n) if n > 0 => std::time::Duration::from_secs(n as u64),
             Some(n) => {
-                err(key(k), format!("must be a number of seconds above 0, got {n}"));
+                err(
+                    key(k),
+                    format!("must be a number of seconds above 0, got {n}"),
+                );
                 ok = false;
                 std::time::Duration::from_secs(default)
             }

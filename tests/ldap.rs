@@ -120,7 +120,7 @@ fn space(dir: &Dir) -> BTreeMap<String, (String, String)> {
     let title = ty.slots["title"];
     let mut out = BTreeMap::new();
     for o in r.engine.state.cs().iter() {
-        if o.connector as usize != c || o.gone {
+        if o.connector != c || o.gone {
             continue;
         }
         let anchor = o
@@ -183,12 +183,18 @@ fn full_import_of_10000_entries_then_syncrepl_deltas() {
     ldap.add(
         &new,
         vec![
-            (b"objectClass".to_vec(), HashSet::from([b"inetOrgPerson".to_vec()])),
+            (
+                b"objectClass".to_vec(),
+                HashSet::from([b"inetOrgPerson".to_vec()]),
+            ),
             (b"uid".to_vec(), HashSet::from([b"fresh".to_vec()])),
             (b"cn".to_vec(), HashSet::from([b"Fresh".to_vec()])),
             (b"sn".to_vec(), HashSet::from([b"Fresh".to_vec()])),
             // Not UTF-8: the server hands it over as binary.
-            (b"jpegPhoto".to_vec(), HashSet::from([vec![0xff, 0xd8, 0x00]])),
+            (
+                b"jpegPhoto".to_vec(),
+                HashSet::from([vec![0xff, 0xd8, 0x00]]),
+            ),
         ],
     )
     .unwrap()
@@ -246,7 +252,7 @@ fn full_import_of_10000_entries_then_syncrepl_deltas() {
         let c = r.engine.plan.connector_index("dir").unwrap();
         let slot = r.engine.plan.connectors[c].types[0].slots["jpegPhoto"];
         assert!(
-            matches!(&o.current[slot], idflow::value::Value::Bin(b) if &b[..] == [0xff, 0xd8, 0x00]),
+            matches!(&o.current[slot], idflow::value::Value::Bin(b) if b[..] == [0xff, 0xd8, 0x00]),
             "{:?}",
             o.current[slot]
         );
@@ -259,7 +265,12 @@ fn full_import_of_10000_entries_then_syncrepl_deltas() {
 #[test]
 fn container_filters_and_the_timestamp_delta_of_a_generic_directory() {
     let disabled = format!("ou=disabled,ou=people,{SUFFIX}");
-    let seed = format!("{}{}{}", people(20), person(100, &disabled), person(101, &disabled));
+    let seed = format!(
+        "{}{}{}",
+        people(20),
+        person(100, &disabled),
+        person(101, &disabled)
+    );
     let Some(server) = Slapd::start("generic", &seed) else {
         return;
     };
@@ -308,9 +319,14 @@ fn a_stopped_server_fails_the_read_naming_it_and_a_restart_resumes() {
     let Some(mut server) = Slapd::start("stopped", &people(30)) else {
         return;
     };
-    let dir = source_deployment("ldap-stopped", &server, "connect_timeout = 2\ntimeout = 5\n");
+    let dir = source_deployment(
+        "ldap-stopped",
+        &server,
+        "connect_timeout = 2\ntimeout = 5\n",
+    );
     assert_eq!(counts(&import(&dir)), (30, 0, 0, 0));
-    server.admin()
+    server
+        .admin()
         .delete(&format!("uid=user00005,ou=people,{SUFFIX}"))
         .unwrap()
         .success()
@@ -341,7 +357,10 @@ fn bad_settings_are_located_and_a_wrong_password_names_the_server() {
     let toml = dir.read("idflow.toml");
     dir.write(
         "idflow.toml",
-        &toml.replace(&format!("password_env = \"{PW_ENV}\""), "password_file = \"pw.txt\""),
+        &toml.replace(
+            &format!("password_env = \"{PW_ENV}\""),
+            "password_file = \"pw.txt\"",
+        ),
     );
     dir.write("pw.txt", "not-the-password\n");
     let r = import(&dir);
@@ -354,9 +373,10 @@ fn bad_settings_are_located_and_a_wrong_password_names_the_server() {
     // Settings errors name their keys.
     dir.write(
         "idflow.toml",
-        &toml
-            .replace(&server.url(), "http://example.com")
-            .replace("page_size = 500", "page_size = 0\nstarttls = true\nflavor = \"novell\""),
+        &toml.replace(&server.url(), "http://example.com").replace(
+            "page_size = 500",
+            "page_size = 0\nstarttls = true\nflavor = \"novell\"",
+        ),
     );
     let errors = idflow::config::load(&PathBuf::from(dir.config())).unwrap_err();
     let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -483,7 +503,13 @@ fn server_people(server: &Slapd) -> BTreeMap<String, (String, String)> {
         .into_iter()
         .map(|e| {
             let e = SearchEntry::construct(e);
-            let one = |a: &str| e.attrs.get(a).and_then(|v| v.first()).cloned().unwrap_or_default();
+            let one = |a: &str| {
+                e.attrs
+                    .get(a)
+                    .and_then(|v| v.first())
+                    .cloned()
+                    .unwrap_or_default()
+            };
             (one("uid"), (one("mail"), one("entryUUID")))
         })
         .collect()
@@ -527,7 +553,7 @@ fn export_round_trip_from_a_generated_ad_to_slapd() {
             .state
             .cs()
             .iter()
-            .filter(|o| o.connector as usize == c && !o.gone)
+            .filter(|o| o.connector == c && !o.gone)
             .filter_map(|o| o.anchor.as_ref()?.as_str().map(str::to_string))
             .collect();
         let uuids: HashSet<String> = on_server.values().map(|(_, u)| u.clone()).collect();
@@ -673,14 +699,15 @@ fn export_orders_the_tree_renames_and_maps_result_codes() {
     // an add of an existing DN with other values is refused.
     let mut other = person(&alice, "alice");
     other.changes[3].op = AttrOp::Replace(Value::from("someone@else.example"));
-    let results = conn
-        .export(&[person(&alice, "alice"), other])
-        .unwrap();
+    let results = conn.export(&[person(&alice, "alice"), other]).unwrap();
     assert!(applied(&results[0]), "{results:#?}");
     assert!(
         matches!(
             &results[1],
-            ExportResult::Failed { category: ExportErrorCategory::AlreadyExists, .. }
+            ExportResult::Failed {
+                category: ExportErrorCategory::AlreadyExists,
+                ..
+            }
         ),
         "{results:#?}"
     );
@@ -689,7 +716,10 @@ fn export_orders_the_tree_renames_and_maps_result_codes() {
     let mut ldap = server.admin();
     ldap.add(
         &format!("ou=east,{SUFFIX}"),
-        vec![("objectClass", HashSet::from(["organizationalUnit"])), ("ou", HashSet::from(["east"]))],
+        vec![
+            ("objectClass", HashSet::from(["organizationalUnit"])),
+            ("ou", HashSet::from(["east"])),
+        ],
     )
     .unwrap()
     .success()
@@ -704,7 +734,12 @@ fn export_orders_the_tree_renames_and_maps_result_codes() {
     let results = conn.export(&[update.clone()]).unwrap();
     assert!(applied(&results[0]), "{results:#?}");
     let (entries, _) = ldap
-        .search(&moved, Scope::Base, "(objectClass=*)", vec!["mail", "title", "cn", "uid"])
+        .search(
+            &moved,
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["mail", "title", "cn", "uid"],
+        )
         .unwrap()
         .success()
         .unwrap();
@@ -722,12 +757,21 @@ fn export_orders_the_tree_renames_and_maps_result_codes() {
         .export(&[
             ExportDelta::new(ExportOp::Delete, "organizationalUnit", &east),
             ExportDelta::new(ExportOp::Delete, "inetOrgPerson", &moved),
-            ExportDelta::new(ExportOp::Delete, "inetOrgPerson", &format!("uid=nobody,{ou}")),
+            ExportDelta::new(
+                ExportOp::Delete,
+                "inetOrgPerson",
+                &format!("uid=nobody,{ou}"),
+            ),
         ])
         .unwrap();
     assert!(results.iter().all(applied), "{results:#?}");
     let (entries, _) = ldap
-        .search(SUFFIX, Scope::Subtree, "(|(ou=east)(uid=alice2))", vec!["1.1"])
+        .search(
+            SUFFIX,
+            Scope::Subtree,
+            "(|(ou=east)(uid=alice2))",
+            vec!["1.1"],
+        )
         .unwrap()
         .success()
         .unwrap();

@@ -16,7 +16,11 @@ pub const PASSWORD: &str = "Zq7-bind-secret-9Kp";
 
 /// The slapd binary; None (and the caller skips) only when `IDFLOW_SKIP_SLAPD=1`.
 fn slapd_binary() -> Option<PathBuf> {
-    for p in ["/usr/sbin/slapd", "/usr/local/sbin/slapd", "/usr/local/libexec/slapd"] {
+    for p in [
+        "/usr/sbin/slapd",
+        "/usr/local/sbin/slapd",
+        "/usr/local/libexec/slapd",
+    ] {
         if Path::new(p).exists() {
             return Some(PathBuf::from(p));
         }
@@ -50,10 +54,7 @@ impl Slapd {
     /// and `seed` (LDIF content records), loaded offline with slapadd. None when skipped.
     pub fn start(name: &str, seed: &str) -> Option<Slapd> {
         let binary = slapd_binary()?;
-        let dir = std::env::temp_dir().join(format!(
-            "idflow-slapd-{name}-{}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("idflow-slapd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let conf = format!(

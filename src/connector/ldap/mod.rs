@@ -160,7 +160,9 @@ impl LdapConnector {
 
     /// The type named `name` (case-insensitive).
     pub(crate) fn type_named(&self, name: &str) -> Option<&TypeInfo> {
-        self.types.iter().find(|t| t.name.eq_ignore_ascii_case(name))
+        self.types
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 
     /// The value of an attribute as the bundle declares it (text or bytes from the server).

@@ -50,9 +50,9 @@ fn read(
     sink: &mut dyn ImportSink,
 ) -> Result<ImportEnd, ConnectorError> {
     let watermark = match mode {
-        ImportMode::Delta {
-            watermark: Some(w),
-        } => serde_json::from_str::<serde_json::Value>(w).ok(),
+        ImportMode::Delta { watermark: Some(w) } => {
+            serde_json::from_str::<serde_json::Value>(w).ok()
+        }
         _ => None,
     };
     match (c.ldap.flavor, watermark) {
@@ -151,9 +151,7 @@ fn full(
             .with_timeout(timeout)
             .streaming_search_with(adapters, &base, Scope::Subtree, &filter, attr_refs)
             .map_err(|e| fail("the search", &e))?;
-        loop {
-            let next = stream.next().map_err(|e| fail("the search", &e))?;
-            let Some(re) = next else { break };
+        while let Some(re) = stream.next().map_err(|e| fail("the search", &e))? {
             let e = construct(re).map_err(|e| fail("the search", &e))?;
             if c.ldap.flavor == Flavor::Generic {
                 note_time(&mut latest, &e);
@@ -397,14 +395,12 @@ fn syncrepl_delta(
             .map_err(|e| fail(&e))?;
         let mut cookie = Some(cookie);
         let mut present_phase = false;
-        loop {
-            let Some(re) = stream.next().map_err(|e| fail(&e))? else {
-                break;
-            };
+        while let Some(re) = stream.next().map_err(|e| fail(&e))? {
             if re.is_intermediate() {
-                let info =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| ldap3::controls::parse_syncinfo(re)))
-                        .map_err(|_| fail(&"the server sent a malformed Sync Info message"))?;
+                let info = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    ldap3::controls::parse_syncinfo(re)
+                }))
+                .map_err(|_| fail(&"the server sent a malformed Sync Info message"))?;
                 match info {
                     SyncInfo::NewCookie(k) => cookie = Some(k),
                     SyncInfo::RefreshDelete { cookie: k, .. } => {

@@ -391,12 +391,11 @@ fn update(cn: &mut Connection, d: &ExportDelta) -> Result<ExportResult, OpError>
         let rdn = target.rdns().next().unwrap_or_default().to_string();
         let parent = target.parent().unwrap_or_default();
         let new_sup = (old.parent().unwrap_or_default() != parent).then(|| parent.to_string());
-        match check(cn.ldap.with_timeout(cn.timeout).modifydn(
-            &dn,
-            &rdn,
-            true,
-            new_sup.as_deref(),
-        )) {
+        match check(
+            cn.ldap
+                .with_timeout(cn.timeout)
+                .modifydn(&dn, &rdn, true, new_sup.as_deref()),
+        ) {
             Ok(()) => {}
             // Sent again after it was applied: the object is at its new DN already.
             Err(OpError::Answer(r)) if r.rc == 32 && exists(cn, new)? => {}
@@ -433,9 +432,9 @@ fn update(cn: &mut Connection, d: &ExportDelta) -> Result<ExportResult, OpError>
 
 /// Whether an entry exists at `dn`.
 fn exists(cn: &mut Connection, dn: &str) -> Result<bool, OpError> {
-    let r = cn
-        .ldap
-        .with_timeout(cn.timeout)
-        .search(dn, Scope::Base, "(objectClass=*)", vec!["1.1"])?;
+    let r =
+        cn.ldap
+            .with_timeout(cn.timeout)
+            .search(dn, Scope::Base, "(objectClass=*)", vec!["1.1"])?;
     Ok(r.1.rc == 0 && !r.0.is_empty())
 }
