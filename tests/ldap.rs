@@ -789,3 +789,54 @@ fn export_orders_the_tree_renames_and_maps_result_codes() {
         ),
     }
 }
+
+#[test]
+fn starttls_and_ldaps_verify_the_server_against_the_ca_file() {
+    let Some(server) = Slapd::start_tls("tls", &people(5)) else {
+        return;
+    };
+    let ca = server.dir.join("ca.crt").display().to_string();
+    let other = server.dir.join("other-ca.crt").display().to_string();
+    let dir = source_deployment("ldap-tls", &server, "");
+    let plain = dir.read("idflow.toml");
+    let with = |url: &str, extra: &str| {
+        let text = plain.replace(
+            &format!("url = \"{}\"", server.url()),
+            &format!("url = \"{url}\"\n{extra}"),
+        );
+        dir.write("idflow.toml", &text);
+        let _ = std::fs::remove_file(dir.path("idflow.db"));
+    };
+    // ldaps:// and StartTLS, verified against the test authority.
+    with(&server.ldaps_url(), &format!("ca_file = {ca:?}"));
+    let r = import(&dir);
+    assert_eq!(counts(&r), (5, 0, 0, 0), "{r:#?}");
+    with(&server.url(), &format!("ca_file = {ca:?}\nstarttls = true"));
+    let r = import(&dir);
+    assert_eq!(counts(&r), (5, 0, 0, 0), "{r:#?}");
+    // A certificate of another authority is refused, over ldaps:// and StartTLS alike; the
+    // system's authorities do not know the test one either.
+    for (url, extra) in [
+        (server.ldaps_url(), format!("ca_file = {other:?}")),
+        (
+            server.url(),
+            format!("ca_file = {other:?}\nstarttls = true"),
+        ),
+        (server.ldaps_url(), String::new()),
+    ] {
+        with(&url, &extra);
+        let r = import(&dir);
+        assert_eq!(
+            r.status,
+            StepStatus::StoppedConnectivity,
+            "{url} {extra}: {r:#?}"
+        );
+        let notes = r.notes.join("\n");
+        assert!(notes.contains(&url), "{notes}");
+        assert!(notes.to_lowercase().contains("certificate"), "{notes}");
+    }
+    // tls_insecure (tests only) skips the verification.
+    with(&server.ldaps_url(), "tls_insecure = true");
+    let r = import(&dir);
+    assert_eq!(counts(&r), (5, 0, 0, 0), "{r:#?}");
+}

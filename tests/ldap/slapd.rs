@@ -40,6 +40,8 @@ fn slapd_binary() -> Option<PathBuf> {
 pub struct Slapd {
     pub dir: PathBuf,
     pub port: u16,
+    /// The ldaps:// port of a server started with TLS.
+    pub tls_port: Option<u16>,
     binary: PathBuf,
     child: Option<Child>,
 }
@@ -53,12 +55,33 @@ impl Slapd {
     /// Starts a server for `name` with the base entries (the suffix, ou=people, ou=groups)
     /// and `seed` (LDIF content records), loaded offline with slapadd. None when skipped.
     pub fn start(name: &str, seed: &str) -> Option<Slapd> {
+        Slapd::start_with(name, seed, false)
+    }
+
+    /// [`Slapd::start`] with TLS: a test certificate authority (`ca.crt` in the server's
+    /// directory) signs the server's certificate (localhost, 127.0.0.1); the server answers
+    /// StartTLS on its ldap:// port and listens on an ldaps:// port as well.
+    pub fn start_tls(name: &str, seed: &str) -> Option<Slapd> {
+        Slapd::start_with(name, seed, true)
+    }
+
+    fn start_with(name: &str, seed: &str, tls: bool) -> Option<Slapd> {
         let binary = slapd_binary()?;
         let dir = std::env::temp_dir().join(format!("idflow-slapd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
+        let tls_conf = if tls {
+            make_certificates(&dir);
+            format!(
+                "TLSCACertificateFile {d}/ca.crt\nTLSCertificateFile {d}/tls.crt\n\
+                 TLSCertificateKeyFile {d}/tls.key\n",
+                d = dir.display()
+            )
+        } else {
+            String::new()
+        };
         let conf = format!(
-            "include /etc/ldap/schema/core.schema\n\
+            "{tls_conf}include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/inetorgperson.schema\n\
              include /etc/ldap/schema/nis.schema\n\
@@ -116,6 +139,7 @@ impl Slapd {
         let mut s = Slapd {
             dir,
             port: 0,
+            tls_port: tls.then(free_port),
             binary,
             child: None,
         };
@@ -132,7 +156,7 @@ impl Slapd {
                 .arg("-f")
                 .arg(self.dir.join("slapd.conf"))
                 .arg("-h")
-                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg(self.listen(port))
                 .arg("-d")
                 .arg("0")
                 .stdout(Stdio::null())
@@ -160,6 +184,22 @@ impl Slapd {
         );
     }
 
+    /// The URLs slapd listens on.
+    fn listen(&self, port: u16) -> String {
+        match self.tls_port {
+            Some(t) => format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{t}/"),
+            None => format!("ldap://127.0.0.1:{port}/"),
+        }
+    }
+
+    /// The ldaps:// URL of a server started with TLS.
+    pub fn ldaps_url(&self) -> String {
+        format!(
+            "ldaps://127.0.0.1:{}/",
+            self.tls_port.expect("a TLS server")
+        )
+    }
+
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}/", self.port)
     }
@@ -184,7 +224,7 @@ impl Slapd {
                 .arg("-f")
                 .arg(self.dir.join("slapd.conf"))
                 .arg("-h")
-                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg(self.listen(port))
                 .arg("-d")
                 .arg("0")
                 .stdout(Stdio::null())
@@ -220,6 +260,80 @@ impl Slapd {
             .expect("bind accepted");
         c
     }
+}
+
+/// A test certificate authority (`ca.crt`, `ca.key`) and a server certificate it signs
+/// (`tls.crt`, `tls.key`, for localhost and 127.0.0.1), made with openssl; and `other-ca.crt`,
+/// an authority that signed nothing here.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for name in ["ca", "other-ca"] {
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=idflow test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+        ]);
+    }
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+    ]);
+    std::fs::write(
+        dir.join("tls.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "tls.crt",
+        "-extfile",
+        "tls.ext",
+    ]);
 }
 
 impl Drop for Slapd {
