@@ -805,6 +805,87 @@ kind = "ldif"
     }
 
     #[test]
+    fn ldap_settings() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[connectors.dir]
+kind = "ldap"
+url = "ldap://ldap1.example.com"
+urls = ["ldap://ldap2.example.com:389"]
+bind_dn = "cn=idflow,dc=example,dc=com"
+password_file = "secrets/ldap.pw"
+starttls = true
+ca_file = "ca.pem"
+timeout = 30
+[[connectors.dir.partitions]]
+name = "dc=example,dc=com"
+[connectors.ad]
+kind = "ad"
+url = "ldaps://dc1.contoso.com"
+[[connectors.ad.partitions]]
+name = "DC=contoso,DC=com"
+"#,
+        )
+        .unwrap();
+        let l = d.connectors[1].ldap.as_ref().unwrap();
+        assert_eq!(l.urls.len(), 2);
+        assert_eq!(l.flavor, Flavor::OpenLdap);
+        assert_eq!(l.anchor_attribute, "entryUUID");
+        assert_eq!(l.ca_file, Some(PathBuf::from("/srv/idflow/ca.pem")));
+        assert_eq!(l.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(
+            d.connectors[1].secret,
+            Some(Secret::File(PathBuf::from("/srv/idflow/secrets/ldap.pw")))
+        );
+        let ad = d.connectors[0].ldap.as_ref().unwrap();
+        assert_eq!(
+            (ad.flavor, ad.anchor_attribute.as_str()),
+            (Flavor::Ad, "objectGUID")
+        );
+        assert!(!ad.tls_insecure && !ad.starttls);
+
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[connectors.dir]
+kind = "ldap"
+urls = ["ldaps://a", "ldap://idflow:hunter2@b", "https://c"]
+bind_dn = "cn=idflow,,dc=x"
+starttls = true
+flavor = "generic"
+timeout = 0
+tls_insecure = true
+ca_file = "ca.pem"
+[connectors.file]
+kind = "ldif"
+path = "x.ldif"
+url = "ldap://x"
+"#,
+        )
+        .unwrap_err();
+        let shown: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        let key = |k: &str| format!("connectors.\"dir\".{k}");
+        for k in [
+            "urls[0]",
+            "urls[1]",
+            "urls[2]",
+            "bind_dn",
+            "partitions",
+            "anchor_attribute",
+            "timeout",
+            "tls_insecure",
+        ] {
+            assert!(e.iter().any(|x| x.key == key(k)), "{k}: {shown:#?}");
+        }
+        assert!(
+            e.iter().any(|x| x.key == "connectors.\"file\".url"),
+            "{shown:#?}"
+        );
+        assert!(!shown.join("\n").contains("hunter2"), "{shown:#?}");
+    }
+
+    #[test]
     fn keep_runs_is_validated() {
         assert_eq!(
             parse_text("bundle = \"r\"\n").unwrap().keep_runs,

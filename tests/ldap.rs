@@ -840,3 +840,44 @@ fn starttls_and_ldaps_verify_the_server_against_the_ca_file() {
     let r = import(&dir);
     assert_eq!(counts(&r), (5, 0, 0, 0), "{r:#?}");
 }
+
+#[test]
+fn idflow_run_and_state_output_never_show_the_bind_password() {
+    let Some(server) = Slapd::start("cli", &people(3)) else {
+        return;
+    };
+    let dir = source_deployment("ldap-cli", &server, "");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(args)
+            .current_dir(&dir.0)
+            .env("NO_COLOR", "1")
+            .env(PW_ENV, PASSWORD)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(PASSWORD), "{args:?}: {text}");
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&["run"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("dir"), "{text}");
+    for args in [
+        &["state", "runs"][..],
+        &["state", "errors"],
+        &["state", "pending-exports"],
+        &["state", "search", "user00001"],
+    ] {
+        run(args);
+    }
+    // A server that is gone: the error names it, and holds no secret either.
+    drop(server);
+    let (code, text) = run(&["run"]);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+    assert_no_secret(&dir, &[]);
+}
