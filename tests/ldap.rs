@@ -881,3 +881,99 @@ fn idflow_run_and_state_output_never_show_the_bind_password() {
     assert!(text.contains("cannot connect"), "{text}");
     assert_no_secret(&dir, &[]);
 }
+
+/// Counts what a read hands over and drops it.
+#[derive(Default)]
+struct Count(usize);
+
+impl idflow::connector::ImportSink for Count {
+    fn page(
+        &mut self,
+        changes: Vec<idflow::engine::import::ImportChange>,
+    ) -> Result<(), idflow::connector::ConnectorError> {
+        self.0 += changes.len();
+        Ok(())
+    }
+
+    fn reject(&mut self, r: idflow::connector::Rejected) {
+        panic!("{r:?}");
+    }
+}
+
+/// The read speed of a 100,000-entry directory: a raw paged `ldapsearch` of the entries, the
+/// connector's read alone, and idflow's full import into the state, in one run. Run it with
+/// `cargo test --release --test ldap -- --ignored --nocapture import_speed`.
+#[test]
+#[ignore]
+fn import_speed_100k() {
+    let n: usize = std::env::var("IDFLOW_LDAP_PERF_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let t = std::time::Instant::now();
+    let Some(server) = Slapd::start("perf", &people(n)) else {
+        return;
+    };
+    eprintln!("slapadd {n} entries and start: {:?}", t.elapsed());
+    let dir = source_deployment("ldap-perf", &server, "");
+    let raw = || {
+        let t = std::time::Instant::now();
+        let out = std::process::Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-H",
+                &server.url(),
+                "-D",
+                slapd::ADMIN,
+                "-w",
+                PASSWORD,
+            ])
+            .args([
+                "-b",
+                &format!("ou=people,{SUFFIX}"),
+                "-E",
+                "pr=500/noprompt",
+            ])
+            .args(["(|(objectClass=inetOrgPerson))"])
+            .args(["cn", "entryUUID", "jpegPhoto", "mail", "sn", "title", "uid"])
+            .args(["objectClass", "structuralObjectClass"])
+            .output()
+            .expect("ldapsearch runs");
+        assert!(out.status.success());
+        let entries = out.stdout.windows(4).filter(|w| w == b"dn: ").count();
+        assert_eq!(entries, n);
+        t.elapsed()
+    };
+    let r = runner(&dir);
+    let c = r.engine.plan.connector_index("dir").unwrap();
+    let cfg = r.deployment.connector("dir").unwrap().clone();
+    let mut conn = idflow::connector::open(&cfg, &r.engine.plan.connectors[c]).unwrap();
+    drop(r);
+    let read = |conn: &mut Box<dyn idflow::connector::Connector>| {
+        let t = std::time::Instant::now();
+        let mut count = Count::default();
+        conn.import(idflow::connector::ImportMode::Full, &mut count)
+            .unwrap();
+        assert_eq!(count.0, n);
+        t.elapsed()
+    };
+    // Warm the server's cache once, then measure each twice and keep the best.
+    raw();
+    let raw_t = raw().min(raw());
+    let read_t = read(&mut conn).min(read(&mut conn));
+    let t = std::time::Instant::now();
+    let report = import(&dir);
+    let import_t = t.elapsed();
+    assert_eq!(counts(&report), (n, 0, 0, 0));
+    let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+    eprintln!(
+        "raw paged ldapsearch: {raw_t:?} ({:.0}/s)\nconnector read: {read_t:?} ({:.0}/s, {:.0}% of raw)\n\
+         idflow full import into the state (read, stage, sync, save): {import_t:?} ({:.0}/s, {:.0}% of raw)",
+        rate(raw_t),
+        rate(read_t),
+        100.0 * raw_t.as_secs_f64() / read_t.as_secs_f64(),
+        rate(import_t),
+        100.0 * raw_t.as_secs_f64() / import_t.as_secs_f64(),
+    );
+}

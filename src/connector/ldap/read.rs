@@ -328,10 +328,14 @@ fn current_cookie(conn: &mut Connection, base: &str) -> Result<Option<String>, C
         .map_err(|e| conn.error(&format!("the content synchronization of `{base}`"), e))?;
     let res = res.1;
     if res.rc != 0 {
-        return Err(conn.error(
-            &format!("the content synchronization of `{base}`"),
-            super::write::describe(&res),
-        ));
+        // No content synchronization here (no syncprov overlay): the reads stay complete.
+        tracing::warn!(
+            server = conn.url.as_str(),
+            base,
+            "no content synchronization ({}): every delta import reads everything",
+            super::write::describe(&res)
+        );
+        return Ok(None);
     }
     Ok(sync_done(&res.ctrls)
         .and_then(|d| d.cookie)
