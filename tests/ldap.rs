@@ -18,8 +18,9 @@ use slapd::{PASSWORD, SUFFIX, Slapd};
 const PW_ENV: &str = "IDFLOW_TEST_LDAP_PASSWORD";
 
 fn set_password() {
-    // SAFETY: every test sets the same value; no test reads it while another changes it.
-    unsafe { std::env::set_var(PW_ENV, PASSWORD) };
+    static SET: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before the first connector of any test reads it.
+    SET.call_once(|| unsafe { std::env::set_var(PW_ENV, PASSWORD) });
 }
 
 const SOURCE_BUNDLE: &str = r#"bundle "ldap-source"
