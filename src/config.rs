@@ -62,6 +62,19 @@ struct RawConnector {
     password: Option<toml::Value>,
     password_env: Option<String>,
     password_file: Option<String>,
+    // LDAP directories (`kind = "ldap"` or `"ad"`).
+    url: Option<String>,
+    #[serde(default)]
+    urls: Vec<String>,
+    bind_dn: Option<String>,
+    ca_file: Option<String>,
+    tls_insecure: Option<bool>,
+    starttls: Option<bool>,
+    connect_timeout: Option<i64>,
+    timeout: Option<i64>,
+    flavor: Option<String>,
+    anchor_attribute: Option<String>,
+    page_size: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +164,8 @@ pub struct ConnectorConfig {
     pub partitions: Vec<Partition>,
     pub csv: Option<CsvConfig>,
     pub secret: Option<Secret>,
+    /// Connection settings of an LDAP directory (`kind = "ldap"` or `"ad"`).
+    pub ldap: Option<LdapConfig>,
 }
 
 impl ConnectorConfig {
@@ -180,6 +195,52 @@ pub struct CsvConfig {
     pub dn: String,
     pub columns: BTreeMap<String, String>,
     pub separator: Option<char>,
+}
+
+/// Which kind of directory an LDAP connector talks to: it chooses the anchor and the delta
+/// mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Active Directory: `objectGUID` anchors.
+    Ad,
+    /// OpenLDAP: `entryUUID` anchors, RFC 4533 content synchronization for delta reads.
+    OpenLdap,
+    /// Any other directory: a named anchor attribute, `modifyTimestamp` for delta reads.
+    Generic,
+}
+
+impl Flavor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Ad => "ad",
+            Flavor::OpenLdap => "openldap",
+            Flavor::Generic => "generic",
+        }
+    }
+}
+
+/// Connection settings of an LDAP directory. The bind password is not here: it comes from
+/// the connector's [`Secret`] when the connection is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapConfig {
+    /// `ldap://` or `ldaps://` URLs, tried in order (failover).
+    pub urls: Vec<String>,
+    /// The DN to bind as; none: an anonymous bind.
+    pub bind_dn: Option<String>,
+    /// PEM file with the certificate authorities to trust (default: the system's).
+    pub ca_file: Option<PathBuf>,
+    /// Skips server certificate verification (tests only; warned about).
+    pub tls_insecure: bool,
+    /// StartTLS on `ldap://` URLs.
+    pub starttls: bool,
+    pub connect_timeout: std::time::Duration,
+    /// The longest wait for one operation (a search page, a write).
+    pub timeout: std::time::Duration,
+    pub flavor: Flavor,
+    /// The attribute that holds each object's anchor on the server.
+    pub anchor_attribute: String,
+    /// Entries per page of a paged search.
+    pub page_size: i32,
 }
 
 /// Where a secret comes from.
@@ -287,7 +348,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         return Err(errors);
     };
     let mut connectors = Vec::new();
-    for (name, c) in raw.connectors {
+    for (name, mut c) in raw.connectors {
         let key = |k: &str| format!("connectors.\"{name}\".{k}");
         let kind = c.kind.to_ascii_lowercase();
         if !FILE_KINDS.contains(&kind.as_str()) && !SERVER_KINDS.contains(&kind.as_str()) {
@@ -350,7 +411,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             .map(|(k, v)| (k.clone(), value_of(v)))
             .collect();
         let mut partitions = Vec::new();
-        for p in c.partitions {
+        for p in std::mem::take(&mut c.partitions) {
             for (k, v) in &p.parameters {
                 if !params.iter().any(|(n, _)| n == k) {
                     params.push((k.clone(), value_of(v)));
@@ -385,6 +446,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
                 exclude: p.exclude,
             });
         }
+        let ldap = if kind == "ldap" || kind == "ad" {
+            ldap_settings(&c, &kind, &partitions, &resolve, &key, &mut err)
+        } else {
+            for (k, set) in [
+                ("url", c.url.is_some()),
+                ("urls", !c.urls.is_empty()),
+                ("bind_dn", c.bind_dn.is_some()),
+                ("ca_file", c.ca_file.is_some()),
+                ("tls_insecure", c.tls_insecure.is_some()),
+                ("starttls", c.starttls.is_some()),
+                ("flavor", c.flavor.is_some()),
+                ("anchor_attribute", c.anchor_attribute.is_some()),
+                ("page_size", c.page_size.is_some()),
+            ] {
+                if set {
+                    err(key(k), format!("only an ldap or ad connector has `{k}`"));
+                }
+            }
+            None
+        };
         let _ = (&c.entra_id, &c.server, &c.user);
         connectors.push(ConnectorConfig {
             name,
@@ -398,6 +479,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
                 .password_env
                 .map(Secret::Env)
                 .or(c.password_file.as_deref().map(|f| Secret::File(resolve(f)))),
+            ldap,
         });
     }
     if !errors.is_empty() {
@@ -412,6 +494,154 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         staging: raw.staging.unwrap_or(false),
         keep_runs,
         connectors,
+    })
+}
+
+/// Validates the connection settings of an LDAP connector (`kind` is `ldap` or `ad`).
+fn ldap_settings(
+    c: &RawConnector,
+    kind: &str,
+    partitions: &[Partition],
+    resolve: &dyn Fn(&str) -> PathBuf,
+    key: &dyn Fn(&str) -> String,
+    err: &mut dyn FnMut(String, String),
+) -> Option<LdapConfig> {
+    let mut ok = true;
+    let mut urls: Vec<String> = c.url.iter().cloned().collect();
+    urls.extend(c.urls.iter().cloned());
+    if urls.is_empty() {
+        err(
+            key("url"),
+            "missing: the directory's address, such as \"ldaps://dc1.contoso.com\" (or urls = [...] for failover)".into(),
+        );
+        ok = false;
+    }
+    let starttls = c.starttls.unwrap_or(false);
+    for (i, u) in urls.iter().enumerate() {
+        let k = if c.url.is_some() && i == 0 {
+            key("url")
+        } else {
+            key(&format!("urls[{}]", i - usize::from(c.url.is_some())))
+        };
+        let lower = u.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("ldaps://")
+            .or_else(|| lower.strip_prefix("ldap://"));
+        match rest {
+            None => {
+                err(k, "must start with ldap:// or ldaps://".into());
+                ok = false;
+            }
+            Some(r) if r.trim_end_matches('/').is_empty() || r.contains('@') => {
+                err(
+                    k,
+                    "must name a host (and no user or password), such as ldaps://dc1.contoso.com:636".into(),
+                );
+                ok = false;
+            }
+            Some(_) if starttls && lower.starts_with("ldaps://") => {
+                err(
+                    k,
+                    "starttls is for ldap:// URLs: an ldaps:// URL is TLS from the start".into(),
+                );
+                ok = false;
+            }
+            Some(_) => {}
+        }
+    }
+    if c.bind_dn.is_some() && c.password_env.is_none() && c.password_file.is_none() {
+        err(
+            key("bind_dn"),
+            "a bind needs its password: give password_env (an environment variable) or password_file".into(),
+        );
+        ok = false;
+    }
+    if let Some(d) = &c.bind_dn
+        && let Err(e) = Dn::parse(d)
+    {
+        err(key("bind_dn"), format!("`{d}` is not a DN: {e}"));
+        ok = false;
+    }
+    if partitions.is_empty() {
+        err(
+            key("partitions"),
+            "missing: at least one [[partitions]] entry whose name is a base DN to read".into(),
+        );
+        ok = false;
+    }
+    let flavor = match c.flavor.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None if kind == "ad" => Flavor::Ad,
+        None => Flavor::OpenLdap,
+        Some("ad") => Flavor::Ad,
+        Some("openldap") => Flavor::OpenLdap,
+        Some("generic") => Flavor::Generic,
+        Some(other) => {
+            err(
+                key("flavor"),
+                format!("unknown flavor `{other}`; expected ad, openldap or generic"),
+            );
+            ok = false;
+            Flavor::Generic
+        }
+    };
+    let anchor_attribute = match (flavor, &c.anchor_attribute) {
+        (_, Some(a)) => a.clone(),
+        (Flavor::Ad, None) => "objectGUID".into(),
+        (Flavor::OpenLdap, None) => "entryUUID".into(),
+        (Flavor::Generic, None) => {
+            err(
+                key("anchor_attribute"),
+                "missing: a generic directory needs the attribute that holds each object's anchor"
+                    .into(),
+            );
+            ok = false;
+            String::new()
+        }
+    };
+    let mut seconds = |k: &str, v: Option<i64>, default: u64| -> std::time::Duration {
+        match v {
+            None => std::time::Duration::from_secs(default),
+            Some(n) if n > 0 => std::time::Duration::from_secs(n as u64),
+            Some(n) => {
+                err(
+                    key(k),
+                    format!("must be a number of seconds above 0, got {n}"),
+                );
+                ok = false;
+                std::time::Duration::from_secs(default)
+            }
+        }
+    };
+    let connect_timeout = seconds("connect_timeout", c.connect_timeout, 10);
+    let timeout = seconds("timeout", c.timeout, 120);
+    let page_size = match c.page_size {
+        None => 1000,
+        Some(n) if (1..=100_000).contains(&n) => n as i32,
+        Some(n) => {
+            err(key("page_size"), format!("must be 1 to 100000, got {n}"));
+            ok = false;
+            1000
+        }
+    };
+    let tls_insecure = c.tls_insecure.unwrap_or(false);
+    if tls_insecure && c.ca_file.is_some() {
+        err(
+            key("tls_insecure"),
+            "give ca_file (verify against these authorities) or tls_insecure, not both".into(),
+        );
+        ok = false;
+    }
+    ok.then(|| LdapConfig {
+        urls,
+        bind_dn: c.bind_dn.clone(),
+        ca_file: c.ca_file.as_deref().map(resolve),
+        tls_insecure,
+        starttls,
+        connect_timeout,
+        timeout,
+        flavor,
+        anchor_attribute,
+        page_size,
     })
 }
 
@@ -572,6 +802,87 @@ kind = "ldif"
             "{}",
             e[0]
         );
+    }
+
+    #[test]
+    fn ldap_settings() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[connectors.dir]
+kind = "ldap"
+url = "ldap://ldap1.example.com"
+urls = ["ldap://ldap2.example.com:389"]
+bind_dn = "cn=idflow,dc=example,dc=com"
+password_file = "secrets/ldap.pw"
+starttls = true
+ca_file = "ca.pem"
+timeout = 30
+[[connectors.dir.partitions]]
+name = "dc=example,dc=com"
+[connectors.ad]
+kind = "ad"
+url = "ldaps://dc1.contoso.com"
+[[connectors.ad.partitions]]
+name = "DC=contoso,DC=com"
+"#,
+        )
+        .unwrap();
+        let l = d.connectors[1].ldap.as_ref().unwrap();
+        assert_eq!(l.urls.len(), 2);
+        assert_eq!(l.flavor, Flavor::OpenLdap);
+        assert_eq!(l.anchor_attribute, "entryUUID");
+        assert_eq!(l.ca_file, Some(PathBuf::from("/srv/idflow/ca.pem")));
+        assert_eq!(l.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(
+            d.connectors[1].secret,
+            Some(Secret::File(PathBuf::from("/srv/idflow/secrets/ldap.pw")))
+        );
+        let ad = d.connectors[0].ldap.as_ref().unwrap();
+        assert_eq!(
+            (ad.flavor, ad.anchor_attribute.as_str()),
+            (Flavor::Ad, "objectGUID")
+        );
+        assert!(!ad.tls_insecure && !ad.starttls);
+
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[connectors.dir]
+kind = "ldap"
+urls = ["ldaps://a", "ldap://idflow:hunter2@b", "https://c"]
+bind_dn = "cn=idflow,,dc=x"
+starttls = true
+flavor = "generic"
+timeout = 0
+tls_insecure = true
+ca_file = "ca.pem"
+[connectors.file]
+kind = "ldif"
+path = "x.ldif"
+url = "ldap://x"
+"#,
+        )
+        .unwrap_err();
+        let shown: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        let key = |k: &str| format!("connectors.\"dir\".{k}");
+        for k in [
+            "urls[0]",
+            "urls[1]",
+            "urls[2]",
+            "bind_dn",
+            "partitions",
+            "anchor_attribute",
+            "timeout",
+            "tls_insecure",
+        ] {
+            assert!(e.iter().any(|x| x.key == key(k)), "{k}: {shown:#?}");
+        }
+        assert!(
+            e.iter().any(|x| x.key == "connectors.\"file\".url"),
+            "{shown:#?}"
+        );
+        assert!(!shown.join("\n").contains("hunter2"), "{shown:#?}");
     }
 
     #[test]

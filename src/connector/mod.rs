@@ -33,6 +33,7 @@
 
 pub mod csv;
 pub mod jsonl;
+pub mod ldap;
 pub mod ldif;
 
 pub use crate::engine::export::{ExportErrorCategory, ExportResult};
@@ -358,11 +359,12 @@ pub fn open(
             src.multi_value_separator = c.separator;
             Ok(Box::new(src))
         }
+        "ldap" | "ad" => Ok(Box::new(ldap::LdapConnector::new(cfg, plan)?)),
         other => Err(ConnectorError {
             source: cfg.name.clone(),
             line: None,
             message: format!(
-                "connector kind `{other}` is not available yet: use an ldif, csv or jsonl file"
+                "connector kind `{other}` is not available yet: use ldap (or ad), or an ldif, csv or jsonl file"
             ),
         }),
     }
