@@ -44,6 +44,10 @@ struct EntraArgs {
     /// Name a connector a script refers to by id: ID=NAME (repeatable).
     #[arg(long = "connector", value_name = "ID=NAME")]
     connectors: Vec<String>,
+    /// A value for a script variable only known when the script runs (`Read-Host`,
+    /// `$env:NAME` as `env:NAME`, a script parameter): NAME=VALUE (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -51,17 +55,38 @@ pub fn run(args: Args) -> u8 {
     entra(a)
 }
 
-fn read_source(path: &Path) -> Result<Config, String> {
+fn read_source(path: &Path, options: &powershell::Options) -> Result<Config, String> {
     if path.is_dir() {
+        if !options.vars.is_empty() {
+            return Err(format!(
+                "--var gives values to a script's variables; {} is an export folder",
+                path.display()
+            ));
+        }
         xml::read(path)
     } else {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        powershell::read(path, &text)
+        powershell::read_with(path, &text, options)
     }
 }
 
 fn entra(a: EntraArgs) -> u8 {
-    let mut config = match read_source(&a.source) {
+    let mut options = powershell::Options::default();
+    for v in &a.vars {
+        match v.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                options.vars.insert(
+                    name.trim().trim_start_matches('$').to_string(),
+                    value.to_string(),
+                );
+            }
+            _ => {
+                eprintln!("error: --var `{v}` must be NAME=VALUE");
+                return USAGE;
+            }
+        }
+    }
+    let mut config = match read_source(&a.source, &options) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -160,6 +185,13 @@ fn entra(a: EntraArgs) -> u8 {
     }
     for d in &diagnostics {
         eprint!("{}", render::human(&map, d, style));
+    }
+    for n in &config.notes {
+        if n.context == "warning" {
+            eprintln!("warning: {}", n.what);
+        } else {
+            eprintln!("note: {}: {}: {}", n.source.display(), n.context, n.what);
+        }
     }
     for u in &config.unmapped {
         eprintln!(

@@ -389,6 +389,7 @@ fn rule_from(path: &Path, doc: &Document, out: &mut Vec<Unmapped>) -> Option<Rul
         direction,
         disabled,
         connector,
+        connector_ref: super::model::ConnectorRef::Id,
         source_type,
         target_type,
         link_type,
