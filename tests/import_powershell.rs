@@ -733,3 +733,45 @@ fn branches_whose_condition_is_unknown_are_all_read_and_noted() {
     assert!(c.unmapped.is_empty(), "{:?}", c.unmapped);
     assert_eq!(c.rules[0].precedence, 10);
 }
+
+#[test]
+fn connector_expressions_are_read_as_names_identifiers_or_expressions() {
+    use idflow::import::model::ConnectorRef;
+    let c = read_with("connectors.ps1", &[]).unwrap();
+    assert!(c.unmapped.is_empty(), "{:?}", c.unmapped);
+    let refs: Vec<(&str, &ConnectorRef)> = c
+        .rules
+        .iter()
+        .map(|r| (r.connector.as_str(), &r.connector_ref))
+        .collect();
+    let expression = |written: &str, line: usize, kind: Option<&str>| ConnectorRef::Expression {
+        written: written.into(),
+        origin: format!("line {line}"),
+        kind: kind.map(Into::into),
+    };
+    assert_eq!(
+        refs,
+        vec![
+            // `(Get-ADSyncConnector -Name "Contoso.com").Identifier` through a variable.
+            ("Contoso.com", &ConnectorRef::Name("Contoso.com".into())),
+            // `Where-Object { $_.Name -eq ... }` and `.Identifier.Guid`.
+            ("contoso.com", &ConnectorRef::Name("contoso.com".into())),
+            // An item of the list of all connectors: not known before the script runs.
+            (
+                "$connectors[1].Identifier",
+                &expression("$connectors[1].Identifier", 18, None)
+            ),
+            // A filter on the connector type tells the kind.
+            (
+                "Get-ADSyncConnector | Where-Object { $_.Type -eq 'AD' }",
+                &expression(
+                    "Get-ADSyncConnector | Where-Object { $_.Type -eq 'AD' }",
+                    19,
+                    Some("ad")
+                )
+            ),
+            // The Microsoft Entra connector's fixed identifier.
+            ("{b891884f-051e-4a83-95af-2544101c9083}", &ConnectorRef::Id),
+        ]
+    );
+}

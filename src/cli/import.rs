@@ -9,6 +9,7 @@
 use super::{FINDINGS, OK, USAGE};
 use crate::diag::render;
 use crate::frontend;
+use crate::import::connectors::{self, Choice, Known};
 use crate::import::{model::Config, powershell, writer, xml};
 use crate::source::SourceMap;
 use std::path::{Path, PathBuf};
@@ -41,8 +42,10 @@ struct EntraArgs {
     /// The bundle's name (default: the output directory's name).
     #[arg(long)]
     name: Option<String>,
-    /// Name a connector a script refers to by id: ID=NAME (repeatable).
-    #[arg(long = "connector", value_name = "ID=NAME")]
+    /// Name the bundle connector for a connector the source refers to: KEY=NAME, where KEY is
+    /// a connector identifier, the name a script gives, or a script's connector expression as
+    /// written (repeatable).
+    #[arg(long = "connector", value_name = "KEY=NAME")]
     connectors: Vec<String>,
     /// A value for a script variable only known when the script runs (`Read-Host`,
     /// `$env:NAME` as `env:NAME`, a script parameter): NAME=VALUE (repeatable).
@@ -102,21 +105,50 @@ fn entra(a: EntraArgs) -> u8 {
         }),
         ..Default::default()
     };
+    let mut choices = Vec::new();
     for c in &a.connectors {
         match c.split_once('=') {
-            Some((id, name)) if !id.is_empty() && !name.is_empty() => {
-                options
-                    .connector_names
-                    .insert(writer::normalize_id(id), name.to_string());
+            Some((key, name)) if !key.trim().is_empty() && !name.is_empty() => {
+                choices.push(Choice {
+                    key: key.trim().to_string(),
+                    name: name.to_string(),
+                });
             }
             _ => {
-                eprintln!("error: --connector `{c}` must be ID=NAME");
+                eprintln!("error: --connector `{c}` must be KEY=NAME");
                 return USAGE;
             }
         }
     }
-    let mut files = writer::write(&mut config, &options);
     let rules_only = config.connectors.is_empty() && config.metaverse.is_empty();
+    let mut warnings = Vec::new();
+    if rules_only {
+        // A script's connectors are resolved against the bundle the rules go into.
+        let known = bundle_connectors(&a.output);
+        for c in connectors::resolve(&mut config, known.as_deref(), &choices) {
+            warnings.push(format!(
+                "--connector {}={} is not used: no rule of the script refers to `{}`",
+                c.key, c.name, c.key
+            ));
+        }
+    } else {
+        let ids: Vec<String> = config
+            .connectors
+            .iter()
+            .map(|c| writer::normalize_id(&c.id))
+            .collect();
+        for c in &choices {
+            let id = writer::normalize_id(&c.key);
+            if !ids.contains(&id) {
+                warnings.push(format!(
+                    "--connector {}={} is not used: the export has no connector {id}",
+                    c.key, c.name
+                ));
+            }
+            options.connector_names.insert(id, c.name.clone());
+        }
+    }
+    let mut files = writer::write(&mut config, &options);
     // A script's rules join the existing rule file of their group, after its rules.
     let mut merged = Vec::new();
     if rules_only {
@@ -193,6 +225,9 @@ fn entra(a: EntraArgs) -> u8 {
             eprintln!("note: {}: {}: {}", n.source.display(), n.context, n.what);
         }
     }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     for u in &config.unmapped {
         eprintln!(
             "unmapped: {}: {}: {}",
@@ -202,7 +237,13 @@ fn entra(a: EntraArgs) -> u8 {
         );
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics.len() - errors;
+    let warnings = diagnostics.len() - errors
+        + warnings.len()
+        + config
+            .notes
+            .iter()
+            .filter(|n| n.context == "warning")
+            .count();
     eprintln!(
         "{} unmapped construct{}, {} error{}, {} warning{}",
         config.unmapped.len(),
@@ -224,6 +265,55 @@ fn entra(a: EntraArgs) -> u8 {
     }
     eprintln!("wrote {} files to {}", files.len(), a.output.display());
     if errors > 0 { FINDINGS } else { OK }
+}
+
+/// The connectors of the bundle in `dir`, with the Entra identifiers its `idflow.toml` gives
+/// them; `None` when there is no bundle with a schema there.
+fn bundle_connectors(dir: &Path) -> Option<Vec<Known>> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let paths = crate::source::collect_idf_files(&[dir.to_path_buf()]).ok()?;
+    let map = crate::source::load(&paths).ok()?;
+    let checked = frontend::check(&map);
+    let schema = &checked.bundle.schema;
+    if schema.connectors.is_empty() && !schema.has_metaverse {
+        return None;
+    }
+    let ids = entra_ids(&dir.join("idflow.toml"));
+    Some(
+        schema
+            .connectors
+            .values()
+            .map(|c| Known {
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                entra_id: ids.get(&c.name).cloned(),
+            })
+            .collect(),
+    )
+}
+
+/// `[connectors.NAME] entra_id = "{guid}"` of a deployment file.
+fn entra_ids(path: &Path) -> std::collections::BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Default::default();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Default::default();
+    };
+    table
+        .get("connectors")
+        .and_then(|c| c.as_table())
+        .map(|c| {
+            c.iter()
+                .filter_map(|(name, v)| {
+                    let id = v.get("entra_id")?.as_str()?;
+                    Some((name.clone(), id.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Writes the files (each through a temporary file and a rename). Existing files are only

@@ -181,9 +181,10 @@ pub enum ConnectorRef {
     Name(String),
     /// An expression that cannot be evaluated before the script runs.
     Expression {
-        /// As written in the script (the key `--connector` can name it by).
+        /// The expression that gives it, as written in the script (the key `--connector`
+        /// names it by).
         written: String,
-        /// Where its value comes from, for messages.
+        /// Where it is or what it is, for messages (`line 12`, or what a variable holds).
         origin: String,
         /// The connector kind the script implies (`ad`, `entra`), when it does.
         kind: Option<String>,

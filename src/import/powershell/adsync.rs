@@ -684,30 +684,31 @@ impl Interp<'_> {
             }
             v = xs.pop().unwrap_or(V::Null);
         }
-        let written = first_line(&a.text);
-        let expression = |origin: String, kind: Option<&'static str>| {
+        let expression = |written: String, origin: String, kind: Option<&'static str>| {
             Some((
                 written.clone(),
                 ConnectorRef::Expression {
-                    written: written.clone(),
+                    written,
                     origin,
                     kind: kind.map(str::to_string),
                 },
             ))
         };
+        let written = first_line(&a.text);
         Ok(match v {
             V::Null => None,
             V::Conn(Conn::Id(g)) => Some((g, ConnectorRef::Id)),
             V::Conn(Conn::Name(n)) => Some((n.clone(), ConnectorRef::Name(n))),
-            V::Conn(Conn::Unresolved { origin, kind }) => expression(origin, kind),
-            V::Conns(origin) => expression(origin, None),
-            V::Unknown(u) => {
-                let origin = match &u.var {
-                    Some(var) => format!("`${var}`, which is {}", u.what),
-                    None => u.what.clone(),
-                };
-                expression(origin, None)
-            }
+            V::Conn(Conn::Unresolved {
+                written,
+                line,
+                kind,
+            }) => expression(written, format!("line {line}"), kind),
+            V::Conns { written, line } => expression(written, format!("line {line}"), None),
+            V::Unknown(u) => match &u.var {
+                Some(var) => expression(format!("${var}"), u.what.clone(), None),
+                None => expression(written, u.what.clone(), None),
+            },
             other => match text_of(&other) {
                 // A GUID is an identifier; other text is taken as the connector's name.
                 Some(t) if looks_like_guid(&t) => Some((normalize_guid(&t), ConnectorRef::Id)),
@@ -1249,30 +1250,26 @@ impl Interp<'_> {
             &["Name", "Identifier"],
             &["Name"],
         )?;
-        let origin = format!(
-            "`{}` (line {})",
-            first_line(cmd.loc.text()),
-            cmd.loc.pos.line
-        );
+        let unresolved = || {
+            V::Conn(Conn::Unresolved {
+                written: first_line(cmd.loc.text()),
+                line: cmd.loc.pos.line,
+                kind: None,
+            })
+        };
         let value = match (b.get("Name"), b.get("Identifier")) {
             (Some(a), _) => match a.value.as_ref().and_then(text_of) {
                 Some(n) => V::Conn(Conn::Name(n)),
-                None => V::Conn(Conn::Unresolved {
-                    origin: match &a.value {
-                        Some(V::Unknown(u)) => match &u.var {
-                            Some(var) => format!("{origin}, with `${var}` {}", u.what),
-                            None => origin,
-                        },
-                        _ => origin,
-                    },
-                    kind: None,
-                }),
+                None => unresolved(),
             },
             (None, Some(a)) => match a.value.as_ref().and_then(text_of) {
                 Some(g) => V::Conn(Conn::Id(normalize_guid(&g))),
-                None => V::Conn(Conn::Unresolved { origin, kind: None }),
+                None => unresolved(),
             },
-            (None, None) => V::Conns(format!("the connectors {origin} lists")),
+            (None, None) => V::Conns {
+                written: first_line(cmd.loc.text()),
+                line: cmd.loc.pos.line,
+            },
         };
         Ok(vec![value])
     }
@@ -1280,7 +1277,7 @@ impl Interp<'_> {
     /// `Get-ADSyncConnector | Where-Object { ... }`: the filter's comparisons of `$_.Name`
     /// or `$_.Identifier` with a value name the connector; comparisons of the type, subtype
     /// or a name pattern give its kind.
-    pub fn connector_filter(&mut self, cmd: &Command, origin: &str) -> R<Conn> {
+    pub fn connector_filter(&mut self, cmd: &Command, written: &str) -> R<Conn> {
         let mut comparisons: Vec<(String, String, Expr)> = Vec::new();
         for e in &cmd.elems {
             if let Elem::Arg(Expr {
@@ -1362,14 +1359,8 @@ impl Interp<'_> {
             }
         }
         Ok(Conn::Unresolved {
-            origin: format!(
-                "`{} | {}` (line {})",
-                origin
-                    .trim_start_matches("the connectors ")
-                    .trim_end_matches(" lists"),
-                first_line(cmd.loc.text()),
-                cmd.loc.pos.line
-            ),
+            written: format!("{written} | {}", first_line(cmd.loc.text())),
+            line: cmd.loc.pos.line,
             kind,
         })
     }

@@ -52,9 +52,12 @@ pub(super) enum V {
     Scope(ScopeClause),
     Join(JoinCondition),
     Conn(Conn),
-    /// The connectors `Get-ADSyncConnector` lists (not known before the script runs); the
-    /// text says where they come from.
-    Conns(String),
+    /// The connectors `Get-ADSyncConnector` lists (not known before the script runs): the
+    /// expression as written and its line.
+    Conns {
+        written: String,
+        line: usize,
+    },
     Block(Rc<Block>),
     Type(String),
     Unknown(Rc<Unknown>),
@@ -67,10 +70,11 @@ pub(super) enum Conn {
     Id(String),
     /// By name.
     Name(String),
-    /// Not known before the script runs: where it comes from, and the kind the script
-    /// implies (`ad`, `entra`).
+    /// Not known before the script runs: the expression that gives it as written (the key
+    /// `--connector` names it by), its line, and the kind the script implies (`ad`, `entra`).
     Unresolved {
-        origin: String,
+        written: String,
+        line: usize,
         kind: Option<&'static str>,
     },
 }
@@ -111,7 +115,7 @@ impl V {
             V::ServerRule(_) => "a rule read from the server",
             V::Scope(_) => "a scope condition",
             V::Join(_) => "a join condition",
-            V::Conn(_) | V::Conns(_) => "a connector",
+            V::Conn(_) | V::Conns { .. } => "a connector",
             V::Block(_) => "a script block",
             V::Type(_) => "a type",
             V::Unknown(_) => "a value not known before the script runs",
@@ -308,7 +312,7 @@ fn same(a: &V, b: &V) -> bool {
         (V::Scope(x), V::Scope(y)) => x == y,
         (V::Join(x), V::Join(y)) => x == y,
         (V::Conn(x), V::Conn(y)) => x == y,
-        (V::Conns(x), V::Conns(y)) => x == y,
+        (V::Conns { written: x, .. }, V::Conns { written: y, .. }) => x == y,
         (V::Block(x), V::Block(y)) => Rc::ptr_eq(x, y),
         (V::Type(x), V::Type(y)) => x.eq_ignore_ascii_case(y),
         (V::Unknown(x), V::Unknown(y)) => Rc::ptr_eq(x, y),
@@ -329,7 +333,7 @@ pub(super) fn truthy(v: &V) -> Option<bool> {
             _ => true,
         },
         // Whether the server has the rule, or which connectors it has, is not known.
-        V::Unknown(_) | V::Conns(_) | V::ServerRule(_) => return None,
+        V::Unknown(_) | V::Conns { .. } | V::ServerRule(_) => return None,
         _ => true,
     })
 }
@@ -1224,8 +1228,9 @@ impl<'o> Interp<'o> {
                     s.loc.pos.line
                 )))
             }
-            V::Conns(origin) => Some(V::Conn(Conn::Unresolved {
-                origin: format!("an item of {origin}"),
+            V::Conns { .. } => Some(V::Conn(Conn::Unresolved {
+                written: format!("${var}"),
+                line: s.loc.pos.line,
                 kind: None,
             })),
             _ => None,
@@ -1504,9 +1509,9 @@ impl<'o> Interp<'o> {
 
     fn where_object(&mut self, cmd: &Command, input: Vec<V>) -> R<Vec<V>> {
         // Connectors listed by Get-ADSyncConnector are narrowed by the filter's text.
-        if let [V::Conns(origin)] = input.as_slice() {
-            let origin = origin.clone();
-            return Ok(vec![V::Conn(self.connector_filter(cmd, &origin)?)]);
+        if let [V::Conns { written, .. }] = input.as_slice() {
+            let written = written.clone();
+            return Ok(vec![V::Conn(self.connector_filter(cmd, &written)?)]);
         }
         let block = self.block_arg(cmd, &["FilterScript"])?;
         let simple = self.simple_filter(cmd)?;
@@ -1634,9 +1639,10 @@ impl<'o> Interp<'o> {
                 };
                 match (lower(name).as_str(), n, v) {
                     ("first", Some(n), _) => {
-                        if let [V::Conns(origin)] = out.as_slice() {
+                        if let [V::Conns { written, .. }] = out.as_slice() {
                             out = vec![V::Conn(Conn::Unresolved {
-                                origin: format!("the first of {origin}"),
+                                written: format!("{written} | {}", first_line(cmd.loc.text())),
+                                line: cmd.loc.pos.line,
                                 kind: None,
                             })];
                         }
@@ -2130,13 +2136,10 @@ impl Interp<'_> {
             V::Conn(c) => match (ml.as_str(), &c) {
                 ("identifier" | "guid" | "id", _) => V::Conn(c),
                 ("name", Conn::Name(n)) => V::Str(n.clone()),
-                _ => V::Conn(Conn::Unresolved {
-                    origin: format!("`{}` (line {})", first_line(loc.text()), loc.pos.line),
-                    kind: None,
-                }),
+                _ => self.not_evaluated(loc),
             },
-            V::Conns(origin) => match ml.as_str() {
-                "identifier" | "guid" => V::Conns(origin),
+            V::Conns { written, line } => match ml.as_str() {
+                "identifier" | "guid" => V::Conns { written, line },
                 _ => self.not_evaluated(loc),
             },
             V::Rule(i) => match ml.as_str() {
@@ -2285,12 +2288,9 @@ impl Interp<'_> {
         let objects = |v: &V| matches!(v, V::Rule(_) | V::Scope(_) | V::Join(_));
         Ok(match (base, idx) {
             (u @ V::Unknown(_), _) | (_, u @ V::Unknown(_)) => u,
-            (V::Conns(origin), _) => V::Conn(Conn::Unresolved {
-                origin: format!(
-                    "`{}` (line {}), an item of {origin}",
-                    first_line(e.loc.text()),
-                    e.loc.pos.line
-                ),
+            (V::Conns { .. }, _) => V::Conn(Conn::Unresolved {
+                written: first_line(e.loc.text()),
+                line: e.loc.pos.line,
                 kind: None,
             }),
             (V::Array(a), V::Int(n)) => {
