@@ -507,3 +507,43 @@ fn import_reports_connector_identifiers_nobody_names() {
     .concat();
     insta::assert_snapshot!("import_connector_named_unused", run_in(&dir, &named, None));
 }
+
+#[test]
+fn import_exits_0_only_when_everything_came_through_and_checks_clean() {
+    let dir = import_setup("import-exit", "connectors.ps1");
+    // A rule that cannot be imported: written with --allow-partial (nothing here), still 1.
+    std::fs::write(
+        dir.join("no-connector.ps1"),
+        "New-ADSyncRule -Name 'Custom - In from AD - User Office' -Direction 'Inbound' -Precedence 40 `\n  \
+         -SourceObjectType 'user' -TargetObjectType 'person' -LinkType 'Join' -OutVariable r | Out-Null\n\
+         Add-ADSyncRule -SynchronizationRule $r[0] | Out-Null\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("no-rule.ps1"), "Write-Host 'nothing to do'\n").unwrap();
+    let partial = run_in(
+        &dir,
+        &[
+            "import",
+            "entra",
+            "no-connector.ps1",
+            "-o",
+            "bundle",
+            "--allow-partial",
+        ],
+        None,
+    );
+    let empty = run_in(
+        &dir,
+        &["import", "entra", "no-rule.ps1", "-o", "bundle"],
+        None,
+    );
+    let clean = run_in(
+        &dir,
+        &["import", "entra", "connectors.ps1", "-o", "bundle"],
+        None,
+    );
+    insta::assert_snapshot!(
+        "import_exit_codes",
+        format!("{partial}=== no rule\n{empty}=== clean\n{clean}")
+    );
+}

@@ -2,9 +2,13 @@
 //!
 //! SOURCE is a `Get-ADSyncServerConfiguration` export folder or a Synchronization Rules Editor
 //! PowerShell script (`.ps1`). The generated bundle is formatted and checked before anything is
-//! written. Exit 0 when everything came through and checks without errors; exit 1 when
-//! constructs could not be mapped or the result has check errors (then nothing is written
-//! unless `--allow-partial`); exit 2 for usage and I/O errors.
+//! written.
+//!
+//! Exit codes: 0 only when every rule was imported and the result checks without errors;
+//! 1 when anything was skipped or could not be mapped (a script without any rule included) or
+//! the result has check errors — then nothing is written unless `--allow-partial`, and the
+//! exit code is 1 whatever it wrote; 2 for usage and I/O errors and scripts that cannot be
+//! read (syntax, a run-time value `--var` does not give).
 
 use super::{FINDINGS, OK, USAGE};
 use crate::diag::render;
@@ -33,7 +37,8 @@ struct EntraArgs {
     /// The bundle directory to write.
     #[arg(short, long)]
     output: PathBuf,
-    /// Write the bundle even when some constructs could not be mapped (they are reported).
+    /// Write even when some constructs could not be mapped or the result has errors (they are
+    /// reported, and the exit code is still 1).
     #[arg(long)]
     allow_partial: bool,
     /// Overwrite files in a non-empty output directory.
@@ -121,6 +126,13 @@ fn entra(a: EntraArgs) -> u8 {
         }
     }
     let rules_only = config.connectors.is_empty() && config.metaverse.is_empty();
+    if rules_only && config.rules.is_empty() && config.unmapped.is_empty() {
+        config.unmapped.push(crate::import::model::Unmapped {
+            source: a.source.clone(),
+            context: "script".into(),
+            what: "the script adds no synchronization rule".into(),
+        });
+    }
     let mut warnings = Vec::new();
     if rules_only {
         // A script's connectors are resolved against the bundle the rules go into.
@@ -253,7 +265,8 @@ fn entra(a: EntraArgs) -> u8 {
         warnings,
         if warnings == 1 { "" } else { "s" },
     );
-    if (!config.unmapped.is_empty() || errors > 0) && !a.allow_partial {
+    let clean = config.unmapped.is_empty() && errors == 0;
+    if !clean && !a.allow_partial {
         eprintln!(
             "nothing written: rerun with --allow-partial to write the bundle anyway (without the unmapped constructs, with the errors above)"
         );
@@ -264,7 +277,8 @@ fn entra(a: EntraArgs) -> u8 {
         return USAGE;
     }
     eprintln!("wrote {} files to {}", files.len(), a.output.display());
-    if errors > 0 { FINDINGS } else { OK }
+    // What was skipped stays skipped: written or not, only a complete, clean import is 0.
+    if clean { OK } else { FINDINGS }
 }
 
 /// The connectors of the bundle in `dir`, with the Entra identifiers its `idflow.toml` gives
