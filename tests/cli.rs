@@ -547,3 +547,77 @@ fn import_exits_0_only_when_everything_came_through_and_checks_clean() {
         format!("{partial}=== no rule\n{empty}=== clean\n{clean}")
     );
 }
+
+#[test]
+fn reimporting_replaces_same_named_rules_and_keeps_customizations() {
+    let dir = import_setup("import-again", "connectors.ps1");
+    let args = ["import", "entra", "connectors.ps1", "-o", "bundle"];
+    let first = run_in(&dir, &args, None);
+    assert!(first.starts_with("exit: 0\n"), "{first}");
+    // A customization elsewhere in a file the import writes to.
+    let user = dir.join("bundle/inbound/contoso-com-user.idf");
+    let customized = std::fs::read_to_string(&user).unwrap().replacen(
+        "inbound rule \"In from AD - User Common\" {",
+        "# Our own note.\ninbound rule \"In from AD - User Common\" {",
+        1,
+    );
+    std::fs::write(&user, &customized).unwrap();
+    let snapshot_files = || {
+        let mut out = Vec::new();
+        for f in idflow::source::collect_idf_files(&[dir.join("bundle")]).unwrap() {
+            out.push((f.clone(), std::fs::read_to_string(f).unwrap()));
+        }
+        out
+    };
+    // The same script again: every rule unchanged, nothing doubled.
+    let before = snapshot_files();
+    let again = run_in(&dir, &args, None);
+    assert_eq!(snapshot_files(), before);
+    // A newer release of the script: one precedence, a scope and a flow changed.
+    let script = std::fs::read_to_string(dir.join("connectors.ps1")).unwrap();
+    let newer = script
+        .replace("'Custom - In from AD - User Info' 41", "'Custom - In from AD - User Info' 45")
+        .replace(
+            "    -Destination 'physicalDeliveryOfficeName' -FlowType 'Direct' -ValueMergeType 'Update' -OutVariable rule | Out-Null\n",
+            "    -Destination 'physicalDeliveryOfficeName' -FlowType 'Direct' -ValueMergeType 'Update' -OutVariable rule | Out-Null\n\
+             Add-ADSyncAttributeFlowMapping -SynchronizationRule $rule[0] -Source @('telephoneNumber') -Destination 'telephoneNumber' -FlowType 'Direct' -OutVariable rule | Out-Null\n\
+             New-Object -TypeName 'Microsoft.IdentityManagement.PowerShell.ObjectModel.ScopeCondition' -ArgumentList 'cloudFiltered','true','NOTEQUAL' -OutVariable c | Out-Null\n\
+             Add-ADSyncScopeConditionGroup -SynchronizationRule $rule[0] -ScopeConditions @($c[0]) -OutVariable rule | Out-Null\n",
+        );
+    std::fs::write(dir.join("newer.ps1"), newer).unwrap();
+    let newer_args = ["import", "entra", "newer.ps1", "-o", "bundle"];
+    // Without --force: the changes are shown and nothing is written; --dry-run is the same
+    // without asking for --force.
+    let refused = run_in(&dir, &newer_args, None);
+    assert_eq!(snapshot_files(), before);
+    let dry = run_in(&dir, &[&newer_args[..], &["--dry-run"]].concat(), None);
+    assert_eq!(snapshot_files(), before);
+    let forced = run_in(&dir, &[&newer_args[..], &["--force"]].concat(), None);
+    insta::assert_snapshot!(
+        "import_again",
+        format!("{again}=== newer\n{refused}=== dry run\n{dry}=== forced\n{forced}")
+    );
+    let text = std::fs::read_to_string(&user).unwrap();
+    assert!(text.contains("# Our own note.\ninbound rule \"In from AD - User Common\""));
+    assert_eq!(
+        text.matches("\"Custom - In from AD - User Info\"").count(),
+        1
+    );
+    assert!(text.contains("precedence 45"), "{text}");
+    // The same release once more: nothing to do.
+    let after = snapshot_files();
+    let last = run_in(&dir, &newer_args, None);
+    assert!(last.starts_with("exit: 0\n"), "{last}");
+    assert_eq!(snapshot_files(), after);
+}
+
+#[test]
+fn check_reports_duplicate_rule_names_without_a_schema() {
+    let dir = tempdir("dup-no-schema");
+    let rule = "inbound rule \"A\" {\n  connector \"c\"\n  source user\n  target person\n  link join\n  precedence 1\n}\n";
+    std::fs::write(dir.join("a.idf"), rule).unwrap();
+    std::fs::write(dir.join("b.idf"), rule).unwrap();
+    let out = run_in(&dir, &["check", "."], None);
+    assert!(out.contains("E0301"), "{out}");
+    assert!(out.contains("duplicate rule name \"A\""), "{out}");
+}

@@ -7,37 +7,41 @@
 
 use super::rules::RuleDef;
 use crate::diag::Diagnostic;
-use crate::syntax::ast::{Direction, MergeType};
+use crate::source::{FileId, Span};
+use crate::syntax::ast::{self, Direction, MergeType};
 use std::collections::BTreeMap;
 
-/// Runs every cross-rule check.
-pub fn check(rules: &[RuleDef], diags: &mut Vec<Diagnostic>) {
-    duplicate_names(rules, diags);
+/// Runs every cross-rule check. Names are judged on every rule of the bundle (`all`), also
+/// those that do not resolve (a bundle without a schema still has duplicate names); the other
+/// checks on the resolved rules.
+pub fn check(all: &[(FileId, &ast::Rule)], rules: &[RuleDef], diags: &mut Vec<Diagnostic>) {
+    duplicate_names(all, diags);
     let enabled: Vec<&RuleDef> = rules.iter().filter(|r| !r.disabled).collect();
     precedence(&enabled, diags);
     merge_types(&enabled, diags);
     join_conditions(&enabled, diags);
 }
 
-fn duplicate_names(rules: &[RuleDef], diags: &mut Vec<Diagnostic>) {
-    let mut seen: BTreeMap<&str, &RuleDef> = BTreeMap::new();
-    for r in rules {
-        if let Some(first) = seen.get(r.name.as_str()) {
+fn duplicate_names(rules: &[(FileId, &ast::Rule)], diags: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<&str, (FileId, &Span)> = BTreeMap::new();
+    for (file, r) in rules {
+        let name = r.name.value.as_str();
+        if let Some((first_file, first_span)) = seen.get(name) {
             diags.push(
                 Diagnostic::new(
                     "E0301",
-                    r.file,
-                    r.name_span.clone(),
-                    format!("duplicate rule name \"{}\"", r.name),
+                    *file,
+                    r.name.span.clone(),
+                    format!("duplicate rule name \"{name}\""),
                 )
                 .with_related(
-                    first.file,
-                    first.name_span.clone(),
+                    *first_file,
+                    (*first_span).clone(),
                     "first defined here",
                 ),
             );
         } else {
-            seen.insert(&r.name, r);
+            seen.insert(name, (*file, &r.name.span));
         }
     }
 }
