@@ -56,6 +56,6 @@ pub fn check(files: &[(FileId, &ast::File)]) -> (Bundle, Vec<Diagnostic>) {
             })
         })
         .collect();
-    lints::check(&all, &bundle.rules, &mut diags);
+    lints::check(&all, &bundle.rules, &bundle.schema, &mut diags);
     (bundle, diags)
 }
