@@ -381,12 +381,12 @@ fn script(a: EntraArgs, mut config: Config, bundle_name: String, choices: &[Choi
     // What the import does, rule by rule (stdout: the result of a dry run).
     for c in &merged.changes {
         match &c.kind {
-            ChangeKind::Added => println!("add \"{}\" to {}", c.rule, c.path),
-            ChangeKind::Unchanged => println!("unchanged \"{}\" in {}", c.rule, c.path),
+            ChangeKind::Added => outln!("add \"{}\" to {}", c.rule, c.path),
+            ChangeKind::Unchanged => outln!("unchanged \"{}\" in {}", c.rule, c.path),
             ChangeKind::Replaced(details) => {
-                println!("replace \"{}\" in {}", c.rule, c.path);
+                outln!("replace \"{}\" in {}", c.rule, c.path);
                 for d in details {
-                    println!("  {d}");
+                    outln!("  {d}");
                 }
             }
         }
