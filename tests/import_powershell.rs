@@ -775,3 +775,25 @@ fn connector_expressions_are_read_as_names_identifiers_or_expressions() {
         ]
     );
 }
+
+#[test]
+fn joinnoflow_is_a_link_type() {
+    use idflow::import::writer;
+    let mut c = read_str(
+        "New-ADSyncRule -Name 'In from AD - User Join' -Direction 'Inbound' -Precedence 5 `\n\
+         -SourceObjectType 'user' -TargetObjectType 'person' -Connector 'AB-01' -LinkType 'JoinNoFlow' -OutVariable r | Out-Null\n\
+         New-Object -TypeName 'Microsoft.IdentityManagement.PowerShell.ObjectModel.JoinCondition' -ArgumentList 'employeeID','employeeId',$false -OutVariable j | Out-Null\n\
+         Add-ADSyncJoinConditionGroup -SynchronizationRule $r[0] -JoinConditions @($j[0]) -OutVariable r | Out-Null\n\
+         Add-ADSyncRule -SynchronizationRule $r[0] | Out-Null\n",
+    )
+    .unwrap();
+    assert!(c.unmapped.is_empty(), "{:?}", c.unmapped);
+    assert_eq!(c.rules[0].link_type, "JoinNoFlow");
+    let files = writer::write(&mut c, &writer::Options::default());
+    assert!(c.unmapped.is_empty(), "{:?}", c.unmapped);
+    assert!(
+        files[0].text.contains("  link joinnoflow\n"),
+        "{}",
+        files[0].text
+    );
+}

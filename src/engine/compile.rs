@@ -252,9 +252,11 @@ impl Plan {
                         .collect()
                 })
                 .collect();
+            // A joinnoflow rule joins and flows nothing (the checker warns about its flows).
             let flows = r
                 .flows
                 .iter()
+                .filter(|_| r.link != LinkType::JoinNoFlow)
                 .map(|f| FlowPlan {
                     target: f.target.clone(),
                     expr: f.ir.clone(),
