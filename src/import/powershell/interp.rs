@@ -31,6 +31,10 @@ const MAX_DEPTH: usize = 100;
 /// At most this many statements and expressions nested in evaluation (nesting in the
 /// script times nested calls); the reader's thread has the stack for it.
 pub(super) const MAX_NESTING: usize = 2_000;
+/// At most this many bytes of values are built or copied while a script is read (every
+/// variable read copies its value): beyond it, values become unknown and the read stops at the
+/// next statement.
+const MAX_BYTES: usize = 64 << 20;
 /// Strings and arrays longer than this become unknown.
 const MAX_STRING: usize = 1 << 20;
 const MAX_ARRAY: usize = 100_000;
@@ -261,6 +265,8 @@ pub(super) struct Interp<'o> {
     /// How many branches being read are not known to run.
     uncertain: usize,
     steps: usize,
+    /// Bytes of values still allowed ([`MAX_BYTES`]).
+    bytes_left: usize,
     depth: usize,
     /// Nested statements and expressions being evaluated (bounds the stack).
     nesting: usize,
@@ -288,6 +294,16 @@ pub(super) fn collapse(mut out: Vec<V>) -> V {
         0 => V::Null,
         1 => out.pop().unwrap_or(V::Null),
         _ => V::Array(out),
+    }
+}
+
+/// The bytes a value takes, roughly (strings by length, containers by their items).
+fn size(v: &V) -> usize {
+    match v {
+        V::Str(s) => s.len() + 16,
+        V::Array(a) => a.iter().map(size).sum::<usize>() + 16,
+        V::Hash(h) => h.iter().map(|(k, v)| k.len() + size(v)).sum::<usize>() + 16,
+        _ => 16,
     }
 }
 
@@ -457,7 +473,9 @@ fn regex_match(text: &str, pattern: &str, case: bool) -> Option<bool> {
         }
         hit(i) && at(t, i + 1, &atoms[1..], end)
     }
-    if atoms.len() > 64 {
+    // Backtracking over several `*` is polynomial in the text with the number of stars as
+    // the exponent: more than a few are not evaluated.
+    if atoms.len() > 64 || atoms.iter().filter(|(_, star)| *star).count() > 3 {
         return None;
     }
     let starts: Vec<usize> = if anchored_start {
@@ -473,18 +491,19 @@ fn has_regex_chars(p: &str) -> bool {
     p.chars().any(|c| "\\^$.|?*+()[]{}".contains(c))
 }
 
-/// `-replace` of a literal pattern, case-insensitively unless `case`.
-fn replace_literal(text: &str, from: &str, to: &str, case: bool) -> String {
+/// `-replace` of a literal pattern, case-insensitively unless `case`; `None` for a
+/// case-insensitive replacement in text that is not ASCII (its case folding is not modelled).
+fn replace_literal(text: &str, from: &str, to: &str, case: bool) -> Option<String> {
     if from.is_empty() {
-        return text.to_string();
+        return Some(text.to_string());
     }
     if case {
-        return text.replace(from, to);
+        return Some(text.replace(from, to));
     }
-    let (lt, lf) = (text.to_lowercase(), from.to_lowercase());
-    if lt.len() != text.len() || lf.len() != from.len() {
-        return text.replace(from, to);
+    if !text.is_ascii() || !from.is_ascii() {
+        return None;
     }
+    let (lt, lf) = (text.to_ascii_lowercase(), from.to_ascii_lowercase());
     let mut out = String::new();
     let mut i = 0;
     while let Some(k) = lt[i..].find(&lf) {
@@ -493,7 +512,7 @@ fn replace_literal(text: &str, from: &str, to: &str, case: bool) -> String {
         i += k + lf.len();
     }
     out.push_str(&text[i..]);
-    out
+    Some(out)
 }
 
 /// PowerShell's `-f`: `{0}`, `{1:fmt}` (the format is ignored), `{{` and `}}`.
@@ -545,6 +564,7 @@ impl<'o> Interp<'o> {
             overridden: BTreeMap::new(),
             uncertain: 0,
             steps: 0,
+            bytes_left: MAX_BYTES,
             depth: 0,
             nesting: 0,
             changes: 0,
@@ -652,7 +672,40 @@ impl<'o> Interp<'o> {
                 format!("the script runs more than {MAX_STEPS} statements; not read"),
             )));
         }
+        if self.bytes_left == 0 {
+            return Err(Stop::Fatal(self.locate(
+                pos,
+                format!(
+                    "the script builds or copies more than {} MiB of values; not read",
+                    MAX_BYTES >> 20
+                ),
+            )));
+        }
         Ok(())
+    }
+
+    /// Charges `n` bytes of values built or copied; `false` (and the budget spent) when they
+    /// do not fit.
+    pub fn charge(&mut self, n: usize) -> bool {
+        match self.bytes_left.checked_sub(n) {
+            Some(left) => {
+                self.bytes_left = left;
+                true
+            }
+            None => {
+                self.bytes_left = 0;
+                false
+            }
+        }
+    }
+
+    /// A value built, charged to the budget; unknown when it does not fit.
+    fn built(&mut self, v: V, loc: &parse::Loc) -> V {
+        if self.charge(size(&v)) {
+            v
+        } else {
+            self.not_evaluated(loc)
+        }
     }
 
     // --- variables ------------------------------------------------------------------------
@@ -677,8 +730,12 @@ impl<'o> Interp<'o> {
             "null" => return V::Null,
             _ => {}
         }
-        for scope in self.scopes.iter().rev() {
-            if let Some(v) = scope.get(&key) {
+        let found = self.scopes.iter().rev().find_map(|s| s.get(&key)).map(size);
+        if let Some(n) = found {
+            if !self.charge(n) {
+                return V::unknown("a value past the reader's size budget");
+            }
+            if let Some(v) = self.scopes.iter().rev().find_map(|s| s.get(&key)) {
                 return v.clone();
             }
         }
@@ -1141,6 +1198,10 @@ impl<'o> Interp<'o> {
         why: &str,
         pos: Pos,
     ) -> R<()> {
+        // Each branch starts from a copy of the variables.
+        let copies = bodies.len() + 2;
+        let bytes: usize = self.scopes.iter().flat_map(|s| s.values()).map(size).sum();
+        self.charge(bytes.saturating_mul(copies));
         let before = self.scopes.clone();
         let changes = self.changes;
         self.uncertain += 1;
@@ -1925,7 +1986,10 @@ impl Interp<'_> {
     fn eval_inner(&mut self, e: &Expr) -> R<V> {
         Ok(match &e.kind {
             ExprKind::Str(s) => V::Str(s.clone()),
-            ExprKind::Interp(parts) => self.interpolate(parts, e)?,
+            ExprKind::Interp(parts) => {
+                let v = self.interpolate(parts, e)?;
+                self.built(v, &e.loc)
+            }
             ExprKind::Num(n) => V::Int(*n),
             ExprKind::Word(w) => V::Str(w.clone()),
             ExprKind::Var(n) => self.get(n),
@@ -2016,7 +2080,8 @@ impl Interp<'_> {
             ExprKind::Binary(op, l, r) => {
                 let a = self.eval(l)?;
                 let b = self.eval(r)?;
-                self.binary(op, a, b, &e.loc)
+                let v = self.binary(op, a, b, &e.loc);
+                self.built(v, &e.loc)
             }
             ExprKind::Opaque => self.not_evaluated(&e.loc),
         })
@@ -2508,11 +2573,11 @@ impl Interp<'_> {
                             .map(str::to_string)
                             .collect::<Vec<_>>()
                     } else {
-                        let lowered = s.to_lowercase();
-                        let ls = sep.to_lowercase();
-                        if lowered.len() != s.len() {
+                        if !s.is_ascii() || !sep.is_ascii() {
                             return unknown(self);
                         }
+                        let lowered = s.to_ascii_lowercase();
+                        let ls = sep.to_ascii_lowercase();
                         let mut out = Vec::new();
                         let mut i = 0;
                         while let Some(k) = lowered[i..].find(&ls) {
@@ -2535,7 +2600,10 @@ impl Interp<'_> {
                 };
                 match (text_of(&a), from, to) {
                     (Some(s), Some(f), Some(t)) if !has_regex_chars(&f) && !t.contains('$') => {
-                        V::Str(replace_literal(&s, &f, &t, case))
+                        match replace_literal(&s, &f, &t, case) {
+                            Some(r) => V::Str(r),
+                            None => unknown(self),
+                        }
                     }
                     _ => unknown(self),
                 }

@@ -357,3 +357,52 @@ fn normalizes_guids() {
     assert_eq!(normalize_guid("AE4DB4CC-B16B"), "{ae4db4cc-b16b}");
     assert_eq!(normalize_guid("{AE4DB4CC-B16B}"), "{ae4db4cc-b16b}");
 }
+
+#[test]
+fn hostile_scripts_are_bounded() {
+    // Copies of a large value add up: the read stops with a located error.
+    let e = read(
+        Path::new("t.ps1"),
+        "$s = 'x' * 60000\n$a = @()\nfor ($i = 0; $i -lt 5000; $i++) { $a += $s }\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("t.ps1:3:") && e.contains("more than 64 MiB of values"),
+        "{e}"
+    );
+    // A loop that never ends is left after 10,000 iterations, and reported.
+    let c = read_ok("while ($true) { $n++ }\n");
+    assert_eq!(
+        whats(&c),
+        vec!["script: the loop at line 1 runs more than 10000 times: read up to there"]
+    );
+    // Loops in loops stop at the statement limit.
+    let e = read(
+        Path::new("t.ps1"),
+        "while ($true) { while ($true) { $n++ } }\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("runs more than 1000000 statements"), "{e}");
+    // Unbounded recursion.
+    let e = read(Path::new("t.ps1"), "function f { f }\nf\n").unwrap_err();
+    assert!(e.contains("nested more than 100 deep"), "{e}");
+    // Patterns that would backtrack for long are not evaluated: the branches are read.
+    let started = std::time::Instant::now();
+    let c = read_ok(&format!(
+        "if ('{}' -match 'a*a*a*a*a*a*a*a*b') {{ Write-Host 'x' }}\n",
+        "a".repeat(5000)
+    ));
+    assert!(c.unmapped.is_empty(), "{:?}", whats(&c));
+    assert!(started.elapsed().as_secs() < 5);
+    // Case folding of text that is not ASCII is not guessed.
+    let c = read_ok(&format!(
+        "$n = 'İstanbul' -replace 'i', 'x'\n{}",
+        RULE.replace("-Name 'R'", "-Name $n")
+    ));
+    assert!(
+        whats(&c)[0]
+            .starts_with("unnamed rule (line 2): `-Name` of New-ADSyncRule comes from `$n`"),
+        "{:?}",
+        whats(&c)
+    );
+}
