@@ -393,3 +393,231 @@ fn eval_engines_agree_and_the_jit_can_be_inspected() {
     assert!(out.contains("; expression 0: Cranelift IR"), "{out}");
     assert!(out.contains("; expression 0: machine code"), "{out}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A temporary folder with a copy of the shipped bundle (`bundle/`) and a script from
+/// `tests/fixtures/import`, so that outputs name both by relative paths.
+fn import_setup(name: &str, script: &str) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempdir(name);
+    copy_dir(&root.join("rules/entra-default"), &dir.join("bundle"));
+    std::fs::copy(
+        root.join("tests/fixtures/import").join(script),
+        dir.join(script),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn import_resolves_script_connectors_against_the_bundle() {
+    let dir = import_setup("import-connectors", "connectors.ps1");
+    let args = ["import", "entra", "connectors.ps1", "-o", "bundle"];
+    insta::assert_snapshot!("import_connectors_resolved", run_in(&dir, &args, None));
+    let user = std::fs::read_to_string(dir.join("bundle/inbound/contoso-com-user.idf")).unwrap();
+    for rule in [
+        "Custom - In from AD - User Office",
+        "Custom - In from AD - User Info",
+        "Custom - In from AD - User Phone",
+    ] {
+        let at = user.find(rule).unwrap_or_else(|| panic!("{rule} missing"));
+        assert!(
+            user[at..]
+                .lines()
+                .nth(1)
+                .unwrap()
+                .contains("connector \"contoso.com\""),
+            "{rule}"
+        );
+    }
+    let out = std::fs::read_to_string(dir.join("bundle/outbound/contoso-onmicrosoft-com-user.idf"))
+        .unwrap();
+    assert!(out.contains("Custom - Out to AAD - User Office"));
+    assert!(out.contains("connector \"contoso.onmicrosoft.com\""));
+}
+
+#[test]
+fn import_asks_for_connector_when_the_bundle_has_several_ad_connectors() {
+    let dir = import_setup("import-two-ad", "connectors.ps1");
+    std::fs::write(
+        dir.join("bundle/schema/fabrikam-com.idf"),
+        "connector \"fabrikam.com\" ad {\n  object user anchor objectGUID {\n    objectGUID binary\n    telephoneNumber string\n  }\n  object contact anchor objectGUID {\n    objectGUID binary\n    telephoneNumber string\n  }\n}\n",
+    )
+    .unwrap();
+    let args = ["import", "entra", "connectors.ps1", "-o", "bundle"];
+    insta::assert_snapshot!("import_connectors_ambiguous", run_in(&dir, &args, None));
+    // Named on the command line (by the expression as the message shows it); a choice for
+    // a connector the script never uses is a warning.
+    let named = [
+        &args[..],
+        &[
+            "--connector",
+            "$connectors[1].Identifier=fabrikam.com",
+            "--connector",
+            "Get-ADSyncConnector | Where-Object { $_.Type -eq 'AD' }=contoso.com",
+            "--connector",
+            "0f0f0f0f-0000-0000-0000-000000000000=contoso.com",
+        ],
+    ]
+    .concat();
+    insta::assert_snapshot!("import_connectors_named", run_in(&dir, &named, None));
+    let contact =
+        std::fs::read_to_string(dir.join("bundle/inbound/fabrikam-com-contact.idf")).unwrap();
+    assert!(
+        contact.contains("Custom - In from AD - Contact Phone"),
+        "{contact}"
+    );
+}
+
+#[test]
+fn import_reports_connector_identifiers_nobody_names() {
+    let dir = import_setup("import-unnamed", "two-rules.ps1");
+    std::fs::write(
+        dir.join("one-rule.ps1"),
+        "New-ADSyncRule -Name 'Custom - In from AD - User Office' -Direction 'Inbound' -Precedence 40 `\n  \
+         -SourceObjectType 'user' -TargetObjectType 'person' -Connector '1F2E3D4C-0000-4000-8000-00000000AA01' `\n  \
+         -LinkType 'Join' -OutVariable r | Out-Null\n\
+         Add-ADSyncAttributeFlowMapping -SynchronizationRule $r[0] -Source 'info' -Destination 'info' -FlowType 'Direct' -OutVariable r | Out-Null\n\
+         Add-ADSyncRule -SynchronizationRule $r[0] | Out-Null\n",
+    )
+    .unwrap();
+    let args = ["import", "entra", "one-rule.ps1", "-o", "bundle"];
+    insta::assert_snapshot!("import_connector_unnamed", run_in(&dir, &args, None));
+    let named = [
+        &args[..],
+        &[
+            "--connector",
+            "1f2e3d4c-0000-4000-8000-00000000aa01=contoso.com",
+            "--connector",
+            "{00000000-0000-4000-8000-0000000000ff}=contoso.com",
+        ],
+    ]
+    .concat();
+    insta::assert_snapshot!("import_connector_named_unused", run_in(&dir, &named, None));
+}
+
+#[test]
+fn import_exits_0_only_when_everything_came_through_and_checks_clean() {
+    let dir = import_setup("import-exit", "connectors.ps1");
+    // A rule that cannot be imported: written with --allow-partial (nothing here), still 1.
+    std::fs::write(
+        dir.join("no-connector.ps1"),
+        "New-ADSyncRule -Name 'Custom - In from AD - User Office' -Direction 'Inbound' -Precedence 40 `\n  \
+         -SourceObjectType 'user' -TargetObjectType 'person' -LinkType 'Join' -OutVariable r | Out-Null\n\
+         Add-ADSyncRule -SynchronizationRule $r[0] | Out-Null\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("no-rule.ps1"), "Write-Host 'nothing to do'\n").unwrap();
+    let partial = run_in(
+        &dir,
+        &[
+            "import",
+            "entra",
+            "no-connector.ps1",
+            "-o",
+            "bundle",
+            "--allow-partial",
+        ],
+        None,
+    );
+    let empty = run_in(
+        &dir,
+        &["import", "entra", "no-rule.ps1", "-o", "bundle"],
+        None,
+    );
+    let clean = run_in(
+        &dir,
+        &["import", "entra", "connectors.ps1", "-o", "bundle"],
+        None,
+    );
+    insta::assert_snapshot!(
+        "import_exit_codes",
+        format!("{partial}=== no rule\n{empty}=== clean\n{clean}")
+    );
+}
+
+#[test]
+fn reimporting_replaces_same_named_rules_and_keeps_customizations() {
+    let dir = import_setup("import-again", "connectors.ps1");
+    let args = ["import", "entra", "connectors.ps1", "-o", "bundle"];
+    let first = run_in(&dir, &args, None);
+    assert!(first.starts_with("exit: 0\n"), "{first}");
+    // A customization elsewhere in a file the import writes to.
+    let user = dir.join("bundle/inbound/contoso-com-user.idf");
+    let customized = std::fs::read_to_string(&user).unwrap().replacen(
+        "inbound rule \"In from AD - User Common\" {",
+        "# Our own note.\ninbound rule \"In from AD - User Common\" {",
+        1,
+    );
+    std::fs::write(&user, &customized).unwrap();
+    let snapshot_files = || {
+        let mut out = Vec::new();
+        for f in idflow::source::collect_idf_files(&[dir.join("bundle")]).unwrap() {
+            out.push((f.clone(), std::fs::read_to_string(f).unwrap()));
+        }
+        out
+    };
+    // The same script again: every rule unchanged, nothing doubled.
+    let before = snapshot_files();
+    let again = run_in(&dir, &args, None);
+    assert_eq!(snapshot_files(), before);
+    // A newer release of the script: one precedence, a scope and a flow changed.
+    let script = std::fs::read_to_string(dir.join("connectors.ps1")).unwrap();
+    let newer = script
+        .replace("'Custom - In from AD - User Info' 41", "'Custom - In from AD - User Info' 45")
+        .replace(
+            "    -Destination 'physicalDeliveryOfficeName' -FlowType 'Direct' -ValueMergeType 'Update' -OutVariable rule | Out-Null\n",
+            "    -Destination 'physicalDeliveryOfficeName' -FlowType 'Direct' -ValueMergeType 'Update' -OutVariable rule | Out-Null\n\
+             Add-ADSyncAttributeFlowMapping -SynchronizationRule $rule[0] -Source @('telephoneNumber') -Destination 'telephoneNumber' -FlowType 'Direct' -OutVariable rule | Out-Null\n\
+             New-Object -TypeName 'Microsoft.IdentityManagement.PowerShell.ObjectModel.ScopeCondition' -ArgumentList 'cloudFiltered','true','NOTEQUAL' -OutVariable c | Out-Null\n\
+             Add-ADSyncScopeConditionGroup -SynchronizationRule $rule[0] -ScopeConditions @($c[0]) -OutVariable rule | Out-Null\n",
+        );
+    std::fs::write(dir.join("newer.ps1"), newer).unwrap();
+    let newer_args = ["import", "entra", "newer.ps1", "-o", "bundle"];
+    // Without --force: the changes are shown and nothing is written; --dry-run is the same
+    // without asking for --force.
+    let refused = run_in(&dir, &newer_args, None);
+    assert_eq!(snapshot_files(), before);
+    let dry = run_in(&dir, &[&newer_args[..], &["--dry-run"]].concat(), None);
+    assert_eq!(snapshot_files(), before);
+    let forced = run_in(&dir, &[&newer_args[..], &["--force"]].concat(), None);
+    insta::assert_snapshot!(
+        "import_again",
+        format!("{again}=== newer\n{refused}=== dry run\n{dry}=== forced\n{forced}")
+    );
+    let text = std::fs::read_to_string(&user).unwrap();
+    assert!(text.contains("# Our own note.\ninbound rule \"In from AD - User Common\""));
+    assert_eq!(
+        text.matches("\"Custom - In from AD - User Info\"").count(),
+        1
+    );
+    assert!(text.contains("precedence 45"), "{text}");
+    // The same release once more: nothing to do.
+    let after = snapshot_files();
+    let last = run_in(&dir, &newer_args, None);
+    assert!(last.starts_with("exit: 0\n"), "{last}");
+    assert_eq!(snapshot_files(), after);
+}
+
+#[test]
+fn check_reports_duplicate_rule_names_without_a_schema() {
+    let dir = tempdir("dup-no-schema");
+    let rule = "inbound rule \"A\" {\n  connector \"c\"\n  source user\n  target person\n  link join\n  precedence 1\n}\n";
+    std::fs::write(dir.join("a.idf"), rule).unwrap();
+    std::fs::write(dir.join("b.idf"), rule).unwrap();
+    let out = run_in(&dir, &["check", "."], None);
+    assert!(out.contains("E0301"), "{out}");
+    assert!(out.contains("duplicate rule name \"A\""), "{out}");
+}

@@ -840,3 +840,114 @@ fn a_state_of_schema_2_is_read_and_rewritten_without_loss() {
         "0 object(s) with pending exports\n"
     );
 }
+
+/// Runs `idflow args` in `dir` with its stdout a pipe whose reader is already closed, as
+/// `idflow ... | head` leaves it once `head` has what it wants.
+fn closed_stdout(dir: &Path, args: &[&str]) -> Out {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("the idflow binary runs");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn every_printing_command_exits_quietly_on_a_closed_stdout() {
+    let d = hr("closed-stdout", CLEAN_HR, "");
+    // A state with history and pending exports: imported and synchronized, not exported.
+    let out = run(&d, &["--profile", "delta-import", "--connector", "hr"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let out = run(&d, &["--profile", "delta-sync"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    std::fs::create_dir_all(d.path("bundle")).unwrap();
+    for f in [
+        "bundle.idf",
+        "schema/contoso-com.idf",
+        "schema/contoso-onmicrosoft-com.idf",
+    ] {
+        let to = d.path("bundle").join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(ROOT).join("rules/entra-default").join(f), to).unwrap();
+    }
+    let config = d.config();
+    let rules = format!("{ROOT}/rules/entra-default");
+    let bundle_file = format!("{ROOT}/rules/entra-default/bundle.idf");
+    let objects = format!("{ROOT}/tests/fixtures/preview/objects.json");
+    let script = format!("{ROOT}/tests/fixtures/import/connectors.ps1");
+    let state = |rest: &[&'static str]| -> Vec<String> {
+        ["state", "--config", config.as_str()]
+            .iter()
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let owned = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
+    let commands: Vec<Vec<String>> = vec![
+        owned(&["check", "--format", "json", &rules]),
+        owned(&["check", "--format", "sarif", &rules]),
+        owned(&["eval", "Trim(\" x \")"]),
+        owned(&["explain"]),
+        owned(&["explain", "E0201"]),
+        owned(&["fmt", &bundle_file]),
+        owned(&["functions"]),
+        owned(&["functions", "Trim"]),
+        owned(&["gen", "ad", "--users", "200", "--groups", "5"]),
+        owned(&["parse", &bundle_file]),
+        owned(&[
+            "preview",
+            &rules,
+            "--objects",
+            &objects,
+            "--dn",
+            "CN=Bob Brown,OU=Users,OU=CORP,DC=contoso,DC=com",
+        ]),
+        owned(&["test", &rules]),
+        owned(&["import", "entra", &script, "-o", "bundle", "--dry-run"]),
+        state(&["pending-exports"]),
+        state(&["pending-exports", "--format", "json"]),
+        state(&["pending-exports", "--format", "csv"]),
+        state(&["search", "--dn", "1001"]),
+        state(&["show", "--dn", "CN=1001,OU=HR"]),
+        state(&["errors"]),
+        state(&["runs"]),
+        owned(&[
+            "run",
+            "--config",
+            config.as_str(),
+            "--profile",
+            "delta-sync",
+        ]),
+    ];
+    for args in &commands {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let open = idflow(&d.0, &args);
+        assert!(
+            !open.stdout.is_empty(),
+            "{args:?} prints nothing: {}",
+            open.all()
+        );
+        let closed = closed_stdout(&d.0, &args);
+        // The same exit code as with a reader, and nothing about the pipe on stderr.
+        assert_eq!(closed.code, open.code, "{args:?}: {}", closed.all());
+        for noise in [
+            "panicked",
+            "Broken pipe",
+            "failed printing",
+            "backtrace",
+            "error: writing",
+        ] {
+            assert!(!closed.stderr.contains(noise), "{args:?}: {}", closed.all());
+        }
+    }
+}

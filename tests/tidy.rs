@@ -61,6 +61,31 @@ fn only_the_cli_prints() {
 }
 
 #[test]
+fn the_cli_writes_stdout_through_its_helper() {
+    // `println!` panics when stdout is closed (`idflow ... | head`); `outln!`/`out!` and
+    // `cli::Stdout` stop printing quietly instead.
+    for (path, text) in sources() {
+        if !path.starts_with("src/cli/") || path == "src/cli/mod.rs" {
+            continue;
+        }
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let bare = |mac: &str| {
+                code.match_indices(mac)
+                    .any(|(at, _)| !code[..at].ends_with('e'))
+            };
+            for mac in ["println!", "print!(", "std::io::stdout()"] {
+                assert!(
+                    !bare(mac),
+                    "{path}:{}: `{mac}` in the CLI: use `outln!`, `out!` or `cli::Stdout`",
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn no_unsafe_outside_the_jit() {
     for (path, text) in sources() {
         if path.starts_with("src/eval/jit/") {

@@ -71,8 +71,8 @@ pub fn run(args: Args) -> u8 {
     };
     let shown = &diags[..limit.min(diags.len())];
     match args.format {
-        Format::Json => println!("{}", render::json(&map, shown)),
-        Format::Sarif => println!("{}", render::sarif(&map, shown)),
+        Format::Json => outln!("{}", render::json(&map, shown)),
+        Format::Sarif => outln!("{}", render::sarif(&map, shown)),
         Format::Human => {
             let style = super::human_style();
             for d in shown {

@@ -149,7 +149,7 @@ pub fn run(args: Args) -> u8 {
     };
     match prepared.eval_program(&program, &mut ctx) {
         Ok(v) => {
-            println!("{}", json::to_json(&v));
+            outln!("{}", json::to_json(&v));
             OK
         }
         Err(e) => {

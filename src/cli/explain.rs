@@ -13,16 +13,16 @@ pub fn run(args: Args) -> u8 {
     match args.code {
         None => {
             for c in codes::CODES {
-                println!("{}  {:7}  {}", c.code, c.severity.as_str(), c.summary);
+                outln!("{}  {:7}  {}", c.code, c.severity.as_str(), c.summary);
             }
             OK
         }
         Some(code) => match codes::find(&code.to_ascii_uppercase()) {
             Some(c) => {
-                println!("{} ({}): {}", c.code, c.severity.as_str(), c.summary);
-                println!();
-                println!("Example that triggers it:");
-                println!("    {}", c.example);
+                outln!("{} ({}): {}", c.code, c.severity.as_str(), c.summary);
+                outln!();
+                outln!("Example that triggers it:");
+                outln!("    {}", c.example);
                 OK
             }
             None => {

@@ -73,7 +73,7 @@ pub fn run(args: Args) -> u8 {
         };
         if args.check {
             if out != text {
-                println!("{}", path.display());
+                outln!("{}", path.display());
                 code = code.max(FINDINGS);
             }
         } else if args.write {
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> u8 {
                 code = code.max(USAGE);
             }
         } else {
-            print!("{out}");
+            out!("{out}");
         }
     }
     code
@@ -100,7 +100,7 @@ fn stdin() -> u8 {
     let id = map.add("<stdin>", text.clone());
     match syntax::format(id, &text) {
         Ok(out) => {
-            print!("{out}");
+            out!("{out}");
             OK
         }
         Err(FormatError::Syntax(diags)) => {

@@ -19,10 +19,10 @@ pub fn run(args: Args) -> u8 {
         for f in fns {
             if f.area != area {
                 if !area.is_empty() {
-                    println!();
+                    outln!();
                 }
                 area = f.area;
-                println!("{area}:");
+                outln!("{area}:");
             }
             let first = f.signatures.first().map_or("", |s| s.text.as_str());
             let note = if f.documented {
@@ -30,7 +30,7 @@ pub fn run(args: Args) -> u8 {
             } else {
                 "  (used by Entra's default rules, not in its reference)"
             };
-            println!("  {:28} {first}{note}", f.name);
+            outln!("  {:28} {first}{note}", f.name);
         }
         return OK;
     };
@@ -41,18 +41,18 @@ pub fn run(args: Args) -> u8 {
         eprintln!("error: unknown function `{name}`{hint}");
         return USAGE;
     };
-    println!("{} ({})", f.name, f.area);
-    println!();
+    outln!("{} ({})", f.name, f.area);
+    outln!();
     for s in &f.signatures {
-        println!("  {}", s.text);
+        outln!("  {}", s.text);
     }
-    println!();
+    outln!();
     for line in wrap(&f.doc, 96) {
-        println!("{line}");
+        outln!("{line}");
     }
     if !f.examples.is_empty() {
-        println!();
-        println!("Examples:");
+        outln!();
+        outln!("Examples:");
         for ex in &f.examples {
             let input = ex
                 .input
@@ -67,8 +67,8 @@ pub fn run(args: Args) -> u8 {
             } else {
                 ex.result.clone().unwrap_or_default()
             };
-            println!("  {}{input}", ex.expr);
-            println!("    --> {outcome}");
+            outln!("  {}{input}", ex.expr);
+            outln!("    --> {outcome}");
         }
     }
     OK

@@ -57,15 +57,9 @@ pub fn run(args: Args) -> u8 {
             }
         },
         None => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                Ok(()) => OK,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => OK,
-                Err(e) => {
-                    eprintln!("error: cannot write to stdout: {e}");
-                    USAGE
-                }
-            }
+            let mut out = super::Stdout;
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            OK
         }
     }
 }

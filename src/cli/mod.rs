@@ -4,6 +4,25 @@
 //! 0 success, 1 findings (errors, or warnings with `--deny-warnings`; files that need
 //! formatting), 2 usage or I/O errors. This is the only module that prints.
 
+/// Prints to stdout, like `print!`, but quietly stops printing when stdout is closed
+/// ([`write_stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*), false)
+    };
+}
+
+/// Prints a line to stdout, like `println!`, but quietly stops printing when stdout is closed
+/// ([`write_stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*), true)
+    };
+}
+
 mod check;
 mod eval;
 mod explain;
@@ -80,6 +99,69 @@ impl EngineArg {
             }
             Some(k) => Ok(k),
         }
+    }
+}
+
+/// Set once stdout is found closed: later output is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to stdout. When the reader has gone (`idflow ... | head`), the output that follows is
+/// dropped without a message and the command finishes as it would (a `run` completes its
+/// steps) with its own exit code; any other write error is reported and exits with 2.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let r = out.write_fmt(args).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = r {
+        stdout_failed(e);
+    }
+}
+
+/// After a failed write to stdout: a closed stdout is remembered, anything else ends the
+/// process with 2.
+fn stdout_failed(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
+    eprintln!("error: writing to stdout: {e}");
+    std::process::exit(USAGE as i32);
+}
+
+/// Stdout as an `io::Write` (for CSV and bulk output), with the handling of [`write_stdout`].
+pub(crate) struct Stdout;
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        match std::io::stdout().lock().write(buf) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                stdout_failed(e);
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Err(e) = std::io::stdout().lock().flush() {
+            stdout_failed(e);
+        }
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ pub fn run(args: Args) -> u8 {
     let mut code = OK;
     for f in map.files() {
         let (parsed, diags) = syntax::parse(f.id, &f.text);
-        print!("{}", syntax::dump::file(&parsed.file));
+        out!("{}", syntax::dump::file(&parsed.file));
         for d in &diags {
             eprint!("{}", render::human(&map, d, super::human_style()));
         }

@@ -128,22 +128,22 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let p = preview::preview(&engine, cs);
-    println!("lineage of {}:", args.dn);
+    outln!("lineage of {}:", args.dn);
     for l in &p.lines {
-        println!("  {l}");
+        outln!("  {l}");
     }
     if !p.errors.is_empty() {
-        println!("errors:");
+        outln!("errors:");
         for e in &p.errors {
-            println!("  {}: {}", e.category.as_str(), e.message);
+            outln!("  {}: {}", e.category.as_str(), e.message);
         }
     }
-    println!("result:");
+    outln!("result:");
     if p.metaverse.is_empty() {
-        println!("  (not linked to a metaverse object)");
+        outln!("  (not linked to a metaverse object)");
     }
     for l in p.metaverse.lines().chain(p.exports.lines()) {
-        println!("  {l}");
+        outln!("  {l}");
     }
     OK
 }

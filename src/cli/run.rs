@@ -115,10 +115,10 @@ fn print(r: &StepReport, json: bool) {
             "updates": r.updates, "deletes": r.deletes, "renames": r.renames, "errors": r.errors,
             "duration_ms": r.duration_ms as u64, "notes": r.notes, "rejects": rejects,
         });
-        println!("{v}");
+        outln!("{v}");
         return;
     }
-    println!("{}", summary(r));
+    outln!("{}", summary(r));
     const SHOWN: usize = 20;
     let all = r.notes.len() + r.rejects.len();
     let lines = r
@@ -128,7 +128,7 @@ fn print(r: &StepReport, json: bool) {
         .chain(r.rejects.iter().map(reject_note))
         .take(SHOWN);
     for n in lines {
-        println!("    {}", super::state::escape_controls(&n));
+        outln!("    {}", super::state::escape_controls(&n));
     }
     if all > SHOWN {
         // Sync errors and import rejects are in the state; other notes only in --json.
@@ -137,7 +137,7 @@ fn print(r: &StepReport, json: bool) {
         } else {
             "`--json` prints them all"
         };
-        println!("    ... {} more ({see})", all - SHOWN);
+        outln!("    ... {} more ({see})", all - SHOWN);
     }
 }
 

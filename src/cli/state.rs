@@ -248,13 +248,13 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                     o
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&items).unwrap_or_default()
             );
         }
         Format::Csv => {
-            let mut w = ::csv::Writer::from_writer(std::io::stdout());
+            let mut w = ::csv::Writer::from_writer(super::Stdout);
             let _ = w.write_record([
                 "connector",
                 "operation",
@@ -302,9 +302,9 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                     escape_controls(&r.dn)
                 );
                 if head != last {
-                    println!("{head}");
+                    outln!("{head}");
                     if let Some(nd) = &r.new_dn {
-                        println!("    rename to \"{}\"", escape_controls(nd));
+                        outln!("    rename to \"{}\"", escape_controls(nd));
                     }
                     last = head;
                 }
@@ -312,14 +312,14 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                     continue;
                 }
                 match &r.old {
-                    Some(old) => println!(
+                    Some(old) => outln!(
                         "    {} {}: {} -> {}",
                         r.change,
                         r.attribute,
                         shown(old),
                         shown(&r.values)
                     ),
-                    None => println!("    {} {}: {}", r.change, r.attribute, shown(&r.values)),
+                    None => outln!("    {} {}: {}", r.change, r.attribute, shown(&r.values)),
                 }
             }
             let objects = rows
@@ -327,7 +327,7 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                 .map(|r| (&r.connector, &r.dn))
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
-            println!("{objects} object(s) with pending exports");
+            outln!("{objects} object(s) with pending exports");
         }
     }
     OK
@@ -375,7 +375,7 @@ fn search(
             let t = &plan.metaverse[m.object_type];
             if has(&t.names, &m.attrs) {
                 found += 1;
-                println!("metaverse {} {} ({} link(s))", t.name, m.id, m.links.len());
+                outln!("metaverse {} {} ({} link(s))", t.name, m.id, m.links.len());
             }
         }
     } else {
@@ -398,7 +398,7 @@ fn search(
                     .map(|l| format!(" -> metaverse {}", l.mv))
                     .unwrap_or_else(|| " (disconnector)".into());
                 let flag = if o.placeholder { " placeholder" } else { "" };
-                println!(
+                outln!(
                     "{} {} \"{}\"{link}{flag} [#{c}]",
                     cp.name,
                     t.name,
@@ -407,7 +407,7 @@ fn search(
             }
         }
     }
-    println!("{found} object(s)");
+    outln!("{found} object(s)");
     if found == 0 { FINDINGS } else { OK }
 }
 
@@ -432,8 +432,8 @@ fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
     let o = &state.cs()[id as usize];
     let cp = &plan.connectors[o.connector];
     let t = &cp.types[o.object_type];
-    println!("{} {} \"{}\"", cp.name, t.name, escape_controls(&o.dn));
-    println!(
+    outln!("{} {} \"{}\"", cp.name, t.name, escape_controls(&o.dn));
+    outln!(
         "  anchor: {}",
         o.anchor
             .as_ref()
@@ -441,25 +441,25 @@ fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
             .unwrap_or_else(|| "(none: not exported yet)".into())
     );
     match o.link {
-        Some(l) => println!(
+        Some(l) => outln!(
             "  linked to metaverse object {} by \"{}\"",
             l.mv,
             plan.rules[l.rule].name()
         ),
-        None => println!("  disconnector"),
+        None => outln!("  disconnector"),
     }
     for (slot, v) in o.imported.iter().enumerate() {
         if !v.is_null() && Some(slot) != t.dn {
-            println!("  {} = {}", t.names[slot], json::to_json(v));
+            outln!("  {} = {}", t.names[slot], json::to_json(v));
         }
     }
     let p = preview::preview(&runner.engine, id);
-    println!("lineage:");
+    outln!("lineage:");
     for l in &p.lines {
-        println!("  {}", escape_controls(l));
+        outln!("  {}", escape_controls(l));
     }
     for l in p.metaverse.lines().chain(p.exports.lines()) {
-        println!("  {}", escape_controls(l));
+        outln!("  {}", escape_controls(l));
     }
     OK
 }
@@ -490,7 +490,7 @@ fn history(config: &std::path::Path, command: &Command) -> u8 {
                     } else {
                         format!(" {}", r.connector)
                     };
-                    println!(
+                    outln!(
                         "#{} {} {}{who}: {} [{} adds, {} updates, {} deletes, {} renames, {} errors, {} ms]",
                         r.id,
                         r.started,
@@ -522,14 +522,14 @@ fn history(config: &std::path::Path, command: &Command) -> u8 {
                     by.entry(e.category.clone()).or_default().push(e);
                 }
                 for (cat, list) in &by {
-                    println!("{cat}: {}", list.len());
+                    outln!("{cat}: {}", list.len());
                     for e in list {
                         let rule = if e.rule.is_empty() {
                             String::new()
                         } else {
                             format!(" [{}]", e.rule)
                         };
-                        println!(
+                        outln!(
                             "    {} \"{}\"{rule}: {}",
                             e.connector,
                             escape_controls(&e.dn),
@@ -538,19 +538,23 @@ fn history(config: &std::path::Path, command: &Command) -> u8 {
                     }
                 }
                 if by.is_empty() {
-                    println!("no sync errors");
+                    outln!("no sync errors");
                 }
                 for (run, list) in &rejects {
-                    println!(
+                    outln!(
                         "import rejects: {} (#{} {} {}): {}",
-                        run.connector, run.id, run.started, run.step, run.rejected
+                        run.connector,
+                        run.id,
+                        run.started,
+                        run.step,
+                        run.rejected
                     );
                     for r in list {
-                        println!("    {}", escape_controls(&super::run::reject_note(r)));
+                        outln!("    {}", escape_controls(&super::run::reject_note(r)));
                     }
                     let unkept = run.rejected - list.len() as i64;
                     if unkept > 0 {
-                        println!(
+                        outln!(
                             "    ... {unkept} more (only the first {} of an import are kept)",
                             crate::store::REJECTS_KEPT
                         );

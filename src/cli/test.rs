@@ -28,15 +28,15 @@ pub fn run(args: Args) -> u8 {
     let mut failed = 0;
     for o in &outcomes {
         if o.passed() {
-            println!("ok   {} ({})", o.name, o.location);
+            outln!("ok   {} ({})", o.name, o.location);
         } else {
             failed += 1;
-            println!("FAIL {} ({})", o.name, o.location);
+            outln!("FAIL {} ({})", o.name, o.location);
             for f in &o.failures {
-                println!("     {f}");
+                outln!("     {f}");
             }
         }
     }
-    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    outln!("{} passed, {} failed", outcomes.len() - failed, failed);
     if failed > 0 { FINDINGS } else { OK }
 }

@@ -275,6 +275,12 @@ pub const CODES: &[Code] = &[
         example: "join { objectGUID = mail }",
     },
     Code {
+        code: "W0311",
+        severity: W,
+        summary: "flows of a `joinnoflow` rule are never applied",
+        example: "inbound rule ... link joinnoflow ... flow mail <- [mail]",
+    },
+    Code {
         code: "E0401",
         severity: E,
         summary: "test value does not fit the attribute type",

@@ -270,9 +270,11 @@ impl Plan {
                 (Direction::Outbound, Some(t)) => Some(&c.types[t]),
                 _ => None,
             };
+            // A joinnoflow rule joins and flows nothing (the checker warns about its flows).
             let flows = r
                 .flows
                 .iter()
+                .filter(|_| r.link != LinkType::JoinNoFlow)
                 .map(|f| FlowPlan {
                     slot: target_plan.and_then(|t| t.slot(&f.target)),
                     target: f.target.clone(),

@@ -3,8 +3,13 @@
 //! Consumes: a `Get-ADSyncServerConfiguration` export folder (`xml`) or a Synchronization Rules
 //! Editor PowerShell script (`powershell`). Produces: a [`model::Config`], which `writer` turns
 //! into an idflow bundle (schemas, rules grouped by direction and object type, an `idflow.toml`
-//! template), every file formatted by `idflow fmt` and checked before it is written.
+//! template), every file formatted by `idflow fmt` and checked before it is written. A script's
+//! rules name their connectors as the script does: `connectors` resolves them against the
+//! bundle they go into, and `merge` puts them into its rule files (a rule of the same name is
+//! replaced where it is, with what changed).
 
+pub mod connectors;
+pub mod merge;
 pub mod model;
 pub mod powershell;
 pub mod writer;

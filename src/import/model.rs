@@ -21,6 +21,10 @@ pub struct Config {
     /// Constructs that could not be mapped (reported; the import fails without
     /// `--allow-partial`).
     pub unmapped: Vec<Unmapped>,
+    /// What the importer decided on its own and the user should know (reported; the import
+    /// does not fail for them): a branch read without evaluating its condition, a connector
+    /// taken as the bundle's only one of its kind, a function read although never called.
+    pub notes: Vec<Unmapped>,
 }
 
 /// An attribute type of the idflow schema language.
@@ -147,8 +151,12 @@ pub struct Rule {
     pub immutable_tag: Option<String>,
     pub direction: Direction,
     pub disabled: bool,
-    /// Entra's connector id.
+    /// Entra's connector id (`{guid}`); for a script, what `connector_ref` says: the id, the
+    /// name, or the expression as written. Resolved to a bundle connector's name before the
+    /// rule is written (`import::connectors`).
     pub connector: String,
+    /// How the configuration names the connector.
+    pub connector_ref: ConnectorRef,
     pub source_type: String,
     pub target_type: String,
     /// Join, StickyJoin, Provision.
@@ -161,6 +169,26 @@ pub struct Rule {
     pub joins: Vec<Vec<JoinCondition>>,
     pub flows: Vec<Flow>,
     pub source: PathBuf,
+}
+
+/// How a rule names its connector.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ConnectorRef {
+    /// By Entra identifier, in `Rule::connector`.
+    #[default]
+    Id,
+    /// By name (`Get-ADSyncConnector -Name`, or a `Where-Object` filter on the name).
+    Name(String),
+    /// An expression that cannot be evaluated before the script runs.
+    Expression {
+        /// The expression that gives it, as written in the script (the key `--connector`
+        /// names it by).
+        written: String,
+        /// Where it is or what it is, for messages (`line 12`, or what a variable holds).
+        origin: String,
+        /// The connector kind the script implies (`ad`, `entra`), when it does.
+        kind: Option<String>,
+    },
 }
 
 /// Something the importer could not carry over.

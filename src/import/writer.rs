@@ -438,6 +438,7 @@ fn rule_text(
         "join" => "join",
         "stickyjoin" => "stickyjoin",
         "provision" => "provision",
+        "joinnoflow" => "joinnoflow",
         other => {
             lost(format!("unknown link type `{other}`; written as join"));
             "join"

@@ -338,7 +338,7 @@ fn rule_from(path: &Path, doc: &Document, out: &mut Vec<Unmapped>) -> Option<Rul
         ));
         return None;
     };
-    if !["Join", "StickyJoin", "Provision"].contains(&link_type.as_str()) {
+    if !["Join", "StickyJoin", "Provision", "JoinNoFlow"].contains(&link_type.as_str()) {
         notes.add(format!("unknown linkType `{link_type}` (kept as exported)"));
     }
     let flag = |notes: &mut Notes, what: &str| match field(root, what) {
@@ -389,6 +389,7 @@ fn rule_from(path: &Path, doc: &Document, out: &mut Vec<Unmapped>) -> Option<Rul
         direction,
         disabled,
         connector,
+        connector_ref: super::model::ConnectorRef::Id,
         source_type,
         target_type,
         link_type,

@@ -47,6 +47,15 @@ pub fn check(files: &[(FileId, &ast::File)]) -> (Bundle, Vec<Diagnostic>) {
             }
         }
     }
-    lints::check(&bundle.rules, &mut diags);
+    let all: Vec<(FileId, &ast::Rule)> = files
+        .iter()
+        .flat_map(|(file, ast)| {
+            ast.items.iter().filter_map(move |i| match i {
+                ast::Item::Rule(r) => Some((*file, r)),
+                _ => None,
+            })
+        })
+        .collect();
+    lints::check(&all, &bundle.rules, &bundle.schema, &mut diags);
     (bundle, diags)
 }

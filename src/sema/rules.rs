@@ -19,6 +19,9 @@ pub enum LinkType {
     Join,
     StickyJoin,
     Provision,
+    /// Entra's JoinNoFlow: joins like `join` and flows nothing (the object is linked for the
+    /// flows of other rules).
+    JoinNoFlow,
 }
 
 impl LinkType {
@@ -27,6 +30,7 @@ impl LinkType {
             "join" => LinkType::Join,
             "stickyjoin" => LinkType::StickyJoin,
             "provision" => LinkType::Provision,
+            "joinnoflow" => LinkType::JoinNoFlow,
             _ => return None,
         })
     }
@@ -397,8 +401,10 @@ pub fn resolve_rule(
                     format!("unknown link type `{}`", n.name),
                 );
                 d = d.with_help(
-                    suggest(&n.name, ["join", "stickyjoin", "provision"])
-                        .unwrap_or_else(|| "link types are join, stickyjoin and provision".into()),
+                    suggest(&n.name, ["join", "stickyjoin", "joinnoflow", "provision"])
+                        .unwrap_or_else(|| {
+                            "link types are join, stickyjoin, joinnoflow and provision".into()
+                        }),
                 );
                 diags.push(d);
             }
@@ -560,6 +566,36 @@ pub fn resolve_rule(
                 "an outbound provision rule needs a `dn` flow",
             )
             .with_help("add `flow dn <- ...` computing the DN of the objects it creates"),
+        );
+    }
+    if link == LinkType::JoinNoFlow
+        && let Some(f) = flows.first()
+    {
+        diags.push(
+            Diagnostic::new(
+                "W0311",
+                file,
+                f.span.clone(),
+                format!(
+                    "rule \"{}\" links with `joinnoflow`: its flows are never applied",
+                    rule.name.value
+                ),
+            )
+            .with_help("use `link join` for a rule that joins and flows, or remove the flows"),
+        );
+    }
+    if link == LinkType::JoinNoFlow && joins.is_empty() {
+        diags.push(
+            Diagnostic::new(
+                "W0602",
+                file,
+                rule.name.span.clone(),
+                format!(
+                    "rule \"{}\" links with `joinnoflow` but has no join conditions",
+                    rule.name.value
+                ),
+            )
+            .with_help("a joinnoflow rule only joins: without join conditions it has no effect"),
         );
     }
     if flows.is_empty() && joins.is_empty() && link == LinkType::Join {

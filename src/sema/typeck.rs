@@ -51,8 +51,9 @@ fn leaf(ty: Ty, node: ir::Node, e: &Expr) -> Typed {
     (ty, ir::Expr::new(node, e.span.clone()))
 }
 
+/// An expression with an error (already reported): its type is unknown.
 fn invalid(e: &Expr) -> Typed {
-    (Ty::ANY, ir::Expr::invalid(e.span.clone()))
+    (Ty::UNKNOWN, ir::Expr::invalid(e.span.clone()))
 }
 
 struct Checker<'a, 'd> {
@@ -475,6 +476,16 @@ impl Checker<'_, '_> {
             "ImportedValue" => tys[0],
             _ => sig.ret.with_multi(sig.ret.multi || mapped),
         };
+        // An argument with an error could have matched any overload: the result is unknown
+        // rather than the chosen overload's guess, so it causes no further errors.
+        let ty = if tys.iter().any(|t| t.base == Base::Unknown) {
+            Ty {
+                base: Base::Unknown,
+                multi: ty.multi,
+            }
+        } else {
+            ty
+        };
         let span = e.span.clone();
         let node = match name {
             "IIF" => {
@@ -519,7 +530,7 @@ impl Checker<'_, '_> {
         match &a.kind {
             ExprKind::Str { value: name, .. } => match self.attribute(name, a) {
                 Some((t, slot)) => (t, Some(slot)),
-                None => (Ty::ANY, None),
+                None => (Ty::UNKNOWN, None),
             },
             _ => {
                 self.diag(
@@ -527,7 +538,7 @@ impl Checker<'_, '_> {
                         .with_help("write the attribute's name as a string, e.g. ImportedValue(\"proxyAddresses\")"),
                 );
                 self.expr(a);
-                (Ty::ANY, None)
+                (Ty::UNKNOWN, None)
             }
         }
     }
@@ -650,7 +661,7 @@ fn enum_arg_ok(arg: &Expr, ty: Ty, en: u16) -> Accept {
                 Accept::No
             }
         }
-        (_, Base::Any | Base::Null) => Accept::Yes,
+        (_, Base::Any | Base::Unknown | Base::Null) => Accept::Yes,
         _ => Accept::No,
     }
 }

@@ -17,8 +17,12 @@ pub enum Base {
     Ref,
     /// A constant of the stdlib enum with this index.
     Enum(u16),
-    /// Any type (`var`, or unknown after an earlier error): compatible with everything.
+    /// Any type (`var`): compatible with everything.
     Any,
+    /// Unknown after an earlier error (an unknown attribute, function or constant): compatible
+    /// with everything, and what is computed from it is unknown too, so one mistake gives one
+    /// error, not a trail of false ones.
+    Unknown,
     /// `NULL`, `AuthoritativeNull`, `IgnoreThisFlow`: no value, fits every target.
     Null,
     /// `Error(...)`: never produces a value.
@@ -43,6 +47,9 @@ impl Ty {
 
     pub const ANY: Ty = Ty::one(Base::Any);
 
+    /// The type of an expression that already has an error.
+    pub const UNKNOWN: Ty = Ty::one(Base::Unknown);
+
     pub fn with_multi(self, multi: bool) -> Ty {
         Ty {
             base: self.base,
@@ -50,9 +57,12 @@ impl Ty {
         }
     }
 
-    /// True for types that carry no concrete information (`Any`, `Null`, `Void`).
+    /// True for types that carry no concrete information (`Any`, `Unknown`, `Null`, `Void`).
     pub fn is_open(self) -> bool {
-        matches!(self.base, Base::Any | Base::Null | Base::Void)
+        matches!(
+            self.base,
+            Base::Any | Base::Unknown | Base::Null | Base::Void
+        )
     }
 
     /// The common type of two branches (IIF, Switch): open types give way to concrete ones;
@@ -61,6 +71,7 @@ impl Ty {
         let multi = self.multi || other.multi;
         let base = match (self.base, other.base) {
             (a, b) if a == b => a,
+            (Base::Unknown, _) | (_, Base::Unknown) => Base::Unknown,
             (Base::Void, b) | (b, Base::Void) => b,
             (Base::Null, b) | (b, Base::Null) => b,
             _ => Base::Any,
@@ -101,6 +112,7 @@ impl Base {
             Base::Dt => "datetime",
             Base::Enum(_) => "enum constant",
             Base::Any => "any",
+            Base::Unknown => "unknown",
             Base::Null => "NULL",
             Base::Void => "no value",
         }
@@ -131,6 +143,7 @@ impl Base {
             Base::Ref => "ref",
             Base::Enum(_) => "enum",
             Base::Any => "var",
+            Base::Unknown => "unknown",
             Base::Null => "NULL",
             Base::Void => "void",
         }
@@ -227,7 +240,7 @@ impl ParamTy {
             }
             ParamTy::Enum(e) => match arg.base {
                 Base::Enum(x) if x == *e => Accept::Yes,
-                Base::Str | Base::Any | Base::Null => Accept::Yes,
+                Base::Str | Base::Any | Base::Unknown | Base::Null => Accept::Yes,
                 _ => Accept::No,
             },
             ParamTy::Binder | ParamTy::AttrName => Accept::Yes,
