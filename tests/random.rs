@@ -3,6 +3,8 @@
 //! delta sync that processes one object gives it what a full sync gives it, and so will a
 //! sync that evaluates objects in another order.
 
+mod common;
+
 use idflow::engine::Engine;
 use idflow::engine::import::{ImportChange, ImportObject};
 use idflow::engine::sync::Mode;
@@ -37,17 +39,10 @@ inbound rule "In from HR" {
 "#;
 
 fn engine() -> Engine {
-    let mut map = idflow::source::SourceMap::new();
-    map.add("random.idf", BUNDLE);
-    let checked = idflow::frontend::check(&map);
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| format!("{}: {}", d.code, d.message))
-        .collect();
-    assert!(errors.is_empty(), "the test bundle has errors: {errors:#?}");
-    Engine::new(&checked.bundle, idflow::testrun::test_now())
+    Engine::new(
+        &common::bundle("random.idf", BUNDLE),
+        idflow::testrun::test_now(),
+    )
 }
 
 fn worker(id: &str, name: &str) -> ImportChange {

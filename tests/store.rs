@@ -4,6 +4,8 @@
 //! a change of one object writes that object's rows only. Also the run history and the sync
 //! errors of the last sync.
 
+mod common;
+
 use idflow::engine::Engine;
 use idflow::engine::compile::Plan;
 use idflow::engine::model::{
@@ -100,17 +102,10 @@ outbound rule "Out to cloud - User Join" {
 "#;
 
 fn engine() -> Engine {
-    let mut map = idflow::source::SourceMap::new();
-    map.add("store.idf", BUNDLE);
-    let checked = idflow::frontend::check(&map);
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| format!("{}: {}", d.code, d.message))
-        .collect();
-    assert!(errors.is_empty(), "the test bundle has errors: {errors:#?}");
-    Engine::new(&checked.bundle, idflow::testrun::test_now())
+    Engine::new(
+        &common::bundle("store.idf", BUNDLE),
+        idflow::testrun::test_now(),
+    )
 }
 
 fn rule(plan: &Plan, name: &str) -> usize {

@@ -258,16 +258,7 @@ pub fn confirm(
             let o = &mut state.cs_mut()[id as usize];
             o.anchor = Some(anchor);
             o.export = None;
-            // Confirmed values equal to the current ones share their allocation.
-            o.imported = if *o.current == *imported {
-                o.current.clone()
-            } else {
-                imported.into()
-            };
-            o.pending_import = Some(super::import::merge_pending(
-                o.pending_import,
-                PendingImport::Update,
-            ));
+            take_confirmed(o, imported);
             Confirmed::Done
         }
         ExportOp::Update => {
@@ -289,19 +280,24 @@ pub fn confirm(
             let imported = confirmed_values(&current, &o.imported);
             state.set_cs_current(plan, id, current);
             let o = &mut state.cs_mut()[id as usize];
-            // Confirmed values equal to the current ones share their allocation.
-            o.imported = if *o.current == *imported {
-                o.current.clone()
-            } else {
-                imported.into()
-            };
-            o.pending_import = Some(super::import::merge_pending(
-                o.pending_import,
-                PendingImport::Update,
-            ));
+            take_confirmed(o, imported);
             Confirmed::Done
         }
     }
+}
+
+/// Records `imported` as what the connected system confirmed holding (sharing the current
+/// values' allocation when they are equal) and stages the import that shows it to sync.
+fn take_confirmed(o: &mut CsObject, imported: Vec<Value>) {
+    o.imported = if *o.current == *imported {
+        o.current.clone()
+    } else {
+        imported.into()
+    };
+    o.pending_import = Some(super::import::merge_pending(
+        o.pending_import,
+        PendingImport::Update,
+    ));
 }
 
 /// The confirmed values once `current` is applied: the current ones, except where a flow left

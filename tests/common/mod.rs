@@ -122,3 +122,18 @@ impl Drop for Dir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The checked bundle of one rule file's text; fails the test on any check error.
+pub fn bundle(name: &str, text: &str) -> idflow::sema::Bundle {
+    let mut map = idflow::source::SourceMap::new();
+    map.add(name, text);
+    let checked = idflow::frontend::check(&map);
+    let errors: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
+    assert!(errors.is_empty(), "the test bundle has errors: {errors:#?}");
+    checked.bundle
+}
