@@ -1,74 +1,73 @@
 //! Inbound processing of one connector-space object: its pending import (delete,
 //! delete-add), scope of the inbound rules, stickiness of its link, join or projection.
 //!
-//! Consumes: a connector-space object with its staged import. Produces: links, new metaverse
+//! Consumes: a connector-space object with its staged import. Produces: its in-scope rules
+//! (computed from `&State`, [`scope_rules`], and kept for the run), links, new metaverse
 //! objects, tombstones of deleted objects, and the metaverse objects to recompute
 //! (`Run::dirty`) and to visit in outbound (`Run::outbound`).
 
 use super::Run;
+use super::eval::{Log, View, seed};
 use super::join::Joined;
 use crate::engine::compile::{ConnIdx, Plan, RuleIdx};
 use crate::engine::model::{CsId, Link, MvObject, PendingImport, State};
-use crate::engine::scope;
+use crate::eval::Ctx;
 use crate::sema::rules::LinkType;
 use crate::value::Value;
 use std::sync::Arc;
 
+/// The in-scope inbound rules of object `id` (its scope evaluated from `&State`; notes in
+/// `log`).
+pub(super) fn scope_rules(v: &View, ctxs: &mut [Ctx], log: &mut Log, id: CsId) -> Vec<RuleIdx> {
+    let o = &v.state.cs()[id as usize];
+    let connector = o.connector;
+    let candidates = v
+        .plan
+        .inbound
+        .get(&(connector, o.object_type))
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let member_of = |group: &str| member_of(v.state, v.plan, connector, &o.dn, group);
+    let mut rules = Vec::new();
+    for &r in candidates {
+        let rule = &v.plan.rules[r];
+        match v.in_scope(ctxs, rule, &o.current, &o.imported, &member_of) {
+            Ok(()) => {
+                v.note(log, Some(id), None, || {
+                    format!(
+                        "in scope: \"{}\" (precedence {})",
+                        rule.name(),
+                        rule.def.precedence
+                    )
+                });
+                rules.push(r);
+            }
+            Err(miss) => {
+                v.note(log, Some(id), None, || {
+                    format!("not in scope: \"{}\": {}", rule.name(), miss.join("; "))
+                });
+            }
+        }
+    }
+    rules
+}
+
 impl Run<'_> {
+    /// The in-scope inbound rules of an object, evaluated once per run.
     pub(super) fn inbound_rules(&mut self, id: CsId) -> Vec<RuleIdx> {
         if let Some(r) = self.inscope.get(&id) {
             return r.clone();
         }
-        let (connector, ty) = {
-            let o = &self.state.cs()[id as usize];
-            (o.connector, o.object_type)
-        };
-        let candidates = self
-            .plan
-            .inbound
-            .get(&(connector, ty))
-            .cloned()
-            .unwrap_or_default();
-        let mut rules = Vec::new();
-        for r in candidates {
-            let rule = &self.plan.rules[r];
-            let result = {
-                let state = &*self.state;
-                let o = &state.cs()[id as usize];
-                let member_of = |group: &str| member_of(state, self.plan, connector, &o.dn, group);
-                scope::in_scope(
-                    &self.plan.program,
-                    &rule.scope,
-                    &o.current,
-                    &o.imported,
-                    &mut self.ctxs[connector],
-                    &member_of,
-                )
-            };
-            match result {
-                Ok(()) => {
-                    self.note(Some(id), None, || {
-                        format!(
-                            "in scope: \"{}\" (precedence {})",
-                            rule.name(),
-                            rule.def.precedence
-                        )
-                    });
-                    rules.push(r);
-                }
-                Err(miss) => {
-                    self.note(Some(id), None, || {
-                        format!("not in scope: \"{}\": {}", rule.name(), miss.join("; "))
-                    });
-                }
-            }
-        }
+        let mut log = Log::default();
+        let (v, ctxs) = self.split();
+        let rules = scope_rules(&v, ctxs, &mut log, id);
+        self.flush(log);
         self.inscope.insert(id, rules.clone());
         rules
     }
 
     pub(super) fn inbound_object(&mut self, id: CsId) {
-        self.seed_for(1, u64::from(id));
+        seed(self.ctxs, 1, u64::from(id));
         self.report.processed += 1;
         let pending = self.state.cs()[id as usize].pending_import;
         match pending {

@@ -39,6 +39,20 @@ impl Run<'_> {
         self.state.set_mv_index(attr.into(), map);
     }
 
+    /// Builds the uniqueness indexes the export of object `c` reads: of each unique
+    /// attribute among its first `n` slots (see `export_flows::withhold`).
+    pub(super) fn build_unique_indexes(&mut self, c: CsId, n: usize) {
+        let (cc, tty) = {
+            let o = &self.state.cs()[c as usize];
+            (o.connector, o.object_type)
+        };
+        let tplan = &self.plan.connectors[cc].types[tty];
+        for slot in (0..n).filter(|&s| tplan.unique[s]) {
+            let name = tplan.names[slot].clone();
+            self.build_cs_index(cc, &name);
+        }
+    }
+
     /// Builds the join or uniqueness index of a connector-space attribute, the first time a
     /// join or a uniqueness check needs it (from then on the state keeps it current).
     pub(super) fn build_cs_index(&mut self, cc: ConnIdx, attr: &str) {

@@ -23,6 +23,7 @@
 //! `export_flows` (target values, withheld duplicates), `refs` (references and placeholders)
 //! and `trace` (lineage notes).
 
+mod eval;
 mod export_flows;
 mod inbound;
 mod join;
@@ -34,12 +35,13 @@ mod trace;
 pub use refs::mv_ref;
 pub use trace::Trace;
 
-use super::compile::{Plan, RuleIdx, RulePlan};
-use super::model::{CsId, ErrorCategory, Key, MvId, State, SyncError};
+use super::compile::{Plan, RuleIdx};
+use super::model::{CsId, Key, MvId, State, SyncError};
 use crate::eval::Ctx;
-use crate::eval::interp::EvalError;
 use crate::value::Value;
+use eval::View;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use trace::Tracer;
 
 /// Which objects a sync processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,50 +290,25 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// What the processors read, and the evaluation contexts they evaluate with.
+    fn split(&mut self) -> (View<'_>, &mut [Ctx]) {
+        (
+            View {
+                plan: self.plan,
+                state: self.state,
+                created_mv: &self.created_mv,
+                created_cs: &self.created_cs,
+                inscope: &self.inscope,
+                tracer: Tracer::new(self.trace.as_deref()),
+            },
+            self.ctxs,
+        )
+    }
+
     pub(super) fn error(&mut self, e: SyncError) {
         self.report.errors.push(e);
         if self.report.errors.len() >= self.error_limit {
             self.stopped = true;
-        }
-    }
-
-    pub(super) fn eval_error(
-        &mut self,
-        cs: Option<CsId>,
-        mv: Option<MvId>,
-        rule: &RulePlan,
-        target: &str,
-        e: EvalError,
-    ) {
-        let category = match e.code {
-            "E0501" => ErrorCategory::FunctionError,
-            "E0510" | "E0511" => ErrorCategory::LargeAttribute,
-            "E0512" | "E0513" => ErrorCategory::Other,
-            _ => ErrorCategory::DataValidationFailure,
-        };
-        self.note(cs, mv, || {
-            format!(
-                "  flow {target} of \"{}\": error {}: {}",
-                rule.name(),
-                e.code,
-                e.message
-            )
-        });
-        self.error(SyncError {
-            category,
-            cs,
-            mv,
-            rule: Some(rule.name().to_string()),
-            code: Some(e.code),
-            message: format!("flow to {target}: {}", e.message),
-        });
-    }
-
-    /// Starts the random sequences of one object's evaluations (`Ctx::seed_for`): what
-    /// `Guid()` and `RandomNum()` give depends on the object, not on the order of the sync.
-    pub(super) fn seed_for(&mut self, stage: u64, id: u64) {
-        for ctx in self.ctxs.iter_mut() {
-            ctx.seed_for((stage << 60) ^ id);
         }
     }
 

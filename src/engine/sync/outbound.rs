@@ -2,18 +2,114 @@
 //! connector, provisioning (with the DN its `dn` flow computes), outbound join,
 //! deprovisioning, and DN changes (renames).
 //!
-//! Consumes: a metaverse object and the outbound rules of its type. Produces: links to target
-//! objects, new export objects, staged deletes and renames; then the export flows of every
-//! linked target object (`export_flows`).
+//! Consumes: a metaverse object and the outbound rules of its type. Produces, per target
+//! connector and computed from `&State` ([`step`]): a [`Step`] — the in-scope rules and what
+//! to do: nothing, deprovision, disconnect, export (the export flows of the linked object,
+//! `export_flows`), or join or provision (done when applied: [`Run::outbound_link`]).
+//! Applied ([`Run::apply_step`]): links to target objects, new export objects, staged deletes
+//! and renames, and the export flows' changes. [`Run::outbound_mv`] computes and applies them
+//! one connector at a time.
 
 use super::Run;
+use super::eval::{FlowOutcome, Log, View, seed};
+use super::export_flows::check_dn;
 use crate::engine::compile::{ConnIdx, RuleIdx};
 use crate::engine::flow;
 use crate::engine::model::{CsId, CsObject, ErrorCategory, ExportOp, Link, MvId, SyncError};
-use crate::engine::scope;
+use crate::eval::Ctx;
 use crate::eval::interp::Object;
 use crate::sema::rules::LinkType;
 use crate::value::Value;
+
+/// What outbound sync does for one metaverse object in one target connector.
+#[derive(Debug)]
+pub(super) enum Action {
+    /// Not linked, and no in-scope rule joins or provisions: nothing.
+    Skip,
+    /// The linked object was provisioned and no provision rule is in scope any more.
+    Deprovision(CsId),
+    /// The linked object was joined by an outbound rule no longer in scope.
+    Disconnect(CsId),
+    /// Export flows for the linked object (computed when applied); `prov` (the in-scope
+    /// provision rule) is kept on it.
+    Export { c: CsId, prov: Option<RuleIdx> },
+    /// Not linked: a join or a provisioning is tried when applied (it reads and changes the
+    /// connector's objects and indexes), then the export flows.
+    Link,
+}
+
+/// One target connector's part of outbound sync for a metaverse object.
+#[derive(Debug)]
+pub(super) struct Step {
+    pub cc: ConnIdx,
+    /// The in-scope outbound rules of the connector.
+    rules: Vec<RuleIdx>,
+    /// Scope notes (and the deprovisioning note).
+    log: Log,
+    pub action: Action,
+}
+
+/// The step of connector `cc` for `mv`, or None when no outbound rule of the connector takes
+/// its type.
+pub(super) fn step(v: &View, ctxs: &mut [Ctx], mv: MvId, cc: ConnIdx) -> Option<Step> {
+    let m = v.state.mv().get(&mv)?;
+    let all = v.plan.outbound.get(&(cc, m.object_type))?;
+    let mut log = Log::default();
+    let mut rules = Vec::new();
+    for &r in all {
+        let rule = &v.plan.rules[r];
+        match v.in_scope(ctxs, rule, &m.attrs, &m.attrs, &|_| false) {
+            Ok(()) => rules.push(r),
+            Err(miss) => v.note(&mut log, None, Some(mv), || {
+                format!(
+                    "outbound not in scope: \"{}\": {}",
+                    rule.name(),
+                    miss.join("; ")
+                )
+            }),
+        }
+    }
+    let action = match v.state.linked_in(mv, cc) {
+        Some(c) => {
+            let o = &v.state.cs()[c as usize];
+            let prov = rules.iter().copied().find(|&r| {
+                v.plan.rules[r].link() == LinkType::Provision
+                    && v.plan.rules[r].target_type == Some(o.object_type)
+            });
+            if o.provisioned_by.is_some() && prov.is_none() {
+                v.note(&mut log, Some(c), Some(mv), || {
+                    format!(
+                        "deprovisioned from {}: no provision rule in scope",
+                        v.plan.connectors[cc].name
+                    )
+                });
+                Action::Deprovision(c)
+            } else if let Some(l) = o.link
+                && l.outbound
+                && !rules.contains(&l.rule)
+                && prov.is_none()
+            {
+                Action::Disconnect(c)
+            } else {
+                Action::Export { c, prov }
+            }
+        }
+        // `outbound_link` finds nothing to do without a provision rule or a join condition.
+        None if rules.iter().all(|&r| {
+            v.plan.rules[r].link() != LinkType::Provision && v.plan.rules[r].joins.is_empty()
+        }) =>
+        {
+            Action::Skip
+        }
+        None => Action::Link,
+    };
+    Some(Step {
+        cc,
+        rules,
+        log,
+        action,
+    })
+}
 
 impl Run<'_> {
     pub(super) fn deprovision(&mut self, c: CsId) {
@@ -28,114 +124,79 @@ impl Run<'_> {
         self.report.deprovisions += 1;
     }
 
+    /// Outbound sync of one metaverse object: each target connector's step computed and
+    /// applied in turn.
     pub(super) fn outbound_mv(&mut self, mv: MvId) {
-        self.seed_for(3, mv);
-        let Some(m) = self.state.mv().get(&mv) else {
-            return;
-        };
-        let ty = m.object_type;
+        seed(self.ctxs, 3, mv);
         for cc in 0..self.plan.connectors.len() {
-            let Some(all) = self.plan.outbound.get(&(cc, ty)) else {
+            let (v, ctxs) = self.split();
+            let Some(s) = step(&v, ctxs, mv, cc) else {
                 continue;
             };
-            let mut rules = Vec::new();
-            for &r in all {
-                let rule = &self.plan.rules[r];
-                let m = &self.state.mv()[&mv];
-                let ok = scope::in_scope(
-                    &self.plan.program,
-                    &rule.scope,
-                    &m.attrs,
-                    &m.attrs,
-                    &mut self.ctxs[cc],
-                    &|_| false,
-                );
-                match ok {
-                    Ok(()) => rules.push(r),
-                    Err(miss) => self.note(None, Some(mv), || {
-                        format!(
-                            "outbound not in scope: \"{}\": {}",
-                            rule.name(),
-                            miss.join("; ")
-                        )
-                    }),
-                }
-            }
-            let linked = self.state.linked_in(mv, cc);
-            let cs = match linked {
-                Some(c) => {
-                    let obj_ty = self.state.cs()[c as usize].object_type;
-                    let prov = rules.iter().copied().find(|&r| {
-                        self.plan.rules[r].link() == LinkType::Provision
-                            && self.plan.rules[r].target_type == Some(obj_ty)
-                    });
-                    let o = &self.state.cs()[c as usize];
-                    if o.provisioned_by.is_some() && prov.is_none() {
-                        self.note(Some(c), Some(mv), || {
-                            format!(
-                                "deprovisioned from {}: no provision rule in scope",
-                                self.plan.connectors[cc].name
-                            )
-                        });
-                        self.state.unlink(c);
-                        self.deprovision(c);
-                        self.target_changed(mv);
-                        continue;
-                    }
-                    if let Some(l) = o.link
-                        && l.outbound
-                        && !rules.contains(&l.rule)
-                        && prov.is_none()
-                    {
-                        self.state.unlink(c);
-                        self.report.disconnects += 1;
-                        self.target_changed(mv);
-                        continue;
-                    }
-                    if prov.is_some() {
-                        self.state.cs_mut()[c as usize].provisioned_by = prov;
-                    }
-                    c
-                }
-                None => match self.outbound_link(mv, cc, &rules) {
-                    Some(c) => {
-                        if let Some(waiting) = self.state.take_awaiting_refs(mv) {
-                            self.revisit.extend(waiting);
-                        }
-                        c
-                    }
-                    None => continue,
-                },
-            };
-            self.export_flows(mv, cs, &rules);
-            if self.stopped {
+            if self.apply_step(mv, s) {
                 return;
+            }
+        }
+    }
+
+    /// Applies one connector's step for `mv`; true when the run stopped (error limit).
+    pub(super) fn apply_step(&mut self, mv: MvId, s: Step) -> bool {
+        self.flush(s.log);
+        match s.action {
+            Action::Skip => false,
+            Action::Deprovision(c) => {
+                self.state.unlink(c);
+                self.deprovision(c);
+                self.target_changed(mv);
+                false
+            }
+            Action::Disconnect(c) => {
+                self.state.unlink(c);
+                self.report.disconnects += 1;
+                self.target_changed(mv);
+                false
+            }
+            Action::Link => {
+                let Some(c) = self.outbound_link(mv, s.cc, &s.rules) else {
+                    return false;
+                };
+                if let Some(waiting) = self.state.take_awaiting_refs(mv) {
+                    self.revisit.extend(waiting);
+                }
+                self.export_flows(mv, c, &s.rules);
+                self.stopped
+            }
+            Action::Export { c, prov } => {
+                if prov.is_some() {
+                    self.state.cs_mut()[c as usize].provisioned_by = prov;
+                }
+                self.export_flows(mv, c, &s.rules);
+                self.stopped
             }
         }
     }
 
     /// The DN an in-scope provision rule computes for `mv`.
     pub(super) fn provision_dn(&mut self, mv: MvId, rule: RuleIdx) -> Result<Option<String>, ()> {
-        let r = &self.plan.rules[rule];
+        let mut log = Log::default();
+        let (v, ctxs) = self.split();
+        let r = &v.plan.rules[rule];
         let Some(f) = r.flows.iter().find(|f| f.target == "dn") else {
             return Ok(None);
         };
-        let m = &self.state.mv()[&mv];
-        match self.plan.program.eval(
-            &mut self.ctxs[r.connector],
-            f.id as usize,
-            &f.expr,
-            Object {
-                attrs: &m.attrs,
-                imported: &m.attrs,
-            },
-        ) {
-            Ok(v) => {
-                let dn = flow::shape(v, false).as_str().map(str::to_string);
+        let m = &v.state.mv()[&mv];
+        let obj = Object {
+            attrs: &m.attrs,
+            imported: &m.attrs,
+        };
+        let result = match v.eval_flow(ctxs, &mut log, r, f, obj, None, Some(mv), true) {
+            FlowOutcome::Value(x) => {
+                let dn = flow::shape(x, false).as_str().map(str::to_string);
                 match dn {
-                    Some(d) if !d.trim().is_empty() => {
-                        if let Err(message) = self.check_dn(rule, f, mv, &d) {
-                            self.error(SyncError {
+                    Some(d) if !d.trim().is_empty() => match check_dn(&v, ctxs, rule, f, mv, &d) {
+                        Ok(()) => Ok(Some(d)),
+                        Err(message) => {
+                            log.errors.push(SyncError {
                                 category: ErrorCategory::DataValidationFailure,
                                 cs: None,
                                 mv: Some(mv),
@@ -143,18 +204,16 @@ impl Run<'_> {
                                 code: None,
                                 message,
                             });
-                            return Err(());
+                            Err(())
                         }
-                        Ok(Some(d))
-                    }
+                    },
                     other => Ok(other),
                 }
             }
-            Err(e) => {
-                self.eval_error(None, Some(mv), r, "dn", *e);
-                Err(())
-            }
-        }
+            FlowOutcome::Skipped | FlowOutcome::Failed => Err(()),
+        };
+        self.flush(log);
+        result
     }
 
     /// Joins or provisions an object of connector `cc` for `mv`.
@@ -302,34 +361,6 @@ impl Run<'_> {
             )
         });
         Some(c)
-    }
-
-    /// Validates a DN the `dn` flow `f` of outbound rule `rule` produced for `mv` (DECISIONS
-    /// 27): it must parse, and attribute values concatenated into RDN values must not change
-    /// its structure. The error is the sync error's message.
-    pub(super) fn check_dn(
-        &mut self,
-        rule: RuleIdx,
-        f: &crate::engine::compile::FlowPlan,
-        mv: MvId,
-        dn: &str,
-    ) -> Result<(), String> {
-        let r = &self.plan.rules[rule];
-        let Some(m) = self.state.mv().get(&mv) else {
-            return Ok(());
-        };
-        let names = &self.plan.metaverse[r.source_type].names;
-        crate::engine::dnflow::check(
-            f.dn_template.as_deref(),
-            dn,
-            &mut self.ctxs[r.connector],
-            Object {
-                attrs: &m.attrs,
-                imported: &m.attrs,
-            },
-            names,
-        )
-        .map_err(|e| format!("flow to dn: {e}"))
     }
 
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.

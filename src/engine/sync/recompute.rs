@@ -2,14 +2,21 @@
 //! objects, by precedence and merge type; deletion of a metaverse object no object keeps.
 //!
 //! Consumes: a metaverse object and the in-scope inbound rules of its linked objects.
-//! Produces: its new values (or none, for an object in error), or its deletion with the
-//! deprovisioning of the objects provisioned from it.
+//! Produces, computed from `&State` ([`compute`]): a [`Recomputed`] — the object's new values
+//! (none for an object in error) or its deletion, the scopes evaluated on the way, the
+//! references resolved and the errors and notes made. Applied ([`Run::apply_recompute`]): the
+//! metaverse values, placeholders for references to objects not imported yet, or the deletion
+//! with the deprovisioning of the objects provisioned from it.
 
 use super::Run;
+use super::eval::{Log, View, seed};
+use super::inbound::scope_rules;
+use super::refs::{self, InboundRef};
 use super::trace::short;
 use crate::engine::compile::{ConnIdx, RuleIdx};
 use crate::engine::flow::{self, Outcome};
 use crate::engine::model::{CsId, MvId};
+use crate::eval::Ctx;
 use crate::eval::interp::Object;
 use crate::ir::MergeType;
 use crate::sema::rules::LinkType;
@@ -18,6 +25,159 @@ use crate::value::Value;
 /// One inbound flow that may contribute to a metaverse attribute: (target slot, precedence
 /// key, source object, rule, flow index).
 type Contribution = (usize, (i64, ConnIdx, RuleIdx), CsId, RuleIdx, usize);
+
+/// What recomputing one metaverse object gives.
+#[derive(Debug)]
+pub(super) enum Change {
+    /// The object is not in the metaverse (any more).
+    Absent,
+    /// No linked object keeps it (no in-scope provision or stickyjoin rule): it is deleted.
+    Delete,
+    /// A flow or a reference made an error: the object is not changed (a new one is not
+    /// projected).
+    InError,
+    /// Its new values (changed, or a new object).
+    Set(Vec<Value>),
+    Unchanged,
+}
+
+/// A recomputation of one metaverse object, computed from `&State`.
+#[derive(Debug)]
+pub(super) struct Recomputed {
+    mv: MvId,
+    /// Scopes of linked objects evaluated for it (the run keeps them).
+    scopes: Vec<(CsId, Vec<RuleIdx>)>,
+    refs: Vec<InboundRef>,
+    log: Log,
+    change: Change,
+}
+
+/// Recomputes metaverse object `mv` from its linked objects' in-scope inbound flows.
+pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
+    seed(ctxs, 2, mv);
+    let mut r = Recomputed {
+        mv,
+        scopes: Vec::new(),
+        refs: Vec::new(),
+        log: Log::default(),
+        change: Change::Absent,
+    };
+    let Some(m) = v.state.mv().get(&mv) else {
+        return r;
+    };
+    let ty = m.object_type;
+    let mut links = m.links.clone();
+    links.sort_by_key(|&c| (v.state.cs()[c as usize].connector, c));
+    // Contributions: (slot, precedence key, object, rule, flow index).
+    let mut contributions: Vec<Contribution> = Vec::new();
+    let mut keep = false;
+    for &c in &links {
+        let rules = match v.inscope.get(&c) {
+            Some(rules) => rules.clone(),
+            None => {
+                let rules = scope_rules(v, ctxs, &mut r.log, c);
+                r.scopes.push((c, rules.clone()));
+                rules
+            }
+        };
+        for rx in rules {
+            let rule = &v.plan.rules[rx];
+            if matches!(rule.link(), LinkType::Provision | LinkType::StickyJoin)
+                && !v.state.cs()[c as usize].link.is_some_and(|l| l.outbound)
+            {
+                keep = true;
+            }
+            if rule.target_type.is_some_and(|t| t != ty) {
+                continue;
+            }
+            for (fi, f) in rule.flows.iter().enumerate() {
+                if let Some(slot) = v.plan.metaverse[ty].slot(&f.target) {
+                    contributions.push((
+                        slot,
+                        (rule.def.precedence, rule.connector, rx),
+                        c,
+                        rx,
+                        fi,
+                    ));
+                }
+            }
+        }
+    }
+    if !keep {
+        r.change = Change::Delete;
+        return r;
+    }
+    contributions.sort_by_key(|c| (c.0, c.1));
+    let tplan = &v.plan.metaverse[ty];
+    let old = &m.attrs;
+    let mut new = vec![Value::Null; tplan.len()];
+    let created = v.created_mv.contains(&mv);
+    let mut i = 0;
+    while i < contributions.len() {
+        let slot = contributions[i].0;
+        let end = contributions[i..]
+            .iter()
+            .position(|c| c.0 != slot)
+            .map_or(contributions.len(), |p| i + p);
+        let merge = v.plan.rules[contributions[i].3].flows[contributions[i].4].merge;
+        let mut values: Vec<Value> = Vec::new();
+        for &(_, _, c, rx, fi) in &contributions[i..end] {
+            let rule = &v.plan.rules[rx];
+            let f = &rule.flows[fi];
+            let o = &v.state.cs()[c as usize];
+            let obj = Object {
+                attrs: &o.current,
+                imported: &o.imported,
+            };
+            let value = v
+                .eval_flow(ctxs, &mut r.log, rule, f, obj, Some(c), Some(mv), created)
+                .contribution();
+            let target = &tplan.names[slot];
+            if !matches!(value, Value::Null) {
+                v.note(&mut r.log, Some(c), Some(mv), || {
+                    format!(
+                        "  flow {target} <- {} from \"{}\"",
+                        short(&value),
+                        rule.name()
+                    )
+                });
+            }
+            let decided = !matches!(value, Value::Null | Value::IgnoreThisFlow)
+                && !matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive);
+            let value = if tplan.is_ref(slot) {
+                refs::inbound_values(v, &mut r.log, &mut r.refs, c, value)
+            } else {
+                value
+            };
+            values.push(value);
+            if decided {
+                break;
+            }
+        }
+        let (_, multi) = tplan.kinds[slot];
+        new[slot] = match flow::resolve(merge, &values) {
+            Outcome::Set(x) => flow::shape(x, multi),
+            Outcome::Remove => Value::Null,
+            Outcome::Keep => old[slot].clone(),
+        };
+        if !new[slot].is_null() || !old[slot].is_null() {
+            let target = &tplan.names[slot];
+            let shown = short(&new[slot]);
+            v.note(&mut r.log, None, Some(mv), || {
+                format!("  => {target} = {shown}")
+            });
+        }
+        i = end;
+    }
+    r.change = if !r.log.errors.is_empty() {
+        Change::InError
+    } else if new != *old || created {
+        Change::Set(new)
+    } else {
+        Change::Unchanged
+    };
+    r
+}
 
 impl Run<'_> {
     /// Recomputes every dirty metaverse object, in id order.
@@ -30,150 +190,58 @@ impl Run<'_> {
         }
     }
 
+    /// Recomputes one metaverse object and applies the result.
     pub(super) fn recompute(&mut self, mv: MvId) {
-        self.seed_for(2, mv);
-        let Some(m) = self.state.mv().get(&mv) else {
-            return;
-        };
-        let ty = m.object_type;
-        let mut links = m.links.clone();
-        links.sort_by_key(|&c| (self.state.cs()[c as usize].connector, c));
-        // Contributions: (slot, precedence key, object, rule, flow index).
-        let mut contributions: Vec<Contribution> = Vec::new();
-        let mut keep = false;
-        for &c in &links {
-            let rules = self.inbound_rules(c);
-            for r in rules {
-                let rule = &self.plan.rules[r];
-                if matches!(rule.link(), LinkType::Provision | LinkType::StickyJoin)
-                    && !self.state.cs()[c as usize].link.is_some_and(|l| l.outbound)
-                {
-                    keep = true;
-                }
-                if rule.target_type.is_some_and(|t| t != ty) {
-                    continue;
-                }
-                for (fi, f) in rule.flows.iter().enumerate() {
-                    if let Some(slot) = self.plan.metaverse[ty].slot(&f.target) {
-                        contributions.push((
-                            slot,
-                            (rule.def.precedence, rule.connector, r),
-                            c,
-                            r,
-                            fi,
-                        ));
-                    }
-                }
+        let (v, ctxs) = self.split();
+        let r = compute(&v, ctxs, mv);
+        self.apply_recompute(r);
+    }
+
+    /// Applies a recomputation: the scopes it evaluated are kept for the run, references
+    /// recorded (placeholders created), errors and notes recorded, then the object deleted,
+    /// left alone (in error; a new object is not projected) or given its new values.
+    pub(super) fn apply_recompute(&mut self, r: Recomputed) {
+        let mv = r.mv;
+        for (c, rules) in r.scopes {
+            self.inscope.insert(c, rules);
+        }
+        self.apply_inbound_refs(r.refs);
+        self.flush(r.log);
+        match r.change {
+            Change::Absent | Change::Unchanged => {}
+            Change::Delete => {
+                self.note(None, Some(mv), || format!("metaverse object {mv} deleted: no joined object has an in-scope provision or stickyjoin rule"));
+                self.delete_mv(mv);
             }
-        }
-        if !keep {
-            self.note(None, Some(mv), || format!("metaverse object {mv} deleted: no joined object has an in-scope provision or stickyjoin rule"));
-            self.delete_mv(mv);
-            return;
-        }
-        contributions.sort_by_key(|c| (c.0, c.1));
-        let errors_before = self.report.errors.len();
-        let tplan = &self.plan.metaverse[ty];
-        let old = self.state.mv()[&mv].attrs.clone();
-        let mut new = vec![Value::Null; tplan.len()];
-        let created = self.created_mv.contains(&mv);
-        let mut i = 0;
-        while i < contributions.len() {
-            let slot = contributions[i].0;
-            let end = contributions[i..]
-                .iter()
-                .position(|c| c.0 != slot)
-                .map_or(contributions.len(), |p| i + p);
-            let merge = self.plan.rules[contributions[i].3].flows[contributions[i].4].merge;
-            let mut values: Vec<Value> = Vec::new();
-            for &(_, _, c, r, fi) in &contributions[i..end] {
-                let rule = &self.plan.rules[r];
-                let f = &rule.flows[fi];
-                let value = if f.once && !created {
-                    Value::IgnoreThisFlow
-                } else {
-                    let o = &self.state.cs()[c as usize];
-                    match self.plan.program.eval(
-                        &mut self.ctxs[rule.connector],
-                        f.id as usize,
-                        &f.expr,
-                        Object {
-                            attrs: &o.current,
-                            imported: &o.imported,
-                        },
-                    ) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            self.eval_error(Some(c), Some(mv), rule, &f.target, *e);
-                            Value::IgnoreThisFlow
-                        }
+            Change::InError => {
+                if self.created_mv.contains(&mv) {
+                    self.note(None, Some(mv), || {
+                        format!("not projected: metaverse object {mv} has a sync error")
+                    });
+                    let links = self
+                        .state
+                        .mv()
+                        .get(&mv)
+                        .map(|m| m.links.clone())
+                        .unwrap_or_default();
+                    for c in links {
+                        self.state.unlink(c);
                     }
-                };
-                let target = &tplan.names[slot];
-                if !matches!(value, Value::Null) {
-                    self.note(Some(c), Some(mv), || {
-                        format!(
-                            "  flow {target} <- {} from \"{}\"",
-                            short(&value),
-                            rule.name()
-                        )
+                    self.state.mv_mut().remove(&mv);
+                    self.created_mv.remove(&mv);
+                    self.outbound.remove(&mv);
+                    self.report.projections = self.report.projections.saturating_sub(1);
+                } else {
+                    self.note(None, Some(mv), || {
+                        format!("metaverse object {mv} not changed: it has a sync error")
                     });
                 }
-                let decided = !matches!(value, Value::Null | Value::IgnoreThisFlow)
-                    && !matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive);
-                let value = if tplan.is_ref(slot) {
-                    self.resolve_inbound_refs(c, value)
-                } else {
-                    value
-                };
-                values.push(value);
-                if decided {
-                    break;
-                }
             }
-            let (_, multi) = tplan.kinds[slot];
-            new[slot] = match flow::resolve(merge, &values) {
-                Outcome::Set(v) => flow::shape(v, multi),
-                Outcome::Remove => Value::Null,
-                Outcome::Keep => old[slot].clone(),
-            };
-            if !new[slot].is_null() || !old[slot].is_null() {
-                let target = tplan.names[slot].clone();
-                let shown = short(&new[slot]);
-                self.note(None, Some(mv), || format!("  => {target} = {shown}"));
+            Change::Set(new) => {
+                self.set_mv_attrs(mv, new);
+                self.outbound.insert(mv);
+                self.report.mv_updates += 1;
             }
-            i = end;
-        }
-        if self.report.errors.len() > errors_before {
-            // An object in error is not changed: a new one is not projected.
-            if created {
-                self.note(None, Some(mv), || {
-                    format!("not projected: metaverse object {mv} has a sync error")
-                });
-                let links = self
-                    .state
-                    .mv()
-                    .get(&mv)
-                    .map(|m| m.links.clone())
-                    .unwrap_or_default();
-                for c in links {
-                    self.state.unlink(c);
-                }
-                self.state.mv_mut().remove(&mv);
-                self.created_mv.remove(&mv);
-                self.outbound.remove(&mv);
-                self.report.projections = self.report.projections.saturating_sub(1);
-            } else {
-                self.note(None, Some(mv), || {
-                    format!("metaverse object {mv} not changed: it has a sync error")
-                });
-            }
-            return;
-        }
-        if new != old || created {
-            self.set_mv_attrs(mv, new);
-            self.outbound.insert(mv);
-            self.report.mv_updates += 1;
         }
     }
 

@@ -5,7 +5,8 @@
 //! the other processors make. Produces: the trace's lines. Nothing here changes the state.
 
 use super::Run;
-use crate::engine::model::{CsId, MvId};
+use super::eval::Log;
+use crate::engine::model::{CsId, MvId, State};
 use crate::value::Value;
 
 /// A lineage recorder for one connector-space object (previews).
@@ -15,36 +16,65 @@ pub struct Trace {
     pub lines: Vec<String>,
 }
 
-impl Run<'_> {
-    pub(super) fn traced(&self, cs: Option<CsId>, mv: Option<MvId>) -> bool {
-        match &self.trace {
-            Some(t) => match t.focus {
-                None => true,
-                Some(f) => {
-                    cs == Some(f)
-                        || mv.is_some_and(|m| {
-                            self.state
-                                .cs()
-                                .get(f as usize)
-                                .and_then(|o| o.link)
-                                .is_some_and(|l| l.mv == m)
-                        })
-                }
-            },
-            None => false,
+/// Whom a sync's lineage notes follow: nobody (no trace), everything, or one object (and the
+/// metaverse object it is linked to).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tracer {
+    on: bool,
+    focus: Option<CsId>,
+}
+
+impl Tracer {
+    pub fn new(trace: Option<&Trace>) -> Tracer {
+        Tracer {
+            on: trace.is_some(),
+            focus: trace.and_then(|t| t.focus),
         }
     }
 
+    /// Whether notes about `cs` or `mv` are recorded.
+    pub fn traced(&self, state: &State, cs: Option<CsId>, mv: Option<MvId>) -> bool {
+        if !self.on {
+            return false;
+        }
+        match self.focus {
+            None => true,
+            Some(f) => {
+                cs == Some(f)
+                    || mv.is_some_and(|m| {
+                        state
+                            .cs()
+                            .get(f as usize)
+                            .and_then(|o| o.link)
+                            .is_some_and(|l| l.mv == m)
+                    })
+            }
+        }
+    }
+}
+
+impl Run<'_> {
+    /// Records a lineage note made while applying.
     pub(super) fn note(
         &mut self,
         cs: Option<CsId>,
         mv: Option<MvId>,
         line: impl FnOnce() -> String,
     ) {
-        if self.traced(cs, mv)
+        if Tracer::new(self.trace.as_deref()).traced(self.state, cs, mv)
             && let Some(t) = self.trace.as_deref_mut()
         {
             t.lines.push(line());
+        }
+    }
+
+    /// Records what a computation logged: its notes in the trace, its errors in the report.
+    pub(super) fn flush(&mut self, log: Log) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.lines.extend(log.notes);
+        }
+        for e in log.errors {
+            self.error(e);
         }
     }
 }
