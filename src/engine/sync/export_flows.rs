@@ -15,7 +15,7 @@ use super::eval::{FlowOutcome, Log, View};
 use super::join::join_equal;
 use super::refs::{self, OutboundRef};
 use super::trace::short;
-use crate::engine::compile::{FlowPlan, RuleIdx};
+use crate::engine::compile::{ConnIdx, FlowPlan, RuleIdx};
 use crate::engine::flow::{self, Outcome};
 use crate::engine::model::{CsId, CsObject, ErrorCategory, ExportOp, Key, MvId, SyncError};
 use crate::eval::Ctx;
@@ -41,6 +41,12 @@ pub(super) struct Export {
     new: Option<Vec<Value>>,
     /// A duplicate value was withheld.
     withheld: bool,
+    /// The metaverse objects whose target objects a reference value was resolved against.
+    pub read_targets: Vec<MvId>,
+    /// The keys of the unique values looked up in the connector's uniqueness indexes.
+    pub read_keys: Vec<(ConnIdx, Key)>,
+    /// The objects found holding a withheld value (their DNs are in the errors).
+    pub read_holders: Vec<CsId>,
 }
 
 /// The DN object `o` has once the DN `dn` is set: an export object takes it, an existing object
@@ -59,6 +65,7 @@ pub(super) fn dn_after(o: &CsObject, dn: &str) -> Arc<str> {
 pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[RuleIdx]) -> Export {
     let mut log = Log::default();
     let mut refs = Vec::new();
+    let mut read_targets = Vec::new();
     let o = &v.state.cs()[c as usize];
     let (cc, tty) = (o.connector, o.object_type);
     let tplan = &v.plan.connectors[cc].types[tty];
@@ -134,7 +141,7 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
         let x = match flow::resolve(merge, &values) {
             Outcome::Set(x) => {
                 let x = if base == Base::Ref {
-                    refs::outbound_values(v, &mut refs, c, cc, x)
+                    refs::outbound_values(v, &mut refs, &mut read_targets, c, cc, x)
                 } else {
                     x
                 };
@@ -191,6 +198,9 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
         dn_after,
         new,
         withheld: false,
+        read_targets,
+        read_keys: Vec::new(),
+        read_holders: Vec::new(),
     }
 }
 
@@ -267,6 +277,9 @@ pub(super) fn withhold(v: &View, mv: MvId, e: &mut Export) -> Result<(), ()> {
                     }
                 })
             });
+            if let Some(k) = key {
+                e.read_keys.push((cc, k));
+            }
             match holder {
                 Some(h) => conflicts.push((x.clone(), h)),
                 None => kept.push(x.clone()),
@@ -279,6 +292,7 @@ pub(super) fn withhold(v: &View, mv: MvId, e: &mut Export) -> Result<(), ()> {
         new[slot] = flow::shape(Value::many(kept), multi);
         let dn = &e.dn_after;
         for (x, h) in conflicts {
+            e.read_holders.push(h);
             let holder = &v.state.cs()[h as usize].dn;
             let shown = short(&x);
             v.note(&mut e.log, Some(c), Some(mv), || {
@@ -332,6 +346,7 @@ impl Run<'_> {
                     self.state.unlink(c);
                     self.remove_cs(c);
                     self.report.provisions = self.report.provisions.saturating_sub(1);
+                    self.moved(mv);
                 }
             }
             Some(new) => {

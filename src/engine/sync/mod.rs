@@ -15,8 +15,14 @@
 //! objects with a pending import, the metaverse objects they touch, and objects whose
 //! references point at newly linked objects.
 //!
-//! This module holds the driver ([`run`]: which objects, in which order) and what every
-//! processor shares (the `Run` of one sync, errors, seeding, removing objects). The
+//! Outbound sync is computed in parallel (`Options::threads`): groups of metaverse objects
+//! are computed ahead from `&State` on every thread and applied one after the other in id
+//! order; an update that read what an earlier one in its group changed is computed again in
+//! its turn, so the result is the serial one.
+//!
+//! This module holds the driver ([`run`]: which objects, in which order; the parallel
+//! outbound pass) and what the apply steps share (the `Run` of one sync, errors, removing
+//! objects, recording mutators). `eval` evaluates flows and scopes for every processor. The
 //! processors: `inbound` (pending imports, scope, stickiness, projection), `join` (inbound and
 //! outbound joins, join indexes), `recompute` (metaverse values by precedence and merge,
 //! metaverse deletion), `outbound` (outbound scope, provisioning, deprovisioning, DNs),
@@ -35,11 +41,12 @@ mod trace;
 pub use refs::mv_ref;
 pub use trace::Trace;
 
-use super::compile::{Plan, RuleIdx};
+use super::compile::{ConnIdx, Plan, RuleIdx};
 use super::model::{CsId, Key, MvId, State, SyncError};
 use crate::eval::Ctx;
 use crate::value::Value;
 use eval::View;
+use outbound::Step;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use trace::Tracer;
 
@@ -105,15 +112,31 @@ impl Default for SyncReport {
     }
 }
 
+/// How a sync runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Number of per-object errors after which the run stops (`stopped-error-limit`).
+    pub error_limit: usize,
+    /// Threads that compute outbound sync; 1 computes everything on the calling thread.
+    /// Whatever the number, the result is the same (the updates are applied in one order).
+    pub threads: usize,
+}
+
+/// The number of threads a sync uses by default: one per available core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 /// Runs a sync. `trace` records the lineage of its focus object.
 pub fn run(
     plan: &Plan,
     state: &mut State,
     ctxs: &mut [Ctx],
     mode: Mode,
-    error_limit: usize,
+    options: Options,
     trace: Option<&mut Trace>,
 ) -> SyncReport {
+    let error_limit = options.error_limit;
     let mut run = Run {
         plan,
         state,
@@ -129,6 +152,11 @@ pub fn run(
         stopped: false,
         revisit: BTreeSet::new(),
         unresolved: Vec::new(),
+        threads: options.threads.max(1),
+        footprint: None,
+        ahead: 0,
+        again: 0,
+        in_turn: 0,
     };
     // Objects in error are tried again.
     let in_error: Vec<MvId> = run.state.in_error_mv().iter().copied().collect();
@@ -213,12 +241,7 @@ pub fn run(
         if mode == Mode::Full && !run.state.withheld().is_empty() {
             run.state.withheld_mut().clear();
         }
-        for mv in targets {
-            run.outbound_mv(mv);
-            if run.stopped {
-                break;
-            }
-        }
+        run.outbound_all(&targets);
         // References to objects provisioned later in this pass resolve now.
         let mut rounds = 0;
         while !run.revisit.is_empty() && !run.stopped && rounds < 16 {
@@ -227,6 +250,15 @@ pub fn run(
             }
             rounds += 1;
         }
+    }
+    if run.ahead + run.again + run.in_turn > 0 {
+        tracing::debug!(
+            threads = run.threads,
+            ahead = run.ahead,
+            again = run.again,
+            in_turn = run.in_turn,
+            "outbound sync computed ahead"
+        );
     }
     // Only the references still waiting are unresolved.
     let unresolved = std::mem::take(&mut run.unresolved);
@@ -287,7 +319,35 @@ struct Run<'a> {
     revisit: BTreeSet<MvId>,
     /// References dropped in this run: (message, referenced object, referrer).
     unresolved: Vec<(String, MvId, MvId)>,
+    /// Threads computing outbound sync.
+    threads: usize,
+    /// While updates computed ahead are applied: what applying changed so far.
+    footprint: Option<Footprint>,
+    /// Outbound updates computed ahead and applied; computed ahead, then again in their
+    /// turn (they read what an earlier one changed); computed in their turn only (a join or
+    /// provisioning, a uniqueness index not built).
+    ahead: usize,
+    again: usize,
+    in_turn: usize,
 }
+
+/// What applying outbound updates changed since the updates being applied were computed:
+/// an update that read any of it is computed again, in its turn.
+#[derive(Debug, Default)]
+struct Footprint {
+    /// Metaverse objects whose target objects were linked, unlinked, removed or renamed
+    /// (references to them resolve differently).
+    moved: HashSet<MvId>,
+    /// Connector-space objects whose DN changed.
+    renamed: HashSet<CsId>,
+    /// Keys of unique values whose holders changed (by connector).
+    keys: HashSet<(ConnIdx, Key)>,
+}
+
+/// Metaverse objects whose outbound sync is computed ahead at once: the first group is small
+/// (the first exports build the uniqueness indexes the others read), later ones larger.
+const FIRST_GROUP: usize = 64;
+const GROUP: usize = 4096;
 
 impl Run<'_> {
     /// What the processors read, and the evaluation contexts they evaluate with.
@@ -309,6 +369,119 @@ impl Run<'_> {
         self.report.errors.push(e);
         if self.report.errors.len() >= self.error_limit {
             self.stopped = true;
+        }
+    }
+
+    /// Outbound sync of `targets`, in their order. With more than one thread (and no trace),
+    /// groups of objects are computed ahead on every thread from the state as it is, then
+    /// applied in order; an update that read something an earlier one in its group changed
+    /// is computed again in its turn, so the result is the serial one.
+    fn outbound_all(&mut self, targets: &[MvId]) {
+        let tracing = Tracer::new(self.trace.as_deref()).on();
+        if self.threads <= 1 || tracing || targets.len() < 2 {
+            for &mv in targets {
+                self.outbound_mv(mv);
+                if self.stopped {
+                    return;
+                }
+            }
+            return;
+        }
+        let mut rest = targets;
+        let mut size = FIRST_GROUP;
+        while !rest.is_empty() {
+            let (group, later) = rest.split_at(size.min(rest.len()));
+            rest = later;
+            size = (size * 4).min(GROUP);
+            let updates = self.compute_outbound(group);
+            self.footprint = Some(Footprint::default());
+            for (&mv, steps) in group.iter().zip(updates) {
+                match steps {
+                    Some(steps) if self.still_valid(&steps) => {
+                        self.ahead += 1;
+                        for s in steps {
+                            if self.apply_step(mv, s) {
+                                break;
+                            }
+                        }
+                    }
+                    other => {
+                        if other.is_some() {
+                            self.again += 1;
+                        } else {
+                            self.in_turn += 1;
+                        }
+                        self.outbound_mv(mv)
+                    }
+                }
+                if self.stopped {
+                    break;
+                }
+            }
+            self.footprint = None;
+            if self.stopped {
+                return;
+            }
+        }
+    }
+
+    /// Computes the outbound steps of `mvs` from the current state, on up to `threads`
+    /// threads (each with its own copy of the evaluation contexts), in the order of `mvs`.
+    fn compute_outbound(&mut self, mvs: &[MvId]) -> Vec<Option<Vec<Step>>> {
+        let threads = self.threads.min(mvs.len()).max(1);
+        let per = mvs.len().div_ceil(threads);
+        let (v, ctxs) = self.split();
+        let ctxs: &[Ctx] = ctxs;
+        let v = &v;
+        let part = move |mvs: &[MvId]| {
+            let mut ctxs = ctxs.to_vec();
+            mvs.iter()
+                .map(|&mv| outbound::compute(v, &mut ctxs, mv))
+                .collect::<Vec<_>>()
+        };
+        std::thread::scope(|scope| {
+            let mut parts = mvs.chunks(per);
+            let first = parts.next().unwrap_or_default();
+            let others: Vec<_> = parts.map(|p| scope.spawn(move || part(p))).collect();
+            let mut out = part(first);
+            for h in others {
+                match h.join() {
+                    Ok(more) => out.extend(more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            out
+        })
+    }
+
+    /// Whether outbound steps computed ahead read nothing that was changed since.
+    fn still_valid(&self, steps: &[Step]) -> bool {
+        let Some(f) = &self.footprint else {
+            return true;
+        };
+        steps.iter().all(|s| match &s.action {
+            outbound::Action::Export {
+                export: Some(e), ..
+            } => {
+                !e.read_targets.iter().any(|t| f.moved.contains(t))
+                    && !e.read_holders.iter().any(|h| f.renamed.contains(h))
+                    && !e.read_keys.iter().any(|k| f.keys.contains(k))
+            }
+            _ => true,
+        })
+    }
+
+    /// The target objects of `mv` were linked, unlinked, removed or renamed.
+    pub(super) fn moved(&mut self, mv: MvId) {
+        if let Some(f) = &mut self.footprint {
+            f.moved.insert(mv);
+        }
+    }
+
+    /// The DN of `c` changed.
+    pub(super) fn renamed(&mut self, c: CsId) {
+        if let Some(f) = &mut self.footprint {
+            f.renamed.insert(c);
         }
     }
 
@@ -337,6 +510,26 @@ impl Run<'_> {
     }
 
     pub(super) fn set_cs_current(&mut self, id: CsId, new: Vec<Value>) {
+        if let Some(f) = &mut self.footprint
+            && let Some(o) = self.state.cs().get(id as usize)
+        {
+            // The values it leaves and takes in an index (the uniqueness indexes a computed
+            // export read among them) change their holders.
+            let tplan = &self.plan.connectors[o.connector].types[o.object_type];
+            for (conn, name) in self.state.cs_index().keys() {
+                let Some(s) = tplan.slot(name).filter(|_| *conn == o.connector) else {
+                    continue;
+                };
+                let (old, x) = (&o.current[s], &new[s]);
+                if old != x {
+                    for y in old.values().iter().chain(x.values()) {
+                        if let Some(k) = Key::folded(y) {
+                            f.keys.insert((o.connector, k));
+                        }
+                    }
+                }
+            }
+        }
         self.state.set_cs_current(self.plan, id, new);
     }
 }

@@ -7,12 +7,12 @@
 //! to do: nothing, deprovision, disconnect, export (the export flows of the linked object,
 //! `export_flows`), or join or provision (done when applied: [`Run::outbound_link`]).
 //! Applied ([`Run::apply_step`]): links to target objects, new export objects, staged deletes
-//! and renames, and the export flows' changes. [`Run::outbound_mv`] computes and applies them
-//! one connector at a time.
+//! and renames, and the export flows' changes. [`compute`] makes every step of one object at
+//! once, for a parallel sync; [`Run::outbound_mv`] computes and applies them one at a time.
 
 use super::Run;
 use super::eval::{FlowOutcome, Log, View, seed};
-use super::export_flows::check_dn;
+use super::export_flows::{self, Export, check_dn};
 use crate::engine::compile::{ConnIdx, RuleIdx};
 use crate::engine::flow;
 use crate::engine::model::{CsId, CsObject, ErrorCategory, ExportOp, Link, MvId, SyncError};
@@ -30,9 +30,13 @@ pub(super) enum Action {
     Deprovision(CsId),
     /// The linked object was joined by an outbound rule no longer in scope.
     Disconnect(CsId),
-    /// Export flows for the linked object (computed when applied); `prov` (the in-scope
-    /// provision rule) is kept on it.
-    Export { c: CsId, prov: Option<RuleIdx> },
+    /// Export flows for the linked object; `prov` (the in-scope provision rule) is kept on
+    /// it. `export` is computed ahead, or when applied if None.
+    Export {
+        c: CsId,
+        prov: Option<RuleIdx>,
+        export: Option<Box<Export>>,
+    },
     /// Not linked: a join or a provisioning is tried when applied (it reads and changes the
     /// connector's objects and indexes), then the export flows.
     Link,
@@ -50,8 +54,15 @@ pub(super) struct Step {
 }
 
 /// The step of connector `cc` for `mv`, or None when no outbound rule of the connector takes
-/// its type.
-pub(super) fn step(v: &View, ctxs: &mut [Ctx], mv: MvId, cc: ConnIdx) -> Option<Step> {
+/// its type. With `export`, the export flows of a linked object are computed too (with
+/// their duplicates withheld when the uniqueness indexes are built).
+pub(super) fn step(
+    v: &View,
+    ctxs: &mut [Ctx],
+    mv: MvId,
+    cc: ConnIdx,
+    export: bool,
+) -> Option<Step> {
     let m = v.state.mv().get(&mv)?;
     let all = v.plan.outbound.get(&(cc, m.object_type))?;
     let mut log = Log::default();
@@ -91,7 +102,17 @@ pub(super) fn step(v: &View, ctxs: &mut [Ctx], mv: MvId, cc: ConnIdx) -> Option<
             {
                 Action::Disconnect(c)
             } else {
-                Action::Export { c, prov }
+                let export = if export {
+                    let mut e = export_flows::compute(v, ctxs, mv, c, &rules);
+                    // Without a uniqueness index built yet, the export is computed when
+                    // applied.
+                    export_flows::withhold(v, mv, &mut e)
+                        .ok()
+                        .map(|()| Box::new(e))
+                } else {
+                    None
+                };
+                Action::Export { c, prov, export }
             }
         }
         // `outbound_link` finds nothing to do without a provision rule or a join condition.
@@ -109,6 +130,23 @@ pub(super) fn step(v: &View, ctxs: &mut [Ctx], mv: MvId, cc: ConnIdx) -> Option<
         log,
         action,
     })
+}
+
+/// Every step of outbound sync for `mv`, computed from `&State`; None when one of them can
+/// only be computed when applied (a join or a provisioning, a uniqueness index not built).
+pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Option<Vec<Step>> {
+    seed(ctxs, 3, mv);
+    let mut steps = Vec::new();
+    for cc in 0..v.plan.connectors.len() {
+        let Some(s) = step(v, ctxs, mv, cc, true) else {
+            continue;
+        };
+        if matches!(s.action, Action::Link | Action::Export { export: None, .. }) {
+            return None;
+        }
+        steps.push(s);
+    }
+    Some(steps)
 }
 
 impl Run<'_> {
@@ -130,7 +168,7 @@ impl Run<'_> {
         seed(self.ctxs, 3, mv);
         for cc in 0..self.plan.connectors.len() {
             let (v, ctxs) = self.split();
-            let Some(s) = step(&v, ctxs, mv, cc) else {
+            let Some(s) = step(&v, ctxs, mv, cc, false) else {
                 continue;
             };
             if self.apply_step(mv, s) {
@@ -148,15 +186,18 @@ impl Run<'_> {
                 self.state.unlink(c);
                 self.deprovision(c);
                 self.target_changed(mv);
+                self.moved(mv);
                 false
             }
             Action::Disconnect(c) => {
                 self.state.unlink(c);
                 self.report.disconnects += 1;
                 self.target_changed(mv);
+                self.moved(mv);
                 false
             }
             Action::Link => {
+                self.moved(mv);
                 let Some(c) = self.outbound_link(mv, s.cc, &s.rules) else {
                     return false;
                 };
@@ -166,11 +207,14 @@ impl Run<'_> {
                 self.export_flows(mv, c, &s.rules);
                 self.stopped
             }
-            Action::Export { c, prov } => {
+            Action::Export { c, prov, export } => {
                 if prov.is_some() {
                     self.state.cs_mut()[c as usize].provisioned_by = prov;
                 }
-                self.export_flows(mv, c, &s.rules);
+                match export {
+                    Some(e) => self.apply_export(mv, *e),
+                    None => self.export_flows(mv, c, &s.rules),
+                }
                 self.stopped
             }
         }
@@ -365,6 +409,23 @@ impl Run<'_> {
 
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.
     pub(super) fn set_dn(&mut self, c: CsId, dn: &str) {
+        let o = &self.state.cs()[c as usize];
+        let (dn_before, shown_before) = (o.dn.clone(), o.new_dn.clone());
+        self.set_dn_unrecorded(c, dn);
+        let o = &self.state.cs()[c as usize];
+        // References to it carry the new DN (or the DN a rename stages).
+        let shown =
+            o.new_dn.as_ref().unwrap_or(&o.dn) != shown_before.as_ref().unwrap_or(&dn_before);
+        let (link, renamed) = (o.link, o.dn != dn_before);
+        if shown && let Some(l) = link {
+            self.moved(l.mv);
+        }
+        if renamed {
+            self.renamed(c);
+        }
+    }
+
+    fn set_dn_unrecorded(&mut self, c: CsId, dn: &str) {
         let o = &self.state.cs()[c as usize];
         let before = o.new_dn.clone().unwrap_or_else(|| o.dn.clone());
         // DNs compare parsed: a new spelling of the same DN is not a rename.

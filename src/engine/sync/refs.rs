@@ -134,10 +134,12 @@ pub(super) enum OutboundRef {
 
 /// Outbound reference values are metaverse ids: they become DNs of the target connector `cc`
 /// (as object `c` is exported); references to objects that are not in the target are dropped
-/// and reported. What to record is added to `refs`.
+/// and reported. What to record is added to `refs`; the metaverse objects whose target
+/// objects were read, to `read`.
 pub(super) fn outbound_values(
     v: &View,
     refs: &mut Vec<OutboundRef>,
+    read: &mut Vec<MvId>,
     c: CsId,
     cc: ConnIdx,
     value: Value,
@@ -146,6 +148,7 @@ pub(super) fn outbound_values(
     for x in value.values() {
         match parse_mv_ref(x) {
             Some(target) => {
+                read.push(target);
                 let referrer = v.state.cs()[c as usize].link.map(|l| l.mv);
                 match v.state.linked_in(target, cc) {
                     Some(t) => {

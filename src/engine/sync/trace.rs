@@ -32,6 +32,11 @@ impl Tracer {
         }
     }
 
+    /// Whether a sync traces anything.
+    pub fn on(&self) -> bool {
+        self.on
+    }
+
     /// Whether notes about `cs` or `mv` are recorded.
     pub fn traced(&self, state: &State, cs: Option<CsId>, mv: Option<MvId>) -> bool {
         if !self.on {
