@@ -124,6 +124,9 @@ pub struct JoinPlan {
 pub struct FlowPlan {
     /// Target attribute name (`dn` for the DN of provisioned objects).
     pub target: String,
+    /// The target attribute's slot in the rule's target type (None when the rule targets any
+    /// metaverse type, `*`, or the type has no such attribute).
+    pub slot: Option<usize>,
     pub expr: ir::Expr,
     /// The expression's number in [`Plan::program`].
     pub id: u32,
@@ -169,6 +172,10 @@ pub struct Plan {
     pub inbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>>,
     /// Outbound rules per (connector, metaverse type), in precedence order.
     pub outbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>>,
+    /// Per (connector, metaverse type, connector type): the slots of the target type that an
+    /// outbound rule of the connector for the metaverse type flows to (the `dn` aside), in
+    /// order. Export flow removes a managed attribute's value when no in-scope rule gives one.
+    pub managed: BTreeMap<(ConnIdx, TypeIdx, TypeIdx), Vec<usize>>,
 }
 
 impl Plan {
@@ -257,6 +264,11 @@ impl Plan {
                 .iter()
                 .map(|f| FlowPlan {
                     target: f.target.clone(),
+                    slot: match r.direction {
+                        Direction::Inbound => target_type.map(|t| &metaverse[t]),
+                        Direction::Outbound => target_type.map(|t| &c.types[t]),
+                    }
+                    .and_then(|t| t.slot(&f.target)),
                     expr: f.ir.clone(),
                     id: 0,
                     merge: f.merge,
@@ -290,6 +302,27 @@ impl Plan {
         };
         inbound.values_mut().for_each(order);
         outbound.values_mut().for_each(order);
+        let mut managed: BTreeMap<(ConnIdx, TypeIdx, TypeIdx), Vec<usize>> = BTreeMap::new();
+        for (&(cc, mvty), list) in &outbound {
+            for &r in list {
+                let rule = &rules[r];
+                let Some(tty) = rule.target_type else {
+                    continue;
+                };
+                let dn = connectors[cc].types[tty].dn;
+                let slots = managed.entry((cc, mvty, tty)).or_default();
+                slots.extend(
+                    rule.flows
+                        .iter()
+                        .filter_map(|f| f.slot)
+                        .filter(|&s| Some(s) != dn),
+                );
+            }
+        }
+        for slots in managed.values_mut() {
+            slots.sort_unstable();
+            slots.dedup();
+        }
         let program = Arc::new(number_and_compile(&mut rules, engine));
         Plan {
             program,
@@ -298,6 +331,7 @@ impl Plan {
             rules,
             inbound,
             outbound,
+            managed,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::eval::interp::Object;
 use crate::ir::MergeType;
 use crate::sema::types::Base;
 use crate::value::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The export flows of one linked target object, computed from `&State`.
@@ -74,26 +74,14 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
         attrs: &m.attrs,
         imported: &m.attrs,
     };
-    let all = v
-        .plan
-        .outbound
-        .get(&(cc, m.object_type))
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
     // Attributes any outbound rule of this target manages: without an in-scope contribution
     // their value is removed.
-    let mut managed: BTreeSet<usize> = BTreeSet::new();
-    for &r in all {
-        let rule = &v.plan.rules[r];
-        if rule.target_type == Some(tty) {
-            managed.extend(
-                rule.flows
-                    .iter()
-                    .filter_map(|f| tplan.slot(&f.target))
-                    .filter(|&s| Some(s) != tplan.dn),
-            );
-        }
-    }
+    let managed = v
+        .plan
+        .managed
+        .get(&(cc, m.object_type, tty))
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let mut contributions: BTreeMap<usize, Vec<(RuleIdx, usize)>> = BTreeMap::new();
     let mut dn_flow: Option<(RuleIdx, usize)> = None;
     for &r in rules {
@@ -106,14 +94,14 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
                 if dn_flow.is_none() {
                     dn_flow = Some((r, fi));
                 }
-            } else if let Some(slot) = tplan.slot(&f.target) {
+            } else if let Some(slot) = f.slot {
                 contributions.entry(slot).or_default().push((r, fi));
             }
         }
     }
     let created = v.created_cs.contains(&c);
     let mut new = o.current.to_vec();
-    for slot in managed {
+    for &slot in managed {
         let list = contributions.get(&slot).map(Vec::as_slice).unwrap_or(&[]);
         let merge = list
             .first()
@@ -152,9 +140,8 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
         };
         if !x.is_null() || !new[slot].is_null() {
             let name = &tplan.names[slot];
-            let shown = short(&x);
             v.note(&mut log, Some(c), Some(mv), || {
-                format!("  export {name} = {shown}")
+                format!("  export {name} = {}", short(&x))
             });
         }
         new[slot] = x;

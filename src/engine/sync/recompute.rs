@@ -91,7 +91,12 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
                 continue;
             }
             for (fi, f) in rule.flows.iter().enumerate() {
-                if let Some(slot) = v.plan.metaverse[ty].slot(&f.target) {
+                // A rule for any type (`*`) flows to the attribute of this object's type.
+                let slot = match rule.target_type {
+                    Some(_) => f.slot,
+                    None => v.plan.metaverse[ty].slot(&f.target),
+                };
+                if let Some(slot) = slot {
                     contributions.push((
                         slot,
                         (rule.def.precedence, rule.connector, rx),
@@ -162,9 +167,9 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
         };
         if !new[slot].is_null() || !old[slot].is_null() {
             let target = &tplan.names[slot];
-            let shown = short(&new[slot]);
+            let shown = &new[slot];
             v.note(&mut r.log, None, Some(mv), || {
-                format!("  => {target} = {shown}")
+                format!("  => {target} = {}", short(shown))
             });
         }
         i = end;
