@@ -2037,6 +2037,39 @@ fn random_bundle() -> Bundle {
     checked.bundle
 }
 
+/// The test bundle, with flows that fail for some values (inbound from HR, outbound to the
+/// cloud): objects in error, errors in the reports.
+fn failing_bundle() -> Bundle {
+    let mut text = BUNDLE.to_string();
+    for (from, to) in [
+        (
+            "  flow title      <- [title]",
+            "  flow title      <- IIF([title] = \"Manager\", Error(\"managers are kept in HR\"), [title])",
+        ),
+        (
+            "  flow department     <- [department]\n  flow title          <- [title]",
+            "  flow department     <- IIF([department] = \"contractors\", Error(\"no contractors\"), [department])\n  flow title          <- [title]",
+        ),
+    ] {
+        assert!(text.contains(from), "the bundle has `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let mut map = SourceMap::new();
+    map.add("delta-sync-failing.idf", text);
+    let checked = idflow::frontend::check(&map);
+    let errors: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the failing bundle has errors: {errors:#?}"
+    );
+    checked.bundle
+}
+
 fn engine_with_threads(bundle: &Bundle, threads: usize) -> Engine {
     let mut e = engine(bundle);
     e.threads = threads;
@@ -2110,6 +2143,7 @@ fn parallel_sync_equals_serial_sync() {
         ("outbound references, restricted", bundle(true), RESTRICTED),
         ("no outbound references", bundle(false), UNRESTRICTED),
         ("random flows", random_bundle(), UNRESTRICTED),
+        ("failing flows", failing_bundle(), UNRESTRICTED),
     ];
     let mut failures = Vec::new();
     for (name, bundle, profile) in &cases {

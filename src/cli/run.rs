@@ -32,8 +32,8 @@ pub struct Args {
     /// Make the cycle's sync a full sync.
     #[arg(long)]
     full_sync: bool,
-    /// Threads a sync computes outbound sync on (default: one per core). The result is the
-    /// same whatever the number.
+    /// Threads a sync computes on (default: one per core). The result is the same whatever
+    /// the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     sync_threads: Option<u16>,
     #[command(flatten)]

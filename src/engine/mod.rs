@@ -39,8 +39,8 @@ pub struct Engine {
     /// One evaluation context per connector (its parameters, the run's `now`).
     pub ctxs: Vec<Ctx>,
     pub error_limit: usize,
-    /// Threads a sync computes outbound sync on (default: one per core; 1: all on the calling
-    /// thread). The result does not depend on it.
+    /// Threads a sync computes on (default: one per core; 1: all on the calling thread). The
+    /// result does not depend on it.
     pub threads: usize,
 }
 

@@ -49,6 +49,7 @@ impl FlowOutcome {
 
 /// What the processors read while they compute: the plan, the state and what this sync did
 /// so far. Nothing changes while a view exists; the apply step changes the state afterwards.
+#[derive(Clone, Copy)]
 pub(super) struct View<'a> {
     pub plan: &'a Plan,
     pub state: &'a State,
@@ -58,10 +59,20 @@ pub(super) struct View<'a> {
     pub created_cs: &'a HashSet<CsId>,
     /// In-scope inbound rules of the objects whose scope this sync evaluated.
     pub inscope: &'a HashMap<CsId, Vec<RuleIdx>>,
+    /// The in-scope inbound rules of one more object, computed ahead and not kept yet.
+    pub overlay: Option<(CsId, &'a [RuleIdx])>,
     pub tracer: Tracer,
 }
 
 impl View<'_> {
+    /// The in-scope inbound rules of `c` the run knows (None: not evaluated yet).
+    pub fn known_scope(&self, c: CsId) -> Option<&[RuleIdx]> {
+        match self.overlay {
+            Some((o, rules)) if o == c => Some(rules),
+            _ => self.inscope.get(&c).map(Vec::as_slice),
+        }
+    }
+
     /// Records a lineage note when the trace follows `cs` or `mv`.
     pub fn note(
         &self,

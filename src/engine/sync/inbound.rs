@@ -9,16 +9,27 @@
 use super::Run;
 use super::eval::{Log, View, seed};
 use super::join::Joined;
+use super::recompute::{self, Recomputed};
 use crate::engine::compile::{ConnIdx, Plan, RuleIdx};
-use crate::engine::model::{CsId, Link, MvObject, PendingImport, State};
+use crate::engine::model::{CsId, Link, MvObject, PendingImport, State, Values};
 use crate::eval::Ctx;
 use crate::sema::rules::LinkType;
 use crate::value::Value;
 use std::sync::Arc;
 
+/// An ISMEMBEROF answer a scope evaluation used: the object's connector and DN, the group's
+/// DN, the answer.
+pub(super) type MemberOf = (ConnIdx, Arc<str>, String, bool);
+
 /// The in-scope inbound rules of object `id` (its scope evaluated from `&State`; notes in
-/// `log`).
-pub(super) fn scope_rules(v: &View, ctxs: &mut [Ctx], log: &mut Log, id: CsId) -> Vec<RuleIdx> {
+/// `log`, the ISMEMBEROF answers it used in `asked`).
+pub(super) fn scope_rules(
+    v: &View,
+    ctxs: &mut [Ctx],
+    log: &mut Log,
+    asked: &mut Vec<MemberOf>,
+    id: CsId,
+) -> Vec<RuleIdx> {
     let o = &v.state.cs()[id as usize];
     let connector = o.connector;
     let candidates = v
@@ -27,7 +38,14 @@ pub(super) fn scope_rules(v: &View, ctxs: &mut [Ctx], log: &mut Log, id: CsId) -
         .get(&(connector, o.object_type))
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let member_of = |group: &str| member_of(v.state, v.plan, connector, &o.dn, group);
+    let answers = std::cell::RefCell::new(std::mem::take(asked));
+    let member_of = |group: &str| {
+        let answer = member_of(v.state, v.plan, connector, &o.dn, group);
+        answers
+            .borrow_mut()
+            .push((connector, o.dn.clone(), group.to_string(), answer));
+        answer
+    };
     let mut rules = Vec::new();
     for &r in candidates {
         let rule = &v.plan.rules[r];
@@ -49,7 +67,82 @@ pub(super) fn scope_rules(v: &View, ctxs: &mut [Ctx], log: &mut Log, id: CsId) -
             }
         }
     }
+    *asked = answers.into_inner();
     rules
+}
+
+/// The scope of an object evaluated ahead of its turn (a parallel sync), with what it read.
+#[derive(Debug)]
+pub(super) struct ScopeAhead {
+    id: CsId,
+    rules: Vec<RuleIdx>,
+    log: Log,
+    current: Values,
+    imported: Values,
+    asked: Vec<MemberOf>,
+}
+
+/// What inbound processing of one object will compute, computed ahead from `&State`: its
+/// scope (unless the run knows it already) and, when it is linked and stays linked, the
+/// recomputation of its metaverse object.
+#[derive(Debug, Default)]
+pub(super) struct Ahead {
+    pub scope: Option<ScopeAhead>,
+    pub recompute: Option<Box<Recomputed>>,
+}
+
+/// Computes ahead, from `&State`, what processing object `id` will evaluate (see [`Ahead`]).
+pub(super) fn ahead(v: &View, ctxs: &mut [Ctx], id: CsId) -> Ahead {
+    let mut out = Ahead::default();
+    let Some(o) = v.state.cs().get(id as usize) else {
+        return out;
+    };
+    if o.gone || o.placeholder {
+        return out;
+    }
+    let rules = match v.inscope.get(&id) {
+        Some(rules) => rules.clone(),
+        None => {
+            seed(ctxs, 1, u64::from(id));
+            let mut log = Log::default();
+            let mut asked = Vec::new();
+            let rules = scope_rules(v, ctxs, &mut log, &mut asked, id);
+            out.scope = Some(ScopeAhead {
+                id,
+                rules: rules.clone(),
+                log,
+                current: o.current.clone(),
+                imported: o.imported.clone(),
+                asked,
+            });
+            rules
+        }
+    };
+    // A delete (or a type change) unlinks it first; otherwise a link that stays makes its
+    // metaverse object recomputed (see `Run::inbound_object`).
+    if matches!(
+        o.pending_import,
+        Some(PendingImport::Delete | PendingImport::DeleteAdd)
+    ) {
+        return out;
+    }
+    if let Some(l) = o.link
+        && (l.outbound || rules.contains(&l.rule))
+    {
+        let view = View {
+            overlay: Some((id, &rules)),
+            ..*v
+        };
+        out.recompute = Some(Box::new(recompute::compute(&view, ctxs, l.mv, true)));
+    }
+    out
+}
+
+/// Whether the ISMEMBEROF answers a scope used are still the answers.
+pub(super) fn same_answers(state: &State, plan: &Plan, asked: &[MemberOf]) -> bool {
+    asked
+        .iter()
+        .all(|(c, dn, group, answer)| member_of(state, plan, *c, dn, group) == *answer)
 }
 
 impl Run<'_> {
@@ -58,12 +151,28 @@ impl Run<'_> {
         if let Some(r) = self.inscope.get(&id) {
             return r.clone();
         }
+        if let Some(s) = self.ahead_scope.take_if(|s| s.id == id)
+            && self.scope_still_valid(&s)
+        {
+            self.flush(s.log);
+            self.inscope.insert(id, s.rules.clone());
+            return s.rules;
+        }
         let mut log = Log::default();
         let (v, ctxs) = self.split();
-        let rules = scope_rules(&v, ctxs, &mut log, id);
+        let rules = scope_rules(&v, ctxs, &mut log, &mut Vec::new(), id);
         self.flush(log);
         self.inscope.insert(id, rules.clone());
         rules
+    }
+
+    /// Whether a scope computed ahead read nothing that changed since: the object's values
+    /// and the groups it asked about.
+    fn scope_still_valid(&self, s: &ScopeAhead) -> bool {
+        let o = &self.state.cs()[s.id as usize];
+        Arc::ptr_eq(&o.current, &s.current)
+            && Arc::ptr_eq(&o.imported, &s.imported)
+            && same_answers(self.state, self.plan, &s.asked)
     }
 
     pub(super) fn inbound_object(&mut self, id: CsId) {

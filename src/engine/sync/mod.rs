@@ -15,10 +15,15 @@
 //! objects with a pending import, the metaverse objects they touch, and objects whose
 //! references point at newly linked objects.
 //!
-//! Outbound sync is computed in parallel (`Options::threads`): groups of metaverse objects
-//! are computed ahead from `&State` on every thread and applied one after the other in id
-//! order; an update that read what an earlier one in its group changed is computed again in
-//! its turn, so the result is the serial one.
+//! With more than one thread (`Options::threads`), work is computed ahead in parallel and
+//! applied in the serial order. Inbound: for a group of connector-space objects, each one's
+//! scope and the recomputation of the metaverse object it stays linked to are computed ahead
+//! from `&State` on every thread; each object's turn (join or projection, which stay serial)
+//! takes them if nothing they read changed since (checked by value: linked objects' values
+//! and links, metaverse values set in the group, scopes, ISMEMBEROF answers, references),
+//! and computes them again otherwise. Outbound: groups of metaverse objects are computed
+//! ahead and applied one after the other in id order; an update that read what an earlier one
+//! in its group changed is computed again in its turn. So the result is the serial one.
 //!
 //! This module holds the driver ([`run`]: which objects, in which order; the parallel
 //! outbound pass) and what the apply steps share (the `Run` of one sync, errors, removing
@@ -117,8 +122,8 @@ impl Default for SyncReport {
 pub struct Options {
     /// Number of per-object errors after which the run stops (`stopped-error-limit`).
     pub error_limit: usize,
-    /// Threads that compute outbound sync; 1 computes everything on the calling thread.
-    /// Whatever the number, the result is the same (the updates are applied in one order).
+    /// Threads that compute ahead what a sync evaluates; 1 computes everything on the calling
+    /// thread. Whatever the number, the result is the same (updates are applied in one order).
     pub threads: usize,
 }
 
@@ -154,6 +159,10 @@ pub fn run(
         unresolved: Vec::new(),
         threads: options.threads.max(1),
         footprint: None,
+        ahead_scope: None,
+        ahead_recompute: None,
+        recomputed_ahead: 0,
+        recomputed_again: 0,
         ahead: 0,
         again: 0,
         in_turn: 0,
@@ -200,21 +209,52 @@ pub fn run(
         }
         // Each object is processed completely (join or projection, then the values of the
         // metaverse objects it touched) before the next, so later objects join against
-        // current values.
-        for (n, &id) in ids.iter().enumerate() {
-            run.inbound_object(id);
-            run.recompute_dirty();
-            // A disconnector is looked at again by the next delta sync.
-            if run.state.cs()[id as usize].link.is_none() {
-                run.state.keep_for_sync(id);
-            }
-            if run.stopped {
-                // What this sync did not reach, the next one does.
-                for &rest in &ids[n + 1..] {
-                    run.state.keep_for_sync(rest);
+        // current values. With more than one thread, what the objects of a group will
+        // evaluate (their scope, the recomputation of the metaverse object they stay linked
+        // to) is computed ahead on every thread; an object's turn takes it when nothing it
+        // read has changed since, and computes it again otherwise.
+        let parallel = run.parallel();
+        let (mut start, mut size) = (0, FIRST_GROUP);
+        while start < ids.len() {
+            let end = if parallel {
+                (start + size).min(ids.len())
+            } else {
+                ids.len()
+            };
+            size = (size * 4).min(GROUP);
+            let mut ahead = if parallel {
+                run.compute_ahead(&ids[start..end], inbound::ahead)
+            } else {
+                Vec::new()
+            };
+            run.footprint = parallel.then(Footprint::default);
+            for n in start..end {
+                let id = ids[n];
+                if let Some(a) = ahead.get_mut(n - start) {
+                    run.ahead_scope = a.scope.take();
+                    run.ahead_recompute = a.recompute.take();
                 }
+                run.inbound_object(id);
+                run.recompute_dirty();
+                run.ahead_scope = None;
+                run.ahead_recompute = None;
+                // A disconnector is looked at again by the next delta sync.
+                if run.state.cs()[id as usize].link.is_none() {
+                    run.state.keep_for_sync(id);
+                }
+                if run.stopped {
+                    // What this sync did not reach, the next one does.
+                    for &rest in &ids[n + 1..] {
+                        run.state.keep_for_sync(rest);
+                    }
+                    break;
+                }
+            }
+            run.footprint = None;
+            if run.stopped {
                 break;
             }
+            start = end;
         }
         if run.stopped {
             break;
@@ -251,13 +291,15 @@ pub fn run(
             rounds += 1;
         }
     }
-    if run.ahead + run.again + run.in_turn > 0 {
+    if run.parallel() {
         tracing::debug!(
             threads = run.threads,
-            ahead = run.ahead,
-            again = run.again,
-            in_turn = run.in_turn,
-            "outbound sync computed ahead"
+            recomputed_ahead = run.recomputed_ahead,
+            recomputed_again = run.recomputed_again,
+            outbound_ahead = run.ahead,
+            outbound_again = run.again,
+            outbound_in_turn = run.in_turn,
+            "sync computed ahead"
         );
     }
     // Only the references still waiting are unresolved.
@@ -323,6 +365,12 @@ struct Run<'a> {
     threads: usize,
     /// While updates computed ahead are applied: what applying changed so far.
     footprint: Option<Footprint>,
+    /// The scope and recomputation computed ahead for the object whose turn it is.
+    ahead_scope: Option<inbound::ScopeAhead>,
+    ahead_recompute: Option<Box<recompute::Recomputed>>,
+    /// Recomputations computed ahead and applied; computed ahead, then again in their turn.
+    recomputed_ahead: usize,
+    recomputed_again: usize,
     /// Outbound updates computed ahead and applied; computed ahead, then again in their
     /// turn (they read what an earlier one changed); computed in their turn only (a join or
     /// provisioning, a uniqueness index not built).
@@ -342,6 +390,8 @@ struct Footprint {
     renamed: HashSet<CsId>,
     /// Keys of unique values whose holders changed (by connector).
     keys: HashSet<(ConnIdx, Key)>,
+    /// Metaverse objects whose values were set (or that were deleted).
+    values: HashSet<MvId>,
 }
 
 /// Metaverse objects whose outbound sync is computed ahead at once: the first group is small
@@ -359,6 +409,7 @@ impl Run<'_> {
                 created_mv: &self.created_mv,
                 created_cs: &self.created_cs,
                 inscope: &self.inscope,
+                overlay: None,
                 tracer: Tracer::new(self.trace.as_deref()),
             },
             self.ctxs,
@@ -372,13 +423,52 @@ impl Run<'_> {
         }
     }
 
+    /// Whether updates are computed ahead on several threads (not with a trace: lineage notes
+    /// follow the focus object's link as it changes).
+    fn parallel(&self) -> bool {
+        self.threads > 1 && !Tracer::new(self.trace.as_deref()).on()
+    }
+
+    /// Computes `f` of each of `items` from the current state, on up to `threads` threads
+    /// (each with its own copy of the evaluation contexts), in the order of `items`.
+    fn compute_ahead<I: Copy + Sync, T: Send>(
+        &mut self,
+        items: &[I],
+        f: impl Fn(&View, &mut [Ctx], I) -> T + Sync,
+    ) -> Vec<T> {
+        let threads = self.threads.min(items.len()).max(1);
+        let per = items.len().div_ceil(threads).max(1);
+        let (v, ctxs) = self.split();
+        let ctxs: &[Ctx] = ctxs;
+        let (v, f) = (&v, &f);
+        let part = move |items: &[I]| {
+            let mut ctxs = ctxs.to_vec();
+            items
+                .iter()
+                .map(|&i| f(v, &mut ctxs, i))
+                .collect::<Vec<_>>()
+        };
+        std::thread::scope(|scope| {
+            let mut parts = items.chunks(per);
+            let first = parts.next().unwrap_or_default();
+            let others: Vec<_> = parts.map(|p| scope.spawn(move || part(p))).collect();
+            let mut out = part(first);
+            for h in others {
+                match h.join() {
+                    Ok(more) => out.extend(more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            out
+        })
+    }
+
     /// Outbound sync of `targets`, in their order. With more than one thread (and no trace),
     /// groups of objects are computed ahead on every thread from the state as it is, then
     /// applied in order; an update that read something an earlier one in its group changed
     /// is computed again in its turn, so the result is the serial one.
     fn outbound_all(&mut self, targets: &[MvId]) {
-        let tracing = Tracer::new(self.trace.as_deref()).on();
-        if self.threads <= 1 || tracing || targets.len() < 2 {
+        if !self.parallel() || targets.len() < 2 {
             for &mv in targets {
                 self.outbound_mv(mv);
                 if self.stopped {
@@ -393,7 +483,7 @@ impl Run<'_> {
             let (group, later) = rest.split_at(size.min(rest.len()));
             rest = later;
             size = (size * 4).min(GROUP);
-            let updates = self.compute_outbound(group);
+            let updates = self.compute_ahead(group, outbound::compute);
             self.footprint = Some(Footprint::default());
             for (&mv, steps) in group.iter().zip(updates) {
                 match steps {
@@ -423,35 +513,6 @@ impl Run<'_> {
                 return;
             }
         }
-    }
-
-    /// Computes the outbound steps of `mvs` from the current state, on up to `threads`
-    /// threads (each with its own copy of the evaluation contexts), in the order of `mvs`.
-    fn compute_outbound(&mut self, mvs: &[MvId]) -> Vec<Option<Vec<Step>>> {
-        let threads = self.threads.min(mvs.len()).max(1);
-        let per = mvs.len().div_ceil(threads);
-        let (v, ctxs) = self.split();
-        let ctxs: &[Ctx] = ctxs;
-        let v = &v;
-        let part = move |mvs: &[MvId]| {
-            let mut ctxs = ctxs.to_vec();
-            mvs.iter()
-                .map(|&mv| outbound::compute(v, &mut ctxs, mv))
-                .collect::<Vec<_>>()
-        };
-        std::thread::scope(|scope| {
-            let mut parts = mvs.chunks(per);
-            let first = parts.next().unwrap_or_default();
-            let others: Vec<_> = parts.map(|p| scope.spawn(move || part(p))).collect();
-            let mut out = part(first);
-            for h in others {
-                match h.join() {
-                    Ok(more) => out.extend(more),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            out
-        })
     }
 
     /// Whether outbound steps computed ahead read nothing that was changed since.
@@ -506,6 +567,9 @@ impl Run<'_> {
     }
 
     pub(super) fn set_mv_attrs(&mut self, mv: MvId, new: Vec<Value>) {
+        if let Some(f) = &mut self.footprint {
+            f.values.insert(mv);
+        }
         self.state.set_mv_attrs(self.plan, mv, new);
     }
 

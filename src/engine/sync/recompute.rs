@@ -10,17 +10,18 @@
 
 use super::Run;
 use super::eval::{Log, View, seed};
-use super::inbound::scope_rules;
+use super::inbound::{MemberOf, same_answers, scope_rules};
 use super::refs::{self, InboundRef};
 use super::trace::short;
 use crate::engine::compile::{ConnIdx, RuleIdx};
 use crate::engine::flow::{self, Outcome};
-use crate::engine::model::{CsId, MvId};
+use crate::engine::model::{CsId, Link, MvId, Values};
 use crate::eval::Ctx;
 use crate::eval::interp::Object;
 use crate::ir::MergeType;
 use crate::sema::rules::LinkType;
 use crate::value::Value;
+use std::sync::Arc;
 
 /// One inbound flow that may contribute to a metaverse attribute: (target slot, precedence
 /// key, source object, rule, flow index).
@@ -44,16 +45,31 @@ pub(super) enum Change {
 /// A recomputation of one metaverse object, computed from `&State`.
 #[derive(Debug)]
 pub(super) struct Recomputed {
-    mv: MvId,
+    pub mv: MvId,
     /// Scopes of linked objects evaluated for it (the run keeps them).
     scopes: Vec<(CsId, Vec<RuleIdx>)>,
     refs: Vec<InboundRef>,
     log: Log,
     change: Change,
+    /// For a recomputation made ahead of its turn: what it read.
+    reads: Option<Reads>,
 }
 
-/// Recomputes metaverse object `mv` from its linked objects' in-scope inbound flows.
-pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
+/// What a recomputation read, to check that it still holds when its turn comes: whether the
+/// object was new, its linked objects in order (their links and values), the scope it took
+/// from the view's overlay, and the ISMEMBEROF answers of the scopes it evaluated. (The
+/// references it resolved are in its `refs`.)
+#[derive(Debug)]
+struct Reads {
+    created: bool,
+    links: Vec<(CsId, Option<Link>, Values, Values)>,
+    overlay: Option<(CsId, Vec<RuleIdx>)>,
+    asked: Vec<MemberOf>,
+}
+
+/// Recomputes metaverse object `mv` from its linked objects' in-scope inbound flows. With
+/// `reads`, what it read is kept, for `Run::recompute_still_valid`.
+pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Recomputed {
     seed(ctxs, 2, mv);
     let mut r = Recomputed {
         mv,
@@ -61,6 +77,7 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
         refs: Vec::new(),
         log: Log::default(),
         change: Change::Absent,
+        reads: None,
     };
     let Some(m) = v.state.mv().get(&mv) else {
         return r;
@@ -68,14 +85,31 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
     let ty = m.object_type;
     let mut links = m.links.clone();
     links.sort_by_key(|&c| (v.state.cs()[c as usize].connector, c));
+    let mut asked = Vec::new();
+    if reads {
+        r.reads = Some(Reads {
+            created: v.created_mv.contains(&mv),
+            links: links
+                .iter()
+                .map(|&c| {
+                    let o = &v.state.cs()[c as usize];
+                    (c, o.link, o.current.clone(), o.imported.clone())
+                })
+                .collect(),
+            overlay: v
+                .overlay
+                .and_then(|(c, rules)| links.contains(&c).then(|| (c, rules.to_vec()))),
+            asked: Vec::new(),
+        });
+    }
     // Contributions: (slot, precedence key, object, rule, flow index).
     let mut contributions: Vec<Contribution> = Vec::new();
     let mut keep = false;
     for &c in &links {
-        let rules = match v.inscope.get(&c) {
-            Some(rules) => rules.clone(),
+        let rules = match v.known_scope(c) {
+            Some(rules) => rules.to_vec(),
             None => {
-                let rules = scope_rules(v, ctxs, &mut r.log, c);
+                let rules = scope_rules(v, ctxs, &mut r.log, &mut asked, c);
                 r.scopes.push((c, rules.clone()));
                 rules
             }
@@ -109,6 +143,9 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
         }
     }
     if !keep {
+        if let Some(reads) = &mut r.reads {
+            reads.asked = asked;
+        }
         r.change = Change::Delete;
         return r;
     }
@@ -174,6 +211,9 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Recomputed {
         }
         i = end;
     }
+    if let Some(reads) = &mut r.reads {
+        reads.asked = asked;
+    }
     r.change = if !r.log.errors.is_empty() {
         Change::InError
     } else if new != *old || created {
@@ -195,11 +235,69 @@ impl Run<'_> {
         }
     }
 
-    /// Recomputes one metaverse object and applies the result.
+    /// Recomputes one metaverse object and applies the result (the one computed ahead if it
+    /// still holds).
     pub(super) fn recompute(&mut self, mv: MvId) {
+        if let Some(r) = self.ahead_recompute.take_if(|r| r.mv == mv) {
+            if self.recompute_still_valid(&r) {
+                self.recomputed_ahead += 1;
+                self.apply_recompute(*r);
+                return;
+            }
+            self.recomputed_again += 1;
+        }
         let (v, ctxs) = self.split();
-        let r = compute(&v, ctxs, mv);
+        let r = compute(&v, ctxs, mv, false);
         self.apply_recompute(r);
+    }
+
+    /// Whether a recomputation made ahead read nothing that changed since: the object's
+    /// values, whether it is new, its linked objects (their links and values), the scopes it
+    /// took as known and the ones it evaluated (which must not be known yet, or this turn
+    /// would not evaluate them), the ISMEMBEROF answers and the references it resolved.
+    fn recompute_still_valid(&self, r: &Recomputed) -> bool {
+        let Some(reads) = &r.reads else {
+            return false;
+        };
+        let mv = r.mv;
+        if self
+            .footprint
+            .as_ref()
+            .is_none_or(|f| f.values.contains(&mv))
+            || self.created_mv.contains(&mv) != reads.created
+        {
+            return false;
+        }
+        let Some(m) = self.state.mv().get(&mv) else {
+            return false;
+        };
+        if m.links.len() != reads.links.len() {
+            return false;
+        }
+        let mut links = m.links.clone();
+        links.sort_by_key(|&c| (self.state.cs()[c as usize].connector, c));
+        let same_links = links
+            .iter()
+            .zip(&reads.links)
+            .all(|(&c, (rc, link, cur, imp))| {
+                let o = &self.state.cs()[c as usize];
+                c == *rc
+                    && o.link == *link
+                    && Arc::ptr_eq(&o.current, cur)
+                    && Arc::ptr_eq(&o.imported, imp)
+            });
+        if !same_links {
+            return false;
+        }
+        if let Some((c, rules)) = &reads.overlay
+            && !r.scopes.iter().any(|(s, _)| s == c)
+            && self.inscope.get(c) != Some(rules)
+        {
+            return false;
+        }
+        r.scopes.iter().all(|(c, _)| !self.inscope.contains_key(c))
+            && same_answers(self.state, self.plan, &reads.asked)
+            && r.refs.iter().all(|x| refs::still_resolves(self.state, x))
     }
 
     /// Applies a recomputation: the scopes it evaluated are kept for the run, references

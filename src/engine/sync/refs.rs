@@ -11,7 +11,7 @@
 use super::Run;
 use super::eval::{Log, View};
 use crate::engine::compile::ConnIdx;
-use crate::engine::model::{CsId, CsObject, ErrorCategory, MvId, SyncError};
+use crate::engine::model::{CsId, CsObject, ErrorCategory, MvId, State, SyncError};
 use crate::value::Value;
 use std::sync::Arc;
 
@@ -65,6 +65,20 @@ pub(super) struct InboundRef {
     key: Box<str>,
     dn: Arc<str>,
     from: CsId,
+    /// The metaverse object it resolved to (None: no target, or one not linked).
+    resolved: Option<MvId>,
+}
+
+/// What an inbound reference to the object of `connector` with DN key `key` resolves to.
+fn resolve(state: &State, connector: ConnIdx, key: &str) -> Option<MvId> {
+    let t = state.cs_by_dn_key(connector, key)?;
+    let o = &state.cs()[t as usize];
+    o.link.filter(|_| !o.gone).map(|l| l.mv)
+}
+
+/// Whether an inbound reference resolved ahead of its turn still resolves the same.
+pub(super) fn still_resolves(state: &State, r: &InboundRef) -> bool {
+    resolve(state, r.connector, &r.key) == r.resolved
 }
 
 /// Inbound reference values are DNs of the object's connector: they become metaverse ids. A
@@ -102,18 +116,16 @@ pub(super) fn inbound_values(
             }
         };
         // A target not imported yet gets a placeholder when this is applied: never linked.
-        if let Some(t) = v.state.cs_by_dn_key(connector, &key) {
-            let o = &v.state.cs()[t as usize];
-            match o.link {
-                Some(l) if !o.gone => out.push(mv_ref(l.mv)),
-                _ => {}
-            }
+        let resolved = resolve(v.state, connector, &key);
+        if let Some(mv) = resolved {
+            out.push(mv_ref(mv));
         }
         refs.push(InboundRef {
             connector,
             key,
             dn: dn.into(),
             from,
+            resolved,
         });
     }
     Value::many(out)
