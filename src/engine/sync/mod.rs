@@ -158,6 +158,7 @@ pub fn run(
         revisit: BTreeSet::new(),
         unresolved: Vec::new(),
         threads: options.threads.max(1),
+        pool: None,
         footprint: None,
         ahead_scope: None,
         ahead_recompute: None,
@@ -302,6 +303,7 @@ pub fn run(
             "sync computed ahead"
         );
     }
+
     // Only the references still waiting are unresolved.
     let unresolved = std::mem::take(&mut run.unresolved);
     for (msg, target, referrer) in unresolved {
@@ -361,8 +363,12 @@ struct Run<'a> {
     revisit: BTreeSet<MvId>,
     /// References dropped in this run: (message, referenced object, referrer).
     unresolved: Vec<(String, MvId, MvId)>,
-    /// Threads computing outbound sync.
+    /// Threads computing ahead.
     threads: usize,
+    /// Their pool, made the first time something is computed ahead. Its threads live as long
+    /// as the run: threads started for each group made a parallel sync slower than a serial
+    /// one (every new thread starts with cold allocator caches).
+    pool: Option<rayon::ThreadPool>,
     /// While updates computed ahead are applied: what applying changed so far.
     footprint: Option<Footprint>,
     /// The scope and recomputation computed ahead for the object whose turn it is.
@@ -429,15 +435,24 @@ impl Run<'_> {
         self.threads > 1 && !Tracer::new(self.trace.as_deref()).on()
     }
 
-    /// Computes `f` of each of `items` from the current state, on up to `threads` threads
-    /// (each with its own copy of the evaluation contexts), in the order of `items`.
+    /// Computes `f` of each of `items` from the current state, on up to `threads` threads of
+    /// the run's pool (each part with its own copy of the evaluation contexts), in the order
+    /// of `items`. Without a pool (it could not be made), on the calling thread.
     fn compute_ahead<I: Copy + Sync, T: Send>(
         &mut self,
         items: &[I],
         f: impl Fn(&View, &mut [Ctx], I) -> T + Sync,
     ) -> Vec<T> {
+        use rayon::prelude::*;
         let threads = self.threads.min(items.len()).max(1);
         let per = items.len().div_ceil(threads).max(1);
+        if self.pool.is_none() && threads > 1 {
+            self.pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.threads)
+                .build()
+                .ok();
+        }
+        let pool = self.pool.take();
         let (v, ctxs) = self.split();
         let ctxs: &[Ctx] = ctxs;
         let (v, f) = (&v, &f);
@@ -448,19 +463,16 @@ impl Run<'_> {
                 .map(|&i| f(v, &mut ctxs, i))
                 .collect::<Vec<_>>()
         };
-        std::thread::scope(|scope| {
-            let mut parts = items.chunks(per);
-            let first = parts.next().unwrap_or_default();
-            let others: Vec<_> = parts.map(|p| scope.spawn(move || part(p))).collect();
-            let mut out = part(first);
-            for h in others {
-                match h.join() {
-                    Ok(more) => out.extend(more),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            out
-        })
+        let out = match &pool {
+            Some(pool) => pool
+                .install(|| items.par_chunks(per).map(part).collect::<Vec<_>>())
+                .into_iter()
+                .flatten()
+                .collect(),
+            None => part(items),
+        };
+        self.pool = pool;
+        out
     }
 
     /// Outbound sync of `targets`, in their order. With more than one thread (and no trace),
