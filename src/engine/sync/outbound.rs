@@ -54,15 +54,8 @@ pub(super) struct Step {
 }
 
 /// The step of connector `cc` for `mv`, or None when no outbound rule of the connector takes
-/// its type. With `export`, the export flows of a linked object are computed too (with
-/// their duplicates withheld when the uniqueness indexes are built).
-pub(super) fn step(
-    v: &View,
-    ctxs: &mut [Ctx],
-    mv: MvId,
-    cc: ConnIdx,
-    export: bool,
-) -> Option<Step> {
+/// its type. An export is left to compute (`Action::Export` with no export).
+pub(super) fn step(v: &View, ctxs: &mut [Ctx], mv: MvId, cc: ConnIdx) -> Option<Step> {
     let m = v.state.mv().get(&mv)?;
     let all = v.plan.outbound.get(&(cc, m.object_type))?;
     let mut log = Log::default();
@@ -102,17 +95,11 @@ pub(super) fn step(
             {
                 Action::Disconnect(c)
             } else {
-                let export = if export {
-                    let mut e = export_flows::compute(v, ctxs, mv, c, &rules);
-                    // Without a uniqueness index built yet, the export is computed when
-                    // applied.
-                    export_flows::withhold(v, mv, &mut e)
-                        .ok()
-                        .map(|()| Box::new(e))
-                } else {
-                    None
-                };
-                Action::Export { c, prov, export }
+                Action::Export {
+                    c,
+                    prov,
+                    export: None,
+                }
             }
         }
         // `outbound_link` finds nothing to do without a provision rule or a join condition.
@@ -132,19 +119,29 @@ pub(super) fn step(
     })
 }
 
-/// Every step of outbound sync for `mv`, computed from `&State`; None when one of them can
-/// only be computed when applied (a join or a provisioning, a uniqueness index not built).
+/// Every step of outbound sync for `mv` with its exports, computed from `&State`; None when
+/// one of them can only be computed when applied (a join or a provisioning, a uniqueness index
+/// not built). The steps come first, so an object that needs a join or a provisioning costs no
+/// export computed in vain; each connector evaluates with its own context, so its random
+/// numbers are the ones computing connector after connector draws.
 pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Option<Vec<Step>> {
     seed(ctxs, 3, mv);
     let mut steps = Vec::new();
     for cc in 0..v.plan.connectors.len() {
-        let Some(s) = step(v, ctxs, mv, cc, true) else {
+        let Some(s) = step(v, ctxs, mv, cc) else {
             continue;
         };
-        if matches!(s.action, Action::Link | Action::Export { export: None, .. }) {
+        if matches!(s.action, Action::Link) {
             return None;
         }
         steps.push(s);
+    }
+    for s in &mut steps {
+        if let Action::Export { c, export, .. } = &mut s.action {
+            let mut e = export_flows::compute(v, ctxs, mv, *c, &s.rules);
+            export_flows::withhold(v, mv, &mut e).ok()?;
+            *export = Some(Box::new(e));
+        }
     }
     Some(steps)
 }
@@ -168,7 +165,7 @@ impl Run<'_> {
         seed(self.ctxs, 3, mv);
         for cc in 0..self.plan.connectors.len() {
             let (v, ctxs) = self.split();
-            let Some(s) = step(&v, ctxs, mv, cc, false) else {
+            let Some(s) = step(&v, ctxs, mv, cc) else {
                 continue;
             };
             if self.apply_step(mv, s) {
