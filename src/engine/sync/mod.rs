@@ -491,11 +491,25 @@ impl Run<'_> {
         }
         let mut rest = targets;
         let mut size = FIRST_GROUP;
+        // After a group where most objects needed a join or a provisioning (a first sync
+        // provisions everything), computing ahead would mostly be thrown away: the rest of the
+        // pass is computed in turn.
+        let mut ahead_pays = true;
         while !rest.is_empty() {
             let (group, later) = rest.split_at(size.min(rest.len()));
             rest = later;
             size = (size * 4).min(GROUP);
+            if !ahead_pays {
+                for &mv in group {
+                    self.outbound_mv(mv);
+                    if self.stopped {
+                        return;
+                    }
+                }
+                continue;
+            }
             let updates = self.compute_ahead(group, outbound::compute);
+            ahead_pays = updates.iter().filter(|u| u.is_none()).count() * 2 <= group.len();
             self.footprint = Some(Footprint::default());
             for (&mv, steps) in group.iter().zip(updates) {
                 match steps {
