@@ -11,10 +11,12 @@
 //! manager too, so references resolve to real users.
 //!
 //! The criterion bench measures `sync(Mode::Full)` of N = 10,000 staged users (throughput in
-//! users per second); each iteration starts from a clone of the staged engine. Before it, one
-//! timing of a larger run (N = 100,000, or `SYNC_BENCH_LARGE_N`; 0 skips it) is printed:
-//! staging import, full sync, a delta sync after 1% of the users were re-imported with a
-//! changed department, and a delta sync with nothing pending.
+//! users per second), each iteration from a clone of the staged engine: the first full sync
+//! (which provisions every user) and a second one (nothing changed, every object linked),
+//! each on one thread and on every core (`Engine::threads`). Before it, one timing of a larger
+//! run (N = 100,000, or `SYNC_BENCH_LARGE_N`; 0 skips it) is printed: staging import, full
+//! sync, a second full sync on one thread and on every core, a delta sync after 1% of the
+//! users were re-imported with a changed department, and a delta sync with nothing pending.
 //!
 //! Sanity checks before timing: every user projected, one Entra add per user, no sync errors,
 //! no unresolved references. Every user also gets an AD update export from "Out to AD - User
@@ -255,6 +257,31 @@ fn large_run(bundle: &Bundle, obj: &ObjectDef) {
         full,
         per_sec(n, full)
     );
+    // A second full sync: every object linked, nothing to change; one thread, then every core.
+    let threads = e.threads;
+    let mut times = Vec::new();
+    for t in [1, threads] {
+        let mut again = e.clone();
+        again.threads = t;
+        let started = Instant::now();
+        let r = again.sync(Mode::Full);
+        let took = started.elapsed();
+        assert!(
+            r.errors.is_empty(),
+            "second full sync errors: {}",
+            r.errors.len()
+        );
+        assert_eq!(r.mv_updates, 0);
+        eprintln!(
+            "large run, {n} users: second full sync, {t} thread(s) {took:.2?} ({} objects/s)",
+            per_sec(n, took)
+        );
+        times.push(took);
+    }
+    eprintln!(
+        "large run, {n} users: second full sync, 1 thread / {threads} threads time ratio {:.2}",
+        times[0].as_secs_f64() / times[1].as_secs_f64()
+    );
 
     // 1% of the users move to another department.
     let changed: Vec<usize> = (0..n).step_by(100).collect();
@@ -326,22 +353,34 @@ fn sync(c: &mut Criterion) {
         );
     }
 
+    let mut synced = staged.clone();
+    synced.sync(Mode::Full);
+    let cores = staged.threads;
     let mut group = c.benchmark_group("sync");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(25));
     group.throughput(Throughput::Elements(N as u64));
-    group.bench_function("full sync, 10000 AD users, entra-default", |b| {
-        b.iter_batched(
-            || staged.clone(),
-            // The engine is returned, so dropping it is not timed.
-            |mut e| {
-                let r = e.sync(Mode::Full);
-                (black_box(r), e)
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (what, from) in [("full sync", &staged), ("second full sync", &synced)] {
+        for threads in [1, cores] {
+            let name = format!("{what}, 10000 AD users, entra-default, {threads} thread(s)");
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || {
+                        let mut e = from.clone();
+                        e.threads = threads;
+                        e
+                    },
+                    // The engine is returned, so dropping it is not timed.
+                    |mut e| {
+                        let r = e.sync(Mode::Full);
+                        (black_box(r), e)
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
     group.finish();
 }
 

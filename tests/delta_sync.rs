@@ -1993,3 +1993,233 @@ fn bug_delta_misses_a_new_target_object_holding_a_unique_value() {
     );
     assert_lockstep(&bundle, &[first, holder]);
 }
+
+// ---------------------------------------------------------------------------------- parallel sync
+//
+// A sync computes outbound sync on several threads and applies the updates in the serial
+// order (`Engine::threads`). The same generator drives a serial engine (one thread) and a
+// parallel one (three threads, whatever the machine has) in lockstep; after every step their
+// canonical dumps, their reports (exactly: counts, errors in order, unresolved references)
+// and their change logs must be equal. `PARALLEL_SYNC_SEEDS=n` widens the search.
+
+/// The test bundle, with flows that draw random values (`Guid`, `RandomNum`): seeded per
+/// object, so they do not depend on the thread that computes them.
+fn random_bundle() -> Bundle {
+    let mut text = BUNDLE.to_string();
+    for (from, to) in [
+        (
+            "  flow mail           <- [mail]\n  flow proxyAddresses <- [proxyAddresses]",
+            "  flow mail           <- IIF(IsPresent([mail]), [mail], \"r\" & RandomNum(1, 1000000) & \"@contoso.com\")\n  flow proxyAddresses <- [proxyAddresses]",
+        ),
+        (
+            "  flow title          <- [title]\n  flow mail           <- [mail]",
+            "  flow title          <- IIF(IsPresent([title]), [title], \"t-\" & Guid())\n  flow mail           <- [mail]",
+        ),
+    ] {
+        assert!(text.contains(from), "the bundle has `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let mut map = SourceMap::new();
+    map.add("delta-sync-random.idf", text);
+    let checked = idflow::frontend::check(&map);
+    assert!(!checked.has_errors(), "the random bundle has errors");
+    checked.bundle
+}
+
+/// The test bundle, with flows that fail for some values (inbound from HR, outbound to the
+/// cloud): objects in error, errors in the reports.
+fn failing_bundle() -> Bundle {
+    let mut text = BUNDLE.to_string();
+    for (from, to) in [
+        (
+            "  flow title      <- [title]",
+            "  flow title      <- IIF([title] = \"Manager\", Error(\"managers are kept in HR\"), [title])",
+        ),
+        (
+            "  flow department     <- [department]\n  flow title          <- [title]",
+            "  flow department     <- IIF([department] = \"contractors\", Error(\"no contractors\"), [department])\n  flow title          <- [title]",
+        ),
+    ] {
+        assert!(text.contains(from), "the bundle has `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let mut map = SourceMap::new();
+    map.add("delta-sync-failing.idf", text);
+    let checked = idflow::frontend::check(&map);
+    let errors: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the failing bundle has errors: {errors:#?}"
+    );
+    checked.bundle
+}
+
+fn engine_with_threads(bundle: &Bundle, threads: usize) -> Engine {
+    let mut e = engine(bundle);
+    e.threads = threads;
+    e
+}
+
+/// The difference between the serial engine (and its last report) and the parallel one, if
+/// any: their dumps, their reports and their change logs.
+fn compare_parallel(s: &Engine, rs: &SyncReport, p: &Engine, rp: &SyncReport) -> Option<String> {
+    let (ds, dp) = (dump(s), dump(p));
+    let mut message = String::new();
+    if ds != dp {
+        let _ = write!(
+            message,
+            "state differs (- serial, + parallel):\n{}",
+            diff(&ds, &dp)
+        );
+    }
+    if rs != rp {
+        let _ = write!(
+            message,
+            "reports differ:\n  serial: {rs:#?}\n  parallel: {rp:#?}\n"
+        );
+    }
+    let (cs, cp) = (s.state.changes(), p.state.changes());
+    if cs != cp {
+        let _ = write!(
+            message,
+            "change logs differ:\n  serial: {cs:?}\n  parallel: {cp:?}\n"
+        );
+    }
+    (!message.is_empty()).then_some(message)
+}
+
+/// Runs one seed on a serial and a parallel engine; returns the first difference.
+fn run_parallel_seed(
+    bundle: &Bundle,
+    profile: Profile,
+    mode: Mode,
+    seed: u64,
+    steps: usize,
+) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let mut model = Model::new(profile);
+    let mut s = engine_with_threads(bundle, 1);
+    let mut p = engine_with_threads(bundle, 3);
+    let mut history = String::new();
+    for step in 0..steps {
+        let batch =
+            step_batch(&mut model, &mut rng, &s, &p).map_err(|m| format!("step {step}: {m}"))?;
+        let _ = writeln!(history, "step {step}:\n{}", show_batch(&batch));
+        let rs = apply(&mut s, &batch, mode);
+        let rp = apply(&mut p, &batch, mode);
+        if let Some(difference) = compare_parallel(&s, &rs, &p, &rp) {
+            return Err(format!(
+                "step {step}\nbatches so far:\n{history}{difference}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn parallel_sync_equals_serial_sync() {
+    let seeds: u64 = std::env::var("PARALLEL_SYNC_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let cases = [
+        ("outbound references", bundle(true), UNRESTRICTED),
+        ("outbound references, restricted", bundle(true), RESTRICTED),
+        ("no outbound references", bundle(false), UNRESTRICTED),
+        ("random flows", random_bundle(), UNRESTRICTED),
+        ("failing flows", failing_bundle(), UNRESTRICTED),
+    ];
+    let mut failures = Vec::new();
+    for (name, bundle, profile) in &cases {
+        for mode in [Mode::Full, Mode::Delta] {
+            for seed in 0..seeds {
+                if let Err(m) = run_parallel_seed(bundle, *profile, mode, seed, STEPS) {
+                    failures.push((format!("{name}, {mode:?}, seed {seed}"), m));
+                }
+            }
+        }
+    }
+    if let Some((first, message)) = failures.iter().min_by_key(|(_, m)| m.len()) {
+        let all: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
+        panic!(
+            "parallel and serial sync differ in {} run(s): {}\nsmallest: {first}\n{message}",
+            failures.len(),
+            all.join("; ")
+        );
+    }
+}
+
+/// The comparison detects a real difference: in the state, in the report (an error out of
+/// order) and in the change log.
+#[test]
+fn parallel_comparison_detects_a_difference() {
+    let bundle = bundle(true);
+    let mut rng = Rng::new(3);
+    let mut model = Model::new(UNRESTRICTED);
+    let mut s = engine_with_threads(&bundle, 1);
+    let mut p = engine_with_threads(&bundle, 3);
+    for k in 0..4 {
+        model.users[k].present = true;
+    }
+    model.users[1].manager = Some(Ref::User(2));
+    model.settle();
+    let batch = vec![Import {
+        connector: AD,
+        changes: model.import_batch(&mut rng, AD, false),
+        full: false,
+    }];
+    let rs = apply(&mut s, &batch, Mode::Full);
+    let rp = apply(&mut p, &batch, Mode::Full);
+    assert_eq!(
+        compare_parallel(&s, &rs, &p, &rp),
+        None,
+        "same batch, same result"
+    );
+    // As if both were saved.
+    s.state.clear_changes();
+    p.state.clear_changes();
+
+    // The parallel engine misses a change of user 2.
+    model.users[2].display = Some("Renamed".into());
+    let changes = model.import_batch(&mut rng, AD, false);
+    let rs = apply(
+        &mut s,
+        &[Import {
+            connector: AD,
+            changes,
+            full: false,
+        }],
+        Mode::Full,
+    );
+    let rp = p.sync(Mode::Full);
+    let difference = compare_parallel(&s, &rs, &p, &rp).expect("the dumps differ");
+    assert!(
+        difference.contains("state differs") && difference.contains("Renamed"),
+        "the diff shows the new display name:\n{difference}"
+    );
+    assert!(
+        difference.contains("change logs differ"),
+        "the change logs differ too:\n{difference}"
+    );
+
+    // Two errors in another order are a difference.
+    let error = |message: &str| idflow::engine::model::SyncError {
+        category: idflow::engine::model::ErrorCategory::DataMismatch,
+        cs: None,
+        mv: None,
+        rule: None,
+        code: None,
+        message: message.into(),
+    };
+    let mut r1 = rs.clone();
+    r1.errors = vec![error("one"), error("two")];
+    let mut r2 = rs.clone();
+    r2.errors = vec![error("two"), error("one")];
+    let difference = compare_parallel(&s, &r1, &s, &r2).expect("the reports differ");
+    assert!(difference.contains("reports differ"), "{difference}");
+}

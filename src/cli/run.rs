@@ -32,6 +32,10 @@ pub struct Args {
     /// Make the cycle's sync a full sync.
     #[arg(long)]
     full_sync: bool,
+    /// Threads a sync computes on (default: one per core). The result is the same whatever
+    /// the number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    sync_threads: Option<u16>,
     #[command(flatten)]
     engine: super::EngineArg,
     /// Print the step summaries as JSON lines.
@@ -160,6 +164,9 @@ pub fn run(args: Args) -> u8 {
     };
     for w in &runner.warnings {
         eprintln!("warning: {w}");
+    }
+    if let Some(n) = args.sync_threads {
+        runner.engine.threads = usize::from(n);
     }
     let spinner = terminal.then(|| {
         let s = indicatif::ProgressBar::new_spinner();

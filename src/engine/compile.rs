@@ -124,6 +124,9 @@ pub struct JoinPlan {
 pub struct FlowPlan {
     /// Target attribute name (`dn` for the DN of provisioned objects).
     pub target: String,
+    /// The target attribute's slot in the rule's target type (None when the rule targets any
+    /// metaverse type, `*`, or the type has no such attribute).
+    pub slot: Option<usize>,
     pub expr: ir::Expr,
     /// The expression's number in [`Plan::program`].
     pub id: u32,
@@ -132,9 +135,6 @@ pub struct FlowPlan {
     /// For an outbound `dn` flow: the operands in RDN value positions, checked on every DN
     /// it produces (`engine::dnflow`).
     pub dn_template: Option<Box<super::dnflow::DnTemplate>>,
-    /// The target attribute's slot in the rule's target type, when the rule names one (an
-    /// inbound rule to `*` looks the slot up in the type of the object it flows into).
-    pub slot: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,16 +158,6 @@ impl RulePlan {
     pub fn link(&self) -> LinkType {
         self.def.link
     }
-
-    /// The slot flow `fi` writes in an object of type `ty` laid out by `tplan`.
-    pub fn flow_slot(&self, fi: usize, ty: TypeIdx, tplan: &TypePlan) -> Option<usize> {
-        let f = self.flows.get(fi)?;
-        if self.target_type == Some(ty) {
-            f.slot
-        } else {
-            tplan.slot(&f.target)
-        }
-    }
 }
 
 /// The compiled bundle.
@@ -182,6 +172,10 @@ pub struct Plan {
     pub inbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>>,
     /// Outbound rules per (connector, metaverse type), in precedence order.
     pub outbound: BTreeMap<(ConnIdx, TypeIdx), Vec<RuleIdx>>,
+    /// Per (connector, metaverse type, connector type): the slots of the target type that an
+    /// outbound rule of the connector for the metaverse type flows to (the `dn` aside), in
+    /// order. Export flow removes a managed attribute's value when no in-scope rule gives one.
+    pub managed: BTreeMap<(ConnIdx, TypeIdx, TypeIdx), Vec<usize>>,
 }
 
 impl Plan {
@@ -265,19 +259,18 @@ impl Plan {
                         .collect()
                 })
                 .collect();
-            let target_plan = match (r.direction, target_type) {
-                (Direction::Inbound, Some(t)) => Some(&metaverse[t]),
-                (Direction::Outbound, Some(t)) => Some(&c.types[t]),
-                _ => None,
-            };
             // A joinnoflow rule joins and flows nothing (the checker warns about its flows).
             let flows = r
                 .flows
                 .iter()
                 .filter(|_| r.link != LinkType::JoinNoFlow)
                 .map(|f| FlowPlan {
-                    slot: target_plan.and_then(|t| t.slot(&f.target)),
                     target: f.target.clone(),
+                    slot: match r.direction {
+                        Direction::Inbound => target_type.map(|t| &metaverse[t]),
+                        Direction::Outbound => target_type.map(|t| &c.types[t]),
+                    }
+                    .and_then(|t| t.slot(&f.target)),
                     expr: f.ir.clone(),
                     id: 0,
                     merge: f.merge,
@@ -311,6 +304,27 @@ impl Plan {
         };
         inbound.values_mut().for_each(order);
         outbound.values_mut().for_each(order);
+        let mut managed: BTreeMap<(ConnIdx, TypeIdx, TypeIdx), Vec<usize>> = BTreeMap::new();
+        for (&(cc, mvty), list) in &outbound {
+            for &r in list {
+                let rule = &rules[r];
+                let Some(tty) = rule.target_type else {
+                    continue;
+                };
+                let dn = connectors[cc].types[tty].dn;
+                let slots = managed.entry((cc, mvty, tty)).or_default();
+                slots.extend(
+                    rule.flows
+                        .iter()
+                        .filter_map(|f| f.slot)
+                        .filter(|&s| Some(s) != dn),
+                );
+            }
+        }
+        for slots in managed.values_mut() {
+            slots.sort_unstable();
+            slots.dedup();
+        }
         let program = Arc::new(number_and_compile(&mut rules, engine));
         Plan {
             program,
@@ -319,6 +333,7 @@ impl Plan {
             rules,
             inbound,
             outbound,
+            managed,
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Engine {
     /// One evaluation context per connector (its parameters, the run's `now`).
     pub ctxs: Vec<Ctx>,
     pub error_limit: usize,
+    /// Threads a sync computes on (default: one per core; 1: all on the calling thread). The
+    /// result does not depend on it.
+    pub threads: usize,
 }
 
 impl Engine {
@@ -62,6 +65,7 @@ impl Engine {
             state,
             ctxs,
             error_limit: DEFAULT_ERROR_LIMIT,
+            threads: sync::default_threads(),
         }
     }
 
@@ -125,26 +129,36 @@ impl Engine {
         export::confirm(&mut self.state, &self.plan, sent, assigned)
     }
 
+    /// How syncs run: the error limit and the threads.
+    pub fn sync_options(&self) -> sync::Options {
+        sync::Options {
+            error_limit: self.error_limit,
+            threads: self.threads,
+        }
+    }
+
     /// Runs a full or delta sync.
     pub fn sync(&mut self, mode: sync::Mode) -> sync::SyncReport {
+        let options = self.sync_options();
         sync::run(
             &self.plan,
             &mut self.state,
             &mut self.ctxs,
             mode,
-            self.error_limit,
+            options,
             None,
         )
     }
 
     /// Runs a sync recording the lineage of one object (or of everything with no focus).
     pub fn sync_traced(&mut self, mode: sync::Mode, trace: &mut sync::Trace) -> sync::SyncReport {
+        let options = self.sync_options();
         sync::run(
             &self.plan,
             &mut self.state,
             &mut self.ctxs,
             mode,
-            self.error_limit,
+            options,
             Some(trace),
         )
     }

@@ -1,0 +1,625 @@
+//! Synchronization: inbound (scope, join, projection, attribute flow with precedence,
+//! metaverse deletion) and outbound (scope, join, provisioning, deprovisioning, export flow).
+//!
+//! Consumes: the [`Plan`], the [`State`] with staged imports, and one evaluation context per
+//! connector. Produces: the updated metaverse, connector-space objects with staged exports
+//! (derived from their current vs. confirmed values), and a [`SyncReport`] with counts and
+//! categorized per-object [`SyncError`]s (errors never abort the run; past the error limit the
+//! run stops with `stopped-error-limit`).
+//!
+//! Order (deterministic): connectors in bundle order, objects in id order; each object is
+//! joined or projected and the metaverse objects it touched are recomputed before the next
+//! object, so later objects join against current metaverse values (references to objects not
+//! linked yet are re-resolved when those are linked); outbound runs last over every touched
+//! metaverse object. A full sync processes every object; a delta sync only
+//! objects with a pending import, the metaverse objects they touch, and objects whose
+//! references point at newly linked objects.
+//!
+//! With more than one thread (`Options::threads`), work is computed ahead in parallel and
+//! applied in the serial order. Inbound: for a group of connector-space objects, each one's
+//! scope and the recomputation of the metaverse object it stays linked to are computed ahead
+//! from `&State` on every thread; each object's turn (join or projection, which stay serial)
+//! takes them if nothing they read changed since (checked by value: linked objects' values
+//! and links, metaverse values set in the group, scopes, ISMEMBEROF answers, references),
+//! and computes them again otherwise. Outbound: groups of metaverse objects are computed
+//! ahead and applied one after the other in id order; an update that read what an earlier one
+//! in its group changed is computed again in its turn. So the result is the serial one.
+//!
+//! This module holds the driver ([`run`]: which objects, in which order; the parallel
+//! outbound pass) and what the apply steps share (the `Run` of one sync, errors, removing
+//! objects, recording mutators). `eval` evaluates flows and scopes for every processor. The
+//! processors: `inbound` (pending imports, scope, stickiness, projection), `join` (inbound and
+//! outbound joins, join indexes), `recompute` (metaverse values by precedence and merge,
+//! metaverse deletion), `outbound` (outbound scope, provisioning, deprovisioning, DNs),
+//! `export_flows` (target values, withheld duplicates), `refs` (references and placeholders)
+//! and `trace` (lineage notes).
+
+mod eval;
+mod export_flows;
+mod inbound;
+mod join;
+mod outbound;
+mod recompute;
+mod refs;
+mod trace;
+
+pub use refs::mv_ref;
+pub use trace::Trace;
+
+use super::compile::{ConnIdx, Plan, RuleIdx};
+use super::model::{CsId, Key, MvId, State, SyncError};
+use crate::eval::Ctx;
+use crate::value::Value;
+use eval::View;
+use outbound::Step;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use trace::Tracer;
+
+/// Which objects a sync processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Delta,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Success,
+    CompletedWithErrors,
+    StoppedErrorLimit,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::CompletedWithErrors => "completed-sync-errors",
+            RunStatus::StoppedErrorLimit => "stopped-error-limit",
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncReport {
+    pub status: RunStatus,
+    pub processed: usize,
+    pub projections: usize,
+    pub joins: usize,
+    pub disconnects: usize,
+    pub deletes: usize,
+    pub mv_updates: usize,
+    pub mv_deletes: usize,
+    pub provisions: usize,
+    pub deprovisions: usize,
+    pub errors: Vec<SyncError>,
+    /// References that could not be carried (the referenced object is not in the target).
+    pub unresolved_references: Vec<String>,
+}
+
+impl Default for SyncReport {
+    fn default() -> Self {
+        SyncReport {
+            status: RunStatus::Success,
+            processed: 0,
+            projections: 0,
+            joins: 0,
+            disconnects: 0,
+            deletes: 0,
+            mv_updates: 0,
+            mv_deletes: 0,
+            provisions: 0,
+            deprovisions: 0,
+            errors: Vec::new(),
+            unresolved_references: Vec::new(),
+        }
+    }
+}
+
+/// How a sync runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Number of per-object errors after which the run stops (`stopped-error-limit`).
+    pub error_limit: usize,
+    /// Threads that compute ahead what a sync evaluates; 1 computes everything on the calling
+    /// thread. Whatever the number, the result is the same (updates are applied in one order).
+    pub threads: usize,
+}
+
+/// The number of threads a sync uses by default: one per available core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Runs a sync. `trace` records the lineage of its focus object.
+pub fn run(
+    plan: &Plan,
+    state: &mut State,
+    ctxs: &mut [Ctx],
+    mode: Mode,
+    options: Options,
+    trace: Option<&mut Trace>,
+) -> SyncReport {
+    let error_limit = options.error_limit;
+    let mut run = Run {
+        plan,
+        state,
+        ctxs,
+        report: SyncReport::default(),
+        dirty: BTreeSet::new(),
+        outbound: BTreeSet::new(),
+        created_mv: HashSet::new(),
+        created_cs: HashSet::new(),
+        inscope: HashMap::new(),
+        error_limit,
+        trace,
+        stopped: false,
+        revisit: BTreeSet::new(),
+        unresolved: Vec::new(),
+        threads: options.threads.max(1),
+        pool: None,
+        footprint: None,
+        ahead_scope: None,
+        ahead_recompute: None,
+        recomputed_ahead: 0,
+        recomputed_again: 0,
+        ahead: 0,
+        again: 0,
+        in_turn: 0,
+    };
+    // Objects in error are tried again.
+    let in_error: Vec<MvId> = run.state.in_error_mv().iter().copied().collect();
+    for mv in in_error {
+        if run.state.mv().contains_key(&mv) {
+            run.dirty.insert(mv);
+            run.outbound.insert(mv);
+        }
+    }
+    // A full sync looks at every object; a delta sync at the objects changed since the last
+    // sync, the objects in error and the disconnectors (a new object elsewhere may now join
+    // them, as in Entra's sync engine): the state keeps that list as objects change. Each
+    // connector's list is taken when its turn comes, so objects changed by an earlier
+    // connector's objects are seen, as a scan of the whole connector space would see them.
+    for c in 0..plan.connectors.len() {
+        let candidates: Vec<CsId> = match mode {
+            Mode::Full => (0..run.state.cs().len() as CsId).collect(),
+            Mode::Delta => run.state.take_sync_candidates(),
+        };
+        let mut ids = Vec::new();
+        for i in candidates {
+            let Some(o) = run.state.cs().get(i as usize) else {
+                continue;
+            };
+            if o.gone || o.placeholder {
+                continue;
+            }
+            if o.connector != c {
+                if mode == Mode::Delta {
+                    run.state.keep_for_sync(i);
+                }
+                continue;
+            }
+            if mode == Mode::Full
+                || o.pending_import.is_some()
+                || o.link.is_none()
+                || run.state.in_error_cs().contains(&i)
+            {
+                ids.push(i);
+            }
+        }
+        // Each object is processed completely (join or projection, then the values of the
+        // metaverse objects it touched) before the next, so later objects join against
+        // current values. With more than one thread, what the objects of a group will
+        // evaluate (their scope, the recomputation of the metaverse object they stay linked
+        // to) is computed ahead on every thread; an object's turn takes it when nothing it
+        // read has changed since, and computes it again otherwise.
+        let parallel = run.parallel();
+        let (mut start, mut size) = (0, FIRST_GROUP);
+        while start < ids.len() {
+            let end = if parallel {
+                (start + size).min(ids.len())
+            } else {
+                ids.len()
+            };
+            size = (size * 4).min(GROUP);
+            let mut ahead = if parallel {
+                run.compute_ahead(&ids[start..end], inbound::ahead)
+            } else {
+                Vec::new()
+            };
+            run.footprint = parallel.then(Footprint::default);
+            for n in start..end {
+                let id = ids[n];
+                if let Some(a) = ahead.get_mut(n - start) {
+                    run.ahead_scope = a.scope.take();
+                    run.ahead_recompute = a.recompute.take();
+                }
+                run.inbound_object(id);
+                run.recompute_dirty();
+                run.ahead_scope = None;
+                run.ahead_recompute = None;
+                // A disconnector is looked at again by the next delta sync.
+                if run.state.cs()[id as usize].link.is_none() {
+                    run.state.keep_for_sync(id);
+                }
+                if run.stopped {
+                    // What this sync did not reach, the next one does.
+                    for &rest in &ids[n + 1..] {
+                        run.state.keep_for_sync(rest);
+                    }
+                    break;
+                }
+            }
+            run.footprint = None;
+            if run.stopped {
+                break;
+            }
+            start = end;
+        }
+        if run.stopped {
+            break;
+        }
+    }
+    if !run.stopped {
+        let targets: Vec<MvId> = match mode {
+            Mode::Full => run.state.mv().keys().copied().collect(),
+            Mode::Delta => {
+                let withheld = if run.state.withheld().is_empty() {
+                    BTreeSet::new()
+                } else {
+                    std::mem::take(run.state.withheld_mut())
+                };
+                run.outbound
+                    .iter()
+                    .chain(withheld.iter())
+                    .copied()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            }
+        };
+        if mode == Mode::Full && !run.state.withheld().is_empty() {
+            run.state.withheld_mut().clear();
+        }
+        run.outbound_all(&targets);
+        // References to objects provisioned later in this pass resolve now.
+        let mut rounds = 0;
+        while !run.revisit.is_empty() && !run.stopped && rounds < 16 {
+            for mv in std::mem::take(&mut run.revisit) {
+                run.outbound_mv(mv);
+            }
+            rounds += 1;
+        }
+    }
+    if run.parallel() {
+        tracing::debug!(
+            threads = run.threads,
+            recomputed_ahead = run.recomputed_ahead,
+            recomputed_again = run.recomputed_again,
+            outbound_ahead = run.ahead,
+            outbound_again = run.again,
+            outbound_in_turn = run.in_turn,
+            "sync computed ahead"
+        );
+    }
+
+    // Only the references still waiting are unresolved.
+    let unresolved = std::mem::take(&mut run.unresolved);
+    for (msg, target, referrer) in unresolved {
+        if run
+            .state
+            .awaiting_refs()
+            .get(&target)
+            .is_some_and(|r| r.contains(&referrer))
+            && !run.report.unresolved_references.contains(&msg)
+        {
+            run.report.unresolved_references.push(msg);
+        }
+    }
+    let in_error_cs = run
+        .report
+        .errors
+        .iter()
+        .filter_map(|e| e.cs)
+        .filter(|&c| run.state.cs().get(c as usize).is_some_and(|o| !o.gone))
+        .collect();
+    let in_error_mv = run
+        .report
+        .errors
+        .iter()
+        .filter_map(|e| e.mv)
+        .filter(|m| run.state.mv().contains_key(m))
+        .collect();
+    run.state.set_in_error(in_error_cs, in_error_mv);
+    let mut report = run.report;
+    report.status = if run.stopped {
+        RunStatus::StoppedErrorLimit
+    } else if report.errors.is_empty() {
+        RunStatus::Success
+    } else {
+        RunStatus::CompletedWithErrors
+    };
+    report
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    state: &'a mut State,
+    ctxs: &'a mut [Ctx],
+    report: SyncReport,
+    /// Metaverse objects whose inbound values must be recomputed.
+    dirty: BTreeSet<MvId>,
+    /// Metaverse objects outbound sync must visit (delta).
+    outbound: BTreeSet<MvId>,
+    created_mv: HashSet<MvId>,
+    created_cs: HashSet<CsId>,
+    /// In-scope inbound rules per object, computed once per run.
+    inscope: HashMap<CsId, Vec<RuleIdx>>,
+    error_limit: usize,
+    trace: Option<&'a mut Trace>,
+    stopped: bool,
+    /// Metaverse objects to visit again in outbound (their references can now resolve).
+    revisit: BTreeSet<MvId>,
+    /// References dropped in this run: (message, referenced object, referrer).
+    unresolved: Vec<(String, MvId, MvId)>,
+    /// Threads computing ahead.
+    threads: usize,
+    /// Their pool, made the first time something is computed ahead. Its threads live as long
+    /// as the run: threads started for each group made a parallel sync slower than a serial
+    /// one (every new thread starts with cold allocator caches).
+    pool: Option<rayon::ThreadPool>,
+    /// While updates computed ahead are applied: what applying changed so far.
+    footprint: Option<Footprint>,
+    /// The scope and recomputation computed ahead for the object whose turn it is.
+    ahead_scope: Option<inbound::ScopeAhead>,
+    ahead_recompute: Option<Box<recompute::Recomputed>>,
+    /// Recomputations computed ahead and applied; computed ahead, then again in their turn.
+    recomputed_ahead: usize,
+    recomputed_again: usize,
+    /// Outbound updates computed ahead and applied; computed ahead, then again in their
+    /// turn (they read what an earlier one changed); computed in their turn only (a join or
+    /// provisioning, a uniqueness index not built).
+    ahead: usize,
+    again: usize,
+    in_turn: usize,
+}
+
+/// What applying outbound updates changed since the updates being applied were computed:
+/// an update that read any of it is computed again, in its turn.
+#[derive(Debug, Default)]
+struct Footprint {
+    /// Metaverse objects whose target objects were linked, unlinked, removed or renamed
+    /// (references to them resolve differently).
+    moved: HashSet<MvId>,
+    /// Connector-space objects whose DN changed.
+    renamed: HashSet<CsId>,
+    /// Keys of unique values whose holders changed (by connector).
+    keys: HashSet<(ConnIdx, Key)>,
+    /// Metaverse objects whose values were set (or that were deleted).
+    values: HashSet<MvId>,
+}
+
+/// Metaverse objects whose outbound sync is computed ahead at once: the first group is small
+/// (the first exports build the uniqueness indexes the others read), later ones larger.
+const FIRST_GROUP: usize = 64;
+const GROUP: usize = 4096;
+
+impl Run<'_> {
+    /// What the processors read, and the evaluation contexts they evaluate with.
+    fn split(&mut self) -> (View<'_>, &mut [Ctx]) {
+        (
+            View {
+                plan: self.plan,
+                state: self.state,
+                created_mv: &self.created_mv,
+                created_cs: &self.created_cs,
+                inscope: &self.inscope,
+                overlay: None,
+                tracer: Tracer::new(self.trace.as_deref()),
+            },
+            self.ctxs,
+        )
+    }
+
+    pub(super) fn error(&mut self, e: SyncError) {
+        self.report.errors.push(e);
+        if self.report.errors.len() >= self.error_limit {
+            self.stopped = true;
+        }
+    }
+
+    /// Whether updates are computed ahead on several threads (not with a trace: lineage notes
+    /// follow the focus object's link as it changes).
+    fn parallel(&self) -> bool {
+        self.threads > 1 && !Tracer::new(self.trace.as_deref()).on()
+    }
+
+    /// Computes `f` of each of `items` from the current state, on up to `threads` threads of
+    /// the run's pool (each part with its own copy of the evaluation contexts), in the order
+    /// of `items`. Without a pool (it could not be made), on the calling thread.
+    fn compute_ahead<I: Copy + Sync, T: Send>(
+        &mut self,
+        items: &[I],
+        f: impl Fn(&View, &mut [Ctx], I) -> T + Sync,
+    ) -> Vec<T> {
+        use rayon::prelude::*;
+        let threads = self.threads.min(items.len()).max(1);
+        let per = items.len().div_ceil(threads).max(1);
+        if self.pool.is_none() && threads > 1 {
+            self.pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.threads)
+                .build()
+                .ok();
+        }
+        let pool = self.pool.take();
+        let (v, ctxs) = self.split();
+        let ctxs: &[Ctx] = ctxs;
+        let (v, f) = (&v, &f);
+        let part = move |items: &[I]| {
+            let mut ctxs = ctxs.to_vec();
+            items
+                .iter()
+                .map(|&i| f(v, &mut ctxs, i))
+                .collect::<Vec<_>>()
+        };
+        let out = match &pool {
+            Some(pool) => pool
+                .install(|| items.par_chunks(per).map(part).collect::<Vec<_>>())
+                .into_iter()
+                .flatten()
+                .collect(),
+            None => part(items),
+        };
+        self.pool = pool;
+        out
+    }
+
+    /// Outbound sync of `targets`, in their order. With more than one thread (and no trace),
+    /// groups of objects are computed ahead on every thread from the state as it is, then
+    /// applied in order; an update that read something an earlier one in its group changed
+    /// is computed again in its turn, so the result is the serial one.
+    fn outbound_all(&mut self, targets: &[MvId]) {
+        if !self.parallel() || targets.len() < 2 {
+            for &mv in targets {
+                self.outbound_mv(mv);
+                if self.stopped {
+                    return;
+                }
+            }
+            return;
+        }
+        let mut rest = targets;
+        let mut size = FIRST_GROUP;
+        // After a group where most objects needed a join or a provisioning (a first sync
+        // provisions everything), computing ahead would mostly be thrown away: the rest of the
+        // pass is computed in turn.
+        let mut ahead_pays = true;
+        while !rest.is_empty() {
+            let (group, later) = rest.split_at(size.min(rest.len()));
+            rest = later;
+            size = (size * 4).min(GROUP);
+            if !ahead_pays {
+                for &mv in group {
+                    self.outbound_mv(mv);
+                    if self.stopped {
+                        return;
+                    }
+                }
+                continue;
+            }
+            let updates = self.compute_ahead(group, outbound::compute);
+            ahead_pays = updates.iter().filter(|u| u.is_none()).count() * 2 <= group.len();
+            self.footprint = Some(Footprint::default());
+            for (&mv, steps) in group.iter().zip(updates) {
+                match steps {
+                    Some(steps) if self.still_valid(&steps) => {
+                        self.ahead += 1;
+                        for s in steps {
+                            if self.apply_step(mv, s) {
+                                break;
+                            }
+                        }
+                    }
+                    other => {
+                        if other.is_some() {
+                            self.again += 1;
+                        } else {
+                            self.in_turn += 1;
+                        }
+                        self.outbound_mv(mv)
+                    }
+                }
+                if self.stopped {
+                    break;
+                }
+            }
+            self.footprint = None;
+            if self.stopped {
+                return;
+            }
+        }
+    }
+
+    /// Whether outbound steps computed ahead read nothing that was changed since.
+    fn still_valid(&self, steps: &[Step]) -> bool {
+        let Some(f) = &self.footprint else {
+            return true;
+        };
+        steps.iter().all(|s| match &s.action {
+            outbound::Action::Export {
+                export: Some(e), ..
+            } => {
+                !e.read_targets.iter().any(|t| f.moved.contains(t))
+                    && !e.read_holders.iter().any(|h| f.renamed.contains(h))
+                    && !e.read_keys.iter().any(|k| f.keys.contains(k))
+            }
+            _ => true,
+        })
+    }
+
+    /// The target objects of `mv` were linked, unlinked, removed or renamed.
+    pub(super) fn moved(&mut self, mv: MvId) {
+        if let Some(f) = &mut self.footprint {
+            f.moved.insert(mv);
+        }
+    }
+
+    /// The DN of `c` changed.
+    pub(super) fn renamed(&mut self, c: CsId) {
+        if let Some(f) = &mut self.footprint {
+            f.renamed.insert(c);
+        }
+    }
+
+    pub(super) fn remove_cs(&mut self, id: CsId) {
+        let (connector, dn, anchor) = {
+            let o = &self.state.cs()[id as usize];
+            (o.connector, o.dn.clone(), o.anchor.clone())
+        };
+        if let Some(k) = anchor.as_ref().and_then(Key::exact) {
+            self.state.unindex_anchor(connector, &k, id);
+        }
+        self.state
+            .unindex_dn(connector, &super::model::dn_key(&dn), id);
+        let empty = vec![Value::Null; self.state.cs()[id as usize].current.len()];
+        self.set_cs_current(id, empty);
+        let o = &mut self.state.cs_mut()[id as usize];
+        o.gone = true;
+        o.pending_import = None;
+        o.export = None;
+        o.new_dn = None;
+        o.imported = vec![Value::Null; o.imported.len()].into();
+    }
+
+    pub(super) fn set_mv_attrs(&mut self, mv: MvId, new: Vec<Value>) {
+        if let Some(f) = &mut self.footprint {
+            f.values.insert(mv);
+        }
+        self.state.set_mv_attrs(self.plan, mv, new);
+    }
+
+    pub(super) fn set_cs_current(&mut self, id: CsId, new: Vec<Value>) {
+        if let Some(f) = &mut self.footprint
+            && let Some(o) = self.state.cs().get(id as usize)
+        {
+            // The values it leaves and takes in an index (the uniqueness indexes a computed
+            // export read among them) change their holders.
+            let tplan = &self.plan.connectors[o.connector].types[o.object_type];
+            for (conn, name) in self.state.cs_index().keys() {
+                let Some(s) = tplan.slot(name).filter(|_| *conn == o.connector) else {
+                    continue;
+                };
+                let (old, x) = (&o.current[s], &new[s]);
+                if old != x {
+                    for y in old.values().iter().chain(x.values()) {
+                        if let Some(k) = Key::folded(y) {
+                            f.keys.insert((o.connector, k));
+                        }
+                    }
+                }
+            }
+        }
+        self.state.set_cs_current(self.plan, id, new);
+    }
+}

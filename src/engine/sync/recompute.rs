@@ -1,0 +1,370 @@
+//! Recompute: the values of one metaverse object from the inbound flows of its linked
+//! objects, by precedence and merge type; deletion of a metaverse object no object keeps.
+//!
+//! Consumes: a metaverse object and the in-scope inbound rules of its linked objects.
+//! Produces, computed from `&State` ([`compute`]): a [`Recomputed`] — the object's new values
+//! (none for an object in error) or its deletion, the scopes evaluated on the way, the
+//! references resolved and the errors and notes made. Applied ([`Run::apply_recompute`]): the
+//! metaverse values, placeholders for references to objects not imported yet, or the deletion
+//! with the deprovisioning of the objects provisioned from it.
+
+use super::Run;
+use super::eval::{Log, View, seed};
+use super::inbound::{MemberOf, same_answers, scope_rules};
+use super::refs::{self, InboundRef};
+use super::trace::short;
+use crate::engine::compile::{ConnIdx, RuleIdx};
+use crate::engine::flow::{self, Outcome};
+use crate::engine::model::{CsId, Link, MvId, Values};
+use crate::eval::Ctx;
+use crate::eval::interp::Object;
+use crate::ir::MergeType;
+use crate::sema::rules::LinkType;
+use crate::value::Value;
+use std::sync::Arc;
+
+/// One inbound flow that may contribute to a metaverse attribute: (target slot, precedence
+/// key, source object, rule, flow index).
+type Contribution = (usize, (i64, ConnIdx, RuleIdx), CsId, RuleIdx, usize);
+
+/// What recomputing one metaverse object gives.
+#[derive(Debug)]
+pub(super) enum Change {
+    /// The object is not in the metaverse (any more).
+    Absent,
+    /// No linked object keeps it (no in-scope provision or stickyjoin rule): it is deleted.
+    Delete,
+    /// A flow or a reference made an error: the object is not changed (a new one is not
+    /// projected).
+    InError,
+    /// Its new values (changed, or a new object).
+    Set(Vec<Value>),
+    Unchanged,
+}
+
+/// A recomputation of one metaverse object, computed from `&State`.
+#[derive(Debug)]
+pub(super) struct Recomputed {
+    pub mv: MvId,
+    /// Scopes of linked objects evaluated for it (the run keeps them).
+    scopes: Vec<(CsId, Vec<RuleIdx>)>,
+    refs: Vec<InboundRef>,
+    log: Log,
+    change: Change,
+    /// For a recomputation made ahead of its turn: what it read.
+    reads: Option<Reads>,
+}
+
+/// What a recomputation read, to check that it still holds when its turn comes: whether the
+/// object was new, its linked objects in order (their links and values), the scope it took
+/// from the view's overlay, and the ISMEMBEROF answers of the scopes it evaluated. (The
+/// references it resolved are in its `refs`.)
+#[derive(Debug)]
+struct Reads {
+    created: bool,
+    links: Vec<(CsId, Option<Link>, Values, Values)>,
+    overlay: Option<(CsId, Vec<RuleIdx>)>,
+    asked: Vec<MemberOf>,
+}
+
+/// Recomputes metaverse object `mv` from its linked objects' in-scope inbound flows. With
+/// `reads`, what it read is kept, for `Run::recompute_still_valid`.
+pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Recomputed {
+    seed(ctxs, 2, mv);
+    let mut r = Recomputed {
+        mv,
+        scopes: Vec::new(),
+        refs: Vec::new(),
+        log: Log::default(),
+        change: Change::Absent,
+        reads: None,
+    };
+    let Some(m) = v.state.mv().get(&mv) else {
+        return r;
+    };
+    let ty = m.object_type;
+    let mut links = m.links.clone();
+    links.sort_by_key(|&c| (v.state.cs()[c as usize].connector, c));
+    let mut asked = Vec::new();
+    if reads {
+        r.reads = Some(Reads {
+            created: v.created_mv.contains(&mv),
+            links: links
+                .iter()
+                .map(|&c| {
+                    let o = &v.state.cs()[c as usize];
+                    (c, o.link, o.current.clone(), o.imported.clone())
+                })
+                .collect(),
+            overlay: v
+                .overlay
+                .and_then(|(c, rules)| links.contains(&c).then(|| (c, rules.to_vec()))),
+            asked: Vec::new(),
+        });
+    }
+    // Contributions: (slot, precedence key, object, rule, flow index).
+    let mut contributions: Vec<Contribution> = Vec::new();
+    let mut keep = false;
+    for &c in &links {
+        let rules = match v.known_scope(c) {
+            Some(rules) => rules.to_vec(),
+            None => {
+                let rules = scope_rules(v, ctxs, &mut r.log, &mut asked, c);
+                r.scopes.push((c, rules.clone()));
+                rules
+            }
+        };
+        for rx in rules {
+            let rule = &v.plan.rules[rx];
+            if matches!(rule.link(), LinkType::Provision | LinkType::StickyJoin)
+                && !v.state.cs()[c as usize].link.is_some_and(|l| l.outbound)
+            {
+                keep = true;
+            }
+            if rule.target_type.is_some_and(|t| t != ty) {
+                continue;
+            }
+            for (fi, f) in rule.flows.iter().enumerate() {
+                // A rule for any type (`*`) flows to the attribute of this object's type.
+                let slot = match rule.target_type {
+                    Some(_) => f.slot,
+                    None => v.plan.metaverse[ty].slot(&f.target),
+                };
+                if let Some(slot) = slot {
+                    contributions.push((
+                        slot,
+                        (rule.def.precedence, rule.connector, rx),
+                        c,
+                        rx,
+                        fi,
+                    ));
+                }
+            }
+        }
+    }
+    if !keep {
+        if let Some(reads) = &mut r.reads {
+            reads.asked = asked;
+        }
+        r.change = Change::Delete;
+        return r;
+    }
+    contributions.sort_by_key(|c| (c.0, c.1));
+    let tplan = &v.plan.metaverse[ty];
+    let old = &m.attrs;
+    let mut new = vec![Value::Null; tplan.len()];
+    let created = v.created_mv.contains(&mv);
+    let mut i = 0;
+    while i < contributions.len() {
+        let slot = contributions[i].0;
+        let end = contributions[i..]
+            .iter()
+            .position(|c| c.0 != slot)
+            .map_or(contributions.len(), |p| i + p);
+        let merge = v.plan.rules[contributions[i].3].flows[contributions[i].4].merge;
+        let mut values: Vec<Value> = Vec::new();
+        for &(_, _, c, rx, fi) in &contributions[i..end] {
+            let rule = &v.plan.rules[rx];
+            let f = &rule.flows[fi];
+            let o = &v.state.cs()[c as usize];
+            let obj = Object {
+                attrs: &o.current,
+                imported: &o.imported,
+            };
+            let value = v
+                .eval_flow(ctxs, &mut r.log, rule, f, obj, Some(c), Some(mv), created)
+                .contribution();
+            let target = &tplan.names[slot];
+            if !matches!(value, Value::Null) {
+                v.note(&mut r.log, Some(c), Some(mv), || {
+                    format!(
+                        "  flow {target} <- {} from \"{}\"",
+                        short(&value),
+                        rule.name()
+                    )
+                });
+            }
+            let decided = !matches!(value, Value::Null | Value::IgnoreThisFlow)
+                && !matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive);
+            let value = if tplan.is_ref(slot) {
+                refs::inbound_values(v, &mut r.log, &mut r.refs, c, value)
+            } else {
+                value
+            };
+            values.push(value);
+            if decided {
+                break;
+            }
+        }
+        let (_, multi) = tplan.kinds[slot];
+        new[slot] = match flow::resolve(merge, &values) {
+            Outcome::Set(x) => flow::shape(x, multi),
+            Outcome::Remove => Value::Null,
+            Outcome::Keep => old[slot].clone(),
+        };
+        if !new[slot].is_null() || !old[slot].is_null() {
+            let target = &tplan.names[slot];
+            let shown = &new[slot];
+            v.note(&mut r.log, None, Some(mv), || {
+                format!("  => {target} = {}", short(shown))
+            });
+        }
+        i = end;
+    }
+    if let Some(reads) = &mut r.reads {
+        reads.asked = asked;
+    }
+    r.change = if !r.log.errors.is_empty() {
+        Change::InError
+    } else if new != *old || created {
+        Change::Set(new)
+    } else {
+        Change::Unchanged
+    };
+    r
+}
+
+impl Run<'_> {
+    /// Recomputes every dirty metaverse object, in id order.
+    pub(super) fn recompute_dirty(&mut self) {
+        while let Some(mv) = self.dirty.pop_first() {
+            self.recompute(mv);
+            if self.stopped {
+                return;
+            }
+        }
+    }
+
+    /// Recomputes one metaverse object and applies the result (the one computed ahead if it
+    /// still holds).
+    pub(super) fn recompute(&mut self, mv: MvId) {
+        if let Some(r) = self.ahead_recompute.take_if(|r| r.mv == mv) {
+            if self.recompute_still_valid(&r) {
+                self.recomputed_ahead += 1;
+                self.apply_recompute(*r);
+                return;
+            }
+            self.recomputed_again += 1;
+        }
+        let (v, ctxs) = self.split();
+        let r = compute(&v, ctxs, mv, false);
+        self.apply_recompute(r);
+    }
+
+    /// Whether a recomputation made ahead read nothing that changed since: the object's
+    /// values, whether it is new, its linked objects (their links and values), the scopes it
+    /// took as known and the ones it evaluated (which must not be known yet, or this turn
+    /// would not evaluate them), the ISMEMBEROF answers and the references it resolved.
+    fn recompute_still_valid(&self, r: &Recomputed) -> bool {
+        let Some(reads) = &r.reads else {
+            return false;
+        };
+        let mv = r.mv;
+        if self
+            .footprint
+            .as_ref()
+            .is_none_or(|f| f.values.contains(&mv))
+            || self.created_mv.contains(&mv) != reads.created
+        {
+            return false;
+        }
+        let Some(m) = self.state.mv().get(&mv) else {
+            return false;
+        };
+        if m.links.len() != reads.links.len() {
+            return false;
+        }
+        let mut links = m.links.clone();
+        links.sort_by_key(|&c| (self.state.cs()[c as usize].connector, c));
+        let same_links = links
+            .iter()
+            .zip(&reads.links)
+            .all(|(&c, (rc, link, cur, imp))| {
+                let o = &self.state.cs()[c as usize];
+                c == *rc
+                    && o.link == *link
+                    && Arc::ptr_eq(&o.current, cur)
+                    && Arc::ptr_eq(&o.imported, imp)
+            });
+        if !same_links {
+            return false;
+        }
+        if let Some((c, rules)) = &reads.overlay
+            && !r.scopes.iter().any(|(s, _)| s == c)
+            && self.inscope.get(c) != Some(rules)
+        {
+            return false;
+        }
+        r.scopes.iter().all(|(c, _)| !self.inscope.contains_key(c))
+            && same_answers(self.state, self.plan, &reads.asked)
+            && r.refs.iter().all(|x| refs::still_resolves(self.state, x))
+    }
+
+    /// Applies a recomputation: the scopes it evaluated are kept for the run, references
+    /// recorded (placeholders created), errors and notes recorded, then the object deleted,
+    /// left alone (in error; a new object is not projected) or given its new values.
+    pub(super) fn apply_recompute(&mut self, r: Recomputed) {
+        let mv = r.mv;
+        for (c, rules) in r.scopes {
+            self.inscope.insert(c, rules);
+        }
+        self.apply_inbound_refs(r.refs);
+        self.flush(r.log);
+        match r.change {
+            Change::Absent | Change::Unchanged => {}
+            Change::Delete => {
+                self.note(None, Some(mv), || format!("metaverse object {mv} deleted: no joined object has an in-scope provision or stickyjoin rule"));
+                self.delete_mv(mv);
+            }
+            Change::InError => {
+                if self.created_mv.contains(&mv) {
+                    self.note(None, Some(mv), || {
+                        format!("not projected: metaverse object {mv} has a sync error")
+                    });
+                    let links = self
+                        .state
+                        .mv()
+                        .get(&mv)
+                        .map(|m| m.links.clone())
+                        .unwrap_or_default();
+                    for c in links {
+                        self.state.unlink(c);
+                    }
+                    self.state.mv_mut().remove(&mv);
+                    self.created_mv.remove(&mv);
+                    self.outbound.remove(&mv);
+                    self.report.projections = self.report.projections.saturating_sub(1);
+                } else {
+                    self.note(None, Some(mv), || {
+                        format!("metaverse object {mv} not changed: it has a sync error")
+                    });
+                }
+            }
+            Change::Set(new) => {
+                self.set_mv_attrs(mv, new);
+                self.outbound.insert(mv);
+                self.report.mv_updates += 1;
+            }
+        }
+    }
+
+    pub(super) fn delete_mv(&mut self, mv: MvId) {
+        let Some(m) = self.state.mv().get(&mv) else {
+            return;
+        };
+        let links = m.links.clone();
+        for c in links {
+            let provisioned = self.state.cs()[c as usize].provisioned_by.is_some();
+            self.state.unlink(c);
+            self.unlinked(c, mv);
+            if provisioned && !self.state.cs()[c as usize].gone {
+                self.deprovision(c);
+            }
+        }
+        let empty = vec![Value::Null; self.state.mv()[&mv].attrs.len()];
+        self.set_mv_attrs(mv, empty);
+        self.state.mv_mut().remove(&mv);
+        self.outbound.remove(&mv);
+        self.report.mv_deletes += 1;
+    }
+}
