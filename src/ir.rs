@@ -61,6 +61,31 @@ impl Expr {
     pub fn invalid(span: Span) -> Expr {
         Expr::new(Node::Const(Value::Null), span)
     }
+
+    /// The expression's operands, in order.
+    pub fn children(&self) -> &[Expr] {
+        match &self.node {
+            Node::Const(_)
+            | Node::Attr(_)
+            | Node::Imported(_)
+            | Node::ValueCount(_)
+            | Node::Param(_)
+            | Node::Var(_) => &[],
+            Node::Call { args, .. } => args,
+            Node::Iif(p) => &p[..],
+            Node::Switch(items) => items,
+            Node::Select(p) | Node::Where(p) | Node::With(p) | Node::Binary(_, p) => &p[..],
+            Node::Error(x) | Node::Neg(x) => std::slice::from_ref(&**x),
+        }
+    }
+
+    /// Calls `f` on the expression and on every expression inside it.
+    pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        for c in self.children() {
+            c.visit(f);
+        }
+    }
 }
 
 // ------------------------------------------------------------------ vocabulary shared with the AST

@@ -1327,22 +1327,7 @@ fn scalar_condition(e: &Expr) -> bool {
 
 /// Whether `e` contains `Select` or `Where` (whose bodies run once per value).
 fn has_loops(e: &Expr) -> bool {
-    match &e.node {
-        Node::Select(_) | Node::Where(_) => true,
-        Node::Const(_)
-        | Node::Attr(_)
-        | Node::Imported(_)
-        | Node::ValueCount(_)
-        | Node::Param(_)
-        | Node::Var(_) => false,
-        Node::Call { args, .. } => args.iter().any(has_loops),
-        Node::Iif(p) => p.iter().any(has_loops),
-        Node::Switch(items) => items.iter().any(has_loops),
-        Node::With(p) => p.iter().any(has_loops),
-        Node::Error(m) => has_loops(m),
-        Node::Binary(_, p) => p.iter().any(has_loops),
-        Node::Neg(x) => has_loops(x),
-    }
+    matches!(e.node, Node::Select(_) | Node::Where(_)) || e.children().iter().any(has_loops)
 }
 
 /// An operand that cannot fail and has no operands of its own.
