@@ -14,7 +14,7 @@ use crate::engine::compile::Plan;
 use crate::engine::compile::TypePlan;
 use crate::engine::export;
 use crate::engine::import::{ImportChange, ImportObject};
-use crate::engine::model::{CsObject, MvObject, SyncError};
+use crate::engine::model::{CsObject, MvObject, SyncError, Values};
 use crate::engine::sync::Mode;
 use crate::eval::EngineKind;
 use crate::eval::json;
@@ -391,12 +391,12 @@ fn sid_bytes(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn matches_attr(engine: &Engine, tplan: &TypePlan, values: &[Value], key: &TestAttr) -> bool {
+fn matches_attr(engine: &Engine, tplan: &TypePlan, values: &Values, key: &TestAttr) -> bool {
     compare(engine, tplan, values, key).is_none()
 }
 
 /// Compares an expected attribute with actual values: None when equal, else a description.
-fn compare(engine: &Engine, tplan: &TypePlan, values: &[Value], a: &TestAttr) -> Option<String> {
+fn compare(engine: &Engine, tplan: &TypePlan, values: &Values, a: &TestAttr) -> Option<String> {
     let Some(slot) = tplan.slot(&a.name.name) else {
         return Some(format!("unknown attribute `{}`", a.name.name));
     };

@@ -126,13 +126,13 @@ fn values(plan: &Plan, connector: usize, ty: &str, pairs: &[(&str, Value)]) -> V
     out.into()
 }
 
-fn mv_values(plan: &Plan, ty: &str, pairs: &[(&str, Value)]) -> Vec<Value> {
+fn mv_values(plan: &Plan, ty: &str, pairs: &[(&str, Value)]) -> Values {
     let t = &plan.metaverse[plan.mv_type_index(ty).unwrap()];
     let mut out = vec![Value::Null; t.names.len()];
     for (n, v) in pairs {
         out[t.slot(n).unwrap_or_else(|| panic!("no attribute {n}"))] = v.clone();
     }
-    out
+    out.into()
 }
 
 fn guid(n: u8) -> Value {

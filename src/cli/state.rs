@@ -15,7 +15,7 @@
 
 use super::{FINDINGS, OK, USAGE};
 use crate::engine::export::{self, AttrOp};
-use crate::engine::model::CsId;
+use crate::engine::model::{CsId, Values};
 use crate::engine::preview;
 use crate::eval::json;
 use crate::runner::Runner;
@@ -351,7 +351,7 @@ fn search(
             return USAGE;
         }
     };
-    let has = |names: &[String], values: &[Value]| -> bool {
+    let has = |names: &[String], values: &Values| -> bool {
         attr.as_ref().is_none_or(|(n, v)| {
             names.iter().position(|x| x == n).is_some_and(|i| {
                 values[i]

@@ -29,7 +29,7 @@
 //! recorded it (docs/DECISIONS.md 29).
 
 use super::compile::{ConnIdx, Plan, TypePlan};
-use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, dn_key};
+use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, Values, dn_key};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -289,7 +289,7 @@ pub fn confirm(
 /// Records `imported` as what the connected system confirmed holding (sharing the current
 /// values' allocation when they are equal) and stages the import that shows it to sync.
 fn take_confirmed(o: &mut CsObject, imported: Vec<Value>) {
-    o.imported = if *o.current == *imported {
+    o.imported = if o.current.eq_dense(&imported) {
         o.current.clone()
     } else {
         imported.into()
@@ -302,7 +302,7 @@ fn take_confirmed(o: &mut CsObject, imported: Vec<Value>) {
 
 /// The confirmed values once `current` is applied: the current ones, except where a flow left
 /// the attribute as it was.
-fn confirmed_values(current: &[Value], imported: &[Value]) -> Vec<Value> {
+fn confirmed_values(current: &[Value], imported: &Values) -> Vec<Value> {
     current
         .iter()
         .enumerate()
@@ -663,9 +663,11 @@ connector "ad" ad {
     fn an_add_replaces_every_attribute_with_a_value_but_the_dn() {
         let (plan, state, id) = state_with(|t| {
             let mut o = object(t, Some(ExportOp::Add), false);
-            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = s_("Engineer");
-            std::sync::Arc::make_mut(&mut o.current)[slot(t, "member")] =
-                Value::many(vec![Value::Ref("CN=B".into())]);
+            o.current.set(slot(t, "title"), s_("Engineer"));
+            o.current.set(
+                slot(t, "member"),
+                Value::many(vec![Value::Ref("CN=B".into())]),
+            );
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -695,7 +697,7 @@ connector "ad" ad {
     fn a_delete_carries_no_attribute() {
         let (plan, state, id) = state_with(|t| {
             let mut o = object(t, Some(ExportOp::Delete), true);
-            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "title")] = s_("Engineer");
+            o.imported.set(slot(t, "title"), s_("Engineer"));
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -709,8 +711,8 @@ connector "ad" ad {
         let (plan, state, id) = state_with(|t| {
             let mut o = object(t, None, true);
             o.new_dn = Some("CN=A2,OU=Users,DC=contoso,DC=com".into());
-            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "title")] = s_("Engineer");
-            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = Value::Null;
+            o.imported.set(slot(t, "title"), s_("Engineer"));
+            o.current.set(slot(t, "title"), Value::Null);
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -735,11 +737,10 @@ connector "ad" ad {
         let extra = Value::Ref("CN=new,OU=Users,DC=contoso,DC=com".into());
         let (plan, mut state, id) = state_with(|t| {
             let mut o = object(t, None, true);
-            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "member")] =
-                Value::many(many.clone());
+            o.imported.set(slot(t, "member"), Value::many(many.clone()));
             let mut grown = many.clone();
             grown.insert(3, extra.clone());
-            std::sync::Arc::make_mut(&mut o.current)[slot(t, "member")] = Value::many(grown);
+            o.current.set(slot(t, "member"), Value::many(grown));
             o
         });
         let d = delta(&plan, &state, id).unwrap();
@@ -755,8 +756,9 @@ connector "ad" ad {
         let t = &plan.connectors[0].types[0];
         let mut reversed = many.clone();
         reversed.reverse();
-        std::sync::Arc::make_mut(&mut state.cs_mut()[id as usize].current)[slot(t, "member")] =
-            Value::many(reversed);
+        state.cs_mut()[id as usize]
+            .current
+            .set(slot(t, "member"), Value::many(reversed));
         assert_eq!(delta(&plan, &state, id), None);
         assert_eq!(deltas(&plan, &state, 0).count(), 0);
     }
@@ -765,7 +767,7 @@ connector "ad" ad {
     fn a_confirmed_add_takes_the_assigned_anchor_and_confirms_the_values() {
         let (plan, mut state, id) = state_with(|t| {
             let mut o = object(t, Some(ExportOp::Add), false);
-            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = s_("Engineer");
+            o.current.set(slot(t, "title"), s_("Engineer"));
             o
         });
         let t = plan.connectors[0].types[0].clone();
@@ -801,8 +803,8 @@ connector "ad" ad {
         let (plan, mut state, id) = state_with(|t| {
             let mut o = object(t, None, true);
             o.new_dn = Some(new_dn.into());
-            std::sync::Arc::make_mut(&mut o.imported)[slot(t, "title")] = s_("Engineer");
-            std::sync::Arc::make_mut(&mut o.current)[slot(t, "title")] = s_("Lead");
+            o.imported.set(slot(t, "title"), s_("Engineer"));
+            o.current.set(slot(t, "title"), s_("Lead"));
             o
         });
         let t = plan.connectors[0].types[0].clone();

@@ -26,7 +26,7 @@
 //! delete (the runner's complete-read rule, docs/DECISIONS.md), and [`stage`] stages it.
 
 use super::compile::{ConnIdx, ConnectorPlan, Plan};
-use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, dn_key};
+use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, Values, dn_key};
 use crate::value::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -264,7 +264,7 @@ fn classify(
 }
 
 /// Fills the slots a partial record does not give with the stored values.
-fn merge_partial(values: &mut [Value], given: &[bool], stored: &[Value]) {
+fn merge_partial(values: &mut [Value], given: &[bool], stored: &Values) {
     for ((v, &g), old) in values.iter_mut().zip(given).zip(stored) {
         if !g {
             *v = old.clone();
@@ -295,7 +295,7 @@ fn unchanged(
         && o.export != Some(ExportOp::Add)
         && *o.dn == *dn
         && o.new_dn.as_deref().is_none_or(|n| dn_key(n) != dn_key(dn))
-        && *o.imported == *values
+        && o.imported.eq_dense(values)
         && o.current.len() == values.len()
         && dn_slot.is_none_or(|s| o.current[s] == o.imported[s])
 }
@@ -579,7 +579,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                             && o.anchor.as_ref() == Some(&anchor)
                             && o.export != Some(super::model::ExportOp::Add)
                             && o.new_dn.is_none()
-                            && *o.imported == *values
+                            && o.imported.eq_dense(&values)
                         {
                             report.unchanged += 1;
                             continue;
@@ -603,7 +603,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                         let o = &mut state.cs_mut()[id as usize];
                         let changed = renamed
                             || retyped
-                            || *o.imported != *values
+                            || !o.imported.eq_dense(&values)
                             || was_placeholder
                             || o.anchor.is_none();
                         if o.anchor.is_none()
@@ -635,7 +635,11 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
                         // staged, so it is exported again; a value the target changed is
                         // taken, and outbound sync decides again.
                         let mut current = values.clone();
-                        if !retyped && !was_placeholder && o.current.len() == values.len() {
+                        if !retyped
+                            && !was_placeholder
+                            && o.current.len() == values.len()
+                            && !Values::ptr_eq(&o.current, &o.imported)
+                        {
                             for (s, v) in current.iter_mut().enumerate() {
                                 if Some(s) != tplan.dn
                                     && o.current[s] != o.imported[s]

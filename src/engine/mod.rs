@@ -21,6 +21,7 @@ pub mod model;
 pub mod preview;
 pub mod scope;
 pub mod sync;
+pub mod values;
 
 use crate::eval::{Ctx, EngineKind};
 use crate::sema::Bundle;

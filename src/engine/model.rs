@@ -16,9 +16,7 @@ use std::sync::Arc;
 /// SipHash on DNs and anchors, and still not predictable from outside).
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// An object's values by slot, shared: a connector-space object's confirmed and current values
-/// are one allocation while they are equal, and a clone is a reference count.
-pub type Values = Arc<[Value]>;
+pub use super::values::Values;
 
 /// Index of a connector-space object in [`State::cs`] (stable for the state's lifetime).
 pub type CsId = u32;
@@ -127,7 +125,7 @@ pub struct MvObject {
     pub id: MvId,
     pub object_type: TypeIdx,
     /// Values by slot of the metaverse type.
-    pub attrs: Vec<Value>,
+    pub attrs: Values,
     /// Linked connector-space objects, in link order.
     pub links: Vec<CsId>,
 }
@@ -763,7 +761,7 @@ impl State {
             reindex(index, mv, m.attrs[slot].values(), new[slot].values());
         }
         if let Some(m) = self.mv.get_mut(&mv) {
-            m.attrs = new;
+            m.attrs = new.into();
         }
     }
 
@@ -773,7 +771,7 @@ impl State {
         let Some(o) = self.cs.get(id as usize) else {
             return;
         };
-        if *o.current == *new {
+        if o.current.eq_dense(&new) {
             return;
         }
         let tplan = &plan.connectors[o.connector].types[o.object_type];
@@ -787,7 +785,7 @@ impl State {
             reindex(index, id, o.current[slot].values(), new[slot].values());
         }
         if let Some(o) = self.cs.get_mut(id as usize) {
-            o.current = if *o.imported == *new {
+            o.current = if o.imported.eq_dense(&new) {
                 o.imported.clone()
             } else {
                 new.into()

@@ -7,6 +7,7 @@
 //! stored sparsely, as (slot, value) pairs for the slots that hold a value, against a stored
 //! layout (the slot names) that the store maps to the bundle's slots by name.
 
+use crate::engine::model::Values;
 use crate::value::Value;
 use std::sync::Arc;
 
@@ -71,17 +72,14 @@ pub fn value_bytes(v: &Value) -> Vec<u8> {
     out
 }
 
-/// The sparse encoding of a slot vector: the count of slots holding a value, then each slot
-/// and its value.
-pub fn attrs_bytes(values: &[Value]) -> Vec<u8> {
+/// The sparse encoding of an object's values: the count of slots holding a value, then each
+/// slot and its value.
+pub fn attrs_bytes(values: &Values) -> Vec<u8> {
     let mut out = Vec::new();
-    let held = values.iter().filter(|v| !matches!(v, Value::Null)).count();
-    put_varint(&mut out, held as u64);
-    for (slot, v) in values.iter().enumerate() {
-        if !matches!(v, Value::Null) {
-            put_varint(&mut out, slot as u64);
-            put_value(&mut out, v);
-        }
+    put_varint(&mut out, values.count() as u64);
+    for (slot, v) in values.present() {
+        put_varint(&mut out, slot as u64);
+        put_value(&mut out, v);
     }
     out
 }
@@ -178,40 +176,25 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Reads a sparse slot vector as a collection of `width` values, mapping each stored slot
-    /// through `map` (see [`Reader::attrs`]): built in one allocation, for a `Vec` or an
-    /// `Arc<[Value]>` alike.
-    pub fn slots<C: FromIterator<Value>>(
-        &mut self,
-        map: &[Option<usize>],
-        width: usize,
-    ) -> Result<C, String> {
+    /// Reads a sparse slot vector as an object's values of `width` slots, mapping each stored
+    /// slot through `map` (see [`Reader::attrs`]).
+    pub fn slots(&mut self, map: &[Option<usize>], width: usize) -> Result<Values, String> {
         let n = self.varint()?;
-        let mut held: Vec<(usize, Value)> = Vec::with_capacity((n as usize).min(width));
+        let mut held: Vec<(u32, Value)> = Vec::with_capacity((n as usize).min(width));
         for _ in 0..n {
             let slot = self.varint()? as usize;
             let v = self.value()?;
             if let Some(Some(to)) = map.get(slot)
                 && *to < width
             {
-                held.push((*to, v));
+                held.push((*to as u32, v));
             }
         }
         if self.at != self.bytes.len() {
             return self.fail("trailing bytes");
         }
         // Stored in slot order of the stored layout; the bundle's order may differ.
-        if held.windows(2).any(|w| w[0].0 >= w[1].0) {
-            held.sort_by_key(|(s, _)| *s);
-            held.dedup_by_key(|(s, _)| *s);
-        }
-        let mut held = held.into_iter().peekable();
-        Ok((0..width)
-            .map(|i| match held.next_if(|(s, _)| *s == i) {
-                Some((_, v)) => v,
-                None => Value::Null,
-            })
-            .collect())
+        Ok(Values::from_pairs(width, held))
     }
 
     /// Reads a sparse slot vector into `out`, mapping each stored slot through `map` (a stored
@@ -266,7 +249,7 @@ mod tests {
         for v in &values {
             assert_eq!(&value_from(&value_bytes(v)).unwrap(), v, "{v:?}");
         }
-        let bytes = attrs_bytes(&values);
+        let bytes = attrs_bytes(&Values::from_dense(values.clone()));
         let mut out = vec![Value::Null; values.len()];
         let map: Vec<Option<usize>> = (0..values.len()).map(Some).collect();
         Reader::new(&bytes).attrs(&map, &mut out).unwrap();
@@ -275,7 +258,11 @@ mod tests {
 
     #[test]
     fn slots_map_by_layout_and_dropped_slots_are_skipped() {
-        let bytes = attrs_bytes(&[Value::str("a"), Value::Null, Value::str("c")]);
+        let bytes = attrs_bytes(&Values::from_dense(vec![
+            Value::str("a"),
+            Value::Null,
+            Value::str("c"),
+        ]));
         let mut out = vec![Value::Null; 2];
         Reader::new(&bytes)
             .attrs(&[Some(1), None, None], &mut out)
@@ -285,7 +272,10 @@ mod tests {
 
     #[test]
     fn damaged_bytes_are_errors_not_panics() {
-        let good = attrs_bytes(&[Value::str("hello"), Value::Num(5)]);
+        let good = attrs_bytes(&Values::from_dense(vec![
+            Value::str("hello"),
+            Value::Num(5),
+        ]));
         for cut in 0..good.len() {
             let mut out = vec![Value::Null; 2];
             assert!(

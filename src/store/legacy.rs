@@ -221,7 +221,7 @@ pub fn load(conn: &Connection, plan: &Plan) -> Result<(State, Vec<String>), Stor
         state.restore_mv(MvObject {
             id: id as u64,
             object_type: t,
-            attrs: values,
+            attrs: values.into(),
             links,
         });
     }

@@ -563,7 +563,7 @@ impl Store for SqliteStore {
                     continue;
                 };
                 let bytes = blob(r, 2).map_err(corrupt)?.unwrap_or_default();
-                let attrs: Vec<Value> = Reader::new(bytes)
+                let attrs = Reader::new(bytes)
                     .slots(&l.slots, plan.metaverse[l.ty].len())
                     .map_err(corrupt)?;
                 let links = blob(r, 3)

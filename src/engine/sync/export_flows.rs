@@ -70,9 +70,10 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
     let (cc, tty) = (o.connector, o.object_type);
     let tplan = &v.plan.connectors[cc].types[tty];
     let m = &v.state.mv()[&mv];
+    let attrs = m.attrs.to_vec();
     let obj = Object {
-        attrs: &m.attrs,
-        imported: &m.attrs,
+        attrs: &attrs,
+        imported: &attrs,
     };
     // Attributes any outbound rule of this target manages: without an in-scope contribution
     // their value is removed.
@@ -207,13 +208,14 @@ pub(super) fn check_dn(
         return Ok(());
     };
     let names = &v.plan.metaverse[r.source_type].names;
+    let attrs = m.attrs.to_vec();
     crate::engine::dnflow::check(
         f.dn_template.as_deref(),
         dn,
         &mut ctxs[r.connector],
         Object {
-            attrs: &m.attrs,
-            imported: &m.attrs,
+            attrs: &attrs,
+            imported: &attrs,
         },
         names,
     )

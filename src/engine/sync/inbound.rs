@@ -14,7 +14,6 @@ use crate::engine::compile::{ConnIdx, Plan, RuleIdx};
 use crate::engine::model::{CsId, Link, MvObject, PendingImport, State, Values};
 use crate::eval::Ctx;
 use crate::sema::rules::LinkType;
-use crate::value::Value;
 use std::sync::Arc;
 
 /// An ISMEMBEROF answer a scope evaluation used: the object's connector and DN, the group's
@@ -47,9 +46,10 @@ pub(super) fn scope_rules(
         answer
     };
     let mut rules = Vec::new();
+    let (current, imported) = (o.current.to_vec(), o.imported.to_vec());
     for &r in candidates {
         let rule = &v.plan.rules[r];
-        match v.in_scope(ctxs, rule, &o.current, &o.imported, &member_of) {
+        match v.in_scope(ctxs, rule, &current, &imported, &member_of) {
             Ok(()) => {
                 v.note(log, Some(id), None, || {
                     format!(
@@ -170,8 +170,8 @@ impl Run<'_> {
     /// and the groups it asked about.
     fn scope_still_valid(&self, s: &ScopeAhead) -> bool {
         let o = &self.state.cs()[s.id as usize];
-        Arc::ptr_eq(&o.current, &s.current)
-            && Arc::ptr_eq(&o.imported, &s.imported)
+        Values::ptr_eq(&o.current, &s.current)
+            && Values::ptr_eq(&o.imported, &s.imported)
             && same_answers(self.state, self.plan, &s.asked)
     }
 
@@ -287,7 +287,7 @@ impl Run<'_> {
             }
         }
         let mv = self.state.allocate_mv();
-        let attrs = vec![Value::Null; self.plan.metaverse[ty].len()];
+        let attrs = Values::new(self.plan.metaverse[ty].len());
         self.state.mv_mut().insert(
             mv,
             MvObject {

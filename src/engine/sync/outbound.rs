@@ -60,9 +60,10 @@ pub(super) fn step(v: &View, ctxs: &mut [Ctx], mv: MvId, cc: ConnIdx) -> Option<
     let all = v.plan.outbound.get(&(cc, m.object_type))?;
     let mut log = Log::default();
     let mut rules = Vec::new();
+    let attrs = m.attrs.to_vec();
     for &r in all {
         let rule = &v.plan.rules[r];
-        match v.in_scope(ctxs, rule, &m.attrs, &m.attrs, &|_| false) {
+        match v.in_scope(ctxs, rule, &attrs, &attrs, &|_| false) {
             Ok(()) => rules.push(r),
             Err(miss) => v.note(&mut log, None, Some(mv), || {
                 format!(
@@ -225,10 +226,10 @@ impl Run<'_> {
         let Some(f) = r.flows.iter().find(|f| f.target == "dn") else {
             return Ok(None);
         };
-        let m = &v.state.mv()[&mv];
+        let attrs = v.state.mv()[&mv].attrs.to_vec();
         let obj = Object {
-            attrs: &m.attrs,
-            imported: &m.attrs,
+            attrs: &attrs,
+            imported: &attrs,
         };
         let result = match v.eval_flow(ctxs, &mut log, r, f, obj, None, Some(mv), true) {
             FlowOutcome::Value(x) => {

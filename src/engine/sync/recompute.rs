@@ -21,7 +21,6 @@ use crate::eval::interp::Object;
 use crate::ir::MergeType;
 use crate::sema::rules::LinkType;
 use crate::value::Value;
-use std::sync::Arc;
 
 /// One inbound flow that may contribute to a metaverse attribute: (target slot, precedence
 /// key, source object, rule, flow index).
@@ -150,6 +149,15 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
         return r;
     }
     contributions.sort_by_key(|c| (c.0, c.1));
+    // The linked objects' values laid out for the evaluators, once per object.
+    let dense: Vec<(CsId, Vec<Value>, Vec<Value>)> = links
+        .iter()
+        .filter(|&&c| contributions.iter().any(|x| x.2 == c))
+        .map(|&c| {
+            let o = &v.state.cs()[c as usize];
+            (c, o.current.to_vec(), o.imported.to_vec())
+        })
+        .collect();
     let tplan = &v.plan.metaverse[ty];
     let old = &m.attrs;
     let mut new = vec![Value::Null; tplan.len()];
@@ -166,10 +174,12 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
         for &(_, _, c, rx, fi) in &contributions[i..end] {
             let rule = &v.plan.rules[rx];
             let f = &rule.flows[fi];
-            let o = &v.state.cs()[c as usize];
+            let Some((_, current, imported)) = dense.iter().find(|d| d.0 == c) else {
+                continue;
+            };
             let obj = Object {
-                attrs: &o.current,
-                imported: &o.imported,
+                attrs: current,
+                imported,
             };
             let value = v
                 .eval_flow(ctxs, &mut r.log, rule, f, obj, Some(c), Some(mv), created)
@@ -216,7 +226,7 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
     }
     r.change = if !r.log.errors.is_empty() {
         Change::InError
-    } else if new != *old || created {
+    } else if !old.eq_dense(&new) || created {
         Change::Set(new)
     } else {
         Change::Unchanged
@@ -283,8 +293,8 @@ impl Run<'_> {
                 let o = &self.state.cs()[c as usize];
                 c == *rc
                     && o.link == *link
-                    && Arc::ptr_eq(&o.current, cur)
-                    && Arc::ptr_eq(&o.imported, imp)
+                    && Values::ptr_eq(&o.current, cur)
+                    && Values::ptr_eq(&o.imported, imp)
             });
         if !same_links {
             return false;
