@@ -1076,6 +1076,36 @@ fn malformed_ldif_records_are_skipped_and_never_deleted() {
 }
 
 #[test]
+fn textual_guids_are_the_same_anchors_as_ldifde_base64() {
+    // ldbsearch and Samba's tools write objectGUID as text, ldifde as base64 bytes: the same
+    // objects either way, so reading the text form changes nothing.
+    use base64::Engine as _;
+    let d = quickstart("guidtext");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    run(&d, &[]).assert_no_changes();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut converted = 0;
+    let text: Vec<String> = d
+        .read("ad.ldif")
+        .lines()
+        .map(|l| match l.strip_prefix("objectGUID:: ") {
+            Some(v) => {
+                let bytes: [u8; 16] = b64.decode(v).unwrap().try_into().unwrap();
+                converted += 1;
+                format!("objectGUID: {}", uuid::Uuid::from_bytes_le(bytes))
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    assert!(converted > 1900, "{converted}");
+    d.write("ad.ldif", &(text.join("\n") + "\n"));
+    let again = run(&d, &[]);
+    again.assert_no_changes();
+    assert_eq!(again.step("import", AD).step, "delta-import");
+}
+
+#[test]
 fn csv_bad_rows_are_reported_with_lines_and_good_rows_import() {
     let d = hr("csv", None, "directory.jsonl");
     let r = run(&d, &[]);
