@@ -21,7 +21,6 @@
 //! cannot be typed is not added: the check of the result reports it.
 
 use super::merge::Existing;
-use super::model::AttrType;
 use super::schemas::{self, DirectorySchema};
 use super::writer::OutFile;
 use crate::frontend::{self, Checked};
@@ -111,14 +110,18 @@ const ROUNDS: usize = 8;
 pub fn extend(files: &[Existing], rules: &[String]) -> Extended {
     let mut added: Vec<Added> = Vec::new();
     let mut out = Extended::default();
-    for _ in 0..ROUNDS {
-        let texts = match apply(files, &added) {
+    let mut texts = Vec::new();
+    for round in 0..=ROUNDS {
+        texts = match apply(files, &added) {
             Ok(t) => t,
             Err(e) => {
                 out.errors.push(e);
                 return out;
             }
         };
+        if round == ROUNDS {
+            break;
+        }
         let mut map = SourceMap::new();
         for (f, t) in files.iter().zip(&texts) {
             map.add(f.path.clone(), t.as_deref().unwrap_or(&f.text).to_string());
@@ -132,15 +135,15 @@ pub fn extend(files: &[Existing], rules: &[String]) -> Extended {
         }
         .collect(rules);
         if added.len() == before {
-            for (f, t) in files.iter().zip(texts) {
-                if let Some(text) = t {
-                    out.files.push(OutFile {
-                        path: f.path.clone(),
-                        text,
-                    });
-                }
-            }
             break;
+        }
+    }
+    for (f, t) in files.iter().zip(texts) {
+        if let Some(text) = t {
+            out.files.push(OutFile {
+                path: f.path.clone(),
+                text,
+            });
         }
     }
     added.sort_by(|a, b| {
@@ -162,10 +165,6 @@ fn keyword(base: Base) -> Option<&'static str> {
         Base::Str | Base::Num | Base::Bool | Base::Bin | Base::Ref | Base::Dt
     )
     .then(|| base.schema_name())
-}
-
-fn data_keyword(t: AttrType) -> &'static str {
-    t.keyword()
 }
 
 /// The attribute names an expression reads: `[name]` and the quoted names of functions that
@@ -525,7 +524,7 @@ impl<'a> Round<'a> {
                 }
                 if let Some(a) = data.and_then(|d: &DirectorySchema| d.attr(name)) {
                     let why = a.source.describe().to_string();
-                    self.add_attr(&cs, cs_type, name, (data_keyword(a.ty), a.multi), why);
+                    self.add_attr(&cs, cs_type, name, (a.ty.keyword(), a.multi), why);
                     continue;
                 }
                 let partner =
