@@ -30,7 +30,7 @@ use crate::diag::Diagnostic;
 use crate::engine::Engine;
 use crate::engine::export::{Confirmed, ExportDelta};
 use crate::engine::import::{ImportChange, Read};
-use crate::engine::model::{ExportOp, SyncError};
+use crate::engine::model::{ErrorCategory, ExportOp, SyncError};
 use crate::engine::sync::{Mode, RunStatus};
 use crate::frontend;
 use crate::source::SourceMap;
@@ -107,7 +107,8 @@ impl std::fmt::Display for RunError {
 pub enum StepStatus {
     #[default]
     Success,
-    /// An import that skipped rejected records (and so staged no deletes).
+    /// An import that skipped records: rejected ones (then it staged no deletes) or objects
+    /// held with a data validation error.
     CompletedWarnings,
     /// A sync with per-object sync errors.
     CompletedSyncErrors,
@@ -456,7 +457,13 @@ impl Runner {
     /// Records a step in the run history: its counts, a summary of its notes, its errors and
     /// (capped) rejected records.
     fn record(&mut self, report: &StepReport, errors: &[SyncError]) -> Result<(), RunError> {
-        let records: Vec<ErrorRecord> = errors
+        let records = self.error_records(errors);
+        self.record_errors(report, &records)
+    }
+
+    /// Sync errors as the run history keeps them: with the connector and DN of their object.
+    fn error_records(&self, errors: &[SyncError]) -> Vec<ErrorRecord> {
+        errors
             .iter()
             .map(|e| {
                 let (connector, dn) =
@@ -478,7 +485,15 @@ impl Runner {
                     message: e.message.clone(),
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// Records a step with its per-object errors.
+    fn record_errors(
+        &mut self,
+        report: &StepReport,
+        records: &[ErrorRecord],
+    ) -> Result<(), RunError> {
         let run = RunRecord {
             started: now_text(),
             step: report.step.clone(),
@@ -495,7 +510,7 @@ impl Runner {
             ..Default::default()
         };
         self.store
-            .record_run(&run, &records, &report.rejects)
+            .record_run(&run, records, &report.rejects)
             .map_err(RunError::Store)?;
         Ok(())
     }
@@ -680,6 +695,28 @@ impl Runner {
                 "{rejected} record(s) rejected: deletions are not staged from this import"
             ));
         }
+        // Objects held with a data validation error: per-object errors of the step, kept
+        // with it in the run history (`idflow state errors`).
+        let category = ErrorCategory::DataValidationFailure;
+        let invalid: Vec<ErrorRecord> = r
+            .invalid
+            .iter()
+            .map(|(dn, why)| ErrorRecord {
+                run: 0,
+                category: category.as_str().to_string(),
+                connector: name.to_string(),
+                dn: dn.clone(),
+                rule: String::new(),
+                code: String::new(),
+                message: why.clone(),
+            })
+            .collect();
+        for e in &invalid {
+            report.notes.push(format!(
+                "{}: {}: {} (object not staged)",
+                e.category, e.dn, e.message
+            ));
+        }
         if !r.out_of_schema.is_empty() {
             let n: usize = r.out_of_schema.values().sum();
             let by_type: Vec<String> = r
@@ -696,18 +733,19 @@ impl Runner {
         report.updates = r.updates;
         report.deletes = r.deletes;
         report.renames = r.renames;
-        report.errors = rejected;
+        report.errors = rejected + invalid.len();
         report.status = if report.errors == 0 {
             StepStatus::Success
         } else {
             StepStatus::CompletedWarnings
         };
-        // Only a complete read is remembered, in the transaction that saves what it staged: a
-        // file with rejected records is read again at every import, so its errors stay in view.
-        // The watermark too: a read with rejected records is read again from where it began
-        // (reading changes again changes nothing twice).
+        // Only a read without errors is remembered, in the transaction that saves what it
+        // staged: a file with rejected records or objects in error is read again at every
+        // import, so its errors stay in view. The watermark too: such a read is read again from
+        // where it began (reading changes again changes nothing twice).
+        let clean = report.errors == 0;
         let remembered = match &fingerprint {
-            Some(f) if rejected == 0 => f.as_str(),
+            Some(f) if clean => f.as_str(),
             _ => "",
         };
         let next = end
@@ -715,12 +753,12 @@ impl Runner {
             .map(|w| format!("{basis} {w}"))
             .unwrap_or_default();
         let mut meta = vec![(fingerprint_key.as_str(), remembered)];
-        if rejected == 0 && next != stored {
+        if clean && next != stored {
             meta.push((watermark_key.as_str(), next.as_str()));
         }
         self.save(&meta)?;
         report.duration_ms = start.elapsed().as_millis();
-        self.record(&report, &[])?;
+        self.record_errors(&report, &invalid)?;
         Ok(report)
     }
 

@@ -131,7 +131,7 @@ pub fn run_test(plan: &Plan, map: &SourceMap, file: FileId, test: &Test) -> (Tes
                 for (c, changes) in staged.iter_mut().enumerate() {
                     if !changes.is_empty() {
                         let report = engine.import(c, std::mem::take(changes), false);
-                        for (dn, why) in report.rejected {
+                        for (dn, why) in report.rejected.into_iter().chain(report.invalid) {
                             fail(format!("import of {dn} rejected: {why}"));
                         }
                         for ty in report.out_of_schema.keys() {

@@ -612,6 +612,58 @@ fn reimporting_replaces_same_named_rules_and_keeps_customizations() {
 }
 
 #[test]
+fn import_adds_to_the_schemas_what_the_rules_use() {
+    let dir = import_setup("import-schema", "schema-extension.ps1");
+    let files = || {
+        let mut out = Vec::new();
+        for f in idflow::source::collect_idf_files(&[dir.join("bundle")]).unwrap() {
+            out.push((f.clone(), std::fs::read_to_string(f).unwrap()));
+        }
+        out
+    };
+    let args = ["import", "entra", "schema-extension.ps1", "-o", "bundle"];
+    let before = files();
+    let dry = run_in(&dir, &[&args[..], &["--dry-run"]].concat(), None);
+    assert_eq!(files(), before, "a dry run writes nothing");
+    let import = run_in(&dir, &args, None);
+    let check = run_in(&dir, &["check", "bundle"], None);
+    let again = run_in(&dir, &args, None);
+    insta::assert_snapshot!(
+        "import_schema_extension",
+        format!("{dry}=== import\n{import}=== check\n{check}=== again\n{again}")
+    );
+    assert!(import.starts_with("exit: 0\n"), "{import}");
+    assert_eq!(check, "exit: 0\n--- stdout\n--- stderr\n");
+    let ad = std::fs::read_to_string(dir.join("bundle/schema/contoso-com.idf")).unwrap();
+    assert!(
+        ad.contains("  object msExchDynamicDistributionList anchor objectGUID {\n"),
+        "{ad}"
+    );
+
+    // What nothing types is left to the check, which reports it: nothing is written.
+    std::fs::write(
+        dir.join("unknown.ps1"),
+        "New-ADSyncRule -Name 'Custom - In from AD - User Unknown' -Direction 'Inbound' -Precedence 310 `\n  \
+         -SourceObjectType 'user' -TargetObjectType 'person' -Connector (Get-ADSyncConnector -Name 'contoso.com').Identifier `\n  \
+         -LinkType 'Join' -OutVariable r | Out-Null\n\
+         Add-ADSyncAttributeFlowMapping -SynchronizationRule $r[0] -Destination 'customNote' -FlowType 'Expression' `\n  \
+         -Expression 'Trim([notAnAdAttribute])' -OutVariable r | Out-Null\n\
+         Add-ADSyncAttributeFlowMapping -SynchronizationRule $r[0] -Source @('employeeNumber') -Destination 'employeeNumber' `\n  \
+         -FlowType 'Direct' -OutVariable r | Out-Null\n\
+         Add-ADSyncRule -SynchronizationRule $r[0] | Out-Null\n",
+    )
+    .unwrap();
+    let before = files();
+    let unknown = run_in(
+        &dir,
+        &["import", "entra", "unknown.ps1", "-o", "bundle"],
+        None,
+    );
+    assert_eq!(files(), before);
+    insta::assert_snapshot!("import_schema_extension_unknown", unknown);
+}
+
+#[test]
 fn check_reports_duplicate_rule_names_without_a_schema() {
     let dir = tempdir("dup-no-schema");
     let rule = "inbound rule \"A\" {\n  connector \"c\"\n  source user\n  target person\n  link join\n  precedence 1\n}\n";

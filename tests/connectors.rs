@@ -218,6 +218,176 @@ fn ldif_untyped_values() {
     assert_eq!(attr(bob, "comment"), Some(&Value::str("plain text")));
 }
 
+/// Writes `text` to a file of its own and reads it whole with `types`.
+fn read_ldif(name: &str, text: &str, types: AttrTypes) -> Imported {
+    let dir = tempdir(name);
+    let path = dir.join("in.ldif");
+    std::fs::write(&path, text).unwrap();
+    LdifSource::new(path)
+        .with_types(types)
+        .full_import()
+        .unwrap()
+}
+
+#[test]
+fn ldif_attribute_options_are_attributes_of_their_own() {
+    // A person with a Japanese name in three forms; `;binary` is only a transfer encoding.
+    let text = [
+        "version: 1",
+        "",
+        "dn: uid=ksato,ou=People,dc=example,dc=org",
+        "objectClass: inetOrgPerson",
+        "cn: Kaede Sato",
+        "cn;lang-ja:: 5L2Q6JekIOalkw==",
+        "cn;phonetic;lang-ja:: 44GV44Go44GGIOOBi+OBiOOBpw==",
+        "CN;Lang-JA;Phonetic: Sato Kaede",
+        "sn;lang-ja:: 5L2Q6Jek",
+        "sn: Sato",
+        "userCertificate;binary:: AQID",
+        "description;x-note: not the description",
+        "",
+        "dn: uid=plain,ou=People,dc=example,dc=org",
+        "objectClass: inetOrgPerson",
+        "cn: Plain",
+        "",
+        "dn: uid=plain,ou=People,dc=example,dc=org",
+        "changetype: modify",
+        "add: cn;lang-ja",
+        "cn;lang-ja:: 5bmz",
+        "-",
+        "",
+    ]
+    .join("\n");
+    // The schema declares the base `cn` and one option; the others are undeclared attributes.
+    let declared = types(&[
+        ("cn", Base::Str),
+        ("cn;lang-ja", Base::Str),
+        ("userCertificate", Base::Bin),
+    ]);
+    let got = read_ldif("options", &text, declared);
+    assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    let k = object(&got, "uid=ksato,ou=People,dc=example,dc=org");
+    assert_eq!(attr(k, "cn"), Some(&Value::str("Kaede Sato")));
+    assert_eq!(attr(k, "cn;lang-ja"), Some(&Value::str("佐藤 楓")));
+    // Options are unordered and case-insensitive: both spellings are one attribute, named
+    // with its options in alphabetical order, never merged into `cn` or `cn;lang-ja`.
+    assert_eq!(
+        attr(k, "cn;lang-ja;phonetic"),
+        Some(&strs(&["さとう かえで", "Sato Kaede"]))
+    );
+    assert_eq!(attr(k, "sn"), Some(&Value::str("Sato")));
+    assert_eq!(attr(k, "sn;lang-ja"), Some(&Value::str("佐藤")));
+    assert_eq!(attr(k, "description"), None);
+    assert_eq!(
+        attr(k, "description;x-note"),
+        Some(&Value::str("not the description"))
+    );
+    assert_eq!(attr(k, "userCertificate"), Some(&Value::bin(vec![1, 2, 3])));
+    assert!(attr(k, "userCertificate;binary").is_none());
+    // A modification of an attribute with options changes that attribute only.
+    let plain = object(&got, "uid=plain,ou=People,dc=example,dc=org");
+    assert_eq!(attr(plain, "cn"), Some(&Value::str("Plain")));
+    assert_eq!(attr(plain, "cn;lang-ja"), Some(&Value::str("平")));
+}
+
+#[test]
+fn ldif_ranged_values_are_whole_or_rejected() {
+    // Active Directory's ranged retrieval: `member;range=0-1` then `member;range=2-*`.
+    let text = [
+        "dn: CN=Big,OU=Groups,DC=contoso,DC=com",
+        "objectClass: group",
+        "member;range=2-*: CN=c,DC=contoso,DC=com",
+        "member;range=0-1: CN=a,DC=contoso,DC=com",
+        "member;range=0-1: CN=b,DC=contoso,DC=com",
+        "",
+        "dn: CN=Cut,OU=Groups,DC=contoso,DC=com",
+        "objectClass: group",
+        "member;range=0-1: CN=a,DC=contoso,DC=com",
+        "member;range=0-1: CN=b,DC=contoso,DC=com",
+        "",
+        "dn: CN=Gap,OU=Groups,DC=contoso,DC=com",
+        "objectClass: group",
+        "member;range=0-0: CN=a,DC=contoso,DC=com",
+        "member;range=2-*: CN=c,DC=contoso,DC=com",
+        "",
+    ]
+    .join("\n");
+    let got = read_ldif("ranges", &text, ad_types());
+    let big = object(&got, "CN=Big,OU=Groups,DC=contoso,DC=com");
+    assert_eq!(
+        attr(big, "member"),
+        Some(&Value::many(
+            ["c", "a", "b"]
+                .iter()
+                .map(|x| Value::Ref(format!("CN={x},DC=contoso,DC=com").into()))
+                .collect()
+        ))
+    );
+    assert_eq!(upserts(&got).len(), 1, "{:?}", got.rejected);
+    assert_eq!(rejected_lines(&got), vec![9, 15]);
+    assert!(
+        got.rejected[0]
+            .message
+            .contains("holds only part of the values of `member`")
+            && got.rejected[0].message.contains("range=2-*"),
+        "{:?}",
+        got.rejected
+    );
+    assert!(
+        got.rejected[1].message.contains("member;range=2-*"),
+        "{:?}",
+        got.rejected
+    );
+}
+
+#[test]
+fn ldif_textual_guid_is_the_binary_guid_in_active_directory_order() {
+    let guid = "f28780cd-1f5e-4bd8-9a3a-6a1b2c3d4e5f";
+    // What ldifde writes: the attribute's bytes, the first three groups little-endian.
+    let bytes: Vec<u8> = vec![
+        0xcd, 0x80, 0x87, 0xf2, 0x5e, 0x1f, 0xd8, 0x4b, 0x9a, 0x3a, 0x6a, 0x1b, 0x2c, 0x3d, 0x4e,
+        0x5f,
+    ];
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let one = |value_line: &str| {
+        format!(
+            "dn: CN=Alice,OU=Users,DC=contoso,DC=com
+objectClass: user
+{value_line}
+mS-DS-ConsistencyGuid: {{{}}}
+",
+            guid.to_uppercase()
+        )
+    };
+    let mut t = ad_types();
+    t.insert("ms-ds-consistencyguid".into(), Base::Bin);
+    let text_form = read_ldif("guid-text", &one(&format!("objectGUID: {guid}")), t.clone());
+    let ldifde = read_ldif("guid-b64", &one(&format!("objectGUID:: {b64}")), t.clone());
+    let a = object(&text_form, "CN=Alice,OU=Users,DC=contoso,DC=com");
+    let b = object(&ldifde, "CN=Alice,OU=Users,DC=contoso,DC=com");
+    assert_eq!(attr(a, "objectGUID"), Some(&Value::bin(bytes.clone())));
+    assert_eq!(attr(a, "objectGUID"), attr(b, "objectGUID"));
+    // Braces and upper case are the same GUID.
+    assert_eq!(attr(a, "mS-DS-ConsistencyGuid"), Some(&Value::bin(bytes)));
+    // Other text of a binary attribute stays its bytes; a string attribute keeps the text.
+    let other = read_ldif(
+        "guid-other",
+        "dn: CN=Bob,DC=contoso,DC=com
+objectClass: user
+objectGUID: not-a-guid
+cn: f28780cd-1f5e-4bd8-9a3a-6a1b2c3d4e5f
+",
+        t,
+    );
+    let bob = object(&other, "CN=Bob,DC=contoso,DC=com");
+    assert_eq!(
+        attr(bob, "objectGUID"),
+        Some(&Value::bin(b"not-a-guid".to_vec()))
+    );
+    assert_eq!(attr(bob, "cn"), Some(&Value::str(guid)));
+}
+
 #[test]
 fn ldif_bad_records_are_rejected_with_their_line() {
     let mut src = LdifSource::new(fixture("bad.ldif")).with_types(ad_types());

@@ -329,3 +329,39 @@ fn a_script_nested_too_deeply_is_reported_not_a_crash() {
     assert!(!out.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The schema data the importer ships (`schemas/`) types every attribute of the shipped default
+/// bundle's connectors as the bundle does: what an import adds next to them matches them.
+#[test]
+fn shipped_schema_data_agrees_with_the_default_bundle() {
+    use idflow::import::schemas;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/entra-default");
+    let mut map = idflow::source::SourceMap::new();
+    for f in idflow::source::collect_idf_files(&[root]).unwrap() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        map.add(f.display().to_string(), text);
+    }
+    let checked = idflow::frontend::check(&map);
+    let mut compared = 0;
+    for c in checked.bundle.schema.connectors.values() {
+        let data = schemas::for_kind(&c.kind).expect("ad and entra data");
+        for o in c.objects.values() {
+            assert!(data.class(&o.name).is_some(), "{} {}", c.name, o.name);
+            for a in o.attrs.values().filter(|a| a.name != "dn") {
+                let d = data
+                    .attr(&a.name)
+                    .unwrap_or_else(|| panic!("{}: {} not in the data", c.name, a.name));
+                assert_eq!(
+                    (d.ty.keyword(), d.multi),
+                    (a.base.schema_name(), a.multi),
+                    "{}: {}.{}",
+                    c.name,
+                    o.name,
+                    a.name
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 800, "{compared}");
+}

@@ -212,10 +212,13 @@ fn full_import_of_10000_entries_then_syncrepl_deltas() {
         .unwrap()
         .success()
         .unwrap();
+    // The old RDN value goes, as in a directory whose naming attribute is single-valued:
+    // kept, the entry would have two `uid`s, a data validation error for this bundle's
+    // single-valued `uid` (the object would not be imported until it has one).
     ldap.modifydn(
         &format!("uid=user00003,ou=people,{SUFFIX}"),
         "uid=user00003-renamed",
-        false,
+        true,
         None,
     )
     .unwrap()

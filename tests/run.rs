@@ -1076,6 +1076,106 @@ fn malformed_ldif_records_are_skipped_and_never_deleted() {
 }
 
 #[test]
+fn textual_guids_are_the_same_anchors_as_ldifde_base64() {
+    // ldbsearch and Samba's tools write objectGUID as text, ldifde as base64 bytes: the same
+    // objects either way, so reading the text form changes nothing.
+    use base64::Engine as _;
+    let d = quickstart("guidtext");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    run(&d, &[]).assert_no_changes();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut converted = 0;
+    let text: Vec<String> = d
+        .read("ad.ldif")
+        .lines()
+        .map(|l| match l.strip_prefix("objectGUID:: ") {
+            Some(v) => {
+                let bytes: [u8; 16] = b64.decode(v).unwrap().try_into().unwrap();
+                converted += 1;
+                format!("objectGUID: {}", uuid::Uuid::from_bytes_le(bytes))
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    assert!(converted > 1900, "{converted}");
+    d.write("ad.ldif", &(text.join("\n") + "\n"));
+    let again = run(&d, &[]);
+    again.assert_no_changes();
+    assert_eq!(again.step("import", AD).step, "delta-import");
+}
+
+#[test]
+fn several_values_of_a_single_valued_attribute_are_a_data_validation_error() {
+    let d = quickstart("overfull");
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    let before = target_lines(&d, "entra.jsonl");
+    let ids = entra_users(&d);
+    let recs = records(&d.read("ad.ldif"));
+    let users = synced_users(&d, &recs);
+    // x: moves to another department and gets a second displayName (single-valued in the
+    // schema); y: only moves.
+    let (x, x_dn, x_sam) = users[5].clone();
+    let (y, _, y_sam) = users[6].clone();
+    assert!(value_of(&recs[x], "displayName").is_some());
+    let mut bad = recs.clone();
+    bad[x] = with_line(
+        &bad[x],
+        "department",
+        "department: Moved\ndisplayName: A Second Name",
+    );
+    bad[y] = with_line(&bad[y], "department", "department: Elsewhere");
+    d.write("ad.ldif", &unrecords(&bad));
+
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    let imp = r.step("import", AD);
+    assert_eq!(
+        (imp.errors, imp.updates, imp.deletes, imp.status.as_str()),
+        (1, 1, 0, "completed-warnings"),
+        "{}",
+        r.out.all()
+    );
+    let why = "`displayName` is single-valued in the schema but has 2 values: the object is not imported until it has one";
+    assert!(
+        imp.notes.contains(&format!(
+            "Data Validation Failure: {x_dn}: {why} (object not staged)"
+        )),
+        "{imp:?}"
+    );
+    // Nothing of x was taken (no value picked, its move held back), nothing deleted; y moved.
+    let after = target_lines(&d, "entra.jsonl");
+    assert_eq!(after.len(), before.len());
+    let key = |sam: &str| ids[&sam.to_lowercase()].to_lowercase();
+    assert_eq!(after[&key(&x_sam)], before[&key(&x_sam)]);
+    assert!(after[&key(&y_sam)].contains("\"department\":\"Elsewhere\""));
+    let out = state(&d, &["errors"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.stdout,
+        format!("Data Validation Failure: 1\n    {AD} \"{x_dn}\": {why}\n"),
+        "{}",
+        out.all()
+    );
+    // Read again, the error stays in view.
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 1, "{}", r.out.all());
+    assert_eq!(r.step("import", AD).errors, 1, "{}", r.out.all());
+
+    // Repaired: x's move comes through and the error is gone.
+    let mut fixed = recs.clone();
+    fixed[x] = with_line(&fixed[x], "department", "department: Moved");
+    fixed[y] = bad[y].clone();
+    d.write("ad.ldif", &unrecords(&fixed));
+    let r = run(&d, &[]);
+    assert_eq!(r.out.code, 0, "{}", r.out.all());
+    assert_eq!(r.export(ENTRA).updates, 1, "{}", r.out.all());
+    assert!(target_lines(&d, "entra.jsonl")[&key(&x_sam)].contains("\"department\":\"Moved\""));
+    assert_eq!(state(&d, &["errors"]).stdout, "no sync errors\n");
+}
+
+#[test]
 fn csv_bad_rows_are_reported_with_lines_and_good_rows_import() {
     let d = hr("csv", None, "directory.jsonl");
     let r = run(&d, &[]);

@@ -158,7 +158,10 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "testrun",
         &["dn", "engine", "eval", "sema", "source", "syntax", "value"],
     ),
-    ("import", &["source", "syntax"]),
+    (
+        "import",
+        &["diag", "frontend", "sema", "source", "stdlib", "syntax"],
+    ),
     ("config", &["dn", "engine", "store", "value"]),
     ("store", &["engine", "eval", "files", "value"]),
     (

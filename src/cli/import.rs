@@ -16,6 +16,7 @@ use super::{FINDINGS, OK, USAGE};
 use crate::diag::render;
 use crate::frontend;
 use crate::import::connectors::{self, Choice, Known};
+use crate::import::extend;
 use crate::import::merge::{self, ChangeKind, Existing};
 use crate::import::{model::Config, powershell, writer, xml};
 use crate::source::SourceMap;
@@ -376,7 +377,39 @@ fn script(a: EntraArgs, mut config: Config, bundle_name: String, choices: &[Choi
         ..Default::default()
     };
     let generated = writer::write(&mut config, &options);
-    let merged = merge::merge(&generated, &existing);
+    let mut merged = merge::merge(&generated, &existing);
+
+    // The bundle as it would be, and what its schemas lack for the imported rules.
+    let extended = if known.is_some() {
+        let mut candidate: Vec<Existing> = existing
+            .iter()
+            .map(|e| Existing {
+                path: e.path.clone(),
+                text: merged
+                    .files
+                    .iter()
+                    .find(|f| f.path == e.path)
+                    .map_or_else(|| e.text.clone(), |f| f.text.clone()),
+            })
+            .collect();
+        for f in &merged.files {
+            if !existing.iter().any(|e| e.path == f.path) {
+                candidate.push(Existing {
+                    path: f.path.clone(),
+                    text: f.text.clone(),
+                });
+            }
+        }
+        let rules: Vec<String> = merged.changes.iter().map(|c| c.rule.clone()).collect();
+        extend::extend(&candidate, &rules)
+    } else {
+        extend::Extended::default()
+    };
+    for f in &extended.files {
+        merged.files.retain(|m| m.path != f.path);
+        merged.files.push(f.clone());
+    }
+    merged.errors.extend(extended.errors.iter().cloned());
 
     // What the import does, rule by rule (stdout: the result of a dry run).
     for c in &merged.changes {
@@ -390,6 +423,15 @@ fn script(a: EntraArgs, mut config: Config, bundle_name: String, choices: &[Choi
                 }
             }
         }
+    }
+    // What the schemas get, by file and schema.
+    let mut group = None;
+    for a in &extended.added {
+        if group != Some((&a.path, &a.owner)) {
+            outln!("add to {}, {}:", a.path, a.owner);
+            group = Some((&a.path, &a.owner));
+        }
+        outln!("  {a}");
     }
 
     // Check the bundle as it would be: existing files with the merged ones in their place.

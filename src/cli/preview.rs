@@ -94,7 +94,7 @@ pub fn run(args: Args) -> u8 {
     };
     for (c, batch) in batches.into_iter().enumerate() {
         let report = engine.import(c, batch, true);
-        for (dn, why) in report.rejected {
+        for (dn, why) in report.rejected.into_iter().chain(report.invalid) {
             eprintln!("warning: {dn} not imported: {why}");
         }
         for (ty, n) in &report.out_of_schema {

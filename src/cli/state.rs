@@ -5,8 +5,9 @@
 //! with its values, and the confirmed value a replace or clear changes, as text, JSON (typed
 //! values, `eval::json`) or CSV; `search` finds connector-space
 //! or metaverse objects by DN, anchor or attribute; `show` prints one object with its links and
-//! its lineage through the rules; `errors` lists the latest sync errors by category and the
-//! records the latest import of each connector rejected; `runs` the run history.
+//! its lineage through the rules; `errors` lists the latest sync errors and the data validation
+//! errors of the latest import of each connector by category, and the records the latest
+//! import of each connector rejected; `runs` the run history.
 //!
 //! Every command reads the state without writing it and without the run lock, so it works
 //! during a run and on a read-only state file. Values are printed safely: control characters
@@ -67,8 +68,9 @@ enum Command {
         #[arg(long)]
         connector: Option<String>,
     },
-    /// The errors of the latest sync, by category, and the records the latest import of each
-    /// connector rejected.
+    /// The errors of the latest sync and the data validation errors of the latest import of
+    /// each connector, by category, and the records the latest import of each connector
+    /// rejected.
     Errors,
     /// The run history, newest first.
     Runs {

@@ -2,21 +2,33 @@
 //!
 //! Consumes: an LDIF file — a `version: 1` line, records separated by blank lines, `#`
 //! comments, folded lines (a line starting with one space continues the previous one),
-//! `name: value` and `name:: base64` attribute lines, attribute options (`;binary`, dropped:
-//! the base name is kept) and change records (`changetype: add | delete | modify | modrdn |
-//! moddn`). `name:< URL` values are not supported (the record is rejected). Produces:
-//! [`ImportChange`]s and, for a target, the rewritten file.
+//! `name: value` and `name:: base64` attribute lines, attribute options and change records
+//! (`changetype: add | delete | modify | modrdn | moddn`). `name:< URL` values are not
+//! supported (the record is rejected). Produces: [`ImportChange`]s and, for a target, the
+//! rewritten file.
+//!
+//! Attribute options: a tag option (`cn;lang-ja`, `cn;phonetic`) makes an attribute of its own,
+//! named with its options in alphabetical order (`cn;lang-ja;phonetic`), which a schema may
+//! declare or leave out like any other attribute; values of different options are never
+//! merged. `;binary` (RFC 4522) is a transfer encoding: its values are the base attribute's.
+//! `;range=LOW-HIGH` (Active Directory's ranged retrieval, `member;range=0-1499`) gives part of
+//! the base attribute's values: a record must give every range up to `*`, else it is rejected
+//! (the rest of the values is missing).
 //!
 //! Object type: the most specific structural object class, which is the last value of
 //! `objectClass` (DECISIONS 13); `objectClass` itself is not passed on as an attribute.
 //!
 //! Values: with an [`AttrTypes`] entry for the attribute, a value becomes the declared type —
-//! `bin` (the base64 bytes, or the bytes of the text), `num` (a 64-bit integer), `bool`
-//! (`TRUE`/`FALSE`), `ref` (a DN), `dt` (generalized time `yyyyMMddHHmmss.0Z`, or RFC 3339);
-//! a value that does not parse rejects its record. Without a type, text is `str`, and a base64
+//! `bin` (the base64 bytes; a GUID written as text, `objectGUID: f28780cd-1f5e-...` as
+//! ldbsearch writes it, is its 16 bytes in Active Directory's order, the first three groups
+//! little-endian, as an ldifde export gives them; other text is its bytes), `num` (a 64-bit
+//! integer), `bool` (`TRUE`/`FALSE`), `ref` (a DN), `dt` (generalized time
+//! `yyyyMMddHHmmss.0Z`, or RFC 3339); a value that does not parse rejects its record. Without a type, text is `str`, and a base64
 //! value is `str` when it is valid UTF-8 text without control characters other than tab and
-//! line breaks (and the attribute has no `;binary` option), else `bin`. Several values of one attribute (names compare case-insensitively; the first
-//! spelling is kept) make a multi-valued value.
+//! line breaks (and the attribute has no `;binary` option), else `bin`. Several values of one
+//! attribute (names compare case-insensitively; the first spelling is kept) make a multi-valued
+//! value; several values of an attribute the schema declares single-valued are the engine's to
+//! report (`engine::import`: a data validation error on the object).
 //!
 //! Errors: a malformed record (no `dn:`, a line without a colon, bad base64, a value of the
 //! wrong type, ...) is skipped and reported as a [`Rejected`] with its line; a file that cannot
@@ -306,11 +318,95 @@ enum Raw {
     Base64(Vec<u8>),
 }
 
-/// One attribute line: base name, whether the `binary` option was given, the value.
+/// One attribute line: its attribute, whether the `binary` transfer option was given, the
+/// range of a ranged value set (`member;range=0-1499`), the value.
 struct AttrLine {
+    /// The attribute description without the `binary` and `range=` options: the base name and
+    /// its tag options (`cn;lang-ja`), see [`Description`].
     name: String,
     binary: bool,
+    range: Option<Range>,
     raw: Raw,
+}
+
+/// The `range=LOW-HIGH` option of Active Directory's ranged retrieval: the values are the
+/// ones from LOW to HIGH of the attribute's values (`HIGH` `*`: to the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    low: u64,
+    high: Option<u64>,
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.high {
+            Some(h) => write!(f, "range={}-{h}", self.low),
+            None => write!(f, "range={}-*", self.low),
+        }
+    }
+}
+
+/// An attribute description (RFC 4512 2.5): the base name and its options.
+///
+/// - Tag options (`lang-ja`, `phonetic`, ...) name an attribute of their own: `cn;lang-ja` is
+///   not `cn`, and its values are never merged with those of `cn` or of another option. They
+///   are kept in the name, in alphabetical order (options are unordered), with their spelling.
+/// - `binary` (RFC 4522) is a transfer encoding, not a tag: it is dropped from the name (the
+///   values are those of the base attribute) and marks an untyped value as binary.
+/// - `range=LOW-HIGH` is Active Directory's ranged retrieval of large value sets: the values
+///   belong to the base attribute; a record must give every range from 0 to `*`.
+struct Description {
+    name: String,
+    binary: bool,
+    range: Option<Range>,
+}
+
+fn description(desc: &str) -> Result<Description, String> {
+    let mut parts = desc.split(';');
+    let base = parts.next().unwrap_or_default();
+    if base.is_empty() {
+        return Err(format!("`{desc}` is not an attribute name"));
+    }
+    let mut binary = false;
+    let mut range = None;
+    let mut tags: Vec<&str> = Vec::new();
+    for o in parts {
+        if o.is_empty() {
+            return Err(format!("`{desc}` has an empty option"));
+        }
+        if o.eq_ignore_ascii_case("binary") {
+            binary = true;
+        } else if o.len() > 6 && o[..6].eq_ignore_ascii_case("range=") {
+            let bad = || format!("`{desc}`: `{o}` is not a range (`range=0-1499`, `range=1500-*`)");
+            let (low, high) = o[6..].split_once('-').ok_or_else(bad)?;
+            let low = low.parse::<u64>().map_err(|_| bad())?;
+            let high = match high {
+                "*" => None,
+                h => Some(
+                    h.parse::<u64>()
+                        .ok()
+                        .filter(|h| *h >= low)
+                        .ok_or_else(bad)?,
+                ),
+            };
+            if range.replace(Range { low, high }).is_some() {
+                return Err(format!("`{desc}` has two ranges"));
+            }
+        } else if !tags.iter().any(|t| t.eq_ignore_ascii_case(o)) {
+            tags.push(o);
+        }
+    }
+    tags.sort_by_key(|t| t.to_ascii_lowercase());
+    let mut name = base.to_string();
+    for t in tags {
+        name.push(';');
+        name.push_str(t);
+    }
+    Ok(Description {
+        name,
+        binary,
+        range,
+    })
 }
 
 /// Parses LDIF text. `source` names the file in errors; `types` types the values.
@@ -529,7 +625,13 @@ fn attr_line(l: &LLine) -> LineResult<AttrLine> {
     };
     let desc = &l.bytes[..colon];
     let valid = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b';' | b'.' | b'_');
-    if desc.is_empty() || !desc.iter().all(valid) {
+    // Active Directory's range option (`member;range=0-*`) has `=` and `*`.
+    let options = desc.iter().position(|&b| b == b';').unwrap_or(desc.len());
+    let valid_option = |b: &u8| valid(b) || matches!(b, b'=' | b'*');
+    if desc.is_empty()
+        || !desc[..options].iter().all(valid)
+        || !desc[options..].iter().all(valid_option)
+    {
         return Err((
             l.no,
             format!(
@@ -540,12 +642,11 @@ fn attr_line(l: &LLine) -> LineResult<AttrLine> {
     }
     // Checked ASCII above.
     let desc = String::from_utf8_lossy(desc);
-    let mut parts = desc.split(';');
-    let name = parts.next().unwrap_or_default().to_string();
-    if name.is_empty() {
-        return Err((l.no, format!("`{desc}` is not an attribute name")));
-    }
-    let binary = parts.any(|o| o.eq_ignore_ascii_case("binary"));
+    let Description {
+        name,
+        binary,
+        range,
+    } = description(&desc).map_err(|m| (l.no, m))?;
     let rest = &l.bytes[colon + 1..];
     let raw = match rest.first() {
         Some(b':') => {
@@ -575,7 +676,12 @@ fn attr_line(l: &LLine) -> LineResult<AttrLine> {
             Raw::Text(text.to_string())
         }
     };
-    Ok(AttrLine { name, binary, raw })
+    Ok(AttrLine {
+        name,
+        binary,
+        range,
+        raw,
+    })
 }
 
 /// The text of a raw value that must be text (DNs, change-record keywords).
@@ -591,6 +697,12 @@ fn raw_text(no: usize, a: AttrLine) -> LineResult<String> {
 fn ldif_value(a: AttrLine, types: &AttrTypes) -> Result<Value, String> {
     let base = declared(types, &a.name);
     match a.raw {
+        // A GUID as text (as ldbsearch and Samba's tools write `objectGUID`): its 16 bytes in
+        // Active Directory's order, the bytes an ldifde export gives in base64.
+        Raw::Text(s) if base == Some(Base::Bin) => Ok(match guid_text(&s) {
+            Some(bytes) => Value::bin(bytes.to_vec()),
+            None => Value::bin(s.into_bytes()),
+        }),
         Raw::Text(s) => text_value(&s, base),
         Raw::Base64(bytes) => match base {
             Some(Base::Bin) => Ok(Value::bin(bytes)),
@@ -606,6 +718,22 @@ fn ldif_value(a: AttrLine, types: &AttrTypes) -> Result<Value, String> {
             },
         },
     }
+}
+
+/// The bytes of a GUID written as text (`f28780cd-1f5e-4bd8-9a3a-6a1b2c3d4e5f`, with or
+/// without braces) in Active Directory's byte order: the first three groups little-endian, as
+/// `objectGUID` holds it (`uuid::Uuid::to_bytes_le`). None for any other text.
+pub fn guid_text(text: &str) -> Option<[u8; 16]> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(t);
+    // Only the hyphenated form: 32 bare hex digits may be any hex-encoded value.
+    if t.len() != 36 {
+        return None;
+    }
+    uuid::Uuid::try_parse(t).ok().map(|u| u.to_bytes_le())
 }
 
 /// Text: no control characters but tab, line feed and carriage return.
@@ -761,6 +889,8 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
     // many attributes, values and classes came before it.
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut classes: HashSet<String> = HashSet::new();
+    // The ranges given of each ranged attribute (lower-cased name): line, range, name.
+    let mut ranges: BTreeMap<String, Vec<(usize, Range, String)>> = BTreeMap::new();
     for l in lines {
         let a = attr_line(l)?;
         if keyword(&a, "dn") {
@@ -777,6 +907,13 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
             continue;
         }
         let name = a.name.clone();
+        if let Some(r) = a.range {
+            let list = ranges.entry(name.to_lowercase()).or_default();
+            // Each value line repeats the description: one entry per range.
+            if !list.iter().any(|(_, x, _)| *x == r) {
+                list.push((l.no, r, name.clone()));
+            }
+        }
         let v = ldif_value(a, types).map_err(|m| (l.no, m))?;
         // Empty strings are no value.
         if matches!(&v, Value::Str(s) if s.is_empty()) {
@@ -793,11 +930,49 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
     if e.object_classes.is_empty() {
         return Err((dn_line, format!("`{}` has no objectClass", e.dn)));
     }
+    for list in ranges.values_mut() {
+        complete_ranges(list)?;
+    }
     // A value given twice is stored once (the first keeps its place).
     for (_, vs) in &mut e.attrs {
         dedup_values(vs);
     }
     Ok(e)
+}
+
+/// Checks that the ranges given of an attribute hold all its values: from 0, each range
+/// following the one before, the last open (`*`). Anything else is part of the values only
+/// (a client that did not fetch the rest), which must not be taken for all of them.
+fn complete_ranges(list: &mut [(usize, Range, String)]) -> LineResult<()> {
+    list.sort_by_key(|(_, r, _)| r.low);
+    let mut next = 0;
+    for (i, (no, r, name)) in list.iter().enumerate() {
+        let given = format!("{name};{r}");
+        let last = i + 1 == list.len();
+        if r.low != next || (r.high.is_none() && !last) {
+            return Err((
+                *no,
+                format!(
+                    "`{given}` does not follow the ranges before it: the values of `{name}` are given in overlapping or missing ranges"
+                ),
+            ));
+        }
+        match r.high {
+            Some(h) if last => {
+                return Err((
+                    *no,
+                    format!(
+                        "`{given}` holds only part of the values of `{name}` (Active Directory's ranged retrieval): the rest, from {}, is missing; give every range up to `range={}-*`",
+                        h + 1,
+                        h + 1
+                    ),
+                ));
+            }
+            Some(h) => next = h + 1,
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 fn modify(dn: String, lines: &[&LLine], types: &AttrTypes) -> LineResult<Record> {
@@ -821,10 +996,19 @@ fn modify(dn: String, lines: &[&LLine], types: &AttrTypes) -> LineResult<Record>
             }
         };
         let attr = raw_text(l.no, a)?.trim().to_string();
-        let attr = attr.split(';').next().unwrap_or_default().to_string();
         if attr.is_empty() {
             return Err((l.no, "no attribute name after the operation".into()));
         }
+        let d = description(&attr).map_err(|m| (l.no, m))?;
+        if d.range.is_some() {
+            return Err((
+                l.no,
+                format!(
+                    "`{attr}`: a range option names part of a value set, not an attribute to modify"
+                ),
+            ));
+        }
+        let attr = d.name;
         let mut values = Vec::new();
         i += 1;
         while i < lines.len() {
@@ -834,7 +1018,7 @@ fn modify(dn: String, lines: &[&LLine], types: &AttrTypes) -> LineResult<Record>
                 break;
             }
             let a = attr_line(l)?;
-            if !a.name.eq_ignore_ascii_case(&attr) {
+            if !a.name.eq_ignore_ascii_case(&attr) || a.range.is_some() {
                 return Err((
                     l.no,
                     format!(

@@ -13,6 +13,13 @@
 //! deletes. Objects of types the connector schema does not declare and that were never
 //! imported (organizational units, containers) are left out and counted, not rejected.
 //!
+//! A record that gives several values for an attribute the schema declares single-valued is
+//! a data validation error of its object (Entra's "Data Validation Failure"): no value is
+//! picked or dropped for it, the record is not staged (an object imported before keeps what
+//! it held and counts as seen, so it is not deleted; a new object is not added) and the error
+//! is reported with the object's DN ([`ImportReport::invalid`]). The read stays complete. A
+//! record whose anchor attribute has several values cannot name its object: it is rejected.
+//!
 //! A delete names the object by anchor, by DN or both (directories that track changes report
 //! deletes by GUID or entryUUID only); the anchor decides when both are given. A partial
 //! upsert ([`ImportChange::Partial`]) carries only the attributes that changed: the others
@@ -98,6 +105,10 @@ pub struct ImportReport {
     /// Objects left out because the connector schema does not declare their type (and they were
     /// never imported), counted by type.
     pub out_of_schema: BTreeMap<String, usize>,
+    /// Objects not staged because of a data validation error (several values of a
+    /// single-valued attribute): DN and reason. An object imported before keeps what it held
+    /// and is not deleted; the read stays complete.
+    pub invalid: Vec<(String, String)>,
 }
 
 /// What a read would do to the connector space, computed before it is staged.
@@ -130,6 +141,9 @@ enum Record {
     },
     /// Cannot be staged: the reason.
     Rejected(String),
+    /// Of a declared type with an anchor, but its values do not fit the schema (a data
+    /// validation error): not staged. The anchor names the object it stands for.
+    Invalid { anchor: Value, why: String },
     /// Of a type the connector schema does not declare, and not known to the connector space.
     OutOfSchema,
 }
@@ -206,10 +220,17 @@ fn classify(
     let tplan = &cplan.types[ty];
     let mut values = vec![Value::Null; tplan.len()];
     let mut given = partial.then(|| vec![false; tplan.len()].into_boxed_slice());
+    // Single-valued attributes given several values: (name, number of values).
+    let mut overfull: Vec<(&str, usize)> = Vec::new();
     for (name, v) in &obj.attrs {
         if let Some(s) = tplan.slot(name)
             && s != tplan.dn.unwrap_or(usize::MAX)
         {
+            if !tplan.kinds[s].1
+                && let Some(n) = several_values(v)
+            {
+                overfull.push((name, n));
+            }
             // Multi-valued attributes always hold collections.
             values[s] = crate::engine::flow::shape(v.clone(), tplan.kinds[s].1);
             if let Some(g) = given.as_mut() {
@@ -223,6 +244,14 @@ fn classify(
             g[s] = true;
         }
     }
+    if let Some((name, n)) = overfull
+        .iter()
+        .find(|(name, _)| tplan.anchor.is_some_and(|a| tplan.names[a] == **name))
+    {
+        return Record::Rejected(format!(
+            "the anchor attribute `{name}` has {n} values: the object cannot be identified"
+        ));
+    }
     let Some(anchor) = tplan
         .anchor
         .map(|s| values[s].clone())
@@ -234,6 +263,24 @@ fn classify(
             "the anchor attribute has no value".into()
         });
     };
+    if !overfull.is_empty() {
+        let why = match overfull.as_slice() {
+            [(name, n)] => format!(
+                "`{name}` is single-valued in the schema but has {n} values: the object is not imported until it has one"
+            ),
+            many => {
+                let list: Vec<String> = many
+                    .iter()
+                    .map(|(name, n)| format!("`{name}` ({n} values)"))
+                    .collect();
+                format!(
+                    "{} are single-valued in the schema: the object is not imported until each has one value",
+                    list.join(", ")
+                )
+            }
+        };
+        return Record::Invalid { anchor, why };
+    }
     if let Some(g) = &given {
         // The attributes a partial record does not give are the object's imported ones.
         let known = by_anchor(state, connector, &anchor)
@@ -261,6 +308,25 @@ fn classify(
         key,
         partial: given,
     }
+}
+
+/// The number of values of an imported value when it has two different values or more (empty
+/// strings are no value).
+fn several_values(v: &Value) -> Option<usize> {
+    let Value::Many(items) = v else {
+        return None;
+    };
+    let mut values = items
+        .iter()
+        .filter(|x| !x.is_null() && !matches!(x, Value::Str(s) if s.is_empty()));
+    let first = values.next()?;
+    let mut n = 1;
+    let mut differ = false;
+    for x in values {
+        n += 1;
+        differ |= x != first;
+    }
+    differ.then_some(n)
 }
 
 /// Fills the slots a partial record does not give with the stored values.
@@ -342,6 +408,8 @@ pub struct Read {
     unchanged: usize,
     /// Records that cannot be staged: DN and reason.
     rejected: Vec<(String, String)>,
+    /// Records not staged because of a data validation error: DN and reason.
+    invalid: Vec<(String, String)>,
     /// Records of undeclared types, by type.
     out_of_schema: BTreeMap<String, usize>,
 }
@@ -371,6 +439,7 @@ impl Read {
             objects: 0,
             unchanged: 0,
             rejected: Vec::new(),
+            invalid: Vec::new(),
             out_of_schema: BTreeMap::new(),
         }
     }
@@ -428,6 +497,14 @@ impl Read {
         };
         match classify(state, cplan, connector, &obj, partial) {
             Record::Rejected(why) => self.rejected.push((obj.dn, why)),
+            Record::Invalid { anchor, why } => {
+                // In the source, so not deleted; its object keeps what it held.
+                self.objects += 1;
+                if let Some(id) = by_anchor(state, connector, &anchor) {
+                    self.seen.insert(id);
+                }
+                self.invalid.push((obj.dn, why));
+            }
             Record::OutOfSchema => *self.out_of_schema.entry(obj.object_type).or_default() += 1,
             Record::Typed {
                 ty,
@@ -520,6 +597,7 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
         unchanged: read.unchanged,
         rejected: read.rejected,
         out_of_schema: read.out_of_schema,
+        invalid: read.invalid,
         ..ImportReport::default()
     };
     let mut seen = read.seen;
@@ -917,6 +995,71 @@ connector "ad" ad {
         assert!(r.rejected[1].1.contains("not imported before"), "{r:?}");
         assert_eq!(r.deletes, 0);
         assert_eq!(value(&plan, &state, 1, "title"), Value::from("T"));
+    }
+
+    #[test]
+    fn several_values_of_a_single_valued_attribute_hold_the_object() {
+        let plan = plan();
+        let mut state = imported(&plan, 3);
+        let two = |i: u8, attr: &str, a: &str, b: &str| {
+            let mut u = user(i, &[("department", "Moved")]);
+            u.attrs.push((
+                attr.into(),
+                Value::many(vec![Value::from(a), Value::from(b)]),
+            ));
+            u
+        };
+        // Users 0 and 1 (known) and 5 (new) each give two titles; user 2 is left out of the
+        // full read; a repeated value or an empty one is no second value.
+        let mut same = user(4, &[]);
+        same.attrs.push((
+            "title".into(),
+            Value::many(vec![Value::from("T"), Value::from(""), Value::from("T")]),
+        ));
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![
+                ImportChange::Upsert(two(0, "title", "Lead", "Engineer")),
+                ImportChange::Partial(two(1, "title", "Lead", "Engineer")),
+                ImportChange::Upsert(two(5, "title", "A", "B")),
+                ImportChange::Upsert(same),
+            ],
+            true,
+        );
+        assert_eq!(r.invalid.len(), 3, "{r:?}");
+        assert_eq!(r.invalid[0].0, dn(0));
+        assert_eq!(
+            r.invalid[0].1,
+            "`title` is single-valued in the schema but has 2 values: the object is not imported until it has one"
+        );
+        // Nothing of the held objects changed, no value was picked; they are not deleted
+        // (the read stays complete: user 2 is); the new one is not added.
+        assert!(r.rejected.is_empty(), "{r:?}");
+        assert_eq!((r.adds, r.updates, r.deletes), (1, 0, 1), "{r:?}");
+        for i in [0, 1] {
+            assert_eq!(value(&plan, &state, i, "title"), Value::from("T"));
+            assert_eq!(value(&plan, &state, i, "department"), Value::from("D"));
+            assert_eq!(pending(&state, i), None);
+        }
+        assert_eq!(pending(&state, 2), Some(PendingImport::Delete));
+        assert!(state.cs_by_dn(0, &dn(5)).is_none());
+        assert_eq!(value(&plan, &state, 4, "title"), Value::from("T"));
+
+        // Several anchors cannot name an object: rejected (and so no deletes).
+        let mut state = imported(&plan, 2);
+        let mut u = user(0, &[]);
+        u.attrs[0].1 = Value::many(vec![guid(0), guid(1)]);
+        let r = import(&mut state, &plan, 0, vec![ImportChange::Upsert(u)], true);
+        assert_eq!(r.rejected.len(), 1, "{r:?}");
+        assert!(
+            r.rejected[0]
+                .1
+                .contains("anchor attribute `objectGUID` has 2 values"),
+            "{r:?}"
+        );
+        assert_eq!(r.deletes, 0);
     }
 
     #[test]

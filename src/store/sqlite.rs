@@ -938,15 +938,13 @@ impl Store for SqliteStore {
             .optional()
             .map_err(err("reading the run history"))?
             .flatten();
-        let Some(run) = last else {
-            return Ok(Vec::new());
-        };
+        // The latest import of each connector: its objects held with data validation errors.
         let mut stmt = self
             .conn
-            .prepare("SELECT run, category, connector, dn, rule, code, message FROM sync_errors WHERE run = ?1")
+            .prepare("SELECT run, category, connector, dn, rule, code, message FROM sync_errors WHERE run = ?1 OR run IN (SELECT MAX(id) FROM runs WHERE step LIKE '%import' GROUP BY connector) ORDER BY run, rowid")
             .map_err(err("reading errors"))?;
         let rows = stmt
-            .query_map(params![run], |r| {
+            .query_map(params![last.unwrap_or(-1)], |r| {
                 Ok(ErrorRecord {
                     run: r.get(0)?,
                     category: r.get(1)?,

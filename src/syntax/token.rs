@@ -145,13 +145,15 @@ pub enum Tok {
     Num(i64),
     #[regex(r"&[Hh][0-9A-Fa-f]+", hex)]
     HexNum(i64),
-    #[regex(r"\[[A-Za-z_0-9][A-Za-z0-9_\-\.]*\]", inner)]
+    /// `[name]`; a name may carry LDAP attribute options (`[cn;lang-ja]`).
+    #[regex(r"\[[A-Za-z_0-9][A-Za-z0-9_\-\.;]*\]", inner)]
     Attr(String),
     #[regex(r"%[A-Za-z_][A-Za-z0-9_\.\-]*%", inner)]
     Param(String),
     #[regex(r"\$[A-Za-z_][A-Za-z0-9_]*", tail)]
     Var(String),
-    #[regex(r"[A-Za-z_][A-Za-z0-9_]*([\-\.][A-Za-z0-9_]+)*", |lex| lex.slice().to_string())]
+    /// Names; an attribute name may carry LDAP attribute options (`cn;lang-ja`).
+    #[regex(r"[A-Za-z_][A-Za-z0-9_]*([\-\.;][A-Za-z0-9_]+)*", |lex| lex.slice().to_string())]
     Ident(String),
 
     #[token("bundle")]
