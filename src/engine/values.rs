@@ -114,6 +114,20 @@ impl Values {
         out
     }
 
+    /// The values laid out densely for reading, in a buffer of the thread's that returns to it
+    /// when the [`Dense`] is dropped: only the slots that hold a value are written and reset,
+    /// so laying out an object costs its values, not its type's width.
+    pub fn dense(&self) -> Dense<'_> {
+        let mut buf = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        if buf.len() < self.width as usize {
+            buf.resize(self.width as usize, Value::Null);
+        }
+        for (s, v) in self.entries.iter() {
+            buf[*s as usize] = v.clone();
+        }
+        Dense { buf, src: self }
+    }
+
     /// Whether the two share one allocation (and so are equal).
     pub fn ptr_eq(a: &Values, b: &Values) -> bool {
         a.width == b.width && Arc::ptr_eq(&a.entries, &b.entries)
@@ -228,6 +242,35 @@ impl<'a> IntoIterator for &'a Values {
     }
 }
 
+thread_local! {
+    /// Dense buffers ready for [`Values::dense`], every slot `Value::Null`.
+    static POOL: std::cell::RefCell<Vec<Vec<Value>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An object's values laid out densely ([`Values::dense`]): a slice indexed by slot.
+pub struct Dense<'a> {
+    buf: Vec<Value>,
+    src: &'a Values,
+}
+
+impl std::ops::Deref for Dense<'_> {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        &self.buf[..self.src.len()]
+    }
+}
+
+impl Drop for Dense<'_> {
+    fn drop(&mut self) {
+        for (s, _) in self.src.entries.iter() {
+            self.buf[*s as usize] = Value::Null;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        // A thread that is ending has no pool to return to.
+        let _ = POOL.try_with(|p| p.borrow_mut().push(buf));
+    }
+}
+
 /// Every slot's value in slot order ([`Values::iter`]).
 pub struct Iter<'a> {
     slot: usize,
@@ -329,6 +372,23 @@ mod tests {
             Value::Null,
             "a clone that is set leaves the original as it was"
         );
+    }
+
+    #[test]
+    fn dense_layouts_reuse_clean_buffers() {
+        let wide = Values::from_dense(dense());
+        let narrow = Values::from_dense(vec![Value::Null, Value::Num(7)]);
+        {
+            let a = wide.dense();
+            let b = narrow.dense();
+            assert_eq!(&*a, &dense()[..]);
+            assert_eq!(&*b, &[Value::Null, Value::Num(7)][..]);
+        }
+        // The buffers came back cleared: a layout shows only its own values.
+        let empty = Values::new(5);
+        assert_eq!(&*empty.dense(), &vec![Value::Null; 5][..]);
+        assert_eq!(&*narrow.dense(), &[Value::Null, Value::Num(7)][..]);
+        assert_eq!(&*wide.dense(), &dense()[..]);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
     let (cc, tty) = (o.connector, o.object_type);
     let tplan = &v.plan.connectors[cc].types[tty];
     let m = &v.state.mv()[&mv];
-    let attrs = m.attrs.to_vec();
+    let attrs = m.attrs.dense();
     let obj = Object {
         attrs: &attrs,
         imported: &attrs,
@@ -208,7 +208,7 @@ pub(super) fn check_dn(
         return Ok(());
     };
     let names = &v.plan.metaverse[r.source_type].names;
-    let attrs = m.attrs.to_vec();
+    let attrs = m.attrs.dense();
     crate::engine::dnflow::check(
         f.dn_template.as_deref(),
         dn,

@@ -46,7 +46,7 @@ pub(super) fn scope_rules(
         answer
     };
     let mut rules = Vec::new();
-    let (current, imported) = (o.current.to_vec(), o.imported.to_vec());
+    let (current, imported) = (o.current.dense(), o.imported.dense());
     for &r in candidates {
         let rule = &v.plan.rules[r];
         match v.in_scope(ctxs, rule, &current, &imported, &member_of) {

@@ -60,7 +60,7 @@ pub(super) fn step(v: &View, ctxs: &mut [Ctx], mv: MvId, cc: ConnIdx) -> Option<
     let all = v.plan.outbound.get(&(cc, m.object_type))?;
     let mut log = Log::default();
     let mut rules = Vec::new();
-    let attrs = m.attrs.to_vec();
+    let attrs = m.attrs.dense();
     for &r in all {
         let rule = &v.plan.rules[r];
         match v.in_scope(ctxs, rule, &attrs, &attrs, &|_| false) {
@@ -226,7 +226,7 @@ impl Run<'_> {
         let Some(f) = r.flows.iter().find(|f| f.target == "dn") else {
             return Ok(None);
         };
-        let attrs = v.state.mv()[&mv].attrs.to_vec();
+        let attrs = v.state.mv()[&mv].attrs.dense();
         let obj = Object {
             attrs: &attrs,
             imported: &attrs,
@@ -254,6 +254,7 @@ impl Run<'_> {
             }
             FlowOutcome::Skipped | FlowOutcome::Failed => Err(()),
         };
+        drop(attrs);
         self.flush(log);
         result
     }

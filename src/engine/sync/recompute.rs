@@ -16,6 +16,7 @@ use super::trace::short;
 use crate::engine::compile::{ConnIdx, RuleIdx};
 use crate::engine::flow::{self, Outcome};
 use crate::engine::model::{CsId, Link, MvId, Values};
+use crate::engine::values::Dense;
 use crate::eval::Ctx;
 use crate::eval::interp::Object;
 use crate::ir::MergeType;
@@ -150,12 +151,12 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
     }
     contributions.sort_by_key(|c| (c.0, c.1));
     // The linked objects' values laid out for the evaluators, once per object.
-    let dense: Vec<(CsId, Vec<Value>, Vec<Value>)> = links
+    let dense: Vec<(CsId, Dense, Dense)> = links
         .iter()
         .filter(|&&c| contributions.iter().any(|x| x.2 == c))
         .map(|&c| {
             let o = &v.state.cs()[c as usize];
-            (c, o.current.to_vec(), o.imported.to_vec())
+            (c, o.current.dense(), o.imported.dense())
         })
         .collect();
     let tplan = &v.plan.metaverse[ty];
