@@ -236,6 +236,15 @@ pub fn format(file: FileId, text: &str) -> Result<String, FormatError> {
     Ok(out)
 }
 
+/// Whether two texts both parse without errors to the same syntax tree with the same comments
+/// (what [`format`] proves of its output). The language server checks partial formatting
+/// with it.
+pub fn equivalent(file: FileId, a: &str, b: &str) -> bool {
+    let (pa, da) = parse(file, a);
+    let (pb, db) = parse(file, b);
+    da.is_empty() && db.is_empty() && shape(&pa) == shape(&pb)
+}
+
 /// The span-free shape of a parsed file: its tree dump and its comments.
 fn shape(p: &Parsed) -> (Vec<String>, Vec<String>) {
     let tree = dump::file(&p.file)
