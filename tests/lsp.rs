@@ -678,6 +678,9 @@ fn completion_offers_what_fits_the_context() {
         l.contains(&"ISNOTBITSET".to_string()) && l.contains(&"NOTEQUAL".to_string()),
         "{l:?}"
     );
+    // Nothing in a comment.
+    let at = find(&text, "# Added: the binary", 0, 9);
+    assert!(c.completion(&u, at).is_empty());
     // After `link`: the link types.
     let at = find(&text, "link provision", 0, 5);
     let l = labels(&c.completion(&u, at))

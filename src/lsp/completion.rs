@@ -88,6 +88,14 @@ pub fn completion(a: &Analysis, file: FileId, offset: usize, opts: Options) -> V
     let replace = a.range(file, &(start..offset));
     let next = bytes.get(offset).copied();
     let lexed = lexer::tokenize(text);
+    // Nothing to complete in a comment.
+    if lexed
+        .comments
+        .iter()
+        .any(|c| c.span.start < offset && offset <= c.span.end)
+    {
+        return Vec::new();
+    }
     let toks: Vec<(usize, Tok, usize)> = lexed.tokens;
     let before = toks.iter().take_while(|(s, _, _)| *s < start).count();
     // A string being written (`connector "con`): the lexer's string token holds the cursor.
