@@ -565,6 +565,24 @@ fn hover_explains_functions_attributes_parameters_and_rules() {
     let at = find(&text, "link join", 0, 6);
     let s = hover_text(c.hover(&u, at));
     assert!(s.contains("Link `join`"), "{s}");
+
+    // Object types, connectors and constants.
+    let at = find(&text, "target person", 0, 8);
+    let s = hover_text(c.hover(&u, at));
+    assert!(s.starts_with("```idf\nobject person\n```"), "{s}");
+    assert!(s.contains("Object type of the metaverse with"), "{s}");
+    let at = find(&text, "connector \"contoso.com\"", 0, 12);
+    let s = hover_text(c.hover(&u, at));
+    assert!(
+        s.starts_with("```idf\nconnector \"contoso.com\" ad\n```"),
+        "{s}"
+    );
+    assert!(s.contains("%Domain.FQDN%"), "{s}");
+    let at = find(&text, "<- True", 0, 4);
+    let s = hover_text(c.hover(&u, at));
+    assert_eq!(s, "```idf\nTrue\n```\n\nA boolean constant.\n");
+    // Nothing under a keyword.
+    assert!(c.hover(&u, find(&text, "  scope {", 0, 3)).is_none());
     c.shutdown();
 }
 
@@ -676,6 +694,35 @@ fn completion_offers_what_fits_the_context() {
         .collect::<Vec<_>>();
     assert!(
         l.contains(&"ISNOTBITSET".to_string()) && l.contains(&"NOTEQUAL".to_string()),
+        "{l:?}"
+    );
+    // In a scope block: the source attributes at the start of a clause.
+    let at = find(&text, "    adminDescription       NOTSTARTSWITH", 0, 4);
+    let l = labels(&c.completion(&u, at))
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        l.contains(&"adminDescription".to_string()) && l.contains(&"sAMAccountName".to_string()),
+        "{l:?}"
+    );
+    assert!(!l.contains(&"NOTEQUAL".to_string()), "{l:?}");
+    // In a join block: after `=`, the target type's attributes.
+    let at = find(&text, "= sourceAnchorBinary", 0, 2);
+    let l = labels(&c.completion(&u, at))
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    assert!(l.contains(&"sourceAnchorBinary".to_string()), "{l:?}");
+    assert!(!l.contains(&"objectGUID".to_string()), "{l:?}");
+    // After `source`: the connector's object types.
+    let at = find(&text, "source user", 0, 7);
+    let l = labels(&c.completion(&u, at))
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        l.contains(&"user".to_string()) && l.contains(&"group".to_string()),
         "{l:?}"
     );
     // Nothing in a comment.
@@ -1036,4 +1083,47 @@ fn a_file_outside_any_bundle_is_checked_alone() {
     let _ = c.request_raw(req::Shutdown::METHOD, Value::Null);
     assert_eq!(c.diagnostics.get(&u).map(Vec::len), Some(0));
     c.notify::<note::Exit>(());
+}
+
+#[test]
+fn disk_changes_and_closing_a_document() {
+    let rules = "inbound rule \"r\" {\n  connector \"hr\"\n  source worker\n  target person\n  link provision\n  precedence 1\n  flow displayName <- [name]\n}\n";
+    let dir = scratch("disk", &[("bundle.idf", SCHEMA), ("rules.idf", rules)]);
+    let mut c = Client::start();
+    let (u, text) = c.open(&dir.join("rules.idf"));
+    c.wait_for(&u, |d| d.is_empty());
+    // An unsaved edit with an error, then the document is closed: the text on disk counts again.
+    c.edit(&u, range_of(&text, "[name]", 0), "[nmae]");
+    c.wait_for(&u, |d| codes(d) == ["E0201"]);
+    c.notify::<note::DidCloseTextDocument>(DidCloseTextDocumentParams {
+        text_document: TextDocumentIdentifier::new(u.clone()),
+    });
+    c.wait_for(&u, |d| d.is_empty());
+    // A file created on disk and reported by the editor joins the bundle.
+    let added = dir.join("more/other.idf");
+    std::fs::create_dir_all(added.parent().unwrap()).unwrap();
+    std::fs::write(
+        &added,
+        rules
+            .replace("\"r\"", "\"r2\"")
+            .replace("[name]", "[id] & [nom]"),
+    )
+    .unwrap();
+    c.notify::<note::DidChangeWatchedFiles>(DidChangeWatchedFilesParams {
+        changes: vec![FileEvent::new(uri(&added), FileChangeType::CREATED)],
+    });
+    let d = c.wait_for(&uri(&added), |d| !d.is_empty());
+    assert_eq!(codes(&d), ["E0201"]);
+    assert_eq!(
+        d[0].range,
+        Range::new(Position::new(6, 29), Position::new(6, 34))
+    );
+    // Deleted again: its diagnostics are cleared.
+    std::fs::remove_file(&added).unwrap();
+    c.notify::<note::DidChangeWatchedFiles>(DidChangeWatchedFilesParams {
+        changes: vec![FileEvent::new(uri(&added), FileChangeType::DELETED)],
+    });
+    c.wait_for(&uri(&added), |d| d.is_empty());
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
 }
