@@ -520,8 +520,7 @@ impl Context {
         for (i, (_, t, _)) in before.iter().enumerate() {
             match t {
                 Tok::LBrace => {
-                    let head: Vec<&Tok> = before[item_start..i].iter().map(|(_, t, _)| t).collect();
-                    let block = classify(&head, &before[item_start..i], stack.last());
+                    let block = classify(&before[item_start..i], stack.last());
                     let block = match block {
                         Block::Rule(_) => Block::Rule(i),
                         b => b,
@@ -636,8 +635,8 @@ fn is_item_keyword(t: &Tok, block: Option<&Block>) -> bool {
 }
 
 /// The kind of block a `{` opens, from the tokens of its item.
-fn classify(head: &[&Tok], toks: &[(usize, Tok, usize)], outer: Option<&Block>) -> Block {
-    let first = head.first().copied();
+fn classify(toks: &[(usize, Tok, usize)], outer: Option<&Block>) -> Block {
+    let first = toks.first().map(|(_, t, _)| t);
     match (outer, first) {
         (None, Some(Tok::KwInbound | Tok::KwOutbound)) => Block::Rule(0),
         (None, Some(Tok::KwMetaverse)) => Block::Metaverse,
