@@ -194,8 +194,12 @@ impl Server {
                 Some(Message::Response(_)) => {}
                 None => {}
             }
-            for key in self.ws.due(Instant::now()) {
-                self.analysis(&key);
+            // A burst of messages (several documents opened at once) is handled before the
+            // re-check it makes due.
+            if self.connection.receiver.is_empty() {
+                for key in self.ws.due(Instant::now()) {
+                    self.analysis(&key);
+                }
             }
         }
     }
