@@ -38,6 +38,7 @@ pub mod frontend;
 pub mod r#gen;
 pub mod import;
 pub mod ir;
+pub mod lsp;
 pub mod runner;
 pub mod sema;
 pub mod source;

@@ -63,6 +63,42 @@ fn idempotent_over_the_repository() {
     assert!(count > 20, "too few files formatted: {count}");
 }
 
+/// Wrapping is stable at any width: formatting the output again changes nothing, and the
+/// result means the same (`format` proves that itself).
+#[test]
+fn idempotent_at_every_width() {
+    let mut paths = idf_files_under(&root().join("rules"));
+    paths.extend(idf_files_under(&root().join("tests/fixtures/fmt")));
+    for width in [40, 60, 80, 100, 140] {
+        for path in &paths {
+            let text = std::fs::read_to_string(path).unwrap();
+            let once = syntax::format_width(FileId(0), &text, width)
+                .unwrap_or_else(|e| panic!("{} at {width}: {e:?}", path.display()));
+            let twice = syntax::format_width(FileId(0), &once, width).unwrap();
+            assert_eq!(once, twice, "{} at width {width}", path.display());
+        }
+    }
+}
+
+/// Lines are at most the width, except where one token (or a flow's head) is longer.
+#[test]
+fn wrapped_lines_fit_the_width() {
+    for path in idf_files_under(&root().join("rules")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let out = syntax::format_width(FileId(0), &text, 80).unwrap();
+        for line in out.lines() {
+            let n = line.chars().count();
+            let unbreakable =
+                !line.contains(", ") && !line.contains(" & ") && !line.contains(" || ");
+            assert!(
+                n <= 80 || unbreakable || line.trim_start().starts_with('#'),
+                "{}: {n} characters: {line}",
+                path.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn shipped_bundles_are_formatted() {
     for path in idf_files_under(&root().join("rules")) {

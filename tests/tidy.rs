@@ -145,6 +145,10 @@ const MAY_USE: &[(&str, &[&str])] = &[
         ],
     ),
     ("frontend", &["diag", "sema", "source", "syntax"]),
+    (
+        "lsp",
+        &["diag", "frontend", "sema", "source", "stdlib", "syntax"],
+    ),
     ("ir", &["builtins", "source", "value"]),
     ("builtins", &["value"]),
     (

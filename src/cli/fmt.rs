@@ -22,11 +22,18 @@ pub struct Args {
     /// Rewrite the files in place.
     #[arg(long)]
     write: bool,
+    /// Wrap expressions at this line width (in characters; at least 40).
+    #[arg(long, default_value_t = syntax::printer::DEFAULT_WIDTH)]
+    width: usize,
 }
 
 pub fn run(args: Args) -> u8 {
+    if args.width < 40 {
+        eprintln!("error: --width {}: the width is at least 40", args.width);
+        return USAGE;
+    }
     if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
-        return stdin();
+        return stdin(args.width);
     }
     let files = match crate::source::collect_idf_files(&args.paths) {
         Ok(f) => f,
@@ -52,7 +59,7 @@ pub fn run(args: Args) -> u8 {
         };
         let mut map = SourceMap::new();
         let id = map.add(path.display().to_string(), text.clone());
-        let out = match syntax::format(id, &text) {
+        let out = match syntax::format_width(id, &text, args.width) {
             Ok(out) => out,
             Err(FormatError::Syntax(diags)) => {
                 for d in &diags {
@@ -90,7 +97,7 @@ pub fn run(args: Args) -> u8 {
     code
 }
 
-fn stdin() -> u8 {
+fn stdin(width: usize) -> u8 {
     let mut text = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut text) {
         eprintln!("error: stdin: {e}");
@@ -98,7 +105,7 @@ fn stdin() -> u8 {
     }
     let mut map = SourceMap::new();
     let id = map.add("<stdin>", text.clone());
-    match syntax::format(id, &text) {
+    match syntax::format_width(id, &text, width) {
         Ok(out) => {
             out!("{out}");
             OK

@@ -30,6 +30,7 @@ mod fmt;
 mod functions;
 mod r#gen;
 mod import;
+mod lsp;
 mod parse;
 mod preview;
 mod run;
@@ -62,6 +63,8 @@ enum Command {
     Import(import::Args),
     /// Explain a diagnostic code.
     Explain(explain::Args),
+    /// Run the language server (for editors) on stdin and stdout.
+    Lsp(lsp::Args),
     /// Run a sync cycle or one run profile against the deployment in idflow.toml.
     Run(run::Args),
     /// Look into the stored state: pending exports, objects, errors, run history.
@@ -186,6 +189,7 @@ pub fn main() -> ExitCode {
         Command::Gen(a) => r#gen::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Import(a) => import::run(a),
+        Command::Lsp(a) => lsp::run(a),
         Command::Parse(a) => parse::run(a),
         Command::Preview(a) => preview::run(a),
         Command::Run(a) => run::run(a),

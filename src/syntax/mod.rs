@@ -213,14 +213,20 @@ pub enum FormatError {
     Unstable(String),
 }
 
-/// Formats one file's text canonically, and proves the result re-parses to the same syntax tree
-/// with the same comments before returning it.
+/// Formats one file's text canonically (expressions wrapped at
+/// [`printer::DEFAULT_WIDTH`]), and proves the result re-parses to the same syntax tree with the
+/// same comments before returning it.
 pub fn format(file: FileId, text: &str) -> Result<String, FormatError> {
+    format_width(file, text, printer::DEFAULT_WIDTH)
+}
+
+/// [`format`] with expressions wrapped at `width` characters.
+pub fn format_width(file: FileId, text: &str, width: usize) -> Result<String, FormatError> {
     let (parsed, diags) = parse(file, text);
     if !diags.is_empty() {
         return Err(FormatError::Syntax(diags));
     }
-    let out = printer::print(&parsed, text);
+    let out = printer::print_width(&parsed, text, width);
     let (again, diags) = parse(file, &out);
     if !diags.is_empty() {
         return Err(FormatError::Unstable(format!(
@@ -234,6 +240,15 @@ pub fn format(file: FileId, text: &str) -> Result<String, FormatError> {
         ));
     }
     Ok(out)
+}
+
+/// Whether two texts both parse without errors to the same syntax tree with the same comments
+/// (what [`format`] proves of its output). The language server checks partial formatting
+/// with it.
+pub fn equivalent(file: FileId, a: &str, b: &str) -> bool {
+    let (pa, da) = parse(file, a);
+    let (pb, db) = parse(file, b);
+    da.is_empty() && db.is_empty() && shape(&pa) == shape(&pb)
 }
 
 /// The span-free shape of a parsed file: its tree dump and its comments.

@@ -4,6 +4,21 @@
 //! text. Every comment is kept: a comment on the line of an item stays at its end, any other
 //! comment is printed on its own line before the next item. Single blank lines between items of
 //! a block are kept; top-level items are separated by one blank line. Printing is idempotent.
+//!
+//! Expressions (flows and scope expressions) are printed on one line when the line fits in the
+//! width (100 characters by default) and holds no comment. Otherwise they are broken, outside
+//! in, and each part that fits on its line stays whole:
+//!
+//! - a call puts each argument on a line of its own, one level deeper than the line the call
+//!   starts on, with the comma after it, and the closing parenthesis on a line of its own at
+//!   the call's level;
+//! - a chain of operators of one binding level (`a || b || c`, `x & y & z`) puts each operator
+//!   with its right operand on a line of its own, one level deeper;
+//! - parentheses put their content on lines of their own, one level deeper.
+//!
+//! A comment inside a broken expression stays where it was written: at the end of the line of
+//! the part before it, or on a line of its own before the part after it. Comments before the
+//! expression (between `flow` and the expression) are printed above the item.
 
 use super::Parsed;
 use super::ast::*;
@@ -12,13 +27,23 @@ use super::token::escape;
 
 const INDENT: &str = "  ";
 
-/// Formats a parsed file.
+/// The line width long expressions are wrapped at, unless told otherwise.
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// Formats a parsed file at the default width.
 pub fn print(parsed: &Parsed, src: &str) -> String {
+    print_width(parsed, src, DEFAULT_WIDTH)
+}
+
+/// Formats a parsed file, wrapping expressions at `width` characters.
+pub fn print_width(parsed: &Parsed, src: &str, width: usize) -> String {
     let mut p = Printer {
         out: String::new(),
         comments: &parsed.comments,
         next: 0,
         src,
+        width,
+        expr_end: 0,
     };
     let mut prev_end: Option<usize> = None;
     for item in &parsed.file.items {
@@ -46,6 +71,9 @@ struct Printer<'a> {
     comments: &'a [Comment],
     next: usize,
     src: &'a str,
+    width: usize,
+    /// In a broken expression: where the last printed part ends in the source.
+    expr_end: usize,
 }
 
 impl Printer<'_> {
@@ -149,7 +177,11 @@ impl Printer<'_> {
         let mut prev: Option<usize> = None;
         for it in items {
             let s = span(it);
-            let until = if it.one_line() { s.end } else { s.start };
+            let until = match it.keeps_comments_from() {
+                Some(at) => at,
+                None if it.one_line() => s.end,
+                None => s.start,
+            };
             self.leading_until(s.start, until, depth + 1, prev);
             print(self, it);
             self.trailing(s.end);
@@ -317,7 +349,10 @@ impl Printer<'_> {
                                 }
                                 None => format!("{:aw$} {}", attr.name, operator(&op.name)),
                             },
-                            ScopeClause::Expr(e, _) => format!("({})", expr(e)),
+                            ScopeClause::Expr(e, span) => {
+                                p.wrapped(d + 1, "(", e, ")", span.end);
+                                return;
+                            }
                         };
                         p.line(d + 1, &text);
                     },
@@ -341,15 +376,165 @@ impl Printer<'_> {
                 );
             }
             RuleItem::Flow(f) => {
-                let mut text = format!("flow {:flow_width$} <- {}", f.target.name, expr(&f.expr));
+                let head = format!("flow {:flow_width$} <- ", f.target.name);
+                let mut tail = String::new();
                 if f.merge != MergeType::Update {
-                    text.push(' ');
-                    text.push_str(f.merge.as_str());
+                    tail.push(' ');
+                    tail.push_str(f.merge.as_str());
                 }
                 if f.once {
-                    text.push_str(" once");
+                    tail.push_str(" once");
                 }
-                self.line(d, &text);
+                self.wrapped(d, &head, &f.expr, &tail, f.span.end);
+            }
+        }
+    }
+
+    /// Prints `head`, the expression and `tail` at `depth`: on one line when it fits and holds
+    /// no comment, else broken as the module documentation describes. `end` is where the
+    /// item ends in the source: a comment between the expression and it puts `tail` on a line
+    /// of its own.
+    fn wrapped(&mut self, depth: usize, head: &str, e: &Expr, tail: &str, end: usize) {
+        for _ in 0..depth {
+            self.out.push_str(INDENT);
+        }
+        self.out.push_str(head);
+        self.expr_end = e.span.start;
+        self.layout(e, depth, tail.chars().count());
+        let after = e.span.end..end;
+        if self.comments[self.next..]
+            .first()
+            .is_some_and(|c| c.span.start >= after.start && c.span.start < after.end)
+        {
+            // A closing parenthesis lines up with its line; a flow's `merge` or `once` is a
+            // continuation.
+            let tail_depth = if tail.starts_with(' ') {
+                depth + 1
+            } else {
+                depth
+            };
+            self.break_line(tail_depth, end.saturating_sub(1));
+            self.out.push_str(tail.trim_start());
+        } else {
+            self.out.push_str(tail);
+        }
+        self.out.push('\n');
+    }
+
+    /// The column (in characters) where the next character of the current line goes.
+    fn column(&self) -> usize {
+        let line = self.out.rsplit('\n').next().unwrap_or("");
+        line.chars().count()
+    }
+
+    /// Whether a comment not yet printed lies inside `span`.
+    fn comment_inside(&self, span: &std::ops::Range<usize>) -> bool {
+        self.comments[self.next..]
+            .first()
+            .is_some_and(|c| c.span.start > span.start && c.span.start < span.end)
+    }
+
+    /// Ends the current line of a broken expression and starts the next at `depth`. The
+    /// comments before `next` (a source position) are printed first: one that was on the line
+    /// of the part just printed stays at its end, the others get lines of their own.
+    fn break_line(&mut self, depth: usize, next: usize) {
+        while let Some(c) = self.comments.get(self.next) {
+            if c.span.start >= next {
+                break;
+            }
+            let gap = self
+                .src
+                .get(self.expr_end.min(c.span.start)..c.span.start)
+                .unwrap_or("\n");
+            if gap.contains('\n') || self.out.ends_with('\n') {
+                if !self.out.ends_with('\n') {
+                    self.out.push('\n');
+                }
+                for _ in 0..depth {
+                    self.out.push_str(INDENT);
+                }
+            } else {
+                self.out.push(' ');
+            }
+            self.out.push_str(&c.text);
+            self.out.push('\n');
+            self.expr_end = c.span.end;
+            self.next += 1;
+        }
+        if !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+        for _ in 0..depth {
+            self.out.push_str(INDENT);
+        }
+    }
+
+    /// Prints an expression from the current column; `depth` is the level of the line it
+    /// starts on and `tail` the number of characters that will follow it on its last line.
+    fn layout(&mut self, e: &Expr, depth: usize, tail: usize) {
+        let flat = expr(e);
+        let fits = self.column() + flat.chars().count() + tail <= self.width;
+        if fits && !self.comment_inside(&e.span) {
+            self.out.push_str(&flat);
+            self.expr_end = e.span.end;
+            return;
+        }
+        match &e.kind {
+            ExprKind::Call { name, args } if !args.is_empty() => {
+                self.out.push_str(&name.name);
+                self.out.push('(');
+                self.expr_end = name.span.end;
+                for (i, a) in args.iter().enumerate() {
+                    let last = i + 1 == args.len();
+                    self.break_line(depth + 1, a.span.start);
+                    self.layout(a, depth + 1, usize::from(!last));
+                    if !last {
+                        self.out.push(',');
+                    }
+                }
+                self.break_line(depth, e.span.end - 1);
+                self.out.push(')');
+                self.expr_end = e.span.end;
+            }
+            ExprKind::Binary { op, .. } => {
+                // The chain of operators of this binding level along the left side.
+                let level = op.level();
+                let mut rest: Vec<(BinOp, &Expr)> = Vec::new();
+                let mut first = e;
+                while let ExprKind::Binary { op, lhs, rhs } = &first.kind {
+                    if op.level() != level {
+                        break;
+                    }
+                    rest.push((*op, rhs));
+                    first = lhs;
+                }
+                rest.reverse();
+                self.layout(first, depth, 0);
+                let n = rest.len();
+                for (i, (op, operand)) in rest.into_iter().enumerate() {
+                    self.break_line(depth + 1, operand.span.start);
+                    self.out.push_str(op.as_str());
+                    self.out.push(' ');
+                    let t = if i + 1 == n { tail } else { 0 };
+                    self.layout(operand, depth + 1, t);
+                }
+            }
+            ExprKind::Paren(inner) => {
+                self.out.push('(');
+                self.expr_end = e.span.start + 1;
+                self.break_line(depth + 1, inner.span.start);
+                self.layout(inner, depth + 1, 0);
+                self.break_line(depth, e.span.end - 1);
+                self.out.push(')');
+                self.expr_end = e.span.end;
+            }
+            ExprKind::Neg(x) => {
+                self.out.push('-');
+                self.layout(x, depth, tail);
+            }
+            _ => {
+                self.out.push_str(&flat);
+                self.expr_end = e.span.end;
             }
         }
     }
@@ -464,6 +649,12 @@ impl Printer<'_> {
 /// Whether an item prints on one line (its inner comments are hoisted above it).
 trait Layout {
     fn one_line(&self) -> bool;
+
+    /// Where the item's own printing starts placing the comments inside it (those before are
+    /// hoisted above it): the start of a flow's or scope clause's expression.
+    fn keeps_comments_from(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl Layout for ObjectType {
@@ -488,11 +679,25 @@ impl Layout for RuleItem {
     fn one_line(&self) -> bool {
         !matches!(self, RuleItem::Scope(_) | RuleItem::Join(_))
     }
+
+    fn keeps_comments_from(&self) -> Option<usize> {
+        match self {
+            RuleItem::Flow(f) => Some(f.expr.span.start),
+            _ => None,
+        }
+    }
 }
 
 impl Layout for ScopeClause {
     fn one_line(&self) -> bool {
         true
+    }
+
+    fn keeps_comments_from(&self) -> Option<usize> {
+        match self {
+            ScopeClause::Expr(e, _) => Some(e.span.start),
+            ScopeClause::Compare { .. } => None,
+        }
     }
 }
 
