@@ -30,12 +30,13 @@
 //! of the seed), `DELTA_SYNC_TRACE=1` (print both dumps after every step; with
 //! `-- --nocapture`).
 
+mod common;
+
 use idflow::engine::Engine;
 use idflow::engine::import::{ImportChange, ImportObject};
 use idflow::engine::model::ExportOp;
 use idflow::engine::sync::{Mode, SyncReport};
 use idflow::sema::Bundle;
-use idflow::source::SourceMap;
 use idflow::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -222,17 +223,7 @@ fn bundle(outbound_refs: bool) -> Bundle {
             text.replace_range(at..at + flow.len() - 1, "");
         }
     }
-    let mut map = SourceMap::new();
-    map.add("delta-sync.idf", text);
-    let checked = idflow::frontend::check(&map);
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| format!("{}: {}", d.code, d.message))
-        .collect();
-    assert!(errors.is_empty(), "the test bundle has errors: {errors:#?}");
-    checked.bundle
+    common::bundle("delta-sync.idf", &text)
 }
 
 fn engine(bundle: &Bundle) -> Engine {
@@ -1798,11 +1789,7 @@ outbound rule "Out to AD - x500" {
   flow proxyAddresses <- IIF(IsNullOrEmpty([legacy]), NULL, "x500:" & [legacy]) merge-case-insensitive
 }
 "#;
-    let mut map = SourceMap::new();
-    map.add("merge.idf", text);
-    let checked = idflow::frontend::check(&map);
-    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let mut e = engine(&checked.bundle);
+    let mut e = engine(&common::bundle("merge.idf", text));
     let user = |legacy: Option<&str>| {
         let mut attrs = vec![
             ("id".to_string(), Value::from("1")),
@@ -2005,58 +1992,47 @@ fn bug_delta_misses_a_new_target_object_holding_a_unique_value() {
 /// The test bundle, with flows that draw random values (`Guid`, `RandomNum`): seeded per
 /// object, so they do not depend on the thread that computes them.
 fn random_bundle() -> Bundle {
+    edited(
+        "delta-sync-random.idf",
+        &[
+            (
+                "  flow mail           <- [mail]\n  flow proxyAddresses <- [proxyAddresses]",
+                "  flow mail           <- IIF(IsPresent([mail]), [mail], \"r\" & RandomNum(1, 1000000) & \"@contoso.com\")\n  flow proxyAddresses <- [proxyAddresses]",
+            ),
+            (
+                "  flow title          <- [title]\n  flow mail           <- [mail]",
+                "  flow title          <- IIF(IsPresent([title]), [title], \"t-\" & Guid())\n  flow mail           <- [mail]",
+            ),
+        ],
+    )
+}
+
+/// The test bundle with `edits` made, each replacing text the bundle must have.
+fn edited(name: &str, edits: &[(&str, &str)]) -> Bundle {
     let mut text = BUNDLE.to_string();
-    for (from, to) in [
-        (
-            "  flow mail           <- [mail]\n  flow proxyAddresses <- [proxyAddresses]",
-            "  flow mail           <- IIF(IsPresent([mail]), [mail], \"r\" & RandomNum(1, 1000000) & \"@contoso.com\")\n  flow proxyAddresses <- [proxyAddresses]",
-        ),
-        (
-            "  flow title          <- [title]\n  flow mail           <- [mail]",
-            "  flow title          <- IIF(IsPresent([title]), [title], \"t-\" & Guid())\n  flow mail           <- [mail]",
-        ),
-    ] {
+    for (from, to) in edits {
         assert!(text.contains(from), "the bundle has `{from}`");
         text = text.replacen(from, to, 1);
     }
-    let mut map = SourceMap::new();
-    map.add("delta-sync-random.idf", text);
-    let checked = idflow::frontend::check(&map);
-    assert!(!checked.has_errors(), "the random bundle has errors");
-    checked.bundle
+    common::bundle(name, &text)
 }
 
 /// The test bundle, with flows that fail for some values (inbound from HR, outbound to the
 /// cloud): objects in error, errors in the reports.
 fn failing_bundle() -> Bundle {
-    let mut text = BUNDLE.to_string();
-    for (from, to) in [
-        (
-            "  flow title      <- [title]",
-            "  flow title      <- IIF([title] = \"Manager\", Error(\"managers are kept in HR\"), [title])",
-        ),
-        (
-            "  flow department     <- [department]\n  flow title          <- [title]",
-            "  flow department     <- IIF([department] = \"contractors\", Error(\"no contractors\"), [department])\n  flow title          <- [title]",
-        ),
-    ] {
-        assert!(text.contains(from), "the bundle has `{from}`");
-        text = text.replacen(from, to, 1);
-    }
-    let mut map = SourceMap::new();
-    map.add("delta-sync-failing.idf", text);
-    let checked = idflow::frontend::check(&map);
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| format!("{}: {}", d.code, d.message))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "the failing bundle has errors: {errors:#?}"
-    );
-    checked.bundle
+    edited(
+        "delta-sync-failing.idf",
+        &[
+            (
+                "  flow title      <- [title]",
+                "  flow title      <- IIF([title] = \"Manager\", Error(\"managers are kept in HR\"), [title])",
+            ),
+            (
+                "  flow department     <- [department]\n  flow title          <- [title]",
+                "  flow department     <- IIF([department] = \"contractors\", Error(\"no contractors\"), [department])\n  flow title          <- [title]",
+            ),
+        ],
+    )
 }
 
 fn engine_with_threads(bundle: &Bundle, threads: usize) -> Engine {

@@ -590,6 +590,10 @@ fn labels(items: &[CompletionItem]) -> Vec<&str> {
     items.iter().map(|i| i.label.as_str()).collect()
 }
 
+fn owned_labels(items: &[CompletionItem]) -> Vec<String> {
+    items.iter().map(|i| i.label.clone()).collect()
+}
+
 #[test]
 fn completion_offers_what_fits_the_context() {
     let mut c = Client::start();
@@ -670,38 +674,26 @@ fn completion_offers_what_fits_the_context() {
 
     // After `%`: the parameters in scope.
     let at = find(&text, "%Domain.FQDN%", 0, 1);
-    let l = labels(&c.completion(&u, at))
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+    let l = owned_labels(&c.completion(&u, at));
     for p in ["Domain.FQDN", "Forest.Netbios", "Connector.ID"] {
         assert!(l.contains(&p.to_string()), "{p} in {l:?}");
     }
 
     // Keywords at the start of a rule item, scope operators after a scope attribute.
     let at = find(&text, "  precedence 102", 0, 2);
-    let l = labels(&c.completion(&u, at))
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+    let l = owned_labels(&c.completion(&u, at));
     for k in ["flow", "scope", "join", "precedence", "link"] {
         assert!(l.contains(&k.to_string()), "{k} in {l:?}");
     }
     let at = find(&text, "NOTEQUAL", 0, 0);
-    let l = labels(&c.completion(&u, at))
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+    let l = owned_labels(&c.completion(&u, at));
     assert!(
         l.contains(&"ISNOTBITSET".to_string()) && l.contains(&"NOTEQUAL".to_string()),
         "{l:?}"
     );
     // In a scope block: the source attributes at the start of a clause.
     let at = find(&text, "    adminDescription       NOTSTARTSWITH", 0, 4);
-    let l = labels(&c.completion(&u, at))
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+    let l = owned_labels(&c.completion(&u, at));
     assert!(
         l.contains(&"adminDescription".to_string()) && l.contains(&"sAMAccountName".to_string()),
         "{l:?}"
@@ -709,18 +701,12 @@ fn completion_offers_what_fits_the_context() {
     assert!(!l.contains(&"NOTEQUAL".to_string()), "{l:?}");
     // In a join block: after `=`, the target type's attributes.
     let at = find(&text, "= sourceAnchorBinary", 0, 2);
-    let l = labels(&c.completion(&u, at))
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+    let l = owned_labels(&c.completion(&u, at));
     assert!(l.contains(&"sourceAnchorBinary".to_string()), "{l:?}");
     assert!(!l.contains(&"objectGUID".to_string()), "{l:?}");
     // After `source`: the connector's object types.
     let at = find(&text, "source user", 0, 7);
-    let l = labels(&c.completion(&u, at))
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+    let l = owned_labels(&c.completion(&u, at));
     assert!(
         l.contains(&"user".to_string()) && l.contains(&"group".to_string()),
         "{l:?}"
@@ -730,10 +716,7 @@ fn completion_offers_what_fits_the_context() {
     assert!(c.completion(&u, at).is_empty());
     // After `link`: the link types.
     let at = find(&text, "link provision", 0, 5);
-    let l = labels(&c.completion(&u, at))
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+    let l = owned_labels(&c.completion(&u, at));
     assert_eq!(l, ["join", "provision", "stickyjoin", "joinnoflow"]);
     c.shutdown();
 }

@@ -60,13 +60,7 @@ pub fn run(args: Args) -> u8 {
                 .filter(|t| !t.is_empty())
                 .map(|t| format!("   with {}", inline_table(t)))
                 .unwrap_or_default();
-            let outcome = if ex.error {
-                "error".to_string()
-            } else if ex.nondeterministic {
-                "(varies)".to_string()
-            } else {
-                ex.result.clone().unwrap_or_default()
-            };
+            let outcome = ex.outcome();
             outln!("  {}{input}", ex.expr);
             outln!("    --> {outcome}");
         }

@@ -60,13 +60,7 @@ pub fn function(name: &str) -> Option<String> {
     if !f.examples.is_empty() {
         s.push_str("\nExamples:\n\n```idf\n");
         for ex in &f.examples {
-            let outcome = if ex.error {
-                "error".to_string()
-            } else if ex.nondeterministic {
-                "(varies)".to_string()
-            } else {
-                ex.result.clone().unwrap_or_default()
-            };
+            let outcome = ex.outcome();
             let input = ex
                 .input
                 .as_ref()

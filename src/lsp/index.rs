@@ -550,16 +550,7 @@ impl Builder<'_> {
                     ..
                 } => {
                     let space = Space::Metaverse;
-                    self.push(
-                        file,
-                        object_type.span.clone(),
-                        Symbol::Object {
-                            space: space.clone(),
-                            name: object_type.name.clone(),
-                        },
-                        Role::Use,
-                        None,
-                    );
+                    self.type_use(file, &space, object_type);
                     for a in std::iter::once(key.as_ref()).chain(attrs) {
                         self.test_attr(file, &space, object_type, &a.name);
                     }
@@ -583,6 +574,11 @@ impl Builder<'_> {
             Role::Use,
             None,
         );
+        self.type_use(file, space, object_type);
+    }
+
+    /// A use of an object type's name in a test.
+    fn type_use(&mut self, file: FileId, space: &Space, object_type: &ast::Ident) {
         self.push(
             file,
             object_type.span.clone(),

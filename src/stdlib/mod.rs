@@ -73,6 +73,19 @@ pub struct Example {
     pub nondeterministic: bool,
 }
 
+impl Example {
+    /// What the example gives, as documentation shows it: the result, `error`, or `(varies)`.
+    pub fn outcome(&self) -> String {
+        if self.error {
+            "error".to_string()
+        } else if self.nondeterministic {
+            "(varies)".to_string()
+        } else {
+            self.result.clone().unwrap_or_default()
+        }
+    }
+}
+
 /// One overload.
 #[derive(Debug, Clone)]
 pub struct Signature {
