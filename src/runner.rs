@@ -350,6 +350,13 @@ impl Runner {
             .map_err(RunError::Store)
     }
 
+    /// Compacts the state database when enough rows were rewritten since it last was (see
+    /// [`Store::compact_if_due`]). Returns its size before and after, in bytes, when it did.
+    pub fn compact_store(&mut self) -> Result<Option<(u64, u64)>, RunError> {
+        let objects = self.engine.state.cs().len() + self.engine.state.mv().len();
+        self.store.compact_if_due(objects).map_err(RunError::Store)
+    }
+
     fn connector_config(&self, name: &str) -> Result<ConnectorConfig, RunError> {
         self.deployment
             .connector(name)

@@ -739,3 +739,47 @@ fn a_save_writes_the_rows_of_what_changed_only() {
         idflow::engine::dump::state(&e.plan, &e.state)
     );
 }
+
+/// Rows rewritten as objects grow leave pages part-filled; once as many rows were written as
+/// the state has objects, the database is compacted (and not again right after), and what it
+/// holds is unchanged.
+#[test]
+fn the_database_is_compacted_once_its_rows_were_rewritten() {
+    use idflow::engine::sync::Mode;
+    let mut e = engine();
+    let ad = e.plan.connector_index("contoso.com").unwrap();
+    let mut store = SqliteStore::memory().unwrap();
+    let objects = |e: &Engine| e.state.cs().len() + e.state.mv().len();
+    let users: Vec<_> = (0..6000).map(|n| ad_user(n, &format!("u{n}"))).collect();
+    e.import(ad, users, true);
+    store.save_changes(&e.plan, &mut e.state, &[]).unwrap();
+    assert_eq!(
+        store.compact_if_due(objects(&e)).unwrap(),
+        None,
+        "6,000 rows written: fewer than the minimum"
+    );
+    e.sync(Mode::Full);
+    store.save_changes(&e.plan, &mut e.state, &[]).unwrap();
+    // Every user's name grows: every row is rewritten larger.
+    let longer: Vec<_> = (0..6000)
+        .map(|n| ad_user(n, &format!("u{n}-with-a-much-longer-account-name")))
+        .collect();
+    e.import(ad, longer, true);
+    e.sync(Mode::Delta);
+    store.save_changes(&e.plan, &mut e.state, &[]).unwrap();
+    let (before, after) = store
+        .compact_if_due(objects(&e))
+        .unwrap()
+        .expect("a compaction is due");
+    assert!(after < before, "{before} bytes, then {after}");
+    assert_eq!(
+        store.compact_if_due(objects(&e)).unwrap(),
+        None,
+        "not again"
+    );
+    let (loaded, _) = store.load(&e.plan).unwrap();
+    assert_eq!(
+        idflow::engine::dump::state(&e.plan, &loaded),
+        idflow::engine::dump::state(&e.plan, &e.state)
+    );
+}

@@ -248,6 +248,13 @@ pub fn run(args: Args) -> u8 {
     if let Err(e) = runner.prune_history() {
         eprintln!("warning: pruning the run history: {e}");
     }
+    match runner.compact_store() {
+        Ok(Some((before, after))) => {
+            tracing::info!(before, after, "state database compacted");
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: compacting the state database: {e}"),
+    }
     // Everything is saved; the process exits next, and the operating system takes its memory
     // back at once, where freeing the state value by value would take seconds.
     runner.release_state();

@@ -162,4 +162,14 @@ pub trait Store {
     /// rejected records, but never the latest sync step nor the latest import step of a
     /// connector (what `idflow state errors` shows). Returns the number of entries deleted.
     fn prune_runs(&mut self, keep: usize) -> Result<usize, StoreError>;
+    /// Compacts the database once it has written as many rows as the state has objects
+    /// (`objects`, at least [`COMPACT_AFTER_ROWS`]) since it was last compacted: rows
+    /// rewritten as objects grow leave pages part-filled (a first cycle leaves a third of the
+    /// connector-space table unused). Returns the database's size before and after, in bytes,
+    /// when it compacted.
+    fn compact_if_due(&mut self, objects: usize) -> Result<Option<(u64, u64)>, StoreError>;
 }
+
+/// The fewest rows written since the last compaction that make one due (a small state is
+/// not compacted after every run).
+pub const COMPACT_AFTER_ROWS: usize = 10_000;

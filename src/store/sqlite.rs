@@ -823,6 +823,13 @@ impl Store for SqliteStore {
             for (k, v) in meta {
                 set.execute(params![k, v]).map_err(err("saving metadata"))?;
             }
+            // What makes a compaction due (`Store::compact_if_due`).
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('rows_since_compaction', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1",
+                params![stats.rows as i64],
+            )
+            .map_err(err("saving metadata"))?;
             Ok(())
         })();
         if let Err(e) = result {
@@ -999,6 +1006,34 @@ impl Store for SqliteStore {
             out.push((run, rejects));
         }
         Ok(out)
+    }
+
+    fn compact_if_due(&mut self, objects: usize) -> Result<Option<(u64, u64)>, StoreError> {
+        let written: u64 = self
+            .get_meta("rows_since_compaction")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if written < objects.max(super::COMPACT_AFTER_ROWS) as u64 {
+            return Ok(None);
+        }
+        let size = |conn: &Connection| -> Result<u64, StoreError> {
+            let pages: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .map_err(err("measuring the database"))?;
+            let page: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(err("measuring the database"))?;
+            Ok((pages * page) as u64)
+        };
+        let before = size(&self.conn)?;
+        self.conn
+            .execute_batch("VACUUM")
+            .map_err(err("compacting the database"))?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(err("compacting the database"))?;
+        self.set_meta("rows_since_compaction", "0")?;
+        Ok(Some((before, size(&self.conn)?)))
     }
 
     fn prune_runs(&mut self, keep: usize) -> Result<usize, StoreError> {
