@@ -10,6 +10,10 @@
 //! and column and what was expected, not the text found. `keep_runs` is the run-history
 //! retention (entries, one per step; default [`crate::store::DEFAULT_KEEP_RUNS`]).
 
+pub mod scim;
+
+pub use scim::{HttpConfig, ScimMapping, UrlSource};
+
 use crate::dn::Dn;
 use crate::value::Value;
 use serde::Deserialize;
@@ -75,6 +79,14 @@ struct RawConnector {
     flavor: Option<String>,
     anchor_attribute: Option<String>,
     page_size: Option<i64>,
+    // Services over HTTP (`kind = "scim"`).
+    url_env: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<String>,
+    concurrency: Option<i64>,
+    rate_limit: Option<f64>,
+    retries: Option<i64>,
+    mapping: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +178,10 @@ pub struct ConnectorConfig {
     pub secret: Option<Secret>,
     /// Connection settings of an LDAP directory (`kind = "ldap"` or `"ad"`).
     pub ldap: Option<LdapConfig>,
+    /// Connection settings of a service over HTTP (`kind = "scim"`).
+    pub http: Option<HttpConfig>,
+    /// The SCIM attribute mapping (`kind = "scim"`).
+    pub scim: Option<ScimMapping>,
 }
 
 impl ConnectorConfig {
@@ -449,23 +465,84 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         let ldap = if kind == "ldap" || kind == "ad" {
             ldap_settings(&c, &kind, &partitions, &resolve, &key, &mut err)
         } else {
+            let http = kind == "scim";
             for (k, set) in [
-                ("url", c.url.is_some()),
+                ("url", c.url.is_some() && !http),
                 ("urls", !c.urls.is_empty()),
                 ("bind_dn", c.bind_dn.is_some()),
-                ("ca_file", c.ca_file.is_some()),
-                ("tls_insecure", c.tls_insecure.is_some()),
+                ("ca_file", c.ca_file.is_some() && !http),
+                ("tls_insecure", c.tls_insecure.is_some() && !http),
                 ("starttls", c.starttls.is_some()),
                 ("flavor", c.flavor.is_some()),
                 ("anchor_attribute", c.anchor_attribute.is_some()),
-                ("page_size", c.page_size.is_some()),
+                ("page_size", c.page_size.is_some() && !http),
+                ("connect_timeout", c.connect_timeout.is_some() && !http),
+                ("timeout", c.timeout.is_some() && !http),
             ] {
                 if set {
-                    err(key(k), format!("only an ldap or ad connector has `{k}`"));
+                    let who = if http {
+                        "an ldap or ad connector"
+                    } else {
+                        "an ldap, ad or scim connector"
+                    };
+                    err(key(k), format!("only {who} has `{k}`"));
                 }
             }
             None
         };
+        let (http, scim) = if kind == "scim" {
+            if c.password_env.is_some() || c.password_file.is_some() {
+                err(
+                    key("password_env"),
+                    "a SCIM connector's bearer token comes from token_env or token_file".into(),
+                );
+            }
+            let raw = scim::RawHttp {
+                url: c.url.as_deref(),
+                url_env: c.url_env.as_deref(),
+                concurrency: c.concurrency,
+                rate_limit: c.rate_limit,
+                connect_timeout: c.connect_timeout,
+                timeout: c.timeout,
+                retries: c.retries,
+                ca_file: c.ca_file.as_deref(),
+                tls_insecure: c.tls_insecure,
+                page_size: c.page_size,
+            };
+            let http = scim::http_settings(&raw, &resolve, &key, &mut err);
+            let mapping = match &c.mapping {
+                Some(m) => scim::mapping(m, &resolve, &key, &mut err),
+                None => {
+                    err(
+                        key("mapping"),
+                        "missing: the SCIM mapping of the connector's object types (a file name, or a table)".into(),
+                    );
+                    None
+                }
+            };
+            (http, mapping)
+        } else {
+            for (k, set) in [
+                ("url_env", c.url_env.is_some()),
+                ("token_env", c.token_env.is_some()),
+                ("token_file", c.token_file.is_some()),
+                ("concurrency", c.concurrency.is_some()),
+                ("rate_limit", c.rate_limit.is_some()),
+                ("retries", c.retries.is_some()),
+                ("mapping", c.mapping.is_some()),
+            ] {
+                if set {
+                    err(key(k), format!("only a scim connector has `{k}`"));
+                }
+            }
+            (None, None)
+        };
+        if c.token_env.is_some() && c.token_file.is_some() {
+            err(
+                key("token_env"),
+                "give token_env or token_file, not both".into(),
+            );
+        }
         let _ = (&c.entra_id, &c.server, &c.user);
         connectors.push(ConnectorConfig {
             name,
@@ -475,11 +552,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             parameters: params,
             partitions,
             csv,
-            secret: c
-                .password_env
-                .map(Secret::Env)
-                .or(c.password_file.as_deref().map(|f| Secret::File(resolve(f)))),
+            secret: c.password_env.or(c.token_env).map(Secret::Env).or(c
+                .password_file
+                .or(c.token_file)
+                .as_deref()
+                .map(|f| Secret::File(resolve(f)))),
             ldap,
+            http,
+            scim,
         });
     }
     if !errors.is_empty() {
