@@ -458,7 +458,7 @@ fn a_server_stopped_mid_export_resumes_with_nothing_lost_or_duplicated() {
     assert_ne!(export.status, StepStatus::Success, "{export:#?}");
     let held = server_users_after_restart(&mut server);
     assert!(
-        held >= 100 && held < 400,
+        (100..400).contains(&held),
         "{held} users when the server stopped"
     );
 
