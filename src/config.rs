@@ -84,7 +84,7 @@ struct RawConnector {
     token_env: Option<String>,
     token_file: Option<String>,
     concurrency: Option<i64>,
-    rate_limit: Option<f64>,
+    rate_limit: Option<toml::Value>,
     retries: Option<i64>,
     mapping: Option<toml::Value>,
 }
@@ -501,7 +501,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
                 url: c.url.as_deref(),
                 url_env: c.url_env.as_deref(),
                 concurrency: c.concurrency,
-                rate_limit: c.rate_limit,
+                rate_limit: c.rate_limit.as_ref().map(|v| match v {
+                    toml::Value::Integer(n) => *n as f64,
+                    toml::Value::Float(f) => *f,
+                    _ => f64::NAN,
+                }),
                 connect_timeout: c.connect_timeout,
                 timeout: c.timeout,
                 retries: c.retries,
@@ -963,6 +967,91 @@ url = "ldap://x"
             "{shown:#?}"
         );
         assert!(!shown.join("\n").contains("hunter2"), "{shown:#?}");
+    }
+
+    #[test]
+    fn scim_settings() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[connectors.cloud]
+kind = "scim"
+url_env = "SCIM_URL"
+token_file = "secrets/scim.token"
+concurrency = 8
+rate_limit = 20.5
+retries = 2
+[connectors.cloud.mapping.user]
+endpoint = "/Users/"
+[connectors.cloud.mapping.user.attributes]
+upn = "userName"
+mail = 'emails[type eq "work"].value'
+"#,
+        )
+        .unwrap();
+        let c = &d.connectors[0];
+        let h = c.http.as_ref().unwrap();
+        assert_eq!(h.url, UrlSource::Env("SCIM_URL".into()));
+        assert_eq!((h.concurrency, h.retries, h.rate_limit), (8, 2, Some(20.5)));
+        assert_eq!(
+            c.secret,
+            Some(Secret::File(PathBuf::from(
+                "/srv/idflow/secrets/scim.token"
+            )))
+        );
+        let m = c.scim.as_ref().unwrap();
+        let user = m.of("USER").unwrap();
+        assert_eq!(user.endpoint, "Users");
+        assert_eq!(user.schemas, vec![scim::CORE_USER.to_string()]);
+        assert_eq!(user.dn.text, "externalId");
+        assert_eq!(user.path_of("mail").unwrap().filter[0].value, "work");
+
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[connectors.cloud]
+kind = "scim"
+url = "ftp://x"
+url_env = "X"
+password_env = "P"
+concurrency = 0
+rate_limit = -1
+tls_insecure = true
+ca_file = "ca.pem"
+[connectors.cloud.mapping.user]
+endpoint = "Users"
+delete = "soft"
+[connectors.cloud.mapping.user.attributes]
+a = 'emails[type eq "work"]'
+b = "userName"
+c = "userName"
+[connectors.file]
+kind = "ldif"
+path = "x.ldif"
+token_env = "T"
+mapping = "m.toml"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        for k in [
+            "connectors.\"cloud\".url",
+            "connectors.\"cloud\".password_env",
+            "connectors.\"cloud\".concurrency",
+            "connectors.\"cloud\".rate_limit",
+            "connectors.\"cloud\".tls_insecure",
+            "connectors.\"cloud\".mapping.user.delete",
+            "connectors.\"cloud\".mapping.user.attributes.a",
+            "connectors.\"cloud\".mapping.user.attributes.c",
+            "connectors.\"file\".token_env",
+            "connectors.\"file\".mapping",
+        ] {
+            assert!(keys.contains(&k), "{k}: {keys:#?}");
+        }
+        // A SCIM connector needs a URL and a mapping.
+        let e = parse_text("bundle = \"r\"\n[connectors.c]\nkind = \"scim\"\n").unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["connectors.\"c\".url", "connectors.\"c\".mapping"]);
     }
 
     #[test]

@@ -197,11 +197,11 @@ pub struct CycleOptions {
 
 /// Narrows the plan's connector types to the attributes their connected systems hold (the SCIM
 /// mappings of the deployment): see [`crate::engine::compile::Plan::keep_flows`]. Returns the
-/// flows left out as (connector, rule, attribute).
+/// flows left out as (connector, object type, rule, attribute).
 pub fn narrow(
     plan: &mut crate::engine::compile::Plan,
     deployment: &Deployment,
-) -> Vec<(String, String, String)> {
+) -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
     for cfg in &deployment.connectors {
         let (Some(mapping), Some(c)) = (&cfg.scim, plan.connector_index(&cfg.name)) else {
@@ -213,7 +213,7 @@ pub fn narrow(
                 continue;
             };
             for (rule, attr) in plan.keep_flows(c, t, &attrs) {
-                out.push((cfg.name.clone(), rule, attr));
+                out.push((cfg.name.clone(), ty.clone(), rule, attr));
             }
         }
     }
@@ -325,8 +325,8 @@ impl Runner {
         if !narrowed.is_empty() {
             let mut h = sha2::Sha256::new();
             h.update(hash.as_bytes());
-            for (c, r, a) in &narrowed {
-                h.update(format!("\0{c}\0{r}\0{a}").as_bytes());
+            for (c, t, r, a) in &narrowed {
+                h.update(format!("\0{c}\0{t}\0{r}\0{a}").as_bytes());
             }
             hash = hex(h);
         }

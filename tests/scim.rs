@@ -532,3 +532,50 @@ fn a_refused_token_stops_the_steps_naming_the_service_never_the_token() {
     assert_eq!(server.count("Users"), 0);
     assert_no_secret(&dir, &reports);
 }
+
+#[test]
+fn check_config_checks_the_mapping_against_the_bundle() {
+    // The shipped example: no error; the flows its mapping leaves out are listed.
+    let out = common::idflow(
+        &root().join("examples/scim"),
+        &["check", "--config", "idflow.toml", "--deny-warnings"],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("the SCIM mapping of `user` holds no `assistant`"),
+        "{}",
+        out.all()
+    );
+    // A mapping naming what the bundle does not declare.
+    let dir = Dir::new("scim-check");
+    dir.write(
+        "idflow.toml",
+        &format!(
+            r#"bundle = "{}"
+[connectors."{ENTRA}"]
+kind = "scim"
+url = "https://scim.example.com/v2"
+token_env = "SCIM_TOKEN"
+[connectors."{ENTRA}".mapping.user]
+endpoint = "Users"
+[connectors."{ENTRA}".mapping.user.attributes]
+titel = "title"
+cloudAnchor = "nickName"
+[connectors."{ENTRA}".mapping.printer]
+endpoint = "Printers"
+schemas = ["urn:example:Printer"]
+"#,
+            root().join("rules/entra-default").display()
+        ),
+    );
+    let out = common::idflow(&dir.0, &["check", "--config", "idflow.toml"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    for want in [
+        "declares no attribute `titel`",
+        "`cloudAnchor` is the anchor",
+        "declares no such object type (it has contact, device, group, user)",
+    ] {
+        assert!(out.stderr.contains(want), "{want}: {}", out.all());
+    }
+}

@@ -91,9 +91,12 @@ impl ScimPath {
         // attribute (the URN itself holds dots, as in `2.0`, but no brackets).
         let head_end = t.find('[').unwrap_or(t.len());
         let (urn, rest) = if t.len() >= 4 && t[..4].eq_ignore_ascii_case("urn:") {
-            let Some(colon) = t[..head_end].rfind(':') else {
-                return Err(format!("`{t}`: a URN needs `:attribute` after it"));
-            };
+            let colon = t[..head_end]
+                .rfind(':')
+                .filter(|&c| t[..c].matches(':').count() >= 2)
+                .ok_or_else(|| {
+                    format!("`{t}`: an extension attribute is `urn:...:Schema:attribute`")
+                })?;
             (Some(t[..colon].to_string()), &t[colon + 1..])
         } else {
             (None, t)

@@ -811,3 +811,69 @@ pub fn export(
     }
     Ok(results)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> ScimPath {
+        ScimPath::parse(p).unwrap()
+    }
+
+    #[test]
+    fn one_member_added_or_removed_is_one_small_operation() {
+        let members = path("members");
+        let mut ops = Vec::new();
+        ops_of(
+            &members,
+            true,
+            &AttrOp::Add(Vec::new()),
+            vec![json!({"value": "u1"})],
+            &mut ops,
+        );
+        ops_of(
+            &members,
+            true,
+            &AttrOp::Remove(Vec::new()),
+            vec![json!({"value": "u\"2"})],
+            &mut ops,
+        );
+        assert_eq!(
+            Json::Array(ops),
+            json!([
+                {"op": "add", "path": "members", "value": [{"value": "u1"}]},
+                {"op": "remove", "path": "members[value eq \"u\\\"2\"]"},
+            ])
+        );
+    }
+
+    #[test]
+    fn filtered_paths_replace_their_element() {
+        let mail = path(r#"emails[type eq "work"].value"#);
+        let mut ops = Vec::new();
+        ops_of(
+            &mail,
+            false,
+            &AttrOp::Replace(Value::Null),
+            vec![json!("a@x.com")],
+            &mut ops,
+        );
+        ops_of(&mail, false, &AttrOp::Clear, Vec::new(), &mut ops);
+        ops_of(
+            &path("name.givenName"),
+            false,
+            &AttrOp::Replace(Value::Null),
+            vec![json!("Ann")],
+            &mut ops,
+        );
+        assert_eq!(
+            Json::Array(ops),
+            json!([
+                {"op": "remove", "path": "emails[type eq \"work\"]"},
+                {"op": "add", "path": "emails", "value": [{"type": "work", "value": "a@x.com"}]},
+                {"op": "remove", "path": "emails[type eq \"work\"]"},
+                {"op": "replace", "path": "name.givenName", "value": "Ann"},
+            ])
+        );
+    }
+}
