@@ -579,3 +579,43 @@ schemas = ["urn:example:Printer"]
         assert!(out.stderr.contains(want), "{want}: {}", out.all());
     }
 }
+
+#[test]
+fn https_verifies_the_service_against_the_ca_file() {
+    let Some(server) = ScimServer::start_tls("tls") else {
+        return;
+    };
+    let ca = server.dir.join("ca.crt").display().to_string();
+    let dir = deployment("scim-tls", &server, 10, 2, &format!("ca_file = \"{ca}\""));
+    let reports = cycle(&dir);
+    let export = step(&reports, "export", ENTRA);
+    assert_eq!(export.status, StepStatus::Success, "{export:#?}");
+    assert!(export.adds >= 10, "{export:#?}");
+    assert_unchanged(&cycle(&dir));
+    // Another authority, or the system's: the server's certificate is refused.
+    let other = server.dir.join("other-ca.crt").display().to_string();
+    for (from, to) in [
+        (
+            format!("ca_file = \"{ca}\""),
+            format!("ca_file = \"{other}\""),
+        ),
+        (format!("ca_file = \"{other}\""), String::new()),
+    ] {
+        dir.replace(&from, &to);
+        let reports = cycle(&dir);
+        let import = step(&reports, "import", ENTRA);
+        assert_eq!(
+            import.status,
+            StepStatus::StoppedConnectivity,
+            "{import:#?}"
+        );
+        let notes = import.notes.join("\n");
+        assert!(
+            notes.contains(&server.url()) && notes.contains("certificate"),
+            "{notes}"
+        );
+    }
+    // Without verification (tests only) it is accepted.
+    dir.replace("mapping = ", "tls_insecure = true\nmapping = ");
+    assert_unchanged(&cycle(&dir));
+}

@@ -65,6 +65,8 @@ fn free_port() -> u16 {
 pub struct ScimServer {
     pub dir: PathBuf,
     pub port: u16,
+    /// Serves HTTPS with a certificate of a test authority (`ca.crt` in `dir`).
+    pub tls: bool,
     python: PathBuf,
     child: Option<Child>,
 }
@@ -72,13 +74,28 @@ pub struct ScimServer {
 impl ScimServer {
     /// Starts a server for `name`; None when scim2-server is not installed (outside CI).
     pub fn start(name: &str) -> Option<ScimServer> {
+        ScimServer::start_with(name, false)
+    }
+
+    /// [`ScimServer::start`] serving HTTPS: a test certificate authority (`ca.crt` in the
+    /// server's directory) signs the server's certificate (localhost, 127.0.0.1);
+    /// `other-ca.crt` is an authority that signed nothing.
+    pub fn start_tls(name: &str) -> Option<ScimServer> {
+        ScimServer::start_with(name, true)
+    }
+
+    fn start_with(name: &str, tls: bool) -> Option<ScimServer> {
         let python = python()?;
         let dir = std::env::temp_dir().join(format!("idflow-scim-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        if tls {
+            make_certificates(&dir);
+        }
         let mut s = ScimServer {
             dir,
             port: 0,
+            tls,
             python,
             child: None,
         };
@@ -97,7 +114,18 @@ impl ScimServer {
     fn run(&mut self, port: u16, wait: Duration) -> bool {
         let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scim/server.py");
-        let mut child = Command::new(&self.python)
+        let mut cmd = Command::new(&self.python);
+        if self.tls {
+            cmd.env(
+                "IDFLOW_TEST_TLS",
+                format!(
+                    "{}:{}",
+                    self.dir.join("tls.crt").display(),
+                    self.dir.join("tls.key").display()
+                ),
+            );
+        }
+        let mut child = cmd
             .arg(script)
             .arg(self.dir.join("state.json"))
             .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
@@ -124,9 +152,13 @@ impl ScimServer {
         false
     }
 
-    /// The base URL (`http://127.0.0.1:PORT/v2`).
+    /// The base URL (`http://127.0.0.1:PORT/v2`, or `https://localhost:PORT/v2`).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/v2", self.port)
+        if self.tls {
+            format!("https://localhost:{}/v2", self.port)
+        } else {
+            format!("http://127.0.0.1:{}/v2", self.port)
+        }
     }
 
     /// Stops the server: it writes its resources and exits (SIGTERM, by its process id).
@@ -212,6 +244,80 @@ impl ScimServer {
         let (_, page) = self.request("GET", &format!("/{endpoint}?count=0"), None);
         page["totalResults"].as_u64().unwrap_or(0) as usize
     }
+}
+
+/// A test certificate authority (`ca.crt`) and a server certificate it signs (`tls.crt`,
+/// `tls.key`, for localhost and 127.0.0.1), made with openssl; and `other-ca.crt`, an authority
+/// that signed nothing here.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for name in ["ca", "other-ca"] {
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=idflow test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+        ]);
+    }
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+    ]);
+    std::fs::write(
+        dir.join("tls.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "tls.crt",
+        "-extfile",
+        "tls.ext",
+    ]);
 }
 
 impl Drop for ScimServer {

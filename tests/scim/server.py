@@ -2,8 +2,9 @@
 
 Runs the `scim2-server` command (scim2_server.testserver.cli) unchanged, with two additions: at
 start it loads the resources a previous run of it wrote to STATE (when that file exists), and
-on SIGTERM it writes its resources to STATE and exits at once. The tests stop a server in the middle of an export and start it again on the
-same port with the same resources.
+on SIGTERM it writes its resources to STATE and exits at once (the tests stop a server in the
+middle of an export and start it again on the same port with the same resources); with
+IDFLOW_TEST_TLS=CERT:KEY it serves HTTPS.
 
 Usage: python server.py STATE [scim2-server options...]
 """
@@ -70,6 +71,22 @@ def stop(signum, frame):
         os.replace(state + ".new", state)
     os._exit(0)
 
+
+# HTTPS with the certificate and key named by IDFLOW_TEST_TLS (CERT:KEY), for the TLS tests.
+if os.environ.get("IDFLOW_TEST_TLS"):
+    import ssl
+
+    cert, key = os.environ["IDFLOW_TEST_TLS"].split(":")
+    plain_make_server = cli.make_server
+
+    def make_server(*args, **kwargs):
+        server = plain_make_server(*args, **kwargs)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        return server
+
+    cli.make_server = make_server
 
 signal.signal(signal.SIGTERM, stop)
 sys.argv = ["scim2-server", *sys.argv[2:]]
