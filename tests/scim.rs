@@ -619,3 +619,199 @@ fn https_verifies_the_service_against_the_ca_file() {
     dir.replace("mapping = ", "tls_insecure = true\nmapping = ");
     assert_unchanged(&cycle(&dir));
 }
+
+const SMALL_BUNDLE: &str = r#"bundle "scim-small"
+
+metaverse {
+  object person {
+    uid  string
+    name string
+    mail string
+  }
+}
+
+connector "hr" csv {
+  object worker anchor id {
+    id   string
+    name string
+    mail string
+  }
+}
+
+connector "cloud" scim {
+  object user anchor id {
+    id          string
+    userName    string
+    displayName string
+    email       string
+  }
+}
+
+inbound rule "In from HR" {
+  connector "hr"  source worker  target person  link provision  precedence 1
+  join { id = uid }
+  flow uid  <- [id]
+  flow name <- [name]
+  flow mail <- [mail]
+}
+
+inbound rule "Join cloud" {
+  connector "cloud"  source user  target person  link join  precedence 2
+  join { userName = uid }
+}
+
+outbound rule "Out to cloud" {
+  connector "cloud"  source person  target user  link provision  precedence 10
+  flow dn          <- "CN=" & [name] & ",OU=Cloud"
+  flow userName    <- [uid]
+  flow displayName <- [name]
+  flow email       <- [mail]
+}
+"#;
+
+fn worker(id: &str, name: &str, mail: &str) -> String {
+    format!(
+        "{{\"dn\":\"uid={id},ou=hr\",\"type\":\"worker\",\"attrs\":{{\"id\":\"{id}\",\"name\":\"{name}\",\"mail\":\"{mail}\"}}}}\n"
+    )
+}
+
+/// The server's users by userName: (id, externalId, displayName, active, work email).
+fn users_by_name(server: &ScimServer) -> BTreeMap<String, (String, String, String, bool, String)> {
+    server
+        .all("Users")
+        .into_iter()
+        .map(|u| {
+            let s = |v: &Json| v.as_str().unwrap_or_default().to_string();
+            (
+                s(&u["userName"]),
+                (
+                    s(&u["id"]),
+                    s(&u["externalId"]),
+                    s(&u["displayName"]),
+                    u["active"].as_bool().unwrap_or(true),
+                    s(&u["emails"][0]["value"]),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn renames_deactivation_and_an_object_deleted_behind_our_back() {
+    let Some(server) = ScimServer::start("small") else {
+        return;
+    };
+    set_token();
+    let dir = Dir::new("scim-small");
+    std::fs::create_dir_all(dir.path("bundle")).unwrap();
+    dir.write("bundle/bundle.idf", SMALL_BUNDLE);
+    let source = |ws: &[(&str, &str, &str)]| -> String {
+        ws.iter().map(|(i, n, m)| worker(i, n, m)).collect()
+    };
+    dir.write(
+        "hr.jsonl",
+        &source(&[
+            ("1", "Ann", "ann@x.com"),
+            ("2", "Bob", "bob@x.com"),
+            ("3", "Cy", "cy@x.com"),
+        ]),
+    );
+    dir.write(
+        "idflow.toml",
+        &format!(
+            r#"bundle = "bundle"
+state = "idflow.db"
+[connectors.hr]
+kind = "jsonl"
+path = "hr.jsonl"
+[connectors.cloud]
+kind = "scim"
+url = "{}"
+token_env = "{TOKEN_ENV}"
+[connectors.cloud.mapping.user]
+endpoint = "Users"
+delete = "deactivate"
+[connectors.cloud.mapping.user.attributes]
+userName = "userName"
+displayName = "displayName"
+email = 'emails[type eq "work"].value'
+"#,
+            server.url()
+        ),
+    );
+    let export = step(&cycle(&dir), "export", "cloud").clone();
+    assert_eq!(
+        (export.adds, export.status),
+        (3, StepStatus::Success),
+        "{export:#?}"
+    );
+    let before = users_by_name(&server);
+    assert_eq!(before["1"].1, "CN=Ann,OU=Cloud");
+    assert_unchanged(&cycle(&dir));
+
+    // A rename: the same resource, its DN (externalId) and name replaced.
+    dir.write(
+        "hr.jsonl",
+        &source(&[
+            ("1", "Anna", "ann@x.com"),
+            ("2", "Bob", "bob@x.com"),
+            ("3", "Cy", "cy@x.com"),
+        ]),
+    );
+    let export = step(&cycle(&dir), "export", "cloud").clone();
+    assert_eq!((export.updates, export.renames), (1, 1), "{export:#?}");
+    let after = users_by_name(&server);
+    assert_eq!(after["1"].0, before["1"].0);
+    assert_eq!(
+        (after["1"].1.as_str(), after["1"].2.as_str()),
+        ("CN=Anna,OU=Cloud", "Anna")
+    );
+    assert_unchanged(&cycle(&dir));
+
+    // A delete deactivates: the resource stays, inactive; read back, it joins nothing.
+    dir.write(
+        "hr.jsonl",
+        &source(&[("1", "Anna", "ann@x.com"), ("3", "Cy", "cy@x.com")]),
+    );
+    let export = step(&cycle(&dir), "export", "cloud").clone();
+    assert_eq!(export.deletes, 1, "{export:#?}");
+    let users = users_by_name(&server);
+    assert_eq!((users.len(), users["2"].3), (3, false));
+    let reports = cycle(&dir);
+    assert_eq!(step(&reports, "import", "cloud").adds, 1, "{reports:#?}");
+    assert_eq!(counts(step(&reports, "export", "cloud")), (0, 0, 0, 0));
+    assert_unchanged(&cycle(&dir));
+
+    // Cy's resource is deleted on the server behind idflow's back while a change to it is
+    // staged: the update is answered 404, the object is taken as gone and provisioned again.
+    dir.write(
+        "hr.jsonl",
+        &source(&[("1", "Anna", "ann@x.com"), ("3", "Cy", "cy@new.com")]),
+    );
+    let mut r = runner(&dir);
+    r.import("hr", false, 0).unwrap();
+    r.sync(idflow::engine::sync::Mode::Delta).unwrap();
+    let cy = users_by_name(&server)["3"].0.clone();
+    assert_eq!(
+        server.request("DELETE", &format!("/Users/{cy}"), None).0,
+        204
+    );
+    let export = r.export("cloud", 0).unwrap();
+    assert_eq!(export.errors, 1, "{export:#?}");
+    let notes = export.notes.join("\n");
+    assert!(
+        notes.contains("no-such-object") && notes.contains("provisioned again"),
+        "{notes}"
+    );
+    drop(r);
+    let export = step(&cycle(&dir), "export", "cloud").clone();
+    assert_eq!(
+        (export.adds, export.status),
+        (1, StepStatus::Success),
+        "{export:#?}"
+    );
+    let users = users_by_name(&server);
+    assert_ne!(users["3"].0, cy);
+    assert_eq!(users["3"].4, "cy@new.com");
+    assert_unchanged(&cycle(&dir));
+}
