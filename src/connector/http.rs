@@ -353,7 +353,11 @@ fn describe(e: &reqwest::Error) -> String {
     } else if e.is_connect() {
         "cannot connect".to_string()
     } else {
-        e.without_url_ref().to_string()
+        let text = e.to_string();
+        match e.url() {
+            Some(u) => text.replace(&format!(" ({u})"), "").replace(u.as_str(), "the URL"),
+            None => text,
+        }
     };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -365,23 +369,6 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     out
-}
-
-/// Whether a reqwest error's `without_url` is available by reference.
-trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrlRef for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let text = self.to_string();
-        match self.url() {
-            Some(u) => text
-                .replace(&format!(" ({u})"), "")
-                .replace(u.as_str(), "the URL"),
-            None => text,
-        }
-    }
 }
 
 /// The pause before retry `attempt` (1-based): 0.5 s doubling, at most 30 s, a random point in
@@ -528,6 +515,112 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    /// A server on loopback answering each connection with the next canned answer (None:
+    /// closes the connection without an answer); returns its URL and the requests it got.
+    fn canned(answers: Vec<Option<&'static str>>) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", l.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for a in answers {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if let Some(a) = a {
+                    let _ = s.write_all(a.as_bytes());
+                }
+            }
+        });
+        (url, rx)
+    }
+
+    fn client(retries: u32) -> (tokio::runtime::Runtime, Http) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = HttpConfig {
+            url: crate::config::UrlSource::Literal(String::new()),
+            concurrency: 1,
+            rate_limit: None,
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            retries,
+            ca_file: None,
+            tls_insecure: false,
+            page_size: 10,
+        };
+        let http = {
+            let _g = rt.enter();
+            Http::new("test", &cfg, Some(Token::new("s3cr3t".into()))).unwrap()
+        };
+        (rt, http)
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+
+    #[test]
+    fn throttled_and_unavailable_answers_are_retried_after_retry_after() {
+        let (url, requests) = canned(vec![
+            Some(
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            Some(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            Some(OK),
+        ]);
+        let (rt, http) = client(3);
+        let t = Instant::now();
+        let r = rt
+            .block_on(http.send(Request::new(Method::Post, &url)))
+            .unwrap();
+        assert_eq!(r.status, 200);
+        // Retry-After: 1 s, then a backoff of at least 0.5 s.
+        assert!(
+            t.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            t.elapsed()
+        );
+        let got: Vec<String> = requests.try_iter().collect();
+        assert_eq!(got.len(), 3);
+        assert!(got[0].contains("Bearer s3cr3t"), "{}", got[0]);
+    }
+
+    #[test]
+    fn a_long_retry_after_and_a_lost_post_come_back_at_once() {
+        let (url, _) = canned(vec![Some(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 600\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )]);
+        let (rt, http) = client(3);
+        match rt.block_on(http.send(Request::new(Method::Get, &url))) {
+            Err(Failure::Busy { status: 429, after }) => {
+                assert_eq!(after, Some(Duration::from_secs(600)))
+            }
+            other => panic!("{other:?}"),
+        }
+        // The connection closes without an answer: a POST may have been applied and is not
+        // sent again; a GET is.
+        let (url, requests) = canned(vec![None, None, Some(OK)]);
+        match rt.block_on(http.send(Request::new(Method::Post, &url))) {
+            Err(Failure::Transport {
+                maybe_applied,
+                message,
+            }) => {
+                assert!(maybe_applied);
+                assert!(!message.contains("s3cr3t"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(requests.try_iter().count(), 1);
+        let r = rt
+            .block_on(http.send(Request::new(Method::Get, &url)))
+            .unwrap();
+        assert_eq!(r.status, 200);
     }
 
     #[test]
