@@ -815,3 +815,28 @@ email = 'emails[type eq "work"].value'
     assert_eq!(users["3"].4, "cy@new.com");
     assert_unchanged(&cycle(&dir));
 }
+
+#[test]
+fn a_service_that_offers_cursors_is_read_with_them() {
+    let Some(server) = ScimServer::start_with_cursors("cursor") else {
+        return;
+    };
+    let dir = deployment("scim-cursor", &server, 250, 10, "page_size = 100");
+    let export = step(&cycle(&dir), "export", ENTRA).clone();
+    assert_eq!(export.status, StepStatus::Success, "{export:#?}");
+    assert_server_matches(&dir, &server);
+    assert_unchanged(&cycle(&dir));
+    let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap();
+    let cursor_pages = log
+        .lines()
+        .filter(|l| l.contains("GET /v2/Users?cursor="))
+        .count();
+    // Two reads (the listing of ids, then the objects) of three pages each, per cycle.
+    assert!(cursor_pages >= 6, "{cursor_pages} pages read by cursor");
+    // idflow's listings ask for `attributes`; the test's own reads do not.
+    let by_index: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("startIndex=") && l.contains("attributes="))
+        .collect();
+    assert!(by_index.is_empty(), "index paging was used: {by_index:?}");
+}

@@ -355,7 +355,9 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         let text = e.to_string();
         match e.url() {
-            Some(u) => text.replace(&format!(" ({u})"), "").replace(u.as_str(), "the URL"),
+            Some(u) => text
+                .replace(&format!(" ({u})"), "")
+                .replace(u.as_str(), "the URL"),
             None => text,
         }
     };

@@ -36,6 +36,7 @@ fn python() -> Option<PathBuf> {
         })
         .filter(|f| f.is_file());
     let Some(script) = script else {
+        // .ci/run installs scim2-server with its `cursor` extra.
         if std::env::var_os("CI").is_some() {
             panic!(
                 "scim2-server is not installed: .ci/run installs it (python3 -m venv ~/.cache/idflow/scim2-venv && ~/.cache/idflow/scim2-venv/bin/pip install scim2-server)"
@@ -67,6 +68,8 @@ pub struct ScimServer {
     pub port: u16,
     /// Serves HTTPS with a certificate of a test authority (`ca.crt` in `dir`).
     pub tls: bool,
+    /// More scim2-server options.
+    args: Vec<String>,
     python: PathBuf,
     child: Option<Child>,
 }
@@ -74,17 +77,44 @@ pub struct ScimServer {
 impl ScimServer {
     /// Starts a server for `name`; None when scim2-server is not installed (outside CI).
     pub fn start(name: &str) -> Option<ScimServer> {
-        ScimServer::start_with(name, false)
+        ScimServer::start_with(name, false, Vec::new())
+    }
+
+    /// [`ScimServer::start`] announcing cursor paging (RFC 9865) in its service provider
+    /// configuration (index paging too, the default).
+    pub fn start_with_cursors(name: &str) -> Option<ScimServer> {
+        let spc = std::env::temp_dir().join(format!(
+            "idflow-scim-spc-{name}-{}.json",
+            std::process::id()
+        ));
+        std::fs::write(
+            &spc,
+            r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+  "patch": {"supported": true}, "bulk": {"supported": false},
+  "filter": {"supported": true, "maxResults": 1000}, "changePassword": {"supported": false},
+  "sort": {"supported": true}, "etag": {"supported": true},
+  "pagination": {"cursor": true, "index": true, "defaultPaginationMethod": "index",
+                 "defaultPageSize": 100, "maxPageSize": 1000, "cursorTimeout": 600}}"#,
+        )
+        .unwrap();
+        ScimServer::start_with(
+            name,
+            false,
+            vec![
+                "--service-provider-config".into(),
+                spc.display().to_string(),
+            ],
+        )
     }
 
     /// [`ScimServer::start`] serving HTTPS: a test certificate authority (`ca.crt` in the
     /// server's directory) signs the server's certificate (localhost, 127.0.0.1);
     /// `other-ca.crt` is an authority that signed nothing.
     pub fn start_tls(name: &str) -> Option<ScimServer> {
-        ScimServer::start_with(name, true)
+        ScimServer::start_with(name, true, Vec::new())
     }
 
-    fn start_with(name: &str, tls: bool) -> Option<ScimServer> {
+    fn start_with(name: &str, tls: bool, args: Vec<String>) -> Option<ScimServer> {
         let python = python()?;
         let dir = std::env::temp_dir().join(format!("idflow-scim-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -96,6 +126,7 @@ impl ScimServer {
             dir,
             port: 0,
             tls,
+            args,
             python,
             child: None,
         };
@@ -130,6 +161,7 @@ impl ScimServer {
             .arg(self.dir.join("state.json"))
             .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
             .args(["--bearer-token", TOKEN])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -16,7 +16,8 @@
 //!   map of both, filled by every read and write of the run.
 //! - **Import** ([`read`]): a full read of each mapped endpoint with `startIndex`/`count`
 //!   paging; after the first page the rest are fetched `concurrency` at a time and handed to
-//!   the engine in order. When a mapped attribute is a reference, a first listing of ids and
+//!   the engine in order. A service that offers cursor paging (RFC 9865) is read page after
+//!   page with `cursor`. When a mapped attribute is a reference, a first listing of ids and
 //!   DNs resolves them. A read whose listing changes while it runs (the ids read differ from
 //!   the final total) fails rather than pass a short read off as complete. SCIM has no change
 //!   tracking: a delta request is answered with a full read.
@@ -141,6 +142,8 @@ impl Known {
 pub struct Features {
     pub etag: bool,
     pub patch: bool,
+    /// Cursor paging (RFC 9865): listings are read page after page with `cursor`.
+    pub cursor: bool,
 }
 
 /// A SCIM service as a connector.
@@ -237,8 +240,8 @@ impl ScimConnector {
     }
 
     /// What the service supports, asked once per run (a service without a
-    /// `/ServiceProviderConfig` is taken to support PATCH and not ETags).
-    fn features(&mut self, http: &Http, base: &str) -> Features {
+    /// `/ServiceProviderConfig` is taken to support PATCH and neither ETags nor cursors).
+    pub(crate) fn features(&mut self, http: &Http, base: &str) -> Features {
         if let Some(f) = self.features {
             return f;
         }
@@ -256,11 +259,17 @@ impl ScimConnector {
                 Features {
                     etag: supported("etag", false),
                     patch: supported("patch", true),
+                    cursor: j
+                        .get("pagination")
+                        .and_then(|p| p.get("cursor"))
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false),
                 }
             }
             _ => Features {
                 etag: false,
                 patch: true,
+                cursor: false,
             },
         };
         self.features = Some(f);
@@ -477,7 +486,8 @@ impl Connector for ScimConnector {
     ) -> Result<ImportEnd, ConnectorError> {
         let _ = mode;
         let (http, base) = self.opened()?;
-        read::import(self, &http, &base, sink)
+        let features = self.features(&http, &base);
+        read::import(self, &http, &base, features.cursor, sink)
     }
 
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {

@@ -6,7 +6,9 @@
 //! fetched `concurrency` at a time and handed over in order. The ids read are counted: when the
 //! service's total at the end differs from the distinct ids read, resources moved between
 //! pages while the read ran, and the read fails (a short read passed off as complete would
-//! delete the objects it missed).
+//! delete the objects it missed). A service that offers cursors (RFC 9865, its
+//! `ServiceProviderConfig` says `pagination.cursor`) is read with them instead, page after
+//! page: its pages do not shift.
 
 use super::super::http::{Failure, Http, Method, Reply, Request};
 use super::super::{ConnectorError, ImportEnd, ImportKind, ImportSink, Pager, Rejected};
@@ -31,13 +33,10 @@ fn page_url(
     count: usize,
     attributes: &[String],
 ) -> String {
-    let mut u = format!("{base}/{endpoint}?startIndex={start}&count={count}");
-    if !attributes.is_empty() {
-        let list: Vec<String> = attributes.iter().map(|a| encode(a)).collect();
-        u.push_str("&attributes=");
-        u.push_str(&list.join(","));
-    }
-    u
+    format!(
+        "{base}/{endpoint}?startIndex={start}&count={count}{}",
+        attributes_query(attributes)
+    )
 }
 
 /// Percent-encodes a query value.
@@ -85,9 +84,84 @@ fn list_page(j: Json, url: &str) -> Result<(usize, Page), String> {
     Ok((total, Page { resources }))
 }
 
-/// Lists every resource of an endpoint, handing each page to `each` in order. Returns the
-/// number of distinct ids read.
+/// How a listing is paged.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Paging {
+    pub page_size: usize,
+    pub concurrency: usize,
+    /// Cursor paging (RFC 9865) instead of `startIndex`.
+    pub cursor: bool,
+}
+
+/// The query of a listing's `attributes`.
+fn attributes_query(attributes: &[String]) -> String {
+    if attributes.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = attributes.iter().map(|a| encode(a)).collect();
+    format!("&attributes={}", list.join(","))
+}
+
+/// Lists every resource of an endpoint, handing each page to `each` in order.
 async fn list(
+    http: &Http,
+    base: &str,
+    endpoint: &str,
+    attributes: &[String],
+    paging: Paging,
+    each: impl FnMut(Vec<Json>) -> Result<(), String>,
+) -> Result<(), String> {
+    if paging.cursor {
+        list_by_cursor(http, base, endpoint, attributes, paging.page_size, each).await
+    } else {
+        list_by_index(
+            http,
+            base,
+            endpoint,
+            attributes,
+            paging.page_size,
+            paging.concurrency,
+            each,
+        )
+        .await
+    }
+}
+
+/// A listing with cursors (RFC 9865): each page names the next. The service keeps the
+/// positions, so resources written while the read runs do not shift the pages.
+async fn list_by_cursor(
+    http: &Http,
+    base: &str,
+    endpoint: &str,
+    attributes: &[String],
+    page_size: usize,
+    mut each: impl FnMut(Vec<Json>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut cursor = String::new();
+    loop {
+        let url = format!(
+            "{base}/{endpoint}?cursor={}&count={page_size}{}",
+            encode(&cursor),
+            attributes_query(attributes)
+        );
+        let j = get_json(http, &url, &format!("the listing of {endpoint}")).await?;
+        let next = j
+            .get("nextCursor")
+            .and_then(Json::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        let (_, page) = list_page(j, &url)?;
+        each(page.resources)?;
+        match next {
+            Some(c) => cursor = c,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A listing with `startIndex`: the first page gives the total and the page size, the others
+/// are fetched `concurrency` at a time; the total is compared with the distinct ids read.
+async fn list_by_index(
     http: &Http,
     base: &str,
     endpoint: &str,
@@ -244,34 +318,25 @@ pub(super) async fn load_known(
     http: &Http,
     base: &str,
     types: &[TypeMap],
-    page_size: usize,
-    concurrency: usize,
+    paging: Paging,
     known: &mut Known,
 ) -> Result<(), String> {
     let mut fresh = Known::default();
     for (ti, ty) in types.iter().enumerate() {
         let attrs = vec![ty.def.dn.top(), "meta".into()];
-        list(
-            http,
-            base,
-            &ty.def.endpoint,
-            &attrs,
-            page_size,
-            concurrency,
-            |page| {
-                for r in page {
-                    let Some(id) = r.get("id").and_then(Json::as_str) else {
-                        continue;
-                    };
-                    let dn = dn_of(ty, &r, id);
-                    fresh.insert(ti, id, &dn);
-                    if let Some(v) = version_of(&r) {
-                        fresh.versions.insert(id.to_string(), v);
-                    }
+        list(http, base, &ty.def.endpoint, &attrs, paging, |page| {
+            for r in page {
+                let Some(id) = r.get("id").and_then(Json::as_str) else {
+                    continue;
+                };
+                let dn = dn_of(ty, &r, id);
+                fresh.insert(ti, id, &dn);
+                if let Some(v) = version_of(&r) {
+                    fresh.versions.insert(id.to_string(), v);
                 }
-                Ok(())
-            },
-        )
+            }
+            Ok(())
+        })
         .await?;
     }
     fresh.loaded = true;
@@ -283,11 +348,15 @@ pub fn import(
     c: &mut ScimConnector,
     http: &Http,
     base: &str,
+    cursor: bool,
     sink: &mut dyn ImportSink,
 ) -> Result<ImportEnd, ConnectorError> {
     let refs = c.types.iter().any(|t| t.attrs.iter().any(|a| a.is_ref()));
-    let page_size = c.http_cfg.page_size;
-    let concurrency = c.http_cfg.concurrency;
+    let paging = Paging {
+        page_size: c.http_cfg.page_size,
+        concurrency: c.http_cfg.concurrency,
+        cursor,
+    };
     let mut known = std::mem::take(&mut c.known);
     let types = c.types.clone();
     let source = format!("{} ({base})", c.name);
@@ -296,48 +365,40 @@ pub fn import(
     let mut sink_error: Option<ConnectorError> = None;
     let r: Result<(), String> = c.block_on(async {
         if refs {
-            load_known(http, base, &types, page_size, concurrency, &mut known).await?;
+            load_known(http, base, &types, paging, &mut known).await?;
         } else {
             known = Known::default();
         }
         let mut fresh = Known::default();
         for (ti, ty) in types.iter().enumerate() {
             let attrs = attributes(ty);
-            list(
-                http,
-                base,
-                &ty.def.endpoint,
-                &attrs,
-                page_size,
-                concurrency,
-                |page| {
-                    for r in page {
-                        let id = r
-                            .get("id")
-                            .and_then(Json::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        match object(ty, &known, &r, &mut unresolved) {
-                            Ok(o) => {
-                                fresh.insert(ti, &id, &o.dn);
-                                if let Some(v) = version_of(&r) {
-                                    fresh.versions.insert(id, v);
-                                }
-                                if let Err(e) = pager.push(ImportChange::Upsert(o)) {
-                                    sink_error = Some(e);
-                                    return Err("the engine stopped the read".into());
-                                }
+            list(http, base, &ty.def.endpoint, &attrs, paging, |page| {
+                for r in page {
+                    let id = r
+                        .get("id")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    match object(ty, &known, &r, &mut unresolved) {
+                        Ok(o) => {
+                            fresh.insert(ti, &id, &o.dn);
+                            if let Some(v) = version_of(&r) {
+                                fresh.versions.insert(id, v);
                             }
-                            Err(m) => pager.reject(Rejected {
-                                source: source.clone(),
-                                line: 0,
-                                message: format!("{}/{id}: {m}", ty.def.endpoint),
-                            }),
+                            if let Err(e) = pager.push(ImportChange::Upsert(o)) {
+                                sink_error = Some(e);
+                                return Err("the engine stopped the read".into());
+                            }
                         }
+                        Err(m) => pager.reject(Rejected {
+                            source: source.clone(),
+                            line: 0,
+                            message: format!("{}/{id}: {m}", ty.def.endpoint),
+                        }),
                     }
-                    Ok(())
-                },
-            )
+                }
+                Ok(())
+            })
             .await?;
         }
         fresh.loaded = true;

@@ -648,14 +648,12 @@ pub fn export(
     let mut known = std::mem::take(&mut c.known);
     if !known.loaded {
         // Adds are looked up by DN and references resolved to ids: what is on the service?
-        let r = c.block_on(load_known(
-            http,
-            base,
-            &c.types,
-            c.http_cfg.page_size,
-            c.http_cfg.concurrency,
-            &mut known,
-        ));
+        let paging = super::read::Paging {
+            page_size: c.http_cfg.page_size,
+            concurrency: c.http_cfg.concurrency,
+            cursor: features.cursor,
+        };
+        let r = c.block_on(load_known(http, base, &c.types, paging, &mut known));
         if let Err(m) = r {
             c.known = known;
             return Err(c.error(base, m));
