@@ -17,7 +17,13 @@ scim2-server is single-threaded Python (its request threads share one interprete
 
 Usage (from the repository root, after `cargo build --release`):
 
-    python3 benches/scim_export.py --users 2000 --groups 100
+    python3 benches/scim_export.py --users 2000 --groups 100 --concurrency 1 8
+    python3 benches/scim_export.py --users 2000 --groups 100 --concurrency 1 8 --backlog 128
+
+scim2-server's listening socket keeps socketserver's queue of 5 connections; it answers
+HTTP/1.0, one connection per request, so with more connections than that being opened at once
+the kernel drops some (ListenOverflows in /proc/net/netstat) and the client's connect waits
+for the SYN to be sent again (1 s). `--backlog` runs the same server with a longer queue.
 
 scim2-server is `--server`, else ~/.cache/idflow/scim2-venv/bin/scim2-server (where .ci/run
 installs it), else `scim2-server` on the PATH. Results are recorded in benches/RESULTS.md.
@@ -55,14 +61,23 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def start_server(binary, dir_):
+def start_server(binary, dir_, backlog):
     port = free_port()
     log = open(os.path.join(dir_, "server.log"), "w")
-    p = subprocess.Popen(
-        [binary, "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", TOKEN],
-        stdout=log,
-        stderr=log,
-    )
+    args = ["--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", TOKEN]
+    if backlog:
+        # The same command with a longer listen queue than socketserver's 5.
+        python = os.path.join(os.path.dirname(binary), "python")
+        code = (
+            "import socketserver, sys; "
+            f"socketserver.TCPServer.request_queue_size = {backlog}; "
+            "from scim2_server.testserver.cli import main; "
+            "sys.argv[0] = 'scim2-server'; main()"
+        )
+        cmd = [python, "-c", code, *args]
+    else:
+        cmd = [binary, *args]
+    p = subprocess.Popen(cmd, stdout=log, stderr=log)
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -154,6 +169,12 @@ def main():
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--idflow", default=os.path.join(ROOT, "target/release/idflow"))
     ap.add_argument("--server", default=None)
+    ap.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="the server's listen queue (default: socketserver's 5)",
+    )
     args = ap.parse_args()
     server_bin = args.server or os.path.expanduser("~/.cache/idflow/scim2-venv/bin/scim2-server")
     if not os.path.exists(server_bin):
@@ -162,7 +183,7 @@ def main():
     for c in args.concurrency:
         dir_ = tempfile.mkdtemp(prefix=f"idflow-scim-bench-{c}-")
         try:
-            server, port = start_server(server_bin, dir_)
+            server, port = start_server(server_bin, dir_, args.backlog)
             try:
                 deployment(dir_, port, c)
                 subprocess.run(
@@ -186,7 +207,8 @@ def main():
                 server.wait()
         finally:
             shutil.rmtree(dir_, ignore_errors=True)
-    print(f"{args.users} users, {args.groups} groups (idflow gen ad --seed {args.seed}); one scim2-server per concurrency\n")
+    backlog = f", listen queue {args.backlog}" if args.backlog else ""
+    print(f"{args.users} users, {args.groups} groups (idflow gen ad --seed {args.seed}); one scim2-server per concurrency{backlog}\n")
     print("| concurrency | export | changes | step s | changes/s | idflow CPU s (% of wall) | scim2-server CPU s (% of wall) |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for c, what, r in rows:

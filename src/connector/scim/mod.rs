@@ -247,6 +247,11 @@ impl ScimConnector {
         }
         let url = format!("{base}/ServiceProviderConfig");
         let reply = self.rt.block_on(http.send(Request::new(Method::Get, &url)));
+        let defaults = Features {
+            etag: false,
+            patch: true,
+            cursor: false,
+        };
         let f = match reply {
             Ok(r) if r.ok() => {
                 let j = r.json();
@@ -266,11 +271,10 @@ impl ScimConnector {
                         .unwrap_or(false),
                 }
             }
-            _ => Features {
-                etag: false,
-                patch: true,
-                cursor: false,
-            },
+            Ok(_) => defaults,
+            // No answer: asked again by the next call (the request that follows reports the
+            // connection problem).
+            Err(_) => return defaults,
         };
         self.features = Some(f);
         f
