@@ -87,6 +87,13 @@ struct RawConnector {
     rate_limit: Option<toml::Value>,
     retries: Option<i64>,
     mapping: Option<toml::Value>,
+    // Microsoft Graph (`kind = "graph"`).
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    token_url: Option<String>,
+    scope: Option<String>,
+    secret_env: Option<String>,
+    secret_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,9 +187,23 @@ pub struct ConnectorConfig {
     pub ldap: Option<LdapConfig>,
     /// Connection settings of a service over HTTP (`kind = "scim"`).
     pub http: Option<HttpConfig>,
-    /// The SCIM attribute mapping (`kind = "scim"`).
-    pub scim: Option<ScimMapping>,
+    /// The attribute mapping of a service connector (`kind = "scim"` or `"graph"`).
+    pub mapping: Option<ScimMapping>,
+    /// Microsoft Graph's sign-in settings (`kind = "graph"`).
+    pub graph: Option<GraphConfig>,
 }
+
+/// How a Microsoft Graph connector signs in: OAuth2 client credentials at `token_url`. The
+/// client secret is the connector's [`Secret`] (`secret_env` or `secret_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphConfig {
+    pub token_url: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+/// Microsoft Graph's v1.0 endpoint.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 
 impl ConnectorConfig {
     /// Whether a DN is in the connector's container scope (no partitions: everything).
@@ -465,7 +486,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         let ldap = if kind == "ldap" || kind == "ad" {
             ldap_settings(&c, &kind, &partitions, &resolve, &key, &mut err)
         } else {
-            let http = kind == "scim";
+            let http = kind == "scim" || kind == "graph";
             for (k, set) in [
                 ("url", c.url.is_some() && !http),
                 ("urls", !c.urls.is_empty()),
@@ -490,15 +511,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             }
             None
         };
-        let (http, scim) = if kind == "scim" {
+        let graph_kind = kind == "graph";
+        let (http, mapping) = if kind == "scim" || graph_kind {
             if c.password_env.is_some() || c.password_file.is_some() {
-                err(
-                    key("password_env"),
-                    "a SCIM connector's bearer token comes from token_env or token_file".into(),
-                );
+                let how = if graph_kind {
+                    "a Graph connector's client secret comes from secret_env or secret_file"
+                } else {
+                    "a SCIM connector's bearer token comes from token_env or token_file"
+                };
+                err(key("password_env"), how.into());
             }
+            let default_url =
+                (graph_kind && c.url.is_none() && c.url_env.is_none()).then_some(GRAPH_URL);
             let raw = scim::RawHttp {
-                url: c.url.as_deref(),
+                url: c.url.as_deref().or(default_url),
                 url_env: c.url_env.as_deref(),
                 concurrency: c.concurrency,
                 rate_limit: c.rate_limit.as_ref().map(|v| match v {
@@ -519,11 +545,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
                 None => {
                     err(
                         key("mapping"),
-                        "missing: the SCIM mapping of the connector's object types (a file name, or a table)".into(),
+                        "missing: the mapping of the connector's object types (a file name, or a table)".into(),
                     );
                     None
                 }
             };
+            if graph_kind && let Some(m) = &mapping {
+                scim::check_graph_mapping(m, &key, &mut err);
+            }
             (http, mapping)
         } else {
             for (k, set) in [
@@ -536,10 +565,78 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
                 ("mapping", c.mapping.is_some()),
             ] {
                 if set {
-                    err(key(k), format!("only a scim connector has `{k}`"));
+                    err(key(k), format!("only a scim or graph connector has `{k}`"));
                 }
             }
             (None, None)
+        };
+        let graph = if graph_kind {
+            if c.token_env.is_some() || c.token_file.is_some() {
+                err(
+                    key("token_env"),
+                    "a Graph connector signs in with client credentials: secret_env or secret_file"
+                        .into(),
+                );
+            }
+            if c.secret_env.is_some() == c.secret_file.is_some() {
+                err(
+                    key("secret_env"),
+                    "give secret_env (an environment variable) or secret_file: the client secret of the app registration".into(),
+                );
+            }
+            let token_url = match (&c.token_url, &c.tenant_id) {
+                (Some(u), _) => {
+                    if let Err(m) = scim::check_url(u) {
+                        err(key("token_url"), m);
+                    }
+                    Some(u.trim().to_string())
+                }
+                (None, Some(t)) if !t.trim().is_empty() && !t.contains(['/', '?', '#']) => {
+                    Some(format!(
+                        "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                        t.trim()
+                    ))
+                }
+                _ => {
+                    err(
+                        key("tenant_id"),
+                        "missing: the tenant's id or domain (or token_url, the OAuth2 token endpoint)".into(),
+                    );
+                    None
+                }
+            };
+            let client_id = c.client_id.clone().filter(|s| !s.trim().is_empty());
+            if client_id.is_none() {
+                err(
+                    key("client_id"),
+                    "missing: the application (client) id of the app registration".into(),
+                );
+            }
+            match (token_url, client_id) {
+                (Some(token_url), Some(client_id)) => Some(GraphConfig {
+                    token_url,
+                    client_id,
+                    scope: c
+                        .scope
+                        .clone()
+                        .unwrap_or_else(|| "https://graph.microsoft.com/.default".into()),
+                }),
+                _ => None,
+            }
+        } else {
+            for (k, set) in [
+                ("tenant_id", c.tenant_id.is_some()),
+                ("client_id", c.client_id.is_some()),
+                ("token_url", c.token_url.is_some()),
+                ("scope", c.scope.is_some()),
+                ("secret_env", c.secret_env.is_some()),
+                ("secret_file", c.secret_file.is_some()),
+            ] {
+                if set {
+                    err(key(k), format!("only a graph connector has `{k}`"));
+                }
+            }
+            None
         };
         if c.token_env.is_some() && c.token_file.is_some() {
             err(
@@ -556,14 +653,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             parameters: params,
             partitions,
             csv,
-            secret: c.password_env.or(c.token_env).map(Secret::Env).or(c
-                .password_file
-                .or(c.token_file)
-                .as_deref()
-                .map(|f| Secret::File(resolve(f)))),
+            secret: c
+                .password_env
+                .or(c.token_env)
+                .or(c.secret_env)
+                .map(Secret::Env)
+                .or(c
+                    .password_file
+                    .or(c.token_file)
+                    .or(c.secret_file)
+                    .as_deref()
+                    .map(|f| Secret::File(resolve(f)))),
             ldap,
             http,
-            scim,
+            mapping,
+            graph,
         });
     }
     if !errors.is_empty() {
@@ -999,7 +1103,7 @@ mail = 'emails[type eq "work"].value'
                 "/srv/idflow/secrets/scim.token"
             )))
         );
-        let m = c.scim.as_ref().unwrap();
+        let m = c.mapping.as_ref().unwrap();
         let user = m.of("USER").unwrap();
         assert_eq!(user.endpoint, "Users");
         assert_eq!(user.schemas, vec![scim::CORE_USER.to_string()]);

@@ -204,7 +204,7 @@ pub fn narrow(
 ) -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
     for cfg in &deployment.connectors {
-        let (Some(mapping), Some(c)) = (&cfg.scim, plan.connector_index(&cfg.name)) else {
+        let (Some(mapping), Some(c)) = (&cfg.mapping, plan.connector_index(&cfg.name)) else {
             continue;
         };
         let held = connector::scim::held_attributes(mapping, &plan.connectors[c]);

@@ -68,7 +68,7 @@ fn check_mappings(
         crate::engine::compile::Plan::with_engine(bundle, crate::eval::EngineKind::Interp);
     let mut errors = 0;
     for cfg in &deployment.connectors {
-        let (Some(mapping), Some(c)) = (&cfg.scim, plan.connector_index(&cfg.name)) else {
+        let (Some(mapping), Some(c)) = (&cfg.mapping, plan.connector_index(&cfg.name)) else {
             continue;
         };
         if let Err(es) = crate::connector::scim::type_maps(mapping, &plan.connectors[c]) {

@@ -574,6 +574,39 @@ pub(super) fn mapping(
     ok.then_some(ScimMapping { types })
 }
 
+/// A Graph connector's mapping: the endpoints are `users` and `groups`, the paths are property
+/// names (no URN, filter or sub-attribute).
+pub(super) fn check_graph_mapping(
+    m: &ScimMapping,
+    key: &dyn Fn(&str) -> String,
+    err: &mut dyn FnMut(String, String),
+) {
+    for t in &m.types {
+        let ty = &t.object_type;
+        if !["users", "groups"].contains(&t.endpoint.to_ascii_lowercase().as_str()) {
+            err(
+                key(&format!("mapping.{ty}.endpoint")),
+                "a Graph connector maps users or groups".into(),
+            );
+        }
+        for (name, p) in std::iter::once(("dn".to_string(), &t.dn)).chain(
+            t.attributes
+                .iter()
+                .map(|(n, p)| (format!("attributes.{n}"), p)),
+        ) {
+            if p.urn.is_some() || !p.filter.is_empty() || p.sub.is_some() {
+                err(
+                    key(&format!("mapping.{ty}.{name}")),
+                    format!(
+                        "`{}`: a Graph property is a plain name, such as `jobTitle`",
+                        p.text
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// Whether two paths write the same place.
 fn same_place(a: &ScimPath, b: &ScimPath) -> bool {
     a.urn.as_deref().map(str::to_ascii_lowercase) == b.urn.as_deref().map(str::to_ascii_lowercase)

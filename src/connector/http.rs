@@ -148,6 +148,8 @@ pub struct Request<'a> {
     pub if_match: Option<&'a str>,
     /// The body's media type.
     pub content_type: &'static str,
+    /// A bearer token for this request instead of the client's.
+    pub bearer: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
@@ -158,7 +160,21 @@ impl<'a> Request<'a> {
             body: None,
             if_match: None,
             content_type: "application/json",
+            bearer: None,
         }
+    }
+
+    /// With a form body (`application/x-www-form-urlencoded`).
+    pub fn form(mut self, body: String) -> Request<'a> {
+        self.body = Some(body.into_bytes());
+        self.content_type = "application/x-www-form-urlencoded";
+        self
+    }
+
+    /// With this bearer token.
+    pub fn bearer(mut self, token: Option<&'a str>) -> Request<'a> {
+        self.bearer = token;
+        self
     }
 
     pub fn json(mut self, body: &serde_json::Value, content_type: &'static str) -> Request<'a> {
@@ -257,8 +273,8 @@ impl Http {
                 .client
                 .request(req.method.reqwest(), req.url)
                 .header("Accept", "application/scim+json, application/json");
-            if let Some(t) = &self.token {
-                rb = rb.header("Authorization", format!("Bearer {}", t.expose()));
+            if let Some(t) = req.bearer.or(self.token.as_ref().map(Token::expose)) {
+                rb = rb.header("Authorization", format!("Bearer {t}"));
             }
             if let Some(e) = req.if_match {
                 rb = rb.header("If-Match", e);

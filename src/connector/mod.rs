@@ -32,6 +32,7 @@
 )]
 
 pub mod csv;
+pub mod graph;
 pub mod http;
 pub mod jsonl;
 pub mod ldap;
@@ -363,11 +364,12 @@ pub fn open(
         }
         "ldap" | "ad" => Ok(Box::new(ldap::LdapConnector::new(cfg, plan)?)),
         "scim" => Ok(Box::new(scim::ScimConnector::new(cfg, plan)?)),
+        "graph" => Ok(Box::new(graph::GraphConnector::new(cfg, plan)?)),
         other => Err(ConnectorError {
             source: cfg.name.clone(),
             line: None,
             message: format!(
-                "connector kind `{other}` is not available yet: use scim, ldap (or ad), or an ldif, csv or jsonl file"
+                "connector kind `{other}` is not available yet: use scim, graph, ldap (or ad), or an ldif, csv or jsonl file"
             ),
         }),
     }

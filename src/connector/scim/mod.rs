@@ -176,7 +176,7 @@ impl ScimConnector {
             .clone()
             .ok_or_else(|| fail("no SCIM connection settings (url)".into()))?;
         let mapping = cfg
-            .scim
+            .mapping
             .clone()
             .ok_or_else(|| fail("no SCIM mapping".into()))?;
         let types = type_maps(&mapping, plan).map_err(|e| fail(e.join("; ")))?;
@@ -298,7 +298,7 @@ impl ScimConnector {
 }
 
 /// Warns when the token goes to a host other than this machine without TLS.
-fn warn_cleartext(name: &str, base: &str, token: bool) {
+pub(crate) fn warn_cleartext(name: &str, base: &str, token: bool) {
     let lower = base.to_ascii_lowercase();
     let Some(rest) = lower.strip_prefix("http://") else {
         return;
@@ -321,6 +321,16 @@ fn warn_cleartext(name: &str, base: &str, token: bool) {
 /// The bearer token: the environment variable's value or the file's content (without the final
 /// line break).
 fn read_token(connector: &str, s: &Secret) -> Result<String, ConnectorError> {
+    read_secret(connector, s, ("token_env", "token_file"))
+}
+
+/// A secret: the environment variable's value or the file's content (without the final line
+/// break); `keys` name the settings in messages. The value is never in a message.
+pub(crate) fn read_secret(
+    connector: &str,
+    s: &Secret,
+    keys: (&str, &str),
+) -> Result<String, ConnectorError> {
     let fail = |message: String| ConnectorError {
         source: connector.to_string(),
         line: None,
@@ -329,23 +339,26 @@ fn read_token(connector: &str, s: &Secret) -> Result<String, ConnectorError> {
     let t = match s {
         Secret::Env(var) => std::env::var(var).map_err(|_| {
             fail(format!(
-                "token_env: the environment variable `{var}` is not set"
+                "{}: the environment variable `{var}` is not set",
+                keys.0
             ))
         })?,
         Secret::File(path) => std::fs::read_to_string(path)
             .map(|t| t.trim_end_matches(['\r', '\n']).to_string())
             .map_err(|e| {
                 fail(format!(
-                    "token_file: cannot read {}: {}",
+                    "{}: cannot read {}: {}",
+                    keys.1,
                     path.display(),
                     e.kind()
                 ))
             })?,
     };
     if t.is_empty() || t.contains(['\r', '\n']) {
-        return Err(fail(
-            "the bearer token is empty or spans several lines".into(),
-        ));
+        return Err(fail(format!(
+            "{}: the secret is empty or spans several lines",
+            keys.0
+        )));
     }
     Ok(t)
 }
