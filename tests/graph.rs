@@ -295,9 +295,15 @@ fn users_and_groups_through_batches_delta_queries_throttling_and_token_expiry() 
 
     // In the tenant: a user is deleted behind idflow's back. The delta read shows it, and the
     // sync provisions it again.
+    // A member of a group: the group changes with it.
     let users_now = graph.objects("users");
-    let (gone, (props, _)) = users_now.iter().next().unwrap();
-    let gone_dn = props[DN_PROP].as_str().unwrap().to_string();
+    let gone = graph
+        .objects("groups")
+        .values()
+        .find_map(|(_, m)| m.iter().find(|id| users_now.contains_key(*id)).cloned())
+        .unwrap();
+    let gone = &gone;
+    let gone_dn = users_now[gone].0[DN_PROP].as_str().unwrap().to_string();
     graph.delete(gone);
     let reports = cycle(&dir);
     assert_eq!(step(&reports, "import", "cloud").deletes, 1, "{reports:#?}");

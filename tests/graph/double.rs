@@ -168,8 +168,14 @@ impl GraphDouble {
     pub fn delete(&self, id: &str) {
         let mut t = self.tenant.lock().unwrap();
         let kind = t.objects.remove(id).unwrap().kind;
-        for o in t.objects.values_mut() {
-            o.members.remove(id);
+        // Its groups change too (Graph reports them with the member @removed).
+        let groups: Vec<String> = t
+            .objects
+            .iter_mut()
+            .filter_map(|(g, o)| o.members.remove(id).then(|| g.clone()))
+            .collect();
+        for g in groups {
+            t.touch(&g, "groups");
         }
         t.touch(id, &kind);
     }
