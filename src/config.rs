@@ -541,7 +541,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             };
             let http = scim::http_settings(&raw, &resolve, &key, &mut err);
             let mapping = match &c.mapping {
-                Some(m) => scim::mapping(m, &resolve, &key, &mut err),
+                Some(m) => scim::mapping(m, &resolve, &key, &mut err, graph_kind),
                 None => {
                     err(
                         key("mapping"),
@@ -1156,6 +1156,68 @@ mapping = "m.toml"
         let e = parse_text("bundle = \"r\"\n[connectors.c]\nkind = \"scim\"\n").unwrap_err();
         let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
         assert_eq!(keys, ["connectors.\"c\".url", "connectors.\"c\".mapping"]);
+    }
+
+    #[test]
+    fn graph_settings() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[connectors.aad]
+kind = "graph"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "app"
+secret_file = "graph.secret"
+[connectors.aad.mapping.user]
+endpoint = "users"
+dn = "extension_1_dn"
+attributes = { upn = "userPrincipalName" }
+"#,
+        )
+        .unwrap();
+        let c = &d.connectors[0];
+        let g = c.graph.as_ref().unwrap();
+        assert_eq!(
+            g.token_url,
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            c.http.as_ref().unwrap().url,
+            UrlSource::Literal(GRAPH_URL.into())
+        );
+        assert_eq!(
+            c.secret,
+            Some(Secret::File(PathBuf::from("/srv/idflow/graph.secret")))
+        );
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[connectors.aad]
+kind = "graph"
+token_env = "T"
+[connectors.aad.mapping.user]
+endpoint = "contacts"
+attributes = { mail = "emails.value" }
+[connectors.other]
+kind = "scim"
+url = "https://x/v2"
+client_id = "app"
+mapping = { user = { endpoint = "Users" } }
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        for k in [
+            "connectors.\"aad\".token_env",
+            "connectors.\"aad\".secret_env",
+            "connectors.\"aad\".tenant_id",
+            "connectors.\"aad\".client_id",
+            "connectors.\"aad\".mapping.user.endpoint",
+            "connectors.\"aad\".mapping.user.attributes.mail",
+            "connectors.\"other\".client_id",
+        ] {
+            assert!(keys.contains(&k), "{k}: {keys:#?}");
+        }
     }
 
     #[test]

@@ -361,3 +361,19 @@ fn a_refused_client_secret_stops_the_step_without_showing_it() {
     assert!(!format!("{reports:?}").contains("not-the-secret"));
     assert!(graph.objects("users").is_empty());
 }
+
+#[test]
+fn the_example_deployment_checks_clean() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = common::idflow(
+        &root.join("examples/graph"),
+        &["check", "--config", "idflow.toml", "--deny-warnings"],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    // The attributes Graph does not take are left out, and said so.
+    assert!(
+        out.stderr.contains("`onPremisesSamAccountName`"),
+        "{}",
+        out.all()
+    );
+}

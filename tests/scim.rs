@@ -543,7 +543,7 @@ fn check_config_checks_the_mapping_against_the_bundle() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
         out.stderr
-            .contains("the SCIM mapping of `user` holds no `assistant`"),
+            .contains("the mapping of `user` holds no `assistant`"),
         "{}",
         out.all()
     );

@@ -89,7 +89,7 @@ fn check_mappings(
     for ((connector, ty), mut attrs) in left_out {
         attrs.sort();
         eprintln!(
-            "note: {}: connectors.\"{connector}\": the SCIM mapping of `{ty}` holds no {}: the outbound flows into {} are left out",
+            "note: {}: connectors.\"{connector}\": the mapping of `{ty}` holds no {}: the outbound flows into {} are left out",
             path.display(),
             attrs
                 .iter()

@@ -416,6 +416,7 @@ pub(super) fn mapping(
     resolve: &dyn Fn(&str) -> PathBuf,
     key: &dyn Fn(&str) -> String,
     err: &mut dyn FnMut(String, String),
+    graph: bool,
 ) -> Option<ScimMapping> {
     let (table, file): (toml::Table, Option<PathBuf>) = match value {
         toml::Value::Table(t) => (t.clone(), None),
@@ -488,6 +489,8 @@ pub(super) fn mapping(
             }
             None if endpoint.eq_ignore_ascii_case("Users") => vec![CORE_USER.to_string()],
             None if endpoint.eq_ignore_ascii_case("Groups") => vec![CORE_GROUP.to_string()],
+            // Graph has no schemas.
+            None if graph => Vec::new(),
             None => {
                 if !endpoint.is_empty() {
                     err(
