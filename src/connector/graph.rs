@@ -647,6 +647,7 @@ impl GraphConnector {
             Known::default()
         };
         let mut new_links = BTreeMap::new();
+        let mut pending: Vec<(usize, String, Json, Vec<String>)> = Vec::new();
         let r: Result<(), String> = self.rt.block_on(async {
             for (ti, ty) in types.iter().enumerate() {
                 let start = match &links {
@@ -728,28 +729,11 @@ impl GraphConnector {
                     })
                     .await?;
                 new_links.insert(ty.name.clone(), link);
-                // A full read's groups, their members resolved against what the read showed.
-                for (id, (props, member_ids)) in &groups {
-                    let dn = dn_of(ty, props, id);
-                    known.insert(ti, id, &dn);
-                    let _ = member_ids;
-                }
+                // A full read's groups wait for the end of the read: their members are
+                // resolved against everything it showed.
                 for (id, (props, member_ids)) in groups {
-                    let members: Vec<Value> = member_ids
-                        .iter()
-                        .filter_map(|m| known.by_id.get(m).map(|(_, dn)| Value::Ref(dn.clone())))
-                        .collect();
-                    match object(ty, &props, Some(members)) {
-                        Ok(obj) => pager.push(ImportChange::Upsert(obj)).map_err(|e| {
-                            sink_error = Some(e);
-                            "the engine stopped the read".to_string()
-                        })?,
-                        Err(m) => pager.reject(Rejected {
-                            source: source.clone(),
-                            line: 0,
-                            message: format!("{}/{id}: {m}", ty.def.endpoint),
-                        }),
-                    }
+                    known.insert(ti, &id, &dn_of(ty, &props, &id));
+                    pending.push((ti, id, props, member_ids));
                 }
                 // A delta read's changed objects, read whole (20 to a batch).
                 if !changed.is_empty() {
@@ -809,6 +793,24 @@ impl GraphConnector {
                             }),
                         }
                     }
+                }
+            }
+            for (ti, id, props, member_ids) in std::mem::take(&mut pending) {
+                let ty = &types[ti];
+                let members: Vec<Value> = member_ids
+                    .iter()
+                    .filter_map(|m| known.by_id.get(m).map(|(_, dn)| Value::Ref(dn.clone())))
+                    .collect();
+                match object(ty, &props, Some(members)) {
+                    Ok(obj) => pager.push(ImportChange::Upsert(obj)).map_err(|e| {
+                        sink_error = Some(e);
+                        "the engine stopped the read".to_string()
+                    })?,
+                    Err(m) => pager.reject(Rejected {
+                        source: source.clone(),
+                        line: 0,
+                        message: format!("{}/{id}: {m}", ty.def.endpoint),
+                    }),
                 }
             }
             Ok(())
@@ -1005,6 +1007,7 @@ impl GraphConnector {
     /// The requests of an update (or of the members of a new object).
     fn update_plan(
         &self,
+        base: &str,
         ty: &TypeMap,
         d: &ExportDelta,
         id: &str,
@@ -1032,10 +1035,7 @@ impl GraphConnector {
                             url: format!("{path}/members/{}/$ref", enc(mid)),
                             body: None,
                         }),
-                        (Some(mid), _) => binds.push(format!(
-                            "{}/directoryObjects/{mid}",
-                            "https://graph.microsoft.com/v1.0"
-                        )),
+                        (Some(mid), _) => binds.push(format!("{base}/directoryObjects/{mid}")),
                         (None, AttrOp::Remove(_)) => {}
                         (None, _) => plan.missing.push(dn.to_string()),
                     }
@@ -1195,8 +1195,8 @@ impl GraphConnector {
                     }],
                     missing: Vec::new(),
                 },
-                ExportOp::Add => self.update_plan(ty, d, &id, known, true),
-                ExportOp::Update => self.update_plan(ty, d, &id, known, false),
+                ExportOp::Add => self.update_plan(base, ty, d, &id, known, true),
+                ExportOp::Update => self.update_plan(base, ty, d, &id, known, false),
             };
             plans.push((i, plan));
         }
