@@ -10,6 +10,10 @@
 //! and column and what was expected, not the text found. `keep_runs` is the run-history
 //! retention (entries, one per step; default [`crate::store::DEFAULT_KEEP_RUNS`]).
 
+pub mod scim;
+
+pub use scim::{HttpConfig, ScimMapping, UrlSource};
+
 use crate::dn::Dn;
 use crate::value::Value;
 use serde::Deserialize;
@@ -75,6 +79,21 @@ struct RawConnector {
     flavor: Option<String>,
     anchor_attribute: Option<String>,
     page_size: Option<i64>,
+    // Services over HTTP (`kind = "scim"`).
+    url_env: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<String>,
+    concurrency: Option<i64>,
+    rate_limit: Option<toml::Value>,
+    retries: Option<i64>,
+    mapping: Option<toml::Value>,
+    // Microsoft Graph (`kind = "graph"`).
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    token_url: Option<String>,
+    scope: Option<String>,
+    secret_env: Option<String>,
+    secret_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,7 +185,25 @@ pub struct ConnectorConfig {
     pub secret: Option<Secret>,
     /// Connection settings of an LDAP directory (`kind = "ldap"` or `"ad"`).
     pub ldap: Option<LdapConfig>,
+    /// Connection settings of a service over HTTP (`kind = "scim"`).
+    pub http: Option<HttpConfig>,
+    /// The attribute mapping of a service connector (`kind = "scim"` or `"graph"`).
+    pub mapping: Option<ScimMapping>,
+    /// Microsoft Graph's sign-in settings (`kind = "graph"`).
+    pub graph: Option<GraphConfig>,
 }
+
+/// How a Microsoft Graph connector signs in: OAuth2 client credentials at `token_url`. The
+/// client secret is the connector's [`Secret`] (`secret_env` or `secret_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphConfig {
+    pub token_url: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+/// Microsoft Graph's v1.0 endpoint.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 
 impl ConnectorConfig {
     /// Whether a DN is in the connector's container scope (no partitions: everything).
@@ -449,23 +486,164 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         let ldap = if kind == "ldap" || kind == "ad" {
             ldap_settings(&c, &kind, &partitions, &resolve, &key, &mut err)
         } else {
+            let http = kind == "scim" || kind == "graph";
             for (k, set) in [
-                ("url", c.url.is_some()),
+                ("url", c.url.is_some() && !http),
                 ("urls", !c.urls.is_empty()),
                 ("bind_dn", c.bind_dn.is_some()),
-                ("ca_file", c.ca_file.is_some()),
-                ("tls_insecure", c.tls_insecure.is_some()),
+                ("ca_file", c.ca_file.is_some() && !http),
+                ("tls_insecure", c.tls_insecure.is_some() && !http),
                 ("starttls", c.starttls.is_some()),
                 ("flavor", c.flavor.is_some()),
                 ("anchor_attribute", c.anchor_attribute.is_some()),
-                ("page_size", c.page_size.is_some()),
+                ("page_size", c.page_size.is_some() && !http),
+                ("connect_timeout", c.connect_timeout.is_some() && !http),
+                ("timeout", c.timeout.is_some() && !http),
             ] {
                 if set {
-                    err(key(k), format!("only an ldap or ad connector has `{k}`"));
+                    let who = if http {
+                        "an ldap or ad connector"
+                    } else {
+                        "an ldap, ad or scim connector"
+                    };
+                    err(key(k), format!("only {who} has `{k}`"));
                 }
             }
             None
         };
+        let graph_kind = kind == "graph";
+        let (http, mapping) = if kind == "scim" || graph_kind {
+            if c.password_env.is_some() || c.password_file.is_some() {
+                let how = if graph_kind {
+                    "a Graph connector's client secret comes from secret_env or secret_file"
+                } else {
+                    "a SCIM connector's bearer token comes from token_env or token_file"
+                };
+                err(key("password_env"), how.into());
+            }
+            let default_url =
+                (graph_kind && c.url.is_none() && c.url_env.is_none()).then_some(GRAPH_URL);
+            let raw = scim::RawHttp {
+                url: c.url.as_deref().or(default_url),
+                url_env: c.url_env.as_deref(),
+                concurrency: c.concurrency,
+                rate_limit: c.rate_limit.as_ref().map(|v| match v {
+                    toml::Value::Integer(n) => *n as f64,
+                    toml::Value::Float(f) => *f,
+                    _ => f64::NAN,
+                }),
+                connect_timeout: c.connect_timeout,
+                timeout: c.timeout,
+                retries: c.retries,
+                ca_file: c.ca_file.as_deref(),
+                tls_insecure: c.tls_insecure,
+                page_size: c.page_size,
+            };
+            let http = scim::http_settings(&raw, &resolve, &key, &mut err);
+            let mapping = match &c.mapping {
+                Some(m) => scim::mapping(m, &resolve, &key, &mut err, graph_kind),
+                None => {
+                    err(
+                        key("mapping"),
+                        "missing: the mapping of the connector's object types (a file name, or a table)".into(),
+                    );
+                    None
+                }
+            };
+            if graph_kind && let Some(m) = &mapping {
+                scim::check_graph_mapping(m, &key, &mut err);
+            }
+            (http, mapping)
+        } else {
+            for (k, set) in [
+                ("url_env", c.url_env.is_some()),
+                ("token_env", c.token_env.is_some()),
+                ("token_file", c.token_file.is_some()),
+                ("concurrency", c.concurrency.is_some()),
+                ("rate_limit", c.rate_limit.is_some()),
+                ("retries", c.retries.is_some()),
+                ("mapping", c.mapping.is_some()),
+            ] {
+                if set {
+                    err(key(k), format!("only a scim or graph connector has `{k}`"));
+                }
+            }
+            (None, None)
+        };
+        let graph = if graph_kind {
+            if c.token_env.is_some() || c.token_file.is_some() {
+                err(
+                    key("token_env"),
+                    "a Graph connector signs in with client credentials: secret_env or secret_file"
+                        .into(),
+                );
+            }
+            if c.secret_env.is_some() == c.secret_file.is_some() {
+                err(
+                    key("secret_env"),
+                    "give secret_env (an environment variable) or secret_file: the client secret of the app registration".into(),
+                );
+            }
+            let token_url = match (&c.token_url, &c.tenant_id) {
+                (Some(u), _) => {
+                    if let Err(m) = scim::check_url(u) {
+                        err(key("token_url"), m);
+                    }
+                    Some(u.trim().to_string())
+                }
+                (None, Some(t)) if !t.trim().is_empty() && !t.contains(['/', '?', '#']) => {
+                    Some(format!(
+                        "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                        t.trim()
+                    ))
+                }
+                _ => {
+                    err(
+                        key("tenant_id"),
+                        "missing: the tenant's id or domain (or token_url, the OAuth2 token endpoint)".into(),
+                    );
+                    None
+                }
+            };
+            let client_id = c.client_id.clone().filter(|s| !s.trim().is_empty());
+            if client_id.is_none() {
+                err(
+                    key("client_id"),
+                    "missing: the application (client) id of the app registration".into(),
+                );
+            }
+            match (token_url, client_id) {
+                (Some(token_url), Some(client_id)) => Some(GraphConfig {
+                    token_url,
+                    client_id,
+                    scope: c
+                        .scope
+                        .clone()
+                        .unwrap_or_else(|| "https://graph.microsoft.com/.default".into()),
+                }),
+                _ => None,
+            }
+        } else {
+            for (k, set) in [
+                ("tenant_id", c.tenant_id.is_some()),
+                ("client_id", c.client_id.is_some()),
+                ("token_url", c.token_url.is_some()),
+                ("scope", c.scope.is_some()),
+                ("secret_env", c.secret_env.is_some()),
+                ("secret_file", c.secret_file.is_some()),
+            ] {
+                if set {
+                    err(key(k), format!("only a graph connector has `{k}`"));
+                }
+            }
+            None
+        };
+        if c.token_env.is_some() && c.token_file.is_some() {
+            err(
+                key("token_env"),
+                "give token_env or token_file, not both".into(),
+            );
+        }
         let _ = (&c.entra_id, &c.server, &c.user);
         connectors.push(ConnectorConfig {
             name,
@@ -477,9 +655,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             csv,
             secret: c
                 .password_env
+                .or(c.token_env)
+                .or(c.secret_env)
                 .map(Secret::Env)
-                .or(c.password_file.as_deref().map(|f| Secret::File(resolve(f)))),
+                .or(c
+                    .password_file
+                    .or(c.token_file)
+                    .or(c.secret_file)
+                    .as_deref()
+                    .map(|f| Secret::File(resolve(f)))),
             ldap,
+            http,
+            mapping,
+            graph,
         });
     }
     if !errors.is_empty() {
@@ -883,6 +1071,153 @@ url = "ldap://x"
             "{shown:#?}"
         );
         assert!(!shown.join("\n").contains("hunter2"), "{shown:#?}");
+    }
+
+    #[test]
+    fn scim_settings() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[connectors.cloud]
+kind = "scim"
+url_env = "SCIM_URL"
+token_file = "secrets/scim.token"
+concurrency = 8
+rate_limit = 20.5
+retries = 2
+[connectors.cloud.mapping.user]
+endpoint = "/Users/"
+[connectors.cloud.mapping.user.attributes]
+upn = "userName"
+mail = 'emails[type eq "work"].value'
+"#,
+        )
+        .unwrap();
+        let c = &d.connectors[0];
+        let h = c.http.as_ref().unwrap();
+        assert_eq!(h.url, UrlSource::Env("SCIM_URL".into()));
+        assert_eq!((h.concurrency, h.retries, h.rate_limit), (8, 2, Some(20.5)));
+        assert_eq!(
+            c.secret,
+            Some(Secret::File(PathBuf::from(
+                "/srv/idflow/secrets/scim.token"
+            )))
+        );
+        let m = c.mapping.as_ref().unwrap();
+        let user = m.of("USER").unwrap();
+        assert_eq!(user.endpoint, "Users");
+        assert_eq!(user.schemas, vec![scim::CORE_USER.to_string()]);
+        assert_eq!(user.dn.text, "externalId");
+        assert_eq!(user.path_of("mail").unwrap().filter[0].value, "work");
+
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[connectors.cloud]
+kind = "scim"
+url = "ftp://x"
+url_env = "X"
+password_env = "P"
+concurrency = 0
+rate_limit = -1
+tls_insecure = true
+ca_file = "ca.pem"
+[connectors.cloud.mapping.user]
+endpoint = "Users"
+delete = "soft"
+[connectors.cloud.mapping.user.attributes]
+a = 'emails[type eq "work"]'
+b = "userName"
+c = "userName"
+[connectors.file]
+kind = "ldif"
+path = "x.ldif"
+token_env = "T"
+mapping = "m.toml"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        for k in [
+            "connectors.\"cloud\".url",
+            "connectors.\"cloud\".password_env",
+            "connectors.\"cloud\".concurrency",
+            "connectors.\"cloud\".rate_limit",
+            "connectors.\"cloud\".tls_insecure",
+            "connectors.\"cloud\".mapping.user.delete",
+            "connectors.\"cloud\".mapping.user.attributes.a",
+            "connectors.\"cloud\".mapping.user.attributes.c",
+            "connectors.\"file\".token_env",
+            "connectors.\"file\".mapping",
+        ] {
+            assert!(keys.contains(&k), "{k}: {keys:#?}");
+        }
+        // A SCIM connector needs a URL and a mapping.
+        let e = parse_text("bundle = \"r\"\n[connectors.c]\nkind = \"scim\"\n").unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["connectors.\"c\".url", "connectors.\"c\".mapping"]);
+    }
+
+    #[test]
+    fn graph_settings() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[connectors.aad]
+kind = "graph"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "app"
+secret_file = "graph.secret"
+[connectors.aad.mapping.user]
+endpoint = "users"
+dn = "extension_1_dn"
+attributes = { upn = "userPrincipalName" }
+"#,
+        )
+        .unwrap();
+        let c = &d.connectors[0];
+        let g = c.graph.as_ref().unwrap();
+        assert_eq!(
+            g.token_url,
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            c.http.as_ref().unwrap().url,
+            UrlSource::Literal(GRAPH_URL.into())
+        );
+        assert_eq!(
+            c.secret,
+            Some(Secret::File(PathBuf::from("/srv/idflow/graph.secret")))
+        );
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[connectors.aad]
+kind = "graph"
+token_env = "T"
+[connectors.aad.mapping.user]
+endpoint = "contacts"
+attributes = { mail = "emails.value" }
+[connectors.other]
+kind = "scim"
+url = "https://x/v2"
+client_id = "app"
+mapping = { user = { endpoint = "Users" } }
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        for k in [
+            "connectors.\"aad\".token_env",
+            "connectors.\"aad\".secret_env",
+            "connectors.\"aad\".tenant_id",
+            "connectors.\"aad\".client_id",
+            "connectors.\"aad\".mapping.user.endpoint",
+            "connectors.\"aad\".mapping.user.attributes.mail",
+            "connectors.\"other\".client_id",
+        ] {
+            assert!(keys.contains(&k), "{k}: {keys:#?}");
+        }
     }
 
     #[test]

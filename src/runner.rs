@@ -23,8 +23,8 @@
 
 use crate::config::{ConnectorConfig, Deployment};
 use crate::connector::{
-    self, Connector, ConnectorError, ExportResult, ImportEnd, ImportKind, ImportMode, ImportSink,
-    Rejected,
+    self, Connector, ConnectorError, ExportErrorCategory, ExportResult, ImportEnd, ImportKind,
+    ImportMode, ImportSink, Rejected,
 };
 use crate::diag::Diagnostic;
 use crate::engine::Engine;
@@ -196,6 +196,31 @@ pub struct CycleOptions {
     pub full_sync: bool,
 }
 
+/// Narrows the plan's connector types to the attributes their connected systems hold (the SCIM
+/// mappings of the deployment): see [`crate::engine::compile::Plan::keep_flows`]. Returns the
+/// flows left out as (connector, object type, rule, attribute).
+pub fn narrow(
+    plan: &mut crate::engine::compile::Plan,
+    deployment: &Deployment,
+) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for cfg in &deployment.connectors {
+        let (Some(mapping), Some(c)) = (&cfg.mapping, plan.connector_index(&cfg.name)) else {
+            continue;
+        };
+        let held = connector::scim::held_attributes(mapping, &plan.connectors[c]);
+        for (ty, attrs) in held {
+            let Some(t) = plan.connectors[c].type_index(&ty) else {
+                continue;
+            };
+            for (rule, attr) in plan.keep_flows(c, t, &attrs) {
+                out.push((cfg.name.clone(), ty.clone(), rule, attr));
+            }
+        }
+    }
+    out
+}
+
 /// An opened deployment: engine, store and connectors.
 pub struct Runner {
     pub deployment: Deployment,
@@ -291,9 +316,21 @@ impl Runner {
                 ));
             }
         }
-        let hash = bundle_hash(&map);
+        let mut hash = bundle_hash(&map);
         let mut engine = Engine::with_engine(&checked.bundle, jiff::Timestamp::now(), engine);
         engine.error_limit = deployment.error_limit;
+        // A connected system that holds only some of a type's attributes (a SCIM mapping):
+        // the flows into the others are left out. What is left out is part of the bundle's
+        // identity: a changed mapping makes the next sync a full one.
+        let narrowed = narrow(&mut engine.plan, &deployment);
+        if !narrowed.is_empty() {
+            let mut h = sha2::Sha256::new();
+            h.update(hash.as_bytes());
+            for (c, t, r, a) in &narrowed {
+                h.update(format!("\0{c}\0{t}\0{r}\0{a}").as_bytes());
+            }
+            hash = hex(h);
+        }
         for (i, cp) in engine.plan.connectors.clone().iter().enumerate() {
             let params = deployment
                 .connector(&cp.name)
@@ -927,9 +964,9 @@ impl Runner {
                     confirmation = Confirmation::ByImport;
                 }
                 Ok((results, trusted)) => {
-                    let (applied, needs_import) =
+                    let (applied, needs_import, gone) =
                         self.take_results(&changes, results, trusted, &mut report);
-                    if trusted && applied > needs_import {
+                    if trusted && (applied > needs_import || gone > 0) {
                         self.save(&[])?;
                     }
                     report.status = if report.errors == 0 {
@@ -937,7 +974,10 @@ impl Runner {
                     } else {
                         StepStatus::CompletedExportErrors
                     };
-                    confirmation = if applied == 0 {
+                    confirmation = if applied == 0 && gone > 0 {
+                        // The objects gone from the system are synced (provisioned again).
+                        Confirmation::Recorded
+                    } else if applied == 0 {
                         Confirmation::Nothing
                     } else if !trusted {
                         // As before results existed: a file target is read back after an
@@ -974,8 +1014,8 @@ impl Runner {
         results: Vec<ExportResult>,
         trusted: bool,
         report: &mut StepReport,
-    ) -> (usize, usize) {
-        let (mut applied, mut needs_import) = (0, 0);
+    ) -> (usize, usize, usize) {
+        let (mut applied, mut needs_import, mut gone_objects) = (0, 0, 0);
         for (sent, result) in changes.iter().zip(results) {
             match result {
                 ExportResult::Applied { anchor } => {
@@ -999,13 +1039,27 @@ impl Runner {
                 }
                 ExportResult::Failed { category, detail } => {
                     report.errors += 1;
+                    // An update of an object the system no longer holds: it is gone, as
+                    // an import would show, and the next sync provisions it again.
+                    let gone = trusted
+                        && category == ExportErrorCategory::NoSuchObject
+                        && sent.kind == ExportOp::Update
+                        && self.engine.object_gone(sent);
+                    let then = if gone {
+                        " (gone from the connected system: provisioned again)"
+                    } else {
+                        ""
+                    };
+                    if gone {
+                        gone_objects += 1;
+                    }
                     report
                         .notes
-                        .push(format!("{}: {category}: {detail}", sent.dn));
+                        .push(format!("{}: {category}: {detail}{then}", sent.dn));
                 }
             }
         }
-        (applied, needs_import)
+        (applied, needs_import, gone_objects)
     }
 
     /// A sync cycle: import every connector, sync (full when the bundle changed), export every

@@ -300,8 +300,26 @@ impl Deployment {
         dir.write("bundle/contract.idf", BUNDLE);
         dir.write(
             "idflow.toml",
-            "bundle = \"bundle\"\nstate = \"idflow.db\"\n\n\
-             [connectors.src]\nkind = \"scim\"\n\n[connectors.dst]\nkind = \"scim\"\n",
+            // SCIM settings (never used: the in-memory connectors take their place) that map
+            // every attribute, so no flow is left out.
+            r#"bundle = "bundle"
+state = "idflow.db"
+
+[connectors.src]
+kind = "scim"
+url = "https://src.example.com/v2"
+[connectors.src.mapping.user]
+endpoint = "Users"
+attributes = { employeeId = "employeeNumber", title = "title" }
+
+[connectors.dst]
+kind = "scim"
+url = "https://dst.example.com/v2"
+[connectors.dst.mapping.account]
+endpoint = "Accounts"
+schemas = ["urn:example:params:scim:schemas:core:2.0:Account"]
+attributes = { employeeId = "employeeNumber", title = "title" }
+"#,
         );
         let src = Directory::new("user", "uid");
         {

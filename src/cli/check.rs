@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Bundle directories or .idf files (default: the current directory).
+    /// Bundle directories or .idf files (default: the bundle of --config, else the current
+    /// directory).
     paths: Vec<PathBuf>,
     /// Output format for diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -34,11 +35,11 @@ enum Format {
     Sarif,
 }
 
-/// Validates a deployment file: returns (errors, warnings). An inline secret is a warning here
-/// (`idflow run` refuses it).
-fn check_config(path: &std::path::Path) -> (usize, usize) {
+/// Validates a deployment file: returns (errors, warnings) and the deployment when it is valid.
+/// An inline secret is a warning here (`idflow run` refuses it).
+fn check_config(path: &std::path::Path) -> (usize, usize, Option<crate::config::Deployment>) {
     match crate::config::load(path) {
-        Ok(_) => (0, 0),
+        Ok(d) => (0, 0, Some(d)),
         Err(errs) => {
             let (mut e, mut w) = (0, 0);
             for x in errs {
@@ -50,15 +51,70 @@ fn check_config(path: &std::path::Path) -> (usize, usize) {
                     e += 1;
                 }
             }
-            (e, w)
+            (e, w, None)
         }
     }
 }
 
+/// Checks a deployment's SCIM mappings against the checked bundle: every mapped type and
+/// attribute must be declared (errors); the outbound flows the mappings leave out are listed
+/// as notes. Returns the number of errors.
+fn check_mappings(
+    path: &std::path::Path,
+    deployment: &crate::config::Deployment,
+    bundle: &crate::sema::Bundle,
+) -> usize {
+    let mut plan =
+        crate::engine::compile::Plan::with_engine(bundle, crate::eval::EngineKind::Interp);
+    let mut errors = 0;
+    for cfg in &deployment.connectors {
+        let (Some(mapping), Some(c)) = (&cfg.mapping, plan.connector_index(&cfg.name)) else {
+            continue;
+        };
+        if let Err(es) = crate::connector::scim::type_maps(mapping, &plan.connectors[c]) {
+            for e in es {
+                eprintln!("error: {}: connectors.\"{}\".{e}", path.display(), cfg.name);
+                errors += 1;
+            }
+        }
+    }
+    let mut left_out: std::collections::BTreeMap<(String, String), Vec<String>> =
+        Default::default();
+    for (connector, ty, _rule, attr) in crate::runner::narrow(&mut plan, deployment) {
+        let list = left_out.entry((connector, ty)).or_default();
+        if !list.contains(&attr) {
+            list.push(attr);
+        }
+    }
+    for ((connector, ty), mut attrs) in left_out {
+        attrs.sort();
+        eprintln!(
+            "note: {}: connectors.\"{connector}\": the mapping of `{ty}` holds no {}: the outbound flows into {} are left out",
+            path.display(),
+            attrs
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if attrs.len() == 1 { "it" } else { "them" }
+        );
+    }
+    errors
+}
+
 pub fn run(args: Args) -> u8 {
-    let (config_errors, config_warnings) =
-        args.config.as_deref().map(check_config).unwrap_or((0, 0));
-    let map = match super::load_sources(&args.paths) {
+    let (mut config_errors, config_warnings, deployment) = args
+        .config
+        .as_deref()
+        .map(check_config)
+        .unwrap_or((0, 0, None));
+    // With a deployment and no paths: its bundle (none to check when the file is invalid).
+    let paths = match (&deployment, args.paths.is_empty()) {
+        (Some(d), true) => vec![d.bundle.clone()],
+        (None, true) if args.config.is_some() => return FINDINGS,
+        _ => args.paths.clone(),
+    };
+    let map = match super::load_sources(&paths) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -99,6 +155,9 @@ pub fn run(args: Args) -> u8 {
                 );
             }
         }
+    }
+    if let (Some(d), Some(path), false) = (&deployment, &args.config, checked.has_errors()) {
+        config_errors += check_mappings(path, d, &checked.bundle);
     }
     let _ = USAGE;
     if config_errors > 0 || (args.deny_warnings && config_warnings > 0) {

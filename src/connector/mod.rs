@@ -32,9 +32,12 @@
 )]
 
 pub mod csv;
+pub mod graph;
+pub mod http;
 pub mod jsonl;
 pub mod ldap;
 pub mod ldif;
+pub mod scim;
 
 pub use crate::engine::export::{ExportErrorCategory, ExportResult};
 
@@ -360,11 +363,13 @@ pub fn open(
             Ok(Box::new(src))
         }
         "ldap" | "ad" => Ok(Box::new(ldap::LdapConnector::new(cfg, plan)?)),
+        "scim" => Ok(Box::new(scim::ScimConnector::new(cfg, plan)?)),
+        "graph" => Ok(Box::new(graph::GraphConnector::new(cfg, plan)?)),
         other => Err(ConnectorError {
             source: cfg.name.clone(),
             line: None,
             message: format!(
-                "connector kind `{other}` is not available yet: use ldap (or ad), or an ldif, csv or jsonl file"
+                "connector kind `{other}` is not available yet: use scim, graph, ldap (or ad), or an ldif, csv or jsonl file"
             ),
         }),
     }

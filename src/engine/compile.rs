@@ -341,6 +341,38 @@ impl Plan {
         self.connectors.iter().position(|c| c.name == name)
     }
 
+    /// Narrows a connector object type to the attributes the connected system holds (a
+    /// deployment setting, such as a SCIM mapping): the outbound flows into its other
+    /// attributes are left out, never evaluated and never exported, as if the connector schema
+    /// did not declare those attributes. The `dn` flow stays. Returns the flows left out, as
+    /// (rule, attribute), in rule order.
+    pub fn keep_flows(
+        &mut self,
+        connector: ConnIdx,
+        ty: TypeIdx,
+        held: &[String],
+    ) -> Vec<(String, String)> {
+        let mut dropped = Vec::new();
+        for r in &mut self.rules {
+            if r.connector != connector
+                || r.def.direction != Direction::Outbound
+                || r.target_type != Some(ty)
+            {
+                continue;
+            }
+            let name = r.def.name.clone();
+            r.flows.retain(|f| {
+                let keep =
+                    f.target == "dn" || held.iter().any(|h| h.eq_ignore_ascii_case(&f.target));
+                if !keep {
+                    dropped.push((name.clone(), f.target.clone()));
+                }
+                keep
+            });
+        }
+        dropped
+    }
+
     pub fn mv_type_index(&self, name: &str) -> Option<TypeIdx> {
         self.metaverse.iter().position(|t| t.name == name)
     }

@@ -143,6 +143,12 @@ pub enum ExportErrorCategory {
     NoSuchObject,
     /// A value or an object the system's schema or constraints refuse.
     ConstraintViolation,
+    /// A value that must be unique is held by another object of the system (Entra's
+    /// "Duplicate Attribute"; SCIM's 409 `uniqueness`).
+    DuplicateAttribute,
+    /// A request the system refuses as invalid (Entra's "Data Validation Failure"; an HTTP
+    /// 400).
+    DataValidation,
     /// A DN the system cannot use.
     InvalidDn,
     /// The connector's identity may not make the change.
@@ -156,6 +162,8 @@ impl ExportErrorCategory {
             ExportErrorCategory::AlreadyExists => "already-exists",
             ExportErrorCategory::NoSuchObject => "no-such-object",
             ExportErrorCategory::ConstraintViolation => "constraint-violation",
+            ExportErrorCategory::DuplicateAttribute => "duplicate-attribute",
+            ExportErrorCategory::DataValidation => "data-validation",
             ExportErrorCategory::InvalidDn => "invalid-dn",
             ExportErrorCategory::PermissionDenied => "permission-denied",
             ExportErrorCategory::Other => "other",

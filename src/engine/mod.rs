@@ -138,6 +138,14 @@ impl Engine {
         }
     }
 
+    /// Records that the connected system no longer holds the object of an export delta (an
+    /// update answered "no such object"): its deletion is staged, as an import that no longer
+    /// shows it would, so the next sync provisions it again where a rule says so. False when
+    /// nothing was staged.
+    pub fn object_gone(&mut self, sent: &export::ExportDelta) -> bool {
+        import::stage_delete(&mut self.state, sent.cs)
+    }
+
     /// Runs a full or delta sync.
     pub fn sync(&mut self, mode: sync::Mode) -> sync::SyncReport {
         let options = self.sync_options();
