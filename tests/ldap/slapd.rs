@@ -4,6 +4,7 @@
 //! and is killed when the test drops it. `.ci/run` installs slapd; without it these tests fail
 //! (set `IDFLOW_SKIP_SLAPD=1` to skip them on a machine without it).
 
+use crate::common::make_certificates;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -260,80 +261,6 @@ impl Slapd {
             .expect("bind accepted");
         c
     }
-}
-
-/// A test certificate authority (`ca.crt`, `ca.key`) and a server certificate it signs
-/// (`tls.crt`, `tls.key`, for localhost and 127.0.0.1), made with openssl; and `other-ca.crt`,
-/// an authority that signed nothing here.
-fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    for name in ["ca", "other-ca"] {
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=idflow test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-        ]);
-    }
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "tls.key",
-        "-out",
-        "tls.csr",
-    ]);
-    std::fs::write(
-        dir.join("tls.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "tls.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "tls.crt",
-        "-extfile",
-        "tls.ext",
-    ]);
 }
 
 impl Drop for Slapd {
