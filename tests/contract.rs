@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
-use common::Dir;
+use common::{Dir, counts, step};
 
 const BUNDLE: &str = r#"bundle "contract"
 
@@ -362,17 +362,6 @@ attributes = { employeeId = "employeeNumber", title = "title" }
     fn imports(&self, d: &Arc<Mutex<Directory>>) -> Vec<String> {
         d.lock().unwrap().imports.clone()
     }
-}
-
-fn step<'a>(reports: &'a [StepReport], step: &str, connector: &str) -> &'a StepReport {
-    reports
-        .iter()
-        .find(|r| r.step.ends_with(step) && r.connector == connector)
-        .unwrap_or_else(|| panic!("no {step} {connector}: {reports:#?}"))
-}
-
-fn counts(r: &StepReport) -> (usize, usize, usize, usize) {
-    (r.adds, r.updates, r.deletes, r.errors)
 }
 
 fn assert_no_changes(reports: &[StepReport]) {

@@ -3,7 +3,7 @@
 //! with throttled requests and an expiring token, read back with delta queries, changes in AD
 //! and in the tenant, a refused client secret.
 
-use idflow::runner::{CycleOptions, Runner, StepReport, StepStatus};
+use idflow::runner::StepStatus;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use std::time::Duration;
 mod common;
 #[path = "graph/double.rs"]
 mod double;
-use common::Dir;
+use common::{Dir, assert_settled, counts, cycle, runner, step};
 use double::{CLIENT_ID, GraphDouble, SECRET, Settings};
 
 const SECRET_ENV: &str = "IDFLOW_TEST_GRAPH_SECRET";
@@ -144,43 +144,6 @@ attributes = {{ displayName = "displayName", mailNickname = "mailNickname", memb
         ),
     );
     dir
-}
-
-fn runner(dir: &Dir) -> Runner {
-    Runner::open(
-        &PathBuf::from(dir.config()),
-        idflow::eval::EngineKind::Interp,
-    )
-    .unwrap()
-}
-
-fn cycle(dir: &Dir) -> Vec<StepReport> {
-    runner(dir).cycle(CycleOptions::default()).unwrap()
-}
-
-fn step<'a>(reports: &'a [StepReport], step: &str, connector: &str) -> &'a StepReport {
-    reports
-        .iter()
-        .find(|r| r.step.ends_with(step) && r.connector == connector)
-        .unwrap_or_else(|| panic!("no {step} {connector}: {reports:#?}"))
-}
-
-fn counts(r: &StepReport) -> (usize, usize, usize, usize) {
-    (r.adds, r.updates, r.deletes, r.errors)
-}
-
-/// Nothing to send and nothing new read; the import may record at most `reordered` objects
-/// whose values Graph keeps in an order of its own (members).
-fn assert_settled(reports: &[StepReport], reordered: usize) {
-    for r in reports {
-        assert_eq!((r.adds, r.deletes, r.errors), (0, 0, 0), "{r:#?}");
-        assert_eq!(r.status, StepStatus::Success, "{r:#?}");
-        if r.step.ends_with("import") {
-            assert!(r.updates <= reordered, "{r:#?}");
-        } else {
-            assert_eq!(r.updates, 0, "{r:#?}");
-        }
-    }
 }
 
 /// The tenant holds exactly the connector space: DNs, names, titles and members.

@@ -3,7 +3,7 @@
 //! modifies, deletes and renames, container filtering, an export round trip from a generated
 //! Active Directory LDIF, and a server stopped in the middle of a run.
 
-use idflow::runner::{CycleOptions, Runner, StepReport, StepStatus};
+use idflow::runner::{CycleOptions, StepReport, StepStatus};
 use ldap3::{Mod, Scope, SearchEntry};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 mod common;
 #[path = "ldap/slapd.rs"]
 mod slapd;
-use common::Dir;
+use common::{Dir, counts, cycle, runner, step};
 use slapd::{PASSWORD, SUFFIX, Slapd};
 
 /// The environment variable the tests' idflow.toml names for the bind password.
@@ -95,22 +95,10 @@ fn source_deployment(name: &str, server: &Slapd, extra: &str) -> Dir {
     dir
 }
 
-fn runner(dir: &Dir) -> Runner {
-    Runner::open(
-        &PathBuf::from(dir.config()),
-        idflow::eval::EngineKind::Interp,
-    )
-    .unwrap()
-}
-
 /// A sync cycle (the import of the directory, a sync); the import's report.
 fn import(dir: &Dir) -> StepReport {
     let reports = runner(dir).cycle(CycleOptions::default()).unwrap();
     step(&reports, "import", "dir").clone()
-}
-
-fn counts(r: &StepReport) -> (usize, usize, usize, usize) {
-    (r.adds, r.updates, r.deletes, r.errors)
 }
 
 /// The objects of the connector space: DN → (anchor, title).
@@ -478,17 +466,6 @@ outbound rule "Out to the directory" {
   flow dn          <- "uid=" & EscapeDNComponent([accountName]) & ",ou=people,dc=example,dc=com"
 }
 "#;
-
-fn cycle(dir: &Dir) -> Vec<StepReport> {
-    runner(dir).cycle(CycleOptions::default()).unwrap()
-}
-
-fn step<'a>(reports: &'a [StepReport], step: &str, connector: &str) -> &'a StepReport {
-    reports
-        .iter()
-        .find(|r| r.step.ends_with(step) && r.connector == connector)
-        .unwrap_or_else(|| panic!("no {step} {connector}: {reports:#?}"))
-}
 
 /// The uid → (mail, entryUUID) of the people on the server.
 fn server_people(server: &Slapd) -> BTreeMap<String, (String, String)> {

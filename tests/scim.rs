@@ -13,7 +13,7 @@ use std::time::Instant;
 mod common;
 #[path = "scim/harness.rs"]
 mod harness;
-use common::Dir;
+use common::{Dir, assert_settled, counts, cycle, runner, step};
 use harness::{ScimServer, TOKEN};
 
 /// The environment variable the tests' idflow.toml names for the bearer token.
@@ -68,44 +68,6 @@ mapping = "{mapping}"
         ),
     );
     dir
-}
-
-fn runner(dir: &Dir) -> Runner {
-    Runner::open(
-        &PathBuf::from(dir.config()),
-        idflow::eval::EngineKind::Interp,
-    )
-    .unwrap()
-}
-
-fn cycle(dir: &Dir) -> Vec<StepReport> {
-    runner(dir).cycle(CycleOptions::default()).unwrap()
-}
-
-fn step<'a>(reports: &'a [StepReport], step: &str, connector: &str) -> &'a StepReport {
-    reports
-        .iter()
-        .find(|r| r.step.ends_with(step) && r.connector == connector)
-        .unwrap_or_else(|| panic!("no {step} {connector}: {reports:#?}"))
-}
-
-fn counts(r: &StepReport) -> (usize, usize, usize, usize) {
-    (r.adds, r.updates, r.deletes, r.errors)
-}
-
-/// A cycle right after value-level changes of multi-valued attributes: nothing to send, and
-/// the imports record at most `reordered` objects whose values the server now keeps in an order
-/// of its own (a PATCH appends a member; the engine compares imported values in order).
-fn assert_settled(reports: &[StepReport], reordered: usize) {
-    for r in reports {
-        assert_eq!((r.adds, r.deletes, r.errors), (0, 0, 0), "{r:#?}");
-        assert_eq!(r.status, StepStatus::Success, "{r:#?}");
-        if r.step.ends_with("import") {
-            assert!(r.updates <= reordered, "{r:#?}");
-        } else {
-            assert_eq!(r.updates, 0, "{r:#?}");
-        }
-    }
 }
 
 /// Every step of a cycle changed nothing.

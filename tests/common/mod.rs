@@ -138,6 +138,55 @@ pub fn bundle(name: &str, text: &str) -> idflow::sema::Bundle {
     checked.bundle
 }
 
+// ------------------------------------------------------------------ runs through the library
+
+/// A runner of the deployment in `dir`, with the interpreter (no JIT compile per test).
+pub fn runner(dir: &Dir) -> idflow::runner::Runner {
+    idflow::runner::Runner::open(
+        &PathBuf::from(dir.config()),
+        idflow::eval::EngineKind::Interp,
+    )
+    .unwrap()
+}
+
+/// One sync cycle of the deployment in `dir`: its step reports.
+pub fn cycle(dir: &Dir) -> Vec<idflow::runner::StepReport> {
+    runner(dir)
+        .cycle(idflow::runner::CycleOptions::default())
+        .unwrap()
+}
+
+/// The report of `step` (`import`, `export`, ...) of `connector`.
+pub fn step<'a>(
+    reports: &'a [idflow::runner::StepReport],
+    step: &str,
+    connector: &str,
+) -> &'a idflow::runner::StepReport {
+    reports
+        .iter()
+        .find(|r| r.step.ends_with(step) && r.connector == connector)
+        .unwrap_or_else(|| panic!("no {step} {connector}: {reports:#?}"))
+}
+
+/// A step's adds, updates, deletes and errors.
+pub fn counts(r: &idflow::runner::StepReport) -> (usize, usize, usize, usize) {
+    (r.adds, r.updates, r.deletes, r.errors)
+}
+
+/// A cycle with nothing to send and nothing new read, but for the imports recording at most
+/// `reordered` objects whose values the server keeps in an order of its own (members).
+pub fn assert_settled(reports: &[idflow::runner::StepReport], reordered: usize) {
+    for r in reports {
+        assert_eq!((r.adds, r.deletes, r.errors), (0, 0, 0), "{r:#?}");
+        assert_eq!(r.status, idflow::runner::StepStatus::Success, "{r:#?}");
+        if r.step.ends_with("import") {
+            assert!(r.updates <= reordered, "{r:#?}");
+        } else {
+            assert_eq!(r.updates, 0, "{r:#?}");
+        }
+    }
+}
+
 /// A test certificate authority (`ca.crt`, `ca.key`) and a server certificate it signs
 /// (`tls.crt`, `tls.key`, for localhost and 127.0.0.1), made with openssl; and `other-ca.crt`,
 /// an authority that signed nothing here.
