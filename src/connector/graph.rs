@@ -38,7 +38,7 @@
 )]
 
 use super::http::{Failure, Http, Method, Reply, Request, Token};
-use super::scim::{Known, TypeMap, json, read_secret, type_maps, warn_cleartext};
+use super::scim::{Known, TypeMap, json, prepare, read_secret, warn_cleartext};
 use super::{
     Connector, ConnectorError, ExportErrorCategory, ExportResult, ImportEnd, ImportKind,
     ImportMode, ImportSink, Pager, Rejected,
@@ -103,19 +103,11 @@ impl GraphConnector {
             line: None,
             message,
         };
-        let http_cfg = cfg
-            .http
-            .clone()
-            .ok_or_else(|| fail("no Graph connection settings".into()))?;
         let graph = cfg
             .graph
             .clone()
             .ok_or_else(|| fail("no Graph sign-in settings (tenant_id, client_id)".into()))?;
-        let mapping = cfg
-            .mapping
-            .clone()
-            .ok_or_else(|| fail("no mapping".into()))?;
-        let types = type_maps(&mapping, plan).map_err(|e| fail(e.join("; ")))?;
+        let (http_cfg, types, rt) = prepare(cfg, plan, "Graph")?;
         for t in &types {
             if let Some(a) = t.attrs.iter().find(|a| {
                 a.is_ref()
@@ -127,16 +119,6 @@ impl GraphConnector {
                 )));
             }
         }
-        if http_cfg.tls_insecure {
-            tracing::warn!(
-                connector = cfg.name.as_str(),
-                "tls_insecure is set: the server's certificate is not verified (for tests only)"
-            );
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| fail(format!("cannot start the connector's runtime: {e}")))?;
         Ok(GraphConnector {
             name: cfg.name.clone(),
             http_cfg,

@@ -166,30 +166,7 @@ impl ScimConnector {
         cfg: &ConnectorConfig,
         plan: &ConnectorPlan,
     ) -> Result<ScimConnector, ConnectorError> {
-        let fail = |message: String| ConnectorError {
-            source: cfg.name.clone(),
-            line: None,
-            message,
-        };
-        let http_cfg = cfg
-            .http
-            .clone()
-            .ok_or_else(|| fail("no SCIM connection settings (url)".into()))?;
-        let mapping = cfg
-            .mapping
-            .clone()
-            .ok_or_else(|| fail("no SCIM mapping".into()))?;
-        let types = type_maps(&mapping, plan).map_err(|e| fail(e.join("; ")))?;
-        if http_cfg.tls_insecure {
-            tracing::warn!(
-                connector = cfg.name.as_str(),
-                "tls_insecure is set: the server's certificate is not verified (for tests only)"
-            );
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| fail(format!("cannot start the connector's runtime: {e}")))?;
+        let (http_cfg, types, rt) = prepare(cfg, plan, "SCIM")?;
         Ok(ScimConnector {
             name: cfg.name.clone(),
             http_cfg,
@@ -361,6 +338,41 @@ pub(crate) fn read_secret(
         )));
     }
     Ok(t)
+}
+
+/// What an HTTP connector is made of before it sends anything: its connection settings, its
+/// mapping resolved against the bundle's types, and the runtime its requests run on (warning
+/// when certificates are not verified). `service` names the kind of service in messages.
+pub(crate) fn prepare(
+    cfg: &ConnectorConfig,
+    plan: &ConnectorPlan,
+    service: &str,
+) -> Result<(HttpConfig, Vec<TypeMap>, tokio::runtime::Runtime), ConnectorError> {
+    let fail = |message: String| ConnectorError {
+        source: cfg.name.clone(),
+        line: None,
+        message,
+    };
+    let http_cfg = cfg
+        .http
+        .clone()
+        .ok_or_else(|| fail(format!("no {service} connection settings (url)")))?;
+    let mapping = cfg
+        .mapping
+        .clone()
+        .ok_or_else(|| fail(format!("no {service} mapping")))?;
+    let types = type_maps(&mapping, plan).map_err(|e| fail(e.join("; ")))?;
+    if http_cfg.tls_insecure {
+        tracing::warn!(
+            connector = cfg.name.as_str(),
+            "tls_insecure is set: the server's certificate is not verified (for tests only)"
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the connector's runtime: {e}")))?;
+    Ok((http_cfg, types, rt))
 }
 
 /// The mapped types against the bundle's connector types: every type and attribute of the
