@@ -23,7 +23,6 @@ use crate::eval::interp::Object;
 use crate::ir::MergeType;
 use crate::sema::types::Base;
 use crate::value::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The export flows of one linked target object, computed from `&State`.
@@ -83,7 +82,8 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
         .get(&(cc, m.object_type, tty))
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let mut contributions: BTreeMap<usize, Vec<(RuleIdx, usize)>> = BTreeMap::new();
+    // (slot, rule, flow), in precedence order within a slot once sorted (the sort is stable).
+    let mut contributions: Vec<(usize, RuleIdx, usize)> = Vec::new();
     let mut dn_flow: Option<(RuleIdx, usize)> = None;
     for &r in rules {
         let rule = &v.plan.rules[r];
@@ -91,29 +91,39 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
             continue;
         }
         for (fi, f) in rule.flows.iter().enumerate() {
-            if f.target == "dn" {
+            if f.slot == tplan.dn && f.target == "dn" {
                 if dn_flow.is_none() {
                     dn_flow = Some((r, fi));
                 }
             } else if let Some(slot) = f.slot {
-                contributions.entry(slot).or_default().push((r, fi));
+                contributions.push((slot, r, fi));
             }
         }
     }
     let created = v.created_cs.contains(&c);
     let mut new = o.current.to_vec();
+    contributions.sort_by_key(|c| c.0);
+    let mut at = 0;
     for &slot in managed {
-        let list = contributions.get(&slot).map(Vec::as_slice).unwrap_or(&[]);
+        while contributions.get(at).is_some_and(|c| c.0 < slot) {
+            at += 1;
+        }
+        let end = contributions[at..]
+            .iter()
+            .position(|c| c.0 != slot)
+            .map_or(contributions.len(), |p| at + p);
+        let list = &contributions[at..end];
+        at = end;
         let merge = list
             .first()
-            .map(|&(r, fi)| v.plan.rules[r].flows[fi].merge)
+            .map(|&(_, r, fi)| v.plan.rules[r].flows[fi].merge)
             .unwrap_or_default();
         let mut values = Vec::new();
         // An outbound merge adds to what the target holds (the target keeps its own values).
         if matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive) {
             values.push(o.imported[slot].clone());
         }
-        for &(r, fi) in list {
+        for &(_, r, fi) in list {
             let rule = &v.plan.rules[r];
             let f = &rule.flows[fi];
             let value = v
