@@ -8,7 +8,8 @@
 //! (`password_env`) or file (`password_file`); an inline `password` is an error. Errors never
 //! quote the file's values (a mistyped line may hold a secret): a TOML error gives its line
 //! and column and what was expected, not the text found. `keep_runs` is the run-history
-//! retention (entries, one per step; default [`crate::store::DEFAULT_KEEP_RUNS`]).
+//! retention (entries, one per step; default [`crate::store::DEFAULT_KEEP_RUNS`]);
+//! `[schedule] interval` the time between the cycles of `idflow serve` (default 30 minutes).
 
 pub mod scim;
 
@@ -34,11 +35,52 @@ struct Raw {
     error_limit: Option<i64>,
     staging: Option<bool>,
     keep_runs: Option<i64>,
+    /// When `idflow serve` runs the cycle.
+    schedule: Option<RawSchedule>,
     #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
     /// Entra server settings carried over by `idflow import entra` (informational).
     #[serde(default)]
     entra_server_settings: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    interval: Option<String>,
+}
+
+/// The interval between two scheduled cycles by default (as Entra Connect's scheduler).
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Parses a duration written as a whole number and a unit: `30s`, `5m`, `1h` (also `ms` and
+/// `d`). Zero is refused.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("\"{t}\" has no unit (write e.g. 30s, 5m or 1h)"))?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("\"{t}\" is not a number and a unit (write e.g. 30s, 5m or 1h)"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!("unknown unit \"{other}\" (use ms, s, m, h or d)"));
+        }
+    };
+    let total = n
+        .checked_mul(ms)
+        .ok_or_else(|| format!("\"{t}\" is too long"))?;
+    if total == 0 {
+        return Err("must be more than zero".into());
+    }
+    Ok(std::time::Duration::from_millis(total))
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,6 +340,8 @@ pub struct Deployment {
     pub staging: bool,
     /// Run-history entries (steps) kept; older ones are pruned at the end of a run.
     pub keep_runs: usize,
+    /// The time between the starts of two cycles `idflow serve` runs (`[schedule] interval`).
+    pub interval: std::time::Duration,
     pub connectors: Vec<ConnectorConfig>,
 }
 
@@ -377,6 +421,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
     if keep_runs == 0 {
         err("keep_runs".into(), "must be at least 1".into());
     }
+    let interval = match raw.schedule.as_ref().and_then(|s| s.interval.as_deref()) {
+        None => DEFAULT_INTERVAL,
+        Some(t) => parse_duration(t).unwrap_or_else(|m| {
+            err("schedule.interval".into(), m);
+            DEFAULT_INTERVAL
+        }),
+    };
     let Some(bundle) = raw.bundle else {
         err(
             "bundle".into(),
@@ -681,6 +732,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         error_limit,
         staging: raw.staging.unwrap_or(false),
         keep_runs,
+        interval,
         connectors,
     })
 }
@@ -885,6 +937,24 @@ mod tests {
 
     fn parse_text(t: &str) -> Result<Deployment, Vec<ConfigError>> {
         parse(Path::new("/srv/idflow/idflow.toml"), t)
+    }
+
+    #[test]
+    fn schedule_intervals() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "30", "m", "0s", "5x", "1.5h", "-1m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let d = parse_text("bundle = \"rules\"\n").unwrap();
+        assert_eq!(d.interval, DEFAULT_INTERVAL);
+        let d = parse_text("bundle = \"rules\"\n[schedule]\ninterval = \"5m\"\n").unwrap();
+        assert_eq!(d.interval, Duration::from_secs(300));
+        let e = parse_text("bundle = \"rules\"\n[schedule]\ninterval = \"soon\"\n").unwrap_err();
+        assert_eq!(e[0].key, "schedule.interval");
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod ir;
 pub mod lsp;
 pub mod runner;
 pub mod sema;
+pub mod serve;
 pub mod source;
 pub mod stdlib;
 pub mod store;

@@ -379,6 +379,33 @@ impl Runner {
         std::mem::forget(std::mem::take(&mut self.engine.state));
     }
 
+    /// Prepares a runner kept open between cycles (`idflow serve`) for the next one: the
+    /// run's `now` becomes the current time and the connectors are opened again when a step
+    /// needs them (a connection does not outlive its cycle).
+    pub fn renew(&mut self) {
+        let now = jiff::Timestamp::now();
+        for ctx in &mut self.engine.ctxs {
+            ctx.now = now;
+        }
+        self.connectors.clear();
+    }
+
+    /// The errors of the latest sync step and of the latest import step of each connector
+    /// (see [`Store::latest_errors`]).
+    pub fn latest_errors(&mut self) -> Result<Vec<ErrorRecord>, RunError> {
+        self.store.latest_errors().map_err(RunError::Store)
+    }
+
+    /// A value of the state's metadata.
+    pub fn meta(&mut self, key: &str) -> Result<Option<String>, RunError> {
+        self.store.get_meta(key).map_err(RunError::Store)
+    }
+
+    /// Sets a value of the state's metadata.
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), RunError> {
+        self.store.set_meta(key, value).map_err(RunError::Store)
+    }
+
     /// Applies the run-history retention: keeps the newest `keep_runs` entries of
     /// `idflow.toml` (see [`Store::prune_runs`]). Returns the number of entries deleted.
     pub fn prune_history(&mut self) -> Result<usize, RunError> {
@@ -1065,6 +1092,17 @@ impl Runner {
     /// A sync cycle: import every connector, sync (full when the bundle changed), export every
     /// connector (confirming each export by re-importing), as Entra's scheduler does.
     pub fn cycle(&mut self, opts: CycleOptions) -> Result<Vec<StepReport>, RunError> {
+        self.cycle_until(opts, &|| false)
+    }
+
+    /// A [`Runner::cycle`] that asks `stop` between steps and, when it answers true, ends
+    /// there with the reports of the steps done (each step's work is saved when it ends, so
+    /// the state stays consistent; the next cycle takes up what is left).
+    pub fn cycle_until(
+        &mut self,
+        opts: CycleOptions,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<StepReport>, RunError> {
         let mut reports = Vec::new();
         let names: Vec<String> = self
             .deployment
@@ -1073,7 +1111,13 @@ impl Runner {
             .map(|c| c.name.clone())
             .collect();
         for n in &names {
+            if stop() {
+                return Ok(reports);
+            }
             reports.push(self.import(n, false, opts.allow_deletes)?);
+        }
+        if stop() {
+            return Ok(reports);
         }
         let mode = if opts.full_sync || self.needs_full_sync {
             Mode::Full
@@ -1087,6 +1131,9 @@ impl Runner {
             return Ok(reports);
         }
         for n in &names {
+            if stop() {
+                return Ok(reports);
+            }
             let (r, confirmation) = self.export_step(n, opts.allow_deletes)?;
             reports.push(r);
             // Confirm the export, by reading the target again or as the connector reported

@@ -34,6 +34,7 @@ mod lsp;
 mod parse;
 mod preview;
 mod run;
+mod serve;
 mod state;
 mod test;
 
@@ -67,6 +68,9 @@ enum Command {
     Lsp(lsp::Args),
     /// Run a sync cycle or one run profile against the deployment in idflow.toml.
     Run(run::Args),
+    /// Run the sync cycle on a schedule as a service, with health and Prometheus metrics over
+    /// HTTP.
+    Serve(serve::Args),
     /// Look into the stored state: pending exports, objects, errors, run history.
     State(state::Args),
     /// Show how one object goes through the rules: scope, join, flows, result.
@@ -193,6 +197,7 @@ pub fn main() -> ExitCode {
         Command::Parse(a) => parse::run(a),
         Command::Preview(a) => preview::run(a),
         Command::Run(a) => run::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::State(a) => state::run(a),
         Command::Test(a) => test::run(a),
     };

@@ -65,7 +65,13 @@ pub fn open(
     } else {
         Runner::open(config, engine)
     };
-    opened.map_err(|e| {
+    opened.map_err(report_open_error)
+}
+
+/// Reports why a deployment could not be opened and returns the exit code: 1 for a bundle
+/// with errors (its diagnostics printed), 2 otherwise.
+pub fn report_open_error(e: RunError) -> u8 {
+    {
         match e {
             RunError::Bundle(map, diags) => {
                 let style = super::human_style();
@@ -83,7 +89,7 @@ pub fn open(
             other => eprintln!("error: {other}"),
         }
         USAGE
-    })
+    }
 }
 
 fn summary(r: &StepReport) -> String {
