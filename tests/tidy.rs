@@ -188,6 +188,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "value",
         ],
     ),
+    ("serve", &["eval", "runner"]),
     ("lib", &["*"]),
     ("main", &["*"]),
     ("cli", &["*"]),
