@@ -152,37 +152,46 @@ impl Slapd {
     fn run(&mut self, port: u16) {
         for attempt in 0..5 {
             let port = if attempt == 0 { port } else { free_port() };
-            let log = std::fs::File::create(self.dir.join("slapd.log")).unwrap();
-            let mut child = Command::new(&self.binary)
-                .arg("-f")
-                .arg(self.dir.join("slapd.conf"))
-                .arg("-h")
-                .arg(self.listen(port))
-                .arg("-d")
-                .arg("0")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("slapd starts");
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    self.port = port;
-                    self.child = Some(child);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = self.spawn(port, Duration::from_secs(10)) {
+                self.port = port;
+                self.child = Some(child);
+                return;
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!(
             "slapd did not start: {}",
             std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default()
         );
+    }
+
+    /// Starts slapd on `port` and waits up to `wait` for it to accept connections; None (the
+    /// process stopped) when it does not.
+    fn spawn(&self, port: u16, wait: Duration) -> Option<Child> {
+        let log = std::fs::File::create(self.dir.join("slapd.log")).unwrap();
+        let mut child = Command::new(&self.binary)
+            .arg("-f")
+            .arg(self.dir.join("slapd.conf"))
+            .arg("-h")
+            .arg(self.listen(port))
+            .arg("-d")
+            .arg("0")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("slapd starts");
+        let start = Instant::now();
+        while start.elapsed() < wait {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(child);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// The URLs slapd listens on.
@@ -220,31 +229,10 @@ impl Slapd {
         // The port may stay busy for a moment after the kill.
         let start = Instant::now();
         loop {
-            let log = std::fs::File::create(self.dir.join("slapd.log")).unwrap();
-            let mut child = Command::new(&self.binary)
-                .arg("-f")
-                .arg(self.dir.join("slapd.conf"))
-                .arg("-h")
-                .arg(self.listen(port))
-                .arg("-d")
-                .arg("0")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("slapd starts");
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(3) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    self.child = Some(child);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = self.spawn(port, Duration::from_secs(3)) {
+                self.child = Some(child);
+                return;
             }
-            let _ = child.kill();
-            let _ = child.wait();
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "slapd did not restart on port {port}"
