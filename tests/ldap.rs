@@ -501,22 +501,12 @@ fn export_round_trip_from_a_generated_ad_to_slapd() {
     let Some(mut server) = Slapd::start("export", "") else {
         return;
     };
-    set_password();
-    let dir = Dir::new("ldap-export");
-    std::fs::create_dir_all(dir.path("bundle")).unwrap();
-    dir.write("bundle/bundle.idf", ROUND_TRIP_BUNDLE);
-    dir.write("ad.ldif", &idflow::r#gen::generate(50, 5, 7));
-    dir.write(
-        "idflow.toml",
-        &format!(
-            "bundle = \"bundle\"\nstate = \"idflow.db\"\n\n\
-             [connectors.ad]\nkind = \"ldif\"\npath = \"ad.ldif\"\n\n\
-             [connectors.dir]\nkind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{}\"\n\
-             password_env = \"{PW_ENV}\"\n\
-             [[connectors.dir.partitions]]\nname = \"ou=people,{SUFFIX}\"\n",
-            server.url(),
-            slapd::ADMIN
-        ),
+    let dir = export_deployment(
+        "ldap-export",
+        ROUND_TRIP_BUNDLE,
+        &idflow::r#gen::generate(50, 5, 7),
+        &server,
+        &format!("name = \"ou=people,{SUFFIX}\"\n"),
     );
     let reports = cycle(&dir);
     let export = step(&reports, "export", "dir");
@@ -594,6 +584,29 @@ connector "dir" ldap {
   }
 }
 "#;
+
+/// A deployment exporting the generated AD export `ad` through `bundle` into `server`, in the
+/// partition `partition` (the lines of its `[[connectors.dir.partitions]]` table).
+fn export_deployment(name: &str, bundle: &str, ad: &str, server: &Slapd, partition: &str) -> Dir {
+    set_password();
+    let dir = Dir::new(name);
+    std::fs::create_dir_all(dir.path("bundle")).unwrap();
+    dir.write("bundle/bundle.idf", bundle);
+    dir.write("ad.ldif", ad);
+    dir.write(
+        "idflow.toml",
+        &format!(
+            "bundle = \"bundle\"\nstate = \"idflow.db\"\n\n\
+             [connectors.ad]\nkind = \"ldif\"\npath = \"ad.ldif\"\n\n\
+             [connectors.dir]\nkind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{}\"\n\
+             password_env = \"{PW_ENV}\"\n\
+             [[connectors.dir.partitions]]\n{partition}",
+            server.url(),
+            slapd::ADMIN
+        ),
+    );
+    dir
+}
 
 /// The connector of a deployment with [`TREE_BUNDLE`], opened as the runner would.
 fn tree_connector(name: &str, server: &Slapd) -> (Dir, Box<dyn idflow::connector::Connector>) {
@@ -1085,22 +1098,14 @@ fn groups_export_with_member_references_and_read_back_unchanged() {
     let Some(server) = Slapd::start("groups", "") else {
         return;
     };
-    set_password();
-    let dir = Dir::new("ldap-groups");
-    std::fs::create_dir_all(dir.path("bundle")).unwrap();
-    dir.write("bundle/bundle.idf", GROUPS_BUNDLE);
-    dir.write("ad.ldif", &idflow::r#gen::generate(40, 4, 3));
-    dir.write(
-        "idflow.toml",
+    let dir = export_deployment(
+        "ldap-groups",
+        GROUPS_BUNDLE,
+        &idflow::r#gen::generate(40, 4, 3),
+        &server,
         &format!(
-            "bundle = \"bundle\"\nstate = \"idflow.db\"\n\n\
-             [connectors.ad]\nkind = \"ldif\"\npath = \"ad.ldif\"\n\n\
-             [connectors.dir]\nkind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{}\"\n\
-             password_env = \"{PW_ENV}\"\n\
-             [[connectors.dir.partitions]]\nname = \"{SUFFIX}\"\n\
-             include = [\"ou=people,{SUFFIX}\", \"ou=groups,{SUFFIX}\"]\n",
-            server.url(),
-            slapd::ADMIN
+            "name = \"{SUFFIX}\"\n\
+             include = [\"ou=people,{SUFFIX}\", \"ou=groups,{SUFFIX}\"]\n"
         ),
     );
     let reports = cycle(&dir);
