@@ -133,21 +133,7 @@ fn read_lines<R: std::io::BufRead>(
     let mut any_object = false;
     let mut buf = Vec::new();
     let mut no = 0;
-    loop {
-        buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| ConnectorError {
-                source: source.to_string(),
-                line: Some(no + 1),
-                message: format!("cannot read: {e}"),
-            })?;
-        if n == 0 {
-            break;
-        }
-        no += 1;
-        let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    while let Some(raw) = super::next_line(&mut input, &mut buf, &mut no, source)? {
         let raw = if no == 1 {
             raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
         } else {

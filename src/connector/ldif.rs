@@ -589,26 +589,13 @@ fn has_change_records<R: std::io::BufRead>(
     const KEY: &[u8] = b"changetype:";
     let mut buf = Vec::new();
     let mut no = 0;
-    loop {
-        buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| ConnectorError {
-                source: source.to_string(),
-                line: Some(no + 1),
-                message: format!("cannot read: {e}"),
-            })?;
-        if n == 0 {
-            return Ok(false);
-        }
-        no += 1;
-        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    while let Some(line) = super::next_line(&mut input, &mut buf, &mut no, source)? {
         let n = line.len().min(KEY.len());
         if n > 0 && line[..n].eq_ignore_ascii_case(&KEY[..n]) {
             return Ok(true);
         }
     }
+    Ok(false)
 }
 
 type LineResult<T> = Result<T, (usize, String)>;

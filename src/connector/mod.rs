@@ -190,6 +190,29 @@ impl ImportSink for Imported {
     }
 }
 
+/// Reads the next line of a file connector's input into `buf`: its bytes without the line end
+/// (`\n` or `\r\n`), or None at the end. `no` counts the lines read and names the failing
+/// one in a read error of `source`.
+pub(crate) fn next_line<'b, R: std::io::BufRead>(
+    input: &mut R,
+    buf: &'b mut Vec<u8>,
+    no: &mut usize,
+    source: &str,
+) -> Result<Option<&'b [u8]>, ConnectorError> {
+    buf.clear();
+    let n = input.read_until(b'\n', buf).map_err(|e| ConnectorError {
+        source: source.to_string(),
+        line: Some(*no + 1),
+        message: format!("cannot read: {e}"),
+    })?;
+    if n == 0 {
+        return Ok(None);
+    }
+    *no += 1;
+    let line = buf.strip_suffix(b"\n").unwrap_or(buf);
+    Ok(Some(line.strip_suffix(b"\r").unwrap_or(line)))
+}
+
 /// Runs an import of `conn` and keeps the whole read.
 pub fn collect<C: Connector + ?Sized>(
     conn: &mut C,
