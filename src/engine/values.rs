@@ -173,11 +173,6 @@ impl Values {
         }
         self.entries = Arc::from(pairs);
     }
-
-    /// Heap bytes the values hold besides the values' own payloads.
-    pub fn heap_bytes(&self) -> usize {
-        16 + self.entries.len() * std::mem::size_of::<(u32, Value)>()
-    }
 }
 
 impl Default for Values {
