@@ -84,6 +84,64 @@ pub fn attrs_bytes(values: &Values) -> Vec<u8> {
     out
 }
 
+/// How an object's values are framed in their column (schema version 5 on): a frame byte,
+/// then either the sparse encoding as it is ([`PLAIN`]) or its length and its LZ4 block
+/// compression ([`LZ4`]). Encodings of fewer than [`PACK_MIN`] bytes, and those that LZ4 does
+/// not make smaller, are kept plain. Compression takes about a quarter off an object's row
+/// (domain suffixes and DN tails repeat within it) and costs a few microseconds per row.
+const PLAIN: u8 = 0;
+const LZ4: u8 = 1;
+const PACK_MIN: usize = 64;
+/// The largest encoding a frame may claim (a guard against a corrupt length).
+const PACK_MAX: usize = 1 << 30;
+
+/// The framed, possibly compressed, sparse encoding of an object's values (see [`PLAIN`]).
+pub fn packed_attrs(values: &Values) -> Vec<u8> {
+    let raw = attrs_bytes(values);
+    if raw.len() >= PACK_MIN {
+        let compressed = lz4_flex::block::compress(&raw);
+        let mut out = Vec::with_capacity(compressed.len() + 6);
+        out.push(LZ4);
+        put_varint(&mut out, raw.len() as u64);
+        if out.len() + compressed.len() < raw.len() + 1 {
+            out.extend_from_slice(&compressed);
+            return out;
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len() + 1);
+    out.push(PLAIN);
+    out.extend_from_slice(&raw);
+    out
+}
+
+/// The sparse encoding inside a frame written by [`packed_attrs`], decompressed into
+/// `scratch` when it was compressed.
+pub fn unpack<'a>(framed: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8], String> {
+    let Some((&frame, rest)) = framed.split_first() else {
+        return Err("an empty value frame".into());
+    };
+    match frame {
+        PLAIN => Ok(rest),
+        LZ4 => {
+            let mut r = Reader::new(rest);
+            let n = r.varint()? as usize;
+            if n > PACK_MAX {
+                return Err(format!("a value frame claiming {n} bytes"));
+            }
+            scratch.clear();
+            scratch.resize(n, 0);
+            match lz4_flex::block::decompress_into(&rest[r.at..], scratch) {
+                Ok(got) if got == n => Ok(&scratch[..]),
+                Ok(got) => Err(format!("a compressed value frame of {got} bytes, not {n}")),
+                Err(e) => Err(format!(
+                    "a compressed value frame that does not decompress: {e}"
+                )),
+            }
+        }
+        f => Err(format!("unknown value frame {f}")),
+    }
+}
+
 /// A reader over encoded bytes.
 pub struct Reader<'a> {
     bytes: &'a [u8],
@@ -225,6 +283,55 @@ pub fn value_from(bytes: &[u8]) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn framed_values_round_trip_plain_and_compressed() {
+        let long: Vec<Value> = (0..20)
+            .map(|i| Value::Ref(format!("CN=User {i},OU=Users,OU=CORP,DC=contoso,DC=com").into()))
+            .collect();
+        let short = vec![Value::str("a"), Value::Num(1)];
+        for (values, compressed) in [(long, true), (short, false)] {
+            let v = Values::from_dense(values.clone());
+            let framed = packed_attrs(&v);
+            assert_eq!(framed[0] == LZ4, compressed, "{framed:?}");
+            let raw = attrs_bytes(&v);
+            if compressed {
+                assert!(
+                    framed.len() < raw.len(),
+                    "{} >= {}",
+                    framed.len(),
+                    raw.len()
+                );
+            }
+            let mut scratch = Vec::new();
+            assert_eq!(unpack(&framed, &mut scratch).unwrap(), &raw[..]);
+            let map: Vec<Option<usize>> = (0..values.len()).map(Some).collect();
+            let back = Reader::new(unpack(&framed, &mut scratch).unwrap())
+                .slots(&map, values.len())
+                .unwrap();
+            assert_eq!(back.to_vec(), values);
+        }
+    }
+
+    #[test]
+    fn damaged_frames_are_errors() {
+        let values: Vec<Value> = (0..20)
+            .map(|i| Value::str(format!("value number {i} of many")))
+            .collect();
+        let framed = packed_attrs(&Values::from_dense(values));
+        let mut scratch = Vec::new();
+        assert!(unpack(&[], &mut scratch).is_err());
+        assert!(unpack(&[7, 1, 2], &mut scratch).is_err());
+        for cut in 1..framed.len() {
+            assert!(
+                unpack(&framed[..cut], &mut scratch).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut claims_more = framed.clone();
+        claims_more[1] = claims_more[1].wrapping_add(1);
+        assert!(unpack(&claims_more, &mut scratch).is_err());
+    }
 
     #[test]
     fn every_kind_of_value_round_trips() {

@@ -58,7 +58,10 @@ CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run);
 ";
 
 /// The version of [`SCHEMA`], kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
+
+/// The first schema version whose value columns are framed (`codec::packed_attrs`).
+const FRAMED_VERSION: i64 = 5;
 
 fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     conn.query_row(
@@ -73,7 +76,9 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
 /// Brings a database written by an earlier version to [`SCHEMA_VERSION`]. Version 1 kept
 /// references by object id: its table is dropped and the bundle marked changed, so the next
 /// run's full sync rebuilds the references. Version 2 had no rejected records: the run history
-/// gains their count (the `rejects` table is created with the schema).
+/// gains their count (the `rejects` table is created with the schema). Version 4 stored value
+/// columns unframed: each gains the plain frame byte, in the transaction that sets the new
+/// version (so a kill never frames a row twice); rows are compressed as they are next saved.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -95,6 +100,18 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if has_table(conn, "runs")? && !has_column(conn, "runs", "rejected")? {
         conn.execute_batch("ALTER TABLE runs ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;")
             .map_err(err("migrating the state to schema version 3"))?;
+    }
+    if version < FRAMED_VERSION && has_table(conn, "cs_objects")? {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             UPDATE cs_objects SET imported = CAST(X'00' || imported AS BLOB),
+                 current = CASE WHEN current IS NULL THEN NULL
+                     ELSE CAST(X'00' || current AS BLOB) END;
+             UPDATE mv_objects SET attrs = CAST(X'00' || attrs AS BLOB);
+             PRAGMA user_version = {FRAMED_VERSION};
+             COMMIT;"
+        ))
+        .map_err(err("migrating the state to schema version 5"))?;
     }
     Ok(())
 }
@@ -119,6 +136,8 @@ pub struct SqliteStore {
     /// The state is in the tables of a schema before version 4 (`store::legacy`): the first
     /// save drops them and writes the whole state in the current tables.
     legacy: bool,
+    /// Value columns are framed (schema version 5 on; see `codec::packed_attrs`).
+    framed: bool,
     /// Stored layouts of the bundle's object types: (connector or `None` for the metaverse,
     /// type) → layout id, filled at the first save.
     layouts: HashMap<(Option<usize>, usize), i64>,
@@ -177,6 +196,7 @@ impl SqliteStore {
             conn,
             has_rejects: true,
             legacy,
+            framed: true,
             layouts: HashMap::new(),
         })
     }
@@ -233,6 +253,7 @@ impl SqliteStore {
             conn,
             has_rejects,
             legacy,
+            framed: version >= FRAMED_VERSION,
             layouts: HashMap::new(),
         })
     }
@@ -247,6 +268,7 @@ impl SqliteStore {
             conn,
             has_rejects: true,
             legacy,
+            framed: true,
             layouts: HashMap::new(),
         })
     }
@@ -331,6 +353,29 @@ fn ids_from(bytes: &[u8]) -> Result<Vec<u64>, String> {
             other => Err(format!("not an id: {other:?}")),
         })
         .collect()
+}
+
+/// Reads value columns, framed or not (a read-only open of a version 4 database), reusing one
+/// buffer for decompression.
+struct Unpack {
+    framed: bool,
+    scratch: Vec<u8>,
+}
+
+impl Unpack {
+    fn slots(
+        &mut self,
+        column: &[u8],
+        map: &[Option<usize>],
+        width: usize,
+    ) -> Result<crate::engine::model::Values, String> {
+        let bytes = if self.framed {
+            codec::unpack(column, &mut self.scratch)?
+        } else {
+            column
+        };
+        Reader::new(bytes).slots(map, width)
+    }
 }
 
 /// The bytes of a BLOB column (`None` for NULL).
@@ -462,6 +507,10 @@ impl Store for SqliteStore {
             .map(|(i, r)| (r.name(), i))
             .collect();
         let mut skipped = 0;
+        let mut unpack = Unpack {
+            framed: self.framed,
+            scratch: Vec::new(),
+        };
         {
             let mut stmt = self
                 .conn
@@ -469,7 +518,7 @@ impl Store for SqliteStore {
                 .map_err(err("reading connector spaces"))?;
             let mut rows = stmt.query([]).map_err(err("reading connector spaces"))?;
             while let Some(r) = rows.next().map_err(err("reading connector spaces"))? {
-                let read = || -> Result<(CsId, Option<CsObject>), String> {
+                let mut read = || -> Result<(CsId, Option<CsObject>), String> {
                     let id: i64 = r.get(0).map_err(|e| e.to_string())?;
                     let id = CsId::try_from(id).map_err(|_| format!("id {id} out of range"))?;
                     let layout: i64 = r.get(1).map_err(|e| e.to_string())?;
@@ -484,9 +533,9 @@ impl Store for SqliteStore {
                     let dn: String = r.get(2).map_err(|e| e.to_string())?;
                     let anchor = blob(3)?.map(codec::value_from).transpose()?;
                     let imported: crate::engine::model::Values =
-                        Reader::new(blob(4)?.unwrap_or_default()).slots(&l.slots, tplan.len())?;
+                        unpack.slots(blob(4)?.unwrap_or_default(), &l.slots, tplan.len())?;
                     let current = match blob(5)? {
-                        Some(b) => Reader::new(b).slots(&l.slots, tplan.len())?,
+                        Some(b) => unpack.slots(b, &l.slots, tplan.len())?,
                         // Equal to the imported values: one shared allocation.
                         None => imported.clone(),
                     };
@@ -563,8 +612,8 @@ impl Store for SqliteStore {
                     continue;
                 };
                 let bytes = blob(r, 2).map_err(corrupt)?.unwrap_or_default();
-                let attrs = Reader::new(bytes)
-                    .slots(&l.slots, plan.metaverse[l.ty].len())
+                let attrs = unpack
+                    .slots(bytes, &l.slots, plan.metaverse[l.ty].len())
                     .map_err(corrupt)?;
                 let links = blob(r, 3)
                     .map_err(corrupt)
@@ -707,8 +756,8 @@ impl Store for SqliteStore {
                     continue;
                 }
                 let layout = self.layouts.get(&(Some(o.connector), o.object_type));
-                let imported = codec::attrs_bytes(&o.imported);
-                let current = (o.current != o.imported).then(|| codec::attrs_bytes(&o.current));
+                let imported = codec::packed_attrs(&o.imported);
+                let current = (o.current != o.imported).then(|| codec::packed_attrs(&o.current));
                 stats.rows += put
                     .execute(params![
                         id as i64,
@@ -742,7 +791,7 @@ impl Store for SqliteStore {
                         .execute(params![
                             *id as i64,
                             self.layouts.get(&(None, m.object_type)),
-                            codec::attrs_bytes(&m.attrs),
+                            codec::packed_attrs(&m.attrs),
                             ids_bytes(m.links.iter().map(|&l| u64::from(l))),
                         ])
                         .map_err(err("saving the metaverse"))?,
