@@ -1948,13 +1948,13 @@ fn regression_delta_revisits_referrers_of_a_deleted_manager() {
 /// A person is provisioned with an address of the target's unique proxyAddresses (staged, not
 /// exported yet); then an object the engine did not provision appears in the target holding
 /// the same address. A full sync revisits the person and withholds the address (Duplicate
-/// Attribute); a delta sync processes only the new target object (a disconnector) and leaves
-/// the duplicate in the person's staged export. Found while checking which mutations the
-/// property test catches; its generator only imports confirmations into the target, so it
-/// never produces this input.
+/// Attribute); a delta sync once processed only the new target object (a disconnector) and
+/// left the duplicate in the person's staged export: it now revisits the objects whose unique
+/// values an imported object collides with. Found while checking which mutations the property
+/// test catches; its generator only imports confirmations into the target, so it never
+/// produces this input.
 #[test]
-#[ignore = "known bug: delta sync does not revisit objects whose staged unique values a newly imported target object now holds"]
-fn bug_delta_misses_a_new_target_object_holding_a_unique_value() {
+fn regression_delta_revisits_holders_of_a_unique_value_a_new_target_object_takes() {
     let bundle = bundle(true);
     let mut m = Model::new(UNRESTRICTED);
     m.users[6].present = true;

@@ -47,7 +47,7 @@ pub use refs::mv_ref;
 pub use trace::Trace;
 
 use super::compile::{ConnIdx, Plan, RuleIdx};
-use super::model::{CsId, Key, MvId, State, SyncError};
+use super::model::{CsId, Key, MvId, PendingImport, State, SyncError};
 use crate::eval::Ctx;
 use crate::value::Value;
 use eval::View;
@@ -208,6 +208,24 @@ pub fn run(
                 ids.push(i);
             }
         }
+        // Imported objects that take unique values (a new target object holding an address):
+        // the objects of the connector whose values they now collide with are revisited.
+        let imported: Vec<CsId> = match mode {
+            Mode::Full => Vec::new(),
+            Mode::Delta => ids
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let o = &run.state.cs()[i as usize];
+                    matches!(
+                        o.pending_import,
+                        Some(PendingImport::Add | PendingImport::Update | PendingImport::DeleteAdd)
+                    ) && plan.connectors[c].types[o.object_type]
+                        .unique
+                        .contains(&true)
+                })
+                .collect(),
+        };
         // Each object is processed completely (join or projection, then the values of the
         // metaverse objects it touched) before the next, so later objects join against
         // current values. With more than one thread, what the objects of a group will
@@ -260,6 +278,7 @@ pub fn run(
         if run.stopped {
             break;
         }
+        run.revisit_colliding(&imported);
     }
     if !run.stopped {
         let targets: Vec<MvId> = match mode {
@@ -406,6 +425,44 @@ const FIRST_GROUP: usize = 64;
 const GROUP: usize = 4096;
 
 impl Run<'_> {
+    /// Duplicate attribute resiliency in a delta sync: the metaverse objects of the other
+    /// objects of the connector that hold a unique value one of `imported` now holds are
+    /// synchronized outbound, so the value is withheld from their exports as a full sync
+    /// would (`export_flows::withhold`).
+    fn revisit_colliding(&mut self, imported: &[CsId]) {
+        for &id in imported {
+            let (cc, tty) = {
+                let o = &self.state.cs()[id as usize];
+                if o.gone {
+                    continue;
+                }
+                (o.connector, o.object_type)
+            };
+            let tplan = &self.plan.connectors[cc].types[tty];
+            for slot in (0..tplan.len()).filter(|&s| tplan.unique[s]) {
+                let name = tplan.names[slot].as_str();
+                self.build_cs_index(cc, name);
+                let Some(index) = self.state.cs_index().get(&(cc, Box::<str>::from(name))) else {
+                    continue;
+                };
+                let o = &self.state.cs()[id as usize];
+                let holders: Vec<MvId> = o.current[slot]
+                    .values()
+                    .iter()
+                    .filter_map(Key::folded)
+                    .filter_map(|k| index.get(&k))
+                    .flatten()
+                    .filter(|&&h| h != id)
+                    .filter_map(|&h| {
+                        let other = &self.state.cs()[h as usize];
+                        (!other.gone).then_some(other.link?.mv)
+                    })
+                    .collect();
+                self.outbound.extend(holders);
+            }
+        }
+    }
+
     /// What the processors read, and the evaluation contexts they evaluate with.
     fn split(&mut self) -> (View<'_>, &mut [Ctx]) {
         (
