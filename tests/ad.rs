@@ -1,0 +1,329 @@
+//! The Active Directory side of the LDAP connector against a Samba AD domain controller
+//! (tests/ad/samba.rs runs one for the whole test binary; the tests take turns): objectGUID
+//! anchors and userAccountControl from a full import, DirSync deltas after adds, modifies,
+//! deletes, renames and moves, ranged retrieval of a large group, the ms-DS-ConsistencyGuid
+//! writeback of the default rules, and a password set by an export.
+
+use idflow::runner::{CycleOptions, StepReport, StepStatus};
+use ldap3::{Mod, Scope, SearchEntry};
+use std::collections::{BTreeMap, HashSet};
+
+mod common;
+#[path = "ad/samba.rs"]
+mod samba;
+use common::{Dir, counts, runner, step};
+use samba::{BASE, PASSWORD, Samba};
+
+/// The environment variable the tests' idflow.toml names for the bind password.
+const PW_ENV: &str = "IDFLOW_TEST_AD_PASSWORD";
+
+fn set_password() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before the first connector of any test reads it.
+    SET.call_once(|| unsafe { std::env::set_var(PW_ENV, PASSWORD) });
+}
+
+const BUNDLE: &str = r#"bundle "ad-source"
+
+metaverse {
+  object person {
+    account     string
+    description string
+    uac         integer
+  }
+  object team {
+    account string
+    members reference multi
+  }
+}
+
+connector "ad" ad {
+  object user anchor objectGUID {
+    objectGUID         binary
+    sAMAccountName     string
+    cn                 string
+    description        string
+    userAccountControl integer
+  }
+  object group anchor objectGUID {
+    objectGUID     binary
+    sAMAccountName string
+    member         reference multi
+  }
+}
+
+inbound rule "In from AD - users" {
+  connector "ad"
+  source user
+  target person
+  link provision
+  precedence 1
+  join {
+    sAMAccountName = account
+  }
+  flow account     <- [sAMAccountName]
+  flow description <- [description]
+  flow uac         <- [userAccountControl]
+}
+
+inbound rule "In from AD - groups" {
+  connector "ad"
+  source group
+  target team
+  link provision
+  precedence 1
+  join {
+    sAMAccountName = account
+  }
+  flow account <- [sAMAccountName]
+  flow members <- [member]
+}
+"#;
+
+/// A deployment reading the OU `ou` (under the domain) of the domain controller.
+fn deployment(name: &str, ou: &str) -> Dir {
+    set_password();
+    let dir = Dir::new(name);
+    std::fs::create_dir_all(dir.path("bundle")).unwrap();
+    dir.write("bundle/bundle.idf", BUNDLE);
+    dir.write(
+        "idflow.toml",
+        &format!(
+            "bundle = \"bundle\"\nstate = \"idflow.db\"\ndelete_threshold = 100000\n\n\
+             [connectors.ad]\nkind = \"ad\"\nurl = \"{}\"\nbind_dn = \"{}\"\n\
+             password_env = \"{PW_ENV}\"\npage_size = 200\n\n\
+             [[connectors.ad.partitions]]\nname = \"{BASE}\"\ninclude = [\"{ou}\"]\n",
+            samba::URL,
+            samba::ADMIN
+        ),
+    );
+    dir
+}
+
+fn import(dir: &Dir) -> StepReport {
+    let reports = runner(dir).cycle(CycleOptions::default()).unwrap();
+    let r = step(&reports, "import", "ad").clone();
+    assert_eq!(r.status, StepStatus::Success, "{r:#?}");
+    r
+}
+
+/// The objects of the connector space: lower-cased DN → (anchor bytes, attribute → value
+/// as text).
+fn space(dir: &Dir) -> BTreeMap<String, (Vec<u8>, BTreeMap<String, String>)> {
+    let r = runner(dir);
+    let c = r.engine.plan.connector_index("ad").unwrap();
+    let mut out = BTreeMap::new();
+    for o in r.engine.state.cs().iter() {
+        if o.connector != c || o.gone {
+            continue;
+        }
+        let ty = &r.engine.plan.connectors[c].types[o.object_type as usize];
+        let anchor = match o.anchor.as_ref() {
+            Some(idflow::value::Value::Bin(b)) => b.to_vec(),
+            other => panic!("not a binary anchor: {other:?}"),
+        };
+        let mut attrs = BTreeMap::new();
+        for (name, slot) in &ty.slots {
+            let v = &o.current[*slot];
+            if !v.is_null() {
+                attrs.insert(name.clone(), text(v));
+            }
+        }
+        out.insert(o.dn.to_string().to_lowercase(), (anchor, attrs));
+    }
+    out
+}
+
+/// A value as text (several values joined with `|`).
+fn text(v: &idflow::value::Value) -> String {
+    use idflow::value::Value;
+    match v {
+        Value::Str(s) | Value::Ref(s) => s.to_string(),
+        Value::Num(n) => n.to_string(),
+        Value::Many(vs) => vs.iter().map(text).collect::<Vec<_>>().join("|"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Adds users `name0..name{n}` (sAMAccountName `{name}{i}`) under `ou`, with one connection.
+fn add_users(l: &mut ldap3::LdapConn, ou: &str, name: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let dn = format!("CN={name} {i},{ou}");
+            let sam = format!("{name}{i}");
+            l.add(
+                &dn,
+                vec![
+                    ("objectClass", HashSet::from(["user"])),
+                    ("sAMAccountName", HashSet::from([sam.as_str()])),
+                    ("description", HashSet::from(["seeded"])),
+                ],
+            )
+            .unwrap()
+            .success()
+            .unwrap();
+            dn
+        })
+        .collect()
+}
+
+fn add_ou(l: &mut ldap3::LdapConn, dn: &str) {
+    l.add(
+        dn,
+        vec![("objectClass", HashSet::from(["organizationalUnit"]))],
+    )
+    .unwrap()
+    .success()
+    .unwrap();
+}
+
+/// The objectGUID of an entry, as the server reads it.
+fn guid(l: &mut ldap3::LdapConn, dn: &str) -> Vec<u8> {
+    let (rs, _) = l
+        .search(dn, Scope::Base, "(objectClass=*)", vec!["objectGUID"])
+        .unwrap()
+        .success()
+        .unwrap();
+    let e = SearchEntry::construct(rs.into_iter().next().unwrap());
+    e.bin_attrs["objectGUID"][0].clone()
+}
+
+#[test]
+fn full_import_gives_guid_anchors_then_dirsync_deltas_follow_changes() {
+    let Some((_lock, dc)) = Samba::get() else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    let mut l = dc.admin();
+    let ou = format!("OU=Delta,{BASE}");
+    let sub = format!("OU=Sub,{ou}");
+    let out = format!("OU=Elsewhere,{BASE}");
+    add_ou(&mut l, &ou);
+    add_ou(&mut l, &sub);
+    add_ou(&mut l, &out);
+    let users = add_users(&mut l, &ou, "dsu", 200);
+    let outside = add_users(&mut l, &out, "dso", 3);
+    let group = format!("CN=Delta Group,{ou}");
+    l.add(
+        &group,
+        vec![
+            ("objectClass", HashSet::from(["group"])),
+            ("sAMAccountName", HashSet::from(["deltagroup"])),
+            (
+                "member",
+                HashSet::from([users[0].as_str(), users[1].as_str()]),
+            ),
+        ],
+    )
+    .unwrap()
+    .success()
+    .unwrap();
+    eprintln!("seeded 205 objects: {:?}", t.elapsed());
+
+    let dir = deployment("ad-delta", &ou);
+    // The first read (no cookie yet): every object in the OU, and only those.
+    let r = import(&dir);
+    assert_eq!(counts(&r), (201, 0, 0, 0), "{r:#?}");
+    let s = space(&dir);
+    assert_eq!(s.len(), 201);
+    let u0 = &s[&users[0].to_lowercase()];
+    assert_eq!(
+        u0.0,
+        guid(&mut l, &users[0]),
+        "the anchor is the objectGUID"
+    );
+    assert_eq!(u0.0.len(), 16);
+    // Created without a password: a normal account, disabled, password not required.
+    assert_eq!(u0.1["userAccountControl"], "546", "{u0:?}");
+    assert_eq!(u0.1["description"], "seeded");
+    let g = &s[&group.to_lowercase()];
+    assert_eq!(g.1["sAMAccountName"], "deltagroup");
+    assert!(g.1["member"].contains("dsu 1"), "{g:?}");
+
+    // Nothing changed: an empty delta.
+    let r = import(&dir);
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#?}");
+
+    // An add, modifies (a description, a cleared description, a userAccountControl, a
+    // member), a delete, a rename, a move within the OU, a move out of it and one into it.
+    let fresh = add_users(&mut l, &ou, "fresh", 1);
+    l.modify(
+        &users[2],
+        vec![Mod::Replace("description", HashSet::from(["changed"]))],
+    )
+    .unwrap()
+    .success()
+    .unwrap();
+    l.modify(&users[3], vec![Mod::Delete("description", HashSet::new())])
+        .unwrap()
+        .success()
+        .unwrap();
+    l.modify(
+        &users[4],
+        vec![Mod::Replace("userAccountControl", HashSet::from(["66082"]))],
+    )
+    .unwrap()
+    .success()
+    .unwrap();
+    l.modify(
+        &group,
+        vec![Mod::Add("member", HashSet::from([users[9].as_str()]))],
+    )
+    .unwrap()
+    .success()
+    .unwrap();
+    l.delete(&users[5]).unwrap().success().unwrap();
+    l.modifydn(&users[6], "CN=Renamed Six", true, None)
+        .unwrap()
+        .success()
+        .unwrap();
+    l.modifydn(&users[7], "CN=dsu 7", true, Some(&sub))
+        .unwrap()
+        .success()
+        .unwrap();
+    l.modifydn(&users[8], "CN=dsu 8", true, Some(&out))
+        .unwrap()
+        .success()
+        .unwrap();
+    l.modifydn(&outside[0], "CN=dso 0", true, Some(&ou))
+        .unwrap()
+        .success()
+        .unwrap();
+    let guid6 = s[&users[6].to_lowercase()].0.clone();
+    let guid7 = s[&users[7].to_lowercase()].0.clone();
+
+    let r = import(&dir);
+    // Adds: the new user and the one moved in; updates: 2, 3, 4 and the group; renames: the
+    // rename and the move within; deletes: the deleted one and the one moved out.
+    assert_eq!(counts(&r), (2, 4, 2, 0), "{r:#?}");
+    assert_eq!(r.renames, 2, "{r:#?}");
+    let s = space(&dir);
+    assert_eq!(s.len(), 201);
+    assert!(s.contains_key(&fresh[0].to_lowercase()));
+    assert!(s.contains_key(&format!("cn=dso 0,{ou}").to_lowercase()));
+    assert_eq!(s[&users[2].to_lowercase()].1["description"], "changed");
+    assert!(!s[&users[3].to_lowercase()].1.contains_key("description"));
+    assert_eq!(
+        s[&users[3].to_lowercase()].1["sAMAccountName"],
+        "dsu3",
+        "a partial update keeps what it does not give"
+    );
+    assert_eq!(s[&users[4].to_lowercase()].1["userAccountControl"], "66082");
+    assert!(s[&group.to_lowercase()].1["member"].contains("dsu 9"));
+    assert!(!s.contains_key(&users[5].to_lowercase()));
+    assert!(!s.contains_key(&users[8].to_lowercase()));
+    assert_eq!(s[&format!("cn=renamed six,{ou}").to_lowercase()].0, guid6);
+    assert_eq!(s[&format!("cn=dsu 7,{sub}").to_lowercase()].0, guid7);
+
+    // And again nothing.
+    let r = import(&dir);
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#?}");
+    // A full import agrees with the deltas.
+    let r = runner(&dir).import("ad", true, 0).unwrap();
+    assert_eq!(r.status, StepStatus::Success, "{r:#?}");
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#?}");
+    // And the delta after it (from the cookie the full read took first) is empty.
+    let r = import(&dir);
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#?}");
+    eprintln!("the DirSync test took {:?}", t.elapsed());
+}
