@@ -327,3 +327,145 @@ fn full_import_gives_guid_anchors_then_dirsync_deltas_follow_changes() {
     assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#?}");
     eprintln!("the DirSync test took {:?}", t.elapsed());
 }
+
+const WRITE_BUNDLE: &str = r#"bundle "ad-target"
+
+metaverse {
+  object person {
+    account string
+  }
+}
+
+connector "ad" ad {
+  object user anchor objectGUID {
+    objectGUID             binary
+    sAMAccountName         string
+    cn                     string
+    unicodePwd             string
+    userAccountControl     integer
+    mS-DS-ConsistencyGuid  binary
+  }
+}
+"#;
+
+/// The `ad` connector of a deployment with [`WRITE_BUNDLE`] at `url` (`extra` settings), opened
+/// as the runner would.
+fn write_connector(
+    name: &str,
+    url: &str,
+    extra: &str,
+) -> (Dir, Box<dyn idflow::connector::Connector>) {
+    set_password();
+    let dir = Dir::new(name);
+    std::fs::create_dir_all(dir.path("bundle")).unwrap();
+    dir.write("bundle/bundle.idf", WRITE_BUNDLE);
+    dir.write(
+        "idflow.toml",
+        &format!(
+            "bundle = \"bundle\"\n\n[connectors.ad]\nkind = \"ad\"\nurl = \"{url}\"\n\
+             bind_dn = \"{}\"\npassword_env = \"{PW_ENV}\"\n{extra}\n\
+             [[connectors.ad.partitions]]\nname = \"{BASE}\"\n",
+            samba::ADMIN
+        ),
+    );
+    let r = runner(&dir);
+    let c = r.engine.plan.connector_index("ad").unwrap();
+    let cfg = r.deployment.connector("ad").unwrap().clone();
+    let conn = idflow::connector::open(&cfg, &r.engine.plan.connectors[c]).unwrap();
+    (dir, conn)
+}
+
+/// Whether a simple bind as `dn` with `password` succeeds.
+fn binds(dn: &str, password: &str) -> bool {
+    let mut c = ldap3::LdapConn::new(samba::URL).unwrap();
+    c.simple_bind(dn, password).is_ok_and(|r| r.rc == 0)
+}
+
+#[test]
+fn exports_set_a_password_over_tls_only_and_write_numbers_and_binary_values() {
+    use idflow::connector::{ExportErrorCategory, ExportResult};
+    use idflow::engine::export::{AttrOp, ExportDelta};
+    use idflow::engine::model::ExportOp;
+    use idflow::value::Value;
+    let Some((_lock, dc)) = Samba::get() else {
+        return;
+    };
+    let mut l = dc.admin();
+    let ou = format!("OU=Pw,{BASE}");
+    add_ou(&mut l, &ou);
+    let (_d, mut conn) = write_connector("ad-pw", samba::LDAPS_URL, "tls_insecure = true");
+    let dn = format!("CN=Pat Doe,{ou}");
+    let first = "Xy9-first-Pass!";
+    let consistency: Vec<u8> = (0xf0..=0xff).collect();
+    let add = ExportDelta::new(ExportOp::Add, "user", &dn)
+        .with("sAMAccountName", AttrOp::Replace(Value::from("patdoe")))
+        .with("cn", AttrOp::Replace(Value::from("Pat Doe")))
+        .with("unicodePwd", AttrOp::Replace(Value::from(first)))
+        .with("userAccountControl", AttrOp::Replace(Value::Num(512)))
+        .with(
+            "mS-DS-ConsistencyGuid",
+            AttrOp::Replace(Value::bin(consistency.clone())),
+        );
+    let results = conn.export(std::slice::from_ref(&add)).unwrap();
+    let ExportResult::Applied {
+        anchor: Some(Value::Bin(anchor)),
+    } = &results[0]
+    else {
+        panic!("{results:#?}")
+    };
+    assert_eq!(anchor.to_vec(), guid(&mut l, &dn));
+    assert!(binds(&dn, first), "the password the export set");
+    assert!(!binds(&dn, "Xy9-wrong-Pass!"));
+    let (rs, _) = l
+        .search(
+            &dn,
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["userAccountControl", "mS-DS-ConsistencyGuid"],
+        )
+        .unwrap()
+        .success()
+        .unwrap();
+    let e = SearchEntry::construct(rs.into_iter().next().unwrap());
+    assert_eq!(e.attrs["userAccountControl"], ["512"], "{e:?}");
+    assert_eq!(e.bin_attrs["mS-DS-ConsistencyGuid"], [consistency], "{e:?}");
+
+    // Sent again (a run killed before it recorded the result): applied, the password is not
+    // compared.
+    let results = conn.export(std::slice::from_ref(&add)).unwrap();
+    assert!(
+        matches!(results[0], ExportResult::Applied { .. }),
+        "{results:#?}"
+    );
+
+    // A new password, by an update.
+    let second = "Xy9-second-Pass!";
+    let mut update = ExportDelta::new(ExportOp::Update, "user", &dn)
+        .with("unicodePwd", AttrOp::Replace(Value::from(second)));
+    update.anchor = Some(Value::bin(anchor.to_vec()));
+    let results = conn.export(std::slice::from_ref(&update)).unwrap();
+    assert!(
+        matches!(results[0], ExportResult::Applied { .. }),
+        "{results:#?}"
+    );
+    // (Samba still takes the old password for a while: its "old password allowed period".)
+    assert!(binds(&dn, second), "the new password");
+
+    // Over plain ldap:// a password is refused before anything is sent.
+    let (_d, mut plain) = write_connector("ad-pw-plain", samba::URL, "");
+    let third = "Xy9-third-Pass!";
+    let update = ExportDelta::new(ExportOp::Update, "user", &dn)
+        .with("unicodePwd", AttrOp::Replace(Value::from(third)));
+    let results = plain.export(&[update]).unwrap();
+    match &results[0] {
+        ExportResult::Failed {
+            category: ExportErrorCategory::PermissionDenied,
+            detail,
+        } => {
+            assert!(detail.contains("only sent over TLS"), "{detail}");
+            assert!(!detail.contains(third), "{detail}");
+        }
+        other => panic!("{other:#?}"),
+    }
+    assert!(binds(&dn, second));
+}

@@ -33,7 +33,9 @@
 //!   deleted before their parents. LDAP result codes map to [`ExportErrorCategory`]; busy and
 //!   unavailable answers are retried. An add of an entry that exists with the same values, and
 //!   a delete of an entry that is gone, count as applied, so a change sent again is harmless.
-//!   The server's answer is trusted ([`Connector::confirms_by_reimport`] is false).
+//!   The server's answer is trusted ([`Connector::confirms_by_reimport`] is false). For
+//!   `ad`, a value flowed to `unicodePwd` is sent as the quoted password in UTF-16LE, and only
+//!   over TLS (refused on a plain connection).
 
 #![cfg_attr(
     not(test),
