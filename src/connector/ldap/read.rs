@@ -390,7 +390,7 @@ fn range_of(desc: &str) -> Option<(&str, Option<u64>)> {
 
 /// Reads the rest of each ranged attribute of `e` (`attr;range=N-*` until the server says
 /// `*`) and keeps the values under the attribute's plain name.
-fn complete_ranges(conn: &mut Connection, e: &mut SearchEntry) -> Result<(), ConnectorError> {
+pub fn complete_ranges(conn: &mut Connection, e: &mut SearchEntry) -> Result<(), ConnectorError> {
     let ranged: Vec<String> = e
         .attrs
         .keys()
