@@ -45,6 +45,7 @@
 pub mod conn;
 pub mod dirsync;
 pub mod read;
+pub mod schema;
 pub mod write;
 
 use super::ldif::{AttrTypes, declared, text_value};
