@@ -642,3 +642,128 @@ fn a_group_of_1600_members_is_read_whole() {
     }
     eprintln!("the large group test took {:?}", t.elapsed());
 }
+
+/// Runs the idflow binary in `dir` with the bind password in the environment; its exit code
+/// and output, which never hold the password.
+fn idflow_cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(common::BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env(PW_ENV, PASSWORD)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains(PASSWORD), "{args:?}: {text}");
+    (out.status.code(), text)
+}
+
+/// No file under `dir` holds the bind password.
+fn assert_no_secret(dir: &std::path::Path) {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(
+                    !bytes
+                        .windows(PASSWORD.len())
+                        .any(|w| w == PASSWORD.as_bytes()),
+                    "{} holds the bind password",
+                    p.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn init_ad_writes_a_deployment_that_checks_and_runs_a_cycle() {
+    let Some((_lock, dc)) = Samba::get() else {
+        return;
+    };
+    let mut l = dc.admin();
+    let ou = format!("OU=Init,{BASE}");
+    add_ou(&mut l, &ou);
+    let users = add_users(&mut l, &ou, "ini", 5);
+    let tmp = Dir::new("ad-init");
+    let deploy = tmp.path("deploy");
+    let init = [
+        "init",
+        "ad",
+        "--url",
+        samba::URL,
+        "--bind-dn",
+        samba::ADMIN,
+        "--password-env",
+        PW_ENV,
+        "--ou",
+        &ou,
+        "--dir",
+        deploy.to_str().unwrap(),
+    ];
+    let (code, text) = idflow_cli(&tmp.0, &init);
+    assert_eq!(code, Some(0), "{text}");
+    let toml = std::fs::read_to_string(deploy.join("idflow.toml")).unwrap();
+    for want in [
+        "\"Forest.FQDN\" = \"idflow.test\"",
+        &format!("\"Forest.LDAP\" = \"{BASE}\""),
+        "\"Forest.Netbios\" = \"IDFLOW\"",
+        "\"Domain.FQDN\" = \"idflow.test\"",
+        "\"Domain.Netbios\" = \"IDFLOW\"",
+        &format!("include = [\"{ou}\"]"),
+        "kind = \"jsonl\"",
+    ] {
+        assert!(toml.contains(want), "{want}: {toml}");
+    }
+    // The schema pulled from the server: the user class with Samba's attributes.
+    let schema = std::fs::read_to_string(deploy.join("bundle/schema/contoso-com.idf")).unwrap();
+    assert!(schema.contains("Pulled from"), "{schema}");
+    assert!(schema.contains("object user anchor objectGUID"), "{schema}");
+    assert!(schema.contains("userAccountControl"), "{schema}");
+    assert!(
+        schema
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["member", "reference", "multi"]),
+        "{schema}"
+    );
+    // Never twice into the same directory.
+    let (code, text) = idflow_cli(&tmp.0, &init);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("replaces nothing"), "{text}");
+
+    let (code, text) = idflow_cli(&deploy, &["check", "--config", "idflow.toml"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = idflow_cli(&deploy, &["run"]);
+    assert_eq!(code, Some(0), "{text}");
+    let entra = std::fs::read_to_string(deploy.join("entra.jsonl")).unwrap();
+    assert!(entra.contains("ini3"), "{entra}");
+    // The writeback reached the directory.
+    let (rs, _) = l
+        .search(
+            &users[0],
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["mS-DS-ConsistencyGuid"],
+        )
+        .unwrap()
+        .success()
+        .unwrap();
+    let e = SearchEntry::construct(rs.into_iter().next().unwrap());
+    assert!(
+        e.bin_attrs.contains_key("mS-DS-ConsistencyGuid")
+            || e.attrs.contains_key("mS-DS-ConsistencyGuid"),
+        "{e:?}"
+    );
+    for args in [&["state", "runs"][..], &["state", "errors"]] {
+        idflow_cli(&deploy, args);
+    }
+    assert_no_secret(&deploy);
+}
