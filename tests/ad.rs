@@ -728,11 +728,24 @@ fn init_ad_writes_a_deployment_that_checks_and_runs_a_cycle() {
     assert!(schema.contains("Pulled from"), "{schema}");
     assert!(schema.contains("object user anchor objectGUID"), "{schema}");
     assert!(schema.contains("userAccountControl"), "{schema}");
-    assert!(
+    let line = |want: &str| {
         schema
             .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["member", "reference", "multi"]),
-        "{schema}"
+            .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == want)
+    };
+    // Attributes the default bundle does not declare, typed from Samba's schema partition:
+    // DN, integer, octet string syntaxes, single- and multi-valued.
+    for want in [
+        "member reference multi",
+        "directReports reference multi",
+        "badPwdCount integer",
+        "logonHours binary",
+    ] {
+        assert!(line(want), "{want}: {schema}");
+    }
+    assert!(
+        !schema.contains("tokenGroups"),
+        "a constructed attribute: {schema}"
     );
     // Never twice into the same directory.
     let (code, text) = idflow_cli(&tmp.0, &init);
