@@ -747,6 +747,25 @@ fn init_ad_writes_a_deployment_that_checks_and_runs_a_cycle() {
         !schema.contains("tokenGroups"),
         "a constructed attribute: {schema}"
     );
+    // A wrong password: the error names the server and holds no password.
+    let wrong = "Zq7-wrong-secret-4Lm";
+    let out = std::process::Command::new(common::BIN)
+        .args(init.iter().map(|a| {
+            a.replace(PW_ENV, "IDFLOW_TEST_AD_WRONG")
+                .replace("/deploy", "/deploy-wrong")
+        }))
+        .current_dir(&tmp.0)
+        .env("NO_COLOR", "1")
+        .env("IDFLOW_TEST_AD_WRONG", wrong)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("127.0.0.1:389") && text.contains("invalidCredentials"),
+        "{text}"
+    );
+    assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
     // Never twice into the same directory.
     let (code, text) = idflow_cli(&tmp.0, &init);
     assert_eq!(code, Some(2), "{text}");

@@ -4,14 +4,15 @@
 //!
 //! Request value: `SEQUENCE { flags INTEGER, maxBytes INTEGER, cookie OCTET STRING }`.
 //! Response value: `SEQUENCE { moreResults INTEGER, unused INTEGER, cookie OCTET STRING }`.
+//!
+//! DirSync returns tombstones (`isDeleted`) without the "Show Deleted" control
+//! (1.2.840.113556.1.4.417), on Samba as on Active Directory, so that control is not sent.
 
 use ldap3::controls::Control;
 use ldap3::controls::RawControl;
 
 /// The DirSync control's OID.
 pub const OID: &str = "1.2.840.113556.1.4.841";
-/// The "Show Deleted" control (LDAP_SERVER_SHOW_DELETED_OID): tombstones are searched too.
-pub const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
 /// DirSync flag: parents are returned before their children.
 pub const ANCESTORS_FIRST_ORDER: i64 = 0x800;
 
@@ -27,15 +28,6 @@ pub fn request(flags: i64, max_bytes: i64, cookie: &[u8]) -> RawControl {
         ctype: OID.into(),
         crit: true,
         val: Some(val),
-    }
-}
-
-/// The "Show Deleted" control.
-pub fn show_deleted() -> RawControl {
-    RawControl {
-        ctype: SHOW_DELETED.into(),
-        crit: true,
-        val: None,
     }
 }
 
