@@ -268,10 +268,10 @@ fn init_ad(a: &AdArgs) -> Result<Vec<String>, String> {
         format!("no NetBIOS name for {domain_dn} under CN=Partitions,{config_dn}")
     })?;
     let forest_netbios = netbios(&mut conn, &forest_dn)?.unwrap_or(domain_netbios.clone());
-    if let Some(ou) = &a.ou {
-        if read_one(&mut conn, ou, "(objectClass=*)", vec!["1.1"])?.is_none() {
-            return Err(format!("--ou {ou}: no such entry"));
-        }
+    if let Some(ou) = &a.ou
+        && read_one(&mut conn, ou, "(objectClass=*)", vec!["1.1"])?.is_none()
+    {
+        return Err(format!("--ou {ou}: no such entry"));
     }
     drop(conn);
 

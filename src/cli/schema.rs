@@ -150,7 +150,7 @@ pub fn pull(
             let only = map
                 .files()
                 .iter()
-                .find(|f| PathBuf::from(&f.name) == *file)
+                .find(|f| Path::new(&f.name) == file.as_path())
                 .map(|f| crate::syntax::parse(f.id, &f.text).0.file.items.len() == 1)
                 .unwrap_or(false);
             if !only {

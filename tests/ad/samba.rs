@@ -30,6 +30,9 @@ const ROOT: &str = "/tmp/idflow-samba";
 /// The running domain controller.
 pub struct Samba {
     pub dir: PathBuf,
+    /// The shell that runs samba and stops it when the test process ends (it is never
+    /// waited for: it outlives the tests by design).
+    _watchdog: Mutex<std::process::Child>,
 }
 
 /// Why the tests cannot run here; None when they can.
@@ -136,7 +139,7 @@ impl Samba {
             dir.join("samba.pid").display(),
             std::process::id()
         );
-        Command::new("sh")
+        let watchdog = Command::new("sh")
             .arg("-c")
             .arg(script)
             .stdin(Stdio::null())
@@ -144,7 +147,10 @@ impl Samba {
             .stderr(log)
             .spawn()
             .expect("sh starts");
-        let dc = Samba { dir };
+        let dc = Samba {
+            dir,
+            _watchdog: Mutex::new(watchdog),
+        };
         let start = Instant::now();
         loop {
             if let Ok(mut c) = ldap3::LdapConn::with_settings(
