@@ -1197,6 +1197,6 @@ fn schema_pull_writes_the_connector_schema_from_the_subschema() {
     }
     assert!(!schema.contains("objectClass"), "{schema}");
     assert!(!line("dn string"), "{schema}");
-    // The bundle's own file is untouched; pulled again into the bundle it checks.
+    // The bundle's own file is untouched.
     assert!(dir.read("bundle/bundle.idf").contains("jpegPhoto binary"));
 }

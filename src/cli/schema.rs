@@ -144,15 +144,15 @@ pub fn pull(
     // Where to write: --out, else the file that declares the connector (when it declares
     // nothing else), else the bundle's schema/ directory.
     let declared_in = def.map(|d| PathBuf::from(&map.get(d.file).name));
+    let only = declared_in.as_ref().is_some_and(|file| {
+        map.files()
+            .iter()
+            .find(|f| Path::new(&f.name) == file.as_path())
+            .is_some_and(|f| crate::syntax::parse(f.id, &f.text).0.file.items.len() == 1)
+    });
     let path = match (out, &declared_in) {
         (Some(dir), _) => dir.join(file_name(connector)),
         (None, Some(file)) => {
-            let only = map
-                .files()
-                .iter()
-                .find(|f| Path::new(&f.name) == file.as_path())
-                .map(|f| crate::syntax::parse(f.id, &f.text).0.file.items.len() == 1)
-                .unwrap_or(false);
             if !only {
                 return Err(format!(
                     "{} declares `{connector}` with other items: write with --out DIR and move the connector's declaration",
@@ -172,6 +172,15 @@ pub fn pull(
     let mut files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
         .map_err(|e| e.to_string())?;
     if out.is_some() && !files.contains(&path) {
+        if declared_in.is_some() && !only {
+            // The connector is declared with other items (the metaverse, rules): the file
+            // cannot stand in for its declaration, so there is nothing to check it with.
+            eprintln!(
+                "note: {} is not checked with the bundle: `{connector}` is declared in a file with other items",
+                path.display()
+            );
+            return Ok((path, Vec::new()));
+        }
         // Written outside the bundle: checked in place of the connector's declaration.
         files.retain(|f| Some(f) != declared_in.as_ref());
         files.push(path.clone());
