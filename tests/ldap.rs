@@ -1163,3 +1163,55 @@ fn groups_export_with_member_references_and_read_back_unchanged() {
         assert_eq!(r.status, StepStatus::Success, "{r:#?}");
     }
 }
+
+#[test]
+fn schema_pull_writes_the_connector_schema_from_the_subschema() {
+    let Some(server) = Slapd::start("schema", "") else {
+        return;
+    };
+    let dir = source_deployment("ldap-schema", &server, "");
+    let out = std::process::Command::new(common::BIN)
+        .args(["schema", "pull", "dir", "--out", "pulled"])
+        .current_dir(&dir.0)
+        .env("NO_COLOR", "1")
+        .env(PW_ENV, PASSWORD)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains(PASSWORD), "{text}");
+    let schema = dir.read("pulled/dir.idf");
+    let line = |l: &str| {
+        schema
+            .lines()
+            .any(|x| x.split_whitespace().collect::<Vec<_>>().join(" ") == l)
+    };
+    assert!(schema.contains("connector \"dir\" ldap {"), "{schema}");
+    assert!(line("object inetOrgPerson anchor entryUUID {"), "{schema}");
+    // inetOrgPerson's own attributes and its superclasses' (organizationalPerson, person),
+    // typed from their syntaxes (inherited through SUP: `title` is a `name`); the ones the
+    // bundle declares keep their declared types.
+    for want in [
+        "cn string",
+        "jpegPhoto binary",
+        "mail string",
+        "manager reference multi",
+        "seeAlso reference multi",
+        "title string",
+        "telephoneNumber string multi",
+        "userCertificate binary multi",
+        "displayName string",
+        "ou string multi",
+        "entryUUID string",
+    ] {
+        assert!(line(want), "{want}: {schema}");
+    }
+    assert!(!schema.contains("objectClass"), "{schema}");
+    assert!(!line("dn string"), "{schema}");
+    // The bundle's own file is untouched.
+    assert!(dir.read("bundle/bundle.idf").contains("jpegPhoto binary"));
+}

@@ -30,10 +30,12 @@ mod fmt;
 mod functions;
 mod r#gen;
 mod import;
+mod init;
 mod lsp;
 mod parse;
 mod preview;
 mod run;
+mod schema;
 mod serve;
 mod state;
 mod test;
@@ -62,12 +64,17 @@ enum Command {
     Gen(r#gen::Args),
     /// Import a configuration from another system into a bundle.
     Import(import::Args),
+    /// Write a new deployment (`init ad`: one Active Directory forest with the Entra Connect
+    /// default rules, Entra Connect's express settings).
+    Init(init::Args),
     /// Explain a diagnostic code.
     Explain(explain::Args),
     /// Run the language server (for editors) on stdin and stdout.
     Lsp(lsp::Args),
     /// Run a sync cycle or one run profile against the deployment in idflow.toml.
     Run(run::Args),
+    /// Read a directory connector's schema from its server (`schema pull`) into the bundle.
+    Schema(schema::Args),
     /// Run the sync cycle on a schedule as a service, with health and Prometheus metrics over
     /// HTTP.
     Serve(serve::Args),
@@ -193,6 +200,8 @@ pub fn main() -> ExitCode {
         Command::Gen(a) => r#gen::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Import(a) => import::run(a),
+        Command::Init(a) => init::run(a),
+        Command::Schema(a) => schema::run(a),
         Command::Lsp(a) => lsp::run(a),
         Command::Parse(a) => parse::run(a),
         Command::Preview(a) => preview::run(a),

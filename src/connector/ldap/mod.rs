@@ -22,14 +22,20 @@
 //!   renamed entries come whole, deletes by `entryUUID`; a server that answers with a present
 //!   phase (no session log) or asks for a refresh gets a full read instead. For `flavor =
 //!   "generic"`, entries with `modifyTimestamp` at or after the watermark (no deletes: a full
-//!   import finds those). Active Directory's DirSync is not implemented yet: an `ad` connector
-//!   answers a delta request with a full read.
+//!   import finds those). For `flavor = "ad"`, the DirSync control ([`dirsync`]) from the
+//!   naming context's root with the cookie as the watermark, filtered to the partitions here:
+//!   changed objects as partial updates, added and moved ones whole, deletes from the
+//!   `isDeleted` tombstones by objectGUID; without a cookie, a complete DirSync read. A full
+//!   import of an `ad` directory takes the DirSync cookie before its paged read. Ranged
+//!   values (`member;range=0-1499`) are read to the end with follow-up reads.
 //! - **Export** ([`write`]): adds, modifies (value adds, deletes and replaces), modrdn for
 //!   renames and moves, deletes; parents are created before their children and children
 //!   deleted before their parents. LDAP result codes map to [`ExportErrorCategory`]; busy and
 //!   unavailable answers are retried. An add of an entry that exists with the same values, and
 //!   a delete of an entry that is gone, count as applied, so a change sent again is harmless.
-//!   The server's answer is trusted ([`Connector::confirms_by_reimport`] is false).
+//!   The server's answer is trusted ([`Connector::confirms_by_reimport`] is false). For
+//!   `ad`, a value flowed to `unicodePwd` is sent as the quoted password in UTF-16LE, and only
+//!   over TLS (refused on a plain connection).
 
 #![cfg_attr(
     not(test),
@@ -37,7 +43,9 @@
 )]
 
 pub mod conn;
+pub mod dirsync;
 pub mod read;
+pub mod schema;
 pub mod write;
 
 use super::ldif::{AttrTypes, declared, text_value};

@@ -1,7 +1,9 @@
-//! Imports from an LDAP server: a paged full read, RFC 4533 syncrepl deltas (OpenLDAP) and
-//! `modifyTimestamp` deltas (generic directories). See the module doc of [`super`].
+//! Imports from an LDAP server: a paged full read, RFC 4533 syncrepl deltas (OpenLDAP),
+//! DirSync deltas (Active Directory) and `modifyTimestamp` deltas (generic directories). See
+//! the module doc of [`super`].
 //!
-//! The watermark is JSON: `{"syncrepl": {"<base DN>": "<cookie, base64>"}}` or
+//! The watermark is JSON: `{"syncrepl": {"<base DN>": "<cookie, base64>"}}`,
+//! `{"dirsync": {"<naming context>": "<cookie, base64>"}}` or
 //! `{"modifyTimestamp": "<generalized time>"}`. A full read of an OpenLDAP server takes each
 //! partition's cookie before it reads, so a change made during the read is read again by the
 //! next delta (an upsert of an object as it is changes nothing), never skipped.
@@ -72,6 +74,19 @@ fn read(
                 return timestamp_delta(c, conn, since, sink);
             }
         }
+        (Flavor::Ad, w) if matches!(mode, ImportMode::Delta { .. }) => {
+            let cookies: BTreeMap<String, String> = w
+                .as_ref()
+                .and_then(|w| w.get("dirsync"))
+                .and_then(|v| v.as_object())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return dirsync_read(c, conn, &cookies, sink);
+        }
         _ => {}
     }
     full(c, conn, sink)
@@ -129,6 +144,14 @@ fn full(
             }
         }
     }
+    // Active Directory: the DirSync cookie of each naming context, taken before the read.
+    let mut dirsync_cookies = BTreeMap::new();
+    if c.ldap.flavor == Flavor::Ad {
+        for nc in naming_contexts(c, conn)?.into_keys() {
+            let (_, _, cookie) = dirsync_round(c, conn, &nc, &[], NOTHING_AD)?;
+            dirsync_cookies.insert(nc, B64.encode(cookie));
+        }
+    }
     let attrs = attributes(c);
     let filter = filter(c, None);
     let mut pager = Pager::new(sink);
@@ -151,10 +174,17 @@ fn full(
             .with_timeout(timeout)
             .streaming_search_with(adapters, &base, Scope::Subtree, &filter, attr_refs)
             .map_err(|e| fail("the search", &e))?;
+        // Entries with a ranged attribute (`member;range=0-1499`) wait for the end of the
+        // search: the rest of their values is read after it.
+        let mut ranged = Vec::new();
         while let Some(re) = stream.next().map_err(|e| fail("the search", &e))? {
             let e = construct(re).map_err(|e| fail("the search", &e))?;
             if c.ldap.flavor == Flavor::Generic {
                 note_time(&mut latest, &e);
+            }
+            if has_range(&e) {
+                ranged.push(e);
+                continue;
             }
             match entry_object(c, &e) {
                 Ok(Some(o)) => pager.push(ImportChange::Upsert(o))?,
@@ -169,11 +199,22 @@ fn full(
                 &super::write::describe(&res) as &dyn std::fmt::Display,
             ));
         }
+        for mut e in ranged {
+            complete_ranges(conn, &mut e)?;
+            match entry_object(c, &e) {
+                Ok(Some(o)) => pager.push(ImportChange::Upsert(o))?,
+                Ok(None) => {}
+                Err(m) => pager.reject(rejected(&url, &e.dn, m)),
+            }
+        }
     }
     pager.flush()?;
     let watermark = match c.ldap.flavor {
         Flavor::OpenLdap if !cookies.is_empty() => {
             Some(serde_json::json!({ "syncrepl": cookies }).to_string())
+        }
+        Flavor::Ad if !dirsync_cookies.is_empty() => {
+            Some(serde_json::json!({ "dirsync": dirsync_cookies }).to_string())
         }
         Flavor::Generic => latest.map(|t| serde_json::json!({ "modifyTimestamp": t }).to_string()),
         _ => None,
@@ -258,6 +299,18 @@ fn entry_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObjec
     let Some(ty) = entry_type(c, e) else {
         return Ok(None);
     };
+    object_of(c, e, ty, false).map(Some)
+}
+
+/// The object of an entry of type `ty`: its declared attributes and its anchor. With
+/// `partial` (a DirSync entry holding only what changed), an attribute the entry lists
+/// without values is given as NULL (cleared).
+fn object_of(
+    c: &LdapConnector,
+    e: &SearchEntry,
+    ty: &TypeInfo,
+    partial: bool,
+) -> Result<ImportObject, String> {
     let mut attrs: Vec<(String, Value)> = Vec::new();
     let server_anchor = &c.ldap.anchor_attribute;
     let skip = |k: &str| {
@@ -270,7 +323,8 @@ fn entry_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObjec
         .filter(|k| !skip(k))
         .collect::<std::collections::BTreeSet<_>>();
     for k in names {
-        // A ranged value (`member;range=0-1499`) or another option: not read yet.
+        // An attribute with an option (`;binary`, a range the read did not complete): not
+        // one the bundle declares.
         if k.contains(';') {
             continue;
         }
@@ -288,6 +342,7 @@ fn entry_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObjec
             }
         }
         let v = match vs.len() {
+            0 if partial => Value::Null,
             0 => continue,
             1 => vs.swap_remove(0),
             _ => Value::many(vs),
@@ -305,11 +360,372 @@ fn entry_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObjec
         attrs.retain(|(n, _)| n != anchor_name);
         attrs.push((anchor_name.clone(), a));
     }
-    Ok(Some(ImportObject {
+    Ok(ImportObject {
         dn: e.dn.clone(),
         object_type: ty.name.clone(),
         attrs,
-    }))
+    })
+}
+
+/// Whether an entry holds a ranged attribute (`member;range=0-1499`): Active Directory sends
+/// at most MaxValRange values of an attribute at a time.
+fn has_range(e: &SearchEntry) -> bool {
+    e.attrs
+        .keys()
+        .chain(e.bin_attrs.keys())
+        .any(|k| range_of(k).is_some())
+}
+
+/// The attribute name and the range's end of a ranged attribute description
+/// (`member;range=0-1499` → (`member`, Some(1499)); `member;range=1500-*` → (`member`, None)).
+fn range_of(desc: &str) -> Option<(&str, Option<u64>)> {
+    let (name, opts) = desc.split_once(';')?;
+    let range = opts.split(';').find_map(|o| {
+        o.strip_prefix("range=")
+            .or_else(|| o.strip_prefix("Range="))
+    })?;
+    let (_, end) = range.split_once('-')?;
+    Some((name, if end == "*" { None } else { end.parse().ok() }))
+}
+
+/// Reads the rest of each ranged attribute of `e` (`attr;range=N-*` until the server says
+/// `*`) and keeps the values under the attribute's plain name.
+pub fn complete_ranges(conn: &mut Connection, e: &mut SearchEntry) -> Result<(), ConnectorError> {
+    let ranged: Vec<String> = e
+        .attrs
+        .keys()
+        .chain(e.bin_attrs.keys())
+        .filter(|k| range_of(k).is_some())
+        .cloned()
+        .collect();
+    for desc in ranged {
+        let Some((name, mut end)) = range_of(&desc).map(|(n, e)| (n.to_string(), e)) else {
+            continue;
+        };
+        let mut text = e.attrs.remove(&desc).unwrap_or_default();
+        let mut bin = e.bin_attrs.remove(&desc).unwrap_or_default();
+        while let Some(last) = end {
+            let ask = format!("{name};range={}-*", last + 1);
+            let timeout = conn.timeout;
+            let r = conn
+                .ldap
+                .with_timeout(timeout)
+                .search(&e.dn, Scope::Base, "(objectClass=*)", vec![ask.as_str()])
+                .map_err(|x| conn.error(&format!("the read of `{ask}` of `{}`", e.dn), x))?;
+            if r.1.rc != 0 {
+                return Err(conn.error(
+                    &format!("the read of `{ask}` of `{}`", e.dn),
+                    super::write::describe(&r.1),
+                ));
+            }
+            let Some(next) = r.0.into_iter().next() else {
+                break;
+            };
+            let next = construct(next).map_err(|x| conn.error("the search", x))?;
+            end = None;
+            let mut found = false;
+            for (k, vs) in next.attrs {
+                if let Some((n, en)) = range_of(&k)
+                    && n.eq_ignore_ascii_case(&name)
+                {
+                    text.extend(vs);
+                    end = en;
+                    found = true;
+                }
+            }
+            for (k, vs) in next.bin_attrs {
+                if let Some((n, en)) = range_of(&k)
+                    && n.eq_ignore_ascii_case(&name)
+                {
+                    bin.extend(vs);
+                    end = en;
+                    found = true;
+                }
+            }
+            if !found {
+                break;
+            }
+        }
+        if !text.is_empty() {
+            e.attrs.entry(name.clone()).or_default().extend(text);
+        }
+        if !bin.is_empty() {
+            e.bin_attrs.entry(name).or_default().extend(bin);
+        }
+    }
+    Ok(())
+}
+
+/// A DirSync filter that matches nothing: the read that only takes the current cookie.
+const NOTHING_AD: &str = "(objectGUID=\\00)";
+
+/// The naming contexts the selected partitions are in (the base of a DirSync read must be a
+/// naming context's root): naming context → the partitions in it.
+fn naming_contexts(
+    c: &LdapConnector,
+    conn: &mut Connection,
+) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
+    let timeout = conn.timeout;
+    let r = conn
+        .ldap
+        .with_timeout(timeout)
+        .search("", Scope::Base, "(objectClass=*)", vec!["namingContexts"])
+        .map_err(|e| conn.error("the read of the root DSE", e))?;
+    let ncs: Vec<String> =
+        r.0.into_iter()
+            .filter_map(|re| construct(re).ok())
+            .flat_map(|e| {
+                e.attrs
+                    .into_iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("namingContexts"))
+                    .flat_map(|(_, v)| v)
+            })
+            .collect();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for base in bases(c) {
+        let nc = crate::dn::Dn::parse(&base)
+            .ok()
+            .and_then(|dn| {
+                ncs.iter()
+                    .filter_map(|nc| {
+                        let depth = crate::dn::key(nc).ok().and_then(|k| dn.depth_within(&k))?;
+                        Some((depth, nc))
+                    })
+                    .min_by_key(|(d, _)| *d)
+                    .map(|(_, nc)| nc.clone())
+            })
+            .unwrap_or_else(|| base.clone());
+        out.entry(nc).or_default().push(base);
+    }
+    Ok(out)
+}
+
+/// One DirSync search of a naming context: its entries, whether the server has more, and
+/// the new cookie.
+fn dirsync_round(
+    c: &LdapConnector,
+    conn: &mut Connection,
+    nc: &str,
+    cookie: &[u8],
+    filter: &str,
+) -> Result<(Vec<SearchEntry>, bool, Vec<u8>), ConnectorError> {
+    let mut attrs = attributes(c);
+    // DirSync returns changes to the attributes asked for only: `name` changes with a
+    // rename, `parentGUID` with a move, `isDeleted` with a delete.
+    attrs.push("isDeleted".into());
+    attrs.push("name".into());
+    attrs.push("parentGUID".into());
+    let timeout = conn.timeout;
+    let what = format!("the DirSync read of `{nc}`");
+    let r = conn
+        .ldap
+        .with_controls(vec![super::dirsync::request(
+            super::dirsync::ANCESTORS_FIRST_ORDER,
+            DIRSYNC_MAX_BYTES,
+            cookie,
+        )])
+        .with_timeout(timeout)
+        .search(nc, Scope::Subtree, filter, attrs)
+        .map_err(|e| conn.error(&what, e))?;
+    if r.1.rc != 0 {
+        return Err(conn.error(&what, super::write::describe(&r.1)));
+    }
+    let Some((more, cookie)) = super::dirsync::response(&r.1.ctrls) else {
+        return Err(conn.error(&what, "the answer has no DirSync control"));
+    };
+    let mut entries = Vec::with_capacity(r.0.len());
+    for re in r.0 {
+        if re.is_ref() || re.is_intermediate() {
+            continue;
+        }
+        entries.push(construct(re).map_err(|e| conn.error(&what, e))?);
+    }
+    Ok((entries, more, cookie))
+}
+
+/// The most a DirSync answer holds (the server sends more rounds when there is more).
+const DIRSYNC_MAX_BYTES: i64 = 1 << 20;
+
+/// A read of an Active Directory with the DirSync control, from the cookie of each naming
+/// context; without a cookie for every one, a complete read (every object, as DirSync gives
+/// it when it has no cookie). A changed object comes with the attributes that changed only:
+/// a partial update (its object type read from the server); an added one, or one moved (its
+/// parent changed, so it may come into the partitions), whole; a deleted one is a tombstone
+/// (`isDeleted`) named by its objectGUID; an object moved out of the partitions is a delete.
+fn dirsync_read(
+    c: &LdapConnector,
+    conn: &mut Connection,
+    cookies: &BTreeMap<String, String>,
+    sink: &mut dyn ImportSink,
+) -> Result<ImportEnd, ConnectorError> {
+    let ncs = naming_contexts(c, conn)?;
+    let delta = ncs.keys().all(|nc| cookies.contains_key(nc));
+    let filter = filter(c, None);
+    let mut pager = Pager::new(sink);
+    let mut next_cookies = BTreeMap::new();
+    for nc in ncs.keys() {
+        let mut cookie = if delta {
+            cookies
+                .get(nc)
+                .and_then(|k| B64.decode(k).ok())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        loop {
+            let (entries, more, next) = dirsync_round(c, conn, nc, &cookie, &filter)?;
+            for mut e in entries {
+                if let Some(ch) = dirsync_change(c, conn, &mut e, delta)? {
+                    match ch {
+                        Ok(ch) => pager.push(ch)?,
+                        Err(m) => pager.reject(rejected(&conn.url, &e.dn, m)),
+                    }
+                }
+            }
+            cookie = next;
+            if !more {
+                break;
+            }
+        }
+        next_cookies.insert(nc.clone(), B64.encode(&cookie));
+    }
+    pager.flush()?;
+    Ok(ImportEnd {
+        kind: if delta {
+            ImportKind::Delta
+        } else {
+            ImportKind::Full
+        },
+        watermark: Some(serde_json::json!({ "dirsync": next_cookies }).to_string()),
+    })
+}
+
+/// The change a DirSync entry stands for (see [`dirsync_read`]); None for nothing to import,
+/// an error message for an entry that cannot be read.
+#[allow(clippy::type_complexity)]
+fn dirsync_change(
+    c: &LdapConnector,
+    conn: &mut Connection,
+    e: &mut SearchEntry,
+    delta: bool,
+) -> Result<Option<Result<ImportChange, String>>, ConnectorError> {
+    let guid = values(e, &c.ldap.anchor_attribute)
+        .first()
+        .and_then(|raw| c.anchor_value(None, *raw));
+    let gone = |guid: Option<Value>| {
+        Ok(if delta {
+            guid.map(|a| Ok(ImportChange::delete_anchor(a)))
+        } else {
+            None
+        })
+    };
+    let deleted = values(e, "isDeleted")
+        .iter()
+        .any(|v| matches!(v, RawValue::Text(t) if t.eq_ignore_ascii_case("TRUE")));
+    if deleted {
+        return gone(guid);
+    }
+    if !c.cfg.in_scope(&e.dn) {
+        // Moved out of the partitions (or never in them): gone from here.
+        return gone(guid);
+    }
+    naming_value(e);
+    let whole = !values(e, "objectClass").is_empty();
+    let moved = !values(e, "parentGUID").is_empty();
+    if !whole && moved {
+        // Moved, perhaps into the partitions: read it whole.
+        let Some(full) = read_whole(c, conn, &e.dn)? else {
+            return Ok(None);
+        };
+        *e = full;
+    } else if !whole {
+        let classes = read_classes(conn, &e.dn)?;
+        let Some(ty) = classes.iter().filter_map(|n| c.type_named(n)).last() else {
+            return gone(guid);
+        };
+        if has_range(e) {
+            complete_ranges(conn, e)?;
+        }
+        return Ok(Some(object_of(c, e, ty, true).map(ImportChange::Partial)));
+    }
+    if has_range(e) {
+        complete_ranges(conn, e)?;
+    }
+    Ok(match entry_object(c, e) {
+        Ok(Some(o)) => Some(Ok(ImportChange::Upsert(o))),
+        Ok(None) => return gone(guid),
+        Err(m) => Some(Err(m)),
+    })
+}
+
+/// DirSync never sends the naming attribute (`cn` of `CN=...`), only `name`, which holds the
+/// same value: the entry gets it as its naming attribute.
+fn naming_value(e: &mut SearchEntry) {
+    let Some(rdn_type) = e.dn.split_once('=').map(|(t, _)| t.trim().to_string()) else {
+        return;
+    };
+    if rdn_type.eq_ignore_ascii_case("name")
+        || e.attrs.keys().any(|k| k.eq_ignore_ascii_case(&rdn_type))
+    {
+        return;
+    }
+    let name = e
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("name"))
+        .map(|(_, v)| v.clone());
+    if let Some(v) = name {
+        e.attrs.insert(rdn_type, v);
+    }
+}
+
+/// The entry at `dn` with the attributes a read asks for; None when it is gone.
+fn read_whole(
+    c: &LdapConnector,
+    conn: &mut Connection,
+    dn: &str,
+) -> Result<Option<SearchEntry>, ConnectorError> {
+    let timeout = conn.timeout;
+    let what = format!("the read of `{dn}`");
+    let r = conn
+        .ldap
+        .with_timeout(timeout)
+        .search(dn, Scope::Base, "(objectClass=*)", attributes(c))
+        .map_err(|e| conn.error(&what, e))?;
+    if r.1.rc == 32 {
+        return Ok(None);
+    }
+    if r.1.rc != 0 {
+        return Err(conn.error(&what, super::write::describe(&r.1)));
+    }
+    match r.0.into_iter().next() {
+        Some(re) => construct(re).map(Some).map_err(|e| conn.error(&what, e)),
+        None => Ok(None),
+    }
+}
+
+/// The object classes of the entry at `dn` (none when it is gone).
+fn read_classes(conn: &mut Connection, dn: &str) -> Result<Vec<String>, ConnectorError> {
+    let timeout = conn.timeout;
+    let what = format!("the read of `{dn}`");
+    let r = conn
+        .ldap
+        .with_timeout(timeout)
+        .search(dn, Scope::Base, "(objectClass=*)", vec!["objectClass"])
+        .map_err(|e| conn.error(&what, e))?;
+    if r.1.rc == 32 {
+        return Ok(Vec::new());
+    }
+    if r.1.rc != 0 {
+        return Err(conn.error(&what, super::write::describe(&r.1)));
+    }
+    Ok(r.0
+        .into_iter()
+        .filter_map(|re| construct(re).ok())
+        .flat_map(|e| e.attrs.into_iter())
+        .filter(|(k, _)| k.eq_ignore_ascii_case("objectClass"))
+        .flat_map(|(_, v)| v)
+        .collect())
 }
 
 /// The current cookie of a partition (a content synchronization that matches nothing).

@@ -222,11 +222,54 @@ pub fn export(
         .collect())
 }
 
+/// Active Directory's password attribute: written only, as the quoted password in UTF-16LE.
+pub const PASSWORD_ATTR: &str = "unicodePwd";
+
+/// Whether `attr` is Active Directory's password of an `ad` connector.
+fn is_password(c: &LdapConnector, attr: &str) -> bool {
+    c.ldap.flavor == crate::config::Flavor::Ad && attr.eq_ignore_ascii_case(PASSWORD_ATTR)
+}
+
+/// A `unicodePwd` value: the password in double quotes, in UTF-16LE.
+pub fn unicode_pwd(password: &str) -> Vec<u8> {
+    format!("\"{password}\"")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+/// Whether the connection is encrypted: ldaps://, or StartTLS on ldap://.
+fn over_tls(c: &LdapConnector, cn: &Connection) -> bool {
+    let url = cn.url.to_ascii_lowercase();
+    url.starts_with("ldaps://") || (c.ldap.starttls && url.starts_with("ldap://"))
+}
+
+/// The values of an attribute change as the server takes them (a password encoded).
+fn encode(c: &LdapConnector, attr: &str, set: HashSet<Vec<u8>>) -> HashSet<Vec<u8>> {
+    if !is_password(c, attr) {
+        return set;
+    }
+    set.into_iter()
+        .map(|v| unicode_pwd(&String::from_utf8_lossy(&v)))
+        .collect()
+}
+
 /// Applies one delta: its result, or the connection error that stopped it.
 fn apply(c: &LdapConnector, cn: &mut Connection, d: &ExportDelta) -> Result<ExportResult, String> {
+    if d.changes.iter().any(|ch| is_password(c, &ch.attr)) && !over_tls(c, cn) {
+        // Active Directory refuses a password over a plain connection, and it must not
+        // travel in clear text: refused here, before anything is sent.
+        return Ok(ExportResult::Failed {
+            category: ExportErrorCategory::PermissionDenied,
+            detail: format!(
+                "{}: `{PASSWORD_ATTR}` (a password) is only sent over TLS: use an ldaps:// URL or starttls = true",
+                cn.url
+            ),
+        });
+    }
     let r = match d.kind {
         ExportOp::Add => add(c, cn, d),
-        ExportOp::Update => update(cn, d),
+        ExportOp::Update => update(c, cn, d),
         ExportOp::Delete => match check(cn.ldap.with_timeout(cn.timeout).delete(d.dn.trim())) {
             // Gone already: what the delete was for.
             Err(OpError::Answer(r)) if r.rc == 32 => Ok(ExportResult::Applied { anchor: None }),
@@ -243,7 +286,7 @@ fn apply(c: &LdapConnector, cn: &mut Connection, d: &ExportDelta) -> Result<Expo
 
 /// The attributes of an add: objectClass (the type, unless the changes give classes) and the
 /// values of the changes.
-fn add_attrs(d: &ExportDelta) -> Vec<(Vec<u8>, HashSet<Vec<u8>>)> {
+fn add_attrs(c: &LdapConnector, d: &ExportDelta) -> Vec<(Vec<u8>, HashSet<Vec<u8>>)> {
     let mut attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = Vec::new();
     let mut classes = false;
     for ch in &d.changes {
@@ -255,6 +298,7 @@ fn add_attrs(d: &ExportDelta) -> Vec<(Vec<u8>, HashSet<Vec<u8>>)> {
         if set.is_empty() {
             continue;
         }
+        let set = encode(c, &ch.attr, set);
         if ch.attr.eq_ignore_ascii_case("objectClass") {
             classes = true;
         }
@@ -280,15 +324,21 @@ fn add_attrs(d: &ExportDelta) -> Vec<(Vec<u8>, HashSet<Vec<u8>>)> {
 
 fn add(c: &LdapConnector, cn: &mut Connection, d: &ExportDelta) -> Result<ExportResult, OpError> {
     let dn = d.dn.trim();
-    let attrs = add_attrs(d);
+    let attrs = add_attrs(c, d);
     match check(cn.ldap.with_timeout(cn.timeout).add(dn, attrs.clone())) {
         Ok(()) => {}
         Err(OpError::Answer(r)) if r.rc == 68 => {
-            // An add sent again: applied when the entry holds what it would have added.
-            let Some(e) = read_entry(c, cn, dn, &attrs)? else {
+            // An add sent again: applied when the entry holds what it would have added (a
+            // password cannot be read back: it is not compared).
+            let readable: Vec<_> = attrs
+                .iter()
+                .filter(|(n, _)| !is_password(c, &String::from_utf8_lossy(n)))
+                .cloned()
+                .collect();
+            let Some(e) = read_entry(c, cn, dn, &readable)? else {
                 return Ok(result_of(&r));
             };
-            if !holds(&e, &attrs) {
+            if !holds(&e, &readable) {
                 return Ok(result_of(&r));
             }
             return Ok(ExportResult::Applied {
@@ -377,7 +427,11 @@ fn anchor_of(c: &LdapConnector, ty: &str, e: &SearchEntry) -> Option<Value> {
 }
 
 /// An update: the rename or move first (modrdn), then the attribute changes.
-fn update(cn: &mut Connection, d: &ExportDelta) -> Result<ExportResult, OpError> {
+fn update(
+    c: &LdapConnector,
+    cn: &mut Connection,
+    d: &ExportDelta,
+) -> Result<ExportResult, OpError> {
     let mut dn = d.dn.trim().to_string();
     if let Some(new) = d.new_dn.as_deref().map(str::trim).filter(|n| !n.is_empty())
         && !crate::dn::same(&dn, new)
@@ -408,16 +462,16 @@ fn update(cn: &mut Connection, d: &ExportDelta) -> Result<ExportResult, OpError>
         let name = ch.attr.as_bytes().to_vec();
         match &ch.op {
             AttrOp::Replace(Value::IgnoreThisFlow) => {}
-            AttrOp::Replace(v) => mods.push(Mod::Replace(name, value_set(v))),
+            AttrOp::Replace(v) => mods.push(Mod::Replace(name, encode(c, &ch.attr, value_set(v)))),
             AttrOp::Clear => mods.push(Mod::Replace(name, HashSet::new())),
             AttrOp::Add(vs) => {
-                let s = values_set(vs);
+                let s = encode(c, &ch.attr, values_set(vs));
                 if !s.is_empty() {
                     mods.push(Mod::Add(name, s));
                 }
             }
             AttrOp::Remove(vs) => {
-                let s = values_set(vs);
+                let s = encode(c, &ch.attr, values_set(vs));
                 if !s.is_empty() {
                     mods.push(Mod::Delete(name, s));
                 }
@@ -437,4 +491,15 @@ fn exists(cn: &mut Connection, dn: &str) -> Result<bool, OpError> {
             .with_timeout(cn.timeout)
             .search(dn, Scope::Base, "(objectClass=*)", vec!["1.1"])?;
     Ok(r.1.rc == 0 && !r.0.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_password_is_quoted_utf16le() {
+        assert_eq!(
+            super::unicode_pwd("Ab1é"),
+            [b'"', 0, b'A', 0, b'b', 0, b'1', 0, 0xe9, 0, b'"', 0]
+        );
+    }
 }
