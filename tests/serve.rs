@@ -4,7 +4,14 @@
 //! path of `rules/entra-default`) with a short `[schedule] interval`, on port 0 of the loopback
 //! address (the service prints the port it took), talks to it over a plain `TcpStream`, parses
 //! `/metrics` line by line (the text exposition format: `name{label="value",...} number`), and
-//! stops it with SIGTERM.
+//! stops it with SIGTERM. Each service gets a reader and an operator token from `idflow token
+//! create` before it starts.
+//!
+//! The access tests check every endpoint with no token, a wrong one, a reader's and an
+//! operator's, the browser login with its session cookie and CSRF token, and the audit trail;
+//! the TLS test talks HTTPS with rustls to a certificate of a test authority; the browser test
+//! loads the dashboard and the error report in headless Chromium (skipped with a message when
+//! it is not installed, except under CI, where it fails).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -37,6 +44,21 @@ fn quickstart(name: &str, interval: &str) -> Dir {
 struct Service {
     child: Child,
     addr: String,
+    reader: String,
+    operator: String,
+}
+
+/// `idflow token create --role ROLE --name NAME` in `dir`: the token (its last line).
+fn create_token(dir: &Dir, role: &str, name: &str) -> String {
+    let config = dir.config();
+    let out = idflow(
+        &dir.0,
+        &[
+            "token", "create", "--config", &config, "--role", role, "--name", name,
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    out.stdout.lines().last().unwrap().trim().to_string()
 }
 
 impl Drop for Service {
@@ -49,6 +71,10 @@ impl Drop for Service {
 /// Starts `idflow serve --listen 127.0.0.1:0 extra...` in `dir` (logs in `serve.log`) and
 /// waits for the address it listens on.
 fn start(dir: &Dir, extra: &[&str]) -> Service {
+    let (reader, operator) = (
+        create_token(dir, "reader", "test-reader"),
+        create_token(dir, "operator", "test-operator"),
+    );
     let log = std::fs::File::create(dir.path("serve.log")).unwrap();
     let config = dir.config();
     let mut child = Command::new(BIN)
@@ -67,9 +93,15 @@ fn start(dir: &Dir, extra: &[&str]) -> Service {
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
+        .or_else(|| line.trim().strip_prefix("listening on https://"))
         .unwrap_or_else(|| panic!("no address: {line:?}\n{}", dir.read("serve.log")))
         .to_string();
-    Service { child, addr }
+    Service {
+        child,
+        addr,
+        reader,
+        operator,
+    }
 }
 
 /// A response: status, headers (lowercased names), body.
@@ -79,16 +111,8 @@ struct Response {
     body: String,
 }
 
-fn get(addr: &str, path: &str) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
+/// Parses a whole HTTP/1.1 response (the connection closed after it).
+fn response(text: &str) -> Response {
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
     let mut lines = head.lines();
     let status = lines
@@ -99,15 +123,71 @@ fn get(addr: &str, path: &str) -> Response {
         .unwrap()
         .parse()
         .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let mut headers = BTreeMap::new();
+    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+        let k = k.trim().to_ascii_lowercase();
+        // Several Set-Cookie headers: kept joined.
+        let e: &mut String = headers.entry(k).or_default();
+        if !e.is_empty() {
+            e.push('\n');
+        }
+        e.push_str(v.trim());
+    }
     Response {
         status,
         headers,
         body: body.to_string(),
     }
+}
+
+/// The text of a request.
+fn request_text(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    req
+}
+
+/// Sends a request over plain HTTP.
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(request_text(addr, method, path, headers, body).as_bytes())
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    response(&text)
+}
+
+fn get(addr: &str, path: &str) -> Response {
+    request(addr, "GET", path, &[], "")
+}
+
+/// A GET with a bearer token.
+fn get_as(addr: &str, path: &str, token: &str) -> Response {
+    let auth = format!("Bearer {token}");
+    request(addr, "GET", path, &[("Authorization", &auth)], "")
+}
+
+/// A POST with a bearer token.
+fn post_as(addr: &str, path: &str, token: &str, body: &str) -> Response {
+    let auth = format!("Bearer {token}");
+    request(addr, "POST", path, &[("Authorization", &auth)], body)
 }
 
 /// One sample of the exposition: the metric name and its labels, and the value.
@@ -159,7 +239,7 @@ fn sample(s: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
 fn wait_for_cycles(svc: &Service, dir: &Dir, cycles: f64) -> Samples {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let m = parse(&get(&svc.addr, "/metrics").body);
+        let m = parse(&get_as(&svc.addr, "/metrics", &svc.reader).body);
         let done = m
             .get(&(
                 "idflow_cycle_duration_seconds_count".into(),
@@ -215,7 +295,7 @@ fn scheduled_cycles_health_metrics_and_a_clean_shutdown() {
     assert_eq!(health.body, "ok\n");
     assert_eq!(get(&svc.addr, "/nothing").status, 404);
 
-    let r = get(&svc.addr, "/metrics");
+    let r = get_as(&svc.addr, "/metrics", &svc.reader);
     assert_eq!(r.status, 200);
     assert!(
         r.headers["content-type"].starts_with("application/openmetrics-text"),
@@ -334,4 +414,436 @@ fn an_invalid_interval_is_refused() {
     );
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("schedule.interval"), "{}", out.all());
+}
+
+/// The value of the cookie a response sets, with its attributes.
+fn set_cookie(r: &Response) -> String {
+    r.headers
+        .get("set-cookie")
+        .cloned()
+        .unwrap_or_else(|| panic!("no Set-Cookie: {:?}", r.headers))
+}
+
+/// `name=value` of a Set-Cookie header.
+fn cookie_pair(set: &str) -> String {
+    set.split(';').next().unwrap().trim().to_string()
+}
+
+/// The hidden CSRF field of a page.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"));
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// The JSON of an answer.
+fn body_json(r: &Response) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+const PAGES: [&str; 6] = ["/", "/errors", "/insight", "/runs", "/alerts", "/objects"];
+const APIS: [&str; 8] = [
+    "/api/status",
+    "/api/errors",
+    "/api/errors.csv",
+    "/api/runs",
+    "/api/insight",
+    "/api/alerts",
+    "/api/audit",
+    "/api/objects?dn=CN%3DAdministrator%2CCN%3DUsers%2CDC%3Dcontoso%2CDC%3Dcom",
+];
+const ACTIONS: [&str; 3] = [
+    "/api/cycle",
+    "/api/allow-deletes?count=5",
+    "/api/alerts/no-such-alert/ack",
+];
+
+/// Every endpoint with no token, a wrong token, a reader's and an operator's; the operator's
+/// actions are audited; a revoked token is refused at once.
+#[test]
+fn endpoints_and_role_checks() {
+    let dir = quickstart("serve-access", "1h");
+    let svc = start(&dir, &[]);
+    wait_for_cycles(&svc, &dir, 1.0);
+    let a = svc.addr.as_str();
+
+    assert_eq!(get(a, "/healthz").status, 200, "health needs no token");
+    let wrong = "idf_not-a-token-of-this-service";
+    for path in APIS.iter().chain(&["/metrics"]) {
+        let r = get(a, path);
+        assert_eq!(r.status, 401, "no token: {path}");
+        assert!(r.headers.contains_key("www-authenticate"), "{path}");
+        assert_eq!(get_as(a, path, wrong).status, 401, "wrong token: {path}");
+        let r = get_as(a, path, &svc.reader);
+        assert_eq!(r.status, 200, "reader: {path}: {}", r.body);
+        if path.starts_with("/api/") && !path.ends_with(".csv") {
+            body_json(&r);
+        }
+    }
+    for path in PAGES {
+        let r = get(a, path);
+        assert_eq!(
+            (r.status, r.headers["location"].as_str()),
+            (303, "/login"),
+            "{path}"
+        );
+        assert_eq!(get_as(a, path, wrong).status, 303, "{path}");
+        let r = get_as(a, path, &svc.reader);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.headers["content-type"].starts_with("text/html"), "{path}");
+        assert!(r.headers["content-security-policy"].contains("default-src 'none'"));
+        assert!(r.body.contains("test-reader (reader)"), "{path}");
+    }
+    for path in ACTIONS {
+        assert_eq!(request(a, "POST", path, &[], "").status, 401, "{path}");
+        assert_eq!(post_as(a, path, wrong, "").status, 401, "{path}");
+        assert_eq!(
+            post_as(a, path, &svc.reader, "").status,
+            403,
+            "reader: {path}"
+        );
+    }
+
+    // What the API shows.
+    let status = body_json(&get_as(a, "/api/status", &svc.reader));
+    assert_eq!(status["delete_threshold"], 500);
+    assert_eq!(status["staging"], false);
+    assert_eq!(status["connectors"].as_array().unwrap().len(), 2);
+    assert_eq!(status["last_cycle"]["ok"], true, "{status}");
+    assert_eq!(status["alerts"]["engine"], false);
+    let runs = body_json(&get_as(a, "/api/runs", &svc.reader));
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["step"] == "full-sync")
+    );
+    let insight = body_json(&get_as(a, "/api/insight", &svc.reader));
+    assert!(
+        !insight["latency"].as_array().unwrap().is_empty(),
+        "{insight}"
+    );
+    let csv = get_as(a, "/api/errors.csv", &svc.reader);
+    assert!(
+        csv.body
+            .starts_with("category,connector,dn,attribute,value,rule,conflicting_object")
+    );
+    let lineage = body_json(&get_as(a, APIS[7], &svc.reader));
+    let lines: Vec<&str> = lineage["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(lines.contains(&"lineage:"), "{lineage}");
+    // The same as `idflow state show` prints (the service holds the lock: the CLI reads anyway).
+    let config = dir.config();
+    let show = idflow(
+        &dir.0,
+        &[
+            "state",
+            "--config",
+            &config,
+            "show",
+            "--dn",
+            "CN=Administrator,CN=Users,DC=contoso,DC=com",
+        ],
+    );
+    assert_eq!(show.stdout.lines().collect::<Vec<_>>(), lines);
+    let missing = get_as(a, "/api/objects?dn=CN%3Dnobody", &svc.reader);
+    assert_eq!(missing.status, 404);
+
+    // The operator runs a cycle now (the interval is an hour): accepted, audited, and run.
+    let r = post_as(a, "/api/cycle", &svc.operator, "");
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_for_cycles(&svc, &dir, 2.0);
+    let r = post_as(a, "/api/allow-deletes", &svc.operator, "count=3");
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        post_as(a, "/api/allow-deletes", &svc.operator, "count=none").status,
+        400
+    );
+    let r = post_as(a, "/api/alerts/a1/ack", &svc.operator, "");
+    assert_eq!(r.status, 501, "no alert engine yet: {}", r.body);
+    let audit = body_json(&get_as(a, "/api/audit", &svc.reader));
+    let seen: Vec<(String, String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap().to_string();
+            (f("who"), f("action"), f("detail"), f("outcome"))
+        })
+        .rev()
+        .collect();
+    let want = |who: &str, action: &str, detail: &str, outcome: &str| {
+        (
+            who.to_string(),
+            action.to_string(),
+            detail.to_string(),
+            outcome.to_string(),
+        )
+    };
+    assert_eq!(
+        seen,
+        vec![
+            want("test-operator", "cycle", "", "accepted"),
+            want("test-operator", "allow-deletes", "3", "accepted"),
+            want(
+                "test-operator",
+                "acknowledge-alert",
+                "a1",
+                "refused: no alert engine in this service"
+            ),
+        ]
+    );
+    assert!(audit[0]["at"].as_str().unwrap().starts_with("20"));
+    let overview = get_as(a, "/", &svc.reader).body;
+    assert!(overview.contains("<td>test-operator</td><td>operator</td><td>cycle</td>"));
+    // Tokens never reach the log.
+    let log = dir.read("serve.log");
+    assert!(!log.contains(&svc.operator) && !log.contains(&svc.reader));
+
+    // A revoked token is refused at once.
+    let out = idflow(
+        &dir.0,
+        &["token", "--config", &config, "revoke", "test-reader"],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(get_as(a, "/api/status", &svc.reader).status, 401);
+
+    assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
+}
+
+/// The browser's way in: the login page sets an HttpOnly, SameSite=Strict session cookie;
+/// a page's actions need the session's CSRF token; a one-time login link works once.
+#[test]
+fn browser_sessions_and_csrf() {
+    let dir = quickstart("serve-session", "1h");
+    let svc = start(&dir, &[]);
+    wait_for_cycles(&svc, &dir, 1.0);
+    let a = svc.addr.as_str();
+
+    assert_eq!(get(a, "/login").status, 200);
+    let bad = request(a, "POST", "/login", &[], "token=idf_wrong");
+    assert_eq!(bad.status, 401);
+    assert!(bad.body.contains("not valid"));
+    let form = format!("token={}", svc.operator);
+    let ok = request(a, "POST", "/login", &[], &form);
+    assert_eq!((ok.status, ok.headers["location"].as_str()), (303, "/"));
+    let set = set_cookie(&ok);
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("Secure"), "no TLS, no Secure: {set}");
+    let cookie = cookie_pair(&set);
+    let page = request(a, "GET", "/", &[("Cookie", &cookie)], "");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("test-operator (operator)"));
+    let csrf = csrf_of(&page.body);
+
+    // An action from the page without the CSRF token, or with a wrong one: refused.
+    let r = request(a, "POST", "/api/cycle", &[("Cookie", &cookie)], "");
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = request(
+        a,
+        "POST",
+        "/api/cycle",
+        &[("Cookie", &cookie)],
+        "csrf=wrong",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = request(
+        a,
+        "POST",
+        "/api/cycle",
+        &[("Cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(
+        (r.status, r.headers["location"].as_str()),
+        (303, "/"),
+        "{}",
+        r.body
+    );
+    let audit = body_json(&get_as(a, "/api/audit", &svc.reader));
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit[0]["who"], "test-operator");
+
+    // A one-time login link, made with a bearer token.
+    let link = body_json(&post_as(a, "/api/login-link", &svc.reader, ""));
+    let path = format!("{}&next=/errors", link["path"].as_str().unwrap());
+    let r = get(a, &path);
+    assert_eq!((r.status, r.headers["location"].as_str()), (303, "/errors"));
+    let reader_cookie = cookie_pair(&set_cookie(&r));
+    let page = request(a, "GET", "/errors", &[("Cookie", &reader_cookie)], "");
+    assert!(page.body.contains("test-reader (reader)"));
+    assert_eq!(get(a, &path).status, 401, "a link works once");
+    let offsite = body_json(&post_as(a, "/api/login-link", &svc.reader, ""));
+    let r = get(
+        a,
+        &format!("{}&next=//evil.example/", offsite["path"].as_str().unwrap()),
+    );
+    assert_eq!(r.headers["location"], "/", "only paths of this site");
+    // A reader's session cannot act, with or without the CSRF token.
+    let csrf = csrf_of(&page.body);
+    let r = request(
+        a,
+        "POST",
+        "/api/cycle",
+        &[("Cookie", &reader_cookie)],
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(r.status, 403);
+
+    // Logging out ends the session.
+    let logout = request(
+        a,
+        "POST",
+        "/logout",
+        &[("Cookie", &reader_cookie)],
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(logout.status, 303);
+    let r = request(a, "GET", "/api/status", &[("Cookie", &reader_cookie)], "");
+    assert_eq!(r.status, 401);
+
+    assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
+}
+
+/// `idflow token`: a token printed once as the last line, only its hash in the file (mode
+/// 0600), listed by name, revoked by name.
+#[test]
+fn token_commands() {
+    let dir = quickstart("serve-tokens", "1h");
+    let config = dir.config();
+    let out = idflow(
+        &dir.0,
+        &[
+            "token", "create", "--config", &config, "--role", "operator", "--name", "ops",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let token = out.stdout.lines().last().unwrap().to_string();
+    assert!(token.starts_with("idf_") && token.len() > 40, "{token}");
+    assert_eq!(out.stdout.matches(&token).count(), 1, "printed once");
+    let file = dir.read("tokens");
+    assert!(!file.contains(&token), "the file keeps no token");
+    let hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert!(file.contains(&format!("ops operator {hash} ")), "{file}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path("tokens"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = idflow(
+        &dir.0,
+        &[
+            "token", "create", "--config", &config, "--role", "reader", "--name", "ops",
+        ],
+    );
+    assert_eq!(again.code, 2, "{}", again.all());
+    let bad = idflow(
+        &dir.0,
+        &[
+            "token", "create", "--config", &config, "--role", "reader", "--name", "a b",
+        ],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    let reader = create_token(&dir, "reader", "dash");
+    assert_ne!(reader, token);
+    let list = idflow(&dir.0, &["token", "list", "--config", &config]);
+    assert_eq!(list.code, 0);
+    let names: Vec<&str> = list
+        .stdout
+        .lines()
+        .map(|l| l.split(' ').take(2).last().unwrap())
+        .collect();
+    assert_eq!(names, ["operator", "reader"], "{}", list.stdout);
+    assert!(!list.stdout.contains(&hash));
+    let out = idflow(&dir.0, &["token", "revoke", "--config", &config, "ops"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(!dir.read("tokens").contains(&hash));
+    assert!(dir.read("tokens").contains("dash reader "));
+    let out = idflow(&dir.0, &["token", "revoke", "--config", &config, "ops"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+}
+
+/// HTTPS from `[serve] tls_cert` and `tls_key`: a client trusting the test authority gets
+/// the pages; the session cookie is Secure.
+#[test]
+fn tls_from_a_certificate_and_key() {
+    let dir = quickstart("serve-tls", "1h");
+    common::make_certificates(&dir.0);
+    let toml = dir.read("idflow.toml");
+    dir.write(
+        "idflow.toml",
+        &format!("{toml}\n[serve]\ntls_cert = \"tls.crt\"\ntls_key = \"tls.key\"\n"),
+    );
+    // Without a schedule the service reads a state made by a run.
+    let config = dir.config();
+    let run = idflow(&dir.0, &["run", "--config", &config]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let svc = start(&dir, &["--no-schedule"]);
+    let a = svc.addr.clone();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    for c in CertificateDer::pem_file_iter(dir.path("ca.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let https = |method: &str, path: &str, headers: &[(&str, &str)], body: &str| -> Response {
+        let conn = rustls::ClientConnection::new(
+            config.clone(),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(&a).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        tls.write_all(request_text(&a, method, path, headers, body).as_bytes())
+            .unwrap();
+        let mut bytes = Vec::new();
+        // The server may close without close_notify once the answer is sent.
+        let _ = tls.read_to_end(&mut bytes);
+        response(&String::from_utf8_lossy(&bytes))
+    };
+    assert_eq!(https("GET", "/healthz", &[], "").status, 200);
+    let auth = format!("Bearer {}", svc.reader);
+    assert_eq!(
+        https("GET", "/api/runs", &[("Authorization", &auth)], "").status,
+        200
+    );
+    assert_eq!(https("GET", "/api/runs", &[], "").status, 401);
+    let login = https("POST", "/login", &[], &format!("token={}", svc.reader));
+    assert_eq!(login.status, 303);
+    assert!(
+        set_cookie(&login).contains("; Secure"),
+        "{}",
+        set_cookie(&login)
+    );
+    // Plain HTTP on the HTTPS port gets no answer.
+    let mut s = TcpStream::connect(&a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    assert!(!text.contains("200 OK"), "{text}");
+    assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
 }
