@@ -847,3 +847,269 @@ fn tls_from_a_certificate_and_key() {
     assert!(!text.contains("200 OK"), "{text}");
     assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
 }
+
+/// The Chromium of this machine, if any.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for d in std::env::split_paths(&path) {
+            let p = d.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Where the browser test keeps its screenshots: `target/test-artifacts/`.
+fn artifacts() -> std::path::PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-artifacts");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Headless Chromium on `url` with `mode` (`--dump-dom` or `--screenshot=PATH`), in a fresh
+/// profile; its standard output (the DOM for `--dump-dom`).
+fn headless(browser: &Path, url: &str, mode: &str) -> String {
+    let profile = Dir::new("chromium-profile");
+    let user_data = format!("--user-data-dir={}", profile.0.display());
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1280,2200",
+            &user_data,
+            mode,
+            url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium {mode} {url}: no answer in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap()
+}
+
+/// Replaces the `userPrincipalName` of the first two users under an OU with one value: the
+/// second user's value is withheld in Entra (a Duplicate Attribute error). Returns their DNs.
+fn duplicate_upn(ldif: &str, upn: &str) -> (String, Vec<String>) {
+    let mut records: Vec<String> = ldif.split("\n\n").map(str::to_string).collect();
+    let mut dns = Vec::new();
+    for r in records.iter_mut() {
+        let first = r.lines().next().unwrap_or("").to_string();
+        if dns.len() < 2
+            && first.contains(",OU=")
+            && r.contains("\nobjectClass: user")
+            && r.contains("\nuserPrincipalName: ")
+        {
+            *r = r
+                .lines()
+                .map(|l| {
+                    if l.starts_with("userPrincipalName: ") {
+                        format!("userPrincipalName: {upn}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            dns.push(first.trim_start_matches("dn: ").to_string());
+        }
+    }
+    (records.join("\n\n"), dns)
+}
+
+/// Removes `n` users under an OU (other than `keep`) and the `member` values naming them.
+fn remove_users(ldif: &str, n: usize, keep: &[String]) -> String {
+    let records: Vec<&str> = ldif.split("\n\n").collect();
+    let mut gone: Vec<String> = Vec::new();
+    for r in &records {
+        let dn = r.lines().next().unwrap_or("").trim_start_matches("dn: ");
+        if gone.len() < n
+            && dn.contains(",OU=")
+            && r.contains("\nobjectClass: user")
+            && !keep.iter().any(|k| k == dn)
+        {
+            gone.push(dn.to_string());
+        }
+    }
+    records
+        .iter()
+        .filter(|r| {
+            let dn = r.lines().next().unwrap_or("").trim_start_matches("dn: ");
+            !gone.iter().any(|g| g == dn)
+        })
+        .map(|r| {
+            r.lines()
+                .filter(|l| {
+                    !l.strip_prefix("member: ")
+                        .is_some_and(|m| gone.iter().any(|g| g.eq_ignore_ascii_case(m)))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// The dashboard and the error report in a real browser: a quickstart with a duplicate
+/// userPrincipalName (a Duplicate Attribute error) and 11 users removed under a delete
+/// threshold of 10 (the AD import stops). A one-time login link logs headless Chromium in;
+/// the rendered DOM shows the categories with their counts, the conflicting objects and the
+/// delete-threshold stop. Screenshots are kept in target/test-artifacts/.
+#[test]
+fn the_dashboard_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed: .ci/run installs it"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let dir = quickstart("serve-browser", "1h");
+    dir.set("delete_threshold", "10");
+    let upn = "dup.person@contoso.com";
+    let (ldif, dup) = duplicate_upn(&dir.read("ad.ldif"), upn);
+    assert_eq!(dup.len(), 2);
+    dir.write("ad.ldif", &ldif);
+    let config = dir.config();
+    let first = idflow(&dir.0, &["run", "--config", &config]);
+    assert_eq!(first.code, 1, "sync errors: {}", first.all());
+    dir.write("ad.ldif", &remove_users(&dir.read("ad.ldif"), 11, &dup));
+    let svc = start(&dir, &[]);
+    wait_for_cycles(&svc, &dir, 1.0);
+    let a = svc.addr.as_str();
+
+    // What the API says, to compare the pages with.
+    let status = body_json(&get_as(a, "/api/status", &svc.reader));
+    let stops = status["delete_threshold_stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 1, "{status}");
+    assert_eq!(stops[0]["connector"], "contoso.com");
+    assert_eq!(stops[0]["deletes"], 11);
+    let errors = body_json(&get_as(a, "/api/errors", &svc.reader));
+    let count = |cat: &str| -> u64 {
+        errors["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["category"] == cat)
+            .unwrap()["count"]
+            .as_u64()
+            .unwrap()
+    };
+    let duplicates = count("Duplicate Attribute");
+    assert!(duplicates >= 1, "{errors}");
+    let holders: Vec<String> = errors["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["category"] == "Duplicate Attribute")
+        .map(|e| e["conflicting"].as_str().unwrap().to_string())
+        .collect();
+    assert!(holders.iter().all(|h| h.starts_with("CN=")), "{holders:?}");
+
+    let visit = |next: &str, name: &str| -> String {
+        let link = |n: &str| {
+            let r = post_as(a, "/api/login-link", &svc.reader, "");
+            format!(
+                "http://{a}{}&next={n}",
+                body_json(&r)["path"].as_str().unwrap()
+            )
+        };
+        let dom = headless(&browser, &link(next), "--dump-dom");
+        let shot = artifacts().join(format!("serve-{name}.png"));
+        let _ = std::fs::remove_file(&shot);
+        headless(
+            &browser,
+            &link(next),
+            &format!("--screenshot={}", shot.display()),
+        );
+        let png = std::fs::read(&shot).unwrap_or_default();
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "no screenshot at {}",
+            shot.display()
+        );
+        dom
+    };
+
+    let overview = visit("/", "overview");
+    assert!(
+        overview.contains("test-reader (reader)"),
+        "not logged in:\n{overview}"
+    );
+    assert!(overview.contains("id=\"threshold-stop\""), "{overview}");
+    assert!(
+        overview.contains("delta-import contoso.com stopped: delete threshold exceeded"),
+        "{overview}"
+    );
+    assert!(overview.contains("<span class=\"deletes\">11</span> deletes; the delete threshold is <span class=\"threshold\">10</span>"));
+    assert!(overview.contains(&format!(
+        "data-category=\"Duplicate Attribute\">{duplicates}</td>"
+    )));
+    assert!(
+        overview.contains("id=\"no-alert-engine\""),
+        "the alerts' place"
+    );
+    assert!(
+        !overview.contains("Allow 11 deletes"),
+        "a reader gets no action"
+    );
+
+    let report = visit("/errors", "errors");
+    for cat in [
+        "Duplicate Attribute",
+        "Data Mismatch",
+        "Data Validation Failure",
+        "Federated Domain Change",
+        "Large Attribute",
+        "Other",
+    ] {
+        let n = count(cat);
+        assert!(
+            report.contains(&format!("data-category=\"{cat}\">{n}</td>")),
+            "{cat} {n}:\n{report}"
+        );
+    }
+    assert!(
+        report.contains(&format!("<td>userPrincipalName</td><td>\"{upn}\"</td>")),
+        "{report}"
+    );
+    for h in &holders {
+        assert!(
+            report.contains(&format!("<td class=\"conflicting\">{h}</td>")),
+            "{h}"
+        );
+    }
+    assert!(report.contains("Download CSV"));
+
+    assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
+}
