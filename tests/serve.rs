@@ -302,6 +302,34 @@ fn scheduled_cycles_health_metrics_and_a_clean_shutdown() {
         "{:?}",
         r.headers
     );
+    // The Grafana dashboard charts metrics the service registers (the alerts' metric comes
+    // with the alert engine). A family without samples is not exposed: the registrations are
+    // read from the source.
+    let registered = std::fs::read_to_string(Path::new(ROOT).join("src/serve/metrics.rs")).unwrap();
+    let grafana =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana-dashboard.json")).unwrap();
+    let mut rest = grafana.as_str();
+    let mut charted = 0;
+    while let Some(at) = rest.find("idflow_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        if name == "idflow_alerts_active" {
+            continue;
+        }
+        charted += 1;
+        let family = name
+            .strip_suffix("_bucket")
+            .or_else(|| name.strip_suffix("_total"))
+            .unwrap_or(&name);
+        assert!(
+            registered.contains(&format!("\"{family}\"")),
+            "the Grafana dashboard charts {name}, which /metrics does not have"
+        );
+    }
+    assert!(charted >= 7, "{charted}");
     for family in [
         "idflow_cycle_duration_seconds histogram",
         "idflow_step_duration_seconds histogram",
@@ -790,7 +818,9 @@ fn tls_from_a_certificate_and_key() {
     let toml = dir.read("idflow.toml");
     dir.write(
         "idflow.toml",
-        &format!("{toml}\n[serve]\ntls_cert = \"tls.crt\"\ntls_key = \"tls.key\"\n"),
+        &format!(
+            "{toml}\n[serve]\ntls_cert = \"tls.crt\"\ntls_key = \"tls.key\"\nmetrics_public = true\n"
+        ),
     );
     // Without a schedule the service reads a state made by a run.
     let config = dir.config();
@@ -831,6 +861,9 @@ fn tls_from_a_certificate_and_key() {
         200
     );
     assert_eq!(https("GET", "/api/runs", &[], "").status, 401);
+    // metrics_public: /metrics without a token, and nothing else.
+    assert_eq!(https("GET", "/metrics", &[], "").status, 200);
+    assert_eq!(https("GET", "/api/status", &[], "").status, 401);
     let login = https("POST", "/login", &[], &format!("token={}", svc.reader));
     assert_eq!(login.status, 303);
     assert!(
