@@ -119,17 +119,17 @@ pub struct ErrorItem {
 /// (`NAME VALUE of DN is already held by HOLDER; ...`, or `cannot provision DN: the DN is
 /// already held by metaverse object N`).
 fn duplicate_parts(message: &str) -> (String, String, String) {
-    if let Some((head, rest)) = message.split_once(" is already held by ") {
-        let holder = rest.split(';').next().unwrap_or("").trim().to_string();
-        let head = head.rsplit_once(" of ").map(|(h, _)| h).unwrap_or(head);
-        let (attr, value) = head.split_once(' ').unwrap_or((head, ""));
-        return (attr.to_string(), value.to_string(), holder);
-    }
     if let Some(rest) = message.strip_prefix("cannot provision ")
         && let Some((dn, tail)) = rest.split_once(": the DN is already held")
     {
         let holder = tail.trim_start_matches(" by ").trim().to_string();
         return ("dn".into(), dn.to_string(), holder);
+    }
+    if let Some((head, rest)) = message.split_once(" is already held by ") {
+        let holder = rest.split(';').next().unwrap_or("").trim().to_string();
+        let head = head.rsplit_once(" of ").map(|(h, _)| h).unwrap_or(head);
+        let (attr, value) = head.split_once(' ').unwrap_or((head, ""));
+        return (attr.to_string(), value.to_string(), holder);
     }
     (String::new(), String::new(), String::new())
 }
