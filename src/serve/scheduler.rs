@@ -134,12 +134,11 @@ fn cycle(runner: &mut Runner, metrics: &Metrics, shared: &Shared, control: &Cont
     let result = runner.cycle_until(opts, &|| stop.is_set());
     let seconds = start.elapsed().as_secs_f64();
     let last = snapshot::cycle_of(&started, seconds, &result);
-    match result {
+    match &result {
         Ok(reports) => {
-            for r in &reports {
+            for r in reports {
                 tracing::info!(step = %r.step, connector = %r.connector, status = %r.status, adds = r.adds, updates = r.updates, deletes = r.deletes, renames = r.renames, errors = r.errors, duration_ms = r.duration_ms as u64, "step finished");
             }
-            metrics.observe_cycle(&reports, seconds);
             let stopped = reports.iter().any(|r| r.status.is_stopped());
             if stop.is_set() {
                 tracing::info!(
@@ -171,4 +170,8 @@ fn cycle(runner: &mut Runner, metrics: &Metrics, shared: &Shared, control: &Cont
         tracing::error!("reading the state for the metrics: {e}");
     }
     refresh(runner, shared, true, Some(last));
+    // Counted last: once the metrics show the cycle, the dashboard shows it too.
+    if let Ok(reports) = &result {
+        metrics.observe_cycle(reports, seconds);
+    }
 }
