@@ -659,7 +659,16 @@ fn browser_sessions_and_csrf() {
     assert_eq!(bad.status, 401);
     assert!(bad.body.contains("not valid"));
     let form = format!("token={}", svc.operator);
-    let ok = request(a, "POST", "/login", &[], &form);
+    let elsewhere = request(
+        a,
+        "POST",
+        "/login",
+        &[("Origin", "http://evil.example")],
+        &form,
+    );
+    assert_eq!(elsewhere.status, 403, "a login from another site's page");
+    let here = format!("http://{a}");
+    let ok = request(a, "POST", "/login", &[("Origin", &here)], &form);
     assert_eq!((ok.status, ok.headers["location"].as_str()), (303, "/"));
     let set = set_cookie(&ok);
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
@@ -864,6 +873,12 @@ fn tls_from_a_certificate_and_key() {
     // metrics_public: /metrics without a token, and nothing else.
     assert_eq!(https("GET", "/metrics", &[], "").status, 200);
     assert_eq!(https("GET", "/api/status", &[], "").status, 401);
+    // Without a schedule there is no cycle to run.
+    let op = format!("Bearer {}", svc.operator);
+    assert_eq!(
+        https("POST", "/api/cycle", &[("Authorization", &op)], "").status,
+        409
+    );
     let login = https("POST", "/login", &[], &format!("token={}", svc.reader));
     assert_eq!(login.status, 303);
     assert!(

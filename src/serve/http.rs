@@ -48,6 +48,8 @@ pub struct App {
     pub engine: crate::eval::EngineKind,
     pub tls: bool,
     pub metrics_public: bool,
+    /// One lineage at a time (each loads the bundle and the state).
+    pub lineage_slot: tokio::sync::Semaphore,
 }
 
 /// A bound listener, not yet serving.
@@ -444,7 +446,27 @@ async fn login_page() -> Response {
     html(StatusCode::OK, pages::login(None))
 }
 
-async fn login(State(app): State<Arc<App>>, body: String) -> Response {
+/// The request comes from a page of this site, or from no page (a script): a browser sends
+/// `Origin` with a POST, and it must name the host the request was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, h)| !host.is_empty() && h == host)
+}
+
+async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: String) -> Response {
+    // No login from another site's page (which could log a browser into the other site's
+    // session).
+    if !same_origin(&headers) {
+        return text(StatusCode::FORBIDDEN, "a login from another site\n");
+    }
     let fields = form(&body);
     let token = field(&fields, "token").unwrap_or("").trim();
     let entries = match auth::load(&app.tokens_file) {
@@ -576,6 +598,11 @@ async fn page(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// An object's lineage, from the state opened read-only (off the runtime's thread).
 async fn lineage(app: &App, dn: String, connector: Option<String>) -> Result<Vec<String>, String> {
+    let _slot = app
+        .lineage_slot
+        .acquire()
+        .await
+        .map_err(|e| e.to_string())?;
     let (config, engine) = (app.config.clone(), app.engine);
     let work = move || -> Result<Vec<String>, String> {
         let runner =

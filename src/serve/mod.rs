@@ -99,6 +99,7 @@ pub fn run(
         engine: crate::eval::EngineKind::Interp,
         tls: settings.tls.is_some(),
         metrics_public: settings.metrics_public,
+        lineage_slot: tokio::sync::Semaphore::new(1),
     });
     let server = {
         let stop = stop.clone();

@@ -240,17 +240,27 @@ pub fn overview(ctx: &Ctx, audit: &[AuditRecord]) -> String {
     }
     // Delete-threshold stops, first: nothing of those steps was done.
     for st in threshold_stops(s) {
+        let check = if st.step.contains("import") {
+            format!(
+                "Check why the read of {} no longer has those objects",
+                esc(&st.connector)
+            )
+        } else {
+            format!(
+                "Check the deletes (<code>idflow state pending-exports --connector {}</code>)",
+                esc(&st.connector)
+            )
+        };
         let _ = write!(
             b,
             "<section class=\"stop\" id=\"threshold-stop\"><h2 class=\"bad\">{} {} stopped: delete threshold exceeded</h2>\
              <p><span class=\"deletes\">{}</span> deletes; the delete threshold is <span class=\"threshold\">{}</span>. \
-             Nothing of the step was done. Check the deletes (<code>idflow state pending-exports --connector {}</code>); \
+             Nothing of the step was done. {check}; \
              when they are right, allow them once (<code>idflow run --allow-deletes {}</code>)",
             esc(&st.step),
             esc(&st.connector),
             st.deletes,
             s.delete_threshold,
-            esc(&st.connector),
             st.deletes
         );
         if operator && s.scheduled {
