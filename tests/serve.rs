@@ -1151,11 +1151,12 @@ fn the_dashboard_in_a_real_browser() {
         report.contains(&format!("<td>userPrincipalName</td><td>\"{upn}\"</td>")),
         "{report}"
     );
+    // The conflicting objects, each linked to its lineage.
     for h in &holders {
-        assert!(
-            report.contains(&format!("<td class=\"conflicting\">{h}</td>")),
-            "{h}"
-        );
+        let cell = "<td class=\"conflicting\"><a href=\"/objects?connector=contoso.onmicrosoft.com&amp;dn=";
+        let at = report.find(cell).unwrap_or_else(|| panic!("{report}"));
+        let link = &report[at..report[at..].find("</td>").unwrap() + at];
+        assert!(link.ends_with(&format!("\">{h}</a>")), "{h}: {link}");
     }
     assert!(report.contains("Download CSV"));
 

@@ -24,7 +24,7 @@ use super::snapshot::{self, Shared};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::net::SocketAddr;
@@ -747,17 +747,12 @@ fn done(page: bool, status: StatusCode, v: serde_json::Value) -> Response {
 
 /// `POST /api/cycle` and `POST /api/allow-deletes` (operator).
 async fn action(State(app): State<Arc<App>>, req: Request) -> Response {
-    let (method, path, q) = (
-        req.method().clone(),
-        req.uri().path().to_string(),
-        query(&req),
-    );
+    let (path, q) = (req.uri().path().to_string(), query(&req));
     let headers = req.headers().clone();
     let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
     };
-    debug_assert_eq!(method, Method::POST);
     let mut fields = form(&body);
     fields.extend(q);
     let (who, page) = match operator(&app, &headers, &fields) {

@@ -55,6 +55,7 @@ header{background:#12324f;color:#fff;padding:.6em 1.2em;display:flex;gap:1.2em;a
 header a{color:#fff;text-decoration:none}header a.on{text-decoration:underline}header .who{margin-left:auto}\
 main{padding:1em 1.5em;max-width:1200px}section{background:#fff;border:1px solid #d8dde3;border-radius:6px;padding:.6em 1em;margin:0 0 1em}\
 table{border-collapse:collapse;width:100%;font-size:.92em}th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid #e6e9ed;vertical-align:top}\
+td.dn,td.conflicting,td.msg{overflow-wrap:anywhere;min-width:9em}\
 th{background:#eef1f4}.bad{color:#a1121a;font-weight:600}.warn{color:#8a5a00;font-weight:600}.ok{color:#1a6b2b}\
 .stop{border-left:5px solid #a1121a;background:#fdf0f0}.muted{color:#667}code{font-size:.95em}\
 form.inline{display:inline}button{cursor:pointer}.mono{font-family:ui-monospace,monospace;white-space:pre-wrap}";
@@ -453,9 +454,16 @@ pub fn errors(ctx: &Ctx) -> String {
                 esc(&e.rule)
             );
             if dup {
-                let _ = write!(b, "<td class=\"conflicting\">{}</td>", esc(&e.conflicting));
+                // The holder of a value is an object of the same connector; of a DN, a
+                // metaverse object.
+                let holder = if e.conflicting.contains('=') {
+                    object_link(&e.connector, &e.conflicting)
+                } else {
+                    esc(&e.conflicting)
+                };
+                let _ = write!(b, "<td class=\"conflicting\">{holder}</td>");
             }
-            let _ = write!(b, "<td>{}</td></tr>", esc(&e.message));
+            let _ = write!(b, "<td class=\"msg\">{}</td></tr>", esc(&e.message));
         }
         b.push_str("</table></section>");
     }
