@@ -988,6 +988,32 @@ mod tests {
     }
 
     #[test]
+    fn serve_settings() {
+        let d = parse_text("bundle = \"rules\"\n").unwrap();
+        assert_eq!(d.serve.tokens_file, Path::new("/srv/idflow/tokens"));
+        assert_eq!(
+            (d.serve.tls.is_none(), d.serve.metrics_public),
+            (true, false)
+        );
+        let d = parse_text(
+            "bundle = \"rules\"\n[serve]\ntokens_file = \"/etc/t\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nmetrics_public = true\n",
+        )
+        .unwrap();
+        assert_eq!(d.serve.tokens_file, Path::new("/etc/t"));
+        assert_eq!(
+            d.serve.tls,
+            Some((
+                Path::new("/srv/idflow/c.pem").to_path_buf(),
+                Path::new("/srv/idflow/k.pem").to_path_buf()
+            ))
+        );
+        assert!(d.serve.metrics_public);
+        let e = parse_text("bundle = \"rules\"\n[serve]\ntls_cert = \"c.pem\"\n").unwrap_err();
+        assert_eq!(e[0].key, "serve.tls_cert");
+        assert!(parse_text("bundle = \"rules\"\n[serve]\nport = 1\n").is_err());
+    }
+
+    #[test]
     fn schedule_intervals() {
         use std::time::Duration;
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));

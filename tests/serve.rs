@@ -524,6 +524,9 @@ fn endpoints_and_role_checks() {
         assert!(r.headers["content-security-policy"].contains("default-src 'none'"));
         assert!(r.body.contains("test-reader (reader)"), "{path}");
     }
+    assert_eq!(request(a, "POST", "/healthz", &[], "").status, 405);
+    assert_eq!(get_as(a, "/api/cycle", &svc.operator).status, 405);
+    assert_eq!(get_as(a, "/api/nothing", &svc.reader).status, 404);
     for path in ACTIONS {
         assert_eq!(request(a, "POST", path, &[], "").status, 401, "{path}");
         assert_eq!(post_as(a, path, wrong, "").status, 401, "{path}");
