@@ -551,6 +551,11 @@ fn endpoints_and_role_checks() {
             .iter()
             .any(|r| r["step"] == "full-sync")
     );
+    let charts = get_as(a, "/insight", &svc.reader).body;
+    for id in ["latency", "changes"] {
+        assert!(charts.contains(&format!("<svg id=\"{id}\"")), "{charts}");
+    }
+    assert!(charts.contains("<polyline"), "{charts}");
     let insight = body_json(&get_as(a, "/api/insight", &svc.reader));
     assert!(
         !insight["latency"].as_array().unwrap().is_empty(),

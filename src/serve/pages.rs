@@ -519,21 +519,15 @@ const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
-/// A line chart as inline SVG: each series its values in order (oldest first), drawn on a
-/// common scale, with a legend.
-fn chart(id: &str, unit: &str, series: &[(String, Vec<f64>)]) -> String {
+/// A line chart as inline SVG: each series its points (time in seconds, value), drawn on
+/// common scales (time left to right), with a legend.
+fn chart(id: &str, unit: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
     let (w, h, pad) = (760.0, 220.0, 36.0);
-    let max = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .fold(0.0f64, f64::max)
-        .max(1.0);
-    let len = series
-        .iter()
-        .map(|(_, v)| v.len())
-        .max()
-        .unwrap_or(0)
-        .max(2);
+    let all = || series.iter().flat_map(|(_, v)| v.iter().copied());
+    let max = all().map(|(_, y)| y).fold(0.0f64, f64::max).max(1.0);
+    let t0 = all().map(|(t, _)| t).fold(f64::INFINITY, f64::min);
+    let t1 = all().map(|(t, _)| t).fold(f64::NEG_INFINITY, f64::max);
+    let span = if t1 > t0 { t1 - t0 } else { 1.0 };
     let mut out = format!(
         "<svg id=\"{id}\" role=\"img\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\" xmlns=\"http://www.w3.org/2000/svg\">\
          <line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/><line x1=\"{pad}\" y1=\"8\" x2=\"{pad}\" y2=\"{}\" stroke=\"#999\"/>\
@@ -552,9 +546,8 @@ fn chart(id: &str, unit: &str, series: &[(String, Vec<f64>)]) -> String {
         let color = PALETTE[i % PALETTE.len()];
         let points: Vec<String> = values
             .iter()
-            .enumerate()
-            .map(|(k, v)| {
-                let x = pad + (w - pad - 8.0) * k as f64 / (len - 1) as f64;
+            .map(|(t, v)| {
+                let x = pad + (w - pad - 8.0) * (t - t0) / span;
                 let y = (h - pad) - (h - pad - 8.0) * v / max;
                 format!("{x:.1},{y:.1}")
             })
@@ -575,6 +568,13 @@ fn chart(id: &str, unit: &str, series: &[(String, Vec<f64>)]) -> String {
     out
 }
 
+/// An RFC 3339 time in seconds since the epoch (0 when it does not parse).
+fn seconds(t: &str) -> f64 {
+    t.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond() as f64 / 1000.0)
+        .unwrap_or(0.0)
+}
+
 /// Sync insight: step latency per connector over time, and the object change trend.
 pub fn insight(ctx: &Ctx) -> String {
     let i = snapshot::insight(ctx.snap);
@@ -582,7 +582,7 @@ pub fn insight(ctx: &Ctx) -> String {
     if i.latency.is_empty() {
         b.push_str("<p class=\"muted\">No run history yet.</p>");
     } else {
-        let series: Vec<(String, Vec<f64>)> = i
+        let series: Vec<(String, Vec<(f64, f64)>)> = i
             .latency
             .iter()
             .map(|s| {
@@ -591,7 +591,8 @@ pub fn insight(ctx: &Ctx) -> String {
                 } else {
                     format!("{} {}", s.step, s.connector)
                 };
-                (name, s.points.iter().map(|(_, ms)| *ms as f64).collect())
+                let points = s.points.iter().map(|(t, ms)| (seconds(t), *ms as f64));
+                (name, points.collect())
             })
             .collect();
         b.push_str(&chart("latency", "ms", &series));
@@ -606,9 +607,12 @@ pub fn insight(ctx: &Ctx) -> String {
     }
     b.push_str("</section><section><h2>Object change trend</h2>");
     if !i.changes.is_empty() {
-        // One point per cycle-ish step group: the changes of each step, in order.
-        let pick = |f: fn(&snapshot::ChangePoint) -> i64| -> Vec<f64> {
-            i.changes.iter().map(|c| f(c) as f64).collect()
+        // The changes of each step, at its start.
+        let pick = |f: fn(&snapshot::ChangePoint) -> i64| -> Vec<(f64, f64)> {
+            i.changes
+                .iter()
+                .map(|c| (seconds(&c.started), f(c) as f64))
+                .collect()
         };
         let series = vec![
             ("adds".to_string(), pick(|c| c.adds)),
