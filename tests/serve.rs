@@ -732,6 +732,12 @@ fn browser_sessions_and_csrf() {
         &format!("{}&next=//evil.example/", offsite["path"].as_str().unwrap()),
     );
     assert_eq!(r.headers["location"], "/", "only paths of this site");
+    let tab = body_json(&post_as(a, "/api/login-link", &svc.reader, ""));
+    let r = get(
+        a,
+        &format!("{}&next=/%09/evil.example/", tab["path"].as_str().unwrap()),
+    );
+    assert_eq!(r.headers["location"], "/", "a tab a browser would drop");
     // A reader's session cannot act, with or without the CSRF token.
     let csrf = csrf_of(&page.body);
     let r = request(

@@ -504,7 +504,13 @@ fn start_session(app: &App, who: Principal, to: &str) -> Response {
 async fn login_once(State(app): State<Arc<App>>, req: Request) -> Response {
     let q = query(&req);
     let next = field(&q, "next")
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        // A path of this site: no scheme, no host (`//`), nothing a browser drops or turns
+        // into a slash (control characters, spaces, backslashes).
+        .filter(|n| {
+            n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        })
         .unwrap_or("/")
         .to_string();
     match field(&q, "code").and_then(|c| app.sessions.take_code(c)) {
