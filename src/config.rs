@@ -37,6 +37,8 @@ struct Raw {
     keep_runs: Option<i64>,
     /// When `idflow serve` runs the cycle.
     schedule: Option<RawSchedule>,
+    /// The HTTP side of `idflow serve`: tokens, TLS, metrics access.
+    serve: Option<RawServe>,
     #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
     /// Entra server settings carried over by `idflow import entra` (informational).
@@ -48,6 +50,26 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawSchedule {
     interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    tokens_file: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    metrics_public: Option<bool>,
+}
+
+/// The HTTP side of `idflow serve` (`[serve]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServeSettings {
+    /// The access tokens' file (`tokens` beside idflow.toml by default).
+    pub tokens_file: PathBuf,
+    /// The certificate chain and private key files (PEM) to serve HTTPS with.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `/metrics` answers without a token (for a Prometheus server that sends none).
+    pub metrics_public: bool,
 }
 
 /// The interval between two scheduled cycles by default (as Entra Connect's scheduler).
@@ -342,6 +364,8 @@ pub struct Deployment {
     pub keep_runs: usize,
     /// The time between the starts of two cycles `idflow serve` runs (`[schedule] interval`).
     pub interval: std::time::Duration,
+    /// `[serve]`: tokens, TLS, metrics access.
+    pub serve: ServeSettings,
     pub connectors: Vec<ConnectorConfig>,
 }
 
@@ -427,6 +451,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             err("schedule.interval".into(), m);
             DEFAULT_INTERVAL
         }),
+    };
+    let serve = {
+        let raw_serve = raw.serve.as_ref();
+        let tls = match raw_serve.map(|s| (s.tls_cert.as_deref(), s.tls_key.as_deref())) {
+            Some((Some(c), Some(k))) => Some((resolve(c), resolve(k))),
+            Some((None, None)) | None => None,
+            Some(_) => {
+                err(
+                    "serve.tls_cert".into(),
+                    "tls_cert and tls_key go together: set both or neither".into(),
+                );
+                None
+            }
+        };
+        ServeSettings {
+            tokens_file: resolve(
+                raw_serve
+                    .and_then(|s| s.tokens_file.as_deref())
+                    .unwrap_or("tokens"),
+            ),
+            tls,
+            metrics_public: raw_serve.and_then(|s| s.metrics_public).unwrap_or(false),
+        }
     };
     let Some(bundle) = raw.bundle else {
         err(
@@ -733,6 +780,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         staging: raw.staging.unwrap_or(false),
         keep_runs,
         interval,
+        serve,
         connectors,
     })
 }
@@ -937,6 +985,32 @@ mod tests {
 
     fn parse_text(t: &str) -> Result<Deployment, Vec<ConfigError>> {
         parse(Path::new("/srv/idflow/idflow.toml"), t)
+    }
+
+    #[test]
+    fn serve_settings() {
+        let d = parse_text("bundle = \"rules\"\n").unwrap();
+        assert_eq!(d.serve.tokens_file, Path::new("/srv/idflow/tokens"));
+        assert_eq!(
+            (d.serve.tls.is_none(), d.serve.metrics_public),
+            (true, false)
+        );
+        let d = parse_text(
+            "bundle = \"rules\"\n[serve]\ntokens_file = \"/etc/t\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nmetrics_public = true\n",
+        )
+        .unwrap();
+        assert_eq!(d.serve.tokens_file, Path::new("/etc/t"));
+        assert_eq!(
+            d.serve.tls,
+            Some((
+                Path::new("/srv/idflow/c.pem").to_path_buf(),
+                Path::new("/srv/idflow/k.pem").to_path_buf()
+            ))
+        );
+        assert!(d.serve.metrics_public);
+        let e = parse_text("bundle = \"rules\"\n[serve]\ntls_cert = \"c.pem\"\n").unwrap_err();
+        assert_eq!(e[0].key, "serve.tls_cert");
+        assert!(parse_text("bundle = \"rules\"\n[serve]\nport = 1\n").is_err());
     }
 
     #[test]

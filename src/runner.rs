@@ -187,6 +187,15 @@ pub struct StepReport {
     pub rejects: Vec<RejectRecord>,
 }
 
+/// Why [`Runner::lineage`] has nothing to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lineage {
+    /// No connector-space object has that DN.
+    NotFound,
+    /// The DN is in several connectors: name one.
+    Ambiguous,
+}
+
 /// Options of a cycle.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CycleOptions {
@@ -394,6 +403,66 @@ impl Runner {
     /// (see [`Store::latest_errors`]).
     pub fn latest_errors(&mut self) -> Result<Vec<ErrorRecord>, RunError> {
         self.store.latest_errors().map_err(RunError::Store)
+    }
+
+    /// The run history, newest first (at most `limit` steps).
+    pub fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, RunError> {
+        self.store.runs(limit).map_err(RunError::Store)
+    }
+
+    /// What `idflow state show` prints of the connector-space object `dn` (in `connector`,
+    /// or in the only connector holding that DN): its connector, type and DN, anchor, link,
+    /// imported attributes, and its lineage through the rules (metaverse values and the
+    /// exports they make). The lines are as they are: the caller escapes them for its output.
+    pub fn lineage(&self, dn: &str, connector: Option<&str>) -> Result<Vec<String>, Lineage> {
+        use crate::eval::json;
+        let plan = &self.engine.plan;
+        let state = &self.engine.state;
+        let ids: Vec<crate::engine::model::CsId> = (0..plan.connectors.len())
+            .filter(|&c| connector.is_none_or(|n| plan.connectors[c].name == n))
+            .filter_map(|c| state.cs_by_dn(c, dn))
+            .collect();
+        let id = match ids.as_slice() {
+            [one] => *one,
+            [] => return Err(Lineage::NotFound),
+            _ => return Err(Lineage::Ambiguous),
+        };
+        let o = &state.cs()[id as usize];
+        let cp = &plan.connectors[o.connector];
+        let t = &cp.types[o.object_type];
+        let mut out = vec![format!("{} {} \"{}\"", cp.name, t.name, o.dn)];
+        out.push(format!(
+            "  anchor: {}",
+            o.anchor
+                .as_ref()
+                .map(|a| json::to_json(a).to_string())
+                .unwrap_or_else(|| "(none: not exported yet)".into())
+        ));
+        out.push(match o.link {
+            Some(l) => format!(
+                "  linked to metaverse object {} by \"{}\"",
+                l.mv,
+                plan.rules[l.rule].name()
+            ),
+            None => "  disconnector".into(),
+        });
+        for (slot, v) in o.imported.iter().enumerate() {
+            if !v.is_null() && Some(slot) != t.dn {
+                out.push(format!("  {} = {}", t.names[slot], json::to_json(v)));
+            }
+        }
+        let p = crate::engine::preview::preview(&self.engine, id);
+        out.push("lineage:".into());
+        for l in p
+            .lines
+            .iter()
+            .map(String::as_str)
+            .chain(p.metaverse.lines())
+            .chain(p.exports.lines())
+        {
+            out.push(format!("  {l}"));
+        }
+        Ok(out)
     }
 
     /// A value of the state's metadata.

@@ -188,7 +188,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "value",
         ],
     ),
-    ("serve", &["eval", "runner"]),
+    ("serve", &["eval", "files", "runner", "store"]),
     ("lib", &["*"]),
     ("main", &["*"]),
     ("cli", &["*"]),

@@ -39,6 +39,7 @@ mod schema;
 mod serve;
 mod state;
 mod test;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -75,8 +76,8 @@ enum Command {
     Run(run::Args),
     /// Read a directory connector's schema from its server (`schema pull`) into the bundle.
     Schema(schema::Args),
-    /// Run the sync cycle on a schedule as a service, with health and Prometheus metrics over
-    /// HTTP.
+    /// Run the sync cycle on a schedule as a service, with health, Prometheus metrics and a
+    /// dashboard over HTTP.
     Serve(serve::Args),
     /// Look into the stored state: pending exports, objects, errors, run history.
     State(state::Args),
@@ -84,6 +85,8 @@ enum Command {
     Preview(preview::Args),
     /// Run the test blocks of a bundle with the sync engine, in memory.
     Test(test::Args),
+    /// Create, list and revoke the access tokens of `idflow serve`'s HTTP side.
+    Token(token::Args),
     /// Print the syntax tree of rule files (for debugging the grammar).
     #[command(hide = true)]
     Parse(parse::Args),
@@ -209,6 +212,7 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::State(a) => state::run(a),
         Command::Test(a) => test::run(a),
+        Command::Token(a) => token::run(a),
     };
     ExitCode::from(code)
 }

@@ -1,7 +1,7 @@
-//! `idflow serve`: runs the sync cycle on the schedule of `idflow.toml` and serves `/healthz`
-//! and `/metrics` (see `crate::serve` and docs/SERVE.md).
+//! `idflow serve`: runs the sync cycle on the schedule of `idflow.toml` and serves `/healthz`,
+//! `/metrics`, the dashboard and its API (see `crate::serve` and docs/SERVE.md).
 //!
-//! Prints `listening on http://ADDR` once the listener is bound (with `--listen ...:0`, the
+//! Prints `listening on http://ADDR` (`https://` with TLS) once the listener is bound (with `--listen ...:0`, the
 //! port taken) and logs the cycles on stderr. Exit 0 after a clean shutdown (SIGTERM or
 //! SIGINT), 1 when the bundle has errors, 2 for configuration and usage errors, when the
 //! address cannot be bound and when another run holds the state's run lock.
@@ -49,8 +49,9 @@ pub fn run(args: Args) -> u8 {
         schedule: !args.no_schedule,
         engine,
     };
-    let ready = |addr: std::net::SocketAddr| {
-        outln!("listening on http://{addr}");
+    let ready = |addr: std::net::SocketAddr, tls: bool| {
+        let scheme = if tls { "https" } else { "http" };
+        outln!("listening on {scheme}://{addr}");
     };
     match serve::run(&opts, stop, ready) {
         Ok(()) => {

@@ -16,8 +16,7 @@
 
 use super::{FINDINGS, OK, USAGE};
 use crate::engine::export::{self, AttrOp};
-use crate::engine::model::{CsId, Values};
-use crate::engine::preview;
+use crate::engine::model::Values;
 use crate::eval::json;
 use crate::runner::Runner;
 use crate::store::Store;
@@ -414,56 +413,22 @@ fn search(
 }
 
 fn show(runner: &Runner, dn: &str, connector: Option<&str>) -> u8 {
-    let plan = &runner.engine.plan;
-    let state = &runner.engine.state;
-    let ids: Vec<CsId> = (0..plan.connectors.len())
-        .filter(|&c| connector.is_none_or(|n| plan.connectors[c].name == n))
-        .filter_map(|c| state.cs_by_dn(c, dn))
-        .collect();
-    let id = match ids.as_slice() {
-        [one] => *one,
-        [] => {
+    match runner.lineage(dn, connector) {
+        Ok(lines) => {
+            for l in lines {
+                outln!("{}", escape_controls(&l));
+            }
+            OK
+        }
+        Err(crate::runner::Lineage::NotFound) => {
             eprintln!("error: no connector-space object with DN \"{dn}\"");
-            return FINDINGS;
+            FINDINGS
         }
-        _ => {
+        Err(crate::runner::Lineage::Ambiguous) => {
             eprintln!("error: the DN is in several connectors: use --connector");
-            return USAGE;
-        }
-    };
-    let o = &state.cs()[id as usize];
-    let cp = &plan.connectors[o.connector];
-    let t = &cp.types[o.object_type];
-    outln!("{} {} \"{}\"", cp.name, t.name, escape_controls(&o.dn));
-    outln!(
-        "  anchor: {}",
-        o.anchor
-            .as_ref()
-            .map(|a| json::to_json(a).to_string())
-            .unwrap_or_else(|| "(none: not exported yet)".into())
-    );
-    match o.link {
-        Some(l) => outln!(
-            "  linked to metaverse object {} by \"{}\"",
-            l.mv,
-            plan.rules[l.rule].name()
-        ),
-        None => outln!("  disconnector"),
-    }
-    for (slot, v) in o.imported.iter().enumerate() {
-        if !v.is_null() && Some(slot) != t.dn {
-            outln!("  {} = {}", t.names[slot], json::to_json(v));
+            USAGE
         }
     }
-    let p = preview::preview(&runner.engine, id);
-    outln!("lineage:");
-    for l in &p.lines {
-        outln!("  {}", escape_controls(l));
-    }
-    for l in p.metaverse.lines().chain(p.exports.lines()) {
-        outln!("  {}", escape_controls(l));
-    }
-    OK
 }
 
 fn history(config: &std::path::Path, command: &Command) -> u8 {

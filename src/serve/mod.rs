@@ -1,16 +1,22 @@
 //! `idflow serve`: the sync service.
 //!
-//! Consumes: a deployment (`idflow.toml`, with `[schedule] interval`), a listening address and
-//! the process's termination signals. Produces: scheduled sync cycles ([`scheduler`]), an HTTP
-//! listener with `/healthz` and `/metrics` ([`http`], [`metrics`]), and a clean exit on
-//! SIGTERM/SIGINT between two steps ([`shutdown`]). It logs through `tracing` and prints
+//! Consumes: a deployment (`idflow.toml`, with `[schedule] interval` and `[serve]`), a
+//! listening address and the process's termination signals. Produces: scheduled sync cycles
+//! ([`scheduler`]), a snapshot of the state after each ([`snapshot`]), an HTTP listener with
+//! `/healthz`, `/metrics`, the dashboard and its JSON API ([`http`], [`pages`], [`metrics`]),
+//! access by token and browser session ([`auth`]), and a clean exit on SIGTERM/SIGINT between
+//! two steps ([`shutdown`]). It logs through `tracing` and prints
 //! nothing itself; `cli::serve` reports. What of the service is still to come is listed in
 //! docs/SERVE.md.
 
+pub mod alerts_seam;
+pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod pages;
 pub mod scheduler;
 pub mod shutdown;
+pub mod snapshot;
 
 use crate::runner::{RunError, Runner};
 use std::net::SocketAddr;
@@ -35,7 +41,7 @@ pub struct Options {
 pub enum ServeError {
     /// The deployment could not be opened (configuration, bundle, state, run lock).
     Open(RunError),
-    /// The listening address could not be bound.
+    /// The listening address could not be bound, or the TLS files could not be read.
     Listen(String),
     /// The signal handlers could not be installed.
     Signals(std::io::Error),
@@ -51,13 +57,14 @@ impl std::fmt::Display for ServeError {
     }
 }
 
-/// Opens the deployment, binds the listener, calls `ready` with the bound address, and serves
+/// Opens the deployment, binds the listener, calls `ready` with the bound address (and whether
+/// it serves HTTPS), and serves
 /// until `stop` is set (see [`shutdown::Stop::on_signals`]). The runner's warnings are
 /// logged.
 pub fn run(
     opts: &Options,
     stop: shutdown::Stop,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(SocketAddr, bool),
 ) -> Result<(), ServeError> {
     let mut runner = if opts.schedule {
         Runner::open(&opts.config, opts.engine)
@@ -69,13 +76,34 @@ pub fn run(
         tracing::warn!("{w}");
     }
     let interval = runner.deployment.interval;
+    let settings = runner.deployment.serve.clone();
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.refresh(&mut runner).map_err(ServeError::Open)?;
-    let listener = http::bind(&opts.listen).map_err(ServeError::Listen)?;
-    ready(listener.addr);
+    let shared: snapshot::Shared = Arc::default();
+    scheduler::refresh(&mut runner, &shared, opts.schedule, None);
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(http::tls_config(cert, key).map_err(ServeError::Listen)?),
+        None => None,
+    };
+    let listener = http::bind(&opts.listen, tls).map_err(ServeError::Listen)?;
+    ready(listener.addr, settings.tls.is_some());
+    let control = Arc::new(scheduler::Control::new(opts.schedule));
+    let app = Arc::new(http::App {
+        snapshot: Arc::clone(&shared),
+        metrics: Arc::clone(&metrics),
+        sessions: auth::Sessions::default(),
+        control: Arc::clone(&control),
+        tokens_file: settings.tokens_file.clone(),
+        state_db: runner.deployment.state.clone(),
+        config: opts.config.clone(),
+        engine: crate::eval::EngineKind::Interp,
+        tls: settings.tls.is_some(),
+        metrics_public: settings.metrics_public,
+        lineage_slot: tokio::sync::Semaphore::new(1),
+    });
     let server = {
-        let (metrics, stop) = (Arc::clone(&metrics), stop.clone());
-        std::thread::spawn(move || http::serve(listener, metrics, stop))
+        let stop = stop.clone();
+        std::thread::spawn(move || http::serve(listener, app, stop))
     };
     let work = if opts.schedule {
         scheduler::Work::Cycle(Box::new(runner))
@@ -86,7 +114,7 @@ pub fn run(
             engine: opts.engine,
         }
     };
-    scheduler::run(work, interval, &metrics, &stop);
+    scheduler::run(work, interval, &metrics, &shared, &control, &stop);
     stop.set();
     if server.join().is_err() {
         tracing::error!("the HTTP listener panicked");

@@ -10,13 +10,54 @@
 //! A stop request ends the cycle between two steps: each finished step is saved, so the state
 //! stays consistent and the next cycle takes up what is left.
 //!
+//! After each cycle it publishes a new [`Snapshot`](super::snapshot::Snapshot) of the state for
+//! the HTTP side. An operator's "run a cycle now" and "allow deletes once" reach it through
+//! [`Control`]: the first starts the next cycle at once (never two at once), the second lets
+//! the next cycle's exports through the delete threshold up to the count given.
+//!
 //! Without a schedule (`--no-schedule`) it only reopens the state read-only every interval to
-//! refresh the metrics, taking no lock.
+//! refresh the metrics and the snapshot, taking no lock.
 
 use super::metrics::{LAST_SUCCESS_KEY, Metrics};
 use super::shutdown::Stop;
+use super::snapshot::{self, Shared};
 use crate::runner::{CycleOptions, Runner};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// What the HTTP side asks of the scheduler.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Cycles run here (false with `--no-schedule`: the actions are refused).
+    pub scheduled: bool,
+    run_now: AtomicBool,
+    allow_deletes: AtomicUsize,
+}
+
+impl Control {
+    pub fn new(scheduled: bool) -> Control {
+        Control {
+            scheduled,
+            ..Control::default()
+        }
+    }
+
+    /// Starts the next cycle now (or right after the one running).
+    pub fn request_cycle(&self) {
+        self.run_now.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the next cycle's imports and exports through the delete threshold with up to
+    /// `count` deletes, once.
+    pub fn allow_deletes_once(&self, count: usize) {
+        self.allow_deletes.store(count, Ordering::SeqCst);
+    }
+
+    /// The deletes allowed for the next cycle (taken: they are allowed once).
+    fn take_allow_deletes(&self) -> usize {
+        self.allow_deletes.swap(0, Ordering::SeqCst)
+    }
+}
 
 /// What the scheduler does each interval.
 pub enum Work {
@@ -30,22 +71,30 @@ pub enum Work {
 }
 
 /// Runs until `stop` is set.
-pub fn run(mut work: Work, interval: Duration, metrics: &Metrics, stop: &Stop) {
+pub fn run(
+    mut work: Work,
+    interval: Duration,
+    metrics: &Metrics,
+    shared: &Shared,
+    control: &Control,
+    stop: &Stop,
+) {
     let mut next = Instant::now();
     while !stop.is_set() {
         let now = Instant::now();
-        if now < next {
+        if now < next && !control.run_now.swap(false, Ordering::SeqCst) {
             std::thread::sleep((next - now).min(Duration::from_millis(100)));
             continue;
         }
         next = now + interval;
         match &mut work {
-            Work::Cycle(runner) => cycle(runner, metrics, stop),
+            Work::Cycle(runner) => cycle(runner, metrics, shared, control, stop),
             Work::Watch { config, engine } => match Runner::open_read_only(config, *engine) {
                 Ok(mut r) => {
                     if let Err(e) = metrics.refresh(&mut r) {
                         tracing::error!("reading the state: {e}");
                     }
+                    refresh(&mut r, shared, false, None);
                 }
                 Err(e) => tracing::error!("reading the state: {e}"),
             },
@@ -53,19 +102,43 @@ pub fn run(mut work: Work, interval: Duration, metrics: &Metrics, stop: &Stop) {
     }
 }
 
+/// Publishes a new snapshot of the runner's state (keeping the last cycle unless given).
+pub fn refresh(
+    runner: &mut Runner,
+    shared: &Shared,
+    scheduled: bool,
+    last_cycle: Option<snapshot::Cycle>,
+) {
+    let last_cycle = last_cycle.or_else(|| snapshot::current(shared).last_cycle.clone());
+    match snapshot::take(runner, scheduled, last_cycle) {
+        Ok(s) => snapshot::publish(shared, s),
+        Err(e) => tracing::error!("reading the state for the dashboard: {e}"),
+    }
+}
+
 /// One scheduled cycle.
-fn cycle(runner: &mut Runner, metrics: &Metrics, stop: &Stop) {
+fn cycle(runner: &mut Runner, metrics: &Metrics, shared: &Shared, control: &Control, stop: &Stop) {
     runner.renew();
-    tracing::info!("sync cycle started");
+    let allow_deletes = control.take_allow_deletes();
+    if allow_deletes > 0 {
+        tracing::info!(allow_deletes, "sync cycle started, deletes allowed once");
+    } else {
+        tracing::info!("sync cycle started");
+    }
+    let started = jiff::Timestamp::now().to_string();
     let start = Instant::now();
-    let result = runner.cycle_until(CycleOptions::default(), &|| stop.is_set());
+    let opts = CycleOptions {
+        allow_deletes,
+        ..CycleOptions::default()
+    };
+    let result = runner.cycle_until(opts, &|| stop.is_set());
     let seconds = start.elapsed().as_secs_f64();
-    match result {
+    let last = snapshot::cycle_of(&started, seconds, &result);
+    match &result {
         Ok(reports) => {
-            for r in &reports {
+            for r in reports {
                 tracing::info!(step = %r.step, connector = %r.connector, status = %r.status, adds = r.adds, updates = r.updates, deletes = r.deletes, renames = r.renames, errors = r.errors, duration_ms = r.duration_ms as u64, "step finished");
             }
-            metrics.observe_cycle(&reports, seconds);
             let stopped = reports.iter().any(|r| r.status.is_stopped());
             if stop.is_set() {
                 tracing::info!(
@@ -95,5 +168,10 @@ fn cycle(runner: &mut Runner, metrics: &Metrics, stop: &Stop) {
     }
     if let Err(e) = metrics.refresh(runner) {
         tracing::error!("reading the state for the metrics: {e}");
+    }
+    refresh(runner, shared, true, Some(last));
+    // Counted last: once the metrics show the cycle, the dashboard shows it too.
+    if let Ok(reports) = &result {
+        metrics.observe_cycle(reports, seconds);
     }
 }
