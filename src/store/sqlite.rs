@@ -101,7 +101,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch("ALTER TABLE runs ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;")
             .map_err(err("migrating the state to schema version 3"))?;
     }
-    if version < FRAMED_VERSION && has_table(conn, "cs_objects")? {
+    // Only version 4 has unframed rows: earlier versions keep their state in the tables of
+    // `store::legacy` (rewritten framed by the first save).
+    if version == FRAMED_VERSION - 1 && has_table(conn, "cs_objects")? {
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE;
              UPDATE cs_objects SET imported = CAST(X'00' || imported AS BLOB),
