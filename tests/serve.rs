@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{BIN, Dir, idflow};
+#[path = "common/sinks.rs"]
+mod sinks;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -322,6 +324,94 @@ fn scheduled_cycles_health_metrics_and_a_clean_shutdown() {
         "{}",
         run.all()
     );
+}
+
+/// Waits until the metrics satisfy `done`; returns them.
+fn wait_for_metrics(svc: &Service, dir: &Dir, done: impl Fn(&Samples) -> bool) -> Samples {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = parse(&get(&svc.addr, "/metrics").body);
+        if done(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{m:#?}\n{}",
+            dir.read("serve.log")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits for a webhook notification of `event` (`raised`, `resolved`) for the alert `key`,
+/// skipping the others; returns it.
+fn wait_for_event(hook: &sinks::Webhook, dir: &Dir, event: &str, key: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Some(body) = hook.next(1) {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if json["event"] == event && json["alert"]["key"] == key {
+                return json;
+            }
+        }
+    }
+    panic!(
+        "no {event} notification for {key}:\n{}",
+        dir.read("serve.log")
+    )
+}
+
+#[test]
+fn alerts_are_raised_notified_and_resolved_by_the_service() {
+    const AD: &str = "contoso.com";
+    let dir = quickstart("serve-alerts", "2s");
+    let hook = sinks::Webhook::start();
+    let toml = dir.read("idflow.toml");
+    dir.write(
+        "idflow.toml",
+        &format!("{toml}\n[[notify.webhook]]\nurl = \"{}\"\n", hook.url),
+    );
+    let svc = start(&dir, &[]);
+    wait_for_cycles(&svc, &dir, 1.0);
+
+    // The source goes missing: the import fails at every cycle, and after twice the interval
+    // without a successful cycle that is an alert too.
+    std::fs::rename(dir.path("ad.ldif"), dir.path("ad.ldif.away")).unwrap();
+    let key = format!("import_failed:{AD}");
+    let raised = wait_for_event(&hook, &dir, "raised", &key);
+    assert_eq!(raised["alert"]["severity"], "error");
+    assert_eq!(raised["alert"]["title"], format!("Import from {AD} failed"));
+    assert_eq!(raised["alert"]["resolved_at"], serde_json::Value::Null);
+    wait_for_event(&hook, &dir, "raised", "no_successful_cycle");
+    let m = wait_for_metrics(&svc, &dir, |m| {
+        sample(m, "idflow_alerts_active", &[("severity", "error")]) >= 2.0
+    });
+    assert_eq!(
+        sample(
+            &m,
+            "idflow_alert_active",
+            &[
+                ("kind", "import_failed"),
+                ("connector", AD),
+                ("severity", "error")
+            ]
+        ),
+        1.0
+    );
+
+    // Back: the next cycle succeeds and both resolve.
+    std::fs::rename(dir.path("ad.ldif.away"), dir.path("ad.ldif")).unwrap();
+    let resolved = wait_for_event(&hook, &dir, "resolved", &key);
+    assert!(resolved["alert"]["resolved_at"].is_string(), "{resolved}");
+    wait_for_event(&hook, &dir, "resolved", "no_successful_cycle");
+    let m = wait_for_metrics(&svc, &dir, |m| {
+        sample(m, "idflow_alerts_active", &[("severity", "error")]) == 0.0
+    });
+    assert!(
+        !m.keys().any(|(name, _)| name == "idflow_alert_active"),
+        "{m:#?}"
+    );
+    assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
 }
 
 #[test]

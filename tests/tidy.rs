@@ -188,7 +188,10 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "value",
         ],
     ),
-    ("serve", &["eval", "runner"]),
+    (
+        "serve",
+        &["config", "diag", "eval", "runner", "source", "store"],
+    ),
     ("lib", &["*"]),
     ("main", &["*"]),
     ("cli", &["*"]),
