@@ -1264,6 +1264,87 @@ kind = "ldif"
     }
 
     #[test]
+    fn notification_channels() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[[notify.webhook]]
+url = "https://hooks.example.com/a"
+[[notify.webhook]]
+url = "http://127.0.0.1:8080/b"
+[notify.email]
+smtp = "smtp.example.com"
+from = "idflow@example.com"
+to = ["ops@example.com"]
+user = "idflow"
+password_file = "secrets/smtp.pw"
+"#,
+        )
+        .unwrap();
+        assert_eq!(d.notify.webhooks.len(), 2);
+        let e = d.notify.email.unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.starttls),
+            ("smtp.example.com", 587, true)
+        );
+        assert_eq!(
+            e.password,
+            Some(Secret::File(PathBuf::from("/srv/idflow/secrets/smtp.pw")))
+        );
+        let d = parse_text(
+            "bundle = \"rules\"\n[notify.email]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nstarttls = \"none\"\n",
+        )
+        .unwrap();
+        let e = d.notify.email.unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.starttls), ("relay", 25, false));
+        assert_eq!(
+            parse_text("bundle = \"rules\"\n").unwrap().notify,
+            Notify::default()
+        );
+    }
+
+    #[test]
+    fn notification_errors_name_their_keys() {
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[[notify.webhook]]
+url = "ftp://example.com"
+[notify.email]
+smtp = "smtp.example.com:99999"
+from = "idflow"
+to = ["ops@example.com", "not an address"]
+starttls = "maybe"
+password = "hunter2"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        for k in [
+            "notify.webhook[0].url",
+            "notify.email.smtp",
+            "notify.email.from",
+            "notify.email.to[1]",
+            "notify.email.starttls",
+            "notify.email.password",
+        ] {
+            assert!(keys.contains(&k), "{k}: {e:?}");
+        }
+        assert!(e.iter().all(|x| !x.message.contains("hunter2")), "{e:?}");
+        let e = parse_text(
+            "bundle = \"rules\"\n[notify.email]\nsmtp = \"relay\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nstarttls = \"none\"\nuser = \"u\"\npassword_env = \"P\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e[0].key, "notify.email.starttls");
+        let e = parse_text(
+            "bundle = \"rules\"\n[notify.email]\nsmtp = \"relay\"\nfrom = \"a@b\"\nto = []\nuser = \"u\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["notify.email.to", "notify.email.user"]);
+    }
+
+    #[test]
     fn toml_errors_do_not_quote_values() {
         for text in [
             "bundle = \"r\"\npassword = hunter2-secret\n",

@@ -292,6 +292,58 @@ fn an_unreadable_source_raises_import_failed_until_it_is_fixed() {
 }
 
 #[test]
+fn a_connection_failure_says_authentication_or_unreachable() {
+    let d = quickstart("alerts-connection", false);
+    // AD over LDAP, on a port nobody listens on, with a password file not there yet.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let password = d.path("ad.password");
+    d.replace(
+        "kind = \"ldif\"\npath = \"ad.ldif\"",
+        &format!(
+            "kind = \"ad\"\nurl = \"ldap://127.0.0.1:{port}\"\nbind_dn = \"CN=idflow,CN=Users,DC=contoso,DC=com\"\npassword_file = {:?}\nconnect_timeout = 2",
+            password.display().to_string()
+        ),
+    );
+    let ctx = context(&d, None, Duration::from_secs(1800));
+    let key = format!("connection_failed:{AD}");
+    let mut r = runner(&d);
+    let reports = cycle(&mut r, 0);
+    let raised = evaluate(&mut r, &ctx);
+    assert_eq!(
+        events(&raised),
+        [(Change::Raised, key.clone())],
+        "{reports:#?}"
+    );
+    let a = find(&mut r, &key);
+    assert_eq!(
+        a.title,
+        format!("Connection to {AD} failed (authentication)")
+    );
+    assert!(a.detail.contains("password_file"), "{a:#?}");
+    assert!(!active_keys(&mut r).contains(&format!("import_failed:{AD}")));
+
+    // The password is there: now the server cannot be reached. The same alert says so.
+    std::fs::write(&password, "secret\n").unwrap();
+    cycle(&mut r, 0);
+    assert!(evaluate(&mut r, &ctx).is_empty());
+    let a = find(&mut r, &key);
+    assert_eq!(a.title, format!("Connection to {AD} failed (unreachable)"));
+    assert!(a.detail.contains("cannot connect"), "{a:#?}");
+
+    // Back to the LDIF export: the import connects, the alert resolves.
+    drop(r);
+    let quick = quickstart("alerts-connection-back", false);
+    d.write("idflow.toml", &quick.read("idflow.toml"));
+    let mut r = runner(&d);
+    cycle(&mut r, 0);
+    let resolved = evaluate(&mut r, &ctx);
+    assert_eq!(events(&resolved), [(Change::Resolved, key)]);
+    assert!(active(&mut r).is_empty(), "{:#?}", active(&mut r));
+}
+
+#[test]
 fn objects_in_error_rising_and_falling_and_the_error_limit() {
     let d = quickstart("alerts-errors", false);
     let original = d.read("ad.ldif");

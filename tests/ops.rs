@@ -482,8 +482,8 @@ fn the_run_history_is_pruned_to_keep_runs() {
     let total = count(&conn, "SELECT MAX(id) FROM runs");
     assert!(total >= 4 * 5, "{total} steps run");
     let kept = count(&conn, "SELECT COUNT(*) FROM runs");
-    // The newest 3, and the latest sync and import of each connector.
-    assert!((3..=6).contains(&kept), "{kept} entries kept");
+    // The newest 3, and the latest sync, and import and export of each connector.
+    assert!((3..=8).contains(&kept), "{kept} entries kept");
     assert_eq!(
         count(
             &conn,

@@ -445,18 +445,21 @@ fn steps_of_connector(c: &str, steps: &[RunRecord], ctx: &Context, found: &mut V
     };
     let import = of(&|s| s.step.ends_with("import"));
     let export = of(&|s| s.step == "export");
-    let latest = of(&|s| s.step.ends_with("import") || s.step == "export");
     let import_key = format!("{}:{c}", Kind::ImportFailed.as_str());
     let connection_key = format!("{}:{c}", Kind::ConnectionFailed.as_str());
     let config = ctx.config.display();
-
-    // The connection: as the latest step of the connector found it.
-    let connection = latest
+    // The connection: failed while the latest import or the latest export could not
+    // connect (an export with nothing to send does not connect, so neither step alone
+    // tells that the connection works).
+    let connection = [import, export]
+        .into_iter()
+        .flatten()
         .filter(|s| s.status == "stopped-connectivity")
-        .and_then(|s| match classify(&s.detail) {
+        .filter_map(|s| match classify(&s.detail) {
             Failure::Other => None,
             f => Some((s, f)),
-        });
+        })
+        .max_by_key(|(s, _)| s.id);
     match connection {
         Some((s, failure)) => {
             let (why, description, remediation) = match failure {
@@ -497,7 +500,7 @@ fn steps_of_connector(c: &str, steps: &[RunRecord], ctx: &Context, found: &mut V
             }));
         }
         None => {
-            if latest.is_some() {
+            if import.is_some() || export.is_some() {
                 found.push(Found::Resolve(connection_key));
             }
         }
@@ -820,6 +823,40 @@ mod tests {
         let json = serde_json::to_value(&again.alert).unwrap();
         assert_eq!(json["severity"], "error");
         assert_eq!(json["kind"], "import_failed");
+    }
+
+    #[test]
+    fn the_connector_of_a_key() {
+        let mut s = SqliteStore::memory().unwrap();
+        let mut r = raise_of("delete_threshold_exceeded:export:contoso.com");
+        r.kind = Kind::DeleteThresholdExceeded;
+        let a = raise(&mut s, r).unwrap().unwrap().alert;
+        assert_eq!(a.connector(), Some("contoso.com"));
+        let a = raise(&mut s, raise_of("import_failed:HR:east"))
+            .unwrap()
+            .unwrap()
+            .alert;
+        assert_eq!(a.connector(), Some("HR:east"));
+        let mut r = raise_of("error_limit_reached");
+        r.kind = Kind::ErrorLimitReached;
+        let a = raise(&mut s, r).unwrap().unwrap().alert;
+        assert_eq!(a.connector(), None);
+        assert_eq!(a.severity, Severity::Error);
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_section_in_the_docs() {
+        let docs = include_str!("../../docs/ALERTS.md");
+        for k in Kind::ALL {
+            assert!(
+                docs.contains(&format!("<a id=\"{}\"></a>", k.as_str())),
+                "{}",
+                k.as_str()
+            );
+        }
     }
 
     #[test]
