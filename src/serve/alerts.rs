@@ -336,17 +336,21 @@ pub fn evaluate(runner: &mut Runner, ctx: &Context) -> Result<Vec<Event>, StoreE
     for c in &connectors {
         steps_of_connector(c, &steps, ctx, &mut found);
     }
+    // The alerts of a connector idflow.toml no longer has: nothing will resolve them.
+    for a in active(runner.store())? {
+        if a.connector()
+            .is_some_and(|c| !connectors.iter().any(|n| n == c))
+        {
+            found.push(Found::Resolve(a.key));
+        }
+    }
     let sync = steps
         .iter()
         .filter(|s| s.step.ends_with("sync"))
         .max_by_key(|s| s.id);
-    found.push(error_limit(
-        sync,
-        runner.deployment.error_limit,
-        &runner.deployment.state,
-    ));
+    found.push(error_limit(sync, runner.deployment.error_limit, ctx));
     let errors = runner.store().latest_errors()?.len() as i64;
-    if let Some(f) = errors_increased(runner.store(), errors)? {
+    if let Some(f) = errors_increased(runner.store(), errors, ctx)? {
         found.push(f);
     }
     if let Some(started) = ctx.started {
@@ -354,7 +358,7 @@ pub fn evaluate(runner: &mut Runner, ctx: &Context) -> Result<Vec<Event>, StoreE
             .store()
             .get_meta(LAST_SUCCESS_KEY)?
             .and_then(|t| t.parse::<f64>().ok());
-        found.push(no_successful_cycle(last, started, ctx.interval));
+        found.push(no_successful_cycle(last, started, ctx));
     }
     if let Some(f) = disk_usage(&runner.deployment.state, ctx.disk_usage_percent) {
         found.push(f);
@@ -584,7 +588,8 @@ fn steps_of_connector(c: &str, steps: &[RunRecord], ctx: &Context, found: &mut V
 }
 
 /// The error limit: raised while the latest sync stopped on it.
-fn error_limit(sync: Option<&RunRecord>, limit: usize, state: &Path) -> Found {
+fn error_limit(sync: Option<&RunRecord>, limit: usize, ctx: &Context) -> Found {
+    let config = ctx.config.display();
     let key = Kind::ErrorLimitReached.as_str().to_string();
     match sync {
         Some(s) if s.status == "stopped-error-limit" => Found::Raise(Raise {
@@ -596,10 +601,7 @@ fn error_limit(sync: Option<&RunRecord>, limit: usize, state: &Path) -> Found {
                 s.step
             ),
             remediation: vec![
-                format!(
-                    "List the errors by category: `idflow state errors --config ...` (state database {}).",
-                    state.display()
-                ),
+                format!("List the errors by category: `idflow state errors --config {config}`."),
                 "Fix the data or the rule that produces most of them (a duplicate attribute, a missing value).".into(),
                 "If the errors are expected for now, raise error_limit in idflow.toml.".into(),
                 "The alert resolves when a sync finishes below the limit.".into(),
@@ -613,7 +615,12 @@ fn error_limit(sync: Option<&RunRecord>, limit: usize, state: &Path) -> Found {
 /// Objects in error increased: measured from a baseline kept in the state (the count when no
 /// such alert was active); raised while the count is above it, resolved when it is back to it
 /// or below.
-fn errors_increased(store: &mut dyn Store, errors: i64) -> Result<Option<Found>, StoreError> {
+fn errors_increased(
+    store: &mut dyn Store,
+    errors: i64,
+    ctx: &Context,
+) -> Result<Option<Found>, StoreError> {
+    let config = ctx.config.display();
     let key = Kind::ObjectsInErrorIncreased.as_str().to_string();
     let baseline = store
         .get_meta(ERRORS_BASELINE_KEY)?
@@ -633,11 +640,11 @@ fn errors_increased(store: &mut dyn Store, errors: i64) -> Result<Option<Found>,
                 errors - baseline
             ),
             remediation: vec![
-                "List the errors by category: `idflow state errors --config ...`: the new ones are usually of one category (a duplicate attribute, a data validation error).".into(),
-                "Fix the source data, or the rule that produces them.".into(),
                 format!(
-                    "The alert resolves when the count is back to {baseline} or below."
+                    "List the errors by category: `idflow state errors --config {config}`: the new ones are usually of one category (a duplicate attribute, a data validation error)."
                 ),
+                "Fix the source data, or the rule that produces them.".into(),
+                format!("The alert resolves when the count is back to {baseline} or below."),
             ],
             detail: format!("objects in error: {baseline} -> {errors}"),
         })));
@@ -649,7 +656,9 @@ fn errors_increased(store: &mut dyn Store, errors: i64) -> Result<Option<Found>,
 }
 
 /// No successful cycle in twice the interval.
-fn no_successful_cycle(last: Option<f64>, started: jiff::Timestamp, interval: Duration) -> Found {
+fn no_successful_cycle(last: Option<f64>, started: jiff::Timestamp, ctx: &Context) -> Found {
+    let interval = ctx.interval;
+    let config = ctx.config.display();
     let key = Kind::NoSuccessfulCycle.as_str().to_string();
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
     let since_start = started.as_millisecond() as f64 / 1000.0;
@@ -676,7 +685,9 @@ fn no_successful_cycle(last: Option<f64>, started: jiff::Timestamp, interval: Du
         ),
         remediation: vec![
             "Look at the other active alerts: they name the step that stops.".into(),
-            "Read the service's log for failed cycles, and the run history (`idflow state runs --config ...`).".into(),
+            format!(
+                "Read the service's log for failed cycles, and the run history (`idflow state runs --config {config}`)."
+            ),
             "The alert resolves when a cycle succeeds.".into(),
         ],
         detail: format!("last successful cycle: {last_text}; interval: {every}"),
@@ -692,7 +703,7 @@ fn humantime(d: Duration) -> String {
         ("m", 60_000),
         ("s", 1000),
     ] {
-        if ms >= n && ms % n == 0 {
+        if ms >= n && ms.is_multiple_of(n) {
             return format!("{}{unit}", ms / n);
         }
     }
@@ -863,35 +874,37 @@ mod tests {
     fn errors_increase_from_a_baseline() {
         let mut s = SqliteStore::memory().unwrap();
         // The first count is the baseline.
-        assert!(errors_increased(&mut s, 3).unwrap().is_none());
+        let ctx = Context::new(Path::new("idflow.toml"), Duration::from_secs(60));
+        assert!(errors_increased(&mut s, 3, &ctx).unwrap().is_none());
         assert!(matches!(
-            errors_increased(&mut s, 5).unwrap(),
+            errors_increased(&mut s, 5, &ctx).unwrap(),
             Some(Found::Raise(r)) if r.title == "Objects in error increased from 3 to 5"
         ));
         raise(&mut s, raise_of("objects_in_error_increased")).unwrap();
         assert!(matches!(
-            errors_increased(&mut s, 4).unwrap(),
+            errors_increased(&mut s, 4, &ctx).unwrap(),
             Some(Found::Raise(_))
         ));
         assert!(matches!(
-            errors_increased(&mut s, 3).unwrap(),
+            errors_increased(&mut s, 3, &ctx).unwrap(),
             Some(Found::Resolve(_))
         ));
         resolve(&mut s, "objects_in_error_increased").unwrap();
         // Falling below lowers the baseline.
         assert!(matches!(
-            errors_increased(&mut s, 1).unwrap(),
+            errors_increased(&mut s, 1, &ctx).unwrap(),
             Some(Found::Resolve(_))
         ));
         assert!(matches!(
-            errors_increased(&mut s, 2).unwrap(),
+            errors_increased(&mut s, 2, &ctx).unwrap(),
             Some(Found::Raise(_))
         ));
     }
 
     #[test]
     fn no_successful_cycle_counts_from_the_later_of_start_and_success() {
-        let hour = Duration::from_secs(3600);
+        let hour = Context::new(Path::new("idflow.toml"), Duration::from_secs(3600));
+        let hour = &hour;
         let now = jiff::Timestamp::now();
         let long_ago = now - jiff::SignedDuration::from_hours(5);
         let now_s = now.as_millisecond() as f64 / 1000.0;

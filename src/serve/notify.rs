@@ -190,28 +190,23 @@ fn describe(e: &reqwest::Error) -> String {
     } else if e.is_connect() {
         "cannot connect".to_string()
     } else {
-        e.without_url_text()
+        let text = e.to_string();
+        match e.url() {
+            Some(u) => text.replace(&format!(" ({u})"), ""),
+            None => text,
+        }
     };
-    let mut source = std::error::Error::source(e);
+    causes(e, &mut out);
+    out
+}
+
+/// Appends the causes of `e` to `out`.
+fn causes(e: &dyn std::error::Error, out: &mut String) {
+    let mut source = e.source();
     while let Some(s) = source {
         out.push_str(": ");
         out.push_str(&s.to_string());
         source = s.source();
-    }
-    out
-}
-
-trait WithoutUrl {
-    fn without_url_text(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_text(&self) -> String {
-        let text = self.to_string();
-        match self.url() {
-            Some(u) => text.replace(&format!(" ({u})"), ""),
-            None => text,
-        }
     }
 }
 
@@ -311,12 +306,7 @@ fn send_mail(e: &Email, event: &Event) -> Result<(), String> {
     }
     transport.build().send(&message).map(|_| ()).map_err(|x| {
         let mut out = x.to_string();
-        let mut source = std::error::Error::source(&x);
-        while let Some(s) = source {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
-            source = s.source();
-        }
+        causes(&x, &mut out);
         out
     })
 }
