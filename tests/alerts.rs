@@ -620,14 +620,22 @@ fn starttls_with_the_servers_authority() {
     });
     n.queue(an_event());
     assert_eq!(n.deliver(), 0);
-    // With it: sent over TLS.
+    // With it: sent over TLS, signed in with the password of password_file.
+    certs.write("smtp.password", "s3cret\n");
+    let mut tls = email(smtp.port, true, Some(certs.path("ca.crt")));
+    tls.user = Some("idflow".into());
+    tls.password = Some(idflow::config::Secret::File(certs.path("smtp.password")));
     let mut n = Notifier::new(&Notify {
         webhooks: Vec::new(),
-        email: Some(email(smtp.port, true, Some(certs.path("ca.crt")))),
+        email: Some(tls),
     });
     n.queue(an_event());
     assert_eq!(n.deliver(), 1);
     let mail = smtp.next(10).expect("the mail");
     assert!(mail.tls);
+    assert_eq!(
+        mail.auth,
+        Some(("idflow".to_string(), "s3cret".to_string()))
+    );
     assert!(mail.data.contains("Import from HR failed"), "{}", mail.data);
 }

@@ -85,6 +85,8 @@ pub struct Mail {
     pub data: String,
     /// It came over TLS (after STARTTLS).
     pub tls: bool,
+    /// The user and password of `AUTH PLAIN` (offered after STARTTLS only).
+    pub auth: Option<(String, String)>,
 }
 
 /// An SMTP sink on 127.0.0.1.
@@ -156,6 +158,7 @@ fn smtp_session(
         to: Vec::new(),
         data: String::new(),
         tls: false,
+        auth: None,
     };
     conn.get_mut().write_all(b"220 sink ESMTP\r\n")?;
     loop {
@@ -168,6 +171,8 @@ fn smtp_session(
         let reply: String = if upper.starts_with("EHLO") {
             if tls.is_some() && !secure {
                 "250-sink\r\n250-8BITMIME\r\n250 STARTTLS\r\n".into()
+            } else if secure {
+                "250-sink\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n".into()
             } else {
                 "250-sink\r\n250 8BITMIME\r\n".into()
             }
@@ -179,6 +184,18 @@ fn smtp_session(
             conn = BufReader::new(Box::new(rustls::StreamOwned::new(server, tcp)));
             secure = true;
             continue;
+        } else if upper.starts_with("AUTH PLAIN ") && secure {
+            use base64::Engine;
+            let plain = base64::engine::general_purpose::STANDARD
+                .decode(cmd["AUTH PLAIN ".len()..].trim())
+                .unwrap();
+            let parts: Vec<String> = String::from_utf8(plain)
+                .unwrap()
+                .split('\0')
+                .map(str::to_string)
+                .collect();
+            mail.auth = Some((parts[1].clone(), parts[2].clone()));
+            "235 authenticated\r\n".into()
         } else if upper.starts_with("MAIL FROM:") {
             mail.from = cmd["MAIL FROM:".len()..].trim().to_string();
             "250 OK\r\n".into()
