@@ -322,9 +322,9 @@ fn compile(
     for name in checked.bundle.schema.connectors.keys() {
         if deployment.connector(name).is_none() {
             warnings.push(format!(
-                    "connector \"{name}\" of the bundle has no settings in {}: it is not imported or exported",
-                    deployment.file.display()
-                ));
+                "connector \"{name}\" of the bundle has no settings in {}: it is not imported or exported",
+                deployment.file.display()
+            ));
         }
     }
     let mut hash = bundle_hash(&map);
@@ -1180,16 +1180,18 @@ impl Runner {
     /// A sync cycle: import every connector, sync (full when the bundle changed), export every
     /// connector (confirming each export by re-importing), as Entra's scheduler does.
     pub fn cycle(&mut self, opts: CycleOptions) -> Result<Vec<StepReport>, RunError> {
-        self.cycle_until(opts, &|| false)
+        self.cycle_until(opts, &mut |_| false)
     }
 
-    /// A [`Runner::cycle`] that asks `stop` between steps and, when it answers true, ends
-    /// there with the reports of the steps done (each step's work is saved when it ends, so
-    /// the state stays consistent; the next cycle takes up what is left).
+    /// A [`Runner::cycle`] that calls `between` with the runner before each step (each step
+    /// before it is saved and in the run history: `idflow serve` evaluates its alerts there)
+    /// and, when it answers true, ends there with the reports of the steps done (each step's
+    /// work is saved when it ends, so the state stays consistent; the next cycle takes up
+    /// what is left).
     pub fn cycle_until(
         &mut self,
         opts: CycleOptions,
-        stop: &dyn Fn() -> bool,
+        between: &mut dyn FnMut(&mut Runner) -> bool,
     ) -> Result<Vec<StepReport>, RunError> {
         let mut reports = Vec::new();
         let names: Vec<String> = self
@@ -1199,12 +1201,12 @@ impl Runner {
             .map(|c| c.name.clone())
             .collect();
         for n in &names {
-            if stop() {
+            if between(self) {
                 return Ok(reports);
             }
             reports.push(self.import(n, false, opts.allow_deletes)?);
         }
-        if stop() {
+        if between(self) {
             return Ok(reports);
         }
         let mode = if opts.full_sync || self.needs_full_sync {
@@ -1219,7 +1221,7 @@ impl Runner {
             return Ok(reports);
         }
         for n in &names {
-            if stop() {
+            if between(self) {
                 return Ok(reports);
             }
             let (r, confirmation) = self.export_step(n, opts.allow_deletes)?;

@@ -257,10 +257,18 @@ fn an_unreadable_source_raises_import_failed_until_it_is_fixed() {
     assert!(active(&mut r).is_empty(), "{:#?}", active(&mut r));
 
     std::fs::rename(d.path("ad.ldif"), d.path("ad.ldif.away")).unwrap();
-    let reports = cycle(&mut r, 0);
+    // Evaluated between the steps, as the service does: raised before the cycle ends.
+    let mut raised = Vec::new();
+    r.renew();
+    let reports = r
+        .cycle_until(CycleOptions::default(), &mut |r| {
+            raised.extend(alerts::evaluate(r, &ctx).unwrap());
+            false
+        })
+        .unwrap();
     let import = reports.iter().find(|s| s.connector == AD).unwrap();
     assert!(import.status.is_stopped(), "{import:#?}");
-    let raised = evaluate(&mut r, &ctx);
+    assert!(evaluate(&mut r, &ctx).is_empty());
     let key = format!("import_failed:{AD}");
     assert_eq!(events(&raised), [(Change::Raised, key.clone())]);
     let a = find(&mut r, &key);

@@ -1,7 +1,7 @@
 //! The alerts of `idflow serve`: what is wrong with the sync, and what to do about it.
 //!
-//! Consumes: the runner's state after each cycle and every minute — the latest step of each
-//! kind per connector in the run history, the objects in error, the time of the last
+//! Consumes: the runner's state after each step, each cycle and every minute — the latest step
+//! of each kind per connector in the run history, the objects in error, the time of the last
 //! successful cycle — the size of the filesystem holding the state database, and the outcome
 //! of a bundle reload (`serve::reload`). Produces: alerts kept in the state database's
 //! `alerts` table (`Store::raise_alert` and the rest), each raised once with a timestamp and

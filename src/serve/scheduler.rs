@@ -11,8 +11,8 @@
 //! stays consistent and the next cycle takes up what is left.
 //!
 //! Before each cycle and every minute (every interval when it is shorter) it looks at the
-//! bundle's files and takes up a change (`serve::reload`); after each cycle and every minute
-//! it evaluates the alerts (`serve::alerts`) and hands their events to the notifier's thread
+//! bundle's files and takes up a change (`serve::reload`); after each step, each cycle and
+//! every minute it evaluates the alerts (`serve::alerts`) and hands their events to the notifier's thread
 //! (`serve::notify`), which never holds up a cycle.
 //!
 //! Without a schedule (`--no-schedule`) it only reopens the state read-only every interval to
@@ -105,7 +105,7 @@ pub fn run(mut work: Work, interval: Duration, metrics: &Metrics, stop: &Stop) {
         match &mut work {
             Work::Cycle(runner, duties) => {
                 duties.reload(runner);
-                cycle(runner, metrics, stop);
+                cycle(runner, duties, metrics, stop);
                 duties.evaluate(runner, metrics);
                 next_tick = Instant::now() + tick;
             }
@@ -122,11 +122,15 @@ pub fn run(mut work: Work, interval: Duration, metrics: &Metrics, stop: &Stop) {
 }
 
 /// One scheduled cycle.
-fn cycle(runner: &mut Runner, metrics: &Metrics, stop: &Stop) {
+fn cycle(runner: &mut Runner, duties: &mut Duties, metrics: &Metrics, stop: &Stop) {
     runner.renew();
     tracing::info!("sync cycle started");
     let start = Instant::now();
-    let result = runner.cycle_until(CycleOptions::default(), &|| stop.is_set());
+    // The alerts are evaluated between the steps too: a failed import is alerted at once.
+    let result = runner.cycle_until(CycleOptions::default(), &mut |r| {
+        duties.evaluate(r, metrics);
+        stop.is_set()
+    });
     let seconds = start.elapsed().as_secs_f64();
     match result {
         Ok(reports) => {
