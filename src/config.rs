@@ -9,7 +9,8 @@
 //! quote the file's values (a mistyped line may hold a secret): a TOML error gives its line
 //! and column and what was expected, not the text found. `keep_runs` is the run-history
 //! retention (entries, one per step; default [`crate::store::DEFAULT_KEEP_RUNS`]);
-//! `[schedule] interval` the time between the cycles of `idflow serve` (default 30 minutes).
+//! `[schedule] interval` the time between the cycles of `idflow serve` (default 30 minutes);
+//! `[notify]` where it sends its alerts (webhooks, e-mail by SMTP with STARTTLS).
 
 pub mod scim;
 
@@ -39,6 +40,8 @@ struct Raw {
     schedule: Option<RawSchedule>,
     /// The HTTP side of `idflow serve`: tokens, TLS, metrics access.
     serve: Option<RawServe>,
+    /// Where `idflow serve` sends its alerts.
+    notify: Option<RawNotify>,
     #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
     /// Entra server settings carried over by `idflow import entra` (informational).
@@ -70,6 +73,231 @@ pub struct ServeSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `/metrics` answers without a token (for a Prometheus server that sends none).
     pub metrics_public: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    #[serde(default)]
+    webhook: Vec<RawWebhook>,
+    email: Option<RawEmail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    smtp: Option<String>,
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    starttls: Option<String>,
+    user: Option<String>,
+    /// Refused: secrets are never inline.
+    password: Option<toml::Value>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    /// Certificate authorities (PEM) trusted for the SMTP server besides the system's.
+    ca_file: Option<String>,
+}
+
+/// Where `idflow serve` sends the alerts it raises and resolves (`[notify]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Notify {
+    /// `[[notify.webhook]]`: a JSON POST to each URL.
+    pub webhooks: Vec<Webhook>,
+    /// `[notify.email]`.
+    pub email: Option<Email>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+}
+
+/// An e-mail channel: an SMTP server (submission, port 587 by default), the sender and the
+/// recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub to: Vec<String>,
+    /// STARTTLS is required (the default); false only with `starttls = "none"`.
+    pub starttls: bool,
+    /// The SMTP user and where its password comes from.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// An e-mail address as SMTP takes it: `local@domain`, without spaces or angle brackets.
+fn is_address(a: &str) -> bool {
+    match a.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !a.contains(|c: char| c.is_whitespace() || c == '<' || c == '>')
+        }
+        None => false,
+    }
+}
+
+/// Validates `[notify]`.
+fn notify_settings(
+    raw: Option<RawNotify>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    err: &mut dyn FnMut(String, String),
+) -> Notify {
+    let Some(raw) = raw else {
+        return Notify::default();
+    };
+    let mut out = Notify::default();
+    for (i, w) in raw.webhook.into_iter().enumerate() {
+        let key = format!("notify.webhook[{i}].url");
+        match w.url {
+            None => err(key, "missing: the URL to POST the alerts to".into()),
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                out.webhooks.push(Webhook { url: u })
+            }
+            Some(_) => err(key, "must be an http:// or https:// URL".into()),
+        }
+    }
+    let Some(e) = raw.email else {
+        return out;
+    };
+    let key = |k: &str| format!("notify.email.{k}");
+    let mut ok = true;
+    let (host, port) = match e.smtp.as_deref() {
+        None => {
+            err(
+                key("smtp"),
+                "missing: the SMTP server, as host or host:port".into(),
+            );
+            ok = false;
+            (String::new(), 0)
+        }
+        Some(t) => match t.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() => match p.parse::<u16>() {
+                Ok(p) if p > 0 => (h.trim_matches(['[', ']']).to_string(), p),
+                _ => {
+                    err(
+                        key("smtp"),
+                        "the port must be a number from 1 to 65535".into(),
+                    );
+                    ok = false;
+                    (String::new(), 0)
+                }
+            },
+            Some(_) => {
+                err(key("smtp"), "must be host or host:port".into());
+                ok = false;
+                (String::new(), 0)
+            }
+            None if t.is_empty() => {
+                err(key("smtp"), "must be host or host:port".into());
+                ok = false;
+                (String::new(), 0)
+            }
+            None => (t.to_string(), 587),
+        },
+    };
+    let from = match e.from {
+        Some(f) if is_address(&f) => f,
+        Some(_) => {
+            err(
+                key("from"),
+                "must be an e-mail address (name@domain)".into(),
+            );
+            ok = false;
+            String::new()
+        }
+        None => {
+            err(key("from"), "missing: the sender's address".into());
+            ok = false;
+            String::new()
+        }
+    };
+    if e.to.is_empty() {
+        err(
+            key("to"),
+            "missing: a list of one or more recipients".into(),
+        );
+        ok = false;
+    }
+    for (i, a) in e.to.iter().enumerate() {
+        if !is_address(a) {
+            err(
+                format!("notify.email.to[{i}]"),
+                "must be an e-mail address (name@domain)".into(),
+            );
+            ok = false;
+        }
+    }
+    let starttls = match e.starttls.as_deref() {
+        None | Some("required") => true,
+        Some("none") => false,
+        Some(_) => {
+            err(key("starttls"), "must be \"required\" or \"none\"".into());
+            ok = false;
+            true
+        }
+    };
+    if e.password.is_some() {
+        err(key("password"), "secrets are never written inline: use password_env (an environment variable) or password_file".into());
+        ok = false;
+    }
+    if e.password_env.is_some() && e.password_file.is_some() {
+        err(
+            key("password_env"),
+            "give password_env or password_file, not both".into(),
+        );
+        ok = false;
+    }
+    let password = e
+        .password_env
+        .map(Secret::Env)
+        .or(e.password_file.as_deref().map(|f| Secret::File(resolve(f))));
+    match (&e.user, &password) {
+        (Some(_), None) => {
+            err(
+                key("user"),
+                "a user needs password_env or password_file".into(),
+            );
+            ok = false;
+        }
+        (None, Some(_)) => {
+            err(key("password_env"), "a password needs a user".into());
+            ok = false;
+        }
+        (Some(_), Some(_)) if !starttls => {
+            err(
+                key("starttls"),
+                "\"none\" would send the password in clear: credentials need STARTTLS".into(),
+            );
+            ok = false;
+        }
+        _ => {}
+    }
+    if ok {
+        out.email = Some(Email {
+            host,
+            port,
+            from,
+            to: e.to,
+            starttls,
+            user: e.user,
+            password,
+            ca_file: e.ca_file.as_deref().map(resolve),
+        });
+    }
+    out
 }
 
 /// The interval between two scheduled cycles by default (as Entra Connect's scheduler).
@@ -366,6 +594,8 @@ pub struct Deployment {
     pub interval: std::time::Duration,
     /// `[serve]`: tokens, TLS, metrics access.
     pub serve: ServeSettings,
+    /// Where `idflow serve` sends its alerts (`[notify]`).
+    pub notify: Notify,
     pub connectors: Vec<ConnectorConfig>,
 }
 
@@ -475,6 +705,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
             metrics_public: raw_serve.and_then(|s| s.metrics_public).unwrap_or(false),
         }
     };
+    let notify = notify_settings(raw.notify, &resolve, &mut err);
     let Some(bundle) = raw.bundle else {
         err(
             "bundle".into(),
@@ -781,6 +1012,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Deployment, Vec<ConfigError>> {
         keep_runs,
         interval,
         serve,
+        notify,
         connectors,
     })
 }
@@ -1103,6 +1335,87 @@ kind = "ldif"
         assert!(keys.contains(&"connectors.\"x\".kind"));
         assert!(keys.contains(&"connectors.\"y\".password"));
         assert!(keys.contains(&"connectors.\"z\".path"));
+    }
+
+    #[test]
+    fn notification_channels() {
+        let d = parse_text(
+            r#"
+bundle = "rules"
+[[notify.webhook]]
+url = "https://hooks.example.com/a"
+[[notify.webhook]]
+url = "http://127.0.0.1:8080/b"
+[notify.email]
+smtp = "smtp.example.com"
+from = "idflow@example.com"
+to = ["ops@example.com"]
+user = "idflow"
+password_file = "secrets/smtp.pw"
+"#,
+        )
+        .unwrap();
+        assert_eq!(d.notify.webhooks.len(), 2);
+        let e = d.notify.email.unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.starttls),
+            ("smtp.example.com", 587, true)
+        );
+        assert_eq!(
+            e.password,
+            Some(Secret::File(PathBuf::from("/srv/idflow/secrets/smtp.pw")))
+        );
+        let d = parse_text(
+            "bundle = \"rules\"\n[notify.email]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nstarttls = \"none\"\n",
+        )
+        .unwrap();
+        let e = d.notify.email.unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.starttls), ("relay", 25, false));
+        assert_eq!(
+            parse_text("bundle = \"rules\"\n").unwrap().notify,
+            Notify::default()
+        );
+    }
+
+    #[test]
+    fn notification_errors_name_their_keys() {
+        let e = parse_text(
+            r#"
+bundle = "rules"
+[[notify.webhook]]
+url = "ftp://example.com"
+[notify.email]
+smtp = "smtp.example.com:99999"
+from = "idflow"
+to = ["ops@example.com", "not an address"]
+starttls = "maybe"
+password = "hunter2"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        for k in [
+            "notify.webhook[0].url",
+            "notify.email.smtp",
+            "notify.email.from",
+            "notify.email.to[1]",
+            "notify.email.starttls",
+            "notify.email.password",
+        ] {
+            assert!(keys.contains(&k), "{k}: {e:?}");
+        }
+        assert!(e.iter().all(|x| !x.message.contains("hunter2")), "{e:?}");
+        let e = parse_text(
+            "bundle = \"rules\"\n[notify.email]\nsmtp = \"relay\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nstarttls = \"none\"\nuser = \"u\"\npassword_env = \"P\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e[0].key, "notify.email.starttls");
+        let e = parse_text(
+            "bundle = \"rules\"\n[notify.email]\nsmtp = \"relay\"\nfrom = \"a@b\"\nto = []\nuser = \"u\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["notify.email.to", "notify.email.user"]);
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! [`Runner::open_read_only`] reads the state without the lock and without writing. The records
 //! an import rejects are kept as rows (at most `store::REJECTS_KEPT` per step), not in the
 //! step's notes; [`Runner::prune_history`] applies the run-history retention (`keep_runs`).
+//! [`Runner::reload_bundle`] takes up a changed bundle in a runner kept open (`idflow serve`);
+//! [`bundle_stamp`] tells cheaply whether the bundle's files changed.
 
 use crate::config::{ConnectorConfig, Deployment};
 use crate::connector::{
@@ -240,6 +242,8 @@ pub struct Runner {
     /// The stored bundle hash differs (or there is none): the next sync must be full.
     pub needs_full_sync: bool,
     pub warnings: Vec<String>,
+    /// The expression engine the bundle is compiled for (kept for a reload).
+    engine_kind: crate::eval::EngineKind,
     /// The connectors opened so far, by name: each is opened once, when a step first needs
     /// it, and serves the rest of the run.
     connectors: HashMap<String, Box<dyn Connector>>,
@@ -268,6 +272,99 @@ fn hex(h: sha2::Sha256) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The names, sizes and modification times of the deployment's bundle files: differs when a
+/// file of the bundle was added, removed or written (without reading them).
+pub fn bundle_stamp(deployment: &Deployment) -> Result<String, RunError> {
+    let files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
+        .map_err(RunError::BundleFiles)?;
+    let mut h = sha2::Sha256::new();
+    for f in &files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        if let Ok(m) = std::fs::metadata(f) {
+            h.update(m.len().to_le_bytes());
+            if let Ok(t) = m.modified()
+                && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+            {
+                h.update(d.as_nanos().to_le_bytes());
+            }
+        }
+        h.update([0]);
+    }
+    Ok(hex(h))
+}
+
+/// A checked and compiled bundle, ready for a state.
+struct Compiled {
+    engine: Engine,
+    hash: String,
+    warnings: Vec<String>,
+}
+
+/// Loads, checks and compiles the deployment's bundle (its connectors narrowed to the SCIM
+/// mappings and given their parameters).
+fn compile(
+    deployment: &Deployment,
+    engine_kind: crate::eval::EngineKind,
+) -> Result<Compiled, RunError> {
+    let files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
+        .map_err(RunError::BundleFiles)?;
+    let map = crate::source::load(&files).map_err(RunError::BundleFiles)?;
+    let checked = frontend::check(&map);
+    if checked.has_errors() {
+        let errors = checked
+            .diagnostics
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        return Err(RunError::Bundle(map, errors));
+    }
+    let mut warnings = Vec::new();
+    for c in &deployment.connectors {
+        if !checked.bundle.schema.connectors.contains_key(&c.name) {
+            return Err(RunError::UndeclaredConnector {
+                config: deployment.file.clone(),
+                connector: c.name.clone(),
+                bundle: deployment.bundle.clone(),
+            });
+        }
+    }
+    for name in checked.bundle.schema.connectors.keys() {
+        if deployment.connector(name).is_none() {
+            warnings.push(format!(
+                "connector \"{name}\" of the bundle has no settings in {}: it is not imported or exported",
+                deployment.file.display()
+            ));
+        }
+    }
+    let mut hash = bundle_hash(&map);
+    let mut engine = Engine::with_engine(&checked.bundle, jiff::Timestamp::now(), engine_kind);
+    engine.error_limit = deployment.error_limit;
+    // A connected system that holds only some of a type's attributes (a SCIM mapping):
+    // the flows into the others are left out. What is left out is part of the bundle's
+    // identity: a changed mapping makes the next sync a full one.
+    let narrowed = narrow(&mut engine.plan, deployment);
+    if !narrowed.is_empty() {
+        let mut h = sha2::Sha256::new();
+        h.update(hash.as_bytes());
+        for (c, t, r, a) in &narrowed {
+            h.update(format!("\0{c}\0{t}\0{r}\0{a}").as_bytes());
+        }
+        hash = hex(h);
+    }
+    for (i, cp) in engine.plan.connectors.clone().iter().enumerate() {
+        let params = deployment
+            .connector(&cp.name)
+            .map(|c| c.parameters.clone())
+            .unwrap_or_default();
+        engine.set_params(i, params);
+    }
+    Ok(Compiled {
+        engine,
+        hash,
+        warnings,
+    })
+}
+
 impl Runner {
     /// Loads the configuration, checks the bundle, takes the state's run lock (a run holding
     /// it is [`RunError::Locked`]), removes temporary files killed exports left beside the
@@ -291,62 +388,15 @@ impl Runner {
 
     fn open_with(
         config: &std::path::Path,
-        engine: crate::eval::EngineKind,
+        engine_kind: crate::eval::EngineKind,
         read_only: bool,
     ) -> Result<Runner, RunError> {
         let deployment = crate::config::load(config).map_err(RunError::Config)?;
-        let files = crate::source::collect_idf_files(std::slice::from_ref(&deployment.bundle))
-            .map_err(RunError::BundleFiles)?;
-        let map = crate::source::load(&files).map_err(RunError::BundleFiles)?;
-        let checked = frontend::check(&map);
-        if checked.has_errors() {
-            let errors = checked
-                .diagnostics
-                .into_iter()
-                .filter(Diagnostic::is_error)
-                .collect();
-            return Err(RunError::Bundle(map, errors));
-        }
-        let mut warnings = Vec::new();
-        for c in &deployment.connectors {
-            if !checked.bundle.schema.connectors.contains_key(&c.name) {
-                return Err(RunError::UndeclaredConnector {
-                    config: deployment.file.clone(),
-                    connector: c.name.clone(),
-                    bundle: deployment.bundle.clone(),
-                });
-            }
-        }
-        for name in checked.bundle.schema.connectors.keys() {
-            if deployment.connector(name).is_none() {
-                warnings.push(format!(
-                    "connector \"{name}\" of the bundle has no settings in {}: it is not imported or exported",
-                    deployment.file.display()
-                ));
-            }
-        }
-        let mut hash = bundle_hash(&map);
-        let mut engine = Engine::with_engine(&checked.bundle, jiff::Timestamp::now(), engine);
-        engine.error_limit = deployment.error_limit;
-        // A connected system that holds only some of a type's attributes (a SCIM mapping):
-        // the flows into the others are left out. What is left out is part of the bundle's
-        // identity: a changed mapping makes the next sync a full one.
-        let narrowed = narrow(&mut engine.plan, &deployment);
-        if !narrowed.is_empty() {
-            let mut h = sha2::Sha256::new();
-            h.update(hash.as_bytes());
-            for (c, t, r, a) in &narrowed {
-                h.update(format!("\0{c}\0{t}\0{r}\0{a}").as_bytes());
-            }
-            hash = hex(h);
-        }
-        for (i, cp) in engine.plan.connectors.clone().iter().enumerate() {
-            let params = deployment
-                .connector(&cp.name)
-                .map(|c| c.parameters.clone())
-                .unwrap_or_default();
-            engine.set_params(i, params);
-        }
+        let Compiled {
+            mut engine,
+            hash,
+            mut warnings,
+        } = compile(&deployment, engine_kind)?;
         let (lock, mut store) = if read_only {
             let store = SqliteStore::open_read_only(&deployment.state).map_err(RunError::Store)?;
             (None, Box::new(store) as Box<dyn Store>)
@@ -373,12 +423,50 @@ impl Runner {
             needs_full_sync: stored.as_deref() != Some(hash.as_str()),
             deployment,
             engine,
+            engine_kind,
             store,
             bundle_hash: hash,
             warnings,
             connectors: HashMap::new(),
             _lock: lock,
         })
+    }
+
+    /// Takes up the bundle as its files now are (`idflow serve` when they change): checks and
+    /// compiles it, then loads the state for it from the store (each step saved the state, so
+    /// nothing is lost). A bundle that does not check (or does not declare the deployment's
+    /// connectors) is an error and leaves the runner as it was. The next sync is a full one
+    /// when the bundle differs from the one the state was last synchronized with. Returns the
+    /// warnings of the new bundle and of loading the state.
+    pub fn reload_bundle(&mut self) -> Result<Vec<String>, RunError> {
+        let Compiled {
+            mut engine,
+            hash,
+            mut warnings,
+        } = compile(&self.deployment, self.engine_kind)?;
+        let (state, w) = self.store.load(&engine.plan).map_err(RunError::Store)?;
+        warnings.extend(w);
+        engine.state = state;
+        let stored = self
+            .store
+            .get_meta("bundle_hash")
+            .map_err(RunError::Store)?;
+        self.needs_full_sync = stored.as_deref() != Some(hash.as_str());
+        self.engine = engine;
+        self.bundle_hash = hash;
+        self.connectors.clear();
+        Ok(warnings)
+    }
+
+    /// The hash of the bundle the runner runs (its files, and the flows a SCIM mapping leaves
+    /// out).
+    pub fn bundle_hash(&self) -> &str {
+        &self.bundle_hash
+    }
+
+    /// The state database.
+    pub fn store(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
     }
 
     /// Gives up the in-memory state without freeing it value by value: for a process about to
@@ -1161,16 +1249,18 @@ impl Runner {
     /// A sync cycle: import every connector, sync (full when the bundle changed), export every
     /// connector (confirming each export by re-importing), as Entra's scheduler does.
     pub fn cycle(&mut self, opts: CycleOptions) -> Result<Vec<StepReport>, RunError> {
-        self.cycle_until(opts, &|| false)
+        self.cycle_until(opts, &mut |_| false)
     }
 
-    /// A [`Runner::cycle`] that asks `stop` between steps and, when it answers true, ends
-    /// there with the reports of the steps done (each step's work is saved when it ends, so
-    /// the state stays consistent; the next cycle takes up what is left).
+    /// A [`Runner::cycle`] that calls `between` with the runner before each step (each step
+    /// before it is saved and in the run history: `idflow serve` evaluates its alerts there)
+    /// and, when it answers true, ends there with the reports of the steps done (each step's
+    /// work is saved when it ends, so the state stays consistent; the next cycle takes up
+    /// what is left).
     pub fn cycle_until(
         &mut self,
         opts: CycleOptions,
-        stop: &dyn Fn() -> bool,
+        between: &mut dyn FnMut(&mut Runner) -> bool,
     ) -> Result<Vec<StepReport>, RunError> {
         let mut reports = Vec::new();
         let names: Vec<String> = self
@@ -1180,12 +1270,12 @@ impl Runner {
             .map(|c| c.name.clone())
             .collect();
         for n in &names {
-            if stop() {
+            if between(self) {
                 return Ok(reports);
             }
             reports.push(self.import(n, false, opts.allow_deletes)?);
         }
-        if stop() {
+        if between(self) {
             return Ok(reports);
         }
         let mode = if opts.full_sync || self.needs_full_sync {
@@ -1200,7 +1290,7 @@ impl Runner {
             return Ok(reports);
         }
         for n in &names {
-            if stop() {
+            if between(self) {
                 return Ok(reports);
             }
             let (r, confirmation) = self.export_step(n, opts.allow_deletes)?;

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{BIN, Dir, idflow};
+#[path = "common/sinks.rs"]
+mod sinks;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -302,9 +304,8 @@ fn scheduled_cycles_health_metrics_and_a_clean_shutdown() {
         "{:?}",
         r.headers
     );
-    // The Grafana dashboard charts metrics the service registers (the alerts' metric comes
-    // with the alert engine). A family without samples is not exposed: the registrations are
-    // read from the source.
+    // The Grafana dashboard charts metrics the service registers. A family without samples
+    // is not exposed: the registrations are read from the source.
     let registered = std::fs::read_to_string(Path::new(ROOT).join("src/serve/metrics.rs")).unwrap();
     let grafana =
         std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana-dashboard.json")).unwrap();
@@ -316,9 +317,6 @@ fn scheduled_cycles_health_metrics_and_a_clean_shutdown() {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
         rest = &rest[at + name.len()..];
-        if name == "idflow_alerts_active" {
-            continue;
-        }
         charted += 1;
         let family = name
             .strip_suffix("_bucket")
@@ -432,6 +430,96 @@ fn scheduled_cycles_health_metrics_and_a_clean_shutdown() {
     );
 }
 
+/// Waits until the metrics satisfy `done`; returns them.
+fn wait_for_metrics(svc: &Service, dir: &Dir, done: impl Fn(&Samples) -> bool) -> Samples {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = parse(&get_as(&svc.addr, "/metrics", &svc.reader).body);
+        if done(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{m:#?}\n{}",
+            dir.read("serve.log")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits for a webhook notification of `event` (`raised`, `resolved`) for the alert `key`,
+/// skipping the others; returns it.
+fn wait_for_event(hook: &sinks::Webhook, dir: &Dir, event: &str, key: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Some(body) = hook.next(1) {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if json["event"] == event && json["alert"]["key"] == key {
+                return json;
+            }
+        }
+    }
+    panic!(
+        "no {event} notification for {key}:\n{}",
+        dir.read("serve.log")
+    )
+}
+
+#[test]
+fn alerts_are_raised_notified_and_resolved_by_the_service() {
+    const AD: &str = "contoso.com";
+    let dir = quickstart("serve-alerts", "2s");
+    let hook = sinks::Webhook::start();
+    let toml = dir.read("idflow.toml");
+    dir.write(
+        "idflow.toml",
+        &format!("{toml}\n[[notify.webhook]]\nurl = \"{}\"\n", hook.url),
+    );
+    let svc = start(&dir, &[]);
+    // Two cycles: the first writes back to ad.ldif (the consistency GUIDs), the second finds
+    // nothing to do; from then on the service only reads the file.
+    wait_for_cycles(&svc, &dir, 2.0);
+
+    // The source goes missing: the import fails at every cycle, and after twice the interval
+    // without a successful cycle that is an alert too.
+    std::fs::rename(dir.path("ad.ldif"), dir.path("ad.ldif.away")).unwrap();
+    let key = format!("import_failed:{AD}");
+    let raised = wait_for_event(&hook, &dir, "raised", &key);
+    assert_eq!(raised["alert"]["severity"], "error");
+    assert_eq!(raised["alert"]["title"], format!("Import from {AD} failed"));
+    assert_eq!(raised["alert"]["resolved_at"], serde_json::Value::Null);
+    wait_for_event(&hook, &dir, "raised", "no_successful_cycle");
+    let m = wait_for_metrics(&svc, &dir, |m| {
+        sample(m, "idflow_alerts_active", &[("severity", "error")]) >= 2.0
+    });
+    assert_eq!(
+        sample(
+            &m,
+            "idflow_alert_active",
+            &[
+                ("kind", "import_failed"),
+                ("connector", AD),
+                ("severity", "error")
+            ]
+        ),
+        1.0
+    );
+
+    // Back: the next cycle succeeds and both resolve.
+    std::fs::rename(dir.path("ad.ldif.away"), dir.path("ad.ldif")).unwrap();
+    let resolved = wait_for_event(&hook, &dir, "resolved", &key);
+    assert!(resolved["alert"]["resolved_at"].is_string(), "{resolved}");
+    wait_for_event(&hook, &dir, "resolved", "no_successful_cycle");
+    let m = wait_for_metrics(&svc, &dir, |m| {
+        sample(m, "idflow_alerts_active", &[("severity", "error")]) == 0.0
+    });
+    assert!(
+        !m.keys().any(|(name, _)| name == "idflow_alert_active"),
+        "{m:#?}"
+    );
+    assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
+}
+
 #[test]
 fn an_invalid_interval_is_refused() {
     let dir = quickstart("serve-interval", "soon");
@@ -543,7 +631,7 @@ fn endpoints_and_role_checks() {
     assert_eq!(status["staging"], false);
     assert_eq!(status["connectors"].as_array().unwrap().len(), 2);
     assert_eq!(status["last_cycle"]["ok"], true, "{status}");
-    assert_eq!(status["alerts"]["engine"], false);
+    assert_eq!(status["alerts"]["engine"], true);
     let runs = body_json(&get_as(a, "/api/runs", &svc.reader));
     assert!(
         runs.as_array()
@@ -602,7 +690,7 @@ fn endpoints_and_role_checks() {
         400
     );
     let r = post_as(a, "/api/alerts/a1/ack", &svc.operator, "");
-    assert_eq!(r.status, 501, "no alert engine yet: {}", r.body);
+    assert_eq!(r.status, 404, "no such alert: {}", r.body);
     let audit = body_json(&get_as(a, "/api/audit", &svc.reader));
     let seen: Vec<(String, String, String, String)> = audit
         .as_array()
@@ -631,7 +719,7 @@ fn endpoints_and_role_checks() {
                 "test-operator",
                 "acknowledge-alert",
                 "a1",
-                "refused: no alert engine in this service"
+                "refused: `a1` is not an alert id"
             ),
         ]
     );
@@ -1137,9 +1225,20 @@ fn the_dashboard_in_a_real_browser() {
     assert!(overview.contains(&format!(
         "data-category=\"Duplicate Attribute\">{duplicates}</td>"
     )));
+    // The alert the stop raised, with its remediation.
     assert!(
-        overview.contains("id=\"no-alert-engine\""),
-        "the alerts' place"
+        overview.contains("<div class=\"alert error\" data-kind=\"delete_threshold_exceeded\">"),
+        "the active alert:\n{overview}"
+    );
+    assert!(
+        overview
+            .contains("Import from contoso.com stopped: delete threshold exceeded (11 deletes)"),
+        "{overview}"
+    );
+    assert!(overview.contains("--allow-deletes 11"), "{overview}");
+    assert!(
+        !overview.contains("<button>Acknowledge</button>"),
+        "a reader cannot acknowledge"
     );
     assert!(
         !overview.contains("Allow 11 deletes"),
@@ -1173,6 +1272,48 @@ fn the_dashboard_in_a_real_browser() {
         assert!(link.ends_with(&format!("\">{h}</a>")), "{h}: {link}");
     }
     assert!(report.contains("Download CSV"));
+
+    // The operator acknowledges the alert: recorded with who, still active (only its success
+    // condition resolves it), shown on the alerts page and audited.
+    let alerts = body_json(&get_as(a, "/api/alerts", &svc.reader));
+    let alert = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "delete_threshold_exceeded")
+        .unwrap_or_else(|| panic!("{alerts}"))
+        .clone();
+    assert_eq!(alert["connector"], "contoso.com");
+    assert_eq!(alert["resolved"], serde_json::Value::Null);
+    let id = alert["id"].as_str().unwrap();
+    let r = post_as(a, &format!("/api/alerts/{id}/ack"), &svc.reader, "");
+    assert_eq!(r.status, 403, "a reader cannot acknowledge: {}", r.body);
+    let r = post_as(a, &format!("/api/alerts/{id}/ack"), &svc.operator, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alerts = body_json(&get_as(a, "/api/alerts", &svc.reader));
+    let acked = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(acked["acknowledged_by"], "test-operator", "{acked}");
+    assert_eq!(acked["resolved"], serde_json::Value::Null);
+    let page = visit("/alerts", "alerts");
+    assert!(page.contains("acknowledged by test-operator"), "{page}");
+    assert!(page.contains("id=\"alert-history\""), "{page}");
+    let audit = body_json(&get_as(a, "/api/audit", &svc.reader));
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "acknowledge-alert"
+                && e["detail"] == id
+                && e["outcome"] == "accepted"),
+        "{audit}"
+    );
 
     assert_eq!(terminate(svc, &dir), 0, "{}", dir.read("serve.log"));
 }

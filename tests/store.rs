@@ -783,3 +783,81 @@ fn the_database_is_compacted_once_its_rows_were_rewritten() {
         idflow::engine::dump::state(&e.plan, &e.state)
     );
 }
+
+#[test]
+fn alerts_are_kept_and_a_version_4_database_gains_their_table() {
+    let d = common::Dir::new("store-alerts");
+    let path = d.path("idflow.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store
+        .record_run(
+            &RunRecord {
+                started: "2026-01-01T00:00:00Z".into(),
+                step: "export".into(),
+                connector: "HR".into(),
+                status: "stopped-deletion-threshold-exceeded".into(),
+                deletes: 7,
+                ..Default::default()
+            },
+            &[],
+            &[],
+        )
+        .unwrap();
+    let alert = idflow::store::AlertRecord {
+        key: "import_failed:HR".into(),
+        kind: "import_failed".into(),
+        title: "Import from HR failed".into(),
+        severity: "error".into(),
+        remediation: vec!["one".into(), "two".into()],
+        raised_at: "2026-01-01T00:00:00Z".into(),
+        ..Default::default()
+    };
+    let (id, new) = store.raise_alert(&alert).unwrap();
+    assert!(new);
+    assert_eq!(store.raise_alert(&alert).unwrap(), (id, false));
+    assert!(
+        store
+            .acknowledge_alert(id, "alice", "2026-01-01T00:01:00Z")
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .resolve_alert("import_failed:HR", "2026-01-01T00:02:00Z")
+            .unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        store
+            .resolve_alert("import_failed:HR", "2026-01-01T00:03:00Z")
+            .unwrap(),
+        None
+    );
+    let kept = store.alert(id).unwrap().unwrap();
+    assert_eq!(kept.remediation, ["one", "two"]);
+    assert_eq!(kept.acknowledged_by.as_deref(), Some("alice"));
+    assert_eq!(kept.resolved_at.as_deref(), Some("2026-01-01T00:02:00Z"));
+    assert!(store.alerts(true, 10).unwrap().is_empty());
+    assert_eq!(store.alerts(false, 10).unwrap().len(), 1);
+    let steps = store.latest_steps().unwrap();
+    assert_eq!((steps.len(), steps[0].deletes), (1, 7));
+    drop(store);
+
+    // A database of schema version 5 (before the alerts): read-only, it has none; opened to
+    // write, it gains the table.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE alerts; PRAGMA user_version = 5;")
+        .unwrap();
+    drop(conn);
+    let mut ro = SqliteStore::open_read_only(&path).unwrap();
+    assert!(ro.alerts(false, 10).unwrap().is_empty());
+    assert!(ro.alert(1).unwrap().is_none());
+    drop(ro);
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert!(store.raise_alert(&alert).unwrap().1);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 6);
+}

@@ -188,7 +188,12 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "value",
         ],
     ),
-    ("serve", &["eval", "files", "runner", "store"]),
+    (
+        "serve",
+        &[
+            "config", "diag", "eval", "files", "runner", "source", "store",
+        ],
+    ),
     ("lib", &["*"]),
     ("main", &["*"]),
     ("cli", &["*"]),

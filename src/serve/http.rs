@@ -15,6 +15,7 @@
 //! cookie a browser gets from the login page; a state-changing request made with the cookie
 //! must carry the session's CSRF token (form field `csrf` or header `X-CSRF-Token`).
 
+use super::alert_view;
 use super::auth::{self, Principal, Role, Sessions};
 use super::metrics::{CONTENT_TYPE, Metrics};
 use super::pages;
@@ -579,12 +580,13 @@ async fn page(State(app): State<Arc<App>>, req: Request) -> Response {
     let body = match req.uri().path() {
         "/" => {
             let audit = crate::store::audit::recent(&app.state_db, 20).unwrap_or_default();
-            pages::overview(&ctx, &audit)
+            let alerts = alert_view::list(&app.state_db, snap.scheduled);
+            pages::overview(&ctx, &audit, &alerts)
         }
         "/errors" => pages::errors(&ctx),
         "/insight" => pages::insight(&ctx),
         "/runs" => pages::runs(&ctx),
-        "/alerts" => pages::alerts(&ctx),
+        "/alerts" => pages::alerts(&ctx, &alert_view::list(&app.state_db, snap.scheduled)),
         _ => {
             let q = query(&req);
             let dn = field(&q, "dn").unwrap_or("").to_string();
@@ -635,7 +637,10 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     let snap = snapshot::current(&app.snapshot);
     match req.uri().path() {
-        "/api/status" => json(StatusCode::OK, &pages::status_json(&snap)),
+        "/api/status" => json(
+            StatusCode::OK,
+            &pages::status_json(&snap, &alert_view::list(&app.state_db, snap.scheduled)),
+        ),
         "/api/errors" => json(
             StatusCode::OK,
             &serde_json::json!({
@@ -660,7 +665,10 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             .into_response(),
         "/api/runs" => json(StatusCode::OK, &snap.runs),
         "/api/insight" => json(StatusCode::OK, &snapshot::insight(&snap)),
-        "/api/alerts" => json(StatusCode::OK, &super::alerts_seam::list()),
+        "/api/alerts" => json(
+            StatusCode::OK,
+            &alert_view::list(&app.state_db, snap.scheduled),
+        ),
         "/api/audit" => match crate::store::audit::recent(&app.state_db, 200) {
             Ok(list) => json(
                 StatusCode::OK,
@@ -830,7 +838,7 @@ async fn ack(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match super::alerts_seam::acknowledge(&id, &who.name) {
+    match alert_view::acknowledge(&app.state_db, &id, &who.name) {
         Ok(()) => {
             audit(&app, &who, "acknowledge-alert", &id, "accepted");
             done(
@@ -850,10 +858,7 @@ async fn ack(
             if page {
                 redirect("/alerts")
             } else {
-                json(
-                    StatusCode::NOT_IMPLEMENTED,
-                    &serde_json::json!({"error": e}),
-                )
+                json(StatusCode::NOT_FOUND, &serde_json::json!({"error": e}))
             }
         }
     }

@@ -2,13 +2,15 @@
 //!
 //! Consumes: the step reports of the cycles the service runs, and the runner's state after
 //! each (connector-space objects, pending exports, the latest errors by category, the time of
-//! the last successful cycle kept in the state's metadata). Produces: the metrics in the text
+//! the last successful cycle kept in the state's metadata, the active alerts). Produces: the metrics in the text
 //! exposition format (OpenMetrics text, which Prometheus scrapes), encoded by
 //! `prometheus-client`. Durations and step counts are counted from the cycles this process
 //! ran (counters start at zero when it starts, as Prometheus expects); the gauges are the
 //! state's.
 
+use super::alerts;
 use crate::runner::{RunError, Runner, StepReport};
+use crate::store::{Store, StoreError};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,6 +44,8 @@ pub struct Metrics {
     connector_objects: Family<Labels, Gauge>,
     pending_exports: Family<Labels, Gauge>,
     objects_in_error: Family<Labels, Gauge>,
+    alerts_active: Family<Labels, Gauge>,
+    alert_active: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -69,6 +73,8 @@ impl Metrics {
         let connector_objects = Family::<Labels, Gauge>::default();
         let pending_exports = Family::<Labels, Gauge>::default();
         let objects_in_error = Family::<Labels, Gauge>::default();
+        let alerts_active = Family::<Labels, Gauge>::default();
+        let alert_active = Family::<Labels, Gauge>::default();
         registry.register(
             "idflow_cycle_duration_seconds",
             "Duration of the sync cycles this process ran",
@@ -104,6 +110,16 @@ impl Metrics {
             "Objects held with an error by the latest sync and imports, by error category",
             objects_in_error.clone(),
         );
+        registry.register(
+            "idflow_alerts_active",
+            "Active alerts, by severity (error, warning)",
+            alerts_active.clone(),
+        );
+        registry.register(
+            "idflow_alert_active",
+            "1 for each active alert, by kind, connector (empty when none) and severity",
+            alert_active.clone(),
+        );
         Metrics {
             registry,
             cycle_duration,
@@ -113,6 +129,8 @@ impl Metrics {
             connector_objects,
             pending_exports,
             objects_in_error,
+            alerts_active,
+            alert_active,
         }
     }
 
@@ -190,10 +208,35 @@ impl Metrics {
                 .get_or_create(&labels(&[("category", &category)]))
                 .set(n);
         }
+        self.refresh_alerts(runner.store())
+            .map_err(RunError::Store)?;
         if let Some(t) = runner.meta(LAST_SUCCESS_KEY)?
             && let Ok(t) = t.parse::<f64>()
         {
             self.last_success.set(t);
+        }
+        Ok(())
+    }
+
+    /// Sets the active alerts by severity from the state.
+    pub fn refresh_alerts(&self, store: &mut dyn Store) -> Result<(), StoreError> {
+        let active = alerts::active(store)?;
+        let mut by: BTreeMap<&str, i64> = [("error", 0), ("warning", 0)].into();
+        self.alert_active.clear();
+        for a in &active {
+            *by.entry(a.severity.as_str()).or_default() += 1;
+            self.alert_active
+                .get_or_create(&labels(&[
+                    ("kind", a.kind.as_str()),
+                    ("connector", a.connector().unwrap_or("")),
+                    ("severity", a.severity.as_str()),
+                ]))
+                .set(1);
+        }
+        for (severity, n) in by {
+            self.alerts_active
+                .get_or_create(&labels(&[("severity", severity)]))
+                .set(n);
         }
         Ok(())
     }

@@ -1,19 +1,24 @@
 //! `idflow serve`: the sync service.
 //!
-//! Consumes: a deployment (`idflow.toml`, with `[schedule] interval` and `[serve]`), a
-//! listening address and the process's termination signals. Produces: scheduled sync cycles
-//! ([`scheduler`]), a snapshot of the state after each ([`snapshot`]), an HTTP listener with
-//! `/healthz`, `/metrics`, the dashboard and its JSON API ([`http`], [`pages`], [`metrics`]),
-//! access by token and browser session ([`auth`]), and a clean exit on SIGTERM/SIGINT between
-//! two steps ([`shutdown`]). It logs through `tracing` and prints
-//! nothing itself; `cli::serve` reports. What of the service is still to come is listed in
+//! Consumes: a deployment (`idflow.toml`, with `[schedule] interval`, `[serve]` and
+//! `[notify]`), a listening address and the process's termination signals. Produces: scheduled
+//! sync cycles ([`scheduler`]), the bundle taken up when its files change ([`reload`]), alerts
+//! raised and resolved in the state ([`alerts`]) and sent by webhook and e-mail ([`notify`]), a
+//! snapshot of the state after each cycle ([`snapshot`]), an HTTP listener with `/healthz`,
+//! `/metrics`, the dashboard and its JSON API ([`http`], [`pages`], [`metrics`]), access by
+//! token and browser session ([`auth`]), and a clean exit on SIGTERM/SIGINT between two steps
+//! ([`shutdown`]). It logs through `tracing` and prints
+//! nothing itself; `cli::serve` reports. What the service does not do is listed in
 //! docs/SERVE.md.
 
-pub mod alerts_seam;
+pub mod alert_view;
+pub mod alerts;
 pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod pages;
+pub mod reload;
 pub mod scheduler;
 pub mod shutdown;
 pub mod snapshot;
@@ -105,8 +110,22 @@ pub fn run(
         let stop = stop.clone();
         std::thread::spawn(move || http::serve(listener, app, stop))
     };
+    let mut postman = None;
     let work = if opts.schedule {
-        scheduler::Work::Cycle(Box::new(runner))
+        let notifier = notify::Notifier::new(&runner.deployment.notify);
+        let notify = if notifier.is_empty() {
+            None
+        } else {
+            let (tx, handle) = notify::spawn(notifier, scheduler::TICK.min(interval));
+            postman = Some(handle);
+            Some(tx)
+        };
+        let duties = scheduler::Duties {
+            watcher: reload::Watcher::new(&runner),
+            alerts: alerts::Context::new(&opts.config, interval),
+            notify,
+        };
+        scheduler::Work::Cycle(Box::new(runner), Box::new(duties))
     } else {
         drop(runner);
         scheduler::Work::Watch {
@@ -116,6 +135,13 @@ pub fn run(
     };
     scheduler::run(work, interval, &metrics, &shared, &control, &stop);
     stop.set();
+    // The work (and with it the notifier's sender) is gone: the notifier makes its last
+    // attempt and ends.
+    if let Some(p) = postman
+        && p.join().is_err()
+    {
+        tracing::error!("the notifier panicked");
+    }
     if server.join().is_err() {
         tracing::error!("the HTTP listener panicked");
     }

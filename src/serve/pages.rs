@@ -7,7 +7,7 @@
 //! value from the state is HTML-escaped; CSV cells a spreadsheet would evaluate are prefixed
 //! with `'`.
 
-use super::alerts_seam;
+use super::alert_view::{self, Alerts};
 use super::auth::{Principal, Role};
 use super::snapshot::{self, ErrorItem, Snapshot, Step};
 use crate::store::audit::AuditRecord;
@@ -196,39 +196,83 @@ fn threshold_stops(snap: &Snapshot) -> Vec<&Step> {
         .collect()
 }
 
-fn alerts_section(active_only: bool) -> String {
-    let a = alerts_seam::list();
+/// The alerts: the active ones (with their remediation, and an acknowledge button for an
+/// operator), or all of `a` when `active_only` is false.
+fn alerts_section(ctx: &Ctx, a: &Alerts, active_only: bool) -> String {
+    let operator = ctx.who.role >= Role::Operator;
     let mut out = String::from("<section id=\"alerts\"><h2>Active alerts</h2>");
+    if let Some(p) = &a.problem {
+        let _ = write!(out, "<p class=\"bad\">{}</p>", esc(p));
+    }
     if !a.engine {
         out.push_str(
-            "<p class=\"muted\" id=\"no-alert-engine\">No alert engine in this service yet.</p>",
+            "<p class=\"muted\" id=\"no-alert-engine\">This service does not run the cycles \
+             (<code>--no-schedule</code>): the alerts below are those the cycling process recorded.</p>",
         );
     }
-    let list: Vec<_> = a
-        .alerts
-        .iter()
-        .filter(|x| !active_only || x.resolved.is_none())
-        .collect();
-    if a.engine && list.is_empty() {
-        out.push_str("<p class=\"ok\">No active alert.</p>");
+    let active: Vec<&alert_view::Alert> =
+        a.alerts.iter().filter(|x| x.resolved.is_none()).collect();
+    if active.is_empty() {
+        out.push_str("<p class=\"ok\" id=\"no-active-alert\">No active alert.</p>");
     }
-    for x in list {
+    for x in active {
         let _ = write!(
             out,
-            "<div class=\"alert {}\"><strong>{}</strong> ({}) raised {}<p>{}</p></div>",
-            esc(&x.severity),
-            esc(&x.title),
-            esc(&x.severity),
-            esc(&x.raised),
-            esc(&x.description)
+            "<div class=\"alert {sev}\" data-kind=\"{kind}\"><strong class=\"alert-title\">{title}</strong> \
+             ({sev}) raised {raised}{ack}<p>{desc}</p>",
+            sev = esc(&x.severity),
+            kind = esc(&x.kind),
+            title = esc(&x.title),
+            raised = esc(&x.raised),
+            ack = x
+                .acknowledged_by
+                .as_deref()
+                .map(|w| format!(", acknowledged by {}", esc(w)))
+                .unwrap_or_default(),
+            desc = esc(&x.description),
         );
+        if !x.detail.is_empty() {
+            let _ = write!(out, "<pre class=\"mono\">{}</pre>", esc(&x.detail));
+        }
+        if !x.remediation.is_empty() {
+            out.push_str("<ol class=\"remediation\">");
+            for step in &x.remediation {
+                let _ = write!(out, "<li>{}</li>", esc(step));
+            }
+            out.push_str("</ol>");
+        }
+        let _ = write!(out, "<p class=\"muted\">See {}.</p>", esc(&x.docs));
+        if operator && x.acknowledged_by.is_none() {
+            let _ = write!(
+                out,
+                "<form class=\"inline\" method=\"post\" action=\"/api/alerts/{}/ack\">{}<button>Acknowledge</button></form>",
+                url(&x.id),
+                csrf_field(ctx)
+            );
+        }
+        out.push_str("</div>");
     }
     out.push_str("</section>");
+    if !active_only {
+        out.push_str("<section id=\"alert-history\"><h2>History</h2><table><tr><th>Severity</th><th>Title</th><th>Raised</th><th>Resolved</th><th>Acknowledged</th></tr>");
+        for x in &a.alerts {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&x.severity),
+                esc(&x.title),
+                esc(&x.raised),
+                esc(x.resolved.as_deref().unwrap_or("")),
+                esc(x.acknowledged_by.as_deref().unwrap_or(""))
+            );
+        }
+        out.push_str("</table></section>");
+    }
     out
 }
 
 /// The overview.
-pub fn overview(ctx: &Ctx, audit: &[AuditRecord]) -> String {
+pub fn overview(ctx: &Ctx, audit: &[AuditRecord], alerts: &Alerts) -> String {
     let s = ctx.snap;
     let operator = ctx.who.role >= Role::Operator;
     let mut b = String::new();
@@ -275,7 +319,7 @@ pub fn overview(ctx: &Ctx, audit: &[AuditRecord]) -> String {
         }
         b.push_str(".</p></section>");
     }
-    b.push_str(&alerts_section(true));
+    b.push_str(&alerts_section(ctx, alerts, true));
     b.push_str("<section id=\"last-cycle\"><h2>Last cycle</h2>");
     match &s.last_cycle {
         Some(c) => {
@@ -637,24 +681,11 @@ pub fn runs(ctx: &Ctx) -> String {
 }
 
 /// The alerts and their history.
-pub fn alerts(ctx: &Ctx) -> String {
-    let a = alerts_seam::list();
-    let mut b = alerts_section(false);
-    if a.engine {
-        b.push_str("<section><h2>History</h2><table><tr><th>Severity</th><th>Title</th><th>Raised</th><th>Resolved</th><th>Acknowledged</th></tr>");
-        for x in &a.alerts {
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&x.severity),
-                esc(&x.title),
-                esc(&x.raised),
-                esc(x.resolved.as_deref().unwrap_or("")),
-                esc(x.acknowledged_by.as_deref().unwrap_or(""))
-            );
-        }
-        b.push_str("</table></section>");
-    }
+pub fn alerts(ctx: &Ctx, alerts: &Alerts) -> String {
+    let b = format!(
+        "{}<section><p><a href=\"/api/alerts\">JSON</a></p></section>",
+        alerts_section(ctx, alerts, false)
+    );
     frame(ctx, "/alerts", "Alerts", &b)
 }
 
@@ -692,7 +723,7 @@ pub fn object(
 }
 
 /// `/api/status`: the overview's content.
-pub fn status_json(s: &Snapshot) -> serde_json::Value {
+pub fn status_json(s: &Snapshot, alerts: &Alerts) -> serde_json::Value {
     let categories: Vec<serde_json::Value> = snapshot::by_category(&s.errors)
         .iter()
         .map(|(c, l)| serde_json::json!({"category": c, "count": l.len()}))
@@ -711,6 +742,6 @@ pub fn status_json(s: &Snapshot) -> serde_json::Value {
         "connectors": s.connectors,
         "delete_threshold_stops": stops,
         "errors_by_category": categories,
-        "alerts": alerts_seam::list(),
+        "alerts": alerts,
     })
 }

@@ -15,14 +15,23 @@
 //! [`Control`]: the first starts the next cycle at once (never two at once), the second lets
 //! the next cycle's exports through the delete threshold up to the count given.
 //!
+//! Before each cycle and every minute (every interval when it is shorter) it looks at the
+//! bundle's files and takes up a change (`serve::reload`); after each step, each cycle and
+//! every minute it evaluates the alerts (`serve::alerts`) and hands their events to the
+//! notifier's thread (`serve::notify`), which never holds up a cycle.
+//!
 //! Without a schedule (`--no-schedule`) it only reopens the state read-only every interval to
-//! refresh the metrics and the snapshot, taking no lock.
+//! refresh the metrics and the snapshot, taking no lock (and evaluating no alert: the process
+//! that cycles does).
 
+use super::alerts::{self, Event};
 use super::metrics::{LAST_SUCCESS_KEY, Metrics};
+use super::reload::Watcher;
 use super::shutdown::Stop;
 use super::snapshot::{self, Shared};
 use crate::runner::{CycleOptions, Runner};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 /// What the HTTP side asks of the scheduler.
@@ -59,10 +68,55 @@ impl Control {
     }
 }
 
+/// The longest time between two looks at the alerts and the bundle's files.
+pub const TICK: Duration = Duration::from_secs(60);
+
+/// What the scheduler does besides the cycles: the bundle reload, the alerts and their
+/// notifications.
+pub struct Duties {
+    pub watcher: Watcher,
+    pub alerts: alerts::Context,
+    /// The notifier's thread (None: no channel configured).
+    pub notify: Option<Sender<Event>>,
+}
+
+impl Duties {
+    /// Looks at the bundle's files and takes up a change.
+    fn reload(&mut self, runner: &mut Runner) {
+        match self.watcher.check(runner) {
+            Ok((_, events)) => self.send(events),
+            Err(e) => tracing::error!("recording the bundle reload's alert: {e}"),
+        }
+    }
+
+    /// Evaluates the alerts.
+    fn evaluate(&mut self, runner: &mut Runner, metrics: &Metrics) {
+        match alerts::evaluate(runner, &self.alerts) {
+            Ok(events) => self.send(events),
+            Err(e) => tracing::error!("evaluating the alerts: {e}"),
+        }
+        if let Err(e) = metrics.refresh_alerts(runner.store()) {
+            tracing::error!("reading the alerts for the metrics: {e}");
+        }
+    }
+
+    fn send(&mut self, events: Vec<Event>) {
+        if let Some(tx) = &self.notify {
+            for e in events {
+                if tx.send(e).is_err() {
+                    tracing::error!("the notifier has stopped: notifications are not sent");
+                    self.notify = None;
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// What the scheduler does each interval.
 pub enum Work {
-    /// Run a cycle with this runner (opened with the run lock).
-    Cycle(Box<Runner>),
+    /// Run a cycle with this runner (opened with the run lock), and its duties.
+    Cycle(Box<Runner>, Box<Duties>),
     /// Refresh the metrics by reopening the state read-only from this deployment file.
     Watch {
         config: std::path::PathBuf,
@@ -80,15 +134,30 @@ pub fn run(
     stop: &Stop,
 ) {
     let mut next = Instant::now();
+    let tick = TICK.min(interval);
+    let mut next_tick = Instant::now() + tick;
     while !stop.is_set() {
         let now = Instant::now();
-        if now < next && !control.run_now.swap(false, Ordering::SeqCst) {
+        let run_now = now < next && control.run_now.swap(false, Ordering::SeqCst);
+        if now >= next_tick && now < next && !run_now {
+            next_tick = now + tick;
+            if let Work::Cycle(runner, duties) = &mut work {
+                duties.reload(runner);
+                duties.evaluate(runner, metrics);
+            }
+            continue;
+        }
+        if now < next && !run_now {
             std::thread::sleep((next - now).min(Duration::from_millis(100)));
             continue;
         }
         next = now + interval;
         match &mut work {
-            Work::Cycle(runner) => cycle(runner, metrics, shared, control, stop),
+            Work::Cycle(runner, duties) => {
+                duties.reload(runner);
+                cycle(runner, duties, metrics, shared, control, stop);
+                next_tick = Instant::now() + tick;
+            }
             Work::Watch { config, engine } => match Runner::open_read_only(config, *engine) {
                 Ok(mut r) => {
                     if let Err(e) = metrics.refresh(&mut r) {
@@ -117,7 +186,14 @@ pub fn refresh(
 }
 
 /// One scheduled cycle.
-fn cycle(runner: &mut Runner, metrics: &Metrics, shared: &Shared, control: &Control, stop: &Stop) {
+fn cycle(
+    runner: &mut Runner,
+    duties: &mut Duties,
+    metrics: &Metrics,
+    shared: &Shared,
+    control: &Control,
+    stop: &Stop,
+) {
     runner.renew();
     let allow_deletes = control.take_allow_deletes();
     if allow_deletes > 0 {
@@ -131,7 +207,11 @@ fn cycle(runner: &mut Runner, metrics: &Metrics, shared: &Shared, control: &Cont
         allow_deletes,
         ..CycleOptions::default()
     };
-    let result = runner.cycle_until(opts, &|| stop.is_set());
+    // The alerts are evaluated between the steps too: a failed import is alerted at once.
+    let result = runner.cycle_until(opts, &mut |r| {
+        duties.evaluate(r, metrics);
+        stop.is_set()
+    });
     let seconds = start.elapsed().as_secs_f64();
     let last = snapshot::cycle_of(&started, seconds, &result);
     match &result {
@@ -166,6 +246,7 @@ fn cycle(runner: &mut Runner, metrics: &Metrics, shared: &Shared, control: &Cont
         Ok(None) => {}
         Err(e) => tracing::warn!("compacting the state database: {e}"),
     }
+    duties.evaluate(runner, metrics);
     if let Err(e) = metrics.refresh(runner) {
         tracing::error!("reading the state for the metrics: {e}");
     }

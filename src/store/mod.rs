@@ -1,4 +1,5 @@
-//! Durable state: connector spaces, metaverse, links, watermarks, run history, sync errors.
+//! Durable state: connector spaces, metaverse, links, watermarks, run history, sync errors,
+//! alerts.
 //!
 //! Consumes: the engine's [`State`] and its change log (with the [`Plan`] naming its
 //! connectors, types, slots and rules) and run records. Produces: the same state on the next
@@ -117,6 +118,29 @@ pub struct ErrorRecord {
     pub message: String,
 }
 
+/// An alert as kept in the state (`serve::alerts` raises, resolves and describes them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlertRecord {
+    pub id: i64,
+    /// Stable: the kind, then the connector where there is one (`import_failed:HR`). At most
+    /// one alert of a key is active at a time.
+    pub key: String,
+    pub kind: String,
+    pub title: String,
+    /// error or warning.
+    pub severity: String,
+    pub description: String,
+    pub remediation: Vec<String>,
+    pub docs: String,
+    /// What was seen: the step's note, the counts, the diagnostics.
+    pub detail: String,
+    /// RFC 3339 times.
+    pub raised_at: String,
+    pub resolved_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<String>,
+}
+
 /// What a save wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SaveStats {
@@ -160,8 +184,8 @@ pub trait Store {
     /// records stored, by connector name.
     fn latest_rejects(&mut self) -> Result<Vec<(RunRecord, Vec<RejectRecord>)>, StoreError>;
     /// Deletes the run-history entries older than the newest `keep`, with their errors and
-    /// rejected records, but never the latest sync step nor the latest import step of a
-    /// connector (what `idflow state errors` shows). Returns the number of entries deleted.
+    /// rejected records, but never the latest sync step nor the latest import and export
+    /// steps of a connector (what `idflow state errors` shows and the alerts look at). Returns the number of entries deleted.
     fn prune_runs(&mut self, keep: usize) -> Result<usize, StoreError>;
     /// Compacts the database once it has written as many rows as the state has objects
     /// (`objects`, at least [`COMPACT_AFTER_ROWS`]) since it was last compacted: rows
@@ -169,6 +193,21 @@ pub trait Store {
     /// connector-space table unused). Returns the database's size before and after, in bytes,
     /// when it compacted.
     fn compact_if_due(&mut self, objects: usize) -> Result<Option<(u64, u64)>, StoreError>;
+    /// The latest run step of each step name and connector (what the alerts look at).
+    fn latest_steps(&mut self) -> Result<Vec<RunRecord>, StoreError>;
+    /// Raises `alert` (its `id`, `resolved_at` and acknowledgement are ignored) unless an
+    /// alert of its key is active, whose title, description, remediation and detail are then
+    /// brought up to date. Returns the alert's id and whether it was raised now.
+    fn raise_alert(&mut self, alert: &AlertRecord) -> Result<(i64, bool), StoreError>;
+    /// Resolves the active alert of `key` at `at`; returns its id, or None when none was.
+    fn resolve_alert(&mut self, key: &str, at: &str) -> Result<Option<i64>, StoreError>;
+    /// Records that `who` acknowledged the alert `id` at `at`; false when there is no such
+    /// alert.
+    fn acknowledge_alert(&mut self, id: i64, who: &str, at: &str) -> Result<bool, StoreError>;
+    /// Alerts, newest first: the active ones only, or all (at most `limit`).
+    fn alerts(&mut self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
+    /// One alert by id.
+    fn alert(&mut self, id: i64) -> Result<Option<AlertRecord>, StoreError>;
 }
 
 /// The fewest rows written since the last compaction that make one due (a small state is

@@ -16,7 +16,9 @@
 //! save.
 
 use super::codec::{self, Reader};
-use super::{ErrorRecord, REJECTS_KEPT, RejectRecord, RunRecord, SaveStats, Store, StoreError};
+use super::{
+    AlertRecord, ErrorRecord, REJECTS_KEPT, RejectRecord, RunRecord, SaveStats, Store, StoreError,
+};
 use crate::engine::compile::Plan;
 use crate::engine::model::{CsId, CsObject, ExportOp, Link, MvId, MvObject, PendingImport, State};
 use crate::value::Value;
@@ -55,10 +57,16 @@ CREATE INDEX IF NOT EXISTS sync_errors_run ON sync_errors (run);
 CREATE TABLE IF NOT EXISTS rejects (
     run INTEGER NOT NULL, source TEXT NOT NULL, line INTEGER, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, kind TEXT NOT NULL,
+    title TEXT NOT NULL, severity TEXT NOT NULL, description TEXT NOT NULL,
+    remediation TEXT NOT NULL, docs TEXT NOT NULL, detail TEXT NOT NULL,
+    raised_at TEXT NOT NULL, resolved_at TEXT, acknowledged_by TEXT, acknowledged_at TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_active ON alerts (key) WHERE resolved_at IS NULL;
 ";
 
 /// The version of [`SCHEMA`], kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// The first schema version whose value columns are framed (`codec::packed_attrs`).
 const FRAMED_VERSION: i64 = 5;
@@ -79,6 +87,7 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
 /// gains their count (the `rejects` table is created with the schema). Version 4 stored value
 /// columns unframed: each gains the plain frame byte, in the transaction that sets the new
 /// version (so a kill never frames a row twice); rows are compressed as they are next saved.
+/// Version 6 adds the `alerts` table, created with the schema: nothing else changes.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -140,6 +149,9 @@ pub struct SqliteStore {
     legacy: bool,
     /// Value columns are framed (schema version 5 on; see `codec::packed_attrs`).
     framed: bool,
+    /// The database has the `alerts` table (one before version 6 opened read-only has not:
+    /// it has no alerts).
+    has_alerts: bool,
     /// Stored layouts of the bundle's object types: (connector or `None` for the metaverse,
     /// type) → layout id, filled at the first save.
     layouts: HashMap<(Option<usize>, usize), i64>,
@@ -199,6 +211,7 @@ impl SqliteStore {
             has_rejects: true,
             legacy,
             framed: true,
+            has_alerts: true,
             layouts: HashMap::new(),
         })
     }
@@ -251,11 +264,13 @@ impl SqliteStore {
             });
         }
         let has_rejects = has_table(&conn, "rejects")? && has_column(&conn, "runs", "rejected")?;
+        let has_alerts = has_table(&conn, "alerts")?;
         Ok(SqliteStore {
             conn,
             has_rejects,
             legacy,
             framed: version >= FRAMED_VERSION,
+            has_alerts,
             layouts: HashMap::new(),
         })
     }
@@ -271,6 +286,7 @@ impl SqliteStore {
             has_rejects: true,
             legacy,
             framed: true,
+            has_alerts: true,
             layouts: HashMap::new(),
         })
     }
@@ -1096,7 +1112,7 @@ impl Store for SqliteStore {
             .execute(
                 "DELETE FROM runs WHERE id <= (SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?1)
                    AND id <> (SELECT COALESCE(MAX(id), -1) FROM runs WHERE step LIKE '%sync')
-                   AND id NOT IN (SELECT MAX(id) FROM runs WHERE step LIKE '%import' GROUP BY connector)",
+                   AND id NOT IN (SELECT MAX(id) FROM runs WHERE step LIKE '%import' OR step = 'export' GROUP BY connector, step = 'export')",
                 params![keep.min(i64::MAX as usize) as i64],
             )
             .map_err(err("pruning the run history"))?;
@@ -1110,4 +1126,148 @@ impl Store for SqliteStore {
         tx.commit().map_err(err("pruning the run history"))?;
         Ok(deleted)
     }
+
+    fn latest_steps(&mut self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY step, connector) ORDER BY id",
+                self.run_columns()
+            ))
+            .map_err(err("reading the run history"))?;
+        let rows = stmt
+            .query_map([], run_record)
+            .map_err(err("reading the run history"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading the run history"))?;
+        Ok(rows)
+    }
+
+    fn raise_alert(&mut self, a: &AlertRecord) -> Result<(i64, bool), StoreError> {
+        let remediation = serde_json::to_string(&a.remediation).unwrap_or_default();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("starting a transaction"))?;
+        let active: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM alerts WHERE key = ?1 AND resolved_at IS NULL",
+                params![a.key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("reading the alerts"))?;
+        let raised = match active {
+            Some(id) => {
+                tx.execute(
+                    "UPDATE alerts SET title = ?2, description = ?3, remediation = ?4, docs = ?5, detail = ?6 WHERE id = ?1",
+                    params![id, a.title, a.description, remediation, a.docs, a.detail],
+                )
+                .map_err(err("updating an alert"))?;
+                (id, false)
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO alerts (key, kind, title, severity, description, remediation, docs, detail, raised_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![a.key, a.kind, a.title, a.severity, a.description, remediation, a.docs, a.detail, a.raised_at],
+                )
+                .map_err(err("raising an alert"))?;
+                (tx.last_insert_rowid(), true)
+            }
+        };
+        tx.commit().map_err(err("raising an alert"))?;
+        Ok(raised)
+    }
+
+    fn resolve_alert(&mut self, key: &str, at: &str) -> Result<Option<i64>, StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("starting a transaction"))?;
+        let active: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM alerts WHERE key = ?1 AND resolved_at IS NULL",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("reading the alerts"))?;
+        if let Some(id) = active {
+            tx.execute(
+                "UPDATE alerts SET resolved_at = ?2 WHERE id = ?1",
+                params![id, at],
+            )
+            .map_err(err("resolving an alert"))?;
+        }
+        tx.commit().map_err(err("resolving an alert"))?;
+        Ok(active)
+    }
+
+    fn acknowledge_alert(&mut self, id: i64, who: &str, at: &str) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE alerts SET acknowledged_by = ?2, acknowledged_at = ?3 WHERE id = ?1",
+                params![id, who, at],
+            )
+            .map(|n| n > 0)
+            .map_err(err("acknowledging an alert"))
+    }
+
+    fn alerts(&mut self, active_only: bool, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        if !self.has_alerts {
+            return Ok(Vec::new());
+        }
+        let filter = if active_only {
+            "WHERE resolved_at IS NULL"
+        } else {
+            ""
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY id DESC LIMIT ?1"
+            ))
+            .map_err(err("reading the alerts"))?;
+        let rows = stmt
+            .query_map(params![limit.min(i64::MAX as usize) as i64], alert_record)
+            .map_err(err("reading the alerts"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading the alerts"))?;
+        Ok(rows)
+    }
+
+    fn alert(&mut self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        if !self.has_alerts {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+                params![id],
+                alert_record,
+            )
+            .optional()
+            .map_err(err("reading the alerts"))
+    }
+}
+
+const ALERT_COLUMNS: &str = "id, key, kind, title, severity, description, remediation, docs, detail, raised_at, resolved_at, acknowledged_by, acknowledged_at";
+
+fn alert_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
+    let remediation: String = r.get(6)?;
+    Ok(AlertRecord {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        kind: r.get(2)?,
+        title: r.get(3)?,
+        severity: r.get(4)?,
+        description: r.get(5)?,
+        remediation: serde_json::from_str(&remediation).unwrap_or_default(),
+        docs: r.get(7)?,
+        detail: r.get(8)?,
+        raised_at: r.get(9)?,
+        resolved_at: r.get(10)?,
+        acknowledged_by: r.get(11)?,
+        acknowledged_at: r.get(12)?,
+    })
 }
