@@ -247,6 +247,10 @@ pub struct Runner {
     /// The connectors opened so far, by name: each is opened once, when a step first needs
     /// it, and serves the rest of the run.
     connectors: HashMap<String, Box<dyn Connector>>,
+    /// The file connector whose last export began with the state holding all of its file (its
+    /// fingerprint that of the last complete import): what that export wrote, read back,
+    /// confirms it ([`Connector::take_written`]).
+    held_before_export: Option<String>,
     /// The state's run lock (none when opened read-only), released on drop.
     _lock: Option<StateLock>,
 }
@@ -421,6 +425,7 @@ impl Runner {
         let stored = store.get_meta("bundle_hash").map_err(RunError::Store)?;
         Ok(Runner {
             needs_full_sync: stored.as_deref() != Some(hash.as_str()),
+            held_before_export: None,
             deployment,
             engine,
             engine_kind,
@@ -624,6 +629,29 @@ impl Runner {
         hex(h)
     }
 
+    /// Whether the state holds all of what the file connector `name` reads: its file's
+    /// fingerprint is that of the last complete import (false for other connectors).
+    fn state_holds_file(&mut self, name: &str) -> bool {
+        let Some(conn) = self.connectors.get(name) else {
+            return false;
+        };
+        if !conn.confirms_by_reimport() {
+            return false;
+        }
+        let Ok(cfg) = self.connector_config(name) else {
+            return false;
+        };
+        let Some(file) = connector::fingerprint(conn.as_ref()).ok().flatten() else {
+            return false;
+        };
+        let now = self.import_fingerprint(&cfg, &file);
+        self.store
+            .get_meta(&format!("import-fingerprint:{name}"))
+            .ok()
+            .flatten()
+            .is_some_and(|stored| stored == now)
+    }
+
     /// What a stored watermark is valid for: the connector's settings and the bundle (a
     /// watermark of other settings or another bundle would skip objects that are new to them).
     fn watermark_basis(&self, cfg: &ConnectorConfig) -> String {
@@ -639,6 +667,27 @@ impl Runner {
     /// connector reads the next page while the engine works on this one (and at most
     /// [`PAGES_AHEAD`] pages wait). Returns the classified read, the records the connector
     /// rejected and how the read ended, or why it failed.
+    /// What an export wrote, read back by its connector ([`Connector::take_written`]), as the
+    /// delta read that confirms it.
+    fn read_written(
+        &self,
+        cfg: &ConnectorConfig,
+        c: usize,
+        changes: Vec<ImportChange>,
+    ) -> (Read, Vec<Rejected>, ImportEnd) {
+        let mut read = self.engine.begin_read(c);
+        let changes = changes
+            .into_iter()
+            .filter(|ch| ch.object().is_none_or(|o| cfg.in_scope(&o.dn)))
+            .collect();
+        self.engine.read_page(&mut read, changes);
+        let end = ImportEnd {
+            kind: ImportKind::Delta,
+            watermark: None,
+        };
+        (read, Vec::new(), end)
+    }
+
     fn read_connector(
         &mut self,
         name: &str,
@@ -769,6 +818,19 @@ impl Runner {
         full: bool,
         allow_deletes: usize,
     ) -> Result<StepReport, RunError> {
+        self.import_with(name, full, allow_deletes, false)
+    }
+
+    /// An import; `confirming`: the one that confirms an export right after it, which reads
+    /// only what the export wrote when the connector knows it and the state held all of the
+    /// connector's file before the export.
+    fn import_with(
+        &mut self,
+        name: &str,
+        full: bool,
+        allow_deletes: usize,
+        confirming: bool,
+    ) -> Result<StepReport, RunError> {
         let start = Instant::now();
         let step = if full { "full-import" } else { "delta-import" };
         let mut report = StepReport {
@@ -839,7 +901,26 @@ impl Runner {
                 watermark: watermark.as_deref(),
             }
         };
-        let (read, reader_rejected, end) = match self.read_connector(name, c, &cfg, mode) {
+        let held = self.held_before_export.take().is_some_and(|n| n == name);
+        let written = if confirming {
+            self.connectors
+                .get_mut(name)
+                .and_then(|conn| conn.take_written())
+                .filter(|_| held)
+        } else {
+            None
+        };
+        let read = match written {
+            Some(changes) => {
+                report.notes.push(format!(
+                    "confirmed by what the export wrote, read back ({} objects): the rest of the file was not read again",
+                    changes.len()
+                ));
+                Ok(self.read_written(&cfg, c, changes))
+            }
+            None => self.read_connector(name, c, &cfg, mode),
+        };
+        let (read, reader_rejected, end) = match read {
             Ok(r) => r,
             Err(e) => {
                 let report = stopped(report, e);
@@ -1124,7 +1205,10 @@ impl Runner {
         } else if changes.is_empty() {
             report.status = StepStatus::Success;
         } else {
-            let sent = self.open_connector(name).and_then(|()| {
+            let opened = self.open_connector(name);
+            self.held_before_export =
+                (opened.is_ok() && self.state_holds_file(name)).then(|| name.to_string());
+            let sent = opened.and_then(|()| {
                 let conn = self
                     .connectors
                     .get_mut(name)
@@ -1298,7 +1382,7 @@ impl Runner {
             // Confirm the export, by reading the target again or as the connector reported
             // it: the next sync sees the target as it now is.
             if confirmation == Confirmation::ByImport {
-                self.import(n, false, opts.allow_deletes)?;
+                self.import_with(n, false, opts.allow_deletes, true)?;
             }
             if confirmation != Confirmation::Nothing {
                 let (_, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;

@@ -673,6 +673,125 @@ fn quickstart_first_run_second_run_and_one_change() {
     run(&d, &[]).assert_no_changes();
 }
 
+/// The confirming imports of a deployment's run history that read back only what an export
+/// wrote, by connector.
+fn confirmed_by_writes(d: &Dir) -> Vec<String> {
+    let mut r = common::runner(d);
+    let mut runs = r.store().runs(1000).unwrap();
+    runs.reverse();
+    runs.into_iter()
+        .filter(|r| r.detail.contains("confirmed by what the export wrote"))
+        .map(|r| r.connector)
+        .collect()
+}
+
+/// The step of `run` for `step` (`full-import`, `full-sync`) changed nothing.
+fn unchanged(run: &Run, step: &str) {
+    assert_eq!(run.out.code, 0, "{}", run.out.all());
+    let s = run
+        .steps
+        .iter()
+        .find(|s| s.step == step)
+        .unwrap_or_else(|| panic!("no {step}:\n{}", run.out.all()));
+    assert_eq!(
+        (s.adds, s.updates, s.deletes, s.renames),
+        (0, 0, 0, 0),
+        "{step} found what the state did not hold:\n{}",
+        run.out.all()
+    );
+}
+
+/// An export to a file target is confirmed by reading back only the objects it wrote when the
+/// state held the whole file before the export (its fingerprint that of the last complete
+/// import): adds, updates and deletes alike. Reading the whole files again afterwards finds
+/// nothing the state does not hold, and a full sync changes nothing. When the file changes
+/// behind the state's back before the export, the confirmation reads the whole file.
+#[test]
+fn a_file_export_is_confirmed_by_what_it_wrote() {
+    let d = quickstart("qs-written");
+    // Without their consistency GUIDs, the first cycle writes them back to the AD file.
+    let ad: String = d
+        .read("ad.ldif")
+        .lines()
+        .filter(|l| !l.starts_with("mS-DS-ConsistencyGuid:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    d.write("ad.ldif", &ad);
+    let first = run(&d, &[]);
+    assert_eq!(first.out.code, 0, "{}", first.out.all());
+    assert!(first.export(AD).updates > 1500, "{}", first.out.all());
+    assert!(first.export(ENTRA).adds > 1900);
+    assert_eq!(confirmed_by_writes(&d), [AD, ENTRA]);
+    let check = |d: &Dir| {
+        unchanged(
+            &run(d, &["--profile", "full-import", "--connector", ENTRA]),
+            "full-import",
+        );
+        unchanged(
+            &run(d, &["--profile", "full-import", "--connector", AD]),
+            "full-import",
+        );
+        unchanged(&run(d, &["--profile", "full-sync"]), "full-sync");
+    };
+    check(&d);
+
+    // One user's department changes and another user goes: an update and deletes.
+    let mut recs = records(&d.read("ad.ldif"));
+    let users = synced_users(&d, &recs);
+    let (i, _, _) = users[3].clone();
+    let old = value_of(&recs[i], "department").unwrap();
+    recs[i] = with_line(
+        &recs[i],
+        "department",
+        &format!("department: {old} and Research"),
+    );
+    let gone: BTreeSet<String> = [users[5].1.to_lowercase()].into();
+    let recs = remove_objects(&recs, &gone);
+    d.write("ad.ldif", &unrecords(&recs));
+    let second = run(&d, &[]);
+    assert_eq!(second.out.code, 0, "{}", second.out.all());
+    let exp = second.export(ENTRA);
+    assert!(exp.updates >= 1 && exp.deletes == 1, "{exp:?}");
+    assert_eq!(confirmed_by_writes(&d), [AD, ENTRA, ENTRA]);
+    check(&d);
+
+    // The target file is edited after the cycle's imports, before its export: the state no
+    // longer holds the whole file, so the confirmation reads all of it.
+    let mut recs = records(&d.read("ad.ldif"));
+    let (i, _, _) = synced_users(&d, &recs)[7].clone();
+    recs[i] = with_line(&recs[i], "department", "department: Moved Elsewhere");
+    d.write("ad.ldif", &unrecords(&recs));
+    let mut r = common::runner(&d);
+    let mut between = 0;
+    let target = d.path("entra.jsonl");
+    let reports = r
+        .cycle_until(idflow::runner::CycleOptions::default(), &mut |_| {
+            between += 1;
+            if between == 5 {
+                // Before the export to Entra: another writer adds a line.
+                let mut text = std::fs::read_to_string(&target).unwrap();
+                text.push_str("{\"dn\": \"CN=Outside\", \"type\": \"contact\", \"attrs\": {\"cloudAnchor\": \"Contact_outside\", \"displayName\": \"Outside\"}}\n");
+                std::fs::write(&target, text).unwrap();
+            }
+            false
+        })
+        .unwrap();
+    drop(r);
+    assert_eq!(between, 5, "{reports:?}");
+    assert!(
+        reports
+            .iter()
+            .any(|s| s.step == "export" && s.connector == ENTRA && s.updates >= 1),
+        "{reports:?}"
+    );
+    assert_eq!(
+        confirmed_by_writes(&d),
+        [AD, ENTRA, ENTRA],
+        "the edited file was read whole"
+    );
+    check(&d);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Staging mode
 

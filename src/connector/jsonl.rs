@@ -301,6 +301,8 @@ pub struct JsonlTarget {
     pub types: AttrTypes,
     /// The anchor attributes it assigns to new objects, by type.
     pub anchors: Anchors,
+    /// What the last export changed, as a read shows it ([`Connector::take_written`]).
+    written: Option<Vec<ImportChange>>,
 }
 
 impl JsonlTarget {
@@ -309,6 +311,7 @@ impl JsonlTarget {
             path: path.into(),
             types: AttrTypes::new(),
             anchors: Anchors::new(),
+            written: None,
         }
     }
 
@@ -341,14 +344,28 @@ impl Connector for JsonlTarget {
     /// Applies the deltas and replaces the file atomically (only when a change applied), one
     /// result per delta.
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
+        self.written = None;
         let loaded = load(&self.path, &self.types, true)?;
-        ldif::export_file(&self.path, loaded, "line", deltas, &self.anchors, |set| {
-            write_jsonl(set.values())
-        })
+        let types = &self.types;
+        let (results, written) = ldif::export_file(
+            &self.path,
+            loaded,
+            "line",
+            deltas,
+            &self.anchors,
+            |set| write_jsonl(set.values()),
+            |e| entry(&line(e), types),
+        )?;
+        self.written = written;
+        Ok(results)
     }
 
-    /// Reading the file back is the confirmation.
+    /// Reading the file back is the confirmation (or what the export wrote, read back).
     fn confirms_by_reimport(&self) -> bool {
         true
+    }
+
+    fn take_written(&mut self) -> Option<Vec<ImportChange>> {
+        self.written.take()
     }
 }

@@ -1639,7 +1639,10 @@ fn import_full(
 /// Exports to a target file whose content was `loaded`: a file with a malformed `unit` (record,
 /// line) is not rewritten; otherwise the deltas are applied and, when one applied, the file is
 /// replaced atomically with `render` of the new content. New objects of the types in `anchors`
-/// get a generated anchor when the delta gives them none.
+/// get a generated anchor when the delta gives them none. Returns one result per delta and,
+/// when the file was rewritten without a rename, what a read of it would now show differently
+/// ([`Connector::take_written`]): each written object as `reread` reads its written form back,
+/// each deleted one by DN.
 pub(crate) fn export_file(
     path: &Path,
     loaded: (Objects, Vec<Rejected>),
@@ -1647,7 +1650,8 @@ pub(crate) fn export_file(
     deltas: &[ExportDelta],
     anchors: &Anchors,
     render: impl FnOnce(&Objects) -> String,
-) -> Result<Vec<ExportResult>, ConnectorError> {
+    reread: impl Fn(&Entry) -> Result<Entry, String>,
+) -> Result<(Vec<ExportResult>, Option<Vec<ImportChange>>), ConnectorError> {
     let (mut set, rejected) = loaded;
     if let Some(r) = rejected.first() {
         return Err(ConnectorError {
@@ -1660,13 +1664,45 @@ pub(crate) fn export_file(
         });
     }
     let results = apply_exports(&mut set, deltas, anchors);
-    if results
+    let applied: Vec<&ExportDelta> = deltas
         .iter()
-        .any(|r| matches!(r, ExportResult::Applied { .. }))
-    {
-        write_atomic(path, render(&set).as_bytes())?;
+        .zip(&results)
+        .filter(|(_, r)| matches!(r, ExportResult::Applied { .. }))
+        .map(|(d, _)| d)
+        .collect();
+    if applied.is_empty() {
+        return Ok((results, None));
     }
-    Ok(results)
+    write_atomic(path, render(&set).as_bytes())?;
+    let renamed = applied.iter().any(|d| {
+        d.new_dn
+            .as_deref()
+            .is_some_and(|n| dn_key(n) != dn_key(&d.dn))
+    });
+    let written = (!renamed).then(|| written_changes(&set, &applied, reread));
+    Ok((results, written.flatten()))
+}
+
+/// The changes a read of the rewritten file shows for the `applied` deltas (None when one
+/// written object does not read back).
+fn written_changes(
+    set: &Objects,
+    applied: &[&ExportDelta],
+    reread: impl Fn(&Entry) -> Result<Entry, String>,
+) -> Option<Vec<ImportChange>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(applied.len());
+    for d in applied {
+        let k = dn_key(&d.dn);
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        match set.get(&k) {
+            Some(e) => out.push(ImportChange::Upsert(reread(e).ok()?.to_import_object())),
+            None => out.push(ImportChange::delete_dn(d.dn.trim())),
+        }
+    }
+    Some(out)
 }
 
 /// Applies export deltas to a set of objects, one result per delta: adds of an existing DN and
@@ -1881,6 +1917,8 @@ pub struct LdifTarget {
     pub types: AttrTypes,
     /// The anchor attributes it assigns to new objects, by type.
     pub anchors: Anchors,
+    /// What the last export changed, as a read shows it ([`Connector::take_written`]).
+    written: Option<Vec<ImportChange>>,
 }
 
 impl LdifTarget {
@@ -1889,6 +1927,7 @@ impl LdifTarget {
             path: path.into(),
             types: AttrTypes::new(),
             anchors: Anchors::new(),
+            written: None,
         }
     }
 
@@ -1922,15 +1961,45 @@ impl Connector for LdifTarget {
     /// Applies the deltas to the file's content and replaces the file atomically, one result
     /// per delta; the file is rewritten only when one applied.
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
+        self.written = None;
         let loaded = load(&self.path, &self.types, true)?;
-        export_file(&self.path, loaded, "record", deltas, &self.anchors, |set| {
-            write_ldif(set.values())
-        })
+        let source = self.path.display().to_string();
+        let types = &self.types;
+        let (results, written) = export_file(
+            &self.path,
+            loaded,
+            "record",
+            deltas,
+            &self.anchors,
+            |set| write_ldif(set.values()),
+            |e| reread(e, &source, types),
+        )?;
+        self.written = written;
+        Ok(results)
     }
 
-    /// Reading the file back is the confirmation.
+    /// Reading the file back is the confirmation (or what the export wrote, read back).
     fn confirms_by_reimport(&self) -> bool {
         true
+    }
+
+    fn take_written(&mut self) -> Option<Vec<ImportChange>> {
+        self.written.take()
+    }
+}
+
+/// An entry as a read of its LDIF form shows it.
+fn reread(e: &Entry, source: &str, types: &AttrTypes) -> Result<Entry, String> {
+    let mut text = String::new();
+    write_entry(&mut text, e);
+    let mut parsed = parse(text.as_bytes(), source, types).map_err(|e| e.to_string())?;
+    match parsed.records.pop() {
+        Some((_, Record::Content(e) | Record::Add(e)))
+            if parsed.records.is_empty() && parsed.rejected.is_empty() =>
+        {
+            Ok(e)
+        }
+        _ => Err(format!("`{}` does not read back as one entry", e.dn)),
     }
 }
 

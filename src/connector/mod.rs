@@ -277,6 +277,16 @@ pub trait Connector: Send {
     fn source_file(&self) -> Option<&std::path::Path> {
         None
     }
+    /// What the last export changed in what this connector reads, as a read would now show
+    /// it: each object it wrote, read back from its written form, and each object it deleted;
+    /// taken once. `None` when the connector does not know (it reads something other than
+    /// what it writes, or the export renamed an object): the runner then reads it all again.
+    /// The runner confirms an export with these changes alone only when the state held all
+    /// of what the connector read before the export (the file unchanged since the last
+    /// complete import): then they are exactly the difference a whole read would find.
+    fn take_written(&mut self) -> Option<Vec<ImportChange>> {
+        None
+    }
 }
 
 /// Where a file connector reads or writes.
