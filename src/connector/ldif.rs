@@ -1640,9 +1640,9 @@ fn import_full(
 /// line) is not rewritten; otherwise the deltas are applied and, when one applied, the file is
 /// replaced atomically with `render` of the new content. New objects of the types in `anchors`
 /// get a generated anchor when the delta gives them none. Returns one result per delta and,
-/// when the file was rewritten without a rename, what a read of it would now show differently
-/// ([`Connector::take_written`]): each written object as `reread` reads its written form back,
-/// each deleted one by DN.
+/// when the file was rewritten without a rename and the export touched at most a quarter of
+/// its objects, what a read of it would now show differently ([`Connector::take_written`]):
+/// each written object as `reread` reads its written form back, each deleted one by DN.
 pub(crate) fn export_file(
     path: &Path,
     loaded: (Objects, Vec<Rejected>),
@@ -1679,9 +1679,16 @@ pub(crate) fn export_file(
             .as_deref()
             .is_some_and(|n| dn_key(n) != dn_key(&d.dn))
     });
-    let written = (!renamed).then(|| written_changes(&set, &applied, reread));
+    // Reading an object back costs about what reading it in the file does: when the export
+    // touched much of the file, the whole read streams the same work with less memory.
+    let few = applied.len().saturating_mul(WRITTEN_SHARE) <= set.len().max(1);
+    let written = (!renamed && few).then(|| written_changes(&set, &applied, reread));
     Ok((results, written.flatten()))
 }
+
+/// An export that touched at most one object in this many of its file is confirmed by what it
+/// wrote, read back; a larger one by reading the whole file.
+const WRITTEN_SHARE: usize = 4;
 
 /// The changes a read of the rewritten file shows for the `applied` deltas (None when one
 /// written object does not read back).
