@@ -18,9 +18,7 @@ use samba::{BASE, PASSWORD, Samba};
 const PW_ENV: &str = "IDFLOW_TEST_AD_PASSWORD";
 
 fn set_password() {
-    static SET: std::sync::Once = std::sync::Once::new();
-    // SAFETY: set once, before the first connector of any test reads it.
-    SET.call_once(|| unsafe { std::env::set_var(PW_ENV, PASSWORD) });
+    common::set_env_once(PW_ENV, PASSWORD);
 }
 
 const BUNDLE: &str = r#"bundle "ad-source"

@@ -18,9 +18,7 @@ use slapd::{PASSWORD, SUFFIX, Slapd};
 const PW_ENV: &str = "IDFLOW_TEST_LDAP_PASSWORD";
 
 fn set_password() {
-    static SET: std::sync::Once = std::sync::Once::new();
-    // SAFETY: set once, before the first connector of any test reads it.
-    SET.call_once(|| unsafe { std::env::set_var(PW_ENV, PASSWORD) });
+    common::set_env_once(PW_ENV, PASSWORD);
 }
 
 const SOURCE_BUNDLE: &str = r#"bundle "ldap-source"

@@ -260,3 +260,16 @@ pub fn make_certificates(dir: &Path) {
         "tls.ext",
     ]);
 }
+
+/// Sets the environment variable `name` (a bind password a test deployment names) the first
+/// time it is asked for, before any connector of the test binary reads it.
+pub fn set_env_once(name: &'static str, value: &str) {
+    static SET: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut set = SET.lock().unwrap_or_else(|e| e.into_inner());
+    if !set.contains(&name) {
+        // SAFETY: set once per name, under the lock, before the tests that read it start
+        // their connectors.
+        unsafe { std::env::set_var(name, value) };
+        set.push(name);
+    }
+}
