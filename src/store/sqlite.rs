@@ -291,6 +291,24 @@ impl SqliteStore {
         })
     }
 
+    /// The run history's rows that `rest` (what follows `FROM runs`) selects, as records.
+    fn run_rows(
+        &self,
+        rest: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {} FROM runs {rest}", self.run_columns()))
+            .map_err(err("reading the run history"))?;
+        let rows = stmt
+            .query_map(params, run_record)
+            .map_err(err("reading the run history"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading the run history"))?;
+        Ok(rows)
+    }
+
     /// The columns of a [`RunRecord`], as [`run_record`] reads them.
     fn run_columns(&self) -> &'static str {
         if self.has_rejects {
@@ -986,19 +1004,10 @@ impl Store for SqliteStore {
     }
 
     fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {} FROM runs ORDER BY id DESC LIMIT ?1",
-                self.run_columns()
-            ))
-            .map_err(err("reading the run history"))?;
-        let rows = stmt
-            .query_map(params![limit.min(i64::MAX as usize) as i64], run_record)
-            .map_err(err("reading the run history"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err("reading the run history"))?;
-        Ok(rows)
+        self.run_rows(
+            "ORDER BY id DESC LIMIT ?1",
+            params![limit.min(i64::MAX as usize) as i64],
+        )
     }
 
     fn latest_errors(&mut self) -> Result<Vec<ErrorRecord>, StoreError> {
@@ -1128,19 +1137,10 @@ impl Store for SqliteStore {
     }
 
     fn latest_steps(&mut self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {} FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY step, connector) ORDER BY id",
-                self.run_columns()
-            ))
-            .map_err(err("reading the run history"))?;
-        let rows = stmt
-            .query_map([], run_record)
-            .map_err(err("reading the run history"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err("reading the run history"))?;
-        Ok(rows)
+        self.run_rows(
+            "WHERE id IN (SELECT MAX(id) FROM runs GROUP BY step, connector) ORDER BY id",
+            [],
+        )
     }
 
     fn raise_alert(&mut self, a: &AlertRecord) -> Result<(i64, bool), StoreError> {
