@@ -676,11 +676,7 @@ impl Runner {
         changes: Vec<ImportChange>,
     ) -> (Read, Vec<Rejected>, ImportEnd) {
         let mut read = self.engine.begin_read(c);
-        let changes = changes
-            .into_iter()
-            .filter(|ch| ch.object().is_none_or(|o| cfg.in_scope(&o.dn)))
-            .collect();
-        self.engine.read_page(&mut read, changes);
+        self.engine.read_page(&mut read, in_scope(cfg, changes));
         let end = ImportEnd {
             kind: ImportKind::Delta,
             watermark: None,
@@ -708,15 +704,7 @@ impl Runner {
             // Ends when the import returns (or panics) and drops its sender.
             for message in rx {
                 match message {
-                    Message::Page(changes) => {
-                        // Container filters: objects outside the partitions' scope are not
-                        // imported.
-                        let changes = changes
-                            .into_iter()
-                            .filter(|ch| ch.object().is_none_or(|o| cfg.in_scope(&o.dn)))
-                            .collect();
-                        engine.read_page(&mut read, changes);
-                    }
+                    Message::Page(changes) => engine.read_page(&mut read, in_scope(cfg, changes)),
                     Message::Reject(r) => rejected.push(r),
                 }
             }
@@ -1391,6 +1379,15 @@ impl Runner {
         }
         Ok(reports)
     }
+}
+
+/// The changes of a read that the connector's container filters keep: objects outside the
+/// partitions' scope are not imported (deletes always pass).
+fn in_scope(cfg: &ConnectorConfig, changes: Vec<ImportChange>) -> Vec<ImportChange> {
+    changes
+        .into_iter()
+        .filter(|ch| ch.object().is_none_or(|o| cfg.in_scope(&o.dn)))
+        .collect()
 }
 
 /// How the changes an export applied are confirmed.

@@ -232,24 +232,16 @@ impl GraphConnector {
 
     /// One request with the token; a 401 renews the token and sends it again once.
     async fn send(&self, http: &Http, req: Request<'_>) -> Result<Reply, Failure> {
-        let token = self
-            .bearer(http, false)
-            .await
-            .map_err(|m| Failure::Transport {
-                message: m,
-                maybe_applied: false,
-            })?;
+        let no_token = |message| Failure::Transport {
+            message,
+            maybe_applied: false,
+        };
+        let token = self.bearer(http, false).await.map_err(no_token)?;
         let r = http.send(req.clone().bearer(Some(token.expose()))).await?;
         if r.status != 401 {
             return Ok(r);
         }
-        let token = self
-            .bearer(http, true)
-            .await
-            .map_err(|m| Failure::Transport {
-                message: m,
-                maybe_applied: false,
-            })?;
+        let token = self.bearer(http, true).await.map_err(no_token)?;
         http.send(req.bearer(Some(token.expose()))).await
     }
 

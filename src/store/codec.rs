@@ -76,12 +76,17 @@ pub fn value_bytes(v: &Value) -> Vec<u8> {
 /// slot and its value.
 pub fn attrs_bytes(values: &Values) -> Vec<u8> {
     let mut out = Vec::new();
-    put_varint(&mut out, values.count() as u64);
-    for (slot, v) in values.present() {
-        put_varint(&mut out, slot as u64);
-        put_value(&mut out, v);
-    }
+    put_attrs(&mut out, values);
     out
+}
+
+/// Appends the sparse encoding of an object's values.
+fn put_attrs(out: &mut Vec<u8>, values: &Values) {
+    put_varint(out, values.count() as u64);
+    for (slot, v) in values.present() {
+        put_varint(out, slot as u64);
+        put_value(out, v);
+    }
 }
 
 /// How an object's values are framed in their column (schema version 5 on): a frame byte,
@@ -97,21 +102,20 @@ const PACK_MAX: usize = 1 << 30;
 
 /// The framed, possibly compressed, sparse encoding of an object's values (see [`PLAIN`]).
 pub fn packed_attrs(values: &Values) -> Vec<u8> {
-    let raw = attrs_bytes(values);
+    let mut plain = vec![PLAIN];
+    put_attrs(&mut plain, values);
+    let raw = &plain[1..];
     if raw.len() >= PACK_MIN {
-        let compressed = lz4_flex::block::compress(&raw);
+        let compressed = lz4_flex::block::compress(raw);
         let mut out = Vec::with_capacity(compressed.len() + 6);
         out.push(LZ4);
         put_varint(&mut out, raw.len() as u64);
-        if out.len() + compressed.len() < raw.len() + 1 {
+        if out.len() + compressed.len() < plain.len() {
             out.extend_from_slice(&compressed);
             return out;
         }
     }
-    let mut out = Vec::with_capacity(raw.len() + 1);
-    out.push(PLAIN);
-    out.extend_from_slice(&raw);
-    out
+    plain
 }
 
 /// The sparse encoding inside a frame written by [`packed_attrs`], decompressed into
