@@ -691,32 +691,73 @@ impl Runner {
         cfg: &ConnectorConfig,
         mode: ImportMode<'_>,
     ) -> Result<(Read, Vec<Rejected>, ImportEnd), String> {
-        let engine = &self.engine;
-        let conn = self
-            .connectors
+        let Runner {
+            engine,
+            connectors,
+            store,
+            ..
+        } = self;
+        let conn = connectors
             .get_mut(name)
             .ok_or_else(|| RunError::UnknownConnector(name.to_string()).to_string())?;
         let mut read = engine.begin_read(c);
         let mut rejected = Vec::new();
+        let scoped = conn.reads_partitions_only();
+        // A first read of a connector is staged and written as its pages arrive, in the
+        // step's one transaction, while the connector reads on (`Read::may_stage_ahead`).
+        let ahead = read.may_stage_ahead();
+        let mut saved = Ok(());
         let ended = std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::sync_channel(PAGES_AHEAD);
             let worker = s.spawn(move || conn.import(mode, &mut ChannelSink { tx }));
-            // Ends when the import returns (or panics) and drops its sender.
+            // Ends when the import returns (or panics) and drops its sender, or when a part
+            // of the state cannot be written (the reader then stops at its next page).
             for message in rx {
                 match message {
-                    Message::Page(changes) => engine.read_page(&mut read, in_scope(cfg, changes)),
+                    Message::Page(changes) => {
+                        let changes = if scoped {
+                            changes
+                        } else {
+                            in_scope(cfg, changes)
+                        };
+                        engine.read_page(&mut read, changes);
+                        if ahead {
+                            engine.stage_ahead(&mut read);
+                            saved = store.save_part(&engine.plan, &mut engine.state);
+                            if saved.is_err() {
+                                break;
+                            }
+                        }
+                    }
                     Message::Reject(r) => rejected.push(r),
                 }
             }
             worker.join()
         });
-        match ended {
-            Ok(Ok(end)) => Ok((read, rejected, end)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
+        let why = match (ended, saved) {
+            (_, Err(e)) => format!(
+                "the state could not be written while reading \"{name}\": {e}; nothing was staged"
+            ),
+            (Ok(Ok(end)), Ok(())) => return Ok((read, rejected, end)),
+            (Ok(Err(e)), Ok(())) => e.to_string(),
+            (Err(_), Ok(())) => format!(
                 "connector \"{name}\" failed unexpectedly while reading: nothing was staged"
-            )),
+            ),
+        };
+        if ahead {
+            // Nothing of a failed read stays staged: the step's transaction is rolled back and
+            // the state is loaded again as it was saved before the step.
+            let reloaded = store.discard_part().and_then(|()| store.load(&engine.plan));
+            match reloaded {
+                Ok((state, _)) => engine.state = state,
+                Err(e) => {
+                    return Err(format!(
+                        "{why}; and the state could not be loaded again: {e}"
+                    ));
+                }
+            }
         }
+        Err(why)
     }
 
     /// Records a step in the run history: its counts, a summary of its notes, its errors and
@@ -970,6 +1011,16 @@ impl Runner {
             None
         };
         if let Some((status, why)) = stop {
+            // (A read staged ahead cannot be stopped: it deletes nothing. Should one be, what
+            // it staged is rolled back all the same.)
+            if read.may_stage_ahead() {
+                self.store.discard_part().map_err(RunError::Store)?;
+                let (state, _) = self
+                    .store
+                    .load(&self.engine.plan)
+                    .map_err(RunError::Store)?;
+                self.engine.state = state;
+            }
             report.status = status;
             report.notes.push(why);
             report.errors = reader_rejected.len();

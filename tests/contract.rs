@@ -95,6 +95,8 @@ struct Directory {
     page: usize,
     /// Adds of these DNs are answered "retry".
     throttled: BTreeSet<String>,
+    /// A read fails (the server goes away) after handing over this many pages.
+    fail_after_pages: Option<usize>,
 }
 
 impl Directory {
@@ -262,7 +264,14 @@ impl Connector for Mem {
                 .collect(),
         };
         // Pages of two, as a server hands out pages of results.
-        for page in changes.chunks(2) {
+        for (i, page) in changes.chunks(2).enumerate() {
+            if d.fail_after_pages == Some(i) {
+                return Err(ConnectorError {
+                    source: "mem://src".into(),
+                    line: None,
+                    message: "the connection was reset".into(),
+                });
+            }
             d.page = d.page.max(page.len());
             sink.page(page.to_vec())?;
         }
@@ -451,4 +460,43 @@ fn a_changed_bundle_makes_the_next_delta_read_start_over() {
     let reports = d.cycle();
     assert_eq!(counts(step(&reports, "import", "src")), (0, 0, 0, 0));
     assert_eq!(d.imports(&d.src), vec!["full", "delta 5", "full"]);
+}
+
+#[test]
+fn a_first_read_that_fails_after_some_pages_stages_and_saves_nothing() {
+    let d = Deployment::new("contract-first-read-fails");
+    let config = PathBuf::from(d.dir.config());
+    let open = || {
+        let mut runner = Runner::open(&config, idflow::eval::EngineKind::Interp).unwrap();
+        runner.set_connector("src", Box::new(Mem(d.src.clone())));
+        runner
+    };
+    // The connector space is empty, so the read's pages are staged and written as they
+    // arrive; the read fails after two of its three pages.
+    d.src.lock().unwrap().fail_after_pages = Some(2);
+    let mut runner = open();
+    let r = runner.import("src", true, 0).unwrap();
+    assert_eq!(r.status, StepStatus::StoppedConnectivity, "{r:#?}");
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("the connection was reset")),
+        "{r:#?}"
+    );
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#?}");
+    // Nothing of it is in the state in memory, nor in the database.
+    assert_eq!(runner.engine.state.cs().len(), 0);
+    drop(runner);
+    let mut runner = open();
+    assert_eq!(runner.engine.state.cs().len(), 0);
+    // The runner goes on from the state as it was: the next read stages everything once.
+    d.src.lock().unwrap().fail_after_pages = None;
+    let r = runner.import("src", true, 0).unwrap();
+    assert_eq!(r.status, StepStatus::Success, "{r:#?}");
+    assert_eq!(counts(&r), (5, 0, 0, 0), "{r:#?}");
+    drop(runner);
+    let mut runner = open();
+    assert_eq!(runner.engine.state.cs().len(), 5);
+    let r = runner.import("src", true, 0).unwrap();
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#?}");
 }

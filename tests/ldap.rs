@@ -952,14 +952,21 @@ fn import_speed_100k() {
     };
     // Warm the server's cache once, then measure each twice and keep the best.
     raw();
+    let before = server.cpu();
     let raw_t = raw().min(raw());
+    let raw_server = (server.cpu() - before) / 2;
     let read_t = read(&mut conn).min(read(&mut conn));
     // The import step alone: the connector's read, staged into the state and saved (a fresh
     // state; opening the deployment is not counted).
     let mut r = runner(&dir);
+    let (own, server_cpu) = (slapd::cpu_of("/proc/self/stat"), server.cpu());
     let t = std::time::Instant::now();
     let report = r.import("dir", true, 0).unwrap();
     let step_t = t.elapsed();
+    let (own, server_cpu) = (
+        slapd::cpu_of("/proc/self/stat") - own,
+        server.cpu() - server_cpu,
+    );
     assert_eq!(counts(&report), (n, 0, 0, 0));
     drop(r);
     for f in ["idflow.db", "idflow.db-wal", "idflow.db-shm"] {
@@ -972,8 +979,9 @@ fn import_speed_100k() {
     let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
     let share = |d: std::time::Duration| 100.0 * raw_t.as_secs_f64() / d.as_secs_f64();
     eprintln!(
-        "raw paged ldapsearch: {raw_t:?} ({:.0}/s)\nconnector read: {read_t:?} ({:.0}/s, {:.0}% of raw)\n\
+        "raw paged ldapsearch: {raw_t:?} ({:.0}/s; slapd CPU {raw_server:?})\nconnector read: {read_t:?} ({:.0}/s, {:.0}% of raw)\n\
          import step into the state (read, stage, save): {step_t:?} ({:.0}/s, {:.0}% of raw)\n\
+         the step's CPU: idflow {own:?}, slapd {server_cpu:?}\n\
          first cycle (open, read, stage, sync, save): {import_t:?} ({:.0}/s, {:.0}% of raw)",
         rate(raw_t),
         rate(read_t),

@@ -352,7 +352,7 @@ fn read_one(
     Ok(r.0
         .into_iter()
         .next()
-        .and_then(|re| std::panic::catch_unwind(|| ldap3::SearchEntry::construct(re)).ok()))
+        .and_then(|re| crate::connector::ldap::read::construct(re).ok()))
 }
 
 /// The first value of `attr` of the first entry under `base` matching `filter`.
@@ -373,7 +373,7 @@ fn search_first(
         })?;
     Ok(r.0
         .into_iter()
-        .filter_map(|re| std::panic::catch_unwind(|| ldap3::SearchEntry::construct(re)).ok())
+        .filter_map(|re| crate::connector::ldap::read::construct(re).ok())
         .find_map(|e| server::first(&e, attr)))
 }
 

@@ -731,7 +731,15 @@ fn is_text(s: &str) -> bool {
 
 /// The declared base type of an attribute, when it is one a value can have.
 pub(crate) fn declared(types: &AttrTypes, name: &str) -> Option<Base> {
-    types.get(&name.to_lowercase()).copied().filter(|b| {
+    let b = if name
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        types.get(name)
+    } else {
+        types.get(&name.to_lowercase())
+    };
+    b.copied().filter(|b| {
         matches!(
             b,
             Base::Str | Base::Num | Base::Bool | Base::Bin | Base::Dt | Base::Ref

@@ -272,6 +272,12 @@ pub trait Connector: Send {
     /// Whether applied changes are confirmed by importing again (file targets: reading the
     /// file back is the confirmation) rather than recorded as confirmed from the results.
     fn confirms_by_reimport(&self) -> bool;
+    /// Whether the objects an import hands over are already only those in the configured
+    /// partitions (a directory searched under them); otherwise the runner leaves out the
+    /// others.
+    fn reads_partitions_only(&self) -> bool {
+        false
+    }
     /// The file a file connector reads, so that a delta import of an unchanged file can be
     /// skipped ([`fingerprint`]); `None` for connectors that are not files.
     fn source_file(&self) -> Option<&std::path::Path> {

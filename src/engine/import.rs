@@ -185,7 +185,7 @@ fn classify(
     state: &State,
     cplan: &ConnectorPlan,
     connector: ConnIdx,
-    obj: &ImportObject,
+    obj: &mut ImportObject,
     partial: bool,
 ) -> Record {
     // DNs compare parsed (`crate::dn`): one that does not parse cannot be matched.
@@ -222,7 +222,8 @@ fn classify(
     let mut given = partial.then(|| vec![false; tplan.len()].into_boxed_slice());
     // Single-valued attributes given several values: (name, number of values).
     let mut overfull: Vec<(&str, usize)> = Vec::new();
-    for (name, v) in &obj.attrs {
+    // The values move into the typed record (the object is not used for them again).
+    for (name, v) in &mut obj.attrs {
         if let Some(s) = tplan.slot(name)
             && s != tplan.dn.unwrap_or(usize::MAX)
         {
@@ -232,7 +233,7 @@ fn classify(
                 overfull.push((name, n));
             }
             // Multi-valued attributes always hold collections.
-            values[s] = crate::engine::flow::shape(v.clone(), tplan.kinds[s].1);
+            values[s] = crate::engine::flow::shape(std::mem::take(v), tplan.kinds[s].1);
             if let Some(g) = given.as_mut() {
                 g[s] = true;
             }
@@ -412,6 +413,10 @@ pub struct Read {
     invalid: Vec<(String, String)>,
     /// Records of undeclared types, by type.
     out_of_schema: BTreeMap<String, usize>,
+    /// The connector space held no object of the connector when the read began.
+    fresh: bool,
+    /// What [`stage_ahead`] staged of the read so far.
+    ahead: ImportReport,
 }
 
 enum Item {
@@ -441,7 +446,17 @@ impl Read {
             rejected: Vec::new(),
             invalid: Vec::new(),
             out_of_schema: BTreeMap::new(),
+            fresh: !state.cs().iter().any(|o| o.connector == connector),
+            ahead: ImportReport::default(),
         }
+    }
+
+    /// Whether the read's records may be staged as they are classified ([`stage_ahead`]):
+    /// when the connector space held no object of the connector before the read, no rule of
+    /// a complete read can stop its staging (there is nothing to delete), so only a read that
+    /// fails stages nothing, and then the state is loaded again.
+    pub fn may_stage_ahead(&self) -> bool {
+        self.fresh
     }
 
     /// The connector read.
@@ -495,7 +510,8 @@ impl Read {
             ImportChange::Upsert(o) => (o, false),
             ImportChange::Partial(o) => (o, true),
         };
-        match classify(state, cplan, connector, &obj, partial) {
+        let mut obj = obj;
+        match classify(state, cplan, connector, &mut obj, partial) {
             Record::Rejected(why) => self.rejected.push((obj.dn, why)),
             Record::Invalid { anchor, why } => {
                 // In the source, so not deleted; its object keeps what it held.
@@ -553,6 +569,11 @@ pub fn preview(state: &State, read: &Read, full: bool) -> ReadPreview {
         rejected: read.rejected.len(),
         ..ReadPreview::default()
     };
+    if read.fresh {
+        // Nothing was imported before: nothing to delete (records staged ahead are not
+        // objects imported before).
+        return p;
+    }
     let mut explicit: HashSet<CsId> = HashSet::new();
     for item in &read.items {
         if let Item::Delete { anchor, dn } = item
@@ -593,18 +614,76 @@ pub fn import(
 /// Stages a classified read (see [`import`]).
 pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportReport {
     let connector = read.connector;
+    let ahead = read.ahead;
     let mut report = ImportReport {
-        unchanged: read.unchanged,
+        adds: ahead.adds,
+        updates: ahead.updates,
+        renames: ahead.renames,
+        deletes: ahead.deletes,
+        unchanged: read.unchanged + ahead.unchanged,
         rejected: read.rejected,
         out_of_schema: read.out_of_schema,
         invalid: read.invalid,
-        ..ImportReport::default()
     };
     let mut seen = read.seen;
+    apply(state, plan, connector, read.items, &mut seen, &mut report);
+    // A record rejected here makes the read incomplete, as a record the reader rejected does:
+    // what it stands for may be any of the objects not seen.
+    if full && report.rejected.is_empty() {
+        let missing: Vec<CsId> = state
+            .cs()
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| {
+                o.connector == connector
+                    && o.anchor.is_some()
+                    && !o.placeholder
+                    && !o.gone
+                    && !seen.contains(*i as CsId)
+            })
+            .map(|(i, _)| i as CsId)
+            .collect();
+        for id in missing {
+            if stage_delete(state, id) {
+                report.deletes += 1;
+            }
+        }
+    }
+    report
+}
+
+/// Stages the records of `read` classified so far, ahead of the read's end, and keeps what
+/// it counted for the read's [`stage`], which stages the rest. Only for a read that nothing
+/// can stop once it is complete (see [`Read::may_stage_ahead`]): what is staged ahead stays
+/// staged unless the state is loaded again.
+pub fn stage_ahead(state: &mut State, plan: &Plan, read: &mut Read) {
+    let items = std::mem::take(&mut read.items);
+    let mut counts = std::mem::take(&mut read.ahead);
+    apply(
+        state,
+        plan,
+        read.connector,
+        items,
+        &mut read.seen,
+        &mut counts,
+    );
+    read.ahead = counts;
+}
+
+/// Applies classified records to the connector space in order, counting them in `report` and
+/// marking the objects they stand for in `seen`.
+fn apply(
+    state: &mut State,
+    plan: &Plan,
+    connector: ConnIdx,
+    items: Vec<Item>,
+    seen: &mut Seen,
+    report: &mut ImportReport,
+) {
     let Some(cplan) = plan.connectors.get(connector) else {
-        return report;
+        return;
     };
-    for item in read.items {
+    for item in items {
         match item {
             Item::Delete { anchor, dn } => {
                 if let Some(id) = delete_target(state, connector, anchor.as_ref(), dn.as_deref()) {
@@ -772,29 +851,6 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
             }
         }
     }
-    // A record rejected here makes the read incomplete, as a record the reader rejected does:
-    // what it stands for may be any of the objects not seen.
-    if full && report.rejected.is_empty() {
-        let missing: Vec<CsId> = state
-            .cs()
-            .iter()
-            .enumerate()
-            .filter(|(i, o)| {
-                o.connector == connector
-                    && o.anchor.is_some()
-                    && !o.placeholder
-                    && !o.gone
-                    && !seen.contains(*i as CsId)
-            })
-            .map(|(i, _)| i as CsId)
-            .collect();
-        for id in missing {
-            if stage_delete(state, id) {
-                report.deletes += 1;
-            }
-        }
-    }
-    report
 }
 
 pub(crate) fn merge_pending(old: Option<PendingImport>, new: PendingImport) -> PendingImport {

@@ -110,6 +110,11 @@ impl Engine {
         read.page(&self.state, &self.plan, changes);
     }
 
+    /// Stages the records of a read classified so far (see [`import::stage_ahead`]).
+    pub fn stage_ahead(&mut self, read: &mut import::Read) {
+        import::stage_ahead(&mut self.state, &self.plan, read);
+    }
+
     /// What staging a read would do (deletes, objects), without staging anything.
     pub fn preview_read(&self, read: &import::Read, full: bool) -> import::ReadPreview {
         import::preview(&self.state, read, full)

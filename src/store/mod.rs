@@ -165,6 +165,15 @@ pub trait Store {
         state: &mut State,
         meta: &[(&str, &str)],
     ) -> Result<SaveStats, StoreError>;
+    /// Writes what changed in the state so far into a step's transaction, opening it, and
+    /// clears the state's change log, without committing: the step's [`Store::save_changes`]
+    /// writes the rest and commits all of it together. Until then nothing of it is in the
+    /// saved state (a process killed meanwhile leaves the state as it was before the step).
+    /// A failed part rolls the transaction back.
+    fn save_part(&mut self, plan: &Plan, state: &mut State) -> Result<(), StoreError>;
+    /// Rolls back a step's transaction opened by [`Store::save_part`] (none: nothing to do).
+    /// The state in memory then holds changes the store does not: load it again.
+    fn discard_part(&mut self) -> Result<(), StoreError>;
     fn get_meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
     /// Records a run step with its errors and (at most [`REJECTS_KEPT`] of) its rejected

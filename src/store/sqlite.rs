@@ -155,6 +155,9 @@ pub struct SqliteStore {
     /// Stored layouts of the bundle's object types: (connector or `None` for the metaverse,
     /// type) → layout id, filled at the first save.
     layouts: HashMap<(Option<usize>, usize), i64>,
+    /// A step's transaction, opened by `save_part` and not yet committed: what its parts
+    /// wrote.
+    step: Option<SaveStats>,
 }
 
 /// `path` as the path of an SQLite `file:` URI (RFC 3986 percent-encoding).
@@ -213,6 +216,7 @@ impl SqliteStore {
             framed: true,
             has_alerts: true,
             layouts: HashMap::new(),
+            step: None,
         })
     }
 
@@ -272,6 +276,7 @@ impl SqliteStore {
             framed: version >= FRAMED_VERSION,
             has_alerts,
             layouts: HashMap::new(),
+            step: None,
         })
     }
 
@@ -288,6 +293,7 @@ impl SqliteStore {
             framed: true,
             has_alerts: true,
             layouts: HashMap::new(),
+            step: None,
         })
     }
 
@@ -472,9 +478,188 @@ impl SqliteStore {
 }
 
 /// The layout id of every object type of the bundle (`layouts`), stored when new.
+/// Writes the rows of what changed (`changes`) with `tx` (a connection inside a transaction),
+/// counting them in `stats`.
+fn write_changes(
+    tx: &Connection,
+    layouts: &mut HashMap<(Option<usize>, usize), i64>,
+    plan: &Plan,
+    state: &State,
+    changes: &crate::engine::model::Changes,
+    stats: &mut SaveStats,
+) -> Result<(), StoreError> {
+    ensure_layouts(layouts, tx, plan)?;
+    let mut put = tx
+        .prepare("INSERT OR REPLACE INTO cs_objects (id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+        .map_err(err("saving connector spaces"))?;
+    let mut del = tx
+        .prepare("DELETE FROM cs_objects WHERE id = ?1")
+        .map_err(err("saving connector spaces"))?;
+    for &id in &changes.cs {
+        let o = &state.cs()[id as usize];
+        if o.gone {
+            stats.rows += del
+                .execute(params![id as i64])
+                .map_err(err("saving connector spaces"))?;
+            continue;
+        }
+        let layout = layouts.get(&(Some(o.connector), o.object_type));
+        let imported = codec::packed_attrs(&o.imported);
+        let current = (o.current != o.imported).then(|| codec::packed_attrs(&o.current));
+        stats.rows += put
+            .execute(params![
+                id as i64,
+                layout,
+                o.dn.as_ref(),
+                o.anchor.as_ref().map(codec::value_bytes),
+                imported,
+                current,
+                o.pending_import.map(pending_code),
+                o.export.map(export_code),
+                o.new_dn.as_deref(),
+                o.link.map(|l| l.mv as i64),
+                o.link.map(|l| plan.rules[l.rule].name()),
+                o.link.is_some_and(|l| l.outbound) as i64,
+                o.provisioned_by.map(|r| plan.rules[r].name()),
+                o.placeholder as i64,
+            ])
+            .map_err(err("saving connector spaces"))?;
+    }
+    let mut put = tx
+        .prepare(
+            "INSERT OR REPLACE INTO mv_objects (id, layout, attrs, links) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(err("saving the metaverse"))?;
+    let mut del = tx
+        .prepare("DELETE FROM mv_objects WHERE id = ?1")
+        .map_err(err("saving the metaverse"))?;
+    for id in &changes.mv {
+        stats.rows += match state.mv().get(id) {
+            Some(m) => put
+                .execute(params![
+                    *id as i64,
+                    layouts.get(&(None, m.object_type)),
+                    codec::packed_attrs(&m.attrs),
+                    ids_bytes(m.links.iter().map(|&l| u64::from(l))),
+                ])
+                .map_err(err("saving the metaverse"))?,
+            None => del
+                .execute(params![*id as i64])
+                .map_err(err("saving the metaverse"))?,
+        };
+    }
+    let mut put = tx
+        .prepare(
+            "INSERT OR REPLACE INTO cs_references (connector, dn, referrers) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(err("saving references"))?;
+    for (c, dn) in &changes.references {
+        if let Some(refs) = state.referenced_by(*c, dn) {
+            stats.rows += put
+                .execute(params![
+                    plan.connectors[*c].name,
+                    dn.as_ref(),
+                    ids_bytes(refs.iter().map(|&r| u64::from(r)))
+                ])
+                .map_err(err("saving references"))?;
+        }
+    }
+    let mut put = tx
+        .prepare(
+            "INSERT OR REPLACE INTO mv_references (kind, target, referrers) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(err("saving references"))?;
+    let mut del = tx
+        .prepare("DELETE FROM mv_references WHERE kind = ?1 AND target = ?2")
+        .map_err(err("saving references"))?;
+    for (kind, keys, map) in [
+        ("outbound", &changes.outbound_refs, state.outbound_refs()),
+        ("awaiting", &changes.awaiting_refs, state.awaiting_refs()),
+    ] {
+        for t in keys {
+            stats.rows += match map.get(t).filter(|r| !r.is_empty()) {
+                Some(r) => put
+                    .execute(params![kind, *t as i64, ids_bytes(r.iter().copied())])
+                    .map_err(err("saving references"))?,
+                None => del
+                    .execute(params![kind, *t as i64])
+                    .map_err(err("saving references"))?,
+            };
+        }
+    }
+    if changes.withheld {
+        tx.execute("DELETE FROM withheld", [])
+            .map_err(err("saving withheld values"))?;
+        let mut ins = tx
+            .prepare("INSERT INTO withheld (mv) VALUES (?1)")
+            .map_err(err("saving withheld values"))?;
+        for m in state.withheld() {
+            stats.rows += ins
+                .execute(params![*m as i64])
+                .map_err(err("saving withheld values"))?;
+        }
+    }
+    if changes.errors {
+        tx.execute("DELETE FROM in_error", [])
+            .map_err(err("saving objects in error"))?;
+        let mut ins = tx
+            .prepare("INSERT INTO in_error (kind, id) VALUES (?1, ?2)")
+            .map_err(err("saving objects in error"))?;
+        for c in state.in_error_cs() {
+            stats.rows += ins
+                .execute(params!["cs", *c as i64])
+                .map_err(err("saving objects in error"))?;
+        }
+        for m in state.in_error_mv() {
+            stats.rows += ins
+                .execute(params!["mv", *m as i64])
+                .map_err(err("saving objects in error"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the metadata of a save with `tx`: the next metaverse id, `meta`, and the rows
+/// written since the last compaction (`rows`).
+fn write_meta(
+    tx: &Connection,
+    state: &State,
+    meta: &[(&str, &str)],
+    rows: usize,
+) -> Result<(), StoreError> {
+    let mut set = tx
+        .prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+        .map_err(err("saving metadata"))?;
+    set.execute(params!["next_mv", state.next_mv().to_string()])
+        .map_err(err("saving metadata"))?;
+    for (k, v) in meta {
+        set.execute(params![k, v]).map_err(err("saving metadata"))?;
+    }
+    // What makes a compaction due (`Store::compact_if_due`).
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('rows_since_compaction', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1",
+        params![rows as i64],
+    )
+    .map_err(err("saving metadata"))?;
+    Ok(())
+}
+
+/// Drops the tables of a schema before version 4 and empties the current ones: the save that
+/// follows writes the whole state (see `SqliteStore::legacy`).
+fn drop_legacy(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "DROP TABLE IF EXISTS cs; DROP TABLE IF EXISTS mv; DROP TABLE IF EXISTS refs;
+         DROP TABLE IF EXISTS mv_refs;
+         DELETE FROM cs_objects; DELETE FROM mv_objects; DELETE FROM cs_references;
+         DELETE FROM mv_references; DELETE FROM withheld; DELETE FROM in_error;",
+    )
+    .map_err(err("upgrading the state to schema version 4"))
+}
+
 fn ensure_layouts(
     layouts: &mut HashMap<(Option<usize>, usize), i64>,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     plan: &Plan,
 ) -> Result<(), StoreError> {
     {
@@ -759,164 +944,48 @@ impl Store for SqliteStore {
     ) -> Result<SaveStats, StoreError> {
         let changes = state.changes();
         let mut stats = SaveStats::default();
+        if self.step.is_some() {
+            // The step's transaction, opened by `save_part`: the rest, then the commit.
+            let result = write_changes(
+                &self.conn,
+                &mut self.layouts,
+                plan,
+                state,
+                &changes,
+                &mut stats,
+            )
+            .and_then(|()| {
+                let part = self.step.unwrap_or_default();
+                write_meta(&self.conn, state, meta, part.rows + stats.rows)
+            })
+            .and_then(|()| {
+                self.conn
+                    .execute_batch("COMMIT")
+                    .map_err(err("committing the state"))
+            });
+            if let Err(e) = result {
+                self.discard_part()?;
+                return Err(e);
+            }
+            let part = self.step.take().unwrap_or_default();
+            self.legacy = false;
+            state.clear_changes();
+            stats.rows += part.rows;
+            stats.objects = part.objects + changes.cs.len() + changes.mv.len();
+            return Ok(stats);
+        }
         let tx = self
             .conn
             .transaction()
             .map_err(err("starting a transaction"))?;
         if self.legacy {
-            tx.execute_batch(
-                "DROP TABLE IF EXISTS cs; DROP TABLE IF EXISTS mv; DROP TABLE IF EXISTS refs;
-                 DROP TABLE IF EXISTS mv_refs;
-                 DELETE FROM cs_objects; DELETE FROM mv_objects; DELETE FROM cs_references;
-                 DELETE FROM mv_references; DELETE FROM withheld; DELETE FROM in_error;",
-            )
-            .map_err(err("upgrading the state to schema version 4"))?;
+            drop_legacy(&tx)?;
         }
         // Layouts are cached for the connection; a failed save must not keep ids of rows it
         // rolled back.
         let layouts_known = !self.layouts.is_empty();
-        let result = (|| -> Result<(), StoreError> {
-            ensure_layouts(&mut self.layouts, &tx, plan)?;
-            let mut put = tx
-                .prepare("INSERT OR REPLACE INTO cs_objects (id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
-                .map_err(err("saving connector spaces"))?;
-            let mut del = tx
-                .prepare("DELETE FROM cs_objects WHERE id = ?1")
-                .map_err(err("saving connector spaces"))?;
-            for &id in &changes.cs {
-                let o = &state.cs()[id as usize];
-                if o.gone {
-                    stats.rows += del
-                        .execute(params![id as i64])
-                        .map_err(err("saving connector spaces"))?;
-                    continue;
-                }
-                let layout = self.layouts.get(&(Some(o.connector), o.object_type));
-                let imported = codec::packed_attrs(&o.imported);
-                let current = (o.current != o.imported).then(|| codec::packed_attrs(&o.current));
-                stats.rows += put
-                    .execute(params![
-                        id as i64,
-                        layout,
-                        o.dn.as_ref(),
-                        o.anchor.as_ref().map(codec::value_bytes),
-                        imported,
-                        current,
-                        o.pending_import.map(pending_code),
-                        o.export.map(export_code),
-                        o.new_dn.as_deref(),
-                        o.link.map(|l| l.mv as i64),
-                        o.link.map(|l| plan.rules[l.rule].name()),
-                        o.link.is_some_and(|l| l.outbound) as i64,
-                        o.provisioned_by.map(|r| plan.rules[r].name()),
-                        o.placeholder as i64,
-                    ])
-                    .map_err(err("saving connector spaces"))?;
-            }
-            let mut put = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO mv_objects (id, layout, attrs, links) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(err("saving the metaverse"))?;
-            let mut del = tx
-                .prepare("DELETE FROM mv_objects WHERE id = ?1")
-                .map_err(err("saving the metaverse"))?;
-            for id in &changes.mv {
-                stats.rows += match state.mv().get(id) {
-                    Some(m) => put
-                        .execute(params![
-                            *id as i64,
-                            self.layouts.get(&(None, m.object_type)),
-                            codec::packed_attrs(&m.attrs),
-                            ids_bytes(m.links.iter().map(|&l| u64::from(l))),
-                        ])
-                        .map_err(err("saving the metaverse"))?,
-                    None => del
-                        .execute(params![*id as i64])
-                        .map_err(err("saving the metaverse"))?,
-                };
-            }
-            let mut put = tx
-                .prepare("INSERT OR REPLACE INTO cs_references (connector, dn, referrers) VALUES (?1, ?2, ?3)")
-                .map_err(err("saving references"))?;
-            for (c, dn) in &changes.references {
-                if let Some(refs) = state.referenced_by(*c, dn) {
-                    stats.rows += put
-                        .execute(params![
-                            plan.connectors[*c].name,
-                            dn.as_ref(),
-                            ids_bytes(refs.iter().map(|&r| u64::from(r)))
-                        ])
-                        .map_err(err("saving references"))?;
-                }
-            }
-            let mut put = tx
-                .prepare("INSERT OR REPLACE INTO mv_references (kind, target, referrers) VALUES (?1, ?2, ?3)")
-                .map_err(err("saving references"))?;
-            let mut del = tx
-                .prepare("DELETE FROM mv_references WHERE kind = ?1 AND target = ?2")
-                .map_err(err("saving references"))?;
-            for (kind, keys, map) in [
-                ("outbound", &changes.outbound_refs, state.outbound_refs()),
-                ("awaiting", &changes.awaiting_refs, state.awaiting_refs()),
-            ] {
-                for t in keys {
-                    stats.rows += match map.get(t).filter(|r| !r.is_empty()) {
-                        Some(r) => put
-                            .execute(params![kind, *t as i64, ids_bytes(r.iter().copied())])
-                            .map_err(err("saving references"))?,
-                        None => del
-                            .execute(params![kind, *t as i64])
-                            .map_err(err("saving references"))?,
-                    };
-                }
-            }
-            if changes.withheld {
-                tx.execute("DELETE FROM withheld", [])
-                    .map_err(err("saving withheld values"))?;
-                let mut ins = tx
-                    .prepare("INSERT INTO withheld (mv) VALUES (?1)")
-                    .map_err(err("saving withheld values"))?;
-                for m in state.withheld() {
-                    stats.rows += ins
-                        .execute(params![*m as i64])
-                        .map_err(err("saving withheld values"))?;
-                }
-            }
-            if changes.errors {
-                tx.execute("DELETE FROM in_error", [])
-                    .map_err(err("saving objects in error"))?;
-                let mut ins = tx
-                    .prepare("INSERT INTO in_error (kind, id) VALUES (?1, ?2)")
-                    .map_err(err("saving objects in error"))?;
-                for c in state.in_error_cs() {
-                    stats.rows += ins
-                        .execute(params!["cs", *c as i64])
-                        .map_err(err("saving objects in error"))?;
-                }
-                for m in state.in_error_mv() {
-                    stats.rows += ins
-                        .execute(params!["mv", *m as i64])
-                        .map_err(err("saving objects in error"))?;
-                }
-            }
-            let mut set = tx
-                .prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
-                .map_err(err("saving metadata"))?;
-            set.execute(params!["next_mv", state.next_mv().to_string()])
-                .map_err(err("saving metadata"))?;
-            for (k, v) in meta {
-                set.execute(params![k, v]).map_err(err("saving metadata"))?;
-            }
-            // What makes a compaction due (`Store::compact_if_due`).
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('rows_since_compaction', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1",
-                params![stats.rows as i64],
-            )
-            .map_err(err("saving metadata"))?;
-            Ok(())
-        })();
+        let result = write_changes(&tx, &mut self.layouts, plan, state, &changes, &mut stats)
+            .and_then(|()| write_meta(&tx, state, meta, stats.rows));
         if let Err(e) = result {
             if !layouts_known {
                 self.layouts.clear();
@@ -933,6 +1002,51 @@ impl Store for SqliteStore {
         state.clear_changes();
         stats.objects = changes.cs.len() + changes.mv.len();
         Ok(stats)
+    }
+
+    fn save_part(&mut self, plan: &Plan, state: &mut State) -> Result<(), StoreError> {
+        if self.step.is_none() {
+            self.conn
+                .execute_batch("BEGIN")
+                .map_err(err("starting a transaction"))?;
+            self.step = Some(SaveStats::default());
+            if self.legacy
+                && let Err(e) = drop_legacy(&self.conn)
+            {
+                self.discard_part()?;
+                return Err(e);
+            }
+        }
+        let changes = state.changes();
+        let mut stats = SaveStats::default();
+        if let Err(e) = write_changes(
+            &self.conn,
+            &mut self.layouts,
+            plan,
+            state,
+            &changes,
+            &mut stats,
+        ) {
+            self.discard_part()?;
+            return Err(e);
+        }
+        if let Some(part) = self.step.as_mut() {
+            part.rows += stats.rows;
+            part.objects += changes.cs.len() + changes.mv.len();
+        }
+        state.clear_changes();
+        Ok(())
+    }
+
+    fn discard_part(&mut self) -> Result<(), StoreError> {
+        if self.step.take().is_none() {
+            return Ok(());
+        }
+        // Layout ids written in the transaction are gone with it.
+        self.layouts.clear();
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(err("rolling back the state"))
     }
 
     fn get_meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {

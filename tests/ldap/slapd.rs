@@ -53,6 +53,14 @@ fn free_port() -> u16 {
 }
 
 impl Slapd {
+    /// The server process's CPU time so far (user and system), from /proc.
+    pub fn cpu(&self) -> std::time::Duration {
+        self.child
+            .as_ref()
+            .map(|c| cpu_of(&format!("/proc/{}/stat", c.id())))
+            .unwrap_or_default()
+    }
+
     /// Starts a server for `name` with the base entries (the suffix, ou=people, ou=groups)
     /// and `seed` (LDIF content records), loaded offline with slapadd. None when skipped.
     pub fn start(name: &str, seed: &str) -> Option<Slapd> {
@@ -256,4 +264,19 @@ impl Drop for Slapd {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The CPU time (user and system) of the process whose `/proc/<pid>/stat` is `stat`, in clock
+/// ticks of 10 ms.
+pub fn cpu_of(stat: &str) -> std::time::Duration {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    std::time::Duration::from_millis(f.iter().sum::<u64>() * 10)
 }

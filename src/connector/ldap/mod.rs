@@ -48,7 +48,7 @@ pub mod read;
 pub mod schema;
 pub mod write;
 
-use super::ldif::{AttrTypes, declared, text_value};
+use super::ldif::{AttrTypes, text_value};
 use super::{Connector, ConnectorError, ExportResult, ImportEnd, ImportMode, ImportSink};
 use crate::config::{ConnectorConfig, Flavor, LdapConfig};
 use crate::engine::export::ExportDelta;
@@ -173,21 +173,20 @@ impl LdapConnector {
             .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 
-    /// The value of an attribute as the bundle declares it (text or bytes from the server).
-    pub(crate) fn value(&self, name: &str, raw: RawValue<'_>) -> Result<Value, String> {
-        let base = declared(&self.attr_types, name);
-        match raw {
-            RawValue::Text(t) => text_value(t, base),
-            RawValue::Bytes(b) => match base {
-                None | Some(Base::Bin) => Ok(Value::bin(b.to_vec())),
-                Some(_) => Err(format!("the value of `{name}` is not UTF-8 text")),
-            },
-        }
-    }
-
     /// Where the connector reads: its URLs, for messages.
     pub fn servers(&self) -> String {
         self.ldap.urls.join(", ")
+    }
+}
+
+/// The value of attribute `name` declared as `base` (None: undeclared, a string or bytes).
+pub(crate) fn value_as(name: &str, base: Option<Base>, raw: RawValue<'_>) -> Result<Value, String> {
+    match raw {
+        RawValue::Text(t) => text_value(t, base),
+        RawValue::Bytes(b) => match base {
+            None | Some(Base::Bin) => Ok(Value::bin(b.to_vec())),
+            Some(_) => Err(format!("the value of `{name}` is not UTF-8 text")),
+        },
     }
 }
 
@@ -199,6 +198,10 @@ pub enum RawValue<'a> {
 }
 
 impl Connector for LdapConnector {
+    fn reads_partitions_only(&self) -> bool {
+        true
+    }
+
     fn import(
         &mut self,
         mode: ImportMode<'_>,

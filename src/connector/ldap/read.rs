@@ -157,6 +157,19 @@ fn full(
     let mut pager = Pager::new(sink);
     let mut latest: Option<String> = None;
     for base in bases(c) {
+        // Every entry of a partition read whole (no container lists) is in scope.
+        let whole = c
+            .cfg
+            .partitions
+            .iter()
+            .any(|p| p.name == base && p.include.is_empty() && p.exclude.is_empty());
+        let object = |e: &SearchEntry| {
+            if whole {
+                typed_object(c, e)
+            } else {
+                entry_object(c, e)
+            }
+        };
         let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
             Box::new(EntriesOnly::new()),
             Box::new(PagedResults::new(c.ldap.page_size)),
@@ -186,7 +199,7 @@ fn full(
                 ranged.push(e);
                 continue;
             }
-            match entry_object(c, &e) {
+            match object(&e) {
                 Ok(Some(o)) => pager.push(ImportChange::Upsert(o))?,
                 Ok(None) => {}
                 Err(m) => pager.reject(rejected(&url, &e.dn, m)),
@@ -201,7 +214,7 @@ fn full(
         }
         for mut e in ranged {
             complete_ranges(conn, &mut e)?;
-            match entry_object(c, &e) {
+            match object(&e) {
                 Ok(Some(o)) => pager.push(ImportChange::Upsert(o))?,
                 Ok(None) => {}
                 Err(m) => pager.reject(rejected(&url, &e.dn, m)),
@@ -233,10 +246,56 @@ fn rejected(url: &str, dn: &str, message: String) -> Rejected {
     }
 }
 
-/// ldap3 panics on a malformed entry: one is an error here.
-fn construct(re: ResultEntry) -> Result<SearchEntry, String> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| SearchEntry::construct(re)))
-        .map_err(|_| "the server sent a malformed entry".to_string())
+/// An entry of a search result, its values moved out of the decoded message (ldap3's own
+/// `SearchEntry::construct` copies each text value and panics on a malformed entry). A value
+/// that is not UTF-8 puts its attribute among the binary ones, all its values with it.
+pub fn construct(re: ResultEntry) -> Result<SearchEntry, String> {
+    let malformed = || "the server sent a malformed entry".to_string();
+    let mut tags =
+        re.0.match_id(4)
+            .and_then(|t| t.expect_constructed())
+            .ok_or_else(malformed)?
+            .into_iter();
+    let dn = tags
+        .next()
+        .and_then(|t| t.expect_primitive())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(malformed)?;
+    let list = tags
+        .next()
+        .and_then(|t| t.expect_constructed())
+        .ok_or_else(malformed)?;
+    let mut attrs = std::collections::HashMap::with_capacity(list.len());
+    let mut bin_attrs = std::collections::HashMap::new();
+    for a in list {
+        let mut parts = a.expect_constructed().ok_or_else(malformed)?.into_iter();
+        let name = parts
+            .next()
+            .and_then(|t| t.expect_primitive())
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(malformed)?;
+        let raw: Vec<Vec<u8>> = parts
+            .next()
+            .and_then(|t| t.expect_constructed())
+            .ok_or_else(malformed)?
+            .into_iter()
+            .map(|t| t.expect_primitive().ok_or_else(malformed))
+            .collect::<Result<_, _>>()?;
+        if raw.iter().all(|v| std::str::from_utf8(v).is_ok()) {
+            let text = raw
+                .into_iter()
+                .map(|v| String::from_utf8(v).unwrap_or_default())
+                .collect();
+            attrs.insert(name, text);
+        } else {
+            bin_attrs.insert(name, raw);
+        }
+    }
+    Ok(SearchEntry {
+        dn,
+        attrs,
+        bin_attrs,
+    })
 }
 
 /// Keeps the latest `modifyTimestamp` seen.
@@ -296,6 +355,12 @@ fn entry_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObjec
     if !c.cfg.in_scope(&e.dn) {
         return Ok(None);
     }
+    typed_object(c, e)
+}
+
+/// An entry known to be in scope as the engine imports it; None for an entry of no declared
+/// type.
+fn typed_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObject>, String> {
     let Some(ty) = entry_type(c, e) else {
         return Ok(None);
     };
@@ -311,32 +376,40 @@ fn object_of(
     ty: &TypeInfo,
     partial: bool,
 ) -> Result<ImportObject, String> {
-    let mut attrs: Vec<(String, Value)> = Vec::new();
     let server_anchor = &c.ldap.anchor_attribute;
     let skip = |k: &str| {
         k.eq_ignore_ascii_case("objectClass") || k.eq_ignore_ascii_case("structuralObjectClass")
     };
-    let names = e
+    // In name order, so that of two spellings of one attribute the same one is kept each time.
+    let mut names: Vec<&str> = e
         .attrs
         .keys()
         .chain(e.bin_attrs.keys())
+        .map(String::as_str)
         .filter(|k| !skip(k))
-        .collect::<std::collections::BTreeSet<_>>();
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut attrs: Vec<(String, Value)> = Vec::with_capacity(names.len() + 1);
+    let mut lower = String::new();
     for k in names {
         // An attribute with an option (`;binary`, a range the read did not complete): not
         // one the bundle declares.
         if k.contains(';') {
             continue;
         }
-        let Some(name) = c.names.get(&k.to_lowercase()) else {
+        lower.clear();
+        lower.extend(k.chars().flat_map(char::to_lowercase));
+        let Some(name) = c.names.get(lower.as_str()) else {
             continue;
         };
         if attrs.iter().any(|(n, _)| n == name) {
             continue;
         }
+        let base = super::super::ldif::declared(&c.attr_types, &lower);
         let mut vs = Vec::new();
         for raw in values(e, k) {
-            let v = c.value(name, raw)?;
+            let v = super::value_as(name, base, raw)?;
             if !matches!(&v, Value::Str(s) if s.is_empty()) {
                 vs.push(v);
             }

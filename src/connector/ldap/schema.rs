@@ -98,8 +98,7 @@ pub fn root_dse(conn: &mut Connection) -> Result<SearchEntry, ConnectorError> {
     let Some(re) = r.0.into_iter().next() else {
         return Err(conn.error("the read of the root DSE", "no entry"));
     };
-    std::panic::catch_unwind(|| SearchEntry::construct(re))
-        .map_err(|_| conn.error("the read of the root DSE", "a malformed entry"))
+    super::read::construct(re).map_err(|e| conn.error("the read of the root DSE", e))
 }
 
 /// The first value of an attribute (name compared case-insensitively).
@@ -144,9 +143,7 @@ fn paged(
         .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
         .map_err(|e| fail(&e))?;
     while let Some(re) = stream.next().map_err(|e| fail(&e))? {
-        let e =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(re)))
-                .map_err(|_| fail(&"a malformed entry"))?;
+        let e = super::read::construct(re).map_err(|e| fail(&e))?;
         out.push(e);
     }
     let res = stream.result();
@@ -274,8 +271,7 @@ fn read_subschema(conn: &mut Connection, dn: &str) -> Result<ServerSchema, Conne
     let Some(re) = r.0.into_iter().next() else {
         return Err(conn.error(&what, "no entry"));
     };
-    let e = std::panic::catch_unwind(|| SearchEntry::construct(re))
-        .map_err(|_| conn.error(&what, "a malformed entry"))?;
+    let e = super::read::construct(re).map_err(|e| conn.error(&what, e))?;
     Ok(parse_subschema(
         &all(&e, "attributeTypes"),
         &all(&e, "objectClasses"),

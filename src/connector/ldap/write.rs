@@ -378,7 +378,7 @@ fn read_entry(
     Ok(r.0
         .into_iter()
         .next()
-        .and_then(|re| std::panic::catch_unwind(|| SearchEntry::construct(re)).ok()))
+        .and_then(|re| super::read::construct(re).ok()))
 }
 
 /// Whether an entry holds every value of `attrs` (object classes: the ones named).
