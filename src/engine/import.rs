@@ -657,17 +657,16 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
 /// can stop once it is complete (see [`Read::may_stage_ahead`]): what is staged ahead stays
 /// staged unless the state is loaded again.
 pub fn stage_ahead(state: &mut State, plan: &Plan, read: &mut Read) {
-    let items = std::mem::take(&mut read.items);
-    let mut counts = std::mem::take(&mut read.ahead);
+    // The list keeps its room for the next page.
+    let items = read.items.drain(..);
     apply(
         state,
         plan,
         read.connector,
         items,
         &mut read.seen,
-        &mut counts,
+        &mut read.ahead,
     );
-    read.ahead = counts;
 }
 
 /// Applies classified records to the connector space in order, counting them in `report` and
@@ -676,7 +675,7 @@ fn apply(
     state: &mut State,
     plan: &Plan,
     connector: ConnIdx,
-    items: Vec<Item>,
+    items: impl IntoIterator<Item = Item>,
     seen: &mut Seen,
     report: &mut ImportReport,
 ) {
@@ -828,21 +827,24 @@ fn apply(
                         }
                     }
                     None => {
-                        let id = state.add_cs(CsObject {
-                            connector,
-                            object_type: ty,
-                            dn,
-                            anchor: Some(anchor),
-                            current: vec![Value::Null; values.len()].into(),
-                            imported: values.clone().into(),
-                            pending_import: Some(PendingImport::Add),
-                            export: None,
-                            new_dn: None,
-                            link: None,
-                            provisioned_by: None,
-                            placeholder: false,
-                            gone: false,
-                        });
+                        let id = state.add_cs_keyed(
+                            CsObject {
+                                connector,
+                                object_type: ty,
+                                dn,
+                                anchor: Some(anchor),
+                                current: vec![Value::Null; values.len()].into(),
+                                imported: values.clone().into(),
+                                pending_import: Some(PendingImport::Add),
+                                export: None,
+                                new_dn: None,
+                                link: None,
+                                provisioned_by: None,
+                                placeholder: false,
+                                gone: false,
+                            },
+                            key,
+                        );
                         state.set_cs_current(plan, id, values);
                         seen.insert(id);
                         report.adds += 1;

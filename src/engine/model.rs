@@ -563,11 +563,18 @@ impl State {
 
     /// Adds a connector-space object and indexes it.
     pub fn add_cs(&mut self, obj: CsObject) -> CsId {
+        let key = dn_key(&obj.dn);
+        self.add_cs_keyed(obj, key)
+    }
+
+    /// [`State::add_cs`] for an object whose DN key (`dn_key(&obj.dn)`) is known.
+    pub fn add_cs_keyed(&mut self, obj: CsObject, key: Box<str>) -> CsId {
+        debug_assert_eq!(key, dn_key(&obj.dn));
         let id = self.cs.len() as CsId;
         if let Some(k) = obj.anchor.as_ref().and_then(Key::exact) {
             self.by_anchor[obj.connector].insert(k, id);
         }
-        self.by_dn[obj.connector].insert(dn_key(&obj.dn), id);
+        self.by_dn[obj.connector].insert(key, id);
         self.cs.push(obj);
         id
     }
