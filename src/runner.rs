@@ -690,7 +690,7 @@ impl Runner {
         c: usize,
         cfg: &ConnectorConfig,
         mode: ImportMode<'_>,
-    ) -> Result<(Read, Vec<Rejected>, ImportEnd), String> {
+    ) -> Result<ReadOutcome, RunError> {
         let Runner {
             engine,
             connectors,
@@ -699,7 +699,7 @@ impl Runner {
         } = self;
         let conn = connectors
             .get_mut(name)
-            .ok_or_else(|| RunError::UnknownConnector(name.to_string()).to_string())?;
+            .ok_or_else(|| RunError::UnknownConnector(name.to_string()))?;
         let mut read = engine.begin_read(c);
         let mut rejected = Vec::new();
         let scoped = conn.reads_partitions_only();
@@ -738,7 +738,7 @@ impl Runner {
             (_, Err(e)) => format!(
                 "the state could not be written while reading \"{name}\": {e}; nothing was staged"
             ),
-            (Ok(Ok(end)), Ok(())) => return Ok((read, rejected, end)),
+            (Ok(Ok(end)), Ok(())) => return Ok(Ok((read, rejected, end))),
             (Ok(Err(e)), Ok(())) => e.to_string(),
             (Err(_), Ok(())) => format!(
                 "connector \"{name}\" failed unexpectedly while reading: nothing was staged"
@@ -746,18 +746,13 @@ impl Runner {
         };
         if ahead {
             // Nothing of a failed read stays staged: the step's transaction is rolled back and
-            // the state is loaded again as it was saved before the step.
-            let reloaded = store.discard_part().and_then(|()| store.load(&engine.plan));
-            match reloaded {
-                Ok((state, _)) => engine.state = state,
-                Err(e) => {
-                    return Err(format!(
-                        "{why}; and the state could not be loaded again: {e}"
-                    ));
-                }
-            }
+            // the state is loaded again as it was saved before the step. The state in memory
+            // must not go on without that: a failure here ends the run.
+            store.discard_part().map_err(RunError::Store)?;
+            let (state, _) = store.load(&engine.plan).map_err(RunError::Store)?;
+            engine.state = state;
         }
-        Err(why)
+        Ok(Err(why))
     }
 
     /// Records a step in the run history: its counts, a summary of its notes, its errors and
@@ -947,7 +942,7 @@ impl Runner {
                 ));
                 Ok(self.read_written(&cfg, c, changes))
             }
-            None => self.read_connector(name, c, &cfg, mode),
+            None => self.read_connector(name, c, &cfg, mode)?,
         };
         let (read, reader_rejected, end) = match read {
             Ok(r) => r,
@@ -1451,6 +1446,10 @@ enum Confirmation {
     /// By importing the connector again.
     ByImport,
 }
+
+/// A connector's read: its classified records, the records its reader rejected and how it
+/// ended; or why it failed (the step stops, having staged nothing).
+type ReadOutcome = Result<(Read, Vec<Rejected>, ImportEnd), String>;
 
 /// The pages of an import that may wait for the engine while the connector reads on.
 const PAGES_AHEAD: usize = 2;
