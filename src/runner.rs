@@ -143,6 +143,36 @@ impl StepStatus {
         }
     }
 
+    /// Every status.
+    pub const ALL: [StepStatus; 9] = [
+        StepStatus::Success,
+        StepStatus::CompletedWarnings,
+        StepStatus::CompletedSyncErrors,
+        StepStatus::CompletedExportErrors,
+        StepStatus::Staged,
+        StepStatus::StoppedConnectivity,
+        StepStatus::StoppedIncompleteRead,
+        StepStatus::StoppedDeletionThresholdExceeded,
+        StepStatus::StoppedErrorLimit,
+    ];
+
+    /// The status a run-history entry names ([`StepStatus::as_str`]); None for a name that
+    /// is none of them.
+    pub fn parse(name: &str) -> Option<StepStatus> {
+        StepStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The step did its work but reports what it could not do (records skipped, objects in
+    /// error, changes refused).
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            StepStatus::CompletedWarnings
+                | StepStatus::CompletedSyncErrors
+                | StepStatus::CompletedExportErrors
+        )
+    }
+
     /// The step did not do its work (nothing of it was staged or sent).
     pub fn is_stopped(self) -> bool {
         matches!(
@@ -1495,4 +1525,18 @@ fn summary(notes: &[String]) -> String {
         out.push_str(&format!("\n... {} more note(s)", notes.len() - NOTES_KEPT));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepStatus;
+
+    #[test]
+    fn every_status_reads_back_from_its_name() {
+        for s in StepStatus::ALL {
+            assert_eq!(StepStatus::parse(s.as_str()), Some(s));
+            assert!(!(s.is_stopped() && s.is_warning()), "{s}");
+        }
+        assert_eq!(StepStatus::parse("stopped"), None);
+    }
 }

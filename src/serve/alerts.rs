@@ -15,7 +15,7 @@
 //! while the scheduler writes: SQLite in WAL mode).
 
 use super::metrics::LAST_SUCCESS_KEY;
-use crate::runner::Runner;
+use crate::runner::{Runner, StepStatus};
 use crate::store::{AlertRecord, RunRecord, Store, StoreError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -458,7 +458,7 @@ fn steps_of_connector(c: &str, steps: &[RunRecord], ctx: &Context, found: &mut V
     let connection = [import, export]
         .into_iter()
         .flatten()
-        .filter(|s| s.status == "stopped-connectivity")
+        .filter(|s| StepStatus::parse(&s.status) == Some(StepStatus::StoppedConnectivity))
         .filter_map(|s| match classify(&s.detail) {
             Failure::Other => None,
             f => Some((s, f)),
@@ -512,9 +512,9 @@ fn steps_of_connector(c: &str, steps: &[RunRecord], ctx: &Context, found: &mut V
 
     // The import: the error the connector reported (a connection failure has its own alert).
     if let Some(s) = import {
-        let failed = match s.status.as_str() {
-            "stopped-incomplete-read" => true,
-            "stopped-connectivity" => classify(&s.detail) == Failure::Other,
+        let failed = match StepStatus::parse(&s.status) {
+            Some(StepStatus::StoppedIncompleteRead) => true,
+            Some(StepStatus::StoppedConnectivity) => classify(&s.detail) == Failure::Other,
             _ => false,
         };
         if failed {
@@ -546,7 +546,7 @@ fn steps_of_connector(c: &str, steps: &[RunRecord], ctx: &Context, found: &mut V
     for (side, step) in [("import", import), ("export", export)] {
         let Some(s) = step else { continue };
         let key = format!("{}:{side}:{c}", Kind::DeleteThresholdExceeded.as_str());
-        if s.status != "stopped-deletion-threshold-exceeded" {
+        if StepStatus::parse(&s.status) != Some(StepStatus::StoppedDeletionThresholdExceeded) {
             found.push(Found::Resolve(key));
             continue;
         }
@@ -592,7 +592,8 @@ fn error_limit(sync: Option<&RunRecord>, limit: usize, ctx: &Context) -> Found {
     let config = ctx.config.display();
     let key = Kind::ErrorLimitReached.as_str().to_string();
     match sync {
-        Some(s) if s.status == "stopped-error-limit" => Found::Raise(Raise {
+        Some(s) if StepStatus::parse(&s.status) == Some(StepStatus::StoppedErrorLimit) => {
+            Found::Raise(Raise {
             kind: Kind::ErrorLimitReached,
             key,
             title: format!("Sync stopped: error limit of {limit} reached"),
@@ -607,7 +608,8 @@ fn error_limit(sync: Option<&RunRecord>, limit: usize, ctx: &Context) -> Found {
                 "The alert resolves when a sync finishes below the limit.".into(),
             ],
             detail: first_note(s),
-        }),
+            })
+        }
         _ => Found::Resolve(key),
     }
 }

@@ -10,6 +10,7 @@
 use super::alert_view::{self, Alerts};
 use super::auth::{Principal, Role};
 use super::snapshot::{self, ErrorItem, Snapshot, Step};
+use crate::runner::StepStatus;
 use crate::store::audit::AuditRecord;
 use std::fmt::Write;
 
@@ -127,12 +128,10 @@ pub fn login(message: Option<&str>) -> String {
 }
 
 fn status_class(status: &str) -> &'static str {
-    if status.starts_with("stopped") {
-        "bad"
-    } else if status.starts_with("completed") {
-        "warn"
-    } else {
-        "ok"
+    match StepStatus::parse(status) {
+        Some(s) if s.is_stopped() => "bad",
+        Some(s) if s.is_warning() => "warn",
+        _ => "ok",
     }
 }
 
@@ -744,4 +743,27 @@ pub fn status_json(s: &Snapshot, alerts: &Alerts) -> serde_json::Value {
         "errors_by_category": categories,
         "alerts": alerts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_class;
+    use crate::runner::StepStatus;
+
+    #[test]
+    fn a_status_is_shown_as_stopped_warning_or_ok() {
+        for s in StepStatus::ALL {
+            let want = if s.is_stopped() {
+                "bad"
+            } else if s.is_warning() {
+                "warn"
+            } else {
+                "ok"
+            };
+            assert_eq!(status_class(s.as_str()), want, "{s}");
+        }
+        assert_eq!(status_class("stopped-error-limit"), "bad");
+        assert_eq!(status_class("completed-export-errors"), "warn");
+        assert_eq!(status_class("staged"), "ok");
+    }
 }

@@ -7,7 +7,7 @@
 //! reads without ever touching the state or its lock; the scheduler replaces it whole after
 //! each cycle, so a page never mixes two cycles. Everything in it is also its JSON.
 
-use crate::runner::{RunError, Runner, StepReport};
+use crate::runner::{RunError, Runner, StepReport, StepStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -66,7 +66,7 @@ pub struct Step {
 impl Step {
     /// A step that stopped on the delete threshold.
     pub fn over_threshold(&self) -> bool {
-        self.status == "stopped-deletion-threshold-exceeded"
+        StepStatus::parse(&self.status) == Some(StepStatus::StoppedDeletionThresholdExceeded)
     }
 
     fn from_report(r: &StepReport, started: &str) -> Step {
