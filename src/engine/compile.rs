@@ -176,6 +176,11 @@ pub struct Plan {
     /// outbound rule of the connector for the metaverse type flows to (the `dn` aside), in
     /// order. Export flow removes a managed attribute's value when no in-scope rule gives one.
     pub managed: BTreeMap<(ConnIdx, TypeIdx, TypeIdx), Vec<usize>>,
+    /// By (connector, object type): the slots whose confirmed imported values a sync reads
+    /// (`ImportedValue` in an inbound rule's flows; the target values an outbound merge flow
+    /// keeps), sorted. A change of the other imported values that leaves the current ones as
+    /// they were changes nothing a sync computes.
+    pub reads_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>>,
 }
 
 impl Plan {
@@ -325,6 +330,44 @@ impl Plan {
             slots.sort_unstable();
             slots.dedup();
         }
+        let mut reads_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>> = BTreeMap::new();
+        for r in &rules {
+            match r.def.direction {
+                Direction::Inbound => {
+                    let slots = reads_imported
+                        .entry((r.connector, r.source_type))
+                        .or_default();
+                    for f in &r.flows {
+                        f.expr.visit(&mut |e| {
+                            if let ir::Node::Imported(s) = e.node {
+                                slots.push(s as usize);
+                            }
+                        });
+                    }
+                }
+                Direction::Outbound => {
+                    let Some(tty) = r.target_type else { continue };
+                    reads_imported
+                        .entry((r.connector, tty))
+                        .or_default()
+                        .extend(
+                            r.flows
+                                .iter()
+                                .filter(|f| {
+                                    matches!(
+                                        f.merge,
+                                        MergeType::Merge | MergeType::MergeCaseInsensitive
+                                    )
+                                })
+                                .filter_map(|f| f.slot),
+                        );
+                }
+            }
+        }
+        for slots in reads_imported.values_mut() {
+            slots.sort_unstable();
+            slots.dedup();
+        }
         let program = Arc::new(number_and_compile(&mut rules, engine));
         Plan {
             program,
@@ -334,6 +377,7 @@ impl Plan {
             inbound,
             outbound,
             managed,
+            reads_imported,
         }
     }
 

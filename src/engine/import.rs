@@ -762,6 +762,24 @@ fn apply(
                             || !o.imported.eq_dense(&values)
                             || was_placeholder
                             || o.anchor.is_none();
+                        // Whether a sync could see the change: anything but confirmed values
+                        // that no sync reads as imported values (see `visible` below).
+                        let seen_by_sync = renamed
+                            || retyped
+                            || was_placeholder
+                            || o.anchor.is_none()
+                            || o.export == Some(ExportOp::Add)
+                            || o.new_dn.is_some()
+                            || plan
+                                .reads_imported
+                                .get(&(connector, ty))
+                                .is_some_and(|slots| {
+                                    slots.iter().any(|&s| {
+                                        s >= values.len()
+                                            || s >= o.imported.len()
+                                            || o.imported[s] != values[s]
+                                    })
+                                });
                         if o.anchor.is_none()
                             && let Some(k) = akey.clone()
                         {
@@ -805,10 +823,16 @@ fn apply(
                                 }
                             }
                         }
+                        // A sync reads the current values, and the imported ones only where
+                        // `Plan::reads_imported` says: an import that changes neither (the
+                        // confirmation of exported values) is saved but not synchronized.
+                        let visible = seen_by_sync || !o.current.eq_dense(&current);
                         o.imported = values.into();
                         state.set_cs_current(plan, id, current);
                         let o = &mut state.cs_mut()[id as usize];
-                        if changed {
+                        if changed && !visible {
+                            report.updates += 1;
+                        } else if changed {
                             let kind = if retyped {
                                 PendingImport::DeleteAdd
                             } else if was_placeholder {
@@ -946,6 +970,79 @@ connector "ad" ad {
     fn pending(state: &State, i: u8) -> Option<PendingImport> {
         let id = state.cs_by_dn(0, &dn(i)).unwrap();
         state.cs()[id as usize].pending_import
+    }
+
+    #[test]
+    fn a_confirmation_of_values_no_sync_reads_as_imported_is_saved_but_not_synchronized() {
+        let mut map = crate::source::SourceMap::new();
+        map.add(
+            "t.idf",
+            format!(
+                r#"{BUNDLE}
+inbound rule "In" {{
+  connector "ad"  source user  target person  link provision  precedence 1
+  flow employeeId <- ImportedValue("mail")
+}}
+"#
+            ),
+        );
+        let checked = crate::frontend::check(&map);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let plan = Plan::with_engine(&checked.bundle, crate::eval::EngineKind::Interp);
+        let t = &plan.connectors[0].types[0];
+        assert_eq!(
+            plan.reads_imported.get(&(0, 0)),
+            Some(&vec![t.slot("mail").unwrap()])
+        );
+        let mut state = imported(&plan, 3);
+        // Exports staged: a title for user 0, a mail for user 1, both for user 2.
+        for (i, title, mail) in [(0, "X", ""), (1, "T", "m@x"), (2, "X", "m@x")] {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            let mut current = state.cs()[id as usize].imported.to_vec();
+            current[t.slot("title").unwrap()] = Value::from(title);
+            if !mail.is_empty() {
+                current[t.slot("mail").unwrap()] = Value::from(mail);
+            }
+            state.set_cs_current(&plan, id, current);
+        }
+        // The target shows them: each object's imported values now equal its current ones.
+        let changes = vec![
+            ImportChange::Upsert(user(0, &[("title", "X"), ("department", "D")])),
+            ImportChange::Upsert(user(
+                1,
+                &[("title", "T"), ("department", "D"), ("mail", "m@x")],
+            )),
+            ImportChange::Upsert(user(
+                2,
+                &[("title", "X"), ("department", "D"), ("mail", "m@x")],
+            )),
+        ];
+        let r = import(&mut state, &plan, 0, changes, false);
+        assert_eq!((r.updates, r.unchanged), (3, 0), "{r:?}");
+        // All three are confirmed and saved ...
+        assert_eq!(value(&plan, &state, 0, "title"), Value::from("X"));
+        assert_eq!(value(&plan, &state, 1, "mail"), Value::from("m@x"));
+        for i in 0..3 {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            assert!(state.changes().cs.contains(&id), "{i}");
+        }
+        // ... but only those whose confirmed `mail` a rule reads are synchronized again.
+        assert_eq!(pending(&state, 0), None);
+        assert_eq!(pending(&state, 1), Some(PendingImport::Update));
+        assert_eq!(pending(&state, 2), Some(PendingImport::Update));
+        // A value the target changed (not a confirmation) is synchronized as before.
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![ImportChange::Upsert(user(
+                0,
+                &[("title", "Y"), ("department", "D")],
+            ))],
+            false,
+        );
+        assert_eq!(r.updates, 1);
+        assert_eq!(pending(&state, 0), Some(PendingImport::Update));
     }
 
     #[test]
