@@ -775,12 +775,9 @@ impl Runner {
             ),
         };
         if ahead {
-            // Nothing of a failed read stays staged: the step's transaction is rolled back and
-            // the state is loaded again as it was saved before the step. The state in memory
-            // must not go on without that: a failure here ends the run.
-            store.discard_part().map_err(RunError::Store)?;
-            let (state, _) = store.load(&engine.plan).map_err(RunError::Store)?;
-            engine.state = state;
+            // Nothing of a failed read stays staged. The state in memory must not go on
+            // without that: a failure here ends the run.
+            roll_back_step(store.as_mut(), engine)?;
         }
         Ok(Err(why))
     }
@@ -1039,12 +1036,7 @@ impl Runner {
             // (A read staged ahead cannot be stopped: it deletes nothing. Should one be, what
             // it staged is rolled back all the same.)
             if read.may_stage_ahead() {
-                self.store.discard_part().map_err(RunError::Store)?;
-                let (state, _) = self
-                    .store
-                    .load(&self.engine.plan)
-                    .map_err(RunError::Store)?;
-                self.engine.state = state;
+                roll_back_step(self.store.as_mut(), &mut self.engine)?;
             }
             report.status = status;
             report.notes.push(why);
@@ -1475,6 +1467,15 @@ enum Confirmation {
     Recorded,
     /// By importing the connector again.
     ByImport,
+}
+
+/// Rolls back what a step wrote ahead of its end (`Store::discard_part`) and loads the
+/// state again as it was saved before the step.
+fn roll_back_step(store: &mut dyn Store, engine: &mut Engine) -> Result<(), RunError> {
+    store.discard_part().map_err(RunError::Store)?;
+    let (state, _) = store.load(&engine.plan).map_err(RunError::Store)?;
+    engine.state = state;
+    Ok(())
 }
 
 /// A connector's read: its classified records, the records its reader rejected and how it

@@ -614,17 +614,14 @@ pub fn import(
 /// Stages a classified read (see [`import`]).
 pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportReport {
     let connector = read.connector;
-    let ahead = read.ahead;
-    let mut report = ImportReport {
-        adds: ahead.adds,
-        updates: ahead.updates,
-        renames: ahead.renames,
-        deletes: ahead.deletes,
-        unchanged: read.unchanged + ahead.unchanged,
-        rejected: read.rejected,
-        out_of_schema: read.out_of_schema,
-        invalid: read.invalid,
-    };
+    // What was staged ahead, with what classification counted.
+    let mut report = read.ahead;
+    report.unchanged += read.unchanged;
+    report.rejected.extend(read.rejected);
+    report.invalid.extend(read.invalid);
+    for (ty, n) in read.out_of_schema {
+        *report.out_of_schema.entry(ty).or_default() += n;
+    }
     let mut seen = read.seen;
     apply(state, plan, connector, read.items, &mut seen, &mut report);
     // A record rejected here makes the read incomplete, as a record the reader rejected does:
@@ -774,11 +771,8 @@ fn apply(
                                 .reads_imported
                                 .get(&(connector, ty))
                                 .is_some_and(|slots| {
-                                    slots.iter().any(|&s| {
-                                        s >= values.len()
-                                            || s >= o.imported.len()
-                                            || o.imported[s] != values[s]
-                                    })
+                                    o.imported.len() != values.len()
+                                        || slots.iter().any(|&s| o.imported[s] != values[s])
                                 });
                         if o.anchor.is_none()
                             && let Some(k) = akey.clone()
@@ -830,9 +824,7 @@ fn apply(
                         o.imported = values.into();
                         state.set_cs_current(plan, id, current);
                         let o = &mut state.cs_mut()[id as usize];
-                        if changed && !visible {
-                            report.updates += 1;
-                        } else if changed {
+                        if changed {
                             let kind = if retyped {
                                 PendingImport::DeleteAdd
                             } else if was_placeholder {
@@ -840,7 +832,9 @@ fn apply(
                             } else {
                                 PendingImport::Update
                             };
-                            o.pending_import = Some(merge_pending(o.pending_import, kind));
+                            if visible {
+                                o.pending_import = Some(merge_pending(o.pending_import, kind));
+                            }
                             if was_placeholder {
                                 report.adds += 1;
                             } else if !renamed {

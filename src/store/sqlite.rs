@@ -186,6 +186,25 @@ fn err(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 }
 
 impl SqliteStore {
+    /// Opens a step's transaction unless one is open (the first save of a state written by
+    /// a schema before version 4 drops its tables in it).
+    fn begin_step(&mut self) -> Result<(), StoreError> {
+        if self.step.is_some() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(err("starting a transaction"))?;
+        self.step = Some(SaveStats::default());
+        if self.legacy
+            && let Err(e) = drop_legacy(&self.conn)
+        {
+            self.discard_part()?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Opens (or creates, mode 0600) the database file for reading and writing, bringing its
     /// schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -943,80 +962,38 @@ impl Store for SqliteStore {
         meta: &[(&str, &str)],
     ) -> Result<SaveStats, StoreError> {
         let changes = state.changes();
+        // The step's transaction: opened by `save_part` for the parts already written, or now.
+        self.begin_step()?;
         let mut stats = SaveStats::default();
-        if self.step.is_some() {
-            // The step's transaction, opened by `save_part`: the rest, then the commit.
-            let result = write_changes(
-                &self.conn,
-                &mut self.layouts,
-                plan,
-                state,
-                &changes,
-                &mut stats,
-            )
-            .and_then(|()| {
-                let part = self.step.unwrap_or_default();
-                write_meta(&self.conn, state, meta, part.rows + stats.rows)
-            })
-            .and_then(|()| {
-                self.conn
-                    .execute_batch("COMMIT")
-                    .map_err(err("committing the state"))
-            });
-            if let Err(e) = result {
-                self.discard_part()?;
-                return Err(e);
-            }
-            let part = self.step.take().unwrap_or_default();
-            self.legacy = false;
-            state.clear_changes();
-            stats.rows += part.rows;
-            stats.objects = part.objects + changes.cs.len() + changes.mv.len();
-            return Ok(stats);
-        }
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(err("starting a transaction"))?;
-        if self.legacy {
-            drop_legacy(&tx)?;
-        }
-        // Layouts are cached for the connection; a failed save must not keep ids of rows it
-        // rolled back.
-        let layouts_known = !self.layouts.is_empty();
-        let result = write_changes(&tx, &mut self.layouts, plan, state, &changes, &mut stats)
-            .and_then(|()| write_meta(&tx, state, meta, stats.rows));
+        let part = self.step.unwrap_or_default();
+        let result = write_changes(
+            &self.conn,
+            &mut self.layouts,
+            plan,
+            state,
+            &changes,
+            &mut stats,
+        )
+        .and_then(|()| write_meta(&self.conn, state, meta, part.rows + stats.rows))
+        .and_then(|()| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(err("committing the state"))
+        });
         if let Err(e) = result {
-            if !layouts_known {
-                self.layouts.clear();
-            }
+            self.discard_part()?;
             return Err(e);
         }
-        if let Err(e) = tx.commit() {
-            if !layouts_known {
-                self.layouts.clear();
-            }
-            return Err(err("committing the state")(e));
-        }
+        self.step = None;
         self.legacy = false;
         state.clear_changes();
-        stats.objects = changes.cs.len() + changes.mv.len();
+        stats.rows += part.rows;
+        stats.objects = part.objects + changes.cs.len() + changes.mv.len();
         Ok(stats)
     }
 
     fn save_part(&mut self, plan: &Plan, state: &mut State) -> Result<(), StoreError> {
-        if self.step.is_none() {
-            self.conn
-                .execute_batch("BEGIN")
-                .map_err(err("starting a transaction"))?;
-            self.step = Some(SaveStats::default());
-            if self.legacy
-                && let Err(e) = drop_legacy(&self.conn)
-            {
-                self.discard_part()?;
-                return Err(e);
-            }
-        }
+        self.begin_step()?;
         let changes = state.changes();
         let mut stats = SaveStats::default();
         if let Err(e) = write_changes(

@@ -281,14 +281,29 @@ pub fn construct(re: ResultEntry) -> Result<SearchEntry, String> {
             .into_iter()
             .map(|t| t.expect_primitive().ok_or_else(malformed))
             .collect::<Result<_, _>>()?;
-        if raw.iter().all(|v| std::str::from_utf8(v).is_ok()) {
-            let text = raw
-                .into_iter()
-                .map(|v| String::from_utf8(v).unwrap_or_default())
-                .collect();
-            attrs.insert(name, text);
-        } else {
-            bin_attrs.insert(name, raw);
+        // Each value is checked once: text until one is not, then bytes, all of them.
+        let mut text: Vec<String> = Vec::with_capacity(raw.len());
+        let mut rest = raw.into_iter();
+        let mut bytes = None;
+        for v in rest.by_ref() {
+            match String::from_utf8(v) {
+                Ok(t) => text.push(t),
+                Err(e) => {
+                    let mut b: Vec<Vec<u8>> = text.drain(..).map(String::into_bytes).collect();
+                    b.push(e.into_bytes());
+                    bytes = Some(b);
+                    break;
+                }
+            }
+        }
+        match bytes {
+            Some(mut b) => {
+                b.extend(rest);
+                bin_attrs.insert(name, b);
+            }
+            None => {
+                attrs.insert(name, text);
+            }
         }
     }
     Ok(SearchEntry {
