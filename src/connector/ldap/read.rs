@@ -163,7 +163,14 @@ fn full(
             .partitions
             .iter()
             .any(|p| p.name == base && p.include.is_empty() && p.exclude.is_empty());
-        let object = |e: &SearchEntry| {
+        let object_of_entry = |e: &Entry| {
+            if whole {
+                typed_object(c, e)
+            } else {
+                entry_object(c, e)
+            }
+        };
+        let object_of_search = |e: &SearchEntry| {
             if whole {
                 typed_object(c, e)
             } else {
@@ -191,15 +198,15 @@ fn full(
         // search: the rest of their values is read after it.
         let mut ranged = Vec::new();
         while let Some(re) = stream.next().map_err(|e| fail("the search", &e))? {
-            let e = construct(re).map_err(|e| fail("the search", &e))?;
+            let e = Entry::decode(re).map_err(|e| fail("the search", &e))?;
             if c.ldap.flavor == Flavor::Generic {
                 note_time(&mut latest, &e);
             }
-            if has_range(&e) {
-                ranged.push(e);
+            if e.has_range() {
+                ranged.push(e.into_search_entry());
                 continue;
             }
-            match object(&e) {
+            match object_of_entry(&e) {
                 Ok(Some(o)) => pager.push(ImportChange::Upsert(o))?,
                 Ok(None) => {}
                 Err(m) => pager.reject(rejected(&url, &e.dn, m)),
@@ -214,7 +221,7 @@ fn full(
         }
         for mut e in ranged {
             complete_ranges(conn, &mut e)?;
-            match object(&e) {
+            match object_of_search(&e) {
                 Ok(Some(o)) => pager.push(ImportChange::Upsert(o))?,
                 Ok(None) => {}
                 Err(m) => pager.reject(rejected(&url, &e.dn, m)),
@@ -246,111 +253,197 @@ fn rejected(url: &str, dn: &str, message: String) -> Rejected {
     }
 }
 
-/// An entry of a search result, its values moved out of the decoded message (ldap3's own
-/// `SearchEntry::construct` copies each text value and panics on a malformed entry). A value
-/// that is not UTF-8 puts its attribute among the binary ones, all its values with it.
-pub fn construct(re: ResultEntry) -> Result<SearchEntry, String> {
-    let malformed = || "the server sent a malformed entry".to_string();
-    let mut tags =
-        re.0.match_id(4)
-            .and_then(|t| t.expect_constructed())
-            .ok_or_else(malformed)?
-            .into_iter();
-    let dn = tags
-        .next()
-        .and_then(|t| t.expect_primitive())
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(malformed)?;
-    let list = tags
-        .next()
-        .and_then(|t| t.expect_constructed())
-        .ok_or_else(malformed)?;
-    let mut attrs = std::collections::HashMap::with_capacity(list.len());
-    let mut bin_attrs = std::collections::HashMap::new();
-    for a in list {
-        let mut parts = a.expect_constructed().ok_or_else(malformed)?.into_iter();
-        let name = parts
+/// An entry of a search result as decoded: its DN and its attributes in the order the server
+/// sent them, each value as bytes (nothing copied out of the decoded message). A full read
+/// makes its objects from it directly ([`Attrs`]); the other reads sort it into ldap3's
+/// `SearchEntry` ([`Entry::into_search_entry`]).
+pub struct Entry {
+    pub dn: String,
+    attrs: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+impl Entry {
+    /// Decodes a search result entry (ldap3's own `SearchEntry::construct` copies each text
+    /// value and panics on a malformed entry).
+    pub fn decode(re: ResultEntry) -> Result<Entry, String> {
+        let malformed = || "the server sent a malformed entry".to_string();
+        let mut tags =
+            re.0.match_id(4)
+                .and_then(|t| t.expect_constructed())
+                .ok_or_else(malformed)?
+                .into_iter();
+        let dn = tags
             .next()
             .and_then(|t| t.expect_primitive())
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(malformed)?;
-        let raw: Vec<Vec<u8>> = parts
+        let list = tags
             .next()
             .and_then(|t| t.expect_constructed())
-            .ok_or_else(malformed)?
-            .into_iter()
-            .map(|t| t.expect_primitive().ok_or_else(malformed))
-            .collect::<Result<_, _>>()?;
-        // Each value is checked once: text until one is not, then bytes, all of them.
-        let mut text: Vec<String> = Vec::with_capacity(raw.len());
-        let mut rest = raw.into_iter();
-        let mut bytes = None;
-        for v in rest.by_ref() {
-            match String::from_utf8(v) {
-                Ok(t) => text.push(t),
-                Err(e) => {
-                    let mut b: Vec<Vec<u8>> = text.drain(..).map(String::into_bytes).collect();
-                    b.push(e.into_bytes());
-                    bytes = Some(b);
-                    break;
+            .ok_or_else(malformed)?;
+        let mut attrs = Vec::with_capacity(list.len());
+        for a in list {
+            let mut parts = a.expect_constructed().ok_or_else(malformed)?.into_iter();
+            let name = parts
+                .next()
+                .and_then(|t| t.expect_primitive())
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(malformed)?;
+            let values: Vec<Vec<u8>> = parts
+                .next()
+                .and_then(|t| t.expect_constructed())
+                .ok_or_else(malformed)?
+                .into_iter()
+                .map(|t| t.expect_primitive().ok_or_else(malformed))
+                .collect::<Result<_, _>>()?;
+            attrs.push((name, values));
+        }
+        Ok(Entry { dn, attrs })
+    }
+
+    /// The entry as ldap3's `SearchEntry`: an attribute whose values are all UTF-8 among the
+    /// text ones, any other among the binary ones, all its values with it.
+    pub fn into_search_entry(self) -> SearchEntry {
+        let mut attrs = std::collections::HashMap::with_capacity(self.attrs.len());
+        let mut bin_attrs = std::collections::HashMap::new();
+        for (name, raw) in self.attrs {
+            // Each value is checked once: text until one is not, then bytes, all of them.
+            let mut text: Vec<String> = Vec::with_capacity(raw.len());
+            let mut rest = raw.into_iter();
+            let mut bytes = None;
+            for v in rest.by_ref() {
+                match String::from_utf8(v) {
+                    Ok(t) => text.push(t),
+                    Err(e) => {
+                        let mut b: Vec<Vec<u8>> = text.drain(..).map(String::into_bytes).collect();
+                        b.push(e.into_bytes());
+                        bytes = Some(b);
+                        break;
+                    }
+                }
+            }
+            match bytes {
+                Some(mut b) => {
+                    b.extend(rest);
+                    bin_attrs.insert(name, b);
+                }
+                None => {
+                    attrs.insert(name, text);
                 }
             }
         }
-        match bytes {
-            Some(mut b) => {
-                b.extend(rest);
-                bin_attrs.insert(name, b);
-            }
-            None => {
-                attrs.insert(name, text);
-            }
+        SearchEntry {
+            dn: self.dn,
+            attrs,
+            bin_attrs,
         }
     }
-    Ok(SearchEntry {
-        dn,
-        attrs,
-        bin_attrs,
-    })
+}
+
+/// A decoded search result entry as ldap3's `SearchEntry` (see [`Entry`]).
+pub fn construct(re: ResultEntry) -> Result<SearchEntry, String> {
+    Entry::decode(re).map(Entry::into_search_entry)
+}
+
+/// What making an object of an entry reads of it, whichever shape it has.
+trait Attrs {
+    fn dn(&self) -> &str;
+    /// Its attribute descriptions (with options, `member;range=0-1499`), each once.
+    fn names(&self) -> Vec<&str>;
+    /// The values of an attribute (name compared case-insensitively): text first (the values
+    /// of an attribute whose values are all UTF-8), then bytes.
+    fn values(&self, name: &str) -> Vec<RawValue<'_>>;
+    /// Whether it holds a ranged attribute (`member;range=0-1499`): Active Directory sends at
+    /// most MaxValRange values of an attribute at a time.
+    fn has_range(&self) -> bool {
+        self.names().iter().any(|k| range_of(k).is_some())
+    }
+}
+
+impl Attrs for SearchEntry {
+    fn dn(&self) -> &str {
+        &self.dn
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.attrs
+            .keys()
+            .chain(self.bin_attrs.keys())
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn values(&self, name: &str) -> Vec<RawValue<'_>> {
+        let mut out = Vec::new();
+        for (k, vs) in &self.attrs {
+            if k.eq_ignore_ascii_case(name) {
+                out.extend(vs.iter().map(|v| RawValue::Text(v)));
+            }
+        }
+        for (k, vs) in &self.bin_attrs {
+            if k.eq_ignore_ascii_case(name) {
+                out.extend(vs.iter().map(|v| RawValue::Bytes(v)));
+            }
+        }
+        out
+    }
+}
+
+impl Attrs for Entry {
+    fn dn(&self) -> &str {
+        &self.dn
+    }
+
+    fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.attrs.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    fn values(&self, name: &str) -> Vec<RawValue<'_>> {
+        let mut out = Vec::new();
+        let mut binary = Vec::new();
+        for (k, vs) in &self.attrs {
+            if !k.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let text: Option<Vec<&str>> = vs.iter().map(|v| std::str::from_utf8(v).ok()).collect();
+            match text {
+                Some(t) => out.extend(t.into_iter().map(RawValue::Text)),
+                None => binary.extend(vs.iter().map(|v| RawValue::Bytes(v))),
+            }
+        }
+        out.append(&mut binary);
+        out
+    }
 }
 
 /// Keeps the latest `modifyTimestamp` seen.
-fn note_time(latest: &mut Option<String>, e: &SearchEntry) {
+fn note_time(latest: &mut Option<String>, e: &impl Attrs) {
     let t = e
-        .attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("modifyTimestamp"))
-        .and_then(|(_, v)| v.iter().max());
+        .values("modifyTimestamp")
+        .into_iter()
+        .filter_map(|v| match v {
+            RawValue::Text(t) => Some(t),
+            RawValue::Bytes(_) => None,
+        })
+        .max();
     if let Some(t) = t
-        && latest.as_deref().is_none_or(|l| t.as_str() > l)
+        && latest.as_deref().is_none_or(|l| t > l)
     {
-        *latest = Some(t.clone());
+        *latest = Some(t.to_string());
     }
-}
-
-/// The values of an attribute (name compared case-insensitively), text first.
-fn values<'e>(e: &'e SearchEntry, name: &str) -> Vec<RawValue<'e>> {
-    let mut out = Vec::new();
-    for (k, vs) in &e.attrs {
-        if k.eq_ignore_ascii_case(name) {
-            out.extend(vs.iter().map(|v| RawValue::Text(v)));
-        }
-    }
-    for (k, vs) in &e.bin_attrs {
-        if k.eq_ignore_ascii_case(name) {
-            out.extend(vs.iter().map(|v| RawValue::Bytes(v)));
-        }
-    }
-    out
 }
 
 /// The object type of an entry: its structural class when it is a declared type, else the last
 /// of its classes that is one.
-fn entry_type<'c>(c: &'c LdapConnector, e: &SearchEntry) -> Option<&'c TypeInfo> {
+fn entry_type<'c>(c: &'c LdapConnector, e: &impl Attrs) -> Option<&'c TypeInfo> {
     let text = |v: &RawValue<'_>| match v {
         RawValue::Text(t) => Some(t.to_string()),
         RawValue::Bytes(_) => None,
     };
-    let structural = values(e, "structuralObjectClass");
+    let structural = e.values("structuralObjectClass");
     if let Some(t) = structural
         .iter()
         .filter_map(text)
@@ -358,7 +451,7 @@ fn entry_type<'c>(c: &'c LdapConnector, e: &SearchEntry) -> Option<&'c TypeInfo>
     {
         return Some(t);
     }
-    values(e, "objectClass")
+    e.values("objectClass")
         .iter()
         .filter_map(text)
         .filter_map(|n| c.type_named(&n))
@@ -366,8 +459,8 @@ fn entry_type<'c>(c: &'c LdapConnector, e: &SearchEntry) -> Option<&'c TypeInfo>
 }
 
 /// An entry as the engine imports it; None for an entry out of scope or of no declared type.
-fn entry_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObject>, String> {
-    if !c.cfg.in_scope(&e.dn) {
+fn entry_object(c: &LdapConnector, e: &impl Attrs) -> Result<Option<ImportObject>, String> {
+    if !c.cfg.in_scope(e.dn()) {
         return Ok(None);
     }
     typed_object(c, e)
@@ -375,7 +468,7 @@ fn entry_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObjec
 
 /// An entry known to be in scope as the engine imports it; None for an entry of no declared
 /// type.
-fn typed_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObject>, String> {
+fn typed_object(c: &LdapConnector, e: &impl Attrs) -> Result<Option<ImportObject>, String> {
     let Some(ty) = entry_type(c, e) else {
         return Ok(None);
     };
@@ -387,7 +480,7 @@ fn typed_object(c: &LdapConnector, e: &SearchEntry) -> Result<Option<ImportObjec
 /// without values is given as NULL (cleared).
 fn object_of(
     c: &LdapConnector,
-    e: &SearchEntry,
+    e: &impl Attrs,
     ty: &TypeInfo,
     partial: bool,
 ) -> Result<ImportObject, String> {
@@ -396,13 +489,7 @@ fn object_of(
         k.eq_ignore_ascii_case("objectClass") || k.eq_ignore_ascii_case("structuralObjectClass")
     };
     // In name order, so that of two spellings of one attribute the same one is kept each time.
-    let mut names: Vec<&str> = e
-        .attrs
-        .keys()
-        .chain(e.bin_attrs.keys())
-        .map(String::as_str)
-        .filter(|k| !skip(k))
-        .collect();
+    let mut names: Vec<&str> = e.names().into_iter().filter(|k| !skip(k)).collect();
     names.sort_unstable();
     names.dedup();
     let mut attrs: Vec<(String, Value)> = Vec::with_capacity(names.len() + 1);
@@ -423,7 +510,7 @@ fn object_of(
         }
         let base = super::super::ldif::declared(&c.attr_types, &lower);
         let mut vs = Vec::new();
-        for raw in values(e, k) {
+        for raw in e.values(k) {
             let v = super::value_as(name, base, raw)?;
             if !matches!(&v, Value::Str(s) if s.is_empty()) {
                 vs.push(v);
@@ -438,7 +525,7 @@ fn object_of(
         attrs.push((name.clone(), v));
     }
     if let Some((anchor_name, _)) = &ty.anchor {
-        let raw = values(e, server_anchor);
+        let raw = e.values(server_anchor);
         let Some(first) = raw.first() else {
             return Err(format!("no `{server_anchor}` (the anchor)"));
         };
@@ -449,19 +536,10 @@ fn object_of(
         attrs.push((anchor_name.clone(), a));
     }
     Ok(ImportObject {
-        dn: e.dn.clone(),
+        dn: e.dn().to_string(),
         object_type: ty.name.clone(),
         attrs,
     })
-}
-
-/// Whether an entry holds a ranged attribute (`member;range=0-1499`): Active Directory sends
-/// at most MaxValRange values of an attribute at a time.
-fn has_range(e: &SearchEntry) -> bool {
-    e.attrs
-        .keys()
-        .chain(e.bin_attrs.keys())
-        .any(|k| range_of(k).is_some())
 }
 
 /// The attribute name and the range's end of a ranged attribute description
@@ -697,7 +775,8 @@ fn dirsync_change(
     e: &mut SearchEntry,
     delta: bool,
 ) -> Result<Option<Result<ImportChange, String>>, ConnectorError> {
-    let guid = values(e, &c.ldap.anchor_attribute)
+    let guid = e
+        .values(&c.ldap.anchor_attribute)
         .first()
         .and_then(|raw| c.anchor_value(None, *raw));
     let gone = |guid: Option<Value>| {
@@ -707,7 +786,8 @@ fn dirsync_change(
             None
         })
     };
-    let deleted = values(e, "isDeleted")
+    let deleted = e
+        .values("isDeleted")
         .iter()
         .any(|v| matches!(v, RawValue::Text(t) if t.eq_ignore_ascii_case("TRUE")));
     if deleted {
@@ -718,8 +798,8 @@ fn dirsync_change(
         return gone(guid);
     }
     naming_value(e);
-    let whole = !values(e, "objectClass").is_empty();
-    let moved = !values(e, "parentGUID").is_empty();
+    let whole = !e.values("objectClass").is_empty();
+    let moved = !e.values("parentGUID").is_empty();
     if !whole && moved {
         // Moved, perhaps into the partitions: read it whole.
         let Some(full) = read_whole(c, conn, &e.dn)? else {
@@ -731,12 +811,12 @@ fn dirsync_change(
         let Some(ty) = classes.iter().filter_map(|n| c.type_named(n)).last() else {
             return gone(guid);
         };
-        if has_range(e) {
+        if e.has_range() {
             complete_ranges(conn, e)?;
         }
         return Ok(Some(object_of(c, e, ty, true).map(ImportChange::Partial)));
     }
-    if has_range(e) {
+    if e.has_range() {
         complete_ranges(conn, e)?;
     }
     Ok(match entry_object(c, e) {
