@@ -117,6 +117,125 @@ pub fn write_jsonl<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
     out
 }
 
+/// The shape of a line as [`Scan::of`] checks it without converting its values: an object
+/// with a `dn` and a `type` and, if anything else, `attrs` (an object or null).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Head<'a> {
+    #[serde(borrow)]
+    dn: std::borrow::Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    object_type: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    attrs: Option<AttrsShape>,
+}
+
+/// A JSON object, its members skipped.
+struct AttrsShape;
+
+impl<'de> serde::Deserialize<'de> for AttrsShape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AttrsShape, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = AttrsShape;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<AttrsShape, A::Error> {
+                use serde::de::IgnoredAny;
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AttrsShape)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// The order of a line in the file: the tree order of its DN, then its DN key (the order a
+/// whole rewrite gives, [`write_jsonl`]).
+type Order = (Vec<String>, String);
+
+/// A target file read for a patch: the lines no delta names, in file order with their order
+/// key, and the objects of the lines a delta names (by its DN or the DN it renames to), read
+/// whole.
+struct Scan<'t> {
+    kept: Vec<(Order, &'t str)>,
+    set: Objects,
+}
+
+impl<'t> Scan<'t> {
+    /// Scans the file's `text` for a patch by `deltas`; None when it must be read and written
+    /// whole: a line not well formed (the whole read reports it), a DN twice, lines not in
+    /// tree order (a whole rewrite sorts them), or no line at all.
+    fn of(text: &'t str, deltas: &[ExportDelta], types: &AttrTypes) -> Option<Scan<'t>> {
+        let named: std::collections::HashSet<String> = deltas
+            .iter()
+            .flat_map(|d| std::iter::once(&*d.dn).chain(d.new_dn.as_deref()))
+            .filter(|d| !d.trim().is_empty())
+            .map(ldif::dn_key)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut kept: Vec<(Order, &str)> = Vec::new();
+        let mut set = Objects::new();
+        for raw in text.split('\n') {
+            let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            if raw.bytes().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let head: Head = serde_json::from_str(raw).ok()?;
+            let dn = head.dn.trim();
+            if dn.is_empty() || head.object_type.trim().is_empty() {
+                return None;
+            }
+            let k = ldif::dn_key(dn);
+            if !seen.insert(k.clone()) {
+                return None;
+            }
+            if named.contains(&k) {
+                set.insert(k, entry(raw, types).ok()?);
+                continue;
+            }
+            let order = (ldif::tree_key(dn), k);
+            if kept.last().is_some_and(|(last, _)| *last >= order) {
+                return None;
+            }
+            kept.push((order, raw));
+        }
+        (!seen.is_empty()).then_some(Scan { kept, set })
+    }
+}
+
+/// The text of a patched file: the `kept` lines as they were, and the objects of `set` written
+/// anew, merged in tree order; with the number of objects.
+fn patch(kept: &[(Order, &str)], set: &Objects) -> (String, usize) {
+    let mut fresh: Vec<(Order, String)> = set
+        .iter()
+        .map(|(k, e)| ((ldif::tree_key(&e.dn), k.clone()), line(e)))
+        .collect();
+    fresh.sort_by(|a, b| a.0.cmp(&b.0));
+    let size = kept.iter().map(|(_, l)| l.len() + 1).sum::<usize>()
+        + fresh.iter().map(|(_, l)| l.len() + 1).sum::<usize>();
+    let mut out = String::with_capacity(size);
+    let mut fresh = fresh.into_iter().peekable();
+    for (order, l) in kept {
+        while let Some((_, f)) = fresh.next_if(|(o, _)| o < order) {
+            out.push_str(&f);
+            out.push('\n');
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    for (_, f) in fresh {
+        out.push_str(&f);
+        out.push('\n');
+    }
+    (out, kept.len() + set.len())
+}
+
 /// Reads JSON lines as they arrive, handing each object (with its line) or malformed line to
 /// `each`; an error of `each` stops the read. Text in which no line is a JSON object is an
 /// error; the malformed lines before the first JSON object are handed over only once one
@@ -342,9 +461,28 @@ impl Connector for JsonlTarget {
     }
 
     /// Applies the deltas and replaces the file atomically (only when a change applied), one
-    /// result per delta.
+    /// result per delta. A file whose lines are well formed and in tree order is patched: only
+    /// the lines the deltas name are read whole and written anew ([`patch`]); any other is read
+    /// and written whole.
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         self.written = None;
+        if let Some(bytes) = ldif::read_file(&self.path)?
+            && let Ok(text) = std::str::from_utf8(&bytes)
+            && let Some(scan) = Scan::of(text, deltas, &self.types)
+        {
+            let types = &self.types;
+            let Scan { kept, mut set } = scan;
+            let (results, written) = ldif::export_objects(
+                &self.path,
+                &mut set,
+                deltas,
+                &self.anchors,
+                |set| patch(&kept, set),
+                |e| entry(&line(e), types),
+            )?;
+            self.written = written;
+            return Ok(results);
+        }
         let loaded = load(&self.path, &self.types, true)?;
         let types = &self.types;
         let (results, written) = ldif::export_file(

@@ -1181,7 +1181,7 @@ pub fn escape_rdn_value(v: &str) -> String {
 }
 
 /// The sort key of a DN in tree order: its RDNs from the top, lower-cased.
-fn tree_key(dn: &str) -> Vec<String> {
+pub(crate) fn tree_key(dn: &str) -> Vec<String> {
     let mut parts: Vec<String> = split_unescaped(dn, ',')
         .into_iter()
         .map(|p| p.trim().to_lowercase())
@@ -1671,7 +1671,29 @@ pub(crate) fn export_file(
             ),
         });
     }
-    let results = apply_exports(&mut set, deltas, anchors);
+    export_objects(
+        path,
+        &mut set,
+        deltas,
+        anchors,
+        |set| (render(set), set.len()),
+        reread,
+    )
+}
+
+/// Applies the deltas to `set`, which holds every object of the target file that a delta names
+/// (by its DN or the DN it renames to), and, when one applied, replaces the file atomically
+/// with the text `render` makes of the new `set` (with the number of objects the file then
+/// holds). Returns what [`export_file`] returns.
+pub(crate) fn export_objects(
+    path: &Path,
+    set: &mut Objects,
+    deltas: &[ExportDelta],
+    anchors: &Anchors,
+    render: impl FnOnce(&Objects) -> (String, usize),
+    reread: impl Fn(&Entry) -> Result<Entry, String>,
+) -> Result<(Vec<ExportResult>, Option<Vec<ImportChange>>), ConnectorError> {
+    let results = apply_exports(set, deltas, anchors);
     let applied: Vec<&ExportDelta> = deltas
         .iter()
         .zip(&results)
@@ -1681,7 +1703,9 @@ pub(crate) fn export_file(
     if applied.is_empty() {
         return Ok((results, None));
     }
-    write_atomic(path, render(&set).as_bytes())?;
+    let (text, total) = render(set);
+    write_atomic(path, text.as_bytes())?;
+    drop(text);
     let renamed = applied.iter().any(|d| {
         d.new_dn
             .as_deref()
@@ -1689,8 +1713,8 @@ pub(crate) fn export_file(
     });
     // Reading an object back costs about what reading it in the file does: when the export
     // touched much of the file, the whole read streams the same work with less memory.
-    let few = applied.len().saturating_mul(WRITTEN_SHARE) <= set.len().max(1);
-    let written = (!renamed && few).then(|| written_changes(&set, &applied, reread));
+    let few = applied.len().saturating_mul(WRITTEN_SHARE) <= total.max(1);
+    let written = (!renamed && few).then(|| written_changes(set, &applied, reread));
     Ok((results, written.flatten()))
 }
 
