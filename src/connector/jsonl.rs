@@ -14,7 +14,9 @@
 //!
 //! A target file holds the target directory's content; [`JsonlTarget::export`] applies the
 //! changes like the LDIF target (an add of an existing DN, or an update or delete of a missing
-//! one, fails that change) and replaces the file atomically, sorted by DN in tree order.
+//! one, fails that change) and replaces the file atomically, sorted by DN in tree order. A file
+//! already in tree order is patched: only the lines the deltas name are read whole and written
+//! anew, the others are copied as they are (docs/DECISIONS.md 36).
 
 use super::ldif::{self, AttrTypes, Entry, Objects, declared};
 use super::{
