@@ -13,7 +13,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-use std::io::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,6 +83,15 @@ pub fn resolve_links(path: &Path) -> Result<PathBuf, FileError> {
 /// file with more than one hard link, or that is not a regular file, is refused. On any error
 /// the old file is untouched and the temporary file removed.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FileError> {
+    write_atomic_with(path, |w| w.write_all(data))
+}
+
+/// [`write_atomic`] of the bytes `fill` writes (through a buffer, so a large file need not be
+/// held in memory first).
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), FileError> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let real = resolve_links(path)?;
@@ -123,7 +132,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FileError> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
@@ -131,8 +140,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FileError> {
             // Keep the permissions of the file being replaced.
             f.set_permissions(meta.permissions())?;
         }
-        f.write_all(data)?;
-        f.sync_all()?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         Ok(())
     };
     if let Err(e) = write() {

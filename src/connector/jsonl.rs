@@ -29,6 +29,7 @@ use crate::eval::json::{from_json, to_json};
 use crate::sema::types::Base;
 use crate::value::Value;
 use serde_json::Value as Json;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One line as an entry, or why it is malformed.
@@ -211,31 +212,28 @@ impl<'t> Scan<'t> {
     }
 }
 
-/// The text of a patched file: the `kept` lines as they were, and the objects of `set` written
-/// anew, merged in tree order; with the number of objects.
-fn patch(kept: &[(Order, &str)], set: &Objects) -> (String, usize) {
+/// Writes a patched file: the `kept` lines as they were, and the objects of `set` written anew,
+/// merged in tree order. Answers the number of objects.
+fn patch(kept: &[(Order, &str)], set: &Objects, out: &mut dyn Write) -> std::io::Result<usize> {
     let mut fresh: Vec<(Order, String)> = set
         .iter()
         .map(|(k, e)| ((ldif::tree_key(&e.dn), k.clone()), line(e)))
         .collect();
     fresh.sort_by(|a, b| a.0.cmp(&b.0));
-    let size = kept.iter().map(|(_, l)| l.len() + 1).sum::<usize>()
-        + fresh.iter().map(|(_, l)| l.len() + 1).sum::<usize>();
-    let mut out = String::with_capacity(size);
     let mut fresh = fresh.into_iter().peekable();
     for (order, l) in kept {
         while let Some((_, f)) = fresh.next_if(|(o, _)| o < order) {
-            out.push_str(&f);
-            out.push('\n');
+            out.write_all(f.as_bytes())?;
+            out.write_all(b"\n")?;
         }
-        out.push_str(l);
-        out.push('\n');
+        out.write_all(l.as_bytes())?;
+        out.write_all(b"\n")?;
     }
     for (_, f) in fresh {
-        out.push_str(&f);
-        out.push('\n');
+        out.write_all(f.as_bytes())?;
+        out.write_all(b"\n")?;
     }
-    (out, kept.len() + set.len())
+    Ok(kept.len() + set.len())
 }
 
 /// Reads JSON lines as they arrive, handing each object (with its line) or malformed line to
@@ -479,7 +477,7 @@ impl Connector for JsonlTarget {
                 &mut set,
                 deltas,
                 &self.anchors,
-                |set| patch(&kept, set),
+                |set, w| patch(&kept, set, w),
                 |e| entry(&line(e), types),
             )?;
             self.written = written;

@@ -1676,21 +1676,24 @@ pub(crate) fn export_file(
         &mut set,
         deltas,
         anchors,
-        |set| (render(set), set.len()),
+        |set, w| {
+            w.write_all(render(set).as_bytes())?;
+            Ok(set.len())
+        },
         reread,
     )
 }
 
 /// Applies the deltas to `set`, which holds every object of the target file that a delta names
 /// (by its DN or the DN it renames to), and, when one applied, replaces the file atomically
-/// with the text `render` makes of the new `set` (with the number of objects the file then
-/// holds). Returns what [`export_file`] returns.
+/// with the text `render` writes of the new `set` (it answers the number of objects the file
+/// then holds). Returns what [`export_file`] returns.
 pub(crate) fn export_objects(
     path: &Path,
     set: &mut Objects,
     deltas: &[ExportDelta],
     anchors: &Anchors,
-    render: impl FnOnce(&Objects) -> (String, usize),
+    render: impl FnOnce(&Objects, &mut dyn std::io::Write) -> std::io::Result<usize>,
     reread: impl Fn(&Entry) -> Result<Entry, String>,
 ) -> Result<(Vec<ExportResult>, Option<Vec<ImportChange>>), ConnectorError> {
     let results = apply_exports(set, deltas, anchors);
@@ -1703,9 +1706,16 @@ pub(crate) fn export_objects(
     if applied.is_empty() {
         return Ok((results, None));
     }
-    let (text, total) = render(set);
-    write_atomic(path, text.as_bytes())?;
-    drop(text);
+    let mut total = 0;
+    crate::files::write_atomic_with(path, |w| {
+        total = render(set, w)?;
+        Ok(())
+    })
+    .map_err(|e| ConnectorError {
+        source: e.path.display().to_string(),
+        line: None,
+        message: e.message,
+    })?;
     let renamed = applied.iter().any(|d| {
         d.new_dn
             .as_deref()

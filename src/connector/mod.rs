@@ -422,8 +422,25 @@ pub fn fingerprint(conn: &dyn Connector) -> Result<Option<Vec<u8>>, ConnectorErr
     let Some(path) = conn.source_file() else {
         return Ok(None);
     };
-    Ok(Some(match ldif::read_file(path)? {
-        Some(bytes) => sha2::Sha256::digest(&bytes).to_vec(),
-        None => Vec::new(),
-    }))
+    // Streamed through a buffer: the file is not held in memory.
+    let Some(mut input) = ldif::open_file(path)? else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 18];
+    loop {
+        match std::io::Read::read(input.get_mut(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => hash.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(ConnectorError {
+                    source: path.display().to_string(),
+                    line: None,
+                    message: format!("cannot read: {e}"),
+                });
+            }
+        }
+    }
+    Ok(Some(hash.finalize().to_vec()))
 }
