@@ -1204,7 +1204,7 @@ fn file_imports_hand_over_pages_as_they_read() {
     }
     std::fs::write(dir.join("people.csv"), &csv).unwrap();
     // The files are written in tree order: the order a read hands the objects over.
-    let parsed = ldif::parse(ldif_text.as_bytes(), "x", &AttrTypes::new()).unwrap();
+    let parsed = ldif::parse(ldif_text.as_bytes(), "x", &AttrTypes::default()).unwrap();
     let position: std::collections::HashMap<&str, usize> = parsed
         .records
         .iter()

@@ -60,7 +60,7 @@ impl CsvSource {
             anchor: anchor.into(),
             dn_template: dn_template.into(),
             columns: HashMap::new(),
-            types: AttrTypes::new(),
+            types: AttrTypes::default(),
             multi_value_separator: None,
         }
     }

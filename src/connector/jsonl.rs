@@ -376,7 +376,7 @@ impl JsonlSource {
     pub fn new(path: impl Into<PathBuf>) -> JsonlSource {
         JsonlSource {
             path: path.into(),
-            types: AttrTypes::new(),
+            types: AttrTypes::default(),
         }
     }
 
@@ -428,7 +428,7 @@ impl JsonlTarget {
     pub fn new(path: impl Into<PathBuf>) -> JsonlTarget {
         JsonlTarget {
             path: path.into(),
-            types: AttrTypes::new(),
+            types: AttrTypes::default(),
             anchors: Anchors::new(),
             written: None,
         }

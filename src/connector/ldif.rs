@@ -74,14 +74,14 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// Declared types of attributes: lower-cased attribute name → base type. Attributes that are
 /// not in the map are untyped (see the module doc).
-pub type AttrTypes = HashMap<String, Base>;
+pub type AttrTypes = HashMap<String, Base, foldhash::fast::RandomState>;
 
 /// The [`AttrTypes`] of some object types (e.g. `connector.objects.values()` of a schema
 /// connector). When two types declare one name differently, the first wins.
 pub fn attr_types<'a>(
     objects: impl IntoIterator<Item = &'a crate::sema::schema::ObjectDef>,
 ) -> AttrTypes {
-    let mut out = AttrTypes::new();
+    let mut out = AttrTypes::default();
     for o in objects {
         for a in o.attrs.values() {
             out.entry(a.name.to_lowercase()).or_insert(a.base);
@@ -882,8 +882,8 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
     };
     // Lower-cased attribute and class names already seen: each line costs the same however
     // many attributes, values and classes came before it.
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut classes: HashSet<String> = HashSet::new();
+    let mut index: crate::engine::model::FastMap<String, usize> = Default::default();
+    let mut classes: HashSet<String, foldhash::fast::RandomState> = Default::default();
     // The ranges given of each ranged attribute (lower-cased name): line, range, name.
     let mut ranges: BTreeMap<String, Vec<(usize, Range, String)>> = BTreeMap::new();
     for l in lines {
@@ -914,10 +914,10 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
         if matches!(&v, Value::Str(s) if s.is_empty()) {
             continue;
         }
-        match index.get(&name.to_lowercase()) {
-            Some(&i) => e.attrs[i].1.push(v),
-            None => {
-                index.insert(name.to_lowercase(), e.attrs.len());
+        match index.entry(name.to_lowercase()) {
+            std::collections::hash_map::Entry::Occupied(i) => e.attrs[*i.get()].1.push(v),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(e.attrs.len());
                 e.attrs.push((name, vec![v]));
             }
         }
@@ -1607,7 +1607,7 @@ fn import_full(
     if let Some(k) = known.as_deref_mut() {
         k.clear();
     }
-    let mut lines_of: HashMap<String, usize> = HashMap::new();
+    let mut lines_of: crate::engine::model::FastMap<String, usize> = Default::default();
     read_records(input, &source, types, |item| {
         let (line, e) = match item {
             Err(r) => {
@@ -1875,7 +1875,7 @@ impl LdifSource {
     pub fn new(path: impl Into<PathBuf>) -> LdifSource {
         LdifSource {
             path: path.into(),
-            types: AttrTypes::new(),
+            types: AttrTypes::default(),
             known: Objects::new(),
             primed: false,
         }
@@ -1974,7 +1974,7 @@ impl LdifTarget {
     pub fn new(path: impl Into<PathBuf>) -> LdifTarget {
         LdifTarget {
             path: path.into(),
-            types: AttrTypes::new(),
+            types: AttrTypes::default(),
             anchors: Anchors::new(),
             written: None,
         }
@@ -2057,7 +2057,7 @@ mod tests {
     use super::*;
 
     fn parse_str(s: &str) -> Parsed {
-        parse(s.as_bytes(), "t.ldif", &AttrTypes::new()).unwrap()
+        parse(s.as_bytes(), "t.ldif", &AttrTypes::default()).unwrap()
     }
 
     #[test]
@@ -2121,9 +2121,9 @@ mod tests {
 
     #[test]
     fn not_ldif_is_an_error() {
-        let e = parse(b"id,name\n1,x\n", "x.csv", &AttrTypes::new()).unwrap_err();
+        let e = parse(b"id,name\n1,x\n", "x.csv", &AttrTypes::default()).unwrap_err();
         assert_eq!(e.line, Some(1));
-        let e = parse(b"version: 2\n", "x", &AttrTypes::new()).unwrap_err();
+        let e = parse(b"version: 2\n", "x", &AttrTypes::default()).unwrap_err();
         assert_eq!(e.line, Some(1));
     }
 }
