@@ -162,6 +162,32 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// Runs a text renderer (`render`, which writes to a `fmt::Write`, as into a `String`) into
+/// `out`: the first I/O error of `out` is the result.
+pub fn render_into(
+    out: &mut dyn Write,
+    render: impl FnOnce(&mut dyn std::fmt::Write) -> std::fmt::Result,
+) -> std::io::Result<()> {
+    struct Adapter<'a> {
+        out: &'a mut dyn Write,
+        error: Option<std::io::Error>,
+    }
+    impl std::fmt::Write for Adapter<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.out.write_all(s.as_bytes()).map_err(|e| {
+                self.error.get_or_insert(e);
+                std::fmt::Error
+            })
+        }
+    }
+    let mut a = Adapter { out, error: None };
+    match (render(&mut a), a.error) {
+        (_, Some(e)) => Err(e),
+        (Ok(()), None) => Ok(()),
+        (Err(_), None) => Err(std::io::Error::other("the text could not be rendered")),
+    }
+}
+
 /// The process id in the name of a temporary file of `name` (`.<name>.idflow-tmp.<pid>.<n>`,
 /// and the earlier `.<name>.tmp-<pid>-<n>` and `.<name>.idflow-fmt.<pid>`), or `None` when the
 /// file is not one.

@@ -48,7 +48,10 @@ fn same_seed_same_text_other_seed_other_text() {
 #[test]
 fn counts() {
     for (users, groups) in [(0, 0), (1, 1), (120, 15)] {
-        let es = entries(&generator::generate(users, groups, 3), &AttrTypes::default());
+        let es = entries(
+            &generator::generate(users, groups, 3),
+            &AttrTypes::default(),
+        );
         let user_objects = of_type(&es, "user");
         let ordinary: Vec<_> = user_objects
             .iter()

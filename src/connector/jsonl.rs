@@ -113,11 +113,21 @@ fn line(e: &Entry) -> String {
 /// The text of a JSON lines file of `entries`, sorted by DN in tree order.
 pub fn write_jsonl<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
     let mut out = String::new();
-    for e in ldif::tree_order(entries) {
-        out.push_str(&line(e));
-        out.push('\n');
-    }
+    // Writing into a string does not fail.
+    let _ = write_jsonl_to(entries, &mut out);
     out
+}
+
+/// [`write_jsonl`] into `out`, a line at a time.
+fn write_jsonl_to<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    out: &mut dyn std::fmt::Write,
+) -> std::fmt::Result {
+    for e in ldif::tree_order(entries) {
+        out.write_str(&line(e))?;
+        out.write_char('\n')?;
+    }
+    Ok(())
 }
 
 /// The shape of a line as [`Scan::of`] checks it without converting its values: an object
@@ -491,7 +501,7 @@ impl Connector for JsonlTarget {
             "line",
             deltas,
             &self.anchors,
-            |set| write_jsonl(set.values()),
+            |set, w| crate::files::render_into(w, |t| write_jsonl_to(set.values(), t)),
             |e| entry(&line(e), types),
         )?;
         self.written = written;

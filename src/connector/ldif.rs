@@ -1463,12 +1463,26 @@ pub fn write_entry(out: &mut String, e: &Entry) {
 /// LDIF content records of `entries`, sorted by DN in tree order (parents first), after a
 /// `version: 1` line.
 pub fn write_ldif<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
-    let mut out = String::from("version: 1\n");
-    for e in tree_order(entries) {
-        out.push('\n');
-        write_entry(&mut out, e);
-    }
+    let mut out = String::new();
+    // Writing into a string does not fail.
+    let _ = write_ldif_to(entries, &mut out);
     out
+}
+
+/// [`write_ldif`] into `out`, an entry at a time.
+pub(crate) fn write_ldif_to<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    out: &mut dyn std::fmt::Write,
+) -> std::fmt::Result {
+    out.write_str("version: 1\n")?;
+    let mut text = String::new();
+    for e in tree_order(entries) {
+        text.clear();
+        text.push('\n');
+        write_entry(&mut text, e);
+        out.write_str(&text)?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1657,7 +1671,7 @@ pub(crate) fn export_file(
     unit: &str,
     deltas: &[ExportDelta],
     anchors: &Anchors,
-    render: impl FnOnce(&Objects) -> String,
+    render: impl FnOnce(&Objects, &mut dyn std::io::Write) -> std::io::Result<()>,
     reread: impl Fn(&Entry) -> Result<Entry, String>,
 ) -> Result<(Vec<ExportResult>, Option<Vec<ImportChange>>), ConnectorError> {
     let (mut set, rejected) = loaded;
@@ -1677,7 +1691,7 @@ pub(crate) fn export_file(
         deltas,
         anchors,
         |set, w| {
-            w.write_all(render(set).as_bytes())?;
+            render(set, w)?;
             Ok(set.len())
         },
         reread,
@@ -2020,7 +2034,7 @@ impl Connector for LdifTarget {
             "record",
             deltas,
             &self.anchors,
-            |set| write_ldif(set.values()),
+            |set, w| crate::files::render_into(w, |t| write_ldif_to(set.values(), t)),
             |e| reread(e, &source, types),
         )?;
         self.written = written;

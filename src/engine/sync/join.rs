@@ -26,7 +26,12 @@ impl Run<'_> {
         if self.state.mv_index().contains_key(attr) {
             return;
         }
-        let mut map: crate::engine::model::FastMap<Key, Vec<MvId>> = Default::default();
+        // Sized for one key per object: no rehashing as it fills.
+        let mut map: crate::engine::model::FastMap<Key, Vec<MvId>> =
+            crate::engine::model::FastMap::with_capacity_and_hasher(
+                self.state.mv().len(),
+                Default::default(),
+            );
         for m in self.state.mv().values() {
             if let Some(s) = self.plan.metaverse[m.object_type].slot(attr) {
                 for v in m.attrs[s].values() {
@@ -60,7 +65,15 @@ impl Run<'_> {
         if self.state.cs_index().contains_key(&key) {
             return;
         }
-        let mut map: crate::engine::model::FastMap<Key, Vec<CsId>> = Default::default();
+        // Sized for one key per object of the connector: no rehashing as it fills.
+        let objects = self
+            .state
+            .cs()
+            .iter()
+            .filter(|o| o.connector == cc && !o.gone && !o.placeholder)
+            .count();
+        let mut map: crate::engine::model::FastMap<Key, Vec<CsId>> =
+            crate::engine::model::FastMap::with_capacity_and_hasher(objects, Default::default());
         for (i, o) in self.state.cs().iter().enumerate() {
             if o.connector != cc || o.gone || o.placeholder {
                 continue;
