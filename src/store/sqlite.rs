@@ -421,6 +421,8 @@ fn ids_from(bytes: &[u8]) -> Result<Vec<u64>, String> {
 struct Unpack {
     framed: bool,
     scratch: Vec<u8>,
+    /// The texts decoded so far, shared ([`codec::Strings`]).
+    strings: codec::Strings,
 }
 
 impl Unpack {
@@ -435,7 +437,8 @@ impl Unpack {
         } else {
             column
         };
-        Reader::new(bytes).slots(map, width)
+        let strings = &mut self.strings;
+        Reader::new(bytes).slots_with(map, width, |v| strings.share(v))
     }
 }
 
@@ -750,6 +753,7 @@ impl Store for SqliteStore {
         let mut unpack = Unpack {
             framed: self.framed,
             scratch: Vec::new(),
+            strings: codec::Strings::default(),
         };
         {
             let mut stmt = self
@@ -799,7 +803,7 @@ impl Store for SqliteStore {
                         Some(CsObject {
                             connector: c,
                             object_type: l.ty,
-                            dn: dn.into(),
+                            dn: unpack.strings.text(dn.into()),
                             anchor,
                             imported,
                             current,
