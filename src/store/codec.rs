@@ -241,16 +241,6 @@ impl<'a> Reader<'a> {
     /// Reads a sparse slot vector as an object's values of `width` slots, mapping each stored
     /// slot through `map` (see [`Reader::attrs`]).
     pub fn slots(&mut self, map: &[Option<usize>], width: usize) -> Result<Values, String> {
-        self.slots_with(map, width, |v| v)
-    }
-
-    /// [`Reader::slots`], each value passed through `share` (see [`Strings`]).
-    pub fn slots_with(
-        &mut self,
-        map: &[Option<usize>],
-        width: usize,
-        mut share: impl FnMut(Value) -> Value,
-    ) -> Result<Values, String> {
         let n = self.varint()?;
         let mut held: Vec<(u32, Value)> = Vec::with_capacity((n as usize).min(width));
         for _ in 0..n {
@@ -259,7 +249,7 @@ impl<'a> Reader<'a> {
             if let Some(Some(to)) = map.get(slot)
                 && *to < width
             {
-                held.push((*to as u32, share(v)));
+                held.push((*to as u32, v));
             }
         }
         if self.at != self.bytes.len() {
@@ -286,41 +276,6 @@ impl<'a> Reader<'a> {
             return self.fail("trailing bytes");
         }
         Ok(())
-    }
-}
-
-/// The texts of a state being loaded, each once: equal strings decoded from different objects
-/// (an attribute flowed unchanged into the metaverse and on to a target, a DN and the
-/// references naming it) become one shared allocation, as they were before the state was
-/// saved. A decoded text that is already known is dropped at once, so the allocator hands its
-/// memory to the next one and the state takes no fresh memory for it.
-#[derive(Default)]
-pub struct Strings(std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>);
-
-impl Strings {
-    /// `v` with its texts shared.
-    pub fn share(&mut self, v: Value) -> Value {
-        match v {
-            Value::Str(s) => Value::Str(self.text(s)),
-            Value::Ref(s) => Value::Ref(self.text(s)),
-            Value::Many(items)
-                if items
-                    .iter()
-                    .any(|i| matches!(i, Value::Str(_) | Value::Ref(_))) =>
-            {
-                Value::Many(items.iter().map(|i| self.share(i.clone())).collect())
-            }
-            other => other,
-        }
-    }
-
-    /// The shared copy of `s`.
-    pub fn text(&mut self, s: Arc<str>) -> Arc<str> {
-        if let Some(known) = self.0.get(&*s) {
-            return known.clone();
-        }
-        self.0.insert(s.clone());
-        s
     }
 }
 
@@ -424,40 +379,6 @@ mod tests {
             .attrs(&[Some(1), None, None], &mut out)
             .unwrap();
         assert_eq!(out, vec![Value::Null, Value::str("a")]);
-    }
-
-    #[test]
-    fn equal_texts_decoded_apart_are_shared() {
-        let one = attrs_bytes(&Values::from_dense(vec![
-            Value::str("Alice"),
-            Value::Many(vec![Value::str("a@x"), Value::Num(1)].into()),
-        ]));
-        let two = attrs_bytes(&Values::from_dense(vec![
-            Value::Ref("Alice".into()),
-            Value::Many(vec![Value::str("a@x"), Value::Num(1)].into()),
-        ]));
-        let mut strings = Strings::default();
-        let map = [Some(0), Some(1)];
-        let a = Reader::new(&one)
-            .slots_with(&map, 2, |v| strings.share(v))
-            .unwrap();
-        let b = Reader::new(&two)
-            .slots_with(&map, 2, |v| strings.share(v))
-            .unwrap();
-        let text = |v: &Value| match v {
-            Value::Str(s) | Value::Ref(s) => s.clone(),
-            Value::Many(items) => match &items[0] {
-                Value::Str(s) => s.clone(),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        };
-        // The same values as decoded without sharing, one allocation each.
-        assert_eq!(a, Reader::new(&one).slots(&map, 2).unwrap());
-        assert_eq!(b, Reader::new(&two).slots(&map, 2).unwrap());
-        assert!(Arc::ptr_eq(&text(&a[0]), &text(&b[0])));
-        assert!(Arc::ptr_eq(&text(&a[1]), &text(&b[1])));
-        assert!(!Arc::ptr_eq(&text(&a[0]), &text(&a[1])));
     }
 
     #[test]

@@ -421,8 +421,6 @@ fn ids_from(bytes: &[u8]) -> Result<Vec<u64>, String> {
 struct Unpack {
     framed: bool,
     scratch: Vec<u8>,
-    /// The texts decoded so far, shared ([`codec::Strings`]).
-    strings: codec::Strings,
 }
 
 impl Unpack {
@@ -437,8 +435,7 @@ impl Unpack {
         } else {
             column
         };
-        let strings = &mut self.strings;
-        Reader::new(bytes).slots_with(map, width, |v| strings.share(v))
+        Reader::new(bytes).slots(map, width)
     }
 }
 
@@ -753,7 +750,6 @@ impl Store for SqliteStore {
         let mut unpack = Unpack {
             framed: self.framed,
             scratch: Vec::new(),
-            strings: codec::Strings::default(),
         };
         {
             let mut stmt = self
@@ -803,7 +799,7 @@ impl Store for SqliteStore {
                         Some(CsObject {
                             connector: c,
                             object_type: l.ty,
-                            dn: unpack.strings.text(dn.into()),
+                            dn: dn.into(),
                             anchor,
                             imported,
                             current,
