@@ -364,7 +364,7 @@ fn import_full(
         &path.display().to_string(),
         types,
         |item| match item {
-            Ok((_, e)) => pager.push(ImportChange::Upsert(e.to_import_object())),
+            Ok((_, e)) => pager.push(ImportChange::Upsert(e.into_import_object())),
             Err(r) => {
                 pager.reject(r);
                 Ok(())

@@ -176,23 +176,30 @@ impl Entry {
     }
 
     /// The object as the engine imports it: one value is a scalar, several a multi-valued value.
-    pub fn to_import_object(&self) -> ImportObject {
+    /// The entry's parts are moved, not copied.
+    pub fn into_import_object(mut self) -> ImportObject {
+        let object_type = self.object_classes.pop().unwrap_or_default();
         ImportObject {
-            dn: self.dn.clone(),
-            object_type: self.object_type().to_string(),
+            dn: self.dn,
+            object_type,
             attrs: self
                 .attrs
-                .iter()
-                .map(|(n, vs)| {
+                .into_iter()
+                .map(|(n, mut vs)| {
                     let v = if vs.len() == 1 {
-                        vs[0].clone()
+                        vs.swap_remove(0)
                     } else {
-                        Value::many(vs.clone())
+                        Value::many(vs)
                     };
-                    (n.clone(), v)
+                    (n, v)
                 })
                 .collect(),
         }
+    }
+
+    /// [`Entry::into_import_object`] of a copy.
+    pub fn to_import_object(&self) -> ImportObject {
+        self.clone().into_import_object()
     }
 }
 
@@ -682,8 +689,13 @@ fn raw_text(no: usize, a: AttrLine) -> LineResult<String> {
 
 /// A value of `name` as its declared type.
 fn ldif_value(a: AttrLine, types: &AttrTypes) -> Result<Value, String> {
-    let base = declared(types, &a.name);
-    match a.raw {
+    value_of(&a.name, a.binary, a.raw, types)
+}
+
+/// The value of an attribute line's parts (see [`ldif_value`]).
+fn value_of(name: &str, binary: bool, raw: Raw, types: &AttrTypes) -> Result<Value, String> {
+    let base = declared(types, name);
+    match raw {
         // A GUID as text (as ldbsearch and Samba's tools write `objectGUID`): its 16 bytes in
         // Active Directory's order, the bytes an ldifde export gives in base64.
         Raw::Text(s) if base == Some(Base::Bin) => Ok(match guid_text(&s) {
@@ -693,7 +705,7 @@ fn ldif_value(a: AttrLine, types: &AttrTypes) -> Result<Value, String> {
         Raw::Text(s) => text_value(&s, base),
         Raw::Base64(bytes) => match base {
             Some(Base::Bin) => Ok(Value::bin(bytes)),
-            None if a.binary => Ok(Value::bin(bytes)),
+            None if binary => Ok(Value::bin(bytes)),
             None => Ok(match String::from_utf8(bytes) {
                 Ok(s) if is_text(&s) => Value::str(s),
                 Ok(s) => Value::bin(s.into_bytes()),
@@ -701,7 +713,7 @@ fn ldif_value(a: AttrLine, types: &AttrTypes) -> Result<Value, String> {
             }),
             Some(_) => match String::from_utf8(bytes) {
                 Ok(s) => text_value(&s, base),
-                Err(_) => Err(format!("the value of `{}` is not valid UTF-8 text", a.name)),
+                Err(_) => Err(format!("the value of `{name}` is not valid UTF-8 text")),
             },
         },
     }
@@ -901,15 +913,20 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
             }
             continue;
         }
-        let name = a.name.clone();
-        if let Some(r) = a.range {
+        let AttrLine {
+            name,
+            binary,
+            range,
+            raw,
+        } = a;
+        if let Some(r) = range {
             let list = ranges.entry(name.to_lowercase()).or_default();
             // Each value line repeats the description: one entry per range.
             if !list.iter().any(|(_, x, _)| *x == r) {
                 list.push((l.no, r, name.clone()));
             }
         }
-        let v = ldif_value(a, types).map_err(|m| (l.no, m))?;
+        let v = value_of(&name, binary, raw, types).map_err(|m| (l.no, m))?;
         // Empty strings are no value.
         if matches!(&v, Value::Str(s) if s.is_empty()) {
             continue;
@@ -1647,11 +1664,18 @@ fn import_full(
             });
             return Ok(());
         }
-        let change = ImportChange::Upsert(e.to_import_object());
-        lines_of.insert(k.clone(), line);
-        if let Some(known) = known.as_deref_mut() {
-            known.insert(k, e);
-        }
+        let change = match known.as_deref_mut() {
+            Some(known) => {
+                let change = ImportChange::Upsert(e.to_import_object());
+                lines_of.insert(k.clone(), line);
+                known.insert(k, e);
+                change
+            }
+            None => {
+                lines_of.insert(k, line);
+                ImportChange::Upsert(e.into_import_object())
+            }
+        };
         pager.push(change)
     })?;
     pager.flush()?;
