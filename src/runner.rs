@@ -906,15 +906,32 @@ impl Runner {
             self.record(&report, &[])?;
             return Ok(report);
         }
+        // The confirmation of an export by what it wrote (docs/DECISIONS.md 34), when the
+        // state held all of the file before the export.
+        let held = self.held_before_export.take().is_some_and(|n| n == name);
+        let written = if confirming {
+            self.connectors
+                .get_mut(name)
+                .and_then(|conn| conn.take_written())
+                .filter(|_| held)
+        } else {
+            None
+        };
         // A delta import of a file that has not changed since the last complete import would
-        // change nothing: it is skipped (docs/DECISIONS.md 28).
+        // change nothing: it is skipped (docs/DECISIONS.md 28). A file confirmed by what the
+        // export wrote is remembered as written, so that a change made to it since is read by
+        // the next import.
         let fingerprint_key = format!("import-fingerprint:{name}");
-        let fingerprint = self
-            .connectors
-            .get(name)
-            .and_then(|conn| connector::fingerprint(conn.as_ref()).ok().flatten())
-            .map(|f| self.import_fingerprint(&cfg, &f));
+        let fingerprint = match &written {
+            Some(w) => Some(self.import_fingerprint(&cfg, &w.fingerprint)),
+            None => self
+                .connectors
+                .get(name)
+                .and_then(|conn| connector::fingerprint(conn.as_ref()).ok().flatten())
+                .map(|f| self.import_fingerprint(&cfg, &f)),
+        };
         if !full
+            && written.is_none()
             && let Some(f) = &fingerprint
             && self
                 .store
@@ -952,16 +969,7 @@ impl Runner {
                 watermark: watermark.as_deref(),
             }
         };
-        let held = self.held_before_export.take().is_some_and(|n| n == name);
-        let written = if confirming {
-            self.connectors
-                .get_mut(name)
-                .and_then(|conn| conn.take_written())
-                .filter(|_| held)
-        } else {
-            None
-        };
-        let read = match written {
+        let read = match written.map(|w| w.changes) {
             Some(changes) => {
                 report.notes.push(format!(
                     "confirmed by what the export wrote, read back ({} objects): the rest of the file was not read again",

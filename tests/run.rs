@@ -800,6 +800,85 @@ fn a_file_export_is_confirmed_by_what_it_wrote() {
     check(&d);
 }
 
+/// A target connector whose file another writer edits right after each export, before the
+/// export is confirmed.
+struct EditedAfterExport {
+    inner: Box<dyn idflow::connector::Connector>,
+    path: std::path::PathBuf,
+}
+
+impl idflow::connector::Connector for EditedAfterExport {
+    fn import(
+        &mut self,
+        mode: idflow::connector::ImportMode<'_>,
+        sink: &mut dyn idflow::connector::ImportSink,
+    ) -> Result<idflow::connector::ImportEnd, idflow::connector::ConnectorError> {
+        self.inner.import(mode, sink)
+    }
+
+    fn export(
+        &mut self,
+        deltas: &[idflow::engine::export::ExportDelta],
+    ) -> Result<Vec<idflow::connector::ExportResult>, idflow::connector::ConnectorError> {
+        let results = self.inner.export(deltas)?;
+        let mut text = std::fs::read_to_string(&self.path).unwrap();
+        text.push_str("{\"dn\": \"CN=Outside\", \"type\": \"contact\", \"attrs\": {\"cloudAnchor\": \"Contact_outside\", \"displayName\": \"Outside\"}}\n");
+        std::fs::write(&self.path, text).unwrap();
+        Ok(results)
+    }
+
+    fn confirms_by_reimport(&self) -> bool {
+        self.inner.confirms_by_reimport()
+    }
+
+    fn source_file(&self) -> Option<&std::path::Path> {
+        self.inner.source_file()
+    }
+
+    fn take_written(&mut self) -> Option<idflow::connector::Written> {
+        self.inner.take_written()
+    }
+}
+
+/// A file confirmed by what its export wrote is remembered as written: a line another writer
+/// adds between the export and its confirmation is read by the next import, not taken for part
+/// of what the state holds.
+#[test]
+fn a_file_edited_between_its_export_and_the_confirmation_is_read_again() {
+    let d = quickstart("qs-written-race");
+    let first = run(&d, &[]);
+    assert_eq!(first.out.code, 0, "{}", first.out.all());
+    let mut recs = records(&d.read("ad.ldif"));
+    let (i, _, _) = synced_users(&d, &recs)[2].clone();
+    recs[i] = with_line(&recs[i], "department", "department: Somewhere Else");
+    d.write("ad.ldif", &unrecords(&recs));
+    let mut r = common::runner(&d);
+    let c = r.engine.plan.connector_index(ENTRA).unwrap();
+    let cfg = r.deployment.connector(ENTRA).unwrap().clone();
+    let inner = idflow::connector::open(&cfg, &r.engine.plan.connectors[c]).unwrap();
+    let path = d.path("entra.jsonl");
+    r.set_connector(ENTRA, Box::new(EditedAfterExport { inner, path }));
+    let reports = r.cycle(idflow::runner::CycleOptions::default()).unwrap();
+    drop(r);
+    assert_eq!(
+        reports
+            .iter()
+            .find(|s| s.step == "export" && s.connector == ENTRA)
+            .map(|s| s.updates),
+        Some(1),
+        "{reports:?}"
+    );
+    assert_eq!(confirmed_by_writes(&d), [ENTRA], "{reports:?}");
+    let next = run(&d, &["--profile", "delta-import", "--connector", ENTRA]);
+    assert_eq!(next.out.code, 0, "{}", next.out.all());
+    assert_eq!(
+        next.step("import", ENTRA).adds,
+        1,
+        "the line added after the export was not read:\n{}",
+        next.out.all()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Staging mode
 

@@ -21,7 +21,7 @@
 use super::ldif::{self, AttrTypes, Entry, Objects, declared};
 use super::{
     Anchors, Connector, ConnectorError, ExportResult, ImportEnd, ImportMode, ImportSink, Pager,
-    Rejected,
+    Rejected, Written,
 };
 use crate::engine::export::ExportDelta;
 use crate::engine::import::ImportChange;
@@ -431,7 +431,7 @@ pub struct JsonlTarget {
     /// The anchor attributes it assigns to new objects, by type.
     pub anchors: Anchors,
     /// What the last export changed, as a read shows it ([`Connector::take_written`]).
-    written: Option<Vec<ImportChange>>,
+    written: Option<Written>,
 }
 
 impl JsonlTarget {
@@ -513,7 +513,7 @@ impl Connector for JsonlTarget {
         true
     }
 
-    fn take_written(&mut self) -> Option<Vec<ImportChange>> {
+    fn take_written(&mut self) -> Option<Written> {
         self.written.take()
     }
 }

@@ -59,7 +59,7 @@
 
 use super::{
     Anchors, Connector, ConnectorError, ExportErrorCategory, ExportResult, ImportEnd, ImportKind,
-    ImportMode, ImportSink, Pager, Rejected,
+    ImportMode, ImportSink, Pager, Rejected, Written,
 };
 use crate::engine::export::{AttrOp, ExportDelta};
 use crate::engine::import::{ImportChange, ImportObject};
@@ -1697,7 +1697,7 @@ pub(crate) fn export_file(
     anchors: &Anchors,
     render: impl FnOnce(&Objects, &mut dyn std::io::Write) -> std::io::Result<()>,
     reread: impl Fn(&Entry) -> Result<Entry, String>,
-) -> Result<(Vec<ExportResult>, Option<Vec<ImportChange>>), ConnectorError> {
+) -> Result<(Vec<ExportResult>, Option<Written>), ConnectorError> {
     let (mut set, rejected) = loaded;
     if let Some(r) = rejected.first() {
         return Err(ConnectorError {
@@ -1733,7 +1733,7 @@ pub(crate) fn export_objects(
     anchors: &Anchors,
     render: impl FnOnce(&Objects, &mut dyn std::io::Write) -> std::io::Result<usize>,
     reread: impl Fn(&Entry) -> Result<Entry, String>,
-) -> Result<(Vec<ExportResult>, Option<Vec<ImportChange>>), ConnectorError> {
+) -> Result<(Vec<ExportResult>, Option<Written>), ConnectorError> {
     let results = apply_exports(set, deltas, anchors);
     let applied: Vec<&ExportDelta> = deltas
         .iter()
@@ -1745,8 +1745,15 @@ pub(crate) fn export_objects(
         return Ok((results, None));
     }
     let mut total = 0;
+    let mut hash = <sha2::Sha256 as sha2::Digest>::new();
     crate::files::write_atomic_with(path, |w| {
-        total = render(set, w)?;
+        total = render(
+            set,
+            &mut Hashing {
+                out: w,
+                hash: &mut hash,
+            },
+        )?;
         Ok(())
     })
     .map_err(|e| ConnectorError {
@@ -1762,8 +1769,32 @@ pub(crate) fn export_objects(
     // Reading an object back costs about what reading it in the file does: when the export
     // touched much of the file, the whole read streams the same work with less memory.
     let few = applied.len().saturating_mul(WRITTEN_SHARE) <= total.max(1);
-    let written = (!renamed && few).then(|| written_changes(set, &applied, reread));
-    Ok((results, written.flatten()))
+    let written = (!renamed && few)
+        .then(|| written_changes(set, &applied, reread))
+        .flatten()
+        .map(|changes| Written {
+            changes,
+            fingerprint: sha2::Digest::finalize(hash).to_vec(),
+        });
+    Ok((results, written))
+}
+
+/// A writer that hashes what it passes on (the fingerprint of a file as it is written).
+struct Hashing<'a> {
+    out: &'a mut dyn std::io::Write,
+    hash: &'a mut sha2::Sha256,
+}
+
+impl std::io::Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        sha2::Digest::update(self.hash, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// An export that touched at most one object in this many of its file is confirmed by what it
@@ -2005,7 +2036,7 @@ pub struct LdifTarget {
     /// The anchor attributes it assigns to new objects, by type.
     pub anchors: Anchors,
     /// What the last export changed, as a read shows it ([`Connector::take_written`]).
-    written: Option<Vec<ImportChange>>,
+    written: Option<Written>,
 }
 
 impl LdifTarget {
@@ -2070,7 +2101,7 @@ impl Connector for LdifTarget {
         true
     }
 
-    fn take_written(&mut self) -> Option<Vec<ImportChange>> {
+    fn take_written(&mut self) -> Option<Written> {
         self.written.take()
     }
 }

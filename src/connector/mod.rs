@@ -284,15 +284,26 @@ pub trait Connector: Send {
         None
     }
     /// What the last export changed in what this connector reads, as a read would now show
-    /// it: each object it wrote, read back from its written form, and each object it deleted;
-    /// taken once. `None` when the connector does not know (it reads something other than
+    /// it: each object it wrote, read back from its written form, and each object it deleted,
+    /// with the fingerprint of the file it wrote; taken once. `None` when the connector does not know (it reads something other than
     /// what it writes, or the export renamed an object): the runner then reads it all again.
     /// The runner confirms an export with these changes alone only when the state held all
     /// of what the connector read before the export (the file unchanged since the last
     /// complete import): then they are exactly the difference a whole read would find.
-    fn take_written(&mut self) -> Option<Vec<ImportChange>> {
+    fn take_written(&mut self) -> Option<Written> {
         None
     }
+}
+
+/// What an export to a file wrote ([`Connector::take_written`]).
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Each object written, read back from its written form, and each object deleted.
+    pub changes: Vec<ImportChange>,
+    /// The [`fingerprint`] of the file as the export wrote it (the digest of the bytes
+    /// written): what the state holds once the changes are confirmed, whatever happens to the
+    /// file afterwards.
+    pub fingerprint: Vec<u8>,
 }
 
 /// Where a file connector reads or writes.
