@@ -1446,3 +1446,50 @@ fn jsonl_target_patch_is_the_whole_rewrite() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a patch reads of the lines no delta names: their shape. A line that is not a JSON
+/// object of the target's shape stops the export and the file is not rewritten (as a whole
+/// rewrite does); a line of the right shape with a malformed value is left as it is, and the
+/// next read reports it.
+#[test]
+fn jsonl_target_patch_checks_the_shape_of_the_lines_it_copies() {
+    let dir = tempdir("jsonl-patch-shape");
+    let path = dir.join("t.jsonl");
+    let mut target = JsonlTarget::new(&path);
+    target
+        .apply(&[
+            add(ALICE, "user", vec![("cn", Value::str("Alice"))]),
+            add(BOB, "user", vec![("cn", Value::str("Bob"))]),
+        ])
+        .unwrap();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let bob_line = good
+        .lines()
+        .find(|l| l.contains("Bob"))
+        .unwrap()
+        .to_string();
+
+    // Not JSON: nothing is written, the error names the line.
+    let broken = good.replace(&bob_line, "{\"dn\": \"CN=Bob");
+    std::fs::write(&path, &broken).unwrap();
+    let e = target
+        .apply(&[update(ALICE, None, vec![("title", Value::str("T"))])])
+        .unwrap_err();
+    assert!(e.message.contains("not rewritten"), "{e:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+
+    // A malformed value in a line no delta names: the patch leaves the line as it is.
+    let odd = bob_line.replace("\"Bob\"", "{\"$binary\": \"not base64!\"}");
+    let text = good.replace(&bob_line, &odd);
+    std::fs::write(&path, &text).unwrap();
+    let out = target
+        .apply(&[update(ALICE, None, vec![("title", Value::str("T"))])])
+        .unwrap();
+    assert_eq!(out.applied, 1);
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert!(after.lines().any(|l| l == odd), "{after}");
+    assert!(after.contains("\"title\":\"T\""), "{after}");
+    let back = target.full_import().unwrap();
+    assert_eq!(rejected_lines(&back).len(), 1, "{:?}", back.rejected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
