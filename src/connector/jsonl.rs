@@ -191,6 +191,9 @@ impl<'t> Scan<'t> {
             .filter(|d| !d.trim().is_empty())
             .map(ldif::dn_key)
             .collect();
+        // A DN seen twice sends the file to the whole path, which reports it: its keys are kept
+        // as hashes (no copy of each line's key), and a collision only does the same.
+        let hasher = foldhash::fast::RandomState::default();
         let mut seen = std::collections::HashSet::new();
         let mut kept: Vec<(Order, &str)> = Vec::new();
         let mut set = Objects::new();
@@ -205,7 +208,7 @@ impl<'t> Scan<'t> {
                 return None;
             }
             let k = ldif::dn_key(dn);
-            if !seen.insert(k.clone()) {
+            if !seen.insert(std::hash::BuildHasher::hash_one(&hasher, &k)) {
                 return None;
             }
             if named.contains(&k) {

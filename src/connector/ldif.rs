@@ -58,8 +58,8 @@
 //! confirms an export ([`Connector::confirms_by_reimport`]).
 
 use super::{
-    Anchors, Connector, ConnectorError, ExportErrorCategory, ExportResult, ImportEnd, ImportKind,
-    ImportMode, ImportSink, Pager, Rejected, Written,
+    Anchors, Connector, ConnectorError, ExportErrorCategory, ExportResult, Hashing, ImportEnd,
+    ImportKind, ImportMode, ImportSink, Pager, Rejected, Written,
 };
 use crate::engine::export::{AttrOp, ExportDelta};
 use crate::engine::import::{ImportChange, ImportObject};
@@ -687,12 +687,8 @@ fn raw_text(no: usize, a: AttrLine) -> LineResult<String> {
     }
 }
 
-/// A value of `name` as its declared type.
-fn ldif_value(a: AttrLine, types: &AttrTypes) -> Result<Value, String> {
-    value_of(&a.name, a.binary, a.raw, types)
-}
-
-/// The value of an attribute line's parts (see [`ldif_value`]).
+/// The value of an attribute line (its name, `binary` option and raw value) as the name's
+/// declared type.
 fn value_of(name: &str, binary: bool, raw: Raw, types: &AttrTypes) -> Result<Value, String> {
     let base = declared(types, name);
     match raw {
@@ -1042,7 +1038,7 @@ fn modify(dn: String, lines: &[&LLine], types: &AttrTypes) -> LineResult<Record>
             let v = if attr.eq_ignore_ascii_case("objectClass") {
                 Value::str(raw_text(l.no, a)?.trim())
             } else {
-                ldif_value(a, types).map_err(|m| (l.no, m))?
+                value_of(&a.name, a.binary, a.raw, types).map_err(|m| (l.no, m))?
             };
             values.push(v);
             i += 1;
@@ -1526,7 +1522,15 @@ pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, ConnectorError> 
 /// temporary file beside the real file, symbolic links followed, a hard-linked file refused).
 /// On any error the old file is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ConnectorError> {
-    crate::files::write_atomic(path, data).map_err(|e| ConnectorError {
+    write_atomic_with(path, |w| w.write_all(data))
+}
+
+/// [`write_atomic`] of the bytes `fill` writes (see [`crate::files::write_atomic_with`]).
+fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), ConnectorError> {
+    crate::files::write_atomic_with(path, fill).map_err(|e| ConnectorError {
         source: e.path.display().to_string(),
         line: None,
         message: e.message,
@@ -1746,7 +1750,7 @@ pub(crate) fn export_objects(
     }
     let mut total = 0;
     let mut hash = <sha2::Sha256 as sha2::Digest>::new();
-    crate::files::write_atomic_with(path, |w| {
+    write_atomic_with(path, |w| {
         total = render(
             set,
             &mut Hashing {
@@ -1755,11 +1759,6 @@ pub(crate) fn export_objects(
             },
         )?;
         Ok(())
-    })
-    .map_err(|e| ConnectorError {
-        source: e.path.display().to_string(),
-        line: None,
-        message: e.message,
     })?;
     let renamed = applied.iter().any(|d| {
         d.new_dn
@@ -1777,24 +1776,6 @@ pub(crate) fn export_objects(
             fingerprint: sha2::Digest::finalize(hash).to_vec(),
         });
     Ok((results, written))
-}
-
-/// A writer that hashes what it passes on (the fingerprint of a file as it is written).
-struct Hashing<'a> {
-    out: &'a mut dyn std::io::Write,
-    hash: &'a mut sha2::Sha256,
-}
-
-impl std::io::Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.out.write(buf)?;
-        sha2::Digest::update(self.hash, &buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
 }
 
 /// An export that touched at most one object in this many of its file is confirmed by what it

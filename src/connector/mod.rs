@@ -285,8 +285,9 @@ pub trait Connector: Send {
     }
     /// What the last export changed in what this connector reads, as a read would now show
     /// it: each object it wrote, read back from its written form, and each object it deleted,
-    /// with the fingerprint of the file it wrote; taken once. `None` when the connector does not know (it reads something other than
-    /// what it writes, or the export renamed an object): the runner then reads it all again.
+    /// with the fingerprint of the file it wrote; taken once. `None` when the connector does
+    /// not know (it reads something other than what it writes, or the export renamed an
+    /// object): the runner then reads it all again.
     /// The runner confirms an export with these changes alone only when the state held all
     /// of what the connector read before the export (the file unchanged since the last
     /// complete import): then they are exactly the difference a whole read would find.
@@ -433,25 +434,39 @@ pub fn fingerprint(conn: &dyn Connector) -> Result<Option<Vec<u8>>, ConnectorErr
     let Some(path) = conn.source_file() else {
         return Ok(None);
     };
-    // Streamed through a buffer: the file is not held in memory.
+    // Streamed through the hash: the file is not held in memory.
     let Some(mut input) = ldif::open_file(path)? else {
         return Ok(Some(Vec::new()));
     };
     let mut hash = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 18];
-    loop {
-        match std::io::Read::read(input.get_mut(), &mut buf) {
-            Ok(0) => break,
-            Ok(n) => hash.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(ConnectorError {
-                    source: path.display().to_string(),
-                    line: None,
-                    message: format!("cannot read: {e}"),
-                });
-            }
-        }
-    }
+    let mut hashing = Hashing {
+        out: &mut std::io::sink(),
+        hash: &mut hash,
+    };
+    std::io::copy(&mut input, &mut hashing).map_err(|e| ConnectorError {
+        source: path.display().to_string(),
+        line: None,
+        message: format!("cannot read: {e}"),
+    })?;
     Ok(Some(hash.finalize().to_vec()))
+}
+
+/// A writer that hashes what it passes on to `out`: the [`fingerprint`] of a file as it is
+/// read or written.
+pub(crate) struct Hashing<'a> {
+    pub out: &'a mut dyn std::io::Write,
+    pub hash: &'a mut sha2::Sha256,
+}
+
+impl std::io::Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.out.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }

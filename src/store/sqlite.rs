@@ -186,6 +186,30 @@ fn err(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 }
 
 impl SqliteStore {
+    /// Writes the rows of what changed (`changes`) in the step's transaction, opened if it is
+    /// not; on an error the transaction is rolled back.
+    fn write_part(
+        &mut self,
+        plan: &Plan,
+        state: &State,
+        changes: &crate::engine::model::Changes,
+    ) -> Result<SaveStats, StoreError> {
+        self.begin_step()?;
+        let mut stats = SaveStats::default();
+        if let Err(e) = write_changes(
+            &self.conn,
+            &mut self.layouts,
+            plan,
+            state,
+            changes,
+            &mut stats,
+        ) {
+            self.discard_part()?;
+            return Err(e);
+        }
+        Ok(stats)
+    }
+
     /// Opens a step's transaction unless one is open (the first save of a state written by
     /// a schema before version 4 drops its tables in it).
     fn begin_step(&mut self) -> Result<(), StoreError> {
@@ -963,19 +987,9 @@ impl Store for SqliteStore {
     ) -> Result<SaveStats, StoreError> {
         let changes = state.changes();
         // The step's transaction: opened by `save_part` for the parts already written, or now.
-        self.begin_step()?;
-        let mut stats = SaveStats::default();
+        let mut stats = self.write_part(plan, state, &changes)?;
         let part = self.step.unwrap_or_default();
-        let result = write_changes(
-            &self.conn,
-            &mut self.layouts,
-            plan,
-            state,
-            &changes,
-            &mut stats,
-        )
-        .and_then(|()| write_meta(&self.conn, state, meta, part.rows + stats.rows))
-        .and_then(|()| {
+        let result = write_meta(&self.conn, state, meta, part.rows + stats.rows).and_then(|()| {
             self.conn
                 .execute_batch("COMMIT")
                 .map_err(err("committing the state"))
@@ -993,20 +1007,8 @@ impl Store for SqliteStore {
     }
 
     fn save_part(&mut self, plan: &Plan, state: &mut State) -> Result<(), StoreError> {
-        self.begin_step()?;
         let changes = state.changes();
-        let mut stats = SaveStats::default();
-        if let Err(e) = write_changes(
-            &self.conn,
-            &mut self.layouts,
-            plan,
-            state,
-            &changes,
-            &mut stats,
-        ) {
-            self.discard_part()?;
-            return Err(e);
-        }
+        let stats = self.write_part(plan, state, &changes)?;
         if let Some(part) = self.step.as_mut() {
             part.rows += stats.rows;
             part.objects += changes.cs.len() + changes.mv.len();

@@ -348,7 +348,7 @@ pub fn construct(re: ResultEntry) -> Result<SearchEntry, String> {
 /// What making an object of an entry reads of it, whichever shape it has.
 trait Attrs {
     fn dn(&self) -> &str;
-    /// Its attribute descriptions (with options, `member;range=0-1499`), each once.
+    /// Its attribute descriptions (with options, `member;range=0-1499`), in no set order.
     fn names(&self) -> Vec<&str>;
     /// The values of an attribute (name compared case-insensitively): text first (the values
     /// of an attribute whose values are all UTF-8), then bytes.
@@ -395,10 +395,7 @@ impl Attrs for Entry {
     }
 
     fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.attrs.iter().map(|(k, _)| k.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        self.attrs.iter().map(|(k, _)| k.as_str()).collect()
     }
 
     fn values(&self, name: &str) -> Vec<RawValue<'_>> {

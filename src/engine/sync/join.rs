@@ -7,7 +7,7 @@
 
 use super::Run;
 use crate::engine::compile::{ConnIdx, RuleIdx, RulePlan, TypeIdx};
-use crate::engine::model::{CsId, ErrorCategory, Key, MvId, SyncError};
+use crate::engine::model::{CsId, CsObject, ErrorCategory, Key, MvId, SyncError};
 use crate::value::Value;
 use std::collections::BTreeSet;
 
@@ -65,17 +65,13 @@ impl Run<'_> {
         if self.state.cs_index().contains_key(&key) {
             return;
         }
+        let indexed = |o: &&CsObject| o.connector == cc && !o.gone && !o.placeholder;
         // Sized for one key per object of the connector: no rehashing as it fills.
-        let objects = self
-            .state
-            .cs()
-            .iter()
-            .filter(|o| o.connector == cc && !o.gone && !o.placeholder)
-            .count();
+        let objects = self.state.cs().iter().filter(indexed).count();
         let mut map: crate::engine::model::FastMap<Key, Vec<CsId>> =
             crate::engine::model::FastMap::with_capacity_and_hasher(objects, Default::default());
         for (i, o) in self.state.cs().iter().enumerate() {
-            if o.connector != cc || o.gone || o.placeholder {
+            if !indexed(&o) {
                 continue;
             }
             if let Some(s) = self.plan.connectors[cc].types[o.object_type].slot(attr) {
