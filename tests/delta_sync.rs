@@ -1945,6 +1945,46 @@ fn regression_delta_revisits_referrers_of_a_deleted_manager() {
     }
 }
 
+/// A group imported before its members resolves its member references once, after every
+/// inbound change of the sync, not each time one of its members is projected
+/// (docs/DECISIONS.md 37): the sync counts one update of the group besides its own
+/// recomputation, and the group holds every member, in a full and in a delta sync alike. A
+/// bundle with a random inbound flow resolves them as each member is linked, as before.
+#[test]
+fn a_group_resolves_its_members_once_when_they_are_linked_after_it() {
+    let mut m = Model::new(UNRESTRICTED);
+    for k in 0..4 {
+        m.users[k].present = true;
+    }
+    m.groups[0].present = true;
+    m.groups[0].members = (0..4).map(Ref::User).collect();
+    let mut changes = vec![upsert(m.group_object(0))];
+    changes.extend((0..4).map(|k| upsert(m.user_object(k))));
+    let batch = one(AD, changes);
+    for (bundle, updates) in [(bundle(false), 5 + 1), (random_bundle(), 5 + 4)] {
+        for mode in [Mode::Full, Mode::Delta] {
+            let mut e = engine(&bundle);
+            let r = apply(&mut e, &batch, mode);
+            assert_eq!(r.projections, 5, "{}", dump(&e));
+            assert_eq!(
+                r.mv_updates,
+                updates,
+                "{mode:?}: the group's own update and its references' (random flows: {})\n{}",
+                !e.plan.references_apart,
+                dump(&e)
+            );
+            let group = e
+                .state
+                .mv()
+                .values()
+                .find(|o| e.plan.metaverse[o.object_type].name == "group")
+                .expect("the group is projected");
+            let slot = e.plan.metaverse[group.object_type].slot("member").unwrap();
+            assert_eq!(group.attrs[slot].values().len(), 4, "{}", dump(&e));
+        }
+    }
+}
+
 /// A person is provisioned with an address of the target's unique proxyAddresses (staged, not
 /// exported yet); then an object the engine did not provision appears in the target holding
 /// the same address. A full sync revisits the person and withholds the address (Duplicate

@@ -181,6 +181,12 @@ pub struct Plan {
     /// keeps), sorted. A change of the other imported values that leaves the current ones as
     /// they were changes nothing a sync computes.
     pub reads_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>>,
+    /// Whether a metaverse object's references can be resolved apart from its other values
+    /// (`engine::sync::recompute::Memo`): its values are a function of what its recomputation
+    /// reads (no inbound flow calls a random function, `Guid` or `RandomNum`), and no other
+    /// object reads its references before the outbound pass (no inbound join rule compares a
+    /// reference attribute).
+    pub references_apart: bool,
 }
 
 impl Plan {
@@ -331,9 +337,17 @@ impl Plan {
             slots.dedup();
         }
         let mut reads_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>> = BTreeMap::new();
+        let mut inbound_random = false;
         for r in &rules {
             match r.def.direction {
                 Direction::Inbound => {
+                    for f in &r.flows {
+                        f.expr.visit(&mut |e| {
+                            if let ir::Node::Call { name, .. } = e.node {
+                                inbound_random |= matches!(name, "Guid" | "RandomNum");
+                            }
+                        });
+                    }
                     let slots = reads_imported
                         .entry((r.connector, r.source_type))
                         .or_default();
@@ -368,6 +382,16 @@ impl Plan {
             slots.sort_unstable();
             slots.dedup();
         }
+        // A join on an attribute that is a reference in some metaverse type reads references.
+        let joins_on_refs = rules.iter().any(|r| {
+            r.def.direction == Direction::Inbound
+                && r.joins.iter().flatten().any(|j| {
+                    metaverse
+                        .iter()
+                        .any(|t| t.slot(&j.target).is_some_and(|s| t.is_ref(s)))
+                })
+        });
+        let references_apart = !inbound_random && !joins_on_refs;
         let program = Arc::new(number_and_compile(&mut rules, engine));
         Plan {
             program,
@@ -378,6 +402,7 @@ impl Plan {
             outbound,
             managed,
             reads_imported,
+            references_apart,
         }
     }
 

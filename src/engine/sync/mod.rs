@@ -149,9 +149,12 @@ pub fn run(
         report: SyncReport::default(),
         dirty: BTreeSet::new(),
         outbound: BTreeSet::new(),
+        outbound_pass: false,
         created_mv: HashSet::new(),
         created_cs: HashSet::new(),
         inscope: HashMap::new(),
+        memo: HashMap::new(),
+        deferred: BTreeSet::new(),
         error_limit,
         trace,
         stopped: false,
@@ -280,7 +283,11 @@ pub fn run(
         }
         run.revisit_colliding(&imported);
     }
+    // References whose resolution waited for every inbound change. (Also after a stop: they
+    // are what the objects already processed made, and resolving them cannot fail.)
+    run.recompute_deferred();
     if !run.stopped {
+        run.outbound_pass = true;
         let targets: Vec<MvId> = match mode {
             Mode::Full => run.state.mv().keys().copied().collect(),
             Mode::Delta => {
@@ -371,10 +378,18 @@ struct Run<'a> {
     dirty: BTreeSet<MvId>,
     /// Metaverse objects outbound sync must visit (delta).
     outbound: BTreeSet<MvId>,
+    /// Whether the outbound pass has begun. Before it, the referrers of a target that changed
+    /// join the pass (`outbound`), which visits them after every inbound change; during it,
+    /// they are visited again after it (`revisit`).
+    outbound_pass: bool,
     created_mv: HashSet<MvId>,
     created_cs: HashSet<CsId>,
     /// In-scope inbound rules per object, computed once per run.
     inscope: HashMap<CsId, Vec<RuleIdx>>,
+    /// What the last recomputation of each metaverse object read (`recompute::Memo`).
+    memo: HashMap<MvId, recompute::Memo>,
+    /// Metaverse objects whose references are resolved again before the outbound pass.
+    deferred: BTreeSet<MvId>,
     error_limit: usize,
     trace: Option<&'a mut Trace>,
     stopped: bool,

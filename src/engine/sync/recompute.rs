@@ -67,9 +67,77 @@ struct Reads {
     asked: Vec<MemberOf>,
 }
 
+/// What a recomputation evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Slots {
+    /// Every attribute.
+    All,
+    /// The reference attributes only; the others keep their values. Only for an object whose
+    /// other values were computed from what it reads now ([`Memo`]): they would come out the
+    /// same.
+    Refs,
+}
+
+/// What the last recomputation of a metaverse object in this run read, when it was applied
+/// without errors: its linked objects in order (their links, values and the scopes it used).
+/// While all of it holds, recomputing the object again can only change its references (whose
+/// targets may have been linked or unlinked since): a target linked later recomputes each of
+/// its referrers (a group, each time one of its members is projected), and those recompute
+/// their references only ([`Slots::Refs`]).
+#[derive(Debug)]
+pub(super) struct Memo {
+    created: bool,
+    links: Vec<Read>,
+}
+
+/// One linked object as a recomputation read it: its id, link, current and imported values,
+/// and the in-scope rules it used.
+type Read = (CsId, Option<Link>, Values, Values, Vec<RuleIdx>);
+
+impl Memo {
+    /// What a recomputation of `mv` reads now; None when a linked object's scope is not known
+    /// (a recomputation would evaluate it).
+    fn of(v: &View, mv: MvId) -> Option<Memo> {
+        let m = v.state.mv().get(&mv)?;
+        let mut links = m.links.clone();
+        links.sort_by_key(|&c| (v.state.cs()[c as usize].connector, c));
+        let links = links
+            .into_iter()
+            .map(|c| {
+                let o = &v.state.cs()[c as usize];
+                let rules = v.known_scope(c)?.to_vec();
+                Some((c, o.link, o.current.clone(), o.imported.clone(), rules))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Memo {
+            created: v.created_mv.contains(&mv),
+            links,
+        })
+    }
+
+    /// Whether `mv` reads now what it read.
+    fn holds(&self, v: &View, mv: MvId) -> bool {
+        Memo::of(v, mv).is_some_and(|now| {
+            now.created == self.created
+                && now.links.len() == self.links.len()
+                && now.links.iter().zip(&self.links).all(|(a, b)| {
+                    a.0 == b.0
+                        && a.1 == b.1
+                        && Values::ptr_eq(&a.2, &b.2)
+                        && Values::ptr_eq(&a.3, &b.3)
+                        && a.4 == b.4
+                })
+        })
+    }
+}
+
 /// Recomputes metaverse object `mv` from its linked objects' in-scope inbound flows. With
 /// `reads`, what it read is kept, for `Run::recompute_still_valid`.
 pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Recomputed {
+    compute_slots(v, ctxs, mv, reads, Slots::All)
+}
+
+fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots) -> Recomputed {
     seed(ctxs, 2, mv);
     let mut r = Recomputed {
         mv,
@@ -130,7 +198,9 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
                     Some(_) => f.slot,
                     None => v.plan.metaverse[ty].slot(&f.target),
                 };
-                if let Some(slot) = slot {
+                if let Some(slot) = slot
+                    && (slots == Slots::All || v.plan.metaverse[ty].is_ref(slot))
+                {
                     contributions.push((
                         slot,
                         (rule.def.precedence, rule.connector, rx),
@@ -161,7 +231,10 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
         .collect();
     let tplan = &v.plan.metaverse[ty];
     let old = &m.attrs;
-    let mut new = vec![Value::Null; tplan.len()];
+    let mut new = match slots {
+        Slots::All => vec![Value::Null; tplan.len()],
+        Slots::Refs => old.to_vec(),
+    };
     let created = v.created_mv.contains(&mv);
     let mut i = 0;
     while i < contributions.len() {
@@ -246,20 +319,50 @@ impl Run<'_> {
         }
     }
 
+    /// Recomputes the objects whose references waited for every inbound change, in id order.
+    pub(super) fn recompute_deferred(&mut self) {
+        while let Some(mv) = self.deferred.pop_first() {
+            self.recompute(mv);
+            self.recompute_dirty();
+        }
+    }
+
     /// Recomputes one metaverse object and applies the result (the one computed ahead if it
     /// still holds).
     pub(super) fn recompute(&mut self, mv: MvId) {
+        let memo = self.memo.remove(&mv);
         if let Some(r) = self.ahead_recompute.take_if(|r| r.mv == mv) {
             if self.recompute_still_valid(&r) {
                 self.recomputed_ahead += 1;
-                self.apply_recompute(*r);
+                self.apply_remembered(*r);
                 return;
             }
             self.recomputed_again += 1;
         }
+        // Only its references can change while what it reads holds (its values are a
+        // function of what it reads; with a lineage traced, every flow is noted again).
         let (v, ctxs) = self.split();
-        let r = compute(&v, ctxs, mv, false);
+        let slots = match memo {
+            Some(m) if !v.tracer.on() && m.holds(&v, mv) => Slots::Refs,
+            _ => Slots::All,
+        };
+        let r = compute_slots(&v, ctxs, mv, false, slots);
+        self.apply_remembered(r);
+    }
+
+    /// Applies a recomputation and, when it made no error, remembers what it read
+    /// ([`Memo`]).
+    fn apply_remembered(&mut self, r: Recomputed) {
+        let mv = r.mv;
+        let clean =
+            r.log.errors.is_empty() && matches!(r.change, Change::Set(_) | Change::Unchanged);
         self.apply_recompute(r);
+        if clean && self.plan.references_apart {
+            let (v, _) = self.split();
+            if let Some(m) = Memo::of(&v, mv) {
+                self.memo.insert(mv, m);
+            }
+        }
     }
 
     /// Whether a recomputation made ahead read nothing that changed since: the object's
@@ -316,6 +419,7 @@ impl Run<'_> {
     /// left alone (in error; a new object is not projected) or given its new values.
     pub(super) fn apply_recompute(&mut self, r: Recomputed) {
         let mv = r.mv;
+        self.memo.remove(&mv);
         for (c, rules) in r.scopes {
             self.inscope.insert(c, rules);
         }

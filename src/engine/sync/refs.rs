@@ -25,7 +25,10 @@ pub(super) fn parse_mv_ref(v: &Value) -> Option<MvId> {
 }
 
 impl Run<'_> {
-    /// An object was linked: objects referring to it re-resolve their references.
+    /// An object was linked: objects referring to it re-resolve their references. One whose
+    /// last recomputation still holds (`recompute::Memo`) can only change its references, and
+    /// nothing reads those before the outbound pass: it resolves them once, when every inbound
+    /// change is made, not each time one of its targets is linked.
     pub(super) fn linked(&mut self, id: CsId) {
         let Some(o) = self.state.cs().get(id as usize) else {
             return;
@@ -34,7 +37,11 @@ impl Run<'_> {
         if let Some(referrers) = self.state.referenced_by(key.0, &key.1).cloned() {
             for r in referrers {
                 if let Some(l) = self.state.cs().get(r as usize).and_then(|o| o.link) {
-                    self.dirty.insert(l.mv);
+                    if !self.outbound_pass && self.memo.contains_key(&l.mv) {
+                        self.deferred.insert(l.mv);
+                    } else {
+                        self.dirty.insert(l.mv);
+                    }
                 }
             }
         }
@@ -48,10 +55,16 @@ impl Run<'_> {
     }
 
     /// The target objects of a metaverse object changed (renamed, removed): exports that name
-    /// it are computed again.
+    /// it are computed again, by the outbound pass when it has not begun (it sees every
+    /// inbound change), after it otherwise.
     pub(super) fn target_changed(&mut self, mv: MvId) {
         if let Some(referrers) = self.state.outbound_refs().get(&mv) {
-            self.revisit.extend(referrers.iter().copied());
+            let to = if self.outbound_pass {
+                &mut self.revisit
+            } else {
+                &mut self.outbound
+            };
+            to.extend(referrers.iter().copied());
         }
     }
 }
