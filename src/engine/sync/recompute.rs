@@ -15,7 +15,7 @@ use super::refs::{self, InboundRef};
 use super::trace::short;
 use crate::engine::compile::{ConnIdx, RuleIdx};
 use crate::engine::flow::{self, Outcome};
-use crate::engine::model::{CsId, Link, MvId, Values};
+use crate::engine::model::{CsId, Link, MvId, State, Values};
 use crate::engine::values::Dense;
 use crate::eval::Ctx;
 use crate::eval::interp::Object;
@@ -99,9 +99,7 @@ impl Memo {
     /// (a recomputation would evaluate it).
     fn of(v: &View, mv: MvId) -> Option<Memo> {
         let m = v.state.mv().get(&mv)?;
-        let mut links = m.links.clone();
-        links.sort_by_key(|&c| (v.state.cs()[c as usize].connector, c));
-        let links = links
+        let links = in_order(v.state, &m.links)
             .into_iter()
             .map(|c| {
                 let o = &v.state.cs()[c as usize];
@@ -117,18 +115,33 @@ impl Memo {
 
     /// Whether `mv` reads now what it read.
     fn holds(&self, v: &View, mv: MvId) -> bool {
-        Memo::of(v, mv).is_some_and(|now| {
-            now.created == self.created
-                && now.links.len() == self.links.len()
-                && now.links.iter().zip(&self.links).all(|(a, b)| {
-                    a.0 == b.0
-                        && a.1 == b.1
-                        && Values::ptr_eq(&a.2, &b.2)
-                        && Values::ptr_eq(&a.3, &b.3)
-                        && a.4 == b.4
-                })
-        })
+        let Some(m) = v.state.mv().get(&mv) else {
+            return false;
+        };
+        v.created_mv.contains(&mv) == self.created
+            && m.links.len() == self.links.len()
+            && in_order(v.state, &m.links).iter().zip(&self.links).all(
+                |(&c, (rc, link, cur, imp, rules))| {
+                    c == *rc
+                        && unchanged(v.state, c, link, cur, imp)
+                        && v.known_scope(c) == Some(rules.as_slice())
+                },
+            )
     }
+}
+
+/// A metaverse object's linked objects in the order a recomputation reads them: by connector,
+/// then id.
+fn in_order(state: &State, links: &[CsId]) -> Vec<CsId> {
+    let mut links = links.to_vec();
+    links.sort_by_key(|&c| (state.cs()[c as usize].connector, c));
+    links
+}
+
+/// Whether linked object `c` still has the link and the value allocations a recomputation read.
+fn unchanged(state: &State, c: CsId, link: &Option<Link>, cur: &Values, imp: &Values) -> bool {
+    let o = &state.cs()[c as usize];
+    o.link == *link && Values::ptr_eq(&o.current, cur) && Values::ptr_eq(&o.imported, imp)
 }
 
 /// Recomputes metaverse object `mv` from its linked objects' in-scope inbound flows. With
@@ -151,8 +164,7 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
         return r;
     };
     let ty = m.object_type;
-    let mut links = m.links.clone();
-    links.sort_by_key(|&c| (v.state.cs()[c as usize].connector, c));
+    let links = in_order(v.state, &m.links);
     let mut asked = Vec::new();
     if reads {
         r.reads = Some(Reads {
@@ -388,18 +400,10 @@ impl Run<'_> {
         if m.links.len() != reads.links.len() {
             return false;
         }
-        let mut links = m.links.clone();
-        links.sort_by_key(|&c| (self.state.cs()[c as usize].connector, c));
-        let same_links = links
+        let same_links = in_order(self.state, &m.links)
             .iter()
             .zip(&reads.links)
-            .all(|(&c, (rc, link, cur, imp))| {
-                let o = &self.state.cs()[c as usize];
-                c == *rc
-                    && o.link == *link
-                    && Values::ptr_eq(&o.current, cur)
-                    && Values::ptr_eq(&o.imported, imp)
-            });
+            .all(|(&c, (rc, link, cur, imp))| c == *rc && unchanged(self.state, c, link, cur, imp));
         if !same_links {
             return false;
         }
