@@ -178,7 +178,7 @@ impl Directory {
                 let mut attrs = BTreeMap::new();
                 for c in &d.changes {
                     if let AttrOp::Replace(v) = &c.op {
-                        attrs.insert(c.attr.clone(), v.clone());
+                        attrs.insert(c.attr.to_string(), v.clone());
                     }
                 }
                 self.objects.insert(id.clone(), (d.dn.to_string(), attrs));
@@ -199,14 +199,14 @@ impl Directory {
                 for c in &d.changes {
                     match &c.op {
                         AttrOp::Replace(v) => {
-                            o.1.insert(c.attr.clone(), v.clone());
+                            o.1.insert(c.attr.to_string(), v.clone());
                         }
                         AttrOp::Clear => {
-                            o.1.remove(&c.attr);
+                            o.1.remove(&*c.attr);
                         }
                         other => panic!("not used here: {other:?}"),
                     }
-                    names.push(c.attr.clone());
+                    names.push(c.attr.to_string());
                 }
                 self.log.push(Logged::Changed(a, names));
                 ExportResult::Applied { anchor: None }

@@ -840,12 +840,12 @@ fn staged_confirmations(e: &Engine) -> Vec<ImportChange> {
                 if Some(slot) == t.dn || Some(slot) == t.anchor || v.is_null() {
                     continue;
                 }
-                attrs.push((t.names[slot].clone(), v.clone()));
+                attrs.push((t.names[slot].to_string(), v.clone()));
             }
-            attrs.push((t.names[t.anchor.expect("anchor")].clone(), anchor));
+            attrs.push((t.names[t.anchor.expect("anchor")].to_string(), anchor));
             ImportChange::Upsert(ImportObject {
                 dn: dn.clone(),
-                object_type: t.name.clone(),
+                object_type: t.name.to_string(),
                 attrs,
             })
         };
@@ -1494,7 +1494,7 @@ fn cloud_export(e: &Engine, dn: &str) -> Option<(ExportOp, Vec<(String, Value)>)
         .iter()
         .enumerate()
         .filter(|(_, v)| !v.is_null())
-        .map(|(s, v)| (t.names[s].clone(), v.clone()))
+        .map(|(s, v)| (t.names[s].to_string(), v.clone()))
         .collect();
     Some((op, values))
 }
@@ -1977,7 +1977,7 @@ fn a_group_resolves_its_members_once_when_they_are_linked_after_it() {
                 .state
                 .mv()
                 .values()
-                .find(|o| e.plan.metaverse[o.object_type].name == "group")
+                .find(|o| e.plan.metaverse[o.object_type].name == "group".into())
                 .expect("the group is projected");
             let slot = e.plan.metaverse[group.object_type].slot("member").unwrap();
             assert_eq!(group.attrs[slot].values().len(), 4, "{}", dump(&e));

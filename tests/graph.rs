@@ -176,7 +176,7 @@ fn assert_tenant_matches(dir: &Dir, graph: &GraphDouble) -> (usize, usize) {
             .unwrap_or_else(|| panic!("{} ({id}) is not in the tenant", o.dn));
         assert_eq!(props[DN_PROP].as_str(), Some(&*o.dn));
         assert_eq!(props["displayName"].as_str(), get("displayName").as_str());
-        if t.name == "group" {
+        if &*t.name == "group" {
             let want: BTreeSet<String> = get("member")
                 .values()
                 .iter()

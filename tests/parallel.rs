@@ -71,7 +71,7 @@ fn confirmations(e: &Engine, anchors: &mut u64) -> Vec<(usize, Vec<ImportChange>
                         .iter()
                         .enumerate()
                         .filter(|(s, v)| Some(*s) != t.dn && *s != anchor_slot && !v.is_null())
-                        .map(|(s, v)| (t.names[s].clone(), v.clone()))
+                        .map(|(s, v)| (t.names[s].to_string(), v.clone()))
                         .collect();
                     let anchor = match &o.anchor {
                         Some(a) => a.clone(),
@@ -80,10 +80,10 @@ fn confirmations(e: &Engine, anchors: &mut u64) -> Vec<(usize, Vec<ImportChange>
                             Value::from(format!("anchor-{anchors}"))
                         }
                     };
-                    attrs.push((t.names[anchor_slot].clone(), anchor));
+                    attrs.push((t.names[anchor_slot].to_string(), anchor));
                     ImportChange::Upsert(ImportObject {
                         dn,
-                        object_type: t.name.clone(),
+                        object_type: t.name.to_string(),
                         attrs,
                     })
                 }

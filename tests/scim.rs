@@ -106,7 +106,7 @@ fn connector_space(dir: &Dir) -> BTreeMap<String, Held> {
         out.insert(
             id.to_string(),
             Held {
-                ty: t.name.clone(),
+                ty: t.name.to_string(),
                 dn: o.dn.to_string(),
                 upn: get("userPrincipalName").and_then(|v| v.as_str().map(str::to_string)),
                 manager: get("manager").and_then(|v| v.as_str().map(str::to_string)),

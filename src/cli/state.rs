@@ -184,7 +184,7 @@ fn pending(runner: &Runner, connector: Option<&str>, format: Format) -> u8 {
                 PendingRow {
                     connector: cp.name.clone(),
                     operation: d.kind.as_str(),
-                    object_type: d.object_type.clone(),
+                    object_type: d.object_type.to_string(),
                     dn: d.dn.to_string(),
                     new_dn: d.new_dn.as_ref().map(|n| n.to_string()),
                     attribute: attribute.into(),
@@ -352,9 +352,9 @@ fn search(
             return USAGE;
         }
     };
-    let has = |names: &[String], values: &Values| -> bool {
+    let has = |names: &[std::sync::Arc<str>], values: &Values| -> bool {
         attr.as_ref().is_none_or(|(n, v)| {
-            names.iter().position(|x| x == n).is_some_and(|i| {
+            names.iter().position(|x| **x == **n).is_some_and(|i| {
                 values[i]
                     .values()
                     .iter()

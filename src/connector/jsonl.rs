@@ -55,6 +55,7 @@ fn entry(line: &str, types: &AttrTypes) -> Result<Entry, String> {
     match o.get("attrs") {
         None | Some(Json::Null) => {}
         Some(Json::Object(attrs)) => {
+            e.attrs.reserve_exact(attrs.len());
             for (name, v) in attrs {
                 let v = from_json(v).map_err(|m| format!("attribute `{name}`: {m}"))?;
                 if matches!(v, Value::AuthoritativeNull | Value::IgnoreThisFlow) {

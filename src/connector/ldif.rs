@@ -1858,7 +1858,8 @@ fn apply_export(
             if c.object_type.is_empty() {
                 return Err((Category::ConstraintViolation, "no object type".into()));
             }
-            let mut e = Entry::new(c.dn.trim(), c.object_type.as_str());
+            let mut e = Entry::new(c.dn.trim(), &*c.object_type);
+            e.attrs.reserve_exact(c.changes.len());
             for ch in &c.changes {
                 if !ch.attr.eq_ignore_ascii_case("objectClass") {
                     apply_change(&mut e, &ch.attr, &ch.op);
@@ -1876,12 +1877,12 @@ fn apply_export(
             Ok(anchor)
         }
         ExportOp::Update => {
-            let mut e = set
-                .get(&k)
-                .cloned()
-                .ok_or((Category::NoSuchObject, "no object with this DN".to_string()))?;
+            if !set.contains_key(&k) {
+                return Err((Category::NoSuchObject, "no object with this DN".into()));
+            }
             let mut nk = k.clone();
-            if let Some(nd) = c.new_dn.as_deref().filter(|d| !d.trim().is_empty()) {
+            let new_dn = c.new_dn.as_deref().filter(|d| !d.trim().is_empty());
+            if let Some(nd) = new_dn {
                 nk = dn_key(nd);
                 if nk != k && set.contains_key(&nk) {
                     return Err((
@@ -1889,13 +1890,23 @@ fn apply_export(
                         format!("cannot rename to `{nd}`: an object with that DN exists"),
                     ));
                 }
-                rename(&mut e, nd, true);
             }
+            // The entry is changed where it is (taken out only when its DN changes).
+            let e = if nk == k {
+                set.get_mut(&k)
+            } else {
+                set.remove(&k).map(|e| set.entry(nk).or_insert(e))
+            }
+            .ok_or((Category::NoSuchObject, "no object with this DN".to_string()))?;
+            if let Some(nd) = new_dn {
+                rename(e, nd, true);
+            }
+            // An entry read whole has no room to spare: it grows by what the delta may add,
+            // not by doubling.
+            e.attrs.reserve_exact(c.changes.len());
             for ch in &c.changes {
-                apply_change(&mut e, &ch.attr, &ch.op);
+                apply_change(e, &ch.attr, &ch.op);
             }
-            set.remove(&k);
-            set.insert(nk, e);
             Ok(None)
         }
         ExportOp::Delete => {

@@ -234,7 +234,7 @@ pub fn anchors(plan: &crate::engine::compile::ConnectorPlan) -> Anchors {
         .iter()
         .filter_map(|t| {
             let a = t.anchor.filter(|&a| Some(a) != t.dn)?;
-            Some((t.name.to_lowercase(), t.names.get(a)?.clone()))
+            Some((t.name.to_lowercase(), t.names.get(a)?.to_string()))
         })
         .collect()
 }

@@ -26,14 +26,14 @@ pub type RuleIdx = usize;
 /// An object type with its attribute slots.
 #[derive(Debug, Clone)]
 pub struct TypePlan {
-    pub name: String,
+    pub name: Arc<str>,
     pub def: ObjectDef,
     /// Slot of each attribute, by name.
     pub slots: BTreeMap<String, usize>,
     /// Per slot: base type and multi-valuedness.
     pub kinds: Vec<(Base, bool)>,
-    /// Per slot: the attribute name.
-    pub names: Vec<String>,
+    /// Per slot: the attribute name (shared by every export delta that names it).
+    pub names: Vec<Arc<str>>,
     /// Per slot: values must be unique among the connector's objects.
     pub unique: Vec<bool>,
     /// The anchor's slot (connector object types).
@@ -44,19 +44,19 @@ pub struct TypePlan {
 
 impl TypePlan {
     fn new(def: &ObjectDef) -> TypePlan {
-        let mut names = vec![String::new(); def.attrs.len()];
+        let mut names: Vec<Arc<str>> = vec![Arc::from(""); def.attrs.len()];
         let mut kinds = vec![(Base::Any, false); def.attrs.len()];
         let mut unique = vec![false; def.attrs.len()];
         let mut slots = BTreeMap::new();
         for a in def.attrs.values() {
             let s = a.slot as usize;
-            names[s] = a.name.clone();
+            names[s] = a.name.as_str().into();
             kinds[s] = (a.base, a.multi);
             unique[s] = a.unique;
             slots.insert(a.name.clone(), s);
         }
         TypePlan {
-            name: def.name.clone(),
+            name: def.name.as_str().into(),
             anchor: def.anchor.as_ref().and_then(|a| slots.get(a).copied()),
             dn: slots.get("dn").copied(),
             def: def.clone(),
@@ -94,7 +94,7 @@ pub struct ConnectorPlan {
 
 impl ConnectorPlan {
     pub fn type_index(&self, name: &str) -> Option<TypeIdx> {
-        self.types.iter().position(|t| t.name == name)
+        self.types.iter().position(|t| *t.name == *name)
     }
 }
 
@@ -216,7 +216,7 @@ impl Plan {
             .map(TypePlan::new)
             .collect();
         let conn_index = |name: &str| connectors.iter().position(|c| c.name == name);
-        let mv_index = |name: &str| metaverse.iter().position(|t| t.name == name);
+        let mv_index = |name: &str| metaverse.iter().position(|t| *t.name == *name);
         let mut rules = Vec::new();
         for r in bundle.rules.iter().filter(|r| !r.disabled) {
             let Some(connector) = conn_index(&r.connector) else {
@@ -443,7 +443,7 @@ impl Plan {
     }
 
     pub fn mv_type_index(&self, name: &str) -> Option<TypeIdx> {
-        self.metaverse.iter().position(|t| t.name == name)
+        self.metaverse.iter().position(|t| *t.name == *name)
     }
 }
 

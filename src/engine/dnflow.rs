@@ -21,6 +21,7 @@ use crate::eval::interp::{self, Object};
 use crate::ir::BinOp;
 use crate::ir::{Expr, Node};
 use crate::value::Value;
+use std::sync::Arc;
 
 /// The `&` chains of a `dn` flow that have operands in RDN value positions.
 #[derive(Debug, Clone)]
@@ -172,7 +173,7 @@ pub fn check(
     produced: &str,
     ctx: &mut Ctx,
     obj: Object<'_>,
-    names: &[String],
+    names: &[Arc<str>],
 ) -> Result<(), String> {
     if let Some(t) = template {
         check_template(t, produced, ctx, obj, names)?;
@@ -190,7 +191,7 @@ fn check_template(
     produced: &str,
     ctx: &mut Ctx,
     obj: Object<'_>,
-    names: &[String],
+    names: &[Arc<str>],
 ) -> Result<(), String> {
     for c in &t.chains {
         let mut values = Vec::with_capacity(c.operands.len());
@@ -277,7 +278,7 @@ fn render(v: &Value) -> Option<String> {
 }
 
 /// How an operand is named in messages.
-fn describe(e: &Expr, names: &[String]) -> String {
+fn describe(e: &Expr, names: &[Arc<str>]) -> String {
     match &e.node {
         Node::Attr(slot) => match names.get(*slot as usize) {
             Some(n) => format!("[{n}]"),
@@ -308,7 +309,7 @@ mod tests {
         ctx.params = params.to_vec();
         let produced = p.eval(&mut ctx).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
         let produced = produced.as_str().unwrap_or_default().to_string();
-        let names = ["displayName".to_string(), "id".to_string()];
+        let names: [Arc<str>; 2] = ["displayName".into(), "id".into()];
         let obj = Object {
             attrs: &p.values,
             imported: &p.values,

@@ -62,7 +62,7 @@ impl AttrOp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttrChange {
     /// The attribute's name in the connector schema.
-    pub attr: String,
+    pub attr: Arc<str>,
     pub op: AttrOp,
 }
 
@@ -76,7 +76,7 @@ pub struct ExportDelta {
     pub anchor: Option<Value>,
     pub kind: ExportOp,
     /// The connector object type's name.
-    pub object_type: String,
+    pub object_type: Arc<str>,
     /// The object's DN in the connected directory (for an add, the DN to create).
     pub dn: Arc<str>,
     /// A rename or move: the DN the object gets (updates only).
@@ -92,7 +92,7 @@ impl ExportDelta {
             cs: 0,
             anchor: None,
             kind,
-            object_type: object_type.to_string(),
+            object_type: object_type.into(),
             dn: dn.into(),
             new_dn: None,
             changes: Vec::new(),
@@ -102,7 +102,7 @@ impl ExportDelta {
     /// With one more attribute change.
     pub fn with(mut self, attr: &str, op: AttrOp) -> ExportDelta {
         self.changes.push(AttrChange {
-            attr: attr.to_string(),
+            attr: attr.into(),
             op,
         });
         self
@@ -344,7 +344,11 @@ pub fn delta(plan: &Plan, state: &State, cs: CsId) -> Option<ExportDelta> {
 }
 
 fn delta_of(t: &TypePlan, cs: CsId, o: &CsObject, op: ExportOp) -> ExportDelta {
-    let mut changes = Vec::new();
+    // An add names each attribute with a value once.
+    let mut changes = match op {
+        ExportOp::Add => Vec::with_capacity(o.current.count()),
+        ExportOp::Update | ExportOp::Delete => Vec::new(),
+    };
     for (slot, (new, old)) in o.current.iter().zip(o.imported.iter()).enumerate() {
         if Some(slot) == t.dn {
             continue;
@@ -684,7 +688,7 @@ connector "ad" ad {
             (ExportOp::Add, None, None)
         );
         assert_eq!(&*d.dn, "CN=A,OU=Users,DC=contoso,DC=com");
-        assert_eq!(d.object_type, "user");
+        assert_eq!(&*d.object_type, "user");
         assert_eq!(
             d.changes,
             vec![

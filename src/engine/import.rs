@@ -206,7 +206,7 @@ fn classify(
                 };
                 obj.attrs
                     .iter()
-                    .any(|(n, v)| n == &t.names[a] && by_anchor(state, connector, v).is_some())
+                    .any(|(n, v)| **n == *t.names[a] && by_anchor(state, connector, v).is_some())
             })
         };
         if by_dn || by_any_anchor() {
@@ -247,7 +247,7 @@ fn classify(
     }
     if let Some((name, n)) = overfull
         .iter()
-        .find(|(name, _)| tplan.anchor.is_some_and(|a| tplan.names[a] == **name))
+        .find(|(name, _)| tplan.anchor.is_some_and(|a| *tplan.names[a] == **name))
     {
         return Record::Rejected(format!(
             "the anchor attribute `{name}` has {n} values: the object cannot be identified"
@@ -427,11 +427,29 @@ enum Item {
     Upsert {
         dn: Arc<str>,
         ty: usize,
-        values: Vec<Value>,
+        values: Held,
         anchor: Value,
         key: Box<str>,
         partial: Option<Box<[bool]>>,
     },
+}
+
+/// A record's values while the read holds them: laid out by slot for a read staged as it
+/// arrives (`Read::may_stage_ahead`), and for a read held to its end only the slots that hold
+/// a value, their texts shared with the object's where they are equal, so that a read that
+/// confirms a hundred thousand exported objects does not hold a second copy of each.
+enum Held {
+    Dense(Vec<Value>),
+    Sparse(Values),
+}
+
+impl Held {
+    fn into_dense(self) -> Vec<Value> {
+        match self {
+            Held::Dense(values) => values,
+            Held::Sparse(values) => values.to_vec(),
+        }
+    }
 }
 
 impl Read {
@@ -524,7 +542,7 @@ impl Read {
             Record::OutOfSchema => *self.out_of_schema.entry(obj.object_type).or_default() += 1,
             Record::Typed {
                 ty,
-                values,
+                mut values,
                 anchor,
                 key,
                 partial,
@@ -539,7 +557,15 @@ impl Read {
                         self.unchanged += 1;
                         return;
                     }
+                    let o = &state.cs()[id as usize];
+                    o.current.share_into(&mut values);
+                    o.imported.share_into(&mut values);
                 }
+                let values = if self.fresh {
+                    Held::Dense(values)
+                } else {
+                    Held::Sparse(Values::from_dense(values))
+                };
                 self.items.push(Item::Upsert {
                     dn: obj.dn.into(),
                     ty,
@@ -692,11 +718,12 @@ fn apply(
             Item::Upsert {
                 dn,
                 ty,
-                mut values,
+                values,
                 anchor,
                 key,
                 partial,
             } => {
+                let mut values = values.into_dense();
                 let tplan = &cplan.types[ty];
                 let akey = Key::exact(&anchor);
                 let by_anchor = akey.as_ref().and_then(|k| state.cs_by_anchor(connector, k));
@@ -798,6 +825,10 @@ fn apply(
                         if o.new_dn.as_deref().is_some_and(|n| dn_key(n) == key) {
                             o.new_dn = None;
                         }
+                        // Values equal to those the object holds are taken as the
+                        // allocations it holds.
+                        o.current.share_into(&mut values);
+                        o.imported.share_into(&mut values);
                         // DECISIONS 10: the import confirms what it shows. A staged value the
                         // target does not show yet (its imported value did not change) stays
                         // staged, so it is exported again; a value the target changed is
@@ -821,7 +852,14 @@ fn apply(
                         // `Plan::reads_imported` says: an import that changes neither (the
                         // confirmation of exported values) is saved but not synchronized.
                         let visible = seen_by_sync || !o.current.eq_dense(&current);
-                        o.imported = values.into();
+                        // A read that confirms what the object holds keeps what it holds: its
+                        // confirmed values become its current ones (one allocation, the texts
+                        // shared with the metaverse's), and the values read are dropped.
+                        o.imported = if o.current.eq_dense(&values) {
+                            o.current.clone()
+                        } else {
+                            values.into()
+                        };
                         state.set_cs_current(plan, id, current);
                         let o = &mut state.cs_mut()[id as usize];
                         if changed {
@@ -1037,6 +1075,69 @@ inbound rule "In" {{
         );
         assert_eq!(r.updates, 1);
         assert_eq!(pending(&state, 0), Some(PendingImport::Update));
+    }
+
+    /// The text of `attr` in object `i`'s current values.
+    fn text_of(plan: &Plan, state: &State, i: u8, attr: &str) -> Arc<str> {
+        let t = &plan.connectors[0].types[0];
+        let id = state.cs_by_dn(0, &dn(i)).unwrap();
+        match &state.cs()[id as usize].current[t.slot(attr).unwrap()] {
+            Value::Str(s) => s.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_confirming_read_keeps_the_values_the_object_holds() {
+        let plan = plan();
+        let t = &plan.connectors[0].types[0];
+        let mut state = imported(&plan, 3);
+        // Exports staged: a mail for each user; user 2's target shows another title too.
+        for i in 0..3 {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            let mut current = state.cs()[id as usize].imported.to_vec();
+            current[t.slot("mail").unwrap()] = Value::from(format!("u{i}@x"));
+            state.set_cs_current(&plan, id, current);
+        }
+        let before: Vec<(Arc<str>, Arc<str>)> = (0..3)
+            .map(|i| {
+                (
+                    text_of(&plan, &state, i, "mail"),
+                    text_of(&plan, &state, i, "department"),
+                )
+            })
+            .collect();
+        let changes = (0..3)
+            .map(|i| {
+                let title = if i == 2 { "Z" } else { "T" };
+                ImportChange::Upsert(user(
+                    i,
+                    &[
+                        ("title", title),
+                        ("department", "D"),
+                        ("mail", &format!("u{i}@x")),
+                    ],
+                ))
+            })
+            .collect();
+        // A read held to its end (the connector space is not empty), as a confirmation is.
+        let r = import(&mut state, &plan, 0, changes, false);
+        assert_eq!(r.updates, 3, "{r:?}");
+        for i in 0..3u8 {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            let o = &state.cs()[id as usize];
+            assert_eq!(o.imported.to_vec(), o.current.to_vec(), "{i}");
+            // Confirmed values are one allocation with the current ones ...
+            assert!(Values::ptr_eq(&o.imported, &o.current), "{i}");
+            // ... and a value equal to the one held is the one held, not the copy read.
+            let (mail, department) = &before[i as usize];
+            assert!(Arc::ptr_eq(mail, &text_of(&plan, &state, i, "mail")), "{i}");
+            assert!(
+                Arc::ptr_eq(department, &text_of(&plan, &state, i, "department")),
+                "{i}"
+            );
+        }
+        assert_eq!(value(&plan, &state, 2, "title"), Value::from("Z"));
     }
 
     #[test]

@@ -154,6 +154,22 @@ impl Values {
         true
     }
 
+    /// Makes each value of `dense` that equals this object's value in its slot a clone of
+    /// that value, so the two share their texts and lists instead of holding equal copies (a
+    /// read that shows what an object already holds keeps what it holds).
+    pub fn share_into(&self, dense: &mut [Value]) {
+        if dense.len() != self.width as usize {
+            return;
+        }
+        for (s, v) in self.entries.iter() {
+            if let Some(d) = dense.get_mut(*s as usize)
+                && *d == *v
+            {
+                *d = v.clone();
+            }
+        }
+    }
+
     /// Sets one slot's value (`Value::Null` removes it); the values are copied first when
     /// they are shared. Panics beyond the width.
     pub fn set(&mut self, slot: usize, value: Value) {

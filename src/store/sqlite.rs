@@ -729,16 +729,17 @@ fn ensure_layouts(
                 wanted.push((
                     (Some(ci), ti),
                     Some(cp.name.clone()),
-                    tp.name.clone(),
+                    tp.name.to_string(),
                     &tp.names,
                 ));
             }
         }
         for (ti, tp) in plan.metaverse.iter().enumerate() {
-            wanted.push(((None, ti), None, tp.name.clone(), &tp.names));
+            wanted.push(((None, ti), None, tp.name.to_string(), &tp.names));
         }
         for (key, c, t, names) in wanted {
-            let names = serde_json::to_string(names).unwrap_or_default();
+            let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+            let names = serde_json::to_string(&names).unwrap_or_default();
             let id = match existing.get(&(c.clone(), t.clone(), names.clone())) {
                 Some(&id) => id,
                 None => {

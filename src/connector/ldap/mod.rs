@@ -92,18 +92,20 @@ impl LdapConnector {
             .types
             .iter()
             .map(|t| TypeInfo {
-                name: t.name.clone(),
+                name: t.name.to_string(),
                 anchor: t
                     .anchor
                     .filter(|&a| Some(a) != t.dn)
-                    .and_then(|a| Some((t.names.get(a)?.clone(), t.kinds.get(a)?.0))),
+                    .and_then(|a| Some((t.names.get(a)?.to_string(), t.kinds.get(a)?.0))),
             })
             .collect();
         let mut names = std::collections::HashMap::new();
         for t in &plan.types {
             for (i, n) in t.names.iter().enumerate() {
                 if Some(i) != t.dn && !n.is_empty() {
-                    names.entry(n.to_lowercase()).or_insert_with(|| n.clone());
+                    names
+                        .entry(n.to_lowercase())
+                        .or_insert_with(|| n.to_string());
                 }
             }
         }

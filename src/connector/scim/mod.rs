@@ -387,7 +387,7 @@ pub fn type_maps(mapping: &ScimMapping, plan: &ConnectorPlan) -> Result<Vec<Type
             .iter()
             .find(|t| t.name.eq_ignore_ascii_case(&st.object_type))
         else {
-            let known: Vec<&str> = plan.types.iter().map(|t| t.name.as_str()).collect();
+            let known: Vec<&str> = plan.types.iter().map(|t| &*t.name).collect();
             errors.push(format!(
                 "mapping `{}`: connector \"{}\" declares no such object type (it has {})",
                 st.object_type,
@@ -399,7 +399,7 @@ pub fn type_maps(mapping: &ScimMapping, plan: &ConnectorPlan) -> Result<Vec<Type
         let anchor = t
             .anchor
             .filter(|&a| Some(a) != t.dn)
-            .and_then(|a| Some((t.names.get(a)?.clone(), t.kinds.get(a)?.0)));
+            .and_then(|a| Some((t.names.get(a)?.to_string(), t.kinds.get(a)?.0)));
         let Some(anchor) = anchor else {
             errors.push(format!(
                 "mapping `{}`: the type needs an anchor attribute of its own (`anchor <attribute>`): it holds the SCIM id",
@@ -444,7 +444,7 @@ pub fn type_maps(mapping: &ScimMapping, plan: &ConnectorPlan) -> Result<Vec<Type
                 continue;
             }
             attrs.push(AttrMap {
-                name: t.names[slot].clone(),
+                name: t.names[slot].to_string(),
                 path: path.clone(),
                 base,
                 multi,
@@ -452,7 +452,7 @@ pub fn type_maps(mapping: &ScimMapping, plan: &ConnectorPlan) -> Result<Vec<Type
         }
         out.push(TypeMap {
             def: st.clone(),
-            name: t.name.clone(),
+            name: t.name.to_string(),
             anchor,
             attrs,
         });
@@ -480,10 +480,10 @@ pub fn held_attributes(mapping: &ScimMapping, plan: &ConnectorPlan) -> Vec<(Stri
         let mut names: Vec<String> = st.attributes.iter().map(|(a, _)| a.clone()).collect();
         for s in [t.anchor, t.dn].into_iter().flatten() {
             if let Some(n) = t.names.get(s) {
-                names.push(n.clone());
+                names.push(n.to_string());
             }
         }
-        out.push((t.name.clone(), names));
+        out.push((t.name.to_string(), names));
     }
     out
 }

@@ -551,7 +551,7 @@ async fn update(ctx: &Ctx<'_>, ti: usize, d: &ExportDelta) -> ExportResult {
         let Some(a) = ty.attr(&ch.attr) else {
             tracing::debug!(
                 connector = ctx.http.name.as_str(),
-                attribute = ch.attr.as_str(),
+                attribute = &*ch.attr,
                 "an attribute the mapping does not name is not sent"
             );
             continue;

@@ -249,11 +249,7 @@ pub(super) fn withhold(v: &View, mv: MvId, e: &mut Export) -> Result<(), ()> {
     let tplan = &v.plan.connectors[cc].types[tty];
     for slot in (0..new.len()).filter(|&s| tplan.unique[s]) {
         let name = &tplan.names[slot];
-        let Some(index) = v
-            .state
-            .cs_index()
-            .get(&(cc, Box::<str>::from(name.as_str())))
-        else {
+        let Some(index) = v.state.cs_index().get(&(cc, Box::<str>::from(&**name))) else {
             return Err(());
         };
         let mut kept = Vec::new();

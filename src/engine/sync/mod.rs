@@ -455,7 +455,7 @@ impl Run<'_> {
             };
             let tplan = &self.plan.connectors[cc].types[tty];
             for slot in (0..tplan.len()).filter(|&s| tplan.unique[s]) {
-                let name = tplan.names[slot].as_str();
+                let name = &*tplan.names[slot];
                 self.build_cs_index(cc, name);
                 let Some(index) = self.state.cs_index().get(&(cc, Box::<str>::from(name))) else {
                     continue;
