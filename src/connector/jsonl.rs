@@ -90,7 +90,7 @@ fn retype(v: Value, base: Option<Base>) -> Result<Value, String> {
 }
 
 /// One entry as a line (no newline).
-fn line(e: &Entry) -> String {
+pub(crate) fn line(e: &Entry) -> String {
     let attrs: serde_json::Map<String, Json> = e
         .attrs
         .iter()
@@ -480,6 +480,15 @@ impl Connector for JsonlTarget {
     /// and written whole.
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         self.written = None;
+        let render: super::streamed::Render<'_> = &|e, text| {
+            text.push_str(&line(e));
+            text.push('\n');
+        };
+        if let Some(results) =
+            super::streamed::adds_into_new_file(&self.path, deltas, &self.anchors, "", render)?
+        {
+            return Ok(results);
+        }
         if let Some(bytes) = ldif::read_file(&self.path)?
             && let Ok(text) = std::str::from_utf8(&bytes)
             && let Some(scan) = Scan::of(text, deltas, &self.types)

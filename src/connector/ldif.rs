@@ -1501,7 +1501,7 @@ pub(crate) fn write_ldif_to<'a>(
 // ---------------------------------------------------------------------------------------------
 // Files
 
-fn io_error(path: &Path, what: &str, e: &std::io::Error) -> ConnectorError {
+pub(crate) fn io_error(path: &Path, what: &str, e: &std::io::Error) -> ConnectorError {
     ConnectorError {
         source: path.display().to_string(),
         line: None,
@@ -1558,7 +1558,7 @@ pub(crate) fn missing(path: &Path) -> ConnectorError {
 }
 
 /// Reads and applies an LDIF file from an empty set. `missing_ok`: a missing file is empty.
-fn load(
+pub(crate) fn load(
     path: &Path,
     types: &AttrTypes,
     missing_ok: bool,
@@ -1814,13 +1814,7 @@ pub(crate) fn apply_exports(
 ) -> Vec<ExportResult> {
     deltas
         .iter()
-        .map(|d| match apply_export(set, d, anchors) {
-            Ok(anchor) => ExportResult::Applied { anchor },
-            Err((category, detail)) => ExportResult::Failed {
-                category,
-                detail: detail.to_string(),
-            },
-        })
+        .map(|d| apply_export_to(set, d, anchors))
         .collect()
 }
 
@@ -1833,6 +1827,35 @@ fn apply_change(e: &mut Entry, name: &str, op: &AttrOp) {
         AttrOp::Clear => e.set(name, Vec::new()),
         AttrOp::Add(values) => e.add(name, values.clone()),
         AttrOp::Remove(values) => e.remove_values(name, values),
+    }
+}
+
+/// Applies an update (its new DN, when it has one, and its attribute changes) to the entry
+/// it names.
+pub(crate) fn update_entry(e: &mut Entry, c: &ExportDelta) {
+    if let Some(nd) = c.new_dn.as_deref().filter(|d| !d.trim().is_empty()) {
+        rename(e, nd, true);
+    }
+    // An entry read whole has no room to spare: it grows by what the delta may add, not by
+    // doubling.
+    e.attrs.reserve_exact(c.changes.len());
+    for ch in &c.changes {
+        apply_change(e, &ch.attr, &ch.op);
+    }
+}
+
+/// Applies one delta to a set of objects and answers its result (see [`apply_exports`]).
+pub(crate) fn apply_export_to(
+    set: &mut Objects,
+    d: &ExportDelta,
+    anchors: &Anchors,
+) -> ExportResult {
+    match apply_export(set, d, anchors) {
+        Ok(anchor) => ExportResult::Applied { anchor },
+        Err((category, detail)) => ExportResult::Failed {
+            category,
+            detail: detail.to_string(),
+        },
     }
 }
 
@@ -1898,15 +1921,7 @@ fn apply_export(
                 set.remove(&k).map(|e| set.entry(nk).or_insert(e))
             }
             .ok_or((Category::NoSuchObject, "no object with this DN".to_string()))?;
-            if let Some(nd) = new_dn {
-                rename(e, nd, true);
-            }
-            // An entry read whole has no room to spare: it grows by what the delta may add,
-            // not by doubling.
-            e.attrs.reserve_exact(c.changes.len());
-            for ch in &c.changes {
-                apply_change(e, &ch.attr, &ch.op);
-            }
+            update_entry(e, c);
             Ok(None)
         }
         ExportOp::Delete => {
@@ -2072,6 +2087,24 @@ impl Connector for LdifTarget {
     /// per delta; the file is rewritten only when one applied.
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         self.written = None;
+        let render: super::streamed::Render<'_> = &|e, text| {
+            text.push('\n');
+            write_entry(text, e);
+        };
+        if let Some(results) = super::streamed::adds_into_new_file(
+            &self.path,
+            deltas,
+            &self.anchors,
+            "version: 1\n",
+            render,
+        )? {
+            return Ok(results);
+        }
+        if let Some(results) =
+            super::streamed::updates_in_place(&self.path, &self.types, deltas, WRITTEN_SHARE)?
+        {
+            return Ok(results);
+        }
         let loaded = load(&self.path, &self.types, true)?;
         let source = self.path.display().to_string();
         let types = &self.types;

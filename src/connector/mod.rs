@@ -38,6 +38,7 @@ pub mod jsonl;
 pub mod ldap;
 pub mod ldif;
 pub mod scim;
+mod streamed;
 
 pub use crate::engine::export::{ExportErrorCategory, ExportResult};
 
