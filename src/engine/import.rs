@@ -401,6 +401,8 @@ pub struct Read {
     connector: ConnIdx,
     /// Objects the read showed (matched by anchor), changed or not.
     seen: Seen,
+    /// Export objects (no anchor yet) the read showed by their DN.
+    named: Seen,
     /// The records to stage, in the order read.
     items: Vec<Item>,
     /// Records of a declared type with an anchor (what a full read holds).
@@ -441,13 +443,17 @@ enum Item {
 enum Held {
     Dense(Vec<Value>),
     Sparse(Values),
+    /// Exactly the current values of this object (the first record of it in the read, which
+    /// nothing staged before it changes): what confirms an export holds nothing of its own.
+    Current(CsId),
 }
 
 impl Held {
-    fn into_dense(self) -> Vec<Value> {
+    fn into_dense(self, state: &State) -> Vec<Value> {
         match self {
             Held::Dense(values) => values,
             Held::Sparse(values) => values.to_vec(),
+            Held::Current(id) => state.cs()[id as usize].current.to_vec(),
         }
     }
 }
@@ -458,6 +464,7 @@ impl Read {
         Read {
             connector,
             seen: Seen::with_capacity(state.cs().len()),
+            named: Seen::default(),
             items: Vec::new(),
             objects: 0,
             unchanged: 0,
@@ -548,23 +555,40 @@ impl Read {
                 partial,
             } => {
                 self.objects += 1;
-                if let Some(id) = by_anchor(state, connector, &anchor) {
-                    // The first record of an object that changes nothing is only marked seen
-                    // (a later record of the same object is kept: staging applies them in
-                    // order).
-                    let first = self.seen.insert(id);
-                    if first && unchanged(state, cplan, id, ty, &values, &anchor, &obj.dn) {
-                        self.unchanged += 1;
-                        return;
+                // The object the record stands for: by its anchor, or an export object (no
+                // anchor yet) by its DN, as staging finds it; and whether this is the read's
+                // first record of it.
+                let known = match by_anchor(state, connector, &anchor) {
+                    Some(id) => {
+                        // The first record of an object that changes nothing is only marked
+                        // seen (a later record of the same object is kept: staging applies
+                        // them in order).
+                        let first = self.seen.insert(id);
+                        if first && unchanged(state, cplan, id, ty, &values, &anchor, &obj.dn) {
+                            self.unchanged += 1;
+                            return;
+                        }
+                        Some((id, first))
                     }
+                    None => state
+                        .cs_by_dn_key(connector, &key)
+                        .filter(|&id| state.cs()[id as usize].anchor.is_none())
+                        .map(|id| (id, self.named.insert(id))),
+                };
+                let mut current = None;
+                if let Some((id, first)) = known {
                     let o = &state.cs()[id as usize];
-                    o.current.share_into(&mut values);
-                    o.imported.share_into(&mut values);
+                    if first && o.object_type == ty && o.current.eq_dense(&values) {
+                        current = Some(id);
+                    } else {
+                        o.current.share_into(&mut values);
+                        o.imported.share_into(&mut values);
+                    }
                 }
-                let values = if self.fresh {
-                    Held::Dense(values)
-                } else {
-                    Held::Sparse(Values::from_dense(values))
+                let values = match current {
+                    _ if self.fresh => Held::Dense(values),
+                    Some(id) => Held::Current(id),
+                    None => Held::Sparse(Values::from_dense(values)),
                 };
                 self.items.push(Item::Upsert {
                     dn: obj.dn.into(),
@@ -723,7 +747,7 @@ fn apply(
                 key,
                 partial,
             } => {
-                let mut values = values.into_dense();
+                let mut values = values.into_dense(state);
                 let tplan = &cplan.types[ty];
                 let akey = Key::exact(&anchor);
                 let by_anchor = akey.as_ref().and_then(|k| state.cs_by_anchor(connector, k));
@@ -1138,6 +1162,99 @@ inbound rule "In" {{
             );
         }
         assert_eq!(value(&plan, &state, 2, "title"), Value::from("Z"));
+    }
+
+    #[test]
+    fn a_confirming_record_then_a_change_of_the_same_object_in_one_read_stage_in_order() {
+        let plan = plan();
+        let t = &plan.connectors[0].types[0];
+        let mut state = imported(&plan, 2);
+        let id = state.cs_by_dn(0, &dn(0)).unwrap();
+        let mut current = state.cs()[id as usize].imported.to_vec();
+        current[t.slot("mail").unwrap()] = Value::from("u0@x");
+        state.set_cs_current(&plan, id, current);
+        // The first record confirms the staged mail (it holds nothing of its own); the second
+        // changes the title. Staged in order, the second wins, and the mail stays confirmed.
+        let changes = vec![
+            ImportChange::Upsert(user(
+                0,
+                &[("title", "T"), ("department", "D"), ("mail", "u0@x")],
+            )),
+            ImportChange::Upsert(user(
+                0,
+                &[("title", "Z"), ("department", "D"), ("mail", "u0@x")],
+            )),
+        ];
+        let mut read = Read::new(&state, 0);
+        read.page(&state, &plan, changes);
+        assert!(matches!(
+            read.items.first(),
+            Some(Item::Upsert {
+                values: Held::Current(i),
+                ..
+            }) if *i == id
+        ));
+        assert!(matches!(
+            read.items.get(1),
+            Some(Item::Upsert {
+                values: Held::Sparse(_),
+                ..
+            })
+        ));
+        let r = stage(&mut state, &plan, read, false);
+        assert_eq!(r.updates, 2, "{r:?}");
+        assert_eq!(value(&plan, &state, 0, "title"), Value::from("Z"));
+        assert_eq!(value(&plan, &state, 0, "mail"), Value::from("u0@x"));
+        let o = &state.cs()[id as usize];
+        assert!(Values::ptr_eq(&o.imported, &o.current));
+        assert_eq!(pending(&state, 0), Some(PendingImport::Update));
+    }
+
+    #[test]
+    fn a_read_that_confirms_an_export_add_holds_nothing_of_its_own() {
+        let plan = plan();
+        let t = &plan.connectors[0].types[0];
+        let mut state = State::new(plan.connectors.len());
+        let mut values = vec![Value::Null; t.len()];
+        values[t.slot("title").unwrap()] = Value::from("T");
+        values[t.slot("objectGUID").unwrap()] = guid(5);
+        if let Some(s) = t.dn {
+            values[s] = Value::from(dn(5));
+        }
+        let id = state.add_cs(CsObject {
+            connector: 0,
+            object_type: 0,
+            dn: dn(5).into(),
+            anchor: None,
+            current: values.into(),
+            imported: Values::new(t.len()),
+            pending_import: None,
+            export: Some(ExportOp::Add),
+            new_dn: None,
+            link: None,
+            provisioned_by: None,
+            placeholder: false,
+            gone: false,
+        });
+        let mut read = Read::new(&state, 0);
+        read.page(
+            &state,
+            &plan,
+            vec![ImportChange::Upsert(user(5, &[("title", "T")]))],
+        );
+        assert!(matches!(
+            read.items.first(),
+            Some(Item::Upsert { values: Held::Current(i), .. }) if *i == id
+        ));
+        let r = stage(&mut state, &plan, read, false);
+        assert_eq!(r.updates, 1, "{r:?}");
+        let o = &state.cs()[id as usize];
+        assert_eq!((o.anchor.clone(), o.export), (Some(guid(5)), None));
+        assert!(Values::ptr_eq(&o.imported, &o.current));
+        assert_eq!(
+            state.cs_by_anchor(0, &Key::exact(&guid(5)).unwrap()),
+            Some(id)
+        );
     }
 
     #[test]
