@@ -173,19 +173,74 @@ impl<'de> serde::Deserialize<'de> for AttrsShape {
 /// whole rewrite gives, [`write_jsonl`]).
 type Order = (Vec<String>, String);
 
-/// A target file read for a patch: the lines no delta names, in file order with their order
-/// key, and the objects of the lines a delta names (by its DN or the DN it renames to), read
-/// whole.
-struct Scan<'t> {
-    kept: Vec<(Order, &'t str)>,
+/// A target file read for a patch: where the lines no delta names begin, in file order, and
+/// the objects of the lines a delta names (by its DN or the DN it renames to), read whole. The
+/// file is read twice, as a stream, and never held: once here, and once more as the patch
+/// copies it ([`patch`]).
+struct Scan {
+    /// The byte offset of each kept line (a line no delta names), in file order.
+    kept: Vec<u64>,
     set: Objects,
+    /// A digest of the file's lines, to tell that it did not change between the two reads.
+    digest: u64,
 }
 
-impl<'t> Scan<'t> {
-    /// Scans the file's `text` for a patch by `deltas`; None when it must be read and written
+/// A line of the file: its byte offset and its text (without the line end).
+struct Line<'b> {
+    at: u64,
+    text: &'b [u8],
+}
+
+/// Reads the file's lines one at a time: `each` takes each line with text; reading stops at
+/// its first `false`. Answers the digest of the lines read.
+fn each_line(
+    path: &Path,
+    hasher: &foldhash::fast::FixedState,
+    mut each: impl FnMut(Line<'_>) -> bool,
+) -> std::io::Result<Option<u64>> {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else {
+        return Ok(None);
+    };
+    let mut input = std::io::BufReader::with_capacity(1 << 16, f);
+    let mut buf = Vec::new();
+    let (mut at, mut digest) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        let n = input.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Ok(Some(digest));
+        }
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        digest = digest.rotate_left(7) ^ std::hash::BuildHasher::hash_one(hasher, text);
+        if !text.iter().all(u8::is_ascii_whitespace) && !each(Line { at, text }) {
+            return Ok(None);
+        }
+        at += n as u64;
+    }
+}
+
+/// The order and DN key of a line, when it has the shape a patch copies (see [`Scan::of`]).
+fn order_of(text: &[u8]) -> Option<Order> {
+    let head: Head = serde_json::from_slice(text).ok()?;
+    let dn = head.dn.trim();
+    if dn.is_empty() || head.object_type.trim().is_empty() || std::str::from_utf8(text).is_err() {
+        return None;
+    }
+    Some((ldif::tree_key(dn), ldif::dn_key(dn)))
+}
+
+/// The digest's hasher: the same for both reads of a file.
+fn line_hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x1df1_0a7c)
+}
+
+impl Scan {
+    /// Scans the file at `path` for a patch by `deltas`; None when it must be read and written
     /// whole: a line not well formed (the whole read reports it), a DN twice, lines not in
-    /// tree order (a whole rewrite sorts them), or no line at all.
-    fn of(text: &'t str, deltas: &[ExportDelta], types: &AttrTypes) -> Option<Scan<'t>> {
+    /// tree order (a whole rewrite sorts them), no line at all, or no file.
+    fn of(path: &Path, deltas: &[ExportDelta], types: &AttrTypes) -> Option<Scan> {
         let named: std::collections::HashSet<String> = deltas
             .iter()
             .flat_map(|d| std::iter::once(&*d.dn).chain(d.new_dn.as_deref()))
@@ -196,58 +251,107 @@ impl<'t> Scan<'t> {
         // as hashes (no copy of each line's key), and a collision only does the same.
         let hasher = foldhash::fast::RandomState::default();
         let mut seen = std::collections::HashSet::new();
-        let mut kept: Vec<(Order, &str)> = Vec::new();
+        let mut kept: Vec<u64> = Vec::new();
+        let mut last: Option<Order> = None;
         let mut set = Objects::new();
-        for raw in text.split('\n') {
-            let raw = raw.strip_suffix('\r').unwrap_or(raw);
-            if raw.bytes().all(|b| b.is_ascii_whitespace()) {
-                continue;
+        let digest = each_line(path, &line_hasher(), |line| {
+            let Some(order) = order_of(line.text) else {
+                return false;
+            };
+            if !seen.insert(std::hash::BuildHasher::hash_one(&hasher, &order.1)) {
+                return false;
             }
-            let head: Head = serde_json::from_str(raw).ok()?;
-            let dn = head.dn.trim();
-            if dn.is_empty() || head.object_type.trim().is_empty() {
-                return None;
+            if named.contains(&order.1) {
+                let Some(e) = std::str::from_utf8(line.text)
+                    .ok()
+                    .and_then(|raw| entry(raw, types).ok())
+                else {
+                    return false;
+                };
+                set.insert(order.1, e);
+                return true;
             }
-            let k = ldif::dn_key(dn);
-            if !seen.insert(std::hash::BuildHasher::hash_one(&hasher, &k)) {
-                return None;
+            if last.as_ref().is_some_and(|l| *l >= order) {
+                return false;
             }
-            if named.contains(&k) {
-                set.insert(k, entry(raw, types).ok()?);
-                continue;
-            }
-            let order = (ldif::tree_key(dn), k);
-            if kept.last().is_some_and(|(last, _)| *last >= order) {
-                return None;
-            }
-            kept.push((order, raw));
-        }
-        (!seen.is_empty()).then_some(Scan { kept, set })
+            last = Some(order);
+            kept.push(line.at);
+            true
+        })
+        .ok()
+        .flatten()?;
+        (!seen.is_empty()).then_some(Scan { kept, set, digest })
     }
 }
 
-/// Writes a patched file: the `kept` lines as they were, and the objects of `set` written anew,
-/// merged in tree order. Answers the number of objects.
-fn patch(kept: &[(Order, &str)], set: &Objects, out: &mut dyn Write) -> std::io::Result<usize> {
-    let mut fresh: Vec<(Order, String)> = set
-        .iter()
-        .map(|(k, e)| ((ldif::tree_key(&e.dn), k.clone()), line(e)))
-        .collect();
-    fresh.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut fresh = fresh.into_iter().peekable();
-    for (order, l) in kept {
-        while let Some((_, f)) = fresh.next_if(|(o, _)| o < order) {
-            out.write_all(f.as_bytes())?;
-            out.write_all(b"\n")?;
+/// Writes a patched file: the kept lines as they are in the file at `path`, and the objects of
+/// `set` written anew, merged in tree order. Answers the number of objects; an error when the
+/// file changed since it was scanned (nothing is then replaced).
+fn patch(path: &Path, scan: &Scan, set: &Objects, out: &mut dyn Write) -> std::io::Result<usize> {
+    use std::io::{BufRead, Seek};
+    let changed = || std::io::Error::other("the file changed while it was patched");
+    // Where each new object goes: before the first kept line that follows it in tree order,
+    // found by a binary search that reads the lines it compares with.
+    let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut buf = Vec::new();
+    let mut order_at = |i: usize| -> std::io::Result<Order> {
+        file.seek(std::io::SeekFrom::Start(scan.kept[i]))?;
+        buf.clear();
+        file.read_until(b'\n', &mut buf)?;
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        order_of(text.strip_suffix(b"\r").unwrap_or(text)).ok_or_else(changed)
+    };
+    let mut fresh: Vec<(usize, Order, String)> = Vec::with_capacity(set.len());
+    for (k, e) in set {
+        let order = (ldif::tree_key(&e.dn), k.clone());
+        let (mut lo, mut hi) = (0, scan.kept.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if order_at(mid)? < order {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
         }
-        out.write_all(l.as_bytes())?;
-        out.write_all(b"\n")?;
+        fresh.push((lo, order, line(e)));
     }
-    for (_, f) in fresh {
+    fresh.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut fresh = fresh.into_iter().peekable();
+    let mut next = 0usize;
+    let mut failed = None;
+    let digest = each_line(path, &line_hasher(), |line| {
+        if scan.kept.get(next) != Some(&line.at) {
+            return true;
+        }
+        let here = next;
+        next += 1;
+        let mut write = || -> std::io::Result<()> {
+            while let Some((_, _, f)) = fresh.next_if(|(at, _, _)| *at <= here) {
+                out.write_all(f.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            out.write_all(line.text)?;
+            out.write_all(b"\n")
+        };
+        match write() {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if digest != Some(scan.digest) || next != scan.kept.len() {
+        return Err(changed());
+    }
+    for (_, _, f) in fresh {
         out.write_all(f.as_bytes())?;
         out.write_all(b"\n")?;
     }
-    Ok(kept.len() + set.len())
+    Ok(scan.kept.len() + set.len())
 }
 
 /// Reads JSON lines as they arrive, handing each object (with its line) or malformed line to
@@ -489,18 +593,16 @@ impl Connector for JsonlTarget {
         {
             return Ok(results);
         }
-        if let Some(bytes) = ldif::read_file(&self.path)?
-            && let Ok(text) = std::str::from_utf8(&bytes)
-            && let Some(scan) = Scan::of(text, deltas, &self.types)
-        {
+        if let Some(mut scan) = Scan::of(&self.path, deltas, &self.types) {
             let types = &self.types;
-            let Scan { kept, mut set } = scan;
+            let mut set = std::mem::take(&mut scan.set);
+            let path = &self.path;
             let (results, written) = ldif::export_objects(
                 &self.path,
                 &mut set,
                 deltas,
                 &self.anchors,
-                |set, w| patch(&kept, set, w),
+                |set, w| patch(path, &scan, set, w),
                 |e| entry(&line(e), types),
             )?;
             self.written = written;
@@ -528,5 +630,43 @@ impl Connector for JsonlTarget {
 
     fn take_written(&mut self) -> Option<Written> {
         self.written.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::export::AttrOp;
+    use crate::engine::model::ExportOp;
+
+    const FILE: &str = r#"{"dn":"DC=x","type":"domain"}
+{"dn":"CN=a,DC=x","type":"user","attrs":{"cn":"a"}}
+{"dn":"CN=c,DC=x","type":"user","attrs":{"cn":"c"}}
+"#;
+
+    #[test]
+    fn a_patch_merges_the_new_lines_into_the_file_read_again() {
+        let dir = std::env::temp_dir().join(format!("idflow-jsonl-patch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.jsonl");
+        std::fs::write(&path, FILE).unwrap();
+        let deltas = vec![
+            ExportDelta::new(ExportOp::Add, "user", "CN=b,DC=x")
+                .with("cn", AttrOp::Replace(Value::from("b"))),
+        ];
+        let scan = Scan::of(&path, &deltas, &AttrTypes::default()).expect("patchable");
+        assert_eq!(scan.kept.len(), 3);
+        let mut set = Objects::new();
+        ldif::apply_exports(&mut set, &deltas, &Anchors::new());
+        let mut out = Vec::new();
+        assert_eq!(patch(&path, &scan, &set, &mut out).unwrap(), 4);
+        let text = String::from_utf8(out).unwrap();
+        let dns: Vec<&str> = text.lines().map(|l| &l[7..16]).collect();
+        assert_eq!(dns, ["DC=x\",\"ty", "CN=a,DC=x", "CN=b,DC=x", "CN=c,DC=x"]);
+        // The file changed after it was scanned: nothing is written from it.
+        std::fs::write(&path, FILE.replace("\"cn\":\"c\"", "\"cn\":\"C\"")).unwrap();
+        let e = patch(&path, &scan, &set, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("changed"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1509,15 +1509,6 @@ pub(crate) fn io_error(path: &Path, what: &str, e: &std::io::Error) -> Connector
     }
 }
 
-/// The bytes of a file; `None` when it does not exist.
-pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, ConnectorError> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error(path, "cannot read", &e)),
-    }
-}
-
 /// Replaces the file at `path` with `data` atomically (see [`crate::files::write_atomic`]: a
 /// temporary file beside the real file, symbolic links followed, a hard-linked file refused).
 /// On any error the old file is untouched.
