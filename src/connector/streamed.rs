@@ -117,8 +117,9 @@ pub(crate) fn updates_in_place(
         }
     }
     // An export that touches at most a quarter of the file is confirmed by what it wrote.
-    match count_records(path)? {
-        Some(n) if deltas.len().saturating_mul(share) > n => {}
+    let limit = deltas.len().saturating_mul(share);
+    match count_records(path, limit)? {
+        Some(n) if n < limit => {}
         _ => return Ok(None),
     }
     let Some(input) = ldif::open_file(path)? else {
@@ -212,9 +213,10 @@ fn file_error(path: &Path, e: crate::files::FileError) -> ConnectorError {
     }
 }
 
-/// The number of records of an LDIF file: its lines that begin with `dn:` (any case), which
-/// only a record's first line does. `None` when the file does not exist.
-fn count_records(path: &Path) -> Result<Option<usize>, ConnectorError> {
+/// The number of records of an LDIF file, counted up to `limit` (a file with more answers
+/// `limit`): its lines that begin with `dn:` (any case), which only a record's first line
+/// does. `None` when the file does not exist.
+fn count_records(path: &Path, limit: usize) -> Result<Option<usize>, ConnectorError> {
     use std::io::Read;
     let Some(mut input) = ldif::open_file(path)? else {
         return Ok(None);
@@ -241,6 +243,9 @@ fn count_records(path: &Path) -> Result<Option<usize>, ConnectorError> {
                 at += 1;
                 if at == 3 && start == *b"dn:" {
                     n += 1;
+                    if n >= limit {
+                        return Ok(Some(limit));
+                    }
                 }
             }
         }
@@ -541,14 +546,15 @@ cn: u6
         let d = dir("count");
         let path = d.join("t.ldif");
         std::fs::write(&path, FILE).unwrap();
-        assert_eq!(count_records(&path).unwrap(), Some(8));
+        assert_eq!(count_records(&path, usize::MAX).unwrap(), Some(8));
+        assert_eq!(count_records(&path, 3).unwrap(), Some(3));
         std::fs::write(
             &path,
             "version: 1\n\nDN: a=b\nobjectClass: x\n description: dn: no\n",
         )
         .unwrap();
-        assert_eq!(count_records(&path).unwrap(), Some(1));
-        assert_eq!(count_records(&d.join("none.ldif")).unwrap(), None);
+        assert_eq!(count_records(&path, usize::MAX).unwrap(), Some(1));
+        assert_eq!(count_records(&d.join("none.ldif"), 1).unwrap(), None);
         let _ = std::fs::remove_dir_all(&d);
     }
 }
