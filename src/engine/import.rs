@@ -1165,7 +1165,7 @@ inbound rule "In" {{
     }
 
     #[test]
-    fn a_confirming_record_then_a_change_of_the_same_object_in_one_read_stage_in_order() {
+    fn records_of_one_object_in_one_read_stage_in_order() {
         let plan = plan();
         let t = &plan.connectors[0].types[0];
         let mut state = imported(&plan, 2);
@@ -1173,41 +1173,59 @@ inbound rule "In" {{
         let mut current = state.cs()[id as usize].imported.to_vec();
         current[t.slot("mail").unwrap()] = Value::from("u0@x");
         state.set_cs_current(&plan, id, current);
-        // The first record confirms the staged mail (it holds nothing of its own); the second
-        // changes the title. Staged in order, the second wins, and the mail stays confirmed.
-        let changes = vec![
+        let confirming = || {
             ImportChange::Upsert(user(
                 0,
                 &[("title", "T"), ("department", "D"), ("mail", "u0@x")],
-            )),
+            ))
+        };
+        let changing = || {
             ImportChange::Upsert(user(
                 0,
                 &[("title", "Z"), ("department", "D"), ("mail", "u0@x")],
-            )),
-        ];
+            ))
+        };
+        // A confirming record first holds nothing of its own; a change after it holds its
+        // values. Staged in order, the last wins.
         let mut read = Read::new(&state, 0);
-        read.page(&state, &plan, changes);
-        assert!(matches!(
-            read.items.first(),
-            Some(Item::Upsert {
-                values: Held::Current(i),
-                ..
-            }) if *i == id
-        ));
-        assert!(matches!(
-            read.items.get(1),
-            Some(Item::Upsert {
-                values: Held::Sparse(_),
-                ..
+        read.page(&state, &plan, vec![confirming(), changing()]);
+        let held: Vec<bool> = read
+            .items
+            .iter()
+            .map(|i| {
+                matches!(
+                    i,
+                    Item::Upsert {
+                        values: Held::Current(_),
+                        ..
+                    }
+                )
             })
-        ));
+            .collect();
+        assert_eq!(held, [true, false]);
+        let mut staged = state.clone();
+        let r = stage(&mut staged, &plan, read, false);
+        assert_eq!(r.updates, 2, "{r:?}");
+        assert_eq!(value(&plan, &staged, 0, "title"), Value::from("Z"));
+        assert_eq!(value(&plan, &staged, 0, "mail"), Value::from("u0@x"));
+        let o = &staged.cs()[id as usize];
+        assert!(Values::ptr_eq(&o.imported, &o.current));
+        assert_eq!(pending(&staged, 0), Some(PendingImport::Update));
+        // The other way round: the confirming record comes after a change, so it holds its
+        // own values (the object it is staged onto is no longer as it was read), and wins.
+        let mut read = Read::new(&state, 0);
+        read.page(&state, &plan, vec![changing(), confirming()]);
+        assert!(read.items.iter().all(|i| !matches!(
+            i,
+            Item::Upsert {
+                values: Held::Current(_),
+                ..
+            }
+        )));
         let r = stage(&mut state, &plan, read, false);
         assert_eq!(r.updates, 2, "{r:?}");
-        assert_eq!(value(&plan, &state, 0, "title"), Value::from("Z"));
+        assert_eq!(value(&plan, &state, 0, "title"), Value::from("T"));
         assert_eq!(value(&plan, &state, 0, "mail"), Value::from("u0@x"));
-        let o = &state.cs()[id as usize];
-        assert!(Values::ptr_eq(&o.imported, &o.current));
-        assert_eq!(pending(&state, 0), Some(PendingImport::Update));
     }
 
     #[test]
