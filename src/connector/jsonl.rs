@@ -169,9 +169,8 @@ impl<'de> serde::Deserialize<'de> for AttrsShape {
     }
 }
 
-/// The order of a line in the file: the tree order of its DN, then its DN key (the order a
-/// whole rewrite gives, [`write_jsonl`]).
-type Order = (Vec<String>, String);
+/// The order of a line in the file: the order a whole rewrite gives ([`write_jsonl`]).
+type Order = ldif::TreePosition;
 
 /// A target file read for a patch: where the lines no delta names begin, in file order, and
 /// the objects of the lines a delta names (by its DN or the DN it renames to), read whole. The
@@ -228,7 +227,7 @@ fn order_of(text: &[u8]) -> Option<Order> {
     if dn.is_empty() || head.object_type.trim().is_empty() || std::str::from_utf8(text).is_err() {
         return None;
     }
-    Some((ldif::tree_key(dn), ldif::dn_key(dn)))
+    Some(ldif::tree_position(dn))
 }
 
 /// The digest's hasher: the same for both reads of a file.

@@ -1193,6 +1193,15 @@ pub fn escape_rdn_value(v: &str) -> String {
     out
 }
 
+/// The place of an object in a file written in tree order: the tree key of its DN, then its
+/// DN key (the order of a set by DN key that [`tree_order`] sorts stably).
+pub(crate) type TreePosition = (Vec<String>, String);
+
+/// The [`TreePosition`] of a DN.
+pub(crate) fn tree_position(dn: &str) -> TreePosition {
+    (tree_key(dn), dn_key(dn))
+}
+
 /// The sort key of a DN in tree order: its RDNs from the top, lower-cased.
 pub(crate) fn tree_key(dn: &str) -> Vec<String> {
     let mut parts: Vec<String> = split_unescaped(dn, ',')

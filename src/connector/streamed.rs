@@ -19,7 +19,7 @@
 //! no delta applied, or a quarter or less of the file touched): the file is then left as it
 //! was and `ldif::export_file` does the export.
 
-use super::ldif::{self, AttrTypes, Entry, Objects};
+use super::ldif::{self, AttrTypes, Entry, Objects, TreePosition};
 use super::{Anchors, ConnectorError, ExportErrorCategory, ExportResult};
 use crate::engine::export::ExportDelta;
 use crate::engine::model::ExportOp;
@@ -29,14 +29,6 @@ use std::path::Path;
 
 /// How one object is written: its text, appended to the buffer.
 pub(crate) type Render<'a> = &'a dyn Fn(&Entry, &mut String);
-
-/// The position of an object in tree order: its tree key, then its DN key (the order of the
-/// set `ldif::tree_order` sorts stably).
-type Position = (Vec<String>, String);
-
-fn position(dn: &str) -> Position {
-    (ldif::tree_key(dn), ldif::dn_key(dn))
-}
 
 /// Adds into a file that does not exist: `header`, then each new object as `render` writes it,
 /// in tree order. `None` when a delta is not an add or the file exists.
@@ -54,7 +46,7 @@ pub(crate) fn adds_into_new_file(
     // fails, the others apply (or fail on their own, as an empty DN does).
     let mut results: Vec<Option<ExportResult>> = vec![None; deltas.len()];
     let mut seen = HashSet::new();
-    let mut order: Vec<(Position, usize)> = Vec::with_capacity(deltas.len());
+    let mut order: Vec<(TreePosition, usize)> = Vec::with_capacity(deltas.len());
     for (i, d) in deltas.iter().enumerate() {
         let k = ldif::dn_key(&d.dn);
         // An add that fails on its own (an empty DN, no object type) takes no DN.
@@ -65,7 +57,7 @@ pub(crate) fn adds_into_new_file(
                 "an object with this DN already exists",
             ));
         } else {
-            order.push((position(d.dn.trim()), i));
+            order.push((ldif::tree_position(d.dn.trim()), i));
         }
     }
     drop(seen);
@@ -132,12 +124,12 @@ pub(crate) fn updates_in_place(
     let written = write_atomic_with(path, |w| {
         w.write_all(b"version: 1\n")?;
         let mut text = String::new();
-        let mut last: Option<Position> = None;
+        let mut last: Option<TreePosition> = None;
         let read = ldif::read_records(input, &source, types, |item| {
             let Ok((_, ldif::Record::Content(mut e))) = item else {
                 return Err(abandon(&source));
             };
-            let here = position(&e.dn);
+            let here = ldif::tree_position(&e.dn);
             if last.as_ref().is_some_and(|l| *l >= here) {
                 return Err(abandon(&source));
             }

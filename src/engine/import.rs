@@ -581,8 +581,12 @@ impl Read {
                     if first && o.object_type == ty && o.current.eq_dense(&values) {
                         current = Some(id);
                     } else {
+                        // Values equal to those the object holds are taken as the
+                        // allocations it holds (once: staging finds them shared).
                         o.current.share_into(&mut values);
-                        o.imported.share_into(&mut values);
+                        if !Values::ptr_eq(&o.current, &o.imported) {
+                            o.imported.share_into(&mut values);
+                        }
                     }
                 }
                 let values = match current {
@@ -849,10 +853,6 @@ fn apply(
                         if o.new_dn.as_deref().is_some_and(|n| dn_key(n) == key) {
                             o.new_dn = None;
                         }
-                        // Values equal to those the object holds are taken as the
-                        // allocations it holds.
-                        o.current.share_into(&mut values);
-                        o.imported.share_into(&mut values);
                         // DECISIONS 10: the import confirms what it shows. A staged value the
                         // target does not show yet (its imported value did not change) stays
                         // staged, so it is exported again; a value the target changed is
