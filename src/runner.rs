@@ -846,10 +846,18 @@ impl Runner {
     /// Saves what the step changed, with `meta` (a connector's fingerprint or watermark) in
     /// the same transaction.
     fn save(&mut self, meta: &[(&str, &str)]) -> Result<(), RunError> {
-        self.store
+        let start = Instant::now();
+        let stats = self
+            .store
             .save_changes(&self.engine.plan, &mut self.engine.state, meta)
-            .map(|_| ())
-            .map_err(RunError::Store)
+            .map_err(RunError::Store)?;
+        tracing::debug!(
+            objects = stats.objects,
+            rows = stats.rows,
+            ms = start.elapsed().as_millis() as u64,
+            "state saved"
+        );
+        Ok(())
     }
 
     /// Imports one connector: a full import (`full`) asks for every object, a delta import for
@@ -1446,10 +1454,24 @@ impl Runner {
             // Confirm the export, by reading the target again or as the connector reported
             // it: the next sync sees the target as it now is.
             if confirmation == Confirmation::ByImport {
-                self.import_with(n, false, opts.allow_deletes, true)?;
+                let r = self.import_with(n, false, opts.allow_deletes, true)?;
+                tracing::info!(
+                    connector = n.as_str(),
+                    status = r.status.as_str(),
+                    updates = r.updates,
+                    ms = r.duration_ms as u64,
+                    "export confirmed by import"
+                );
             }
             if confirmation != Confirmation::Nothing {
-                let (_, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;
+                let (r, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;
+                tracing::info!(
+                    connector = n.as_str(),
+                    status = r.status.as_str(),
+                    updates = r.updates,
+                    ms = r.duration_ms as u64,
+                    "delta sync after the export's confirmation"
+                );
                 sync_errors = errors;
             }
         }

@@ -145,6 +145,15 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
 
 /// After a failed write to stdout: a closed stdout is remembered, anything else ends the
 /// process with 2.
+/// The most detailed log level written to stderr: `IDFLOW_LOG` (`error`, `warn`, `info`,
+/// `debug`, `trace`; `info` when unset or not a level).
+pub(crate) fn log_level() -> tracing::level_filters::LevelFilter {
+    std::env::var("IDFLOW_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(tracing::level_filters::LevelFilter::INFO)
+}
+
 fn stdout_failed(e: std::io::Error) {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);

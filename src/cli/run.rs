@@ -162,6 +162,7 @@ pub fn run(args: Args) -> u8 {
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .with_target(false)
+            .with_max_level(super::log_level())
             .try_init();
     }
     let mut runner = match open(&args.config, engine, false) {

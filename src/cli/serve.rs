@@ -35,6 +35,7 @@ pub fn run(args: Args) -> u8 {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
+        .with_max_level(super::log_level())
         .try_init();
     let stop = match Stop::on_signals() {
         Ok(s) => s,

@@ -181,6 +181,16 @@ pub struct Plan {
     /// keeps), sorted. A change of the other imported values that leaves the current ones as
     /// they were changes nothing a sync computes.
     pub reads_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>>,
+    /// By (connector, object type): the slots whose confirmed imported values an outbound
+    /// merge flow keeps (a part of `reads_imported`), sorted. A change of the others that
+    /// leaves the current values as they were is a confirmation that outbound sync need not
+    /// see (`PendingImport::InboundUpdate`).
+    pub merges_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>>,
+    /// By (connector, object type): the slots whose current values outbound sync reads or
+    /// writes: those an outbound rule flows to (for any metaverse type) and the unique ones,
+    /// sorted. An import that changes other current values only, with the DN and the values
+    /// `merges_imported` names as they were, is a confirmation (`PendingImport::InboundUpdate`).
+    pub outbound_current: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>>,
     /// Whether a metaverse object's references can be resolved apart from its other values
     /// (`engine::sync::recompute::Memo`): its values are a function of what its recomputation
     /// reads (no inbound flow calls a random function, `Guid` or `RandomNum`), and no other
@@ -336,7 +346,28 @@ impl Plan {
             slots.sort_unstable();
             slots.dedup();
         }
+        let mut outbound_current: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>> = BTreeMap::new();
+        for (&(cc, _, tty), slots) in &managed {
+            outbound_current
+                .entry((cc, tty))
+                .or_default()
+                .extend(slots.iter().copied());
+        }
+        for (cc, conn) in connectors.iter().enumerate() {
+            for (tty, t) in conn.types.iter().enumerate() {
+                let unique = (0..t.unique.len()).filter(|&s| t.unique[s]);
+                outbound_current
+                    .entry((cc, tty))
+                    .or_default()
+                    .extend(unique);
+            }
+        }
+        for slots in outbound_current.values_mut() {
+            slots.sort_unstable();
+            slots.dedup();
+        }
         let mut reads_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>> = BTreeMap::new();
+        let mut merges_imported: BTreeMap<(ConnIdx, TypeIdx), Vec<usize>> = BTreeMap::new();
         let mut inbound_random = false;
         for r in &rules {
             match r.def.direction {
@@ -361,7 +392,7 @@ impl Plan {
                 }
                 Direction::Outbound => {
                     let Some(tty) = r.target_type else { continue };
-                    reads_imported
+                    merges_imported
                         .entry((r.connector, tty))
                         .or_default()
                         .extend(
@@ -377,6 +408,16 @@ impl Plan {
                         );
                 }
             }
+        }
+        for slots in merges_imported.values_mut() {
+            slots.sort_unstable();
+            slots.dedup();
+        }
+        for (key, slots) in &merges_imported {
+            reads_imported
+                .entry(*key)
+                .or_default()
+                .extend(slots.iter().copied());
         }
         for slots in reads_imported.values_mut() {
             slots.sort_unstable();
@@ -402,6 +443,8 @@ impl Plan {
             outbound,
             managed,
             reads_imported,
+            merges_imported,
+            outbound_current,
             references_apart,
         }
     }

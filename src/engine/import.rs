@@ -797,7 +797,8 @@ fn apply(
                         // DNs that differ only in spacing, case or escaping are one DN
                         // (the new spelling is taken without a rename).
                         let renamed = dn_key(&o.dn) != key;
-                        if !renamed && o.dn != dn {
+                        let respelled = !renamed && o.dn != dn;
+                        if respelled {
                             o.dn = dn.clone();
                         }
                         let retyped = o.object_type != ty && !was_placeholder;
@@ -828,6 +829,22 @@ fn apply(
                                 .is_some_and(|slots| {
                                     o.imported.len() != values.len()
                                         || slots.iter().any(|&s| o.imported[s] != values[s])
+                                });
+                        // Whether the change can only be a confirmation of what was exported
+                        // (DECISIONS 38): the DN as it was, spelling and all, and no imported
+                        // value that an outbound merge flow keeps changed. (What may change of
+                        // the current values is checked below.)
+                        let confirming = !renamed
+                            && !respelled
+                            && !retyped
+                            && !was_placeholder
+                            && o.new_dn.is_none()
+                            && o.imported.len() == values.len()
+                            && plan
+                                .merges_imported
+                                .get(&(connector, ty))
+                                .is_none_or(|slots| {
+                                    slots.iter().all(|&s| o.imported[s] == values[s])
                                 });
                         if o.anchor.is_none()
                             && let Some(k) = akey.clone()
@@ -875,7 +892,16 @@ fn apply(
                         // A sync reads the current values, and the imported ones only where
                         // `Plan::reads_imported` says: an import that changes neither (the
                         // confirmation of exported values) is saved but not synchronized.
-                        let visible = seen_by_sync || !o.current.eq_dense(&current);
+                        let current_kept = o.current.eq_dense(&current);
+                        let visible = seen_by_sync || !current_kept;
+                        // Current values may change only where outbound sync neither writes
+                        // nor reads them (the anchor a target assigned to an add, say).
+                        let confirming = confirming
+                            && (current_kept
+                                || o.current.len() == current.len()
+                                    && plan.outbound_current.get(&(connector, ty)).is_none_or(
+                                        |slots| slots.iter().all(|&s| o.current[s] == current[s]),
+                                    ));
                         // A read that confirms what the object holds keeps what it holds: its
                         // confirmed values become its current ones (one allocation, the texts
                         // shared with the metaverse's), and the values read are dropped.
@@ -891,6 +917,8 @@ fn apply(
                                 PendingImport::DeleteAdd
                             } else if was_placeholder {
                                 PendingImport::Add
+                            } else if confirming {
+                                PendingImport::InboundUpdate
                             } else {
                                 PendingImport::Update
                             };
@@ -938,6 +966,10 @@ fn apply(
 pub(crate) fn merge_pending(old: Option<PendingImport>, new: PendingImport) -> PendingImport {
     match (old, new) {
         (Some(PendingImport::Add), PendingImport::Update) => PendingImport::Add,
+        // A confirmation adds nothing to a change staged before it; an object staged as
+        // deleted that shows again is updated, as before.
+        (Some(PendingImport::Delete), PendingImport::InboundUpdate) => PendingImport::Update,
+        (Some(old), PendingImport::InboundUpdate) => old,
         (_, n) => n,
     }
 }
@@ -960,6 +992,8 @@ pub(crate) fn stage_delete(state: &mut State, id: CsId) -> bool {
 mod tests {
     use super::*;
 
+    /// No outbound rule: an update of an object is one that only inbound sync reads
+    /// (`PendingImport::InboundUpdate`) unless its DN changes.
     const BUNDLE: &str = r#"
 metaverse {
   object person {
@@ -1082,11 +1116,14 @@ inbound rule "In" {{
             let id = state.cs_by_dn(0, &dn(i)).unwrap();
             assert!(state.changes().cs.contains(&id), "{i}");
         }
-        // ... but only those whose confirmed `mail` a rule reads are synchronized again.
+        // ... but only those whose confirmed `mail` a rule reads are synchronized again, as
+        // confirmations: their metaverse objects are recomputed, outbound does not visit
+        // them on their account (DECISIONS 38).
         assert_eq!(pending(&state, 0), None);
-        assert_eq!(pending(&state, 1), Some(PendingImport::Update));
-        assert_eq!(pending(&state, 2), Some(PendingImport::Update));
-        // A value the target changed (not a confirmation) is synchronized as before.
+        assert_eq!(pending(&state, 1), Some(PendingImport::InboundUpdate));
+        assert_eq!(pending(&state, 2), Some(PendingImport::InboundUpdate));
+        // A value the target changed (not a confirmation) is synchronized as before (no
+        // outbound rule flows to it: only inbound sync reads it).
         let r = import(
             &mut state,
             &plan,
@@ -1094,6 +1131,109 @@ inbound rule "In" {{
             vec![ImportChange::Upsert(user(
                 0,
                 &[("title", "Y"), ("department", "D")],
+            ))],
+            false,
+        );
+        assert_eq!(r.updates, 1);
+        assert_eq!(pending(&state, 0), Some(PendingImport::InboundUpdate));
+    }
+
+    #[test]
+    fn a_confirmation_is_one_while_what_the_object_holds_and_its_dn_stay_as_they_were() {
+        // `mail` is kept by an outbound merge flow: its confirmed value is read by outbound
+        // sync. `title` is read by nothing as imported.
+        let mut map = crate::source::SourceMap::new();
+        map.add(
+            "t.idf",
+            format!(
+                r#"{BUNDLE}
+inbound rule "In" {{
+  connector "ad"  source user  target person  link provision  precedence 1
+  flow employeeId <- [title]
+}}
+outbound rule "Out" {{
+  connector "ad"  source person  target user  link join  precedence 1
+  flow mail <- [employeeId] merge
+}}
+"#
+            ),
+        );
+        let checked = crate::frontend::check(&map);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let plan = Plan::with_engine(&checked.bundle, crate::eval::EngineKind::Interp);
+        let t = &plan.connectors[0].types[0];
+        let (title, mail) = (t.slot("title").unwrap(), t.slot("mail").unwrap());
+        assert_eq!(plan.merges_imported.get(&(0, 0)), Some(&vec![mail]));
+        let mut state = imported(&plan, 4);
+        // Exports staged: a title for users 0 and 3, a mail for user 1, both for user 2.
+        for (i, t_, m) in [(0, "X", ""), (1, "T", "m@x"), (2, "X", "m@x"), (3, "X", "")] {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            let mut current = state.cs()[id as usize].imported.to_vec();
+            current[title] = Value::from(t_);
+            if !m.is_empty() {
+                current[mail] = Value::from(m);
+            }
+            state.set_cs_current(&plan, id, current);
+        }
+        // User 0's export is an add (no anchor yet); user 3 shows with another spelling of
+        // its DN.
+        let id0 = state.cs_by_dn(0, &dn(0)).unwrap();
+        state.cs_mut()[id0 as usize].export = Some(ExportOp::Add);
+        let mut respelled = user(3, &[("title", "X"), ("department", "D")]);
+        respelled.dn = respelled.dn.to_lowercase();
+        let changes = vec![
+            ImportChange::Upsert(user(0, &[("title", "X"), ("department", "D")])),
+            ImportChange::Upsert(user(
+                1,
+                &[("title", "T"), ("department", "D"), ("mail", "m@x")],
+            )),
+            ImportChange::Upsert(user(
+                2,
+                &[("title", "X"), ("department", "D"), ("mail", "m@x")],
+            )),
+            ImportChange::Upsert(respelled),
+        ];
+        let r = import(&mut state, &plan, 0, changes, false);
+        assert_eq!((r.updates, r.unchanged), (4, 0), "{r:?}");
+        // The confirmed add and the confirmed title: confirmations. A confirmed value that an
+        // outbound merge flow keeps, and a DN spelled anew: updates, which outbound visits.
+        assert_eq!(pending(&state, 0), Some(PendingImport::InboundUpdate));
+        assert_eq!(state.cs()[id0 as usize].export, None);
+        assert_eq!(pending(&state, 1), Some(PendingImport::Update));
+        assert_eq!(pending(&state, 2), Some(PendingImport::Update));
+        assert_eq!(pending(&state, 3), Some(PendingImport::Update));
+        // A confirmation adds nothing to a change staged before it; a value the target
+        // changed is an update.
+        assert_eq!(
+            merge_pending(Some(PendingImport::Update), PendingImport::InboundUpdate),
+            PendingImport::Update
+        );
+        assert_eq!(
+            merge_pending(Some(PendingImport::InboundUpdate), PendingImport::Update),
+            PendingImport::Update
+        );
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![ImportChange::Upsert(user(
+                0,
+                &[("title", "Y"), ("department", "D")],
+            ))],
+            false,
+        );
+        assert_eq!(r.updates, 1);
+        // A target value that no outbound rule flows to changed: only inbound sync reads it.
+        assert_eq!(pending(&state, 0), Some(PendingImport::InboundUpdate));
+        // One that an outbound rule flows to: outbound sync visits it (it corrects drift).
+        state.cs_mut()[id0 as usize].pending_import = None;
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![ImportChange::Upsert(user(
+                0,
+                &[("title", "Y"), ("department", "D"), ("mail", "z@x")],
             ))],
             false,
         );
@@ -1210,7 +1350,7 @@ inbound rule "In" {{
         assert_eq!(value(&plan, &staged, 0, "mail"), Value::from("u0@x"));
         let o = &staged.cs()[id as usize];
         assert!(Values::ptr_eq(&o.imported, &o.current));
-        assert_eq!(pending(&staged, 0), Some(PendingImport::Update));
+        assert_eq!(pending(&staged, 0), Some(PendingImport::InboundUpdate));
         // The other way round: the confirming record comes after a change, so it holds its
         // own values (the object it is staged onto is no longer as it was read), and wins.
         let mut read = Read::new(&state, 0);
@@ -1348,7 +1488,7 @@ inbound rule "In" {{
             value(&plan, &state, 1, "mail"),
             Value::from("u1@contoso.com")
         );
-        assert_eq!(pending(&state, 1), Some(PendingImport::Update));
+        assert_eq!(pending(&state, 1), Some(PendingImport::InboundUpdate));
 
         // A partial change that changes nothing is no update.
         let mut state = imported(&plan, 2);
@@ -1485,7 +1625,7 @@ inbound rule "In" {{
         assert_eq!(preview(&state, &r, true).deletes, 1);
         let r = stage(&mut state, &plan, r, true);
         assert_eq!((r.updates, r.deletes, r.unchanged), (1, 1, 98), "{r:?}");
-        assert_eq!(pending(&state, 7), Some(PendingImport::Update));
+        assert_eq!(pending(&state, 7), Some(PendingImport::InboundUpdate));
         assert_eq!(pending(&state, n - 1), Some(PendingImport::Delete));
     }
 }

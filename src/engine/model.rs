@@ -31,6 +31,13 @@ pub enum PendingImport {
     Delete,
     /// The object type changed: the object is processed as a new object.
     DeleteAdd,
+    /// A change that only inbound sync reads (docs/DECISIONS.md 38), as when the connected
+    /// system confirms what was exported: the object's DN, the current values outbound sync
+    /// writes or reads (`Plan::outbound_current`) and the imported values an outbound merge
+    /// keeps stay as they were; its other values, its anchor or the end of its export add
+    /// changed. Sync recomputes the metaverse object it is linked to, but outbound sync does
+    /// not visit that object on its account: it would compute what the object holds already.
+    InboundUpdate,
 }
 
 /// An object-level export operation staged by outbound sync.

@@ -29,7 +29,12 @@ pub struct Preview {
 pub fn preview(engine: &Engine, cs: CsId) -> Preview {
     let mut e = engine.clone();
     if let Some(o) = e.state.cs_mut().get_mut(cs as usize) {
-        o.pending_import.get_or_insert(PendingImport::Update);
+        // As if imported with a change: outbound visits it too (a confirmation would not).
+        if o.pending_import
+            .is_none_or(|p| p == PendingImport::InboundUpdate)
+        {
+            o.pending_import = Some(PendingImport::Update);
+        }
     }
     let mut trace = Trace {
         focus: Some(cs),

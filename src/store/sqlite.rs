@@ -393,6 +393,7 @@ fn pending_code(p: PendingImport) -> i64 {
         PendingImport::Update => 2,
         PendingImport::Delete => 3,
         PendingImport::DeleteAdd => 4,
+        PendingImport::InboundUpdate => 5,
     }
 }
 
@@ -402,6 +403,7 @@ fn pending_of(code: i64) -> Option<PendingImport> {
         2 => PendingImport::Update,
         3 => PendingImport::Delete,
         4 => PendingImport::DeleteAdd,
+        5 => PendingImport::InboundUpdate,
         _ => return None,
     })
 }

@@ -206,7 +206,10 @@ impl Run<'_> {
         }
         // A linked object that changed in its directory: outbound recomputes what it should
         // hold (this corrects drift in a target), and exports naming it are revisited (rename).
-        if pending.is_some()
+        // A confirmation of what was exported changed neither what it holds nor its DN: the
+        // metaverse object is recomputed below, and outbound visits it if that changes it
+        // (DECISIONS 38).
+        if pending.is_some_and(|p| p != PendingImport::InboundUpdate)
             && let Some(l) = self.state.cs()[id as usize].link
         {
             self.outbound.insert(l.mv);
