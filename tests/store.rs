@@ -740,6 +740,44 @@ fn a_save_writes_the_rows_of_what_changed_only() {
     );
 }
 
+/// A save of many objects encodes their values on a thread of its own while it writes them
+/// (`store::sqlite`, `ENCODE_APART`): every object's row is written in its place, removed
+/// objects among them, and the state loads back as it was.
+#[test]
+fn a_large_save_writes_every_object_in_its_place() {
+    use idflow::engine::sync::Mode;
+    let mut e = engine();
+    let ad = e.plan.connector_index("contoso.com").unwrap();
+    let mut store = SqliteStore::memory().unwrap();
+    let users: Vec<_> = (0..5000).map(|n| ad_user(n, &format!("u{n}"))).collect();
+    e.import(ad, users, true);
+    e.sync(Mode::Full);
+    let first = store.save_changes(&e.plan, &mut e.state, &[]).unwrap();
+    assert!(first.objects >= 10_000, "{first:?}");
+    // In one step: every third user gone, every other one of the rest renamed.
+    let next: Vec<_> = (0..5000)
+        .filter(|n| n % 3 != 0)
+        .map(|n| {
+            let name = if n % 2 == 0 {
+                format!("r{n}")
+            } else {
+                format!("u{n}")
+            };
+            ad_user(n, &name)
+        })
+        .collect();
+    e.import(ad, next, true);
+    e.sync(Mode::Delta);
+    assert!(e.state.cs().iter().any(|o| o.gone));
+    let step = store.save_changes(&e.plan, &mut e.state, &[]).unwrap();
+    assert!(step.objects >= 4096, "{step:?}");
+    let (loaded, _) = store.load(&e.plan).unwrap();
+    assert_eq!(
+        idflow::engine::dump::state(&e.plan, &loaded),
+        idflow::engine::dump::state(&e.plan, &e.state)
+    );
+}
+
 /// Rows rewritten as objects grow leave pages part-filled; once as many rows were written as
 /// the state has objects, the database is compacted (and not again right after), and what it
 /// holds is unchanged.
