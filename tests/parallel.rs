@@ -226,3 +226,48 @@ fn parallel_sync_of_a_generated_directory_equals_serial_sync() {
         );
     }
 }
+
+/// A provisioning is computed ahead only where no join condition finds an object to join:
+/// target objects that exist before the first sync, under other DNs, that the provision rule's
+/// join condition (`sourceAnchor`) finds are joined by the parallel sync as by the serial one.
+#[test]
+fn a_provisioning_computed_ahead_yields_to_a_join() {
+    const CLOUD: &str = "contoso.onmicrosoft.com";
+    let bundle = bundle();
+    let changes = generated(&bundle, 600, 20);
+    // The anchors a first sync gives the users, from a serial run.
+    let mut probe = engine(&bundle, 1);
+    let ad = probe.plan.connector_index(AD).unwrap();
+    let cloud = probe.plan.connector_index(CLOUD).unwrap();
+    probe.import(ad, changes.clone(), true);
+    probe.sync(Mode::Full);
+    let cp = &probe.plan.connectors[cloud];
+    let existing: Vec<ImportChange> = probe
+        .state
+        .pending_exports(cloud)
+        .filter(|(_, o, op)| *op == ExportOp::Add && &*cp.types[o.object_type].name == "user")
+        .step_by(5)
+        .enumerate()
+        .map(|(i, (_, o, _))| {
+            let t = &cp.types[o.object_type];
+            let anchor = t.slot("sourceAnchor").expect("sourceAnchor");
+            let id = t.names[t.anchor.expect("anchor")].to_string();
+            ImportChange::Upsert(ImportObject {
+                dn: format!("CN=existing{i}"),
+                object_type: "user".into(),
+                attrs: vec![
+                    ("sourceAnchor".into(), o.current[anchor].clone()),
+                    (id, Value::from(format!("existing-{i}"))),
+                ],
+            })
+        })
+        .collect();
+    assert!(existing.len() > 100, "{}", existing.len());
+
+    let mut s = engine(&bundle, 1);
+    let mut p = engine(&bundle, 3);
+    import_both(&mut s, &mut p, ad, changes);
+    import_both(&mut s, &mut p, cloud, existing.clone());
+    let first = sync_both("first full sync", &mut s, &mut p, Mode::Full);
+    assert!(first.joins >= existing.len(), "{first:#?}");
+}

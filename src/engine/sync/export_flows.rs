@@ -15,7 +15,7 @@ use super::eval::{FlowOutcome, Log, View};
 use super::join::join_equal;
 use super::refs::{self, OutboundRef};
 use super::trace::short;
-use crate::engine::compile::{ConnIdx, FlowPlan, RuleIdx};
+use crate::engine::compile::{ConnIdx, FlowPlan, RuleIdx, TypeIdx};
 use crate::engine::flow::{self, Outcome};
 use crate::engine::model::{CsId, CsObject, ErrorCategory, ExportOp, Key, MvId, SyncError};
 use crate::eval::Ctx;
@@ -29,6 +29,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(super) struct Export {
     pub c: CsId,
+    /// The object's connector and type.
+    ty: (ConnIdx, TypeIdx),
     refs: Vec<OutboundRef>,
     log: Log,
     /// The DN the `dn` flow gave (checked).
@@ -48,6 +50,13 @@ pub(super) struct Export {
     pub read_holders: Vec<CsId>,
 }
 
+impl Export {
+    /// Whether it made no error and withheld no value.
+    pub(super) fn clean(&self) -> bool {
+        self.log.errors.is_empty() && self.new.is_some() && !self.withheld
+    }
+}
+
 /// The DN object `o` has once the DN `dn` is set: an export object takes it, an existing object
 /// keeps its DN (and gets a rename); see `Run::set_dn`.
 pub(super) fn dn_after(o: &CsObject, dn: &str) -> Arc<str> {
@@ -62,10 +71,25 @@ pub(super) fn dn_after(o: &CsObject, dn: &str) -> Arc<str> {
 /// outbound rule of the target manages, from the in-scope `rules` by precedence and merge
 /// type, and the DN from the first `dn` flow. Duplicates are not withheld yet ([`withhold`]).
 pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[RuleIdx]) -> Export {
+    let o = &v.state.cs()[c as usize];
+    compute_of(v, ctxs, mv, c, o, v.created_cs.contains(&c), rules)
+}
+
+/// [`compute`] for object `o` with id `c`, which need not be in the state yet: an object a
+/// provisioning will create (`created`), computed ahead of its turn
+/// (`outbound::Action::Provision`).
+pub(super) fn compute_of(
+    v: &View,
+    ctxs: &mut [Ctx],
+    mv: MvId,
+    c: CsId,
+    o: &CsObject,
+    created: bool,
+    rules: &[RuleIdx],
+) -> Export {
     let mut log = Log::default();
     let mut refs = Vec::new();
     let mut read_targets = Vec::new();
-    let o = &v.state.cs()[c as usize];
     let (cc, tty) = (o.connector, o.object_type);
     let tplan = &v.plan.connectors[cc].types[tty];
     let m = &v.state.mv()[&mv];
@@ -100,7 +124,6 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
             }
         }
     }
-    let created = v.created_cs.contains(&c);
     let mut new = o.current.to_vec();
     contributions.sort_by_key(|c| c.0);
     let mut at = 0;
@@ -140,7 +163,7 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
         let x = match flow::resolve(merge, &values) {
             Outcome::Set(x) => {
                 let x = if base == Base::Ref {
-                    refs::outbound_values(v, &mut refs, &mut read_targets, c, cc, x)
+                    refs::outbound_values(v, &mut refs, &mut read_targets, o, cc, x)
                 } else {
                     x
                 };
@@ -190,6 +213,7 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, c: CsId, rules: &[Ru
     let new = log.errors.is_empty().then_some(new);
     Export {
         c,
+        ty: (cc, tty),
         refs,
         log,
         dn,
@@ -242,10 +266,7 @@ pub(super) fn withhold(v: &View, mv: MvId, e: &mut Export) -> Result<(), ()> {
         return Ok(());
     };
     let c = e.c;
-    let (cc, tty) = {
-        let o = &v.state.cs()[c as usize];
-        (o.connector, o.object_type)
-    };
+    let (cc, tty) = e.ty;
     let tplan = &v.plan.connectors[cc].types[tty];
     for slot in (0..new.len()).filter(|&s| tplan.unique[s]) {
         let name = &tplan.names[slot];

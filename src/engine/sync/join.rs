@@ -6,8 +6,8 @@
 //! a join needs them), and Ambiguous Join and Multiple Join Rules errors.
 
 use super::Run;
-use crate::engine::compile::{ConnIdx, RuleIdx, RulePlan, TypeIdx};
-use crate::engine::model::{CsId, CsObject, ErrorCategory, Key, MvId, SyncError};
+use crate::engine::compile::{ConnIdx, Plan, RuleIdx, RulePlan, TypeIdx};
+use crate::engine::model::{CsId, CsObject, ErrorCategory, Key, MvId, State, SyncError};
 use crate::value::Value;
 use std::collections::BTreeSet;
 
@@ -210,48 +210,63 @@ impl Run<'_> {
         tty: TypeIdx,
         group: &[crate::engine::compile::JoinPlan],
     ) -> Vec<CsId> {
-        let m = &self.state.mv()[&mv];
-        let mut result: Option<BTreeSet<CsId>> = None;
-        for cond in group {
-            let values = m.attrs.get(cond.source).map(Value::values).unwrap_or(&[]);
-            if values.is_empty() {
-                return Vec::new();
-            }
-            let index = self
-                .state
-                .cs_index()
-                .get(&(cc, Box::<str>::from(cond.target.as_str())));
-            let mut matches = BTreeSet::new();
-            for v in values {
-                let Some(k) = Key::folded(v) else { continue };
-                for &c in index
-                    .and_then(|i| i.get(&k))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
+        cs_candidates(self.state, self.plan, mv, cc, tty, group).unwrap_or_default()
+    }
+}
+
+/// The unlinked objects of type `tty` in connector `cc` that a join group of an outbound rule
+/// matches for `mv`, from the connector's join indexes; None when one of them is not built
+/// (none is then a candidate, as a missing index holds no key).
+pub(super) fn cs_candidates(
+    state: &State,
+    plan: &Plan,
+    mv: MvId,
+    cc: ConnIdx,
+    tty: TypeIdx,
+    group: &[crate::engine::compile::JoinPlan],
+) -> Option<Vec<CsId>> {
+    let m = &state.mv()[&mv];
+    let mut result: Option<BTreeSet<CsId>> = None;
+    let mut built = true;
+    for cond in group {
+        let values = m.attrs.get(cond.source).map(Value::values).unwrap_or(&[]);
+        if values.is_empty() {
+            return Some(Vec::new());
+        }
+        let index = state
+            .cs_index()
+            .get(&(cc, Box::<str>::from(cond.target.as_str())));
+        built &= index.is_some();
+        let mut matches = BTreeSet::new();
+        for v in values {
+            let Some(k) = Key::folded(v) else { continue };
+            for &c in index
+                .and_then(|i| i.get(&k))
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                let o = &state.cs()[c as usize];
+                if o.gone || o.placeholder || o.link.is_some() || o.object_type != tty {
+                    continue;
+                }
+                let Some(slot) = plan.connectors[cc].types[tty].slot(&cond.target) else {
+                    continue;
+                };
+                if o.current[slot]
+                    .values()
+                    .iter()
+                    .any(|x| join_equal(v, x, cond.case_sensitive))
                 {
-                    let o = &self.state.cs()[c as usize];
-                    if o.gone || o.placeholder || o.link.is_some() || o.object_type != tty {
-                        continue;
-                    }
-                    let Some(slot) = self.plan.connectors[cc].types[tty].slot(&cond.target) else {
-                        continue;
-                    };
-                    if o.current[slot]
-                        .values()
-                        .iter()
-                        .any(|x| join_equal(v, x, cond.case_sensitive))
-                    {
-                        matches.insert(c);
-                    }
+                    matches.insert(c);
                 }
             }
-            result = Some(match result {
-                None => matches,
-                Some(r) => r.intersection(&matches).copied().collect(),
-            });
         }
-        result.map(|r| r.into_iter().collect()).unwrap_or_default()
+        result = Some(match result {
+            None => matches,
+            Some(r) => r.intersection(&matches).copied().collect(),
+        });
     }
+    built.then(|| result.map(|r| r.into_iter().collect()).unwrap_or_default())
 }
 
 /// Join value equality: case-insensitive for text unless the condition is case-sensitive.

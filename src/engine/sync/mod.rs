@@ -561,11 +561,13 @@ impl Run<'_> {
             }
             return;
         }
+        self.build_empty_indexes();
         let mut rest = targets;
         let mut size = FIRST_GROUP;
-        // After a group where most objects needed a join or a provisioning (a first sync
-        // provisions everything), computing ahead would mostly be thrown away: the rest of the
-        // pass is computed in turn.
+        let mut first = true;
+        // After a group where most objects needed a join (or an index not built yet),
+        // computing ahead would mostly be thrown away: the rest of the pass is computed in
+        // turn.
         let mut ahead_pays = true;
         while !rest.is_empty() {
             let (group, later) = rest.split_at(size.min(rest.len()));
@@ -581,11 +583,14 @@ impl Run<'_> {
                 continue;
             }
             let updates = self.compute_ahead(group, outbound::compute);
-            ahead_pays = updates.iter().filter(|u| u.is_none()).count() * 2 <= group.len();
+            // The first group builds the uniqueness indexes the others read: it does not
+            // judge.
+            ahead_pays = first || updates.iter().filter(|u| u.is_none()).count() * 2 <= group.len();
+            first = false;
             self.footprint = Some(Footprint::default());
             for (&mv, steps) in group.iter().zip(updates) {
                 match steps {
-                    Some(steps) if self.still_valid(&steps) => {
+                    Some(steps) if self.still_valid(mv, &steps) => {
                         self.ahead += 1;
                         for s in steps {
                             if self.apply_step(mv, s) {
@@ -613,18 +618,64 @@ impl Run<'_> {
         }
     }
 
+    /// The uniqueness indexes and the indexes outbound join conditions read, of the
+    /// connectors that hold no object yet (a first sync), built empty before a parallel
+    /// outbound pass: provisionings computed ahead read them (`export_flows::withhold`,
+    /// `outbound::joins_nothing`). Any other index is built by the first export or join that
+    /// needs it.
+    fn build_empty_indexes(&mut self) {
+        for cc in 0..self.plan.connectors.len() {
+            let held = self
+                .state
+                .cs()
+                .iter()
+                .any(|o| o.connector == cc && !o.gone && !o.placeholder);
+            if held {
+                continue;
+            }
+            let names: Vec<String> = self.plan.connectors[cc]
+                .types
+                .iter()
+                .flat_map(|t| {
+                    (0..t.len())
+                        .filter(|&s| t.unique[s])
+                        .map(|s| t.names[s].to_string())
+                })
+                .chain(
+                    self.plan
+                        .rules
+                        .iter()
+                        .filter(|r| {
+                            r.connector == cc && r.def.direction == crate::ir::Direction::Outbound
+                        })
+                        .flat_map(|r| r.joins.iter().flatten().map(|j| j.target.clone())),
+                )
+                .collect();
+            for name in names {
+                self.build_cs_index(cc, &name);
+            }
+        }
+    }
+
     /// Whether outbound steps computed ahead read nothing that was changed since.
-    fn still_valid(&self, steps: &[Step]) -> bool {
-        let Some(f) = &self.footprint else {
-            return true;
+    fn still_valid(&self, mv: MvId, steps: &[Step]) -> bool {
+        let read = |e: &export_flows::Export| {
+            self.footprint.as_ref().is_none_or(|f| {
+                !e.read_targets.iter().any(|t| f.moved.contains(t))
+                    && !e.read_holders.iter().any(|h| f.renamed.contains(h))
+                    && !e.read_keys.iter().any(|k| f.keys.contains(k))
+            })
         };
         steps.iter().all(|s| match &s.action {
             outbound::Action::Export {
                 export: Some(e), ..
-            } => {
-                !e.read_targets.iter().any(|t| f.moved.contains(t))
-                    && !e.read_holders.iter().any(|h| f.renamed.contains(h))
-                    && !e.read_keys.iter().any(|k| f.keys.contains(k))
+            } => read(e),
+            // A provisioning whose DN an object took since is a join or a duplicate; one
+            // that a join condition now finds an object for is a join.
+            outbound::Action::Provision { dn, export, .. } => {
+                self.state.cs_by_dn(s.cc, dn).is_none()
+                    && read(export)
+                    && outbound::joins_nothing(self.state, self.plan, mv, s.cc, &s.rules)
             }
             _ => true,
         })

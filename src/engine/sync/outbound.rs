@@ -13,9 +13,10 @@
 use super::Run;
 use super::eval::{FlowOutcome, Log, View, seed};
 use super::export_flows::{self, Export, check_dn};
-use crate::engine::compile::{ConnIdx, RuleIdx};
+use super::join::cs_candidates;
+use crate::engine::compile::{ConnIdx, Plan, RuleIdx, TypeIdx};
 use crate::engine::flow;
-use crate::engine::model::{CsId, CsObject, ErrorCategory, ExportOp, Link, MvId, SyncError};
+use crate::engine::model::{CsId, CsObject, ErrorCategory, ExportOp, Link, MvId, State, SyncError};
 use crate::eval::Ctx;
 use crate::eval::interp::Object;
 use crate::sema::rules::LinkType;
@@ -40,6 +41,18 @@ pub(super) enum Action {
     /// Not linked: a join or a provisioning is tried when applied (it reads and changes the
     /// connector's objects and indexes), then the export flows.
     Link,
+    /// Not linked, and only provision rule `rule` can link it (no join condition): the object
+    /// it provisions at `dn`, with the export flows of that new object, computed ahead
+    /// ([`provision_ahead`]). Taken in its turn when no object of the connector holds the DN
+    /// by then and what the export read still holds (`Run::still_valid`).
+    Provision {
+        rule: RuleIdx,
+        ty: TypeIdx,
+        dn: String,
+        /// The `dn` flow's notes.
+        log: Log,
+        export: Box<Export>,
+    },
 }
 
 /// One target connector's part of outbound sync for a metaverse object.
@@ -47,7 +60,7 @@ pub(super) enum Action {
 pub(super) struct Step {
     pub cc: ConnIdx,
     /// The in-scope outbound rules of the connector.
-    rules: Vec<RuleIdx>,
+    pub rules: Vec<RuleIdx>,
     /// Scope notes (and the deprovisioning note).
     log: Log,
     pub action: Action,
@@ -132,19 +145,176 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId) -> Option<Vec<Step>>
         let Some(s) = step(v, ctxs, mv, cc) else {
             continue;
         };
-        if matches!(s.action, Action::Link) {
-            return None;
-        }
         steps.push(s);
     }
     for s in &mut steps {
-        if let Action::Export { c, export, .. } = &mut s.action {
-            let mut e = export_flows::compute(v, ctxs, mv, *c, &s.rules);
-            export_flows::withhold(v, mv, &mut e).ok()?;
-            *export = Some(Box::new(e));
+        match &mut s.action {
+            Action::Export { c, export, .. } => {
+                let mut e = export_flows::compute(v, ctxs, mv, *c, &s.rules);
+                export_flows::withhold(v, mv, &mut e).ok()?;
+                *export = Some(Box::new(e));
+            }
+            Action::Link => {
+                s.action = provision_ahead(v, ctxs, mv, s.cc, &s.rules)?;
+            }
+            _ => {}
         }
     }
     Some(steps)
+}
+
+/// The id an object provisioned ahead of its turn has until it is created.
+const NOT_YET: CsId = CsId::MAX;
+
+/// A provisioning computed from `&State`: the DN of the provision rule's `dn` flow and the
+/// export flows of the object it would create, as `Run::outbound_link` and
+/// `Run::export_flows` make them in the object's turn. None when the turn must do it: a join
+/// condition to try, no provision rule, a DN that gives no value, is held already or makes an
+/// error, an export that makes an error, withholds a value or refers to the object itself, a
+/// uniqueness index not built.
+fn provision_ahead(
+    v: &View,
+    ctxs: &mut [Ctx],
+    mv: MvId,
+    cc: ConnIdx,
+    rules: &[RuleIdx],
+) -> Option<Action> {
+    // A join the turn would make (or an index a join reads, not built yet) is left to it.
+    if !joins_nothing(v.state, v.plan, mv, cc, rules) {
+        return None;
+    }
+    let p = rules
+        .iter()
+        .copied()
+        .find(|&r| v.plan.rules[r].link() == LinkType::Provision)?;
+    let mut log = Log::default();
+    let dn = dn_of(v, ctxs, &mut log, mv, p)
+        .ok()
+        .flatten()
+        .filter(|d| !d.trim().is_empty() && log.errors.is_empty())?;
+    if v.state.cs_by_dn(cc, &dn).is_some() {
+        return None;
+    }
+    let tty = v.plan.rules[p].target_type?;
+    let tplan = &v.plan.connectors[cc].types[tty];
+    let mut current = vec![Value::Null; tplan.len()];
+    if let Some(s) = tplan.dn {
+        current[s] = Value::str(dn.as_str());
+    }
+    let o = new_object(cc, tty, &dn, p, vec![Value::Null; tplan.len()], Some(mv));
+    let o = CsObject {
+        current: current.into(),
+        ..o
+    };
+    let mut e = export_flows::compute_of(v, ctxs, mv, NOT_YET, &o, true, rules);
+    export_flows::withhold(v, mv, &mut e).ok()?;
+    // A reference to itself names the object once it is created.
+    if !e.clean() || e.read_targets.contains(&mv) {
+        return None;
+    }
+    Some(Action::Provision {
+        rule: p,
+        ty: tty,
+        dn,
+        log,
+        export: Box::new(e),
+    })
+}
+
+/// Whether no join condition of the in-scope `rules` finds the one unlinked object of
+/// connector `cc` that `Run::outbound_link` would join to `mv` (each index they read built).
+pub(super) fn joins_nothing(
+    state: &State,
+    plan: &Plan,
+    mv: MvId,
+    cc: ConnIdx,
+    rules: &[RuleIdx],
+) -> bool {
+    rules.iter().all(|&r| {
+        let rule = &plan.rules[r];
+        let Some(tty) = rule.target_type else {
+            return true;
+        };
+        rule.joins.iter().all(|group| {
+            cs_candidates(state, plan, mv, cc, tty, group).is_some_and(|c| c.len() != 1)
+        })
+    })
+}
+
+/// An object provisioned by rule `p` at `dn`, with `current` values (and no imported ones),
+/// linked to `mv` when given.
+fn new_object(
+    cc: ConnIdx,
+    tty: TypeIdx,
+    dn: &str,
+    p: RuleIdx,
+    current: Vec<Value>,
+    mv: Option<MvId>,
+) -> CsObject {
+    let width = current.len();
+    CsObject {
+        connector: cc,
+        object_type: tty,
+        dn: dn.into(),
+        anchor: None,
+        imported: vec![Value::Null; width].into(),
+        current: current.into(),
+        pending_import: None,
+        export: Some(ExportOp::Add),
+        new_dn: None,
+        link: mv.map(|mv| Link {
+            mv,
+            rule: p,
+            outbound: true,
+        }),
+        provisioned_by: Some(p),
+        placeholder: false,
+        gone: false,
+    }
+}
+
+/// The DN provision rule `rule` computes for `mv` (its `dn` flow, checked); None when it has no
+/// `dn` flow or the flow gives no text; Err when the flow fails or the DN is not valid (the
+/// error is in `log`).
+fn dn_of(
+    v: &View,
+    ctxs: &mut [Ctx],
+    log: &mut Log,
+    mv: MvId,
+    rule: RuleIdx,
+) -> Result<Option<String>, ()> {
+    let r = &v.plan.rules[rule];
+    let Some(f) = r.flows.iter().find(|f| f.target == "dn") else {
+        return Ok(None);
+    };
+    let attrs = v.state.mv()[&mv].attrs.dense();
+    let obj = Object {
+        attrs: &attrs,
+        imported: &attrs,
+    };
+    match v.eval_flow(ctxs, log, r, f, obj, None, Some(mv), true) {
+        FlowOutcome::Value(x) => {
+            let dn = flow::shape(x, false).as_str().map(str::to_string);
+            match dn {
+                Some(d) if !d.trim().is_empty() => match check_dn(v, ctxs, rule, f, mv, &d) {
+                    Ok(()) => Ok(Some(d)),
+                    Err(message) => {
+                        log.errors.push(SyncError {
+                            category: ErrorCategory::DataValidationFailure,
+                            cs: None,
+                            mv: Some(mv),
+                            rule: Some(r.name().to_string()),
+                            code: None,
+                            message,
+                        });
+                        Err(())
+                    }
+                },
+                other => Ok(other),
+            }
+        }
+        FlowOutcome::Skipped | FlowOutcome::Failed => Err(()),
+    }
 }
 
 impl Run<'_> {
@@ -205,6 +375,24 @@ impl Run<'_> {
                 self.export_flows(mv, c, &s.rules);
                 self.stopped
             }
+            Action::Provision {
+                rule,
+                ty,
+                dn,
+                log,
+                export,
+            } => {
+                self.flush(log);
+                self.moved(mv);
+                let c = self.provision(mv, s.cc, rule, ty, &dn);
+                if let Some(waiting) = self.state.take_awaiting_refs(mv) {
+                    self.revisit.extend(waiting);
+                }
+                let mut e = *export;
+                e.c = c;
+                self.apply_export(mv, e);
+                self.stopped
+            }
             Action::Export { c, prov, export } => {
                 if prov.is_some() {
                     self.state.cs_mut()[c as usize].provisioned_by = prov;
@@ -222,39 +410,7 @@ impl Run<'_> {
     pub(super) fn provision_dn(&mut self, mv: MvId, rule: RuleIdx) -> Result<Option<String>, ()> {
         let mut log = Log::default();
         let (v, ctxs) = self.split();
-        let r = &v.plan.rules[rule];
-        let Some(f) = r.flows.iter().find(|f| f.target == "dn") else {
-            return Ok(None);
-        };
-        let attrs = v.state.mv()[&mv].attrs.dense();
-        let obj = Object {
-            attrs: &attrs,
-            imported: &attrs,
-        };
-        let result = match v.eval_flow(ctxs, &mut log, r, f, obj, None, Some(mv), true) {
-            FlowOutcome::Value(x) => {
-                let dn = flow::shape(x, false).as_str().map(str::to_string);
-                match dn {
-                    Some(d) if !d.trim().is_empty() => match check_dn(&v, ctxs, rule, f, mv, &d) {
-                        Ok(()) => Ok(Some(d)),
-                        Err(message) => {
-                            log.errors.push(SyncError {
-                                category: ErrorCategory::DataValidationFailure,
-                                cs: None,
-                                mv: Some(mv),
-                                rule: Some(r.name().to_string()),
-                                code: None,
-                                message,
-                            });
-                            Err(())
-                        }
-                    },
-                    other => Ok(other),
-                }
-            }
-            FlowOutcome::Skipped | FlowOutcome::Failed => Err(()),
-        };
-        drop(attrs);
+        let result = dn_of(&v, ctxs, &mut log, mv, rule);
         self.flush(log);
         result
     }
@@ -365,26 +521,27 @@ impl Run<'_> {
             });
             return None;
         }
+        Some(self.provision(mv, cc, p, tty, &dn))
+    }
+
+    /// Creates the object provision rule `p` provisions for `mv` at `dn` in connector `cc`,
+    /// linked to it.
+    pub(super) fn provision(
+        &mut self,
+        mv: MvId,
+        cc: ConnIdx,
+        p: RuleIdx,
+        tty: TypeIdx,
+        dn: &str,
+    ) -> CsId {
         let width = self.plan.connectors[cc].types[tty].len();
         let mut current = vec![Value::Null; width];
         if let Some(s) = self.plan.connectors[cc].types[tty].dn {
-            current[s] = Value::str(dn.as_str());
+            current[s] = Value::str(dn);
         }
-        let c = self.state.add_cs(CsObject {
-            connector: cc,
-            object_type: tty,
-            dn: dn.as_str().into(),
-            anchor: None,
-            imported: vec![Value::Null; width].into(),
-            current: vec![Value::Null; width].into(),
-            pending_import: None,
-            export: Some(ExportOp::Add),
-            new_dn: None,
-            link: None,
-            provisioned_by: Some(p),
-            placeholder: false,
-            gone: false,
-        });
+        let c = self
+            .state
+            .add_cs(new_object(cc, tty, dn, p, vec![Value::Null; width], None));
         self.set_cs_current(c, current);
         self.state.link(
             c,
@@ -403,7 +560,7 @@ impl Run<'_> {
                 self.plan.rules[p].name()
             )
         });
-        Some(c)
+        c
     }
 
     /// A DN from the `dn` flow: an export object takes it, an existing object gets a rename.

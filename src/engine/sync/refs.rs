@@ -158,14 +158,14 @@ pub(super) enum OutboundRef {
 }
 
 /// Outbound reference values are metaverse ids: they become DNs of the target connector `cc`
-/// (as object `c` is exported); references to objects that are not in the target are dropped
+/// (as object `o` is exported); references to objects that are not in the target are dropped
 /// and reported. What to record is added to `refs`; the metaverse objects whose target
 /// objects were read, to `read`.
 pub(super) fn outbound_values(
     v: &View,
     refs: &mut Vec<OutboundRef>,
     read: &mut Vec<MvId>,
-    c: CsId,
+    o: &CsObject,
     cc: ConnIdx,
     value: Value,
 ) -> Value {
@@ -174,7 +174,7 @@ pub(super) fn outbound_values(
         match parse_mv_ref(x) {
             Some(target) => {
                 read.push(target);
-                let referrer = v.state.cs()[c as usize].link.map(|l| l.mv);
+                let referrer = o.link.map(|l| l.mv);
                 match v.state.linked_in(target, cc) {
                     Some(t) => {
                         let o = &v.state.cs()[t as usize];
@@ -184,7 +184,7 @@ pub(super) fn outbound_values(
                         }
                     }
                     None => {
-                        let dn = &v.state.cs()[c as usize].dn;
+                        let dn = &o.dn;
                         let message = format!(
                             "{}: {dn}: metaverse object {target} is not in this connector",
                             v.plan.connectors[cc].name
