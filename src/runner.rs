@@ -1455,28 +1455,28 @@ impl Runner {
             // it: the next sync sees the target as it now is.
             if confirmation == Confirmation::ByImport {
                 let r = self.import_with(n, false, opts.allow_deletes, true)?;
-                tracing::info!(
-                    connector = n.as_str(),
-                    status = r.status.as_str(),
-                    updates = r.updates,
-                    ms = r.duration_ms as u64,
-                    "export confirmed by import"
-                );
+                log_unreported(n, &r, "export confirmed by import");
             }
             if confirmation != Confirmation::Nothing {
                 let (r, errors) = self.sync_keeping(Mode::Delta, &sync_errors)?;
-                tracing::info!(
-                    connector = n.as_str(),
-                    status = r.status.as_str(),
-                    updates = r.updates,
-                    ms = r.duration_ms as u64,
-                    "delta sync after the export's confirmation"
-                );
+                log_unreported(n, &r, "delta sync after the export's confirmation");
                 sync_errors = errors;
             }
         }
         Ok(reports)
     }
+}
+
+/// Logs a step of a cycle that its reports leave out (an export's confirmation, the delta
+/// sync after it): what it did and how long it took.
+fn log_unreported(connector: &str, r: &StepReport, what: &str) {
+    tracing::info!(
+        connector,
+        status = r.status.as_str(),
+        updates = r.updates,
+        ms = r.duration_ms as u64,
+        "{what}"
+    );
 }
 
 /// The changes of a read that the connector's container filters keep: objects outside the

@@ -1011,8 +1011,13 @@ connector "ad" ad {
 "#;
 
     fn plan() -> Plan {
+        plan_with("")
+    }
+
+    /// The plan of [`BUNDLE`] with `rules`.
+    fn plan_with(rules: &str) -> Plan {
         let mut map = crate::source::SourceMap::new();
-        map.add("t.idf", BUNDLE);
+        map.add("t.idf", format!("{BUNDLE}{rules}"));
         let checked = crate::frontend::check(&map);
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
         Plan::with_engine(&checked.bundle, crate::eval::EngineKind::Interp)
@@ -1057,6 +1062,39 @@ connector "ad" ad {
         state.cs()[id as usize].imported[t.slot(attr).unwrap()].clone()
     }
 
+    /// Stages exports for users 0 to `n - 1` (a title for user 0 and 3, a mail for user 1,
+    /// both for user 2) and returns the records of a read that shows them done.
+    fn stage_and_show(plan: &Plan, state: &mut State, n: u8) -> Vec<ImportChange> {
+        let t = &plan.connectors[0].types[0];
+        let (title, mail) = (t.slot("title").unwrap(), t.slot("mail").unwrap());
+        let staged = [(0, "X", ""), (1, "T", "m@x"), (2, "X", "m@x"), (3, "X", "")];
+        let mut shown = Vec::new();
+        for &(i, t_, m) in staged.iter().take(n as usize) {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            let mut current = state.cs()[id as usize].imported.to_vec();
+            current[title] = Value::from(t_);
+            let mut attrs = vec![("title", t_), ("department", "D")];
+            if !m.is_empty() {
+                current[mail] = Value::from(m);
+                attrs.push(("mail", m));
+            }
+            state.set_cs_current(plan, id, current);
+            shown.push(ImportChange::Upsert(user(i, &attrs)));
+        }
+        shown
+    }
+
+    /// A delta read of user `i` alone, with `attrs`.
+    fn upsert_one(state: &mut State, plan: &Plan, i: u8, attrs: &[(&str, &str)]) -> ImportReport {
+        import(
+            state,
+            plan,
+            0,
+            vec![ImportChange::Upsert(user(i, attrs))],
+            false,
+        )
+    }
+
     fn pending(state: &State, i: u8) -> Option<PendingImport> {
         let id = state.cs_by_dn(0, &dn(i)).unwrap();
         state.cs()[id as usize].pending_import
@@ -1064,49 +1102,23 @@ connector "ad" ad {
 
     #[test]
     fn a_confirmation_of_values_no_sync_reads_as_imported_is_saved_but_not_synchronized() {
-        let mut map = crate::source::SourceMap::new();
-        map.add(
-            "t.idf",
-            format!(
-                r#"{BUNDLE}
-inbound rule "In" {{
+        let plan = plan_with(
+            r#"
+inbound rule "In" {
   connector "ad"  source user  target person  link provision  precedence 1
   flow employeeId <- ImportedValue("mail")
-}}
-"#
-            ),
+}
+"#,
         );
-        let checked = crate::frontend::check(&map);
-        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-        let plan = Plan::with_engine(&checked.bundle, crate::eval::EngineKind::Interp);
         let t = &plan.connectors[0].types[0];
         assert_eq!(
             plan.reads_imported.get(&(0, 0)),
             Some(&vec![t.slot("mail").unwrap()])
         );
         let mut state = imported(&plan, 3);
-        // Exports staged: a title for user 0, a mail for user 1, both for user 2.
-        for (i, title, mail) in [(0, "X", ""), (1, "T", "m@x"), (2, "X", "m@x")] {
-            let id = state.cs_by_dn(0, &dn(i)).unwrap();
-            let mut current = state.cs()[id as usize].imported.to_vec();
-            current[t.slot("title").unwrap()] = Value::from(title);
-            if !mail.is_empty() {
-                current[t.slot("mail").unwrap()] = Value::from(mail);
-            }
-            state.set_cs_current(&plan, id, current);
-        }
-        // The target shows them: each object's imported values now equal its current ones.
-        let changes = vec![
-            ImportChange::Upsert(user(0, &[("title", "X"), ("department", "D")])),
-            ImportChange::Upsert(user(
-                1,
-                &[("title", "T"), ("department", "D"), ("mail", "m@x")],
-            )),
-            ImportChange::Upsert(user(
-                2,
-                &[("title", "X"), ("department", "D"), ("mail", "m@x")],
-            )),
-        ];
+        // Exports staged for users 0 to 2; the target shows them: each object's imported
+        // values now equal its current ones.
+        let changes = stage_and_show(&plan, &mut state, 3);
         let r = import(&mut state, &plan, 0, changes, false);
         assert_eq!((r.updates, r.unchanged), (3, 0), "{r:?}");
         // All three are confirmed and saved ...
@@ -1124,16 +1136,7 @@ inbound rule "In" {{
         assert_eq!(pending(&state, 2), Some(PendingImport::InboundUpdate));
         // A value the target changed (not a confirmation) is synchronized as before (no
         // outbound rule flows to it: only inbound sync reads it).
-        let r = import(
-            &mut state,
-            &plan,
-            0,
-            vec![ImportChange::Upsert(user(
-                0,
-                &[("title", "Y"), ("department", "D")],
-            ))],
-            false,
-        );
+        let r = upsert_one(&mut state, &plan, 0, &[("title", "Y"), ("department", "D")]);
         assert_eq!(r.updates, 1);
         assert_eq!(pending(&state, 0), Some(PendingImport::InboundUpdate));
     }
@@ -1142,57 +1145,30 @@ inbound rule "In" {{
     fn a_confirmation_is_one_while_what_the_object_holds_and_its_dn_stay_as_they_were() {
         // `mail` is kept by an outbound merge flow: its confirmed value is read by outbound
         // sync. `title` is read by nothing as imported.
-        let mut map = crate::source::SourceMap::new();
-        map.add(
-            "t.idf",
-            format!(
-                r#"{BUNDLE}
-inbound rule "In" {{
+        let plan = plan_with(
+            r#"
+inbound rule "In" {
   connector "ad"  source user  target person  link provision  precedence 1
   flow employeeId <- [title]
-}}
-outbound rule "Out" {{
+}
+outbound rule "Out" {
   connector "ad"  source person  target user  link join  precedence 1
   flow mail <- [employeeId] merge
-}}
-"#
-            ),
+}
+"#,
         );
-        let checked = crate::frontend::check(&map);
-        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-        let plan = Plan::with_engine(&checked.bundle, crate::eval::EngineKind::Interp);
         let t = &plan.connectors[0].types[0];
-        let (title, mail) = (t.slot("title").unwrap(), t.slot("mail").unwrap());
+        let mail = t.slot("mail").unwrap();
         assert_eq!(plan.merges_imported.get(&(0, 0)), Some(&vec![mail]));
         let mut state = imported(&plan, 4);
-        // Exports staged: a title for users 0 and 3, a mail for user 1, both for user 2.
-        for (i, t_, m) in [(0, "X", ""), (1, "T", "m@x"), (2, "X", "m@x"), (3, "X", "")] {
-            let id = state.cs_by_dn(0, &dn(i)).unwrap();
-            let mut current = state.cs()[id as usize].imported.to_vec();
-            current[title] = Value::from(t_);
-            if !m.is_empty() {
-                current[mail] = Value::from(m);
-            }
-            state.set_cs_current(&plan, id, current);
-        }
-        // User 0's export is an add (no anchor yet); user 3 shows with another spelling of
-        // its DN.
+        // Exports staged for users 0 to 3 and shown by the target; user 0's export is an
+        // add (no anchor yet); user 3 shows with another spelling of its DN.
+        let mut changes = stage_and_show(&plan, &mut state, 4);
         let id0 = state.cs_by_dn(0, &dn(0)).unwrap();
         state.cs_mut()[id0 as usize].export = Some(ExportOp::Add);
-        let mut respelled = user(3, &[("title", "X"), ("department", "D")]);
-        respelled.dn = respelled.dn.to_lowercase();
-        let changes = vec![
-            ImportChange::Upsert(user(0, &[("title", "X"), ("department", "D")])),
-            ImportChange::Upsert(user(
-                1,
-                &[("title", "T"), ("department", "D"), ("mail", "m@x")],
-            )),
-            ImportChange::Upsert(user(
-                2,
-                &[("title", "X"), ("department", "D"), ("mail", "m@x")],
-            )),
-            ImportChange::Upsert(respelled),
-        ];
+        if let ImportChange::Upsert(o) = &mut changes[3] {
+            o.dn = o.dn.to_lowercase();
+        }
         let r = import(&mut state, &plan, 0, changes, false);
         assert_eq!((r.updates, r.unchanged), (4, 0), "{r:?}");
         // The confirmed add and the confirmed title: confirmations. A confirmed value that an
@@ -1212,30 +1188,17 @@ outbound rule "Out" {{
             merge_pending(Some(PendingImport::InboundUpdate), PendingImport::Update),
             PendingImport::Update
         );
-        let r = import(
-            &mut state,
-            &plan,
-            0,
-            vec![ImportChange::Upsert(user(
-                0,
-                &[("title", "Y"), ("department", "D")],
-            ))],
-            false,
-        );
+        let r = upsert_one(&mut state, &plan, 0, &[("title", "Y"), ("department", "D")]);
         assert_eq!(r.updates, 1);
         // A target value that no outbound rule flows to changed: only inbound sync reads it.
         assert_eq!(pending(&state, 0), Some(PendingImport::InboundUpdate));
         // One that an outbound rule flows to: outbound sync visits it (it corrects drift).
         state.cs_mut()[id0 as usize].pending_import = None;
-        let r = import(
+        let r = upsert_one(
             &mut state,
             &plan,
             0,
-            vec![ImportChange::Upsert(user(
-                0,
-                &[("title", "Y"), ("department", "D"), ("mail", "z@x")],
-            ))],
-            false,
+            &[("title", "Y"), ("department", "D"), ("mail", "z@x")],
         );
         assert_eq!(r.updates, 1);
         assert_eq!(pending(&state, 0), Some(PendingImport::Update));
