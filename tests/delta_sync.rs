@@ -35,7 +35,7 @@ mod common;
 use idflow::engine::Engine;
 use idflow::engine::import::{ImportChange, ImportObject};
 use idflow::engine::model::ExportOp;
-use idflow::engine::sync::{Mode, SyncReport};
+use idflow::engine::sync::{Mode, RunStatus, SyncReport};
 use idflow::sema::Bundle;
 use idflow::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -2238,4 +2238,106 @@ fn parallel_comparison_detects_a_difference() {
     r2.errors = vec![error("two"), error("one")];
     let difference = compare_parallel(&s, &r1, &s, &r2).expect("the reports differ");
     assert!(difference.contains("reports differ"), "{difference}");
+}
+
+/// A sync that stops at the error limit visits no metaverse object outbound (or stops part of
+/// the way through the outbound pass); the next delta sync visits what it left, so the
+/// exports end as a full sync stages them. Before, the users renamed ahead of the errors kept
+/// their old names in the target until they changed again.
+#[test]
+fn a_delta_sync_after_a_stop_at_the_error_limit_visits_what_the_stop_left() {
+    let text = r#"
+metaverse {
+  object person {
+    name string
+    code integer
+  }
+}
+connector "src" csv {
+  object user anchor id {
+    id   string
+    name string
+    code string
+  }
+}
+connector "tgt" jsonl {
+  object user anchor id {
+    id   string
+    name string
+  }
+}
+inbound rule "In" {
+  connector "src"  source user  target person  link provision  precedence 1
+  flow name <- [name]
+  flow code <- CNum([code])
+}
+outbound rule "Out" {
+  connector "tgt"  source person  target user  link provision  precedence 1
+  flow dn   <- "CN=" & [code] & ",DC=t"
+  flow name <- IIF([name] = "bad", CStr(CNum([name])), [name])
+}
+"#;
+    let bundle = common::bundle("stop.idf", text);
+    // Users below `renamed` get a new name, those from `10 - broken` a code that is not a
+    // number (an inbound error), users 3 and 4 with `bad` a name the outbound flow fails on.
+    let users = |renamed: usize, broken: usize, bad: bool| -> Vec<ImportChange> {
+        (0..10)
+            .map(|i| {
+                let name = if bad && (i == 3 || i == 4) {
+                    "bad".to_string()
+                } else if i < renamed {
+                    format!("new{i}")
+                } else {
+                    format!("u{i}")
+                };
+                let code = if i >= 10 - broken {
+                    "x".to_string()
+                } else {
+                    i.to_string()
+                };
+                upsert(ImportObject {
+                    dn: format!("CN=u{i},DC=s"),
+                    object_type: "user".into(),
+                    attrs: vec![
+                        ("id".into(), Value::from(format!("{i}"))),
+                        ("name".into(), Value::from(name)),
+                        ("code".into(), Value::from(code)),
+                    ],
+                })
+            })
+            .collect()
+    };
+    let run = |stop_at: Option<usize>, renamed: usize, broken: usize, bad: bool| {
+        let mut e = engine(&bundle);
+        let src = e.plan.connector_index("src").expect("src");
+        e.import(src, users(0, 0, false), true);
+        e.sync(Mode::Full);
+        e.import(src, users(renamed, broken, bad), true);
+        if let Some(limit) = stop_at {
+            e.error_limit = limit;
+            let r = e.sync(Mode::Delta);
+            assert_eq!(r.status, RunStatus::StoppedErrorLimit, "{r:#?}");
+            e.error_limit = idflow::engine::DEFAULT_ERROR_LIMIT;
+        }
+        e.sync(Mode::Delta);
+        e
+    };
+    let exports = |e: &Engine| idflow::engine::dump::exports(&e.plan, &e.state);
+    // Six users renamed, then four whose code is not a number: two errors stop the sync
+    // before its outbound pass. Then every user renamed, two of them to a name the outbound
+    // flow fails on: the outbound pass stops at the second.
+    for (renamed, broken, bad) in [(6, 4, false), (10, 0, true)] {
+        let stopped = run(Some(2), renamed, broken, bad);
+        let straight = run(None, renamed, broken, bad);
+        assert!(
+            exports(&straight).contains("new5"),
+            "{}",
+            exports(&straight)
+        );
+        assert_eq!(exports(&stopped), exports(&straight));
+        assert_eq!(
+            idflow::engine::dump::state(&stopped.plan, &stopped.state),
+            idflow::engine::dump::state(&straight.plan, &straight.state)
+        );
+    }
 }

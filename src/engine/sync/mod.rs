@@ -286,7 +286,13 @@ pub fn run(
     // References whose resolution waited for every inbound change. (Also after a stop: they
     // are what the objects already processed made, and resolving them cannot fail.)
     run.recompute_deferred();
-    if !run.stopped {
+    if run.stopped {
+        // Outbound sync visits none of them in this run, and the metaverse objects still to
+        // recompute were not: the next delta sync does both.
+        let mut unvisited = std::mem::take(&mut run.outbound);
+        unvisited.extend(std::mem::take(&mut run.dirty));
+        run.leave_for_next_sync(unvisited);
+    } else {
         run.outbound_pass = true;
         let targets: Vec<MvId> = match mode {
             Mode::Full => run.state.mv().keys().copied().collect(),
@@ -308,14 +314,29 @@ pub fn run(
         if mode == Mode::Full && !run.state.withheld().is_empty() {
             run.state.withheld_mut().clear();
         }
-        run.outbound_all(&targets);
+        let reached = run.outbound_all(&targets);
         // References to objects provisioned later in this pass resolve now.
         let mut rounds = 0;
         while !run.revisit.is_empty() && !run.stopped && rounds < 16 {
-            for mv in std::mem::take(&mut run.revisit) {
+            let revisit = std::mem::take(&mut run.revisit);
+            for (n, &mv) in revisit.iter().enumerate() {
                 run.outbound_mv(mv);
+                if run.stopped {
+                    run.revisit.extend(revisit.iter().skip(n).copied());
+                    break;
+                }
             }
             rounds += 1;
+        }
+        if run.stopped {
+            // What the pass did not reach (and the object it stopped at), the next delta sync
+            // visits.
+            let mut unvisited: BTreeSet<MvId> = targets[reached.min(targets.len())..]
+                .iter()
+                .copied()
+                .collect();
+            unvisited.extend(std::mem::take(&mut run.revisit));
+            run.leave_for_next_sync(unvisited);
         }
     }
     if run.parallel() {
@@ -440,6 +461,23 @@ const FIRST_GROUP: usize = 64;
 const GROUP: usize = 4096;
 
 impl Run<'_> {
+    /// Metaverse objects that outbound sync was to visit when the run stopped (error limit):
+    /// a linked object of each is staged as changed (unless a change is staged already)
+    /// and kept for the next delta sync, which recomputes the metaverse object and visits it
+    /// outbound (docs/DECISIONS.md 39).
+    fn leave_for_next_sync(&mut self, unvisited: BTreeSet<MvId>) {
+        for mv in unvisited {
+            let Some(&c) = self.state.mv().get(&mv).and_then(|m| m.links.first()) else {
+                continue;
+            };
+            let pending = self.state.cs()[c as usize].pending_import;
+            if pending.is_none_or(|p| p == PendingImport::InboundUpdate) {
+                self.state.cs_mut()[c as usize].pending_import = Some(PendingImport::Update);
+            }
+            self.state.keep_for_sync(c);
+        }
+    }
+
     /// Duplicate attribute resiliency in a delta sync: the metaverse objects of the other
     /// objects of the connector that hold a unique value one of `imported` now holds are
     /// synchronized outbound, so the value is withheld from their exports as a full sync
@@ -551,16 +589,20 @@ impl Run<'_> {
     /// groups of objects are computed ahead on every thread from the state as it is, then
     /// applied in order; an update that read something an earlier one in its group changed
     /// is computed again in its turn, so the result is the serial one.
-    fn outbound_all(&mut self, targets: &[MvId]) {
+    /// Outbound sync of `targets` in order; returns how many were visited before the run
+    /// stopped (the last of them, where it stopped, may be visited in part), all of them
+    /// otherwise.
+    fn outbound_all(&mut self, targets: &[MvId]) -> usize {
         if !self.parallel() || targets.len() < 2 {
-            for &mv in targets {
+            for (n, &mv) in targets.iter().enumerate() {
                 self.outbound_mv(mv);
                 if self.stopped {
-                    return;
+                    return n;
                 }
             }
-            return;
+            return targets.len();
         }
+        let mut done = 0;
         self.build_empty_indexes();
         let mut rest = targets;
         let mut size = FIRST_GROUP;
@@ -577,8 +619,9 @@ impl Run<'_> {
                 for &mv in group {
                     self.outbound_mv(mv);
                     if self.stopped {
-                        return;
+                        return done;
                     }
+                    done += 1;
                 }
                 continue;
             }
@@ -610,12 +653,14 @@ impl Run<'_> {
                 if self.stopped {
                     break;
                 }
+                done += 1;
             }
             self.footprint = None;
             if self.stopped {
-                return;
+                return done;
             }
         }
+        done
     }
 
     /// The uniqueness indexes and the indexes outbound join conditions read, of the
