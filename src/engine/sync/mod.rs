@@ -588,10 +588,9 @@ impl Run<'_> {
     /// Outbound sync of `targets`, in their order. With more than one thread (and no trace),
     /// groups of objects are computed ahead on every thread from the state as it is, then
     /// applied in order; an update that read something an earlier one in its group changed
-    /// is computed again in its turn, so the result is the serial one.
-    /// Outbound sync of `targets` in order; returns how many were visited before the run
-    /// stopped (the last of them, where it stopped, may be visited in part), all of them
-    /// otherwise.
+    /// is computed again in its turn, so the result is the serial one. Returns how many were
+    /// visited before the run stopped (the one where it stopped may be visited in part), or
+    /// all of them.
     fn outbound_all(&mut self, targets: &[MvId]) -> usize {
         if !self.parallel() || targets.len() < 2 {
             for (n, &mv) in targets.iter().enumerate() {
