@@ -202,16 +202,6 @@ impl Run<'_> {
         }
         result.map(|r| r.into_iter().collect()).unwrap_or_default()
     }
-
-    pub(super) fn cs_candidates(
-        &self,
-        mv: MvId,
-        cc: ConnIdx,
-        tty: TypeIdx,
-        group: &[crate::engine::compile::JoinPlan],
-    ) -> Vec<CsId> {
-        cs_candidates(self.state, self.plan, mv, cc, tty, group).unwrap_or_default()
-    }
 }
 
 /// The unlinked objects of type `tty` in connector `cc` that a join group of an outbound rule

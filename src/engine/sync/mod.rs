@@ -625,8 +625,8 @@ impl Run<'_> {
                 continue;
             }
             let updates = self.compute_ahead(group, outbound::compute);
-            // The first group builds the uniqueness indexes the others read: it does not
-            // judge.
+            // The first group builds the indexes the others read (uniqueness, joins) when
+            // they are not built yet: it does not judge.
             ahead_pays = first || updates.iter().filter(|u| u.is_none()).count() * 2 <= group.len();
             first = false;
             self.footprint = Some(Footprint::default());

@@ -467,7 +467,8 @@ impl Run<'_> {
                 continue;
             };
             for group in &rule.joins {
-                let candidates = self.cs_candidates(mv, cc, tty, group);
+                let candidates =
+                    cs_candidates(self.state, self.plan, mv, cc, tty, group).unwrap_or_default();
                 if candidates.len() == 1 {
                     let c = candidates[0];
                     self.state.link(
