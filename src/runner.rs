@@ -31,7 +31,7 @@ use crate::connector::{
 use crate::diag::Diagnostic;
 use crate::engine::Engine;
 use crate::engine::export::{Confirmed, ExportDelta};
-use crate::engine::import::{ImportChange, Read};
+use crate::engine::import::{ImportChange, KnownRecords, Read};
 use crate::engine::model::{ErrorCategory, ExportOp, SyncError};
 use crate::engine::sync::{Mode, RunStatus};
 use crate::frontend;
@@ -692,6 +692,17 @@ impl Runner {
         hex(h)
     }
 
+    /// What the digests of a connector's records are taken under
+    /// ([`KnownRecords`]): what else decides what a record reads as (the connector's settings,
+    /// the bundle) and this build's version.
+    fn record_basis(&self, cfg: &ConnectorConfig) -> String {
+        format!(
+            "records 1; idflow {}; {}",
+            env!("CARGO_PKG_VERSION"),
+            self.watermark_basis(cfg)
+        )
+    }
+
     /// Runs the import of the open connector `name` on a thread of its own; its pages come
     /// through a bounded channel and the engine classifies each as it arrives, so the
     /// connector reads the next page while the engine works on this one (and at most
@@ -721,6 +732,7 @@ impl Runner {
         cfg: &ConnectorConfig,
         mode: ImportMode<'_>,
     ) -> Result<ReadOutcome, RunError> {
+        let basis = self.record_basis(cfg);
         let Runner {
             engine,
             connectors,
@@ -730,6 +742,15 @@ impl Runner {
         let conn = connectors
             .get_mut(name)
             .ok_or_else(|| RunError::UnknownConnector(name.to_string()))?;
+        if conn.recognises_records() {
+            let known = KnownRecords::new(&engine.state, &engine.plan, c, basis.as_bytes());
+            tracing::debug!(
+                connector = name,
+                known = known.len(),
+                "records the connector may recognise"
+            );
+            conn.recognise(std::sync::Arc::new(known));
+        }
         let mut read = engine.begin_read(c);
         let mut rejected = Vec::new();
         let scoped = conn.reads_partitions_only();
@@ -1062,6 +1083,12 @@ impl Runner {
             return Ok(report);
         }
         let r = self.engine.stage(read, full_read && complete);
+        if r.recognised > 0 {
+            report.notes.push(format!(
+                "{} unchanged record(s) recognised by their digest and not read again",
+                r.recognised
+            ));
+        }
         for (dn, why) in &r.rejected {
             report.rejects.push(RejectRecord {
                 run: 0,

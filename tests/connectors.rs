@@ -95,8 +95,10 @@ fn upserts(imported: &Imported) -> Vec<&ImportObject> {
         .changes
         .iter()
         .filter_map(|c| match c {
-            ImportChange::Upsert(o) => Some(o),
-            ImportChange::Partial(_) | ImportChange::Delete { .. } => None,
+            ImportChange::Upsert(o) | ImportChange::Record(_, o) => Some(o),
+            ImportChange::Partial(_) | ImportChange::Delete { .. } | ImportChange::Unchanged(_) => {
+                None
+            }
         })
         .collect()
 }
@@ -107,7 +109,10 @@ fn deletes(imported: &Imported) -> Vec<&str> {
         .iter()
         .filter_map(|c| match c {
             ImportChange::Delete { dn, .. } => dn.as_deref(),
-            ImportChange::Upsert(_) | ImportChange::Partial(_) => None,
+            ImportChange::Upsert(_)
+            | ImportChange::Partial(_)
+            | ImportChange::Record(..)
+            | ImportChange::Unchanged(_) => None,
         })
         .collect()
 }

@@ -928,6 +928,12 @@ fn show_batch(batch: &[Import]) -> String {
                 ImportChange::Delete { anchor, dn } => {
                     let _ = writeln!(s, "    delete {anchor:?} {dn:?}");
                 }
+                ImportChange::Record(d, o) => {
+                    let _ = writeln!(s, "    record {d:?} {}", show_object(o));
+                }
+                ImportChange::Unchanged(k) => {
+                    let _ = writeln!(s, "    unchanged {k:?}");
+                }
             }
         }
     }

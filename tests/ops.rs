@@ -736,7 +736,7 @@ fn a_state_from_before_the_rejects_table_is_read_and_migrated() {
         errors.all()
     );
     let conn = db(&d);
-    assert_eq!(count(&conn, "PRAGMA user_version"), 6);
+    assert_eq!(count(&conn, "PRAGMA user_version"), 7);
 }
 
 /// A copy of `tests/fixtures/state-v2` (see below) in a new directory, and the fixture's path.
@@ -817,7 +817,7 @@ fn a_state_of_schema_4_is_read_and_framed_without_loss() {
         out.all()
     );
     let conn = db(&d);
-    assert_eq!(count(&conn, "PRAGMA user_version"), 6);
+    assert_eq!(count(&conn, "PRAGMA user_version"), 7);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM cs_objects"), 37);
     let frames = |column: &str, frame: &str| {
         count(
@@ -893,7 +893,7 @@ fn a_state_of_schema_2_is_read_and_rewritten_without_loss() {
         "the staged change reached the target"
     );
     let conn = db(&d);
-    assert_eq!(count(&conn, "PRAGMA user_version"), 6);
+    assert_eq!(count(&conn, "PRAGMA user_version"), 7);
     assert_eq!(
         count(
             &conn,

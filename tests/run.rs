@@ -879,6 +879,164 @@ fn a_file_edited_between_its_export_and_the_confirmation_is_read_again() {
     );
 }
 
+/// A connector that reads as the one it wraps does, but recognises no record: every record
+/// of every import is parsed.
+struct ReadsEverything(Box<dyn idflow::connector::Connector>);
+
+impl idflow::connector::Connector for ReadsEverything {
+    fn import(
+        &mut self,
+        mode: idflow::connector::ImportMode<'_>,
+        sink: &mut dyn idflow::connector::ImportSink,
+    ) -> Result<idflow::connector::ImportEnd, idflow::connector::ConnectorError> {
+        self.0.import(mode, sink)
+    }
+
+    fn export(
+        &mut self,
+        deltas: &[idflow::engine::export::ExportDelta],
+    ) -> Result<Vec<idflow::connector::ExportResult>, idflow::connector::ConnectorError> {
+        self.0.export(deltas)
+    }
+
+    fn confirms_by_reimport(&self) -> bool {
+        self.0.confirms_by_reimport()
+    }
+
+    fn source_file(&self) -> Option<&Path> {
+        self.0.source_file()
+    }
+
+    fn take_written(&mut self) -> Option<idflow::connector::Written> {
+        self.0.take_written()
+    }
+}
+
+/// One cycle of the quickstart in `d`, its AD file read whole or recognising the records it
+/// read before: what each step did (notes aside) and the canonical dump of the state.
+fn cycle_reading(d: &Dir, recognise: bool) -> (Vec<String>, Vec<String>, String) {
+    let mut r = common::runner(d);
+    if !recognise {
+        let c = r.engine.plan.connector_index(AD).unwrap();
+        let cfg = r.deployment.connector(AD).unwrap().clone();
+        let inner = idflow::connector::open(&cfg, &r.engine.plan.connectors[c]).unwrap();
+        r.set_connector(AD, Box::new(ReadsEverything(inner)));
+    }
+    let reports = r.cycle(idflow::runner::CycleOptions::default()).unwrap();
+    let steps = reports
+        .iter()
+        .map(|s| {
+            let rejects: Vec<String> = s
+                .rejects
+                .iter()
+                .map(|r| {
+                    let file = Path::new(&r.source).file_name().unwrap_or_default();
+                    format!("{}:{:?}: {}", file.display(), r.line, r.message)
+                })
+                .collect();
+            format!(
+                "{} {} {} +{} ~{} -{} >{} !{} {rejects:?}",
+                s.step, s.connector, s.status, s.adds, s.updates, s.deletes, s.renames, s.errors
+            )
+        })
+        .collect();
+    let notes = reports.iter().flat_map(|s| s.notes.clone()).collect();
+    let dump = idflow::engine::dump::state(&r.engine.plan, &r.engine.state);
+    (steps, notes, dump)
+}
+
+#[test]
+fn records_recognised_by_their_digest_stage_what_reading_them_stages() {
+    // Two copies of one deployment: `a` recognises the AD records it read before, `b` reads
+    // every record. Every cycle must do the same in both and leave the same state.
+    let a = quickstart("recognise-a");
+    let b = quickstart("recognise-b");
+    let same = |what: &str| {
+        let (sa, na, da) = cycle_reading(&a, true);
+        let (sb, nb, db) = cycle_reading(&b, false);
+        assert_eq!(sa, sb, "{what}: the steps differ");
+        if da != db {
+            let line = da.lines().zip(db.lines()).find(|(x, y)| x != y);
+            panic!("{what}: the states differ, first at {line:?}");
+        }
+        assert_eq!(a.read("ad.ldif"), b.read("ad.ldif"), "{what}");
+        assert_eq!(a.read("entra.jsonl"), b.read("entra.jsonl"), "{what}");
+        assert!(!nb.iter().any(|n| n.contains("recognised")), "{nb:?}");
+        na
+    };
+    // Edits both AD files alike, given their records and their synchronized users.
+    type Users = [(usize, String, String)];
+    let edit = |f: &dyn Fn(&mut Vec<String>, &Users)| {
+        for d in [&a, &b] {
+            let mut recs = records(&d.read("ad.ldif"));
+            let users = synced_users(d, &recs);
+            assert!(users.len() > 20);
+            f(&mut recs, &users);
+            d.write("ad.ldif", &unrecords(&recs));
+        }
+    };
+    let notes = same("first cycle");
+    assert!(!notes.iter().any(|n| n.contains("recognised")), "{notes:?}");
+
+    // A changed value, a deleted user, a new user, a renamed user, a comment that changes no
+    // value, and a record moved to the end of the file.
+    edit(&|recs, users| {
+        let (i, _, _) = users[3].clone();
+        let dept = value_of(&recs[i], "department").unwrap();
+        recs[i] = with_line(
+            &recs[i],
+            "department",
+            &format!("department: {dept} and Research"),
+        );
+        let (i, _, _) = users[5].clone();
+        let mut new = recs[i].replace("CN=", "CN=Copy of ");
+        new = new
+            .lines()
+            .filter(|l| !l.starts_with("objectGUID") && !l.starts_with("sAMAccountName"))
+            .chain([
+                "objectGUID:: AAECAwQFBgcICQoLDA0ODw==",
+                "sAMAccountName: copy5",
+            ])
+            .collect::<Vec<_>>()
+            .join("\n");
+        recs.push(new);
+        let (i, dn, _) = users[7].clone();
+        let renamed = dn.replacen("CN=", "CN=Renamed ", 1);
+        recs[i] = recs[i].replacen(&format!("dn: {dn}"), &format!("dn: {renamed}"), 1);
+        let (i, _, _) = users[9].clone();
+        recs[i] = format!("# reviewed\n{}", recs[i]);
+        // (The later record first: removing it moves no earlier one.)
+        recs.remove(users[13].0);
+        let moved = recs.remove(users[11].0);
+        recs.push(moved);
+    });
+    let notes = same("a changed file");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("unchanged record(s) recognised")),
+        "{notes:?}"
+    );
+
+    // A record given twice: the second is rejected as a duplicate DN (the read deletes
+    // nothing), whichever of the two is recognised.
+    edit(&|recs, users| {
+        let (i, _, _) = users[15].clone();
+        let twice = recs[i].clone();
+        recs.push(twice);
+        let (i, _, _) = users[17].clone();
+        let changed = recs[i].replace("\ndepartment: ", "\ndepartment: Twice ");
+        recs.push(changed);
+    });
+    same("records given twice");
+    // The duplicates removed again; nothing left to do.
+    edit(&|recs, _| {
+        recs.truncate(recs.len() - 2);
+    });
+    same("the duplicates removed");
+    same("nothing changed");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Staging mode
 

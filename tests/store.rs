@@ -9,7 +9,7 @@ mod common;
 use idflow::engine::Engine;
 use idflow::engine::compile::Plan;
 use idflow::engine::model::{
-    CsId, CsObject, ExportOp, Key, Link, MvObject, PendingImport, State, Values, dn_key,
+    CsId, CsObject, ExportOp, Key, Link, MvObject, PendingImport, ReadStamp, State, Values, dn_key,
 };
 use idflow::store::sqlite::SqliteStore;
 use idflow::store::{ErrorRecord, RejectRecord, RunRecord, Store};
@@ -162,6 +162,7 @@ fn obj(connector: usize, ty: usize, dn: &str) -> CsObject {
         provisioned_by: None,
         placeholder: false,
         gone: false,
+        read_as: None,
     }
 }
 
@@ -227,6 +228,10 @@ fn full_state(plan: &Plan) -> State {
         mv: 3,
         rule: in_user,
         outbound: false,
+    });
+    o.read_as = Some(ReadStamp {
+        record: [0xa5; 16],
+        object: u64::MAX - 7,
     });
     s.add_cs(o);
 
@@ -454,6 +459,7 @@ fn assert_same(plan: &Plan, a: &State, b: &State) {
         assert_eq!(l.provisioned_by, o.provisioned_by, "{what}: provisioned by");
         assert_eq!(l.placeholder, o.placeholder, "{what}: placeholder");
         assert_eq!(l.gone, o.gone, "{what}: gone");
+        assert_eq!(l.read_as, o.read_as, "{what}: what it was read from");
     }
     assert_eq!(
         b.mv().keys().collect::<Vec<_>>(),
@@ -580,6 +586,31 @@ fn a_saved_state_loads_back_field_by_field() {
         "one object changed, one row written"
     );
     assert_eq!(store.get_meta("k").unwrap().as_deref(), Some("v"));
+    let (again, _) = store.load(&e.plan).unwrap();
+    assert_same(&e.plan, &loaded, &again);
+    drop(store);
+
+    // A database of schema version 6 has no column of what objects were read from: read-only
+    // it loads without (every record is read again); opened to write, it gains the column.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE cs_objects DROP COLUMN read_as; PRAGMA user_version = 6;")
+        .unwrap();
+    drop(conn);
+    let mut unread = loaded.clone();
+    for id in 0..unread.cs().len() {
+        unread.cs_mut().set_read_as(id, None);
+    }
+    let (old, _) = SqliteStore::open_read_only(&path)
+        .unwrap()
+        .load(&e.plan)
+        .unwrap();
+    assert_same(&e.plan, &unread, &old);
+    let mut store = SqliteStore::open(&path).unwrap();
+    let (mut old, _) = store.load(&e.plan).unwrap();
+    assert_same(&e.plan, &unread, &old);
+    old.cs_mut().set_read_as(0, loaded.cs()[0].read_as);
+    let stats = store.save_changes(&e.plan, &mut old, &[]).unwrap();
+    assert_eq!((stats.objects, stats.rows), (1, 1));
     let (again, _) = store.load(&e.plan).unwrap();
     assert_same(&e.plan, &loaded, &again);
     drop(store);
@@ -897,5 +928,5 @@ fn alerts_are_kept_and_a_version_4_database_gains_their_table() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
 }

@@ -62,13 +62,14 @@ use super::{
     ImportKind, ImportMode, ImportSink, Pager, Rejected, Written,
 };
 use crate::engine::export::{AttrOp, ExportDelta};
-use crate::engine::import::{ImportChange, ImportObject};
+use crate::engine::import::{ImportChange, ImportObject, Known, KnownRecords, RecordDigest};
 use crate::engine::model::ExportOp;
 use crate::sema::types::Base;
 use crate::value::{DateTime, Value};
 use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -439,6 +440,32 @@ pub(crate) fn read_records<R: std::io::BufRead>(
     types: &AttrTypes,
     mut each: impl FnMut(Result<(usize, Record), Rejected>) -> Result<(), ConnectorError>,
 ) -> Result<(), ConnectorError> {
+    read_records_known(input, source, types, None, |item| match item {
+        Ok(Entered::Read(line, r, _)) => each(Ok((line, r))),
+        // Never without known records.
+        Ok(Entered::Known(..)) => Ok(()),
+        Err(r) => each(Err(r)),
+    })
+}
+
+/// A record as [`read_records_known`] hands it over.
+pub(crate) enum Entered {
+    /// Read: the line of its `dn:`, the record and, when records are recognised, its digest.
+    Read(usize, Record, Option<RecordDigest>),
+    /// Recognised by its digest, not read: the line of its `dn:` and the known record.
+    Known(usize, Known),
+}
+
+/// [`read_records`], recognising records: with `known`, each record that starts with `dn:`
+/// is digested (its logical lines, as read, comments left out) and, when the digest is known,
+/// handed over as [`Entered::Known`] without being read any further.
+pub(crate) fn read_records_known<R: std::io::BufRead>(
+    input: R,
+    source: &str,
+    types: &AttrTypes,
+    known: Option<&KnownRecords>,
+    mut each: impl FnMut(Result<Entered, Rejected>) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
     let err = |line: usize, message: String| ConnectorError {
         source: source.to_string(),
         line: Some(line),
@@ -469,14 +496,31 @@ pub(crate) fn read_records<R: std::io::BufRead>(
             }
         }
         first_line.get_or_insert(block[0].no);
-        if !saw_dn && starts_with_dn(&block) {
+        let with_dn = starts_with_dn(&block);
+        if !saw_dn && with_dn {
             saw_dn = true;
             for r in held.drain(..) {
                 each(Err(r))?;
             }
         }
+        let digest = match known {
+            Some(known) if with_dn => {
+                let d = known.digest(block.iter().flat_map(|l| {
+                    [
+                        if l.orphan { &b"\x01"[..] } else { &b"\x00"[..] },
+                        &l.bytes[..],
+                    ]
+                }));
+                if let Some(k) = known.find(&d) {
+                    each(Ok(Entered::Known(block[0].no, k)))?;
+                    continue;
+                }
+                Some(d)
+            }
+            _ => None,
+        };
         let item = match record(&block, types) {
-            Ok(r) => Ok((block[0].no, r)),
+            Ok(r) => Ok(Entered::Read(block[0].no, r, digest)),
             Err((line, message)) => Err(Rejected {
                 source: source.to_string(),
                 line,
@@ -1599,13 +1643,15 @@ fn parse_from<R: std::io::BufRead>(
 /// are read (in file order; a DN seen before is a rejected record); a file with change records
 /// is applied whole first, as a change may touch any object before it. `missing_ok`: a missing
 /// file is an empty directory. `known`: also keep the objects read (an LDIF source's working
-/// set for its next delta read).
+/// set for its next delta read). `recognise`: the records the connector space's objects were
+/// read from ([`Connector::recognise`]; not with `known`, which needs every object read).
 fn import_full(
     path: &Path,
     types: &AttrTypes,
     missing_ok: bool,
     sink: &mut dyn ImportSink,
     mut known: Option<&mut Objects>,
+    recognise: Option<&KnownRecords>,
 ) -> Result<ImportEnd, ConnectorError> {
     let source = path.display().to_string();
     let Some(scan) = open_file(path)? else {
@@ -1642,15 +1688,39 @@ fn import_full(
     if let Some(k) = known.as_deref_mut() {
         k.clear();
     }
-    let mut lines_of: crate::engine::model::FastMap<String, usize> = Default::default();
-    read_records(input, &source, types, |item| {
-        let (line, e) = match item {
+    // The line of each DN key read (the keys of recognised records borrowed from them).
+    let mut lines_of: crate::engine::model::FastMap<std::borrow::Cow<'_, str>, usize> =
+        Default::default();
+    let recognise = recognise.filter(|_| known.is_none());
+    read_records_known(input, &source, types, recognise, |item| {
+        let (line, e, digest) = match item {
             Err(r) => {
                 pager.reject(r);
                 return Ok(());
             }
-            Ok((line, Record::Content(e) | Record::Add(e))) => (line, e),
-            Ok((line, _)) => {
+            Ok(Entered::Known(line, k)) => {
+                let Some(recognise) = recognise else {
+                    return Ok(());
+                };
+                let key = recognise.dn_key(k);
+                if let Some(first) = lines_of.get(key) {
+                    pager.reject(Rejected {
+                        source: source.clone(),
+                        line,
+                        message: format!(
+                            "duplicate DN `{}` (first at line {first})",
+                            recognise.dn(k)
+                        ),
+                    });
+                    return Ok(());
+                }
+                lines_of.insert(key.into(), line);
+                return pager.push(ImportChange::Unchanged(k));
+            }
+            Ok(Entered::Read(line, Record::Content(e) | Record::Add(e), digest)) => {
+                (line, e, digest)
+            }
+            Ok(Entered::Read(line, ..)) => {
                 pager.reject(Rejected {
                     source: source.clone(),
                     line,
@@ -1660,7 +1730,7 @@ fn import_full(
             }
         };
         let k = dn_key(&e.dn);
-        if let Some(first) = lines_of.get(&k) {
+        if let Some(first) = lines_of.get(k.as_str()) {
             pager.reject(Rejected {
                 source: source.clone(),
                 line,
@@ -1671,13 +1741,16 @@ fn import_full(
         let change = match known.as_deref_mut() {
             Some(known) => {
                 let change = ImportChange::Upsert(e.to_import_object());
-                lines_of.insert(k.clone(), line);
+                lines_of.insert(k.clone().into(), line);
                 known.insert(k, e);
                 change
             }
             None => {
-                lines_of.insert(k, line);
-                ImportChange::Upsert(e.into_import_object())
+                lines_of.insert(k.into(), line);
+                match digest {
+                    Some(d) => ImportChange::Record(d, e.into_import_object()),
+                    None => ImportChange::Upsert(e.into_import_object()),
+                }
             }
         };
         pager.push(change)
@@ -2016,7 +2089,14 @@ impl Connector for LdifSource {
         if matches!(mode, ImportMode::Delta { .. }) && self.primed {
             return self.import_delta(sink);
         }
-        let end = import_full(&self.path, &self.types, false, sink, Some(&mut self.known))?;
+        let end = import_full(
+            &self.path,
+            &self.types,
+            false,
+            sink,
+            Some(&mut self.known),
+            None,
+        )?;
         self.primed = true;
         Ok(end)
     }
@@ -2044,6 +2124,8 @@ pub struct LdifTarget {
     pub anchors: Anchors,
     /// What the last export changed, as a read shows it ([`Connector::take_written`]).
     written: Option<Written>,
+    /// The records to recognise in the next import ([`Connector::recognise`]).
+    recognise: Option<Arc<KnownRecords>>,
 }
 
 impl LdifTarget {
@@ -2053,6 +2135,7 @@ impl LdifTarget {
             types: AttrTypes::default(),
             anchors: Anchors::new(),
             written: None,
+            recognise: None,
         }
     }
 
@@ -2080,7 +2163,23 @@ impl Connector for LdifTarget {
         _mode: ImportMode<'_>,
         sink: &mut dyn ImportSink,
     ) -> Result<ImportEnd, ConnectorError> {
-        import_full(&self.path, &self.types, true, sink, None)
+        let recognise = self.recognise.take();
+        import_full(
+            &self.path,
+            &self.types,
+            true,
+            sink,
+            None,
+            recognise.as_deref(),
+        )
+    }
+
+    fn recognises_records(&self) -> bool {
+        true
+    }
+
+    fn recognise(&mut self, known: Arc<KnownRecords>) {
+        self.recognise = Some(known);
     }
 
     /// Applies the deltas to the file's content and replaces the file atomically, one result

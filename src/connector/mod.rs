@@ -16,6 +16,11 @@
 //!   system assigned to a new object), retry later, or failed with an [`ExportErrorCategory`].
 //!   [`Connector::confirms_by_reimport`] tells whether the runner confirms applied changes
 //!   by importing again (file targets) or records them as confirmed (a server's answer).
+//! - a connector that reads records it can recognise from one read to the next (an LDIF
+//!   file's entries) is handed, before each import, the digests of the records the connector
+//!   space's objects were read from ([`KnownRecords`]): a record it recognises is passed on
+//!   as [`ImportChange::Unchanged`] without being parsed, so a read of a large file with a few
+//!   changed entries parses those entries only.
 //! - one connector instance serves a whole run; it is `Send`, so the runner may run its import
 //!   on a thread of its own while the engine classifies the pages.
 //!
@@ -43,11 +48,12 @@ mod streamed;
 pub use crate::engine::export::{ExportErrorCategory, ExportResult};
 
 use crate::engine::export::ExportDelta;
-use crate::engine::import::ImportChange;
+use crate::engine::import::{ImportChange, KnownRecords};
 use crate::value::Value;
 use sha2::Digest;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// An error of a connector: where, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +301,17 @@ pub trait Connector: Send {
     fn take_written(&mut self) -> Option<Written> {
         None
     }
+    /// Whether this connector recognises the records it reads from one read to the next (the
+    /// entries of a file): the runner then hands it, before each import, the records the
+    /// connector space's objects were read from ([`Connector::recognise`]).
+    fn recognises_records(&self) -> bool {
+        false
+    }
+    /// The records the connector space's objects were read from, for the next import only: a
+    /// record whose digest is among them is handed over as [`ImportChange::Unchanged`]
+    /// without being read any further, every other record as [`ImportChange::Record`], with
+    /// its digest.
+    fn recognise(&mut self, _known: Arc<KnownRecords>) {}
 }
 
 /// What an export to a file wrote ([`Connector::take_written`]).
@@ -332,6 +349,14 @@ impl Connector for SplitFile {
         sink: &mut dyn ImportSink,
     ) -> Result<ImportEnd, ConnectorError> {
         self.source.import(mode, sink)
+    }
+
+    fn recognises_records(&self) -> bool {
+        self.source.recognises_records()
+    }
+
+    fn recognise(&mut self, known: Arc<KnownRecords>) {
+        self.source.recognise(known);
     }
 
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {

@@ -660,6 +660,7 @@ connector "ad" ad {
             provisioned_by: None,
             placeholder: false,
             gone: false,
+            read_as: None,
         }
     }
 

@@ -33,7 +33,9 @@
 //! delete (the runner's complete-read rule, docs/DECISIONS.md), and [`stage`] stages it.
 
 use super::compile::{ConnIdx, ConnectorPlan, Plan};
-use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, Values, dn_key};
+use super::model::{
+    CsId, CsObject, ExportOp, Key, PendingImport, ReadStamp, State, Values, dn_key,
+};
 use crate::value::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -62,6 +64,145 @@ pub enum ImportChange {
         anchor: Option<Value>,
         dn: Option<String>,
     },
+    /// An upsert read from a record of a file, with the record's digest: staging it also
+    /// records what the object was read from ([`CsObject::read_as`]), so that the next read
+    /// recognises the record ([`KnownRecords`]).
+    Record(RecordDigest, ImportObject),
+    /// A record identical to the one a known object was read from ([`KnownRecords::find`]),
+    /// not read again: the object is as it was, and the read shows it.
+    Unchanged(Known),
+}
+
+/// The digest of one record of a file as its connector read it: the first 16 bytes of the
+/// SHA-256 of the read's basis ([`KnownRecords::new`]) and the record's text.
+pub type RecordDigest = [u8; 16];
+
+/// A record the connector space knows ([`KnownRecords::find`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    index: u32,
+    id: CsId,
+}
+
+/// The records a connector's objects were read from, for a connector that recognises the
+/// records of its files from one read to the next
+/// ([`crate::connector::Connector::recognises_records`]): a record whose digest is known is
+/// handed over as [`ImportChange::Unchanged`] without being read, which is what a read of
+/// it would find (its object shows exactly what the record gives and has nothing staged that
+/// the record would confirm).
+///
+/// The digests are taken under a basis: what else decides what a record reads as (the
+/// connector's settings, the bundle, this build). Records read under another basis are
+/// unknown, and so is a record whose object changed in any way since it was read from it
+/// ([`CsObject::read_fingerprint`]).
+pub struct KnownRecords {
+    /// SHA-256 with the basis taken in.
+    seeded: sha2::Sha256,
+    by_digest: super::model::FastMap<RecordDigest, u32>,
+    /// Each known record's object: its id, DN and DN key.
+    objects: Vec<(CsId, Arc<str>, Box<str>)>,
+}
+
+impl std::fmt::Debug for KnownRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownRecords")
+            .field("records", &self.objects.len())
+            .finish()
+    }
+}
+
+impl KnownRecords {
+    /// The records of `connector`'s objects read under `basis` that a read would find
+    /// unchanged (see [`unchanged`]).
+    pub fn new(state: &State, plan: &Plan, connector: ConnIdx, basis: &[u8]) -> KnownRecords {
+        use sha2::Digest;
+        let mut seeded = sha2::Sha256::new();
+        seeded.update((basis.len() as u64).to_le_bytes());
+        seeded.update(basis);
+        let mut known = KnownRecords {
+            seeded,
+            by_digest: Default::default(),
+            objects: Vec::new(),
+        };
+        let Some(cplan) = plan.connectors.get(connector) else {
+            return known;
+        };
+        let mut buf = Vec::new();
+        for (key, id) in state.dn_keys(connector) {
+            let Some(o) = state.cs().get(id as usize) else {
+                continue;
+            };
+            let Some(stamp) = o.read_as else {
+                continue;
+            };
+            let Some(tplan) = cplan.types.get(o.object_type) else {
+                continue;
+            };
+            let recognisable = o.connector == connector
+                && !o.gone
+                && !o.placeholder
+                && o.export != Some(ExportOp::Add)
+                && o.new_dn.as_deref().is_none_or(|n| *dn_key(n) != *key)
+                && o.imported.len() == tplan.len()
+                && o.current.len() == tplan.len()
+                && (Values::ptr_eq(&o.current, &o.imported)
+                    || tplan.dn.is_none_or(|s| o.current[s] == o.imported[s]))
+                && o.anchor
+                    .as_ref()
+                    .is_some_and(|a| by_anchor(state, connector, a) == Some(id))
+                && stamp.object == o.read_fingerprint_in(&mut buf);
+            if recognisable {
+                let index = known.objects.len() as u32;
+                if known.by_digest.insert(stamp.record, index).is_none() {
+                    known.objects.push((id, o.dn.clone(), key.into()));
+                }
+            }
+        }
+        known
+    }
+
+    /// The digest of a record given as its parts (a file's logical lines, say): each part is
+    /// taken with its length, so parts never run into each other.
+    pub fn digest<'a>(&self, parts: impl IntoIterator<Item = &'a [u8]>) -> RecordDigest {
+        use sha2::Digest;
+        let mut h = self.seeded.clone();
+        for p in parts {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        let full = h.finalize();
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&full[..16]);
+        d
+    }
+
+    /// The known record with this digest.
+    pub fn find(&self, digest: &RecordDigest) -> Option<Known> {
+        let &index = self.by_digest.get(digest)?;
+        Some(Known {
+            index,
+            id: self.objects[index as usize].0,
+        })
+    }
+
+    /// The DN of a known record's object, as the record gives it.
+    pub fn dn(&self, k: Known) -> &str {
+        &self.objects[k.index as usize].1
+    }
+
+    /// The DN key ([`dn_key`]) of a known record's object.
+    pub fn dn_key(&self, k: Known) -> &str {
+        &self.objects[k.index as usize].2
+    }
+
+    /// The number of known records.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
 }
 
 impl ImportChange {
@@ -84,8 +225,10 @@ impl ImportChange {
     /// The object of an upsert or a partial upsert.
     pub fn object(&self) -> Option<&ImportObject> {
         match self {
-            ImportChange::Upsert(o) | ImportChange::Partial(o) => Some(o),
-            ImportChange::Delete { .. } => None,
+            ImportChange::Upsert(o) | ImportChange::Partial(o) | ImportChange::Record(_, o) => {
+                Some(o)
+            }
+            ImportChange::Delete { .. } | ImportChange::Unchanged(_) => None,
         }
     }
 }
@@ -98,6 +241,9 @@ pub struct ImportReport {
     pub renames: usize,
     pub deletes: usize,
     pub unchanged: usize,
+    /// Of the unchanged objects, those whose record the connector recognised by its digest
+    /// and did not read ([`ImportChange::Unchanged`]).
+    pub recognised: usize,
     /// Objects that could not be staged (missing anchor, an object imported before that now
     /// has an undeclared type, a partial upsert of an unknown object), with the reason. Any of
     /// them makes the read incomplete.
@@ -419,6 +565,11 @@ pub struct Read {
     fresh: bool,
     /// What [`stage_ahead`] staged of the read so far.
     ahead: ImportReport,
+    /// Unchanged objects whose record has a digest other than the one they were stamped
+    /// with (or none): stamped with it by [`stage`].
+    restamps: Vec<(CsId, RecordDigest)>,
+    /// Records recognised by their digest ([`ImportChange::Unchanged`]).
+    recognised: usize,
 }
 
 enum Item {
@@ -433,6 +584,8 @@ enum Item {
         anchor: Value,
         key: Box<str>,
         partial: Option<Box<[bool]>>,
+        /// The digest of the record it was read from ([`ImportChange::Record`]).
+        digest: Option<RecordDigest>,
     },
 }
 
@@ -473,6 +626,8 @@ impl Read {
             out_of_schema: BTreeMap::new(),
             fresh: !state.cs().iter().any(|o| o.connector == connector),
             ahead: ImportReport::default(),
+            restamps: Vec::new(),
+            recognised: 0,
         }
     }
 
@@ -522,7 +677,7 @@ impl Read {
         let Some(cplan) = plan.connectors.get(connector) else {
             return;
         };
-        let (obj, partial) = match change {
+        let (obj, partial, digest) = match change {
             ImportChange::Delete { anchor, dn } => {
                 if anchor.is_none() && dn.is_none() {
                     self.rejected
@@ -532,8 +687,13 @@ impl Read {
                 }
                 return;
             }
-            ImportChange::Upsert(o) => (o, false),
-            ImportChange::Partial(o) => (o, true),
+            ImportChange::Upsert(o) => (o, false, None),
+            ImportChange::Partial(o) => (o, true, None),
+            ImportChange::Record(digest, o) => (o, false, Some(digest)),
+            ImportChange::Unchanged(k) => {
+                self.recognised(state, k);
+                return;
+            }
         };
         let mut obj = obj;
         match classify(state, cplan, connector, &mut obj, partial) {
@@ -566,6 +726,11 @@ impl Read {
                         let first = self.seen.insert(id);
                         if first && unchanged(state, cplan, id, ty, &values, &anchor, &obj.dn) {
                             self.unchanged += 1;
+                            if let Some(d) = digest
+                                && state.cs()[id as usize].read_as.map(|r| r.record) != Some(d)
+                            {
+                                self.restamps.push((id, d));
+                            }
                             return;
                         }
                         Some((id, first))
@@ -601,9 +766,38 @@ impl Read {
                     anchor,
                     key,
                     partial,
+                    digest,
                 });
             }
         }
+    }
+
+    /// A record the connector recognised by its digest: it shows its object exactly as the
+    /// object is ([`KnownRecords::new`]). The read's first record of the object is only marked
+    /// seen, as [`Read::push`] does with an unchanged record; a later one is kept as what the
+    /// object holds now, as it would be read.
+    fn recognised(&mut self, state: &State, k: Known) {
+        let Some(o) = state.cs().get(k.id as usize) else {
+            return;
+        };
+        self.objects += 1;
+        self.recognised += 1;
+        if self.seen.insert(k.id) {
+            self.unchanged += 1;
+            return;
+        }
+        let Some(anchor) = o.anchor.clone() else {
+            return;
+        };
+        self.items.push(Item::Upsert {
+            dn: o.dn.clone(),
+            ty: o.object_type,
+            values: Held::Sparse(o.imported.clone()),
+            anchor,
+            key: dn_key(&o.dn),
+            partial: None,
+            digest: o.read_as.map(|r| r.record),
+        });
     }
 }
 
@@ -675,6 +869,12 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
     report.invalid.extend(read.invalid);
     for (ty, n) in read.out_of_schema {
         *report.out_of_schema.entry(ty).or_default() += n;
+    }
+    report.recognised += read.recognised;
+    // Unchanged objects read from a record they were not stamped with take its digest first,
+    // so that a later record of the same object in this read (staged below) stamps it last.
+    for (id, record) in read.restamps {
+        stamp(state, id, Some(record));
     }
     let mut seen = read.seen;
     apply(state, plan, connector, read.items, &mut seen, &mut report);
@@ -750,6 +950,7 @@ fn apply(
                 anchor,
                 key,
                 partial,
+                digest,
             } => {
                 let mut values = values.into_dense(state);
                 let tplan = &cplan.types[ty];
@@ -790,6 +991,9 @@ fn apply(
                             && o.imported.eq_dense(&values)
                         {
                             report.unchanged += 1;
+                            if digest.is_some() && o.read_as.map(|r| r.record) != digest {
+                                stamp(state, id, digest);
+                            }
                             continue;
                         }
                         let o = &mut state.cs_mut()[id as usize];
@@ -933,6 +1137,7 @@ fn apply(
                         } else {
                             report.unchanged += 1;
                         }
+                        stamp(state, id, digest);
                     }
                     None => {
                         let id = state.add_cs_keyed(
@@ -950,10 +1155,12 @@ fn apply(
                                 provisioned_by: None,
                                 placeholder: false,
                                 gone: false,
+                                read_as: None,
                             },
                             key,
                         );
                         state.set_cs_current(plan, id, values);
+                        stamp(state, id, digest);
                         seen.insert(id);
                         report.adds += 1;
                     }
@@ -961,6 +1168,16 @@ fn apply(
             }
         }
     }
+}
+
+/// Records that object `id` was read from the record with this digest (`None`: from none),
+/// with the fingerprint the object has now ([`CsObject::read_as`]).
+fn stamp(state: &mut State, id: CsId, record: Option<RecordDigest>) {
+    let stamp = record.map(|record| ReadStamp {
+        record,
+        object: state.cs()[id as usize].read_fingerprint(),
+    });
+    state.cs_mut().set_read_as(id as usize, stamp);
 }
 
 pub(crate) fn merge_pending(old: Option<PendingImport>, new: PendingImport) -> PendingImport {
@@ -1098,6 +1315,121 @@ connector "ad" ad {
     fn pending(state: &State, i: u8) -> Option<PendingImport> {
         let id = state.cs_by_dn(0, &dn(i)).unwrap();
         state.cs()[id as usize].pending_import
+    }
+
+    /// The records of users 0..n as a connector that digests them hands them over: user i's
+    /// record has the digest `[i; 16]` (`salt` added to it), with title "T" and department "D".
+    fn digested(n: u8, salt: u8) -> Vec<ImportChange> {
+        (0..n)
+            .map(|i| {
+                let d = [i.wrapping_add(salt); 16];
+                ImportChange::Record(d, user(i, &[("title", "T"), ("department", "D")]))
+            })
+            .collect()
+    }
+
+    fn known_ids(state: &State, known: &KnownRecords, digests: &[[u8; 16]]) -> Vec<Option<u8>> {
+        digests
+            .iter()
+            .map(|d| {
+                let k = known.find(d)?;
+                (0..=255u8).find(|&i| state.cs_by_dn(0, &dn(i)) == Some(k.id))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_known_by_their_digest_are_seen_unchanged_and_nothing_else() {
+        let plan = plan();
+        let mut state = State::new(plan.connectors.len());
+        let r = import(&mut state, &plan, 0, digested(3, 0), true);
+        assert_eq!(r.adds, 3);
+        let known = KnownRecords::new(&state, &plan, 0, b"basis");
+        assert_eq!(known.len(), 3);
+        let digests = [[0u8; 16], [1; 16], [2; 16], [3; 16]];
+        assert_eq!(
+            known_ids(&state, &known, &digests),
+            [Some(0), Some(1), Some(2), None]
+        );
+        assert_eq!(known.dn(known.find(&[1; 16]).unwrap()), dn(1));
+
+        // Recognised records are the objects' reads: nothing is staged, nothing deleted; a
+        // complete read that does not show user 2 deletes it.
+        for id in 0..state.cs().len() {
+            state.cs_mut()[id].pending_import = None;
+        }
+        let k = |i: u8| ImportChange::Unchanged(known.find(&[i; 16]).unwrap());
+        let rd = read(&state, &plan, 0, vec![k(0), k(1)]);
+        let r = stage(&mut state, &plan, rd, true);
+        assert_eq!(
+            (r.unchanged, r.recognised, r.deletes, r.updates),
+            (2, 2, 1, 0)
+        );
+        assert_eq!(pending(&state, 0), None);
+        assert_eq!(pending(&state, 2), Some(PendingImport::Delete));
+
+        // A second record of an object in one read is what the object holds, after the first.
+        let first = ImportChange::Record([9; 16], user(0, &[("title", "New")]));
+        let rd = read(&state, &plan, 0, vec![first, k(0)]);
+        let r = stage(&mut state, &plan, rd, false);
+        // (Each record changes the object, as two records read would.)
+        assert_eq!((r.updates, r.recognised), (2, 1), "{r:?}");
+        assert_eq!(value(&plan, &state, 0, "title"), Value::from("T"));
+    }
+
+    #[test]
+    fn a_record_is_known_only_while_its_object_is_as_it_was_read() {
+        let plan = plan();
+        let mut state = State::new(plan.connectors.len());
+        import(&mut state, &plan, 0, digested(3, 0), true);
+        let t = &plan.connectors[0].types[0];
+        // Changed behind the read (by any code, not only an import): unknown.
+        let id = state.cs_by_dn(0, &dn(1)).unwrap() as usize;
+        let mut values = state.cs()[id].imported.to_vec();
+        values[t.slot("title").unwrap()] = Value::from("Changed");
+        state.cs_mut()[id].imported = Values::from_dense(values);
+        // With an export add to confirm: unknown (the record would confirm it).
+        let id = state.cs_by_dn(0, &dn(2)).unwrap() as usize;
+        state.cs_mut()[id].export = Some(ExportOp::Add);
+        let known = KnownRecords::new(&state, &plan, 0, b"basis");
+        assert_eq!(
+            known_ids(&state, &known, &[[0; 16], [1; 16], [2; 16]]),
+            [Some(0), None, None]
+        );
+
+        // The same values read from a record of another digest (another basis, a comment
+        // added): the object is stamped with the new digest, and nothing else changes.
+        let mut state = State::new(plan.connectors.len());
+        import(&mut state, &plan, 0, digested(2, 0), true);
+        state.clear_changes();
+        let r = import(&mut state, &plan, 0, digested(2, 100), true);
+        assert_eq!((r.unchanged, r.updates), (2, 0));
+        assert_eq!(state.changes().cs.len(), 2, "the new stamps are saved");
+        let known = KnownRecords::new(&state, &plan, 0, b"basis");
+        assert_eq!(
+            known_ids(&state, &known, &[[0; 16], [100; 16], [101; 16]]),
+            [None, Some(0), Some(1)]
+        );
+        // A record without a digest that changes the object leaves it unknown.
+        upsert_one(&mut state, &plan, 0, &[("title", "X"), ("department", "D")]);
+        let known = KnownRecords::new(&state, &plan, 0, b"basis");
+        assert_eq!(
+            known_ids(&state, &known, &[[100; 16], [101; 16]]),
+            [None, Some(1)]
+        );
+    }
+
+    #[test]
+    fn digests_differ_with_the_basis_and_with_where_parts_end() {
+        let state = State::new(1);
+        let plan = plan();
+        let a = KnownRecords::new(&state, &plan, 0, b"one");
+        let b = KnownRecords::new(&state, &plan, 0, b"two");
+        let parts: [&[u8]; 2] = [b"dn: x", b"cn: y"];
+        assert_eq!(a.digest(parts), a.digest(parts));
+        assert_ne!(a.digest(parts), b.digest(parts));
+        assert_ne!(a.digest(parts), a.digest([&b"dn: xcn: y"[..]]));
+        assert_ne!(a.digest(parts), a.digest([&b"dn: x"[..], b"cn: ", b"y"]));
     }
 
     #[test]
@@ -1356,6 +1688,7 @@ outbound rule "Out" {
             provisioned_by: None,
             placeholder: false,
             gone: false,
+            read_as: None,
         });
         let mut read = Read::new(&state, 0);
         read.page(

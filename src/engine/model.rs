@@ -99,6 +99,20 @@ pub struct CsObject {
     /// Removed from the connected directory and processed: kept as a tombstone in the
     /// vector (ids stay stable), out of every index.
     pub gone: bool,
+    /// The record of a file the object was last read from, as its connector digested it,
+    /// with the [`CsObject::read_fingerprint`] the object had then: a later read recognises
+    /// the record without reading it while the object still has that fingerprint
+    /// (`engine::import::KnownRecords`).
+    pub read_as: Option<ReadStamp>,
+}
+
+/// What a connector-space object was read from ([`CsObject::read_as`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStamp {
+    /// The digest of the record (`engine::import::RecordDigest`).
+    pub record: [u8; 16],
+    /// The object's [`CsObject::read_fingerprint`] right after it was read from the record.
+    pub object: u64,
 }
 
 impl CsObject {
@@ -283,6 +297,24 @@ impl CsTable {
 
     pub fn get(&self, id: usize) -> Option<&CsObject> {
         self.objs.get(id)
+    }
+
+    /// Records what object `id` was read from ([`CsObject::read_as`]): a change the store
+    /// saves and no sync or export looks at.
+    pub fn set_read_as(&mut self, id: usize, stamp: Option<ReadStamp>) {
+        let Some(o) = self.objs.get_mut(id) else {
+            return;
+        };
+        if o.read_as == stamp {
+            return;
+        }
+        o.read_as = stamp;
+        if let Some(m) = self.marks.get_mut(id)
+            && *m & MARK_STORE == 0
+        {
+            *m |= MARK_STORE;
+            self.changed.push(id as CsId);
+        }
     }
 
     /// The object, marked as changed.
@@ -512,6 +544,14 @@ impl State {
     /// The object of `connector` under a normalised DN key ([`dn_key`]).
     pub fn cs_by_dn_key(&self, connector: ConnIdx, key: &str) -> Option<CsId> {
         self.by_dn.get(connector)?.get(key).copied()
+    }
+
+    /// The DN index of `connector`: each DN key ([`dn_key`]) and its object, in no order.
+    pub fn dn_keys(&self, connector: ConnIdx) -> impl Iterator<Item = (&str, CsId)> + '_ {
+        self.by_dn
+            .get(connector)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, &id)| (&**k, id)))
     }
 
     /// The object of `connector` with an anchor.
@@ -1000,6 +1040,78 @@ impl CsObject {
             provisioned_by: None,
             placeholder: false,
             gone: true,
+            read_as: None,
+        }
+    }
+
+    /// A fingerprint of what a read of the object's record gives it: its type, DN, anchor and
+    /// imported values. Any change of these since the object was read from a record makes
+    /// the record unknown again (the fingerprint of the stamp no longer matches), whichever
+    /// code made it. Stable within one build (a fingerprint stored by another build can only
+    /// fail to match, which costs one reading of the record).
+    pub fn read_fingerprint(&self) -> u64 {
+        self.read_fingerprint_in(&mut Vec::new())
+    }
+
+    /// [`CsObject::read_fingerprint`], laying the object out in `buf` (cleared first) and
+    /// hashing it in one pass.
+    pub fn read_fingerprint_in(&self, buf: &mut Vec<u8>) -> u64 {
+        use std::hash::BuildHasher;
+        buf.clear();
+        buf.extend_from_slice(&(self.object_type as u64).to_le_bytes());
+        text(buf, self.dn.as_bytes());
+        match &self.anchor {
+            Some(a) => lay_out(buf, a),
+            None => buf.push(0xff),
+        }
+        buf.extend_from_slice(&(self.imported.len() as u64).to_le_bytes());
+        for (s, v) in self.imported.present() {
+            buf.extend_from_slice(&(s as u32).to_le_bytes());
+            lay_out(buf, v);
+        }
+        foldhash::quality::FixedState::with_seed(0x1d_f10e_5eed).hash_one(buf.as_slice())
+    }
+}
+
+/// A text or bytes, length first.
+fn text(buf: &mut Vec<u8>, b: &[u8]) {
+    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    buf.extend_from_slice(b);
+}
+
+/// Lays a value out for a fingerprint, tag first.
+fn lay_out(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => buf.push(0),
+        Value::AuthoritativeNull => buf.push(1),
+        Value::IgnoreThisFlow => buf.push(2),
+        Value::Str(s) => {
+            buf.push(3);
+            text(buf, s.as_bytes());
+        }
+        Value::Ref(s) => {
+            buf.push(8);
+            text(buf, s.as_bytes());
+        }
+        Value::Num(n) => {
+            buf.push(4);
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Bool(b) => buf.extend_from_slice(&[5, u8::from(*b)]),
+        Value::Bin(b) => {
+            buf.push(6);
+            text(buf, b);
+        }
+        Value::Dt(t) => {
+            buf.push(7);
+            buf.extend_from_slice(&t.as_nanosecond().to_le_bytes());
+        }
+        Value::Many(items) => {
+            buf.push(9);
+            buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for x in items.iter() {
+                lay_out(buf, x);
+            }
         }
     }
 }

@@ -185,6 +185,7 @@ pub fn load(conn: &Connection, plan: &Plan) -> Result<(State, Vec<String>), Stor
             provisioned_by: provisioned_by.as_deref().and_then(rule_index),
             placeholder: placeholder != 0,
             gone: false,
+            read_as: None,
         };
         let new = state.cs().len() as u32;
         id_map.insert(id, new);

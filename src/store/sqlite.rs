@@ -21,7 +21,9 @@ use super::{
     AlertRecord, ErrorRecord, REJECTS_KEPT, RejectRecord, RunRecord, SaveStats, Store, StoreError,
 };
 use crate::engine::compile::Plan;
-use crate::engine::model::{CsId, CsObject, ExportOp, Link, MvId, MvObject, PendingImport, State};
+use crate::engine::model::{
+    CsId, CsObject, ExportOp, Link, MvId, MvObject, PendingImport, ReadStamp, State,
+};
 use crate::value::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS cs_objects (
     id INTEGER PRIMARY KEY, layout INTEGER NOT NULL, dn TEXT NOT NULL, anchor BLOB,
     imported BLOB NOT NULL, current BLOB, pending INTEGER, export INTEGER, new_dn TEXT,
     link_mv INTEGER, link_rule TEXT, link_outbound INTEGER NOT NULL, provisioned_by TEXT,
-    placeholder INTEGER NOT NULL);
+    placeholder INTEGER NOT NULL, read_as BLOB);
 CREATE TABLE IF NOT EXISTS mv_objects (
     id INTEGER PRIMARY KEY, layout INTEGER NOT NULL, attrs BLOB NOT NULL, links BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS cs_references (
@@ -67,7 +69,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS alerts_active ON alerts (key) WHERE resolved_a
 ";
 
 /// The version of [`SCHEMA`], kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// The first schema version whose value columns are framed (`codec::packed_attrs`).
 const FRAMED_VERSION: i64 = 5;
@@ -88,7 +90,9 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
 /// gains their count (the `rejects` table is created with the schema). Version 4 stored value
 /// columns unframed: each gains the plain frame byte, in the transaction that sets the new
 /// version (so a kill never frames a row twice); rows are compressed as they are next saved.
-/// Version 6 adds the `alerts` table, created with the schema: nothing else changes.
+/// Version 6 adds the `alerts` table, created with the schema: nothing else changes. Version
+/// 7 adds the column of what each connector-space object was read from (`read_as`, NULL for
+/// the objects of an earlier version: their records are read again once).
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -110,6 +114,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if has_table(conn, "runs")? && !has_column(conn, "runs", "rejected")? {
         conn.execute_batch("ALTER TABLE runs ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;")
             .map_err(err("migrating the state to schema version 3"))?;
+    }
+    if has_table(conn, "cs_objects")? && !has_column(conn, "cs_objects", "read_as")? {
+        conn.execute_batch("ALTER TABLE cs_objects ADD COLUMN read_as BLOB;")
+            .map_err(err("migrating the state to schema version 7"))?;
     }
     // Only version 4 has unframed rows: earlier versions keep their state in the tables of
     // `store::legacy` (rewritten framed by the first save).
@@ -153,6 +161,9 @@ pub struct SqliteStore {
     /// The database has the `alerts` table (one before version 6 opened read-only has not:
     /// it has no alerts).
     has_alerts: bool,
+    /// The connector-space table has the `read_as` column (one before version 7 opened
+    /// read-only has not).
+    has_read_as: bool,
     /// Stored layouts of the bundle's object types: (connector or `None` for the metaverse,
     /// type) → layout id, filled at the first save.
     layouts: HashMap<(Option<usize>, usize), i64>,
@@ -259,6 +270,7 @@ impl SqliteStore {
             legacy,
             framed: true,
             has_alerts: true,
+            has_read_as: true,
             layouts: HashMap::new(),
             step: None,
         })
@@ -313,12 +325,14 @@ impl SqliteStore {
         }
         let has_rejects = has_table(&conn, "rejects")? && has_column(&conn, "runs", "rejected")?;
         let has_alerts = has_table(&conn, "alerts")?;
+        let has_read_as = !legacy && has_column(&conn, "cs_objects", "read_as")?;
         Ok(SqliteStore {
             conn,
             has_rejects,
             legacy,
             framed: version >= FRAMED_VERSION,
             has_alerts,
+            has_read_as,
             layouts: HashMap::new(),
             step: None,
         })
@@ -336,6 +350,7 @@ impl SqliteStore {
             legacy,
             framed: true,
             has_alerts: true,
+            has_read_as: true,
             layouts: HashMap::new(),
             step: None,
         })
@@ -427,6 +442,24 @@ fn export_of(code: i64) -> Option<ExportOp> {
 }
 
 /// A list of ids as varints.
+/// A [`ReadStamp`] as stored: the record's digest, then the object's fingerprint
+/// (little-endian).
+fn stamp_bytes(s: ReadStamp) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(&s.record);
+    out.extend_from_slice(&s.object.to_le_bytes());
+    out
+}
+
+fn stamp_of(b: &[u8]) -> Option<ReadStamp> {
+    let record: [u8; 16] = b.get(..16)?.try_into().ok()?;
+    let object: [u8; 8] = b.get(16..)?.try_into().ok()?;
+    Some(ReadStamp {
+        record,
+        object: u64::from_le_bytes(object),
+    })
+}
+
 fn ids_bytes(ids: impl Iterator<Item = u64>) -> Vec<u8> {
     let values: Vec<Value> = ids.map(|i| Value::Num(i as i64)).collect();
     codec::value_bytes(&Value::Many(values.into()))
@@ -583,7 +616,7 @@ fn write_changes(
 ) -> Result<(), StoreError> {
     ensure_layouts(layouts, tx, plan)?;
     let mut put = tx
-        .prepare("INSERT OR REPLACE INTO cs_objects (id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+        .prepare("INSERT OR REPLACE INTO cs_objects (id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, read_as) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
         .map_err(err("saving connector spaces"))?;
     let mut del = tx
         .prepare("DELETE FROM cs_objects WHERE id = ?1")
@@ -622,6 +655,7 @@ fn write_changes(
                 o.link.is_some_and(|l| l.outbound) as i64,
                 o.provisioned_by.map(|r| plan.rules[r].name()),
                 o.placeholder as i64,
+                o.read_as.map(stamp_bytes),
             ])
             .map_err(err("saving connector spaces"))?;
         Ok(())
@@ -839,7 +873,11 @@ impl Store for SqliteStore {
         {
             let mut stmt = self
                 .conn
-                .prepare("SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder FROM cs_objects ORDER BY id")
+                .prepare(if self.has_read_as {
+                    "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, read_as FROM cs_objects ORDER BY id"
+                } else {
+                    "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, NULL FROM cs_objects ORDER BY id"
+                })
                 .map_err(err("reading connector spaces"))?;
             let mut rows = stmt.query([]).map_err(err("reading connector spaces"))?;
             while let Some(r) = rows.next().map_err(err("reading connector spaces"))? {
@@ -895,6 +933,8 @@ impl Store for SqliteStore {
                             provisioned_by: text(12)?.and_then(|p| rules.get(p.as_str()).copied()),
                             placeholder: int(13)?.unwrap_or(0) != 0,
                             gone: false,
+                            // A stamp of another length is no stamp: its record is read again.
+                            read_as: blob(14)?.and_then(stamp_of),
                         }),
                     ))
                 };

@@ -270,6 +270,7 @@ fn new_object(
         provisioned_by: Some(p),
         placeholder: false,
         gone: false,
+        read_as: None,
     }
 }
 

@@ -229,6 +229,7 @@ impl Run<'_> {
                     provisioned_by: None,
                     placeholder: true,
                     gone: false,
+                    read_as: None,
                 });
             }
             self.state.add_reference(r.connector, r.key, r.from);
