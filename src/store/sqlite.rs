@@ -499,6 +499,52 @@ impl Unpack {
     }
 }
 
+/// The metaverse rows in id order: each object, or the id of one of a type the bundle no
+/// longer declares.
+fn read_mv(
+    conn: &Connection,
+    layouts: &HashMap<i64, Option<Layout>>,
+    plan: &Plan,
+    framed: bool,
+) -> Result<Vec<Result<MvObject, MvId>>, StoreError> {
+    let mut unpack = Unpack {
+        framed,
+        scratch: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut stmt = conn
+        .prepare("SELECT id, layout, attrs, links FROM mv_objects ORDER BY id")
+        .map_err(err("reading the metaverse"))?;
+    let mut rows = stmt.query([]).map_err(err("reading the metaverse"))?;
+    while let Some(r) = rows.next().map_err(err("reading the metaverse"))? {
+        let id: i64 = r.get(0).map_err(err("reading the metaverse"))?;
+        let layout: i64 = r.get(1).map_err(err("reading the metaverse"))?;
+        let corrupt = |message: String| StoreError::Corrupt {
+            row: format!("metaverse object {id}"),
+            message,
+        };
+        let Some(Some(l)) = layouts.get(&layout) else {
+            out.push(Err(id as MvId));
+            continue;
+        };
+        let bytes = blob(r, 2).map_err(corrupt)?.unwrap_or_default();
+        let attrs = unpack
+            .slots(bytes, &l.slots, plan.metaverse[l.ty].len())
+            .map_err(corrupt)?;
+        let links = blob(r, 3)
+            .map_err(corrupt)
+            .map(Option::unwrap_or_default)
+            .and_then(|b| ids_from(b).map_err(corrupt))?;
+        out.push(Ok(MvObject {
+            id: id as MvId,
+            object_type: l.ty,
+            attrs,
+            links: links.into_iter().map(|l| l as CsId).collect(),
+        }));
+    }
+    Ok(out)
+}
+
 /// The bytes of a BLOB column (`None` for NULL).
 fn blob<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<Option<&'a [u8]>, String> {
     r.get_ref(i)
@@ -515,6 +561,118 @@ struct Layout {
 }
 
 impl SqliteStore {
+    /// Reads the connector-space rows into `state`, counting in `skipped` the rows of
+    /// connectors or types the bundle no longer declares.
+    fn read_cs(
+        &self,
+        plan: &Plan,
+        layouts: &HashMap<i64, Option<Layout>>,
+        rules: &HashMap<&str, usize>,
+        unpack: &mut Unpack,
+        state: &mut State,
+        skipped: &mut usize,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(if self.has_read_as {
+                "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, read_as FROM cs_objects ORDER BY id"
+            } else {
+                "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, NULL FROM cs_objects ORDER BY id"
+            })
+            .map_err(err("reading connector spaces"))?;
+        let mut rows = stmt.query([]).map_err(err("reading connector spaces"))?;
+        while let Some(r) = rows.next().map_err(err("reading connector spaces"))? {
+            let mut read = || -> Result<(CsId, Option<CsObject>), String> {
+                let id: i64 = r.get(0).map_err(|e| e.to_string())?;
+                let id = CsId::try_from(id).map_err(|_| format!("id {id} out of range"))?;
+                let layout: i64 = r.get(1).map_err(|e| e.to_string())?;
+                let Some(Some(l)) = layouts.get(&layout) else {
+                    return Ok((id, None));
+                };
+                let Some(c) = l.connector else {
+                    return Err(format!("layout {layout} is a metaverse layout"));
+                };
+                let tplan = &plan.connectors[c].types[l.ty];
+                let blob = |i: usize| blob(r, i);
+                let dn: String = r.get(2).map_err(|e| e.to_string())?;
+                let anchor = blob(3)?.map(codec::value_from).transpose()?;
+                let imported: crate::engine::model::Values =
+                    unpack.slots(blob(4)?.unwrap_or_default(), &l.slots, tplan.len())?;
+                let current = match blob(5)? {
+                    Some(b) => unpack.slots(b, &l.slots, tplan.len())?,
+                    // Equal to the imported values: one shared allocation.
+                    None => imported.clone(),
+                };
+                let int = |i: usize| -> Result<Option<i64>, String> {
+                    r.get(i).map_err(|e: rusqlite::Error| e.to_string())
+                };
+                let text = |i: usize| -> Result<Option<String>, String> {
+                    r.get(i).map_err(|e: rusqlite::Error| e.to_string())
+                };
+                let outbound = int(11)?.unwrap_or(0) != 0;
+                let link = match (int(9)?, text(10)?) {
+                    (Some(mv), Some(rule)) => rules.get(rule.as_str()).map(|&rule| Link {
+                        mv: mv as MvId,
+                        rule,
+                        outbound,
+                    }),
+                    _ => None,
+                };
+                Ok((
+                    id,
+                    Some(CsObject {
+                        connector: c,
+                        object_type: l.ty,
+                        dn: dn.into(),
+                        anchor,
+                        imported,
+                        current,
+                        pending_import: int(6)?.and_then(pending_of),
+                        export: int(7)?.and_then(export_of),
+                        new_dn: text(8)?.map(Into::into),
+                        link,
+                        provisioned_by: text(12)?.and_then(|p| rules.get(p.as_str()).copied()),
+                        placeholder: int(13)?.unwrap_or(0) != 0,
+                        gone: false,
+                        // A stamp of another length is no stamp: its record is read again.
+                        read_as: blob(14)?.and_then(stamp_of),
+                    }),
+                ))
+            };
+            match read() {
+                Ok((id, Some(obj))) => state.restore_cs(id, obj, false),
+                Ok((id, None)) => {
+                    // Of a connector or type the bundle no longer declares: its row goes.
+                    *skipped += 1;
+                    state.restore_cs(id, CsObject::tombstone(), true);
+                }
+                Err(message) => {
+                    let id: i64 = r.get(0).unwrap_or(-1);
+                    return Err(StoreError::Corrupt {
+                        row: format!("connector-space object {id}"),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A second connection reading the database file, for a load's metaverse rows: none for
+    /// a database in memory, with a step's transaction open (the second connection would not
+    /// see its rows) or of an earlier schema.
+    fn second_reader(&self) -> Option<Connection> {
+        if self.step.is_some() || self.legacy {
+            return None;
+        }
+        let path = self.conn.path().filter(|p| !p.is_empty())?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).ok()?;
+        probe(&conn).ok()?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
+        Some(conn)
+    }
+
     /// The stored layouts that map onto the bundle (a layout of a connector or type the bundle
     /// no longer declares is `None`).
     fn read_layouts(&self, plan: &Plan) -> Result<HashMap<i64, Option<Layout>>, StoreError> {
@@ -870,126 +1028,46 @@ impl Store for SqliteStore {
             framed: self.framed,
             scratch: Vec::new(),
         };
-        {
-            let mut stmt = self
-                .conn
-                .prepare(if self.has_read_as {
-                    "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, read_as FROM cs_objects ORDER BY id"
-                } else {
-                    "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, NULL FROM cs_objects ORDER BY id"
-                })
-                .map_err(err("reading connector spaces"))?;
-            let mut rows = stmt.query([]).map_err(err("reading connector spaces"))?;
-            while let Some(r) = rows.next().map_err(err("reading connector spaces"))? {
-                let mut read = || -> Result<(CsId, Option<CsObject>), String> {
-                    let id: i64 = r.get(0).map_err(|e| e.to_string())?;
-                    let id = CsId::try_from(id).map_err(|_| format!("id {id} out of range"))?;
-                    let layout: i64 = r.get(1).map_err(|e| e.to_string())?;
-                    let Some(Some(l)) = layouts.get(&layout) else {
-                        return Ok((id, None));
-                    };
-                    let Some(c) = l.connector else {
-                        return Err(format!("layout {layout} is a metaverse layout"));
-                    };
-                    let tplan = &plan.connectors[c].types[l.ty];
-                    let blob = |i: usize| blob(r, i);
-                    let dn: String = r.get(2).map_err(|e| e.to_string())?;
-                    let anchor = blob(3)?.map(codec::value_from).transpose()?;
-                    let imported: crate::engine::model::Values =
-                        unpack.slots(blob(4)?.unwrap_or_default(), &l.slots, tplan.len())?;
-                    let current = match blob(5)? {
-                        Some(b) => unpack.slots(b, &l.slots, tplan.len())?,
-                        // Equal to the imported values: one shared allocation.
-                        None => imported.clone(),
-                    };
-                    let int = |i: usize| -> Result<Option<i64>, String> {
-                        r.get(i).map_err(|e: rusqlite::Error| e.to_string())
-                    };
-                    let text = |i: usize| -> Result<Option<String>, String> {
-                        r.get(i).map_err(|e: rusqlite::Error| e.to_string())
-                    };
-                    let outbound = int(11)?.unwrap_or(0) != 0;
-                    let link = match (int(9)?, text(10)?) {
-                        (Some(mv), Some(rule)) => rules.get(rule.as_str()).map(|&rule| Link {
-                            mv: mv as MvId,
-                            rule,
-                            outbound,
-                        }),
-                        _ => None,
-                    };
-                    Ok((
-                        id,
-                        Some(CsObject {
-                            connector: c,
-                            object_type: l.ty,
-                            dn: dn.into(),
-                            anchor,
-                            imported,
-                            current,
-                            pending_import: int(6)?.and_then(pending_of),
-                            export: int(7)?.and_then(export_of),
-                            new_dn: text(8)?.map(Into::into),
-                            link,
-                            provisioned_by: text(12)?.and_then(|p| rules.get(p.as_str()).copied()),
-                            placeholder: int(13)?.unwrap_or(0) != 0,
-                            gone: false,
-                            // A stamp of another length is no stamp: its record is read again.
-                            read_as: blob(14)?.and_then(stamp_of),
-                        }),
-                    ))
-                };
-                match read() {
-                    Ok((id, Some(obj))) => state.restore_cs(id, obj, false),
-                    Ok((id, None)) => {
-                        // Of a connector or type the bundle no longer declares: its row goes.
-                        skipped += 1;
-                        state.restore_cs(id, CsObject::tombstone(), true);
-                    }
-                    Err(message) => {
-                        let id: i64 = r.get(0).unwrap_or(-1);
-                        return Err(StoreError::Corrupt {
-                            row: format!("connector-space object {id}"),
-                            message,
-                        });
-                    }
-                }
+        // The metaverse rows are read and decoded on a second connection and thread while this
+        // one reads the connector spaces (when the database is a file with no step open).
+        let second = self.second_reader();
+        let framed = self.framed;
+        let mv_rows = std::thread::scope(|scope| -> Result<_, StoreError> {
+            let mv = second.map(|conn| {
+                let layouts = &layouts;
+                scope.spawn(move || read_mv(&conn, layouts, plan, framed))
+            });
+            self.read_cs(
+                plan,
+                &layouts,
+                &rules,
+                &mut unpack,
+                &mut state,
+                &mut skipped,
+            )?;
+            match mv.map(|h| h.join()) {
+                None => Ok(None),
+                Some(Ok(rows)) => rows.map(Some),
+                Some(Err(_)) => Err(StoreError::Database {
+                    doing: "reading the metaverse".into(),
+                    message: "the reading thread failed".into(),
+                }),
             }
-        }
+        })?;
         if skipped > 0 {
             warnings.push(format!("{skipped} stored connector-space objects belong to connectors or object types the bundle no longer declares; they were dropped"));
         }
-        {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id, layout, attrs, links FROM mv_objects ORDER BY id")
-                .map_err(err("reading the metaverse"))?;
-            let mut rows = stmt.query([]).map_err(err("reading the metaverse"))?;
-            while let Some(r) = rows.next().map_err(err("reading the metaverse"))? {
-                let id: i64 = r.get(0).map_err(err("reading the metaverse"))?;
-                let layout: i64 = r.get(1).map_err(err("reading the metaverse"))?;
-                let corrupt = |message: String| StoreError::Corrupt {
-                    row: format!("metaverse object {id}"),
-                    message,
-                };
-                let Some(Some(l)) = layouts.get(&layout) else {
+        let mv_rows = match mv_rows {
+            Some(rows) => rows,
+            None => read_mv(&self.conn, &layouts, plan, self.framed)?,
+        };
+        for row in mv_rows {
+            match row {
+                Ok(m) => state.restore_mv(m),
+                Err(id) => {
                     warnings.push(format!("metaverse object {id}, of a type the bundle no longer declares, was dropped"));
-                    state.forget_mv(id as MvId);
-                    continue;
-                };
-                let bytes = blob(r, 2).map_err(corrupt)?.unwrap_or_default();
-                let attrs = unpack
-                    .slots(bytes, &l.slots, plan.metaverse[l.ty].len())
-                    .map_err(corrupt)?;
-                let links = blob(r, 3)
-                    .map_err(corrupt)
-                    .map(Option::unwrap_or_default)
-                    .and_then(|b| ids_from(b).map_err(corrupt))?;
-                state.restore_mv(MvObject {
-                    id: id as MvId,
-                    object_type: l.ty,
-                    attrs,
-                    links: links.into_iter().map(|l| l as CsId).collect(),
-                });
+                    state.forget_mv(id);
+                }
             }
         }
         // Links to metaverse objects that were dropped are removed.
