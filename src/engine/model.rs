@@ -911,6 +911,21 @@ impl State {
     /// `id` become tombstones) and indexes it. Not recorded as a change; `changed` records it
     /// (an object the store must rewrite or delete).
     pub fn restore_cs(&mut self, id: CsId, obj: CsObject, changed: bool) {
+        let anchor = obj.anchor.as_ref().and_then(Key::exact);
+        let dn = dn_key(&obj.dn);
+        self.restore_cs_keyed(id, obj, anchor, dn, changed);
+    }
+
+    /// [`State::restore_cs`] with the object's anchor key ([`Key::exact`]) and DN key
+    /// ([`dn_key`]) computed already (a store decoding on several threads).
+    pub fn restore_cs_keyed(
+        &mut self,
+        id: CsId,
+        obj: CsObject,
+        anchor: Option<Key>,
+        dn: Box<str>,
+        changed: bool,
+    ) {
         let i = id as usize;
         while self.cs.objs.len() < i {
             self.cs.objs.push(CsObject::tombstone());
@@ -918,10 +933,10 @@ impl State {
         }
         let mut marks = 0;
         if !obj.gone {
-            if let Some(k) = obj.anchor.as_ref().and_then(Key::exact) {
+            if let Some(k) = anchor {
                 self.by_anchor[obj.connector].insert(k, id);
             }
-            self.by_dn[obj.connector].insert(dn_key(&obj.dn), id);
+            self.by_dn[obj.connector].insert(dn, id);
             if !obj.placeholder && (obj.pending_import.is_some() || obj.link.is_none()) {
                 marks |= MARK_SYNC;
                 self.cs.to_sync.push(id);
