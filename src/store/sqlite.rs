@@ -9,7 +9,8 @@
 //! the metaverse's object type), which loading maps to the bundle's slots by name: a changed
 //! bundle never misreads stored data. A connector-space object's current values are stored
 //! only when they differ from its imported ones; a large save encodes them on a thread of its
-//! own while it writes the rows. A new database file is created readable by
+//! own while it writes the rows, and a load of a database file decodes part of the rows on a
+//! second connection and thread. A new database file is created readable by
 //! its owner only (0600 on Unix; SQLite gives its `-wal` and `-shm` files the same mode): it
 //! holds every identity. [`SqliteStore::open_read_only`] reads without writing anything, so
 //! `idflow state` works during a run and on a state file or folder it cannot write. A database
@@ -627,7 +628,16 @@ fn read_mv(
         framed,
         scratch: Vec::new(),
     };
-    let mut out = Vec::new();
+    // Room for every id from the first to the last at once: no copy as it fills.
+    let span: (Option<i64>, Option<i64>) = conn
+        .query_row("SELECT min(id), max(id) FROM mv_objects", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(err("reading the metaverse"))?;
+    let mut out = Vec::with_capacity(match span {
+        (Some(low), Some(high)) => usize::try_from(high - low + 1).unwrap_or(0),
+        _ => 0,
+    });
     let mut stmt = conn
         .prepare("SELECT id, layout, attrs, links FROM mv_objects ORDER BY id")
         .map_err(err("reading the metaverse"))?;
@@ -1081,7 +1091,9 @@ impl Store for SqliteStore {
             let with = &with;
             let other = second.map(|conn| {
                 scope.spawn(move || -> Result<_, StoreError> {
-                    let mut cs: Vec<Decoded> = Vec::new();
+                    // Room for every id of the range at once: no copy as it fills.
+                    let mut cs: Vec<Decoded> =
+                        Vec::with_capacity(usize::try_from(end - split).unwrap_or(0));
                     read_cs(&conn, with, split..end, |id, obj| {
                         cs.push((id, obj.map(keyed)))
                     })?;
