@@ -566,8 +566,8 @@ pub struct Read {
     fresh: bool,
     /// What [`stage_ahead`] staged of the read so far.
     ahead: ImportReport,
-    /// Unchanged objects whose record has a digest other than the one they were stamped
-    /// with (or none): stamped with it by [`stage`].
+    /// Unchanged objects not stamped as read from their record as they are (another digest,
+    /// no stamp, or a fingerprint of another build): stamped by [`stage`].
     restamps: Vec<(CsId, RecordDigest)>,
     /// Records recognised by their digest ([`ImportChange::Unchanged`]).
     recognised: usize,
@@ -728,7 +728,7 @@ impl Read {
                         if first && unchanged(state, cplan, id, ty, &values, &anchor, &obj.dn) {
                             self.unchanged += 1;
                             if let Some(d) = digest
-                                && state.cs()[id as usize].read_as.map(|r| r.record) != Some(d)
+                                && !stamped(&state.cs()[id as usize], d)
                             {
                                 self.restamps.push((id, d));
                             }
@@ -992,7 +992,9 @@ fn apply(
                             && o.imported.eq_dense(&values)
                         {
                             report.unchanged += 1;
-                            if digest.is_some() && o.read_as.map(|r| r.record) != digest {
+                            if let Some(d) = digest
+                                && !stamped(o, d)
+                            {
                                 stamp(state, id, digest);
                             }
                             continue;
@@ -1141,14 +1143,16 @@ fn apply(
                         stamp(state, id, digest);
                     }
                     None => {
+                        // One allocation for the imported and the current values.
+                        let values = Values::from_dense(values);
                         let id = state.add_cs_keyed(
                             CsObject {
                                 connector,
                                 object_type: ty,
                                 dn,
                                 anchor: Some(anchor),
-                                current: vec![Value::Null; values.len()].into(),
-                                imported: values.clone().into(),
+                                current: Values::new(values.len()),
+                                imported: values.clone(),
                                 pending_import: Some(PendingImport::Add),
                                 export: None,
                                 new_dn: None,
@@ -1160,7 +1164,7 @@ fn apply(
                             },
                             key,
                         );
-                        state.set_cs_current(plan, id, values);
+                        state.set_cs_current_shared(plan, id, values);
                         stamp(state, id, digest);
                         seen.insert(id);
                         report.adds += 1;
@@ -1169,6 +1173,13 @@ fn apply(
             }
         }
     }
+}
+
+/// Whether object `o` is stamped as read from the record `d` as it is now (a stamp from
+/// another build's fingerprint is renewed, or the record would never be recognised).
+fn stamped(o: &CsObject, d: RecordDigest) -> bool {
+    o.read_as
+        .is_some_and(|r| r.record == d && r.object == o.read_fingerprint())
 }
 
 /// Records that object `id` was read from the record with this digest (`None`: from none),
@@ -1418,6 +1429,22 @@ connector "ad" ad {
             known_ids(&state, &known, &[[0; 16], [100; 16], [101; 16]]),
             [None, Some(0), Some(1)]
         );
+        // A stamp whose fingerprint is not the object's (another build's, say) is renewed by
+        // the next read of its record, which finds the object unchanged.
+        let id = state.cs_by_dn(0, &dn(1)).unwrap();
+        state.cs_mut().set_read_as(
+            id as usize,
+            Some(ReadStamp {
+                record: [101; 16],
+                object: 7,
+            }),
+        );
+        let known = KnownRecords::new(&state, &plan, 0, b"basis");
+        assert_eq!(known_ids(&state, &known, &[[101; 16]]), [None]);
+        let r = import(&mut state, &plan, 0, digested(2, 100), true);
+        assert_eq!((r.unchanged, r.updates), (2, 0));
+        let known = KnownRecords::new(&state, &plan, 0, b"basis");
+        assert_eq!(known_ids(&state, &known, &[[101; 16]]), [Some(1)]);
         // A record without a digest that changes the object leaves it unknown.
         upsert_one(&mut state, &plan, 0, &[("title", "X"), ("department", "D")]);
         let known = KnownRecords::new(&state, &plan, 0, b"basis");
