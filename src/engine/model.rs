@@ -819,8 +819,6 @@ impl State {
         }
     }
 
-    /// Replaces a connector-space object's current values, keeping the join index current.
-    /// Values equal to the confirmed ones share their allocation.
     /// [`State::set_cs_current`] with values laid out already, taken as they are (an object
     /// just added, whose current values are its imported ones: one allocation for both).
     pub fn set_cs_current_shared(&mut self, plan: &Plan, id: CsId, new: Values) {
@@ -842,6 +840,8 @@ impl State {
         }
     }
 
+    /// Replaces a connector-space object's current values, keeping the join index current.
+    /// Values equal to the confirmed ones share their allocation.
     pub fn set_cs_current(&mut self, plan: &Plan, id: CsId, new: Vec<Value>) {
         let Some(o) = self.cs.get(id as usize) else {
             return;
@@ -849,23 +849,12 @@ impl State {
         if o.current.eq_dense(&new) {
             return;
         }
-        let tplan = &plan.connectors[o.connector].types[o.object_type];
-        for ((conn, name), index) in self.cs_index.iter_mut() {
-            if *conn != o.connector {
-                continue;
-            }
-            let Some(slot) = tplan.slot(name) else {
-                continue;
-            };
-            reindex(index, id, o.current[slot].values(), new[slot].values());
-        }
-        if let Some(o) = self.cs.get_mut(id as usize) {
-            o.current = if o.imported.eq_dense(&new) {
-                o.imported.clone()
-            } else {
-                new.into()
-            };
-        }
+        let new = if o.imported.eq_dense(&new) {
+            o.imported.clone()
+        } else {
+            new.into()
+        };
+        self.set_cs_current_shared(plan, id, new);
     }
 
     // ------------------------------------------------------------------ the change log
