@@ -912,15 +912,16 @@ impl idflow::connector::Connector for ReadsEverything {
     }
 }
 
-/// One cycle of the quickstart in `d`, its AD file read whole or recognising the records it
-/// read before: what each step did (notes aside) and the canonical dump of the state.
-fn cycle_reading(d: &Dir, recognise: bool) -> (Vec<String>, Vec<String>, String) {
+/// One cycle of the deployment in `d`, the file of `source` read whole or recognising the
+/// records it read before: what each step did (notes aside) and the canonical dump of the
+/// state.
+fn cycle_reading(d: &Dir, source: &str, recognise: bool) -> (Vec<String>, Vec<String>, String) {
     let mut r = common::runner(d);
     if !recognise {
-        let c = r.engine.plan.connector_index(AD).unwrap();
-        let cfg = r.deployment.connector(AD).unwrap().clone();
+        let c = r.engine.plan.connector_index(source).unwrap();
+        let cfg = r.deployment.connector(source).unwrap().clone();
         let inner = idflow::connector::open(&cfg, &r.engine.plan.connectors[c]).unwrap();
-        r.set_connector(AD, Box::new(ReadsEverything(inner)));
+        r.set_connector(source, Box::new(ReadsEverything(inner)));
     }
     let reports = r.cycle(idflow::runner::CycleOptions::default()).unwrap();
     let steps = reports
@@ -952,8 +953,8 @@ fn records_recognised_by_their_digest_stage_what_reading_them_stages() {
     let a = quickstart("recognise-a");
     let b = quickstart("recognise-b");
     let same = |what: &str| {
-        let (sa, na, da) = cycle_reading(&a, true);
-        let (sb, nb, db) = cycle_reading(&b, false);
+        let (sa, na, da) = cycle_reading(&a, AD, true);
+        let (sb, nb, db) = cycle_reading(&b, AD, false);
         assert_eq!(sa, sb, "{what}: the steps differ");
         if da != db {
             let line = da.lines().zip(db.lines()).find(|(x, y)| x != y);
@@ -1034,6 +1035,68 @@ fn records_recognised_by_their_digest_stage_what_reading_them_stages() {
         recs.truncate(recs.len() - 2);
     });
     same("the duplicates removed");
+    same("nothing changed");
+}
+
+#[test]
+fn csv_rows_recognised_by_their_digest_stage_what_reading_them_stages() {
+    let a = hr("recognise-csv-a", None, "directory.jsonl");
+    let b = hr("recognise-csv-b", None, "directory.jsonl");
+    let same = |what: &str| {
+        let (sa, na, da) = cycle_reading(&a, "hr", true);
+        let (sb, nb, db) = cycle_reading(&b, "hr", false);
+        assert_eq!(sa, sb, "{what}: the steps differ");
+        assert_eq!(da, db, "{what}: the states differ");
+        assert_eq!(
+            a.read("directory.jsonl"),
+            b.read("directory.jsonl"),
+            "{what}"
+        );
+        assert!(!nb.iter().any(|n| n.contains("recognised")), "{nb:?}");
+        na
+    };
+    let edit = |f: &dyn Fn(&str) -> String| {
+        for d in [&a, &b] {
+            let text = f(&d.read("hr.csv"));
+            d.write("hr.csv", &text);
+        }
+    };
+    same("first cycle");
+    // A changed grade, a new row, a row moved to the end, and a row whose anchor is given
+    // again (rejected, whichever of the two is recognised).
+    edit(&|text| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines[1] = lines[1].replacen(",3", ",5", 1);
+        lines.push("1099,Zoe New,Finance,1".into());
+        let moved = lines.remove(2);
+        lines.push(moved);
+        let again = lines[4].clone();
+        lines.push(again);
+        lines.join("\n") + "\n"
+    });
+    let notes = same("a changed file");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("unchanged record(s) recognised")),
+        "{notes:?}"
+    );
+    // The header's columns in another order: every row reads differently, none is recognised.
+    edit(&|text| {
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                if f.len() > 2 {
+                    f.swap(1, 2);
+                }
+                f.join(",")
+            })
+            .collect();
+        lines.join("\n") + "\n"
+    });
+    let notes = same("columns reordered");
+    assert!(!notes.iter().any(|n| n.contains("recognised")), "{notes:?}");
     same("nothing changed");
 }
 

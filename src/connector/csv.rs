@@ -3,7 +3,9 @@
 //! Consumes: a CSV file with a header row (RFC 4180 quoting, a UTF-8 byte-order mark is
 //! ignored) and the settings of [`CsvSource`]. Produces: one `Upsert` per row, with the DN
 //! built from `dn_template` and the attributes from the columns, handed to the sink in pages
-//! as the rows are read (every import is a full read).
+//! as the rows are read (every import is a full read). A row an object was read from and that
+//! has not changed since is recognised by its digest and passed on unparsed
+//! ([`Connector::recognise`]).
 //!
 //! Each non-empty field is a value of the column's attribute (the name given in `columns`, else
 //! the column name), typed by `types` like an LDIF value (`num`, `bool` `TRUE`/`FALSE`, `ref`,
@@ -21,12 +23,13 @@ use super::{
     Connector, ConnectorError, ExportResult, ImportEnd, ImportMode, ImportSink, Pager, Rejected,
 };
 use crate::engine::export::ExportDelta;
-use crate::engine::import::{ImportChange, ImportObject};
+use crate::engine::import::{ImportChange, ImportObject, KnownRecords};
 use crate::sema::types::Base;
 use crate::value::Value;
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A CSV file as a source.
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ pub struct CsvSource {
     pub types: AttrTypes,
     /// Splits fields into several values.
     pub multi_value_separator: Option<char>,
+    /// The rows to recognise in the next import ([`Connector::recognise`]).
+    recognise: Option<Arc<KnownRecords>>,
 }
 
 impl CsvSource {
@@ -62,6 +67,7 @@ impl CsvSource {
             columns: HashMap::new(),
             types: AttrTypes::default(),
             multi_value_separator: None,
+            recognise: None,
         }
     }
 
@@ -178,17 +184,63 @@ impl Connector for CsvSource {
         let mut pager = Pager::new(sink);
         let mut anchors: HashMap<String, usize> = HashMap::new();
         let mut dns: HashMap<String, usize> = HashMap::new();
+        // A row's digest takes in the header's: the same row under other columns reads
+        // differently.
+        let recognise = self.recognise.take();
+        let known = recognise.as_deref().map(|k| (k, k.digest(header.iter())));
         for rec in records {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line() as usize);
                 self.error(line, format!("cannot read: {e}"))
             })?;
             let line = rec.position().map_or(0, |p| p.line() as usize);
+            let digest = match &known {
+                Some((known, header)) => {
+                    let d = known.digest(std::iter::once(&header[..]).chain(rec.iter()));
+                    if let Some(k) = known.find(&d) {
+                        // The row its object was read from: its anchor and DN are taken as a
+                        // read of it takes them (and a second row with either is rejected).
+                        let key = rec
+                            .get(anchor)
+                            .and_then(|f| std::str::from_utf8(f).ok())
+                            .unwrap_or_default()
+                            .trim();
+                        let why = match (anchors.get(key), dns.get(known.dn_key(k))) {
+                            (Some(first), _) => {
+                                Some(format!("duplicate anchor `{key}` (first at line {first})"))
+                            }
+                            (None, Some(first)) => Some(format!(
+                                "duplicate DN `{}` (first at line {first})",
+                                known.dn(k)
+                            )),
+                            (None, None) => None,
+                        };
+                        match why {
+                            Some(message) => pager.reject(Rejected {
+                                source: source.clone(),
+                                line,
+                                message,
+                            }),
+                            None => {
+                                anchors.insert(key.to_string(), line);
+                                dns.insert(known.dn_key(k).to_string(), line);
+                                pager.push(ImportChange::Unchanged(k))?;
+                            }
+                        }
+                        continue;
+                    }
+                    Some(d)
+                }
+                None => None,
+            };
             match self.row(&rec, &names, anchor, &dn, &anchors, &dns) {
                 Ok((key, obj)) => {
                     anchors.insert(key, line);
                     dns.insert(super::ldif::dn_key(&obj.dn), line);
-                    pager.push(ImportChange::Upsert(obj))?;
+                    pager.push(match digest {
+                        Some(d) => ImportChange::Record(d, obj),
+                        None => ImportChange::Upsert(obj),
+                    })?;
                 }
                 Err(message) => pager.reject(Rejected {
                     source: source.clone(),
@@ -207,6 +259,14 @@ impl Connector for CsvSource {
 
     fn confirms_by_reimport(&self) -> bool {
         true
+    }
+
+    fn recognises_records(&self) -> bool {
+        true
+    }
+
+    fn recognise(&mut self, known: Arc<KnownRecords>) {
+        self.recognise = Some(known);
     }
 }
 

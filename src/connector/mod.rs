@@ -17,10 +17,10 @@
 //!   [`Connector::confirms_by_reimport`] tells whether the runner confirms applied changes
 //!   by importing again (file targets) or records them as confirmed (a server's answer).
 //! - a connector that reads records it can recognise from one read to the next (an LDIF
-//!   file's entries) is handed, before each import, the digests of the records the connector
-//!   space's objects were read from ([`KnownRecords`]): a record it recognises is passed on
-//!   as [`ImportChange::Unchanged`] without being parsed, so a read of a large file with a few
-//!   changed entries parses those entries only.
+//!   file's entries, a CSV file's rows) is handed, before each import, the digests of the
+//!   records the connector space's objects were read from ([`KnownRecords`]): a record it
+//!   recognises is passed on as [`ImportChange::Unchanged`] without being parsed, so a read of
+//!   a large file with a few changed entries parses those entries only.
 //! - one connector instance serves a whole run; it is `Send`, so the runner may run its import
 //!   on a thread of its own while the engine classifies the pages.
 //!
