@@ -151,7 +151,7 @@ impl KnownRecords {
                 && o.anchor
                     .as_ref()
                     .is_some_and(|a| by_anchor(state, connector, a) == Some(id))
-                && stamp.object == o.read_fingerprint_in(&mut buf);
+                && stamp.object == o.read_fingerprint(&mut buf);
             if recognisable {
                 let index = known.objects.len() as u32;
                 if known.by_digest.insert(stamp.record, index).is_none() {
@@ -571,6 +571,8 @@ pub struct Read {
     restamps: Vec<(CsId, RecordDigest)>,
     /// Records recognised by their digest ([`ImportChange::Unchanged`]).
     recognised: usize,
+    /// Scratch for the fingerprints of stamps.
+    scratch: Vec<u8>,
 }
 
 enum Item {
@@ -629,6 +631,7 @@ impl Read {
             ahead: ImportReport::default(),
             restamps: Vec::new(),
             recognised: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -728,7 +731,7 @@ impl Read {
                         if first && unchanged(state, cplan, id, ty, &values, &anchor, &obj.dn) {
                             self.unchanged += 1;
                             if let Some(d) = digest
-                                && !stamped(&state.cs()[id as usize], d)
+                                && !stamped(&state.cs()[id as usize], d, &mut self.scratch)
                             {
                                 self.restamps.push((id, d));
                             }
@@ -874,8 +877,9 @@ pub fn stage(state: &mut State, plan: &Plan, read: Read, full: bool) -> ImportRe
     report.recognised += read.recognised;
     // Unchanged objects read from a record they were not stamped with take its digest first,
     // so that a later record of the same object in this read (staged below) stamps it last.
+    let mut buf = Vec::new();
     for (id, record) in read.restamps {
-        stamp(state, id, Some(record));
+        stamp(state, id, Some(record), &mut buf);
     }
     let mut seen = read.seen;
     apply(state, plan, connector, read.items, &mut seen, &mut report);
@@ -934,6 +938,8 @@ fn apply(
     let Some(cplan) = plan.connectors.get(connector) else {
         return;
     };
+    // Scratch for the fingerprints of stamps.
+    let mut buf = Vec::new();
     for item in items {
         match item {
             Item::Delete { anchor, dn } => {
@@ -993,9 +999,9 @@ fn apply(
                         {
                             report.unchanged += 1;
                             if let Some(d) = digest
-                                && !stamped(o, d)
+                                && !stamped(o, d, &mut buf)
                             {
-                                stamp(state, id, digest);
+                                stamp(state, id, digest, &mut buf);
                             }
                             continue;
                         }
@@ -1140,7 +1146,7 @@ fn apply(
                         } else {
                             report.unchanged += 1;
                         }
-                        stamp(state, id, digest);
+                        stamp(state, id, digest, &mut buf);
                     }
                     None => {
                         // One allocation for the imported and the current values.
@@ -1165,7 +1171,7 @@ fn apply(
                             key,
                         );
                         state.set_cs_current_shared(plan, id, values);
-                        stamp(state, id, digest);
+                        stamp(state, id, digest, &mut buf);
                         seen.insert(id);
                         report.adds += 1;
                     }
@@ -1177,17 +1183,17 @@ fn apply(
 
 /// Whether object `o` is stamped as read from the record `d` as it is now (a stamp from
 /// another build's fingerprint is renewed, or the record would never be recognised).
-fn stamped(o: &CsObject, d: RecordDigest) -> bool {
+fn stamped(o: &CsObject, d: RecordDigest, buf: &mut Vec<u8>) -> bool {
     o.read_as
-        .is_some_and(|r| r.record == d && r.object == o.read_fingerprint())
+        .is_some_and(|r| r.record == d && r.object == o.read_fingerprint(buf))
 }
 
 /// Records that object `id` was read from the record with this digest (`None`: from none),
 /// with the fingerprint the object has now ([`CsObject::read_as`]).
-fn stamp(state: &mut State, id: CsId, record: Option<RecordDigest>) {
+fn stamp(state: &mut State, id: CsId, record: Option<RecordDigest>, buf: &mut Vec<u8>) {
     let stamp = record.map(|record| ReadStamp {
         record,
-        object: state.cs()[id as usize].read_fingerprint(),
+        object: state.cs()[id as usize].read_fingerprint(buf),
     });
     state.cs_mut().set_read_as(id as usize, stamp);
 }

@@ -1073,14 +1073,9 @@ impl CsObject {
     /// imported values. Any change of these since the object was read from a record makes
     /// the record unknown again (the fingerprint of the stamp no longer matches), whichever
     /// code made it. Stable within one build (a fingerprint stored by another build can only
-    /// fail to match, which costs one reading of the record).
-    pub fn read_fingerprint(&self) -> u64 {
-        self.read_fingerprint_in(&mut Vec::new())
-    }
-
-    /// [`CsObject::read_fingerprint`], laying the object out in `buf` (cleared first) and
-    /// hashing it in one pass.
-    pub fn read_fingerprint_in(&self, buf: &mut Vec<u8>) -> u64 {
+    /// fail to match, which costs one reading of the record). The object is laid out in `buf`
+    /// (cleared first; a scratch buffer kept by the caller) and hashed in one pass.
+    pub fn read_fingerprint(&self, buf: &mut Vec<u8>) -> u64 {
         use std::hash::BuildHasher;
         buf.clear();
         buf.extend_from_slice(&(self.object_type as u64).to_le_bytes());

@@ -442,7 +442,6 @@ fn export_of(code: i64) -> Option<ExportOp> {
     })
 }
 
-/// A list of ids as varints.
 /// A [`ReadStamp`] as stored: the record's digest, then the object's fingerprint
 /// (little-endian).
 fn stamp_bytes(s: ReadStamp) -> Vec<u8> {
@@ -461,6 +460,7 @@ fn stamp_of(b: &[u8]) -> Option<ReadStamp> {
     })
 }
 
+/// A list of ids as varints.
 fn ids_bytes(ids: impl Iterator<Item = u64>) -> Vec<u8> {
     let values: Vec<Value> = ids.map(|i| Value::Num(i as i64)).collect();
     codec::value_bytes(&Value::Many(values.into()))
@@ -509,12 +509,11 @@ struct Decoding<'a> {
     has_read_as: bool,
 }
 
-/// A connector-space object as a load decodes it on a thread of its own: with the keys the
-/// state indexes it by (`State::restore_cs_keyed`), `None` for a row the bundle no longer
-/// declares.
-type Decoded = (CsId, Option<(CsObject, Option<Key>, Box<str>)>);
+/// A connector-space object with the keys the state indexes it by
+/// (`State::restore_cs_keyed`): its anchor's and its DN's.
+type Keyed = (CsObject, Option<Key>, Box<str>);
 
-fn keyed(obj: CsObject) -> (CsObject, Option<Key>, Box<str>) {
+fn keyed(obj: CsObject) -> Keyed {
     let anchor = obj.anchor.as_ref().and_then(Key::exact);
     let dn = dn_key(&obj.dn);
     (obj, anchor, dn)
@@ -534,12 +533,9 @@ fn read_cs(
         framed: with.framed,
         scratch: Vec::new(),
     };
+    let read_as = if with.has_read_as { "read_as" } else { "NULL" };
     let mut stmt = conn
-        .prepare(if with.has_read_as {
-            "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, read_as FROM cs_objects WHERE id >= ?1 AND id < ?2 ORDER BY id"
-        } else {
-            "SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, NULL FROM cs_objects WHERE id >= ?1 AND id < ?2 ORDER BY id"
-        })
+        .prepare(&format!("SELECT id, layout, dn, anchor, imported, current, pending, export, new_dn, link_mv, link_rule, link_outbound, provisioned_by, placeholder, {read_as} FROM cs_objects WHERE id >= ?1 AND id < ?2 ORDER BY id"))
         .map_err(err("reading connector spaces"))?;
     let mut rows = stmt
         .query(params![ids.start, ids.end])
@@ -620,24 +616,16 @@ fn read_cs(
 /// longer declares.
 fn read_mv(
     conn: &Connection,
-    layouts: &HashMap<i64, Option<Layout>>,
-    plan: &Plan,
-    framed: bool,
+    with: &Decoding<'_>,
 ) -> Result<Vec<Result<MvObject, MvId>>, StoreError> {
+    let (plan, layouts) = (with.plan, with.layouts);
     let mut unpack = Unpack {
-        framed,
+        framed: with.framed,
         scratch: Vec::new(),
     };
     // Room for every id from the first to the last at once: no copy as it fills.
-    let span: (Option<i64>, Option<i64>) = conn
-        .query_row("SELECT min(id), max(id) FROM mv_objects", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .map_err(err("reading the metaverse"))?;
-    let mut out = Vec::with_capacity(match span {
-        (Some(low), Some(high)) => usize::try_from(high - low + 1).unwrap_or(0),
-        _ => 0,
-    });
+    let ids = id_span(conn, "mv_objects")?;
+    let mut out = Vec::with_capacity(usize::try_from(ids.end - ids.start).unwrap_or(0));
     let mut stmt = conn
         .prepare("SELECT id, layout, attrs, links FROM mv_objects ORDER BY id")
         .map_err(err("reading the metaverse"))?;
@@ -671,6 +659,16 @@ fn read_mv(
     Ok(out)
 }
 
+/// The ids from a table's first to one past its last (empty for an empty table).
+fn id_span(conn: &Connection, table: &str) -> Result<std::ops::Range<i64>, StoreError> {
+    let (low, high): (Option<i64>, Option<i64>) = conn
+        .query_row(&format!("SELECT min(id), max(id) FROM {table}"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(err("reading the state"))?;
+    Ok(low.unwrap_or(0)..high.map_or(0, |h| h + 1))
+}
+
 /// The bytes of a BLOB column (`None` for NULL).
 fn blob<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<Option<&'a [u8]>, String> {
     r.get_ref(i)
@@ -687,8 +685,8 @@ struct Layout {
 }
 
 impl SqliteStore {
-    /// A second connection reading the database file, for a load's metaverse rows: none for
-    /// a database in memory, with a step's transaction open (the second connection would not
+    /// A second connection reading the database file, for part of a load's rows: none for a
+    /// database in memory, with a step's transaction open (the second connection would not
     /// see its rows) or of an earlier schema.
     fn second_reader(&self) -> Option<Connection> {
         if self.step.is_some() || self.legacy {
@@ -1060,23 +1058,15 @@ impl Store for SqliteStore {
             framed: self.framed,
             has_read_as: self.has_read_as,
         };
-        let (low, high): (Option<i64>, Option<i64>) = self
-            .conn
-            .query_row("SELECT min(id), max(id) FROM cs_objects", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(err("reading connector spaces"))?;
-        let (low, end) = (low.unwrap_or(0), high.map_or(0, |h| h + 1));
-        let mut restore =
-            |state: &mut State, id: CsId, obj: Option<(CsObject, Option<Key>, Box<str>)>| match obj
-            {
-                Some((obj, anchor, dn)) => state.restore_cs_keyed(id, obj, anchor, dn, false),
-                None => {
-                    // Of a connector or type the bundle no longer declares: its row goes.
-                    skipped += 1;
-                    state.restore_cs(id, CsObject::tombstone(), true);
-                }
-            };
+        let std::ops::Range { start: low, end } = id_span(&self.conn, "cs_objects")?;
+        let mut restore = |state: &mut State, id: CsId, obj: Option<Keyed>| match obj {
+            Some((obj, anchor, dn)) => state.restore_cs_keyed(id, obj, anchor, dn, false),
+            None => {
+                // Of a connector or type the bundle no longer declares: its row goes.
+                skipped += 1;
+                state.restore_cs(id, CsObject::tombstone(), true);
+            }
+        };
         // On a second connection and thread (a database file with no step open): the
         // connector-space rows of the upper ids, decoded and keyed, and the metaverse rows; on
         // this one, the rest of the connector-space rows, each restored as it is decoded, then
@@ -1092,12 +1082,12 @@ impl Store for SqliteStore {
             let other = second.map(|conn| {
                 scope.spawn(move || -> Result<_, StoreError> {
                     // Room for every id of the range at once: no copy as it fills.
-                    let mut cs: Vec<Decoded> =
+                    let mut cs: Vec<(CsId, Option<Keyed>)> =
                         Vec::with_capacity(usize::try_from(end - split).unwrap_or(0));
                     read_cs(&conn, with, split..end, |id, obj| {
                         cs.push((id, obj.map(keyed)))
                     })?;
-                    Ok((cs, read_mv(&conn, with.layouts, with.plan, with.framed)?))
+                    Ok((cs, read_mv(&conn, with)?))
                 })
             });
             read_cs(&self.conn, with, low..split, |id, obj| {
@@ -1123,7 +1113,7 @@ impl Store for SqliteStore {
         }
         let mv_rows = match mv_rows {
             Some(rows) => rows,
-            None => read_mv(&self.conn, &layouts, plan, self.framed)?,
+            None => read_mv(&self.conn, &with)?,
         };
         for row in mv_rows {
             match row {
