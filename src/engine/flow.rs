@@ -64,6 +64,27 @@ pub fn resolve<'a>(
     }
 }
 
+/// `items` grouped by their target slot (`slot` of each, below `width`), slots in ascending
+/// order and, within a slot, in the order given: what a stable sort by slot gives, in time
+/// linear in the items and slots (the contributions of every flow of an object are grouped
+/// so for each object a sync evaluates).
+pub fn by_slot<T: Copy>(items: &[T], width: usize, slot: impl Fn(&T) -> usize) -> Vec<T> {
+    let mut starts = vec![0u32; width + 1];
+    for x in items {
+        starts[slot(x) + 1] += 1;
+    }
+    for s in 1..starts.len() {
+        starts[s] += starts[s - 1];
+    }
+    let mut out = items.to_vec();
+    for x in items {
+        let at = &mut starts[slot(x)];
+        out[*at as usize] = *x;
+        *at += 1;
+    }
+    out
+}
+
 fn same(a: &Value, b: &Value, case_insensitive: bool) -> bool {
     match (a, b) {
         (Value::Str(x) | Value::Ref(x), Value::Str(y) | Value::Ref(y)) if case_insensitive => {
@@ -170,5 +191,24 @@ mod tests {
     fn single_valued_targets_keep_the_first_value() {
         assert_eq!(shape(Value::many(vec![s("a"), s("b")]), false), s("a"));
         assert_eq!(shape(s("a"), true), Value::many(vec![s("a")]));
+    }
+
+    #[test]
+    fn grouping_by_slot_is_a_stable_sort_by_slot() {
+        // A small linear congruential sequence: slots with gaps, repeats and the last slot.
+        let mut x: u64 = 7;
+        for n in [0usize, 1, 2, 5, 40, 300] {
+            let items: Vec<(usize, usize)> = (0..n)
+                .map(|i| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((x >> 33) as usize % 9, i)
+                })
+                .collect();
+            let mut sorted = items.clone();
+            sorted.sort_by_key(|c| c.0);
+            assert_eq!(by_slot(&items, 9, |c| c.0), sorted);
+        }
     }
 }

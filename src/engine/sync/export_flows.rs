@@ -106,7 +106,7 @@ pub(super) fn compute_of(
         .get(&(cc, m.object_type, tty))
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    // (slot, rule, flow), in precedence order within a slot once sorted (the sort is stable).
+    // (slot, rule, flow), in precedence order within a slot once grouped by slot.
     let mut contributions: Vec<(usize, RuleIdx, usize)> = Vec::new();
     let mut dn_flow: Option<(RuleIdx, usize)> = None;
     for &r in rules {
@@ -125,7 +125,9 @@ pub(super) fn compute_of(
         }
     }
     let mut new = o.current.to_vec();
-    contributions.sort_by_key(|c| c.0);
+    let contributions = flow::by_slot(&contributions, tplan.len(), |c| c.0);
+    // One slot's contributions, in precedence order (reused from slot to slot).
+    let mut values = Vec::new();
     let mut at = 0;
     for &slot in managed {
         while contributions.get(at).is_some_and(|c| c.0 < slot) {
@@ -141,7 +143,7 @@ pub(super) fn compute_of(
             .first()
             .map(|&(_, r, fi)| v.plan.rules[r].flows[fi].merge)
             .unwrap_or_default();
-        let mut values = Vec::new();
+        values.clear();
         // An outbound merge adds to what the target holds (the target keeps its own values).
         if matches!(merge, MergeType::Merge | MergeType::MergeCaseInsensitive) {
             values.push(o.imported[slot].clone());

@@ -182,19 +182,23 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
             asked: Vec::new(),
         });
     }
-    // Contributions: (slot, precedence key, object, rule, flow index).
-    let mut contributions: Vec<Contribution> = Vec::new();
+    // The in-scope rules of the links that flow to this type, in precedence order (then link
+    // order), and their flows' contributions grouped by slot: (slot, precedence key, object,
+    // rule, flow index) in the order a stable sort of every contribution by (slot, precedence)
+    // gives.
+    let mut ranked: Vec<((i64, ConnIdx, RuleIdx), usize, CsId, RuleIdx)> = Vec::new();
     let mut keep = false;
-    for &c in &links {
+    for (at, &c) in links.iter().enumerate() {
+        let scoped;
         let rules = match v.known_scope(c) {
-            Some(rules) => rules.to_vec(),
+            Some(rules) => rules,
             None => {
-                let rules = scope_rules(v, ctxs, &mut r.log, &mut asked, c);
-                r.scopes.push((c, rules.clone()));
-                rules
+                scoped = scope_rules(v, ctxs, &mut r.log, &mut asked, c);
+                r.scopes.push((c, scoped.clone()));
+                &scoped[..]
             }
         };
-        for rx in rules {
+        for &rx in rules {
             let rule = &v.plan.rules[rx];
             if matches!(rule.link(), LinkType::Provision | LinkType::StickyJoin)
                 && !v.state.cs()[c as usize].link.is_some_and(|l| l.outbound)
@@ -204,24 +208,7 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
             if rule.target_type.is_some_and(|t| t != ty) {
                 continue;
             }
-            for (fi, f) in rule.flows.iter().enumerate() {
-                // A rule for any type (`*`) flows to the attribute of this object's type.
-                let slot = match rule.target_type {
-                    Some(_) => f.slot,
-                    None => v.plan.metaverse[ty].slot(&f.target),
-                };
-                if let Some(slot) = slot
-                    && (slots == Slots::All || v.plan.metaverse[ty].is_ref(slot))
-                {
-                    contributions.push((
-                        slot,
-                        (rule.def.precedence, rule.connector, rx),
-                        c,
-                        rx,
-                        fi,
-                    ));
-                }
-            }
+            ranked.push(((rule.def.precedence, rule.connector, rx), at, c, rx));
         }
     }
     if !keep {
@@ -231,7 +218,25 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
         r.change = Change::Delete;
         return r;
     }
-    contributions.sort_by_key(|c| (c.0, c.1));
+    ranked.sort_unstable_by_key(|x| (x.0, x.1));
+    let mut contributions: Vec<Contribution> =
+        Vec::with_capacity(ranked.iter().map(|x| v.plan.rules[x.3].flows.len()).sum());
+    for &(key, _, c, rx) in &ranked {
+        let rule = &v.plan.rules[rx];
+        for (fi, f) in rule.flows.iter().enumerate() {
+            // A rule for any type (`*`) flows to the attribute of this object's type.
+            let slot = match rule.target_type {
+                Some(_) => f.slot,
+                None => v.plan.metaverse[ty].slot(&f.target),
+            };
+            if let Some(slot) = slot
+                && (slots == Slots::All || v.plan.metaverse[ty].is_ref(slot))
+            {
+                contributions.push((slot, key, c, rx, fi));
+            }
+        }
+    }
+    let contributions = flow::by_slot(&contributions, v.plan.metaverse[ty].len(), |c| c.0);
     // The linked objects' values laid out for the evaluators, once per object.
     let dense: Vec<(CsId, Dense, Dense)> = links
         .iter()
@@ -248,6 +253,8 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
         Slots::Refs => old.to_vec(),
     };
     let created = v.created_mv.contains(&mv);
+    // One slot's contributions, in precedence order (reused from slot to slot).
+    let mut values: Vec<Value> = Vec::new();
     let mut i = 0;
     while i < contributions.len() {
         let slot = contributions[i].0;
@@ -256,7 +263,7 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
             .position(|c| c.0 != slot)
             .map_or(contributions.len(), |p| i + p);
         let merge = v.plan.rules[contributions[i].3].flows[contributions[i].4].merge;
-        let mut values: Vec<Value> = Vec::new();
+        values.clear();
         for &(_, _, c, rx, fi) in &contributions[i..end] {
             let rule = &v.plan.rules[rx];
             let f = &rule.flows[fi];
