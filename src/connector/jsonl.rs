@@ -25,7 +25,7 @@ use super::{
 };
 use crate::engine::export::ExportDelta;
 use crate::engine::import::ImportChange;
-use crate::eval::json::{from_json, to_json};
+use crate::eval::json::from_json;
 use crate::sema::types::Base;
 use crate::value::Value;
 use serde_json::Value as Json;
@@ -91,24 +91,114 @@ fn retype(v: Value, base: Option<Base>) -> Result<Value, String> {
 
 /// One entry as a line (no newline).
 pub(crate) fn line(e: &Entry) -> String {
-    let attrs: serde_json::Map<String, Json> = e
-        .attrs
-        .iter()
-        .map(|(n, vs)| {
-            let j = if vs.len() == 1 {
-                to_json(&vs[0])
-            } else {
-                Json::Array(vs.iter().map(to_json).collect())
-            };
-            (n.clone(), j)
-        })
-        .collect();
-    format!(
-        "{{\"dn\":{},\"type\":{},\"attrs\":{}}}",
-        Json::String(e.dn.clone()),
-        Json::String(e.object_type().to_string()),
-        Json::Object(attrs)
-    )
+    let mut out = String::new();
+    push_line(&mut out, e);
+    out
+}
+
+/// Appends one entry as a line (no newline): `{"dn":…,"type":…,"attrs":{…}}`, the attributes
+/// by name (a name given twice keeps its last values), each value in its JSON form
+/// (`eval::json`), a single value bare and several as an array; written as serde_json writes
+/// the same document, without building it.
+pub(crate) fn push_line(out: &mut String, e: &Entry) {
+    out.push_str("{\"dn\":");
+    push_json_str(out, &e.dn);
+    out.push_str(",\"type\":");
+    push_json_str(out, e.object_type());
+    out.push_str(",\"attrs\":{");
+    let mut order: Vec<usize> = (0..e.attrs.len()).collect();
+    order.sort_by(|&a, &b| e.attrs[a].0.cmp(&e.attrs[b].0).then(b.cmp(&a)));
+    order.dedup_by(|later, kept| e.attrs[*later].0 == e.attrs[*kept].0);
+    for (n, &i) in order.iter().enumerate() {
+        let (name, vs) = &e.attrs[i];
+        if n > 0 {
+            out.push(',');
+        }
+        push_json_str(out, name);
+        out.push(':');
+        if let [v] = vs.as_slice() {
+            push_json_value(out, v);
+        } else {
+            out.push('[');
+            for (k, v) in vs.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                push_json_value(out, v);
+            }
+            out.push(']');
+        }
+    }
+    out.push_str("}}");
+}
+
+/// A value in its JSON form (`eval::json::to_json`), written compactly.
+fn push_json_value(out: &mut String, v: &Value) {
+    use base64::Engine as _;
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::AuthoritativeNull => out.push_str("{\"special\":\"AuthoritativeNull\"}"),
+        Value::IgnoreThisFlow => out.push_str("{\"special\":\"IgnoreThisFlow\"}"),
+        Value::Str(s) | Value::Ref(s) => push_json_str(out, s),
+        Value::Num(n) => {
+            use std::fmt::Write as _;
+            // Writing into a string does not fail.
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Bin(b) => {
+            out.push_str("{\"$binary\":\"");
+            base64::engine::general_purpose::STANDARD.encode_string(b, out);
+            out.push_str("\"}");
+        }
+        Value::Dt(d) => {
+            out.push_str("{\"$datetime\":");
+            push_json_str(out, &crate::eval::json::datetime_text(d));
+            out.push('}');
+        }
+        Value::Many(items) => {
+            out.push('[');
+            for (k, v) in items.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                push_json_value(out, v);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// A JSON string as serde_json escapes it: `"` and `\`, the control characters (`\b`,
+/// `\t`, `\n`, `\f`, `\r`, any other as `\u00xx`), nothing else.
+fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0C => "\\f",
+            0x00..=0x1F => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xF)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// The text of a JSON lines file of `entries`, sorted by DN in tree order.
@@ -125,7 +215,9 @@ fn write_jsonl_to<'a>(
     out: &mut dyn std::fmt::Write,
 ) -> std::fmt::Result {
     for e in ldif::tree_order(entries) {
-        out.write_str(&line(e))?;
+        let mut text = String::new();
+        push_line(&mut text, e);
+        out.write_str(&text)?;
         out.write_char('\n')?;
     }
     Ok(())
@@ -584,7 +676,7 @@ impl Connector for JsonlTarget {
     fn export(&mut self, deltas: &[ExportDelta]) -> Result<Vec<ExportResult>, ConnectorError> {
         self.written = None;
         let render: super::streamed::Render<'_> = &|e, text| {
-            text.push_str(&line(e));
+            push_line(text, e);
             text.push('\n');
         };
         if let Some(results) =
@@ -642,6 +734,71 @@ mod tests {
 {"dn":"CN=a,DC=x","type":"user","attrs":{"cn":"a"}}
 {"dn":"CN=c,DC=x","type":"user","attrs":{"cn":"c"}}
 "#;
+
+    /// A line as serde_json writes the document (what [`push_line`] must write).
+    fn serde_line(e: &Entry) -> String {
+        use crate::eval::json::to_json;
+        let attrs: serde_json::Map<String, Json> = e
+            .attrs
+            .iter()
+            .map(|(n, vs)| {
+                let j = if vs.len() == 1 {
+                    to_json(&vs[0])
+                } else {
+                    Json::Array(vs.iter().map(to_json).collect())
+                };
+                (n.clone(), j)
+            })
+            .collect();
+        format!(
+            "{{\"dn\":{},\"type\":{},\"attrs\":{}}}",
+            Json::String(e.dn.clone()),
+            Json::String(e.object_type().to_string()),
+            Json::Object(attrs)
+        )
+    }
+
+    #[test]
+    fn a_line_is_written_as_serde_json_writes_it() {
+        let dt = ldif::parse_generalized_time("20261207101112.5Z").ok();
+        let texts = [
+            "",
+            "plain",
+            "quote \" back \\ slash",
+            "tab\tnew\nline\rcr",
+            "\u{8}\u{c}\u{1}\u{1f}\u{7f}",
+            "ünïcödé ✓ 𝄞",
+            "/slash </script>",
+            "CN=a\\,b,DC=x",
+        ];
+        let mut e = Entry::new(texts[2], "user");
+        for (n, t) in texts.iter().enumerate() {
+            e.attrs.push((format!("s{}", 9 - n), vec![Value::str(*t)]));
+        }
+        e.attrs.push((
+            "many".into(),
+            texts.iter().map(|t| Value::str(*t)).collect(),
+        ));
+        e.attrs.push(("none".into(), vec![]));
+        e.attrs.push((
+            "num".into(),
+            vec![Value::Num(i64::MIN), Value::Num(0), Value::Num(7)],
+        ));
+        e.attrs.push(("flag".into(), vec![Value::Bool(true)]));
+        e.attrs
+            .push(("bin".into(), vec![Value::bin(vec![0, 255, 1, 2, 3])]));
+        e.attrs
+            .push(("ref".into(), vec![Value::Ref("CN=\"q\",DC=x".into())]));
+        e.attrs.push(("Upper".into(), vec![Value::Bool(false)]));
+        if let Some(d) = dt {
+            e.attrs.push(("when".into(), vec![Value::Dt(d)]));
+        }
+        // A name given twice keeps its last values, as a map does.
+        e.attrs.push(("num".into(), vec![Value::Num(42)]));
+        assert_eq!(line(&e), serde_line(&e));
+        let empty = Entry::new("", "");
+        assert_eq!(line(&empty), serde_line(&empty));
+    }
 
     #[test]
     fn a_patch_merges_the_new_lines_into_the_file_read_again() {

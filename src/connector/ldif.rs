@@ -1468,14 +1468,19 @@ fn is_safe(s: &str) -> bool {
         && b.last() != Some(&b' ')
 }
 
-/// Appends one `name: value` line, folded at 76 columns.
-fn push_line(out: &mut String, line: &str) {
+/// Appends one `name<sep>value` line (`sep` is `: ` or `:: `), the value written by `put`,
+/// folded at 76 columns. Written in place: no line is formatted apart.
+fn push_line(out: &mut String, name: &str, sep: &str, put: impl FnOnce(&mut String)) {
     const WIDTH: usize = 76;
-    if line.len() <= WIDTH {
-        out.push_str(line);
+    let start = out.len();
+    out.push_str(name);
+    out.push_str(sep);
+    put(out);
+    if out.len() - start <= WIDTH {
         out.push('\n');
         return;
     }
+    let line = out.split_off(start);
     let mut col = 0;
     let mut limit = WIDTH;
     for c in line.chars() {
@@ -1492,22 +1497,25 @@ fn push_line(out: &mut String, line: &str) {
 
 fn push_text(out: &mut String, name: &str, text: &str) {
     if is_safe(text) {
-        push_line(out, &format!("{name}: {text}"));
+        push_line(out, name, ": ", |o| o.push_str(text));
     } else {
-        push_line(out, &format!("{name}:: {}", B64.encode(text.as_bytes())));
+        push_line(out, name, ":: ", |o| B64.encode_string(text.as_bytes(), o));
     }
 }
 
 fn write_value(out: &mut String, name: &str, v: &Value) {
+    use std::fmt::Write as _;
     match v {
         Value::Str(s) | Value::Ref(s) => push_text(out, name, s),
-        Value::Bin(b) => push_line(out, &format!("{name}:: {}", B64.encode(b))),
-        Value::Num(n) => push_line(out, &format!("{name}: {n}")),
-        Value::Bool(b) => push_line(
-            out,
-            &format!("{name}: {}", if *b { "TRUE" } else { "FALSE" }),
-        ),
-        Value::Dt(d) => push_line(out, &format!("{name}: {}", generalized_time(d))),
+        Value::Bin(b) => push_line(out, name, ":: ", |o| B64.encode_string(b, o)),
+        // Writing into a string does not fail.
+        Value::Num(n) => push_line(out, name, ": ", |o| {
+            let _ = write!(o, "{n}");
+        }),
+        Value::Bool(b) => push_line(out, name, ": ", |o| {
+            o.push_str(if *b { "TRUE" } else { "FALSE" })
+        }),
+        Value::Dt(d) => push_line(out, name, ": ", |o| o.push_str(&generalized_time(d))),
         Value::Many(items) => items.iter().for_each(|i| write_value(out, name, i)),
         Value::Null | Value::AuthoritativeNull | Value::IgnoreThisFlow => {}
     }
@@ -2265,6 +2273,54 @@ mod tests {
             panic!()
         };
         assert_eq!(e.get("description").unwrap()[0], Value::str(long));
+    }
+
+    #[test]
+    fn every_kind_of_value_is_written_in_lines_of_76_and_read_back() {
+        let mut out = String::new();
+        // 72 bytes of value after `cn: `: 76 in all, not folded; one more byte folds.
+        push_text(&mut out, "cn", &"a".repeat(72));
+        assert_eq!(out, format!("cn: {}\n", "a".repeat(72)));
+        out.clear();
+        push_text(&mut out, "cn", &"a".repeat(73));
+        assert_eq!(out, format!("cn: {}\n a\n", "a".repeat(72)));
+        let mut e = Entry::new("CN=ü,DC=x", "user");
+        e.attrs = vec![
+            ("description".into(), vec![Value::str("é".repeat(60))]),
+            (
+                "photo".into(),
+                vec![Value::bin((0..=255).collect::<Vec<u8>>())],
+            ),
+            ("count".into(), vec![Value::Num(i64::MIN), Value::Num(7)]),
+            ("flag".into(), vec![Value::Bool(true), Value::Bool(false)]),
+            (
+                "note".into(),
+                vec![Value::str(" lead"), Value::str("x".repeat(150))],
+            ),
+        ];
+        out.clear();
+        write_entry(&mut out, &e);
+        assert!(out.lines().all(|l| l.len() <= 76), "{out}");
+        assert!(
+            out.starts_with("dn:: Q049w7wsREM9eA==\nobjectClass: user\n"),
+            "{out}"
+        );
+        assert!(out.contains("\ncount: -9223372036854775808\ncount: 7\nflag: TRUE\nflag: FALSE\n"));
+        let p = parse_str(&out);
+        let Record::Content(back) = &p.records[0].1 else {
+            panic!("{out}")
+        };
+        assert_eq!(back.dn, e.dn);
+        assert_eq!(back.get("description").unwrap(), &e.attrs[0].1[..]);
+        assert_eq!(back.get("photo").unwrap(), &e.attrs[1].1[..]);
+        assert_eq!(back.get("note").unwrap(), &e.attrs[4].1[..]);
+        // Read without declared types: numbers and booleans as their text.
+        let text = |name: &str| -> Vec<Value> { back.get(name).unwrap().to_vec() };
+        assert_eq!(
+            text("count"),
+            [Value::str("-9223372036854775808"), Value::str("7")]
+        );
+        assert_eq!(text("flag"), [Value::str("TRUE"), Value::str("FALSE")]);
     }
 
     #[test]

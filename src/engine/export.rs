@@ -356,16 +356,20 @@ fn delta_of(t: &TypePlan, cs: CsId, o: &CsObject, op: ExportOp) -> ExportDelta {
         let Some(name) = t.names.get(slot) else {
             continue;
         };
-        let multi = t.kinds.get(slot).is_some_and(|k| k.1);
-        let ops = match op {
-            ExportOp::Add if !new.is_null() => vec![AttrOp::Replace(new.clone())],
-            ExportOp::Update => attr_ops(old, new, multi),
-            ExportOp::Add | ExportOp::Delete => Vec::new(),
-        };
-        changes.extend(ops.into_iter().map(|op| AttrChange {
-            attr: name.clone(),
-            op,
-        }));
+        match op {
+            ExportOp::Add if !new.is_null() => changes.push(AttrChange {
+                attr: name.clone(),
+                op: AttrOp::Replace(new.clone()),
+            }),
+            ExportOp::Update => {
+                let multi = t.kinds.get(slot).is_some_and(|k| k.1);
+                changes.extend(attr_ops(old, new, multi).into_iter().map(|op| AttrChange {
+                    attr: name.clone(),
+                    op,
+                }));
+            }
+            ExportOp::Add | ExportOp::Delete => {}
+        }
     }
     ExportDelta {
         cs,

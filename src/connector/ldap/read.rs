@@ -405,10 +405,18 @@ impl Attrs for Entry {
             if !k.eq_ignore_ascii_case(name) {
                 continue;
             }
-            let text: Option<Vec<&str>> = vs.iter().map(|v| std::str::from_utf8(v).ok()).collect();
-            match text {
-                Some(t) => out.extend(t.into_iter().map(RawValue::Text)),
-                None => binary.extend(vs.iter().map(|v| RawValue::Bytes(v))),
+            // Text while every value is UTF-8; the attribute's values go among the bytes
+            // (all of them) at the first that is not.
+            let mark = out.len();
+            for v in vs {
+                match std::str::from_utf8(v) {
+                    Ok(t) => out.push(RawValue::Text(t)),
+                    Err(_) => {
+                        out.truncate(mark);
+                        binary.extend(vs.iter().map(|v| RawValue::Bytes(v)));
+                        break;
+                    }
+                }
             }
         }
         out.append(&mut binary);
@@ -436,22 +444,24 @@ fn note_time(latest: &mut Option<String>, e: &impl Attrs) {
 /// The object type of an entry: its structural class when it is a declared type, else the last
 /// of its classes that is one.
 fn entry_type<'c>(c: &'c LdapConnector, e: &impl Attrs) -> Option<&'c TypeInfo> {
-    let text = |v: &RawValue<'_>| match v {
-        RawValue::Text(t) => Some(t.to_string()),
-        RawValue::Bytes(_) => None,
-    };
+    fn text<'a>(v: &RawValue<'a>) -> Option<&'a str> {
+        match *v {
+            RawValue::Text(t) => Some(t),
+            RawValue::Bytes(_) => None,
+        }
+    }
     let structural = e.values("structuralObjectClass");
     if let Some(t) = structural
         .iter()
         .filter_map(text)
-        .find_map(|n| c.type_named(&n))
+        .find_map(|n| c.type_named(n))
     {
         return Some(t);
     }
     e.values("objectClass")
         .iter()
         .filter_map(text)
-        .filter_map(|n| c.type_named(&n))
+        .filter_map(|n| c.type_named(n))
         .last()
 }
 
@@ -486,7 +496,8 @@ fn object_of(
         k.eq_ignore_ascii_case("objectClass") || k.eq_ignore_ascii_case("structuralObjectClass")
     };
     // In name order, so that of two spellings of one attribute the same one is kept each time.
-    let mut names: Vec<&str> = e.names().into_iter().filter(|k| !skip(k)).collect();
+    let mut names = e.names();
+    names.retain(|k| !skip(k));
     names.sort_unstable();
     names.dedup();
     let mut attrs: Vec<(String, Value)> = Vec::with_capacity(names.len() + 1);
@@ -498,7 +509,12 @@ fn object_of(
             continue;
         }
         lower.clear();
-        lower.extend(k.chars().flat_map(char::to_lowercase));
+        if k.is_ascii() {
+            lower.push_str(k);
+            lower.make_ascii_lowercase();
+        } else {
+            lower.extend(k.chars().flat_map(char::to_lowercase));
+        }
         let Some(name) = c.names.get(lower.as_str()) else {
             continue;
         };
