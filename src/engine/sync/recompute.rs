@@ -25,7 +25,10 @@ use crate::value::Value;
 
 /// One inbound flow that may contribute to a metaverse attribute: (target slot, precedence
 /// key, source object, rule, flow index).
-type Contribution = (usize, (i64, ConnIdx, RuleIdx), CsId, RuleIdx, usize);
+type Contribution = (usize, Precedence, CsId, RuleIdx, usize);
+
+/// The order of inbound rules: precedence number, then connector, then rule.
+type Precedence = (i64, ConnIdx, RuleIdx);
 
 /// What recomputing one metaverse object gives.
 #[derive(Debug)]
@@ -186,7 +189,7 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
     // order), and their flows' contributions grouped by slot: (slot, precedence key, object,
     // rule, flow index) in the order a stable sort of every contribution by (slot, precedence)
     // gives.
-    let mut ranked: Vec<((i64, ConnIdx, RuleIdx), usize, CsId, RuleIdx)> = Vec::new();
+    let mut ranked: Vec<(Precedence, usize, CsId, RuleIdx)> = Vec::new();
     let mut keep = false;
     for (at, &c) in links.iter().enumerate() {
         let scoped;
