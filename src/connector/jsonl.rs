@@ -119,14 +119,7 @@ pub(crate) fn push_line(out: &mut String, e: &Entry) {
         if let [v] = vs.as_slice() {
             push_json_value(out, v);
         } else {
-            out.push('[');
-            for (k, v) in vs.iter().enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                push_json_value(out, v);
-            }
-            out.push(']');
+            push_json_array(out, vs);
         }
     }
     out.push_str("}}");
@@ -156,17 +149,20 @@ fn push_json_value(out: &mut String, v: &Value) {
             push_json_str(out, &crate::eval::json::datetime_text(d));
             out.push('}');
         }
-        Value::Many(items) => {
-            out.push('[');
-            for (k, v) in items.iter().enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                push_json_value(out, v);
-            }
-            out.push(']');
-        }
+        Value::Many(items) => push_json_array(out, items),
     }
+}
+
+/// Values as a JSON array.
+fn push_json_array(out: &mut String, items: &[Value]) {
+    out.push('[');
+    for (k, v) in items.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        push_json_value(out, v);
+    }
+    out.push(']');
 }
 
 /// A JSON string as serde_json escapes it: `"` and `\`, the control characters (`\b`,
