@@ -320,21 +320,21 @@ struct LLine {
     orphan: bool,
 }
 
-/// A raw attribute value.
-enum Raw {
-    Text(String),
+/// A raw attribute value: a text as it stands in the line, or decoded base64.
+enum Raw<'a> {
+    Text(&'a str),
     Base64(Vec<u8>),
 }
 
 /// One attribute line: its attribute, whether the `binary` transfer option was given, the
 /// range of a ranged value set (`member;range=0-1499`), the value.
-struct AttrLine {
+struct AttrLine<'a> {
     /// The attribute description without the `binary` and `range=` options: the base name and
     /// its tag options (`cn;lang-ja`), see [`Description`].
     name: String,
     binary: bool,
     range: Option<Range>,
-    raw: Raw,
+    raw: Raw<'a>,
 }
 
 /// The `range=LOW-HIGH` option of Active Directory's ranged retrieval: the values are the
@@ -651,7 +651,7 @@ fn has_change_records<R: std::io::BufRead>(
 
 type LineResult<T> = Result<T, (usize, String)>;
 
-fn attr_line(l: &LLine) -> LineResult<AttrLine> {
+fn attr_line(l: &LLine) -> LineResult<AttrLine<'_>> {
     if l.orphan {
         return Err((l.no, "a continuation line with no line to continue".into()));
     }
@@ -688,11 +688,18 @@ fn attr_line(l: &LLine) -> LineResult<AttrLine> {
     let rest = &l.bytes[colon + 1..];
     let raw = match rest.first() {
         Some(b':') => {
-            let text = String::from_utf8_lossy(&rest[1..]);
-            let text: String = text.chars().filter(|c| *c != ' ').collect();
+            let bytes = &rest[1..];
+            let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+            let bytes = &bytes[start..];
+            // Spaces inside the value (rare: folding leaves none) are left out before decoding.
+            let decoded = if bytes.contains(&b' ') {
+                let text: Vec<u8> = bytes.iter().copied().filter(|&b| b != b' ').collect();
+                B64.decode(text)
+            } else {
+                B64.decode(bytes)
+            };
             Raw::Base64(
-                B64.decode(text.as_bytes())
-                    .map_err(|e| (l.no, format!("invalid base64 value of `{name}`: {e}")))?,
+                decoded.map_err(|e| (l.no, format!("invalid base64 value of `{name}`: {e}")))?,
             )
         }
         Some(b'<') => {
@@ -711,7 +718,7 @@ fn attr_line(l: &LLine) -> LineResult<AttrLine> {
                     ),
                 )
             })?;
-            Raw::Text(text.to_string())
+            Raw::Text(text)
         }
     };
     Ok(AttrLine {
@@ -723,26 +730,31 @@ fn attr_line(l: &LLine) -> LineResult<AttrLine> {
 }
 
 /// The text of a raw value that must be text (DNs, change-record keywords).
-fn raw_text(no: usize, a: AttrLine) -> LineResult<String> {
+fn raw_text(no: usize, a: AttrLine<'_>) -> LineResult<std::borrow::Cow<'_, str>> {
     match a.raw {
-        Raw::Text(s) => Ok(s),
+        Raw::Text(s) => Ok(s.into()),
         Raw::Base64(b) => String::from_utf8(b)
+            .map(Into::into)
             .map_err(|_| (no, format!("the value of `{}` is not valid UTF-8", a.name))),
     }
 }
 
 /// The value of an attribute line (its name, `binary` option and raw value) as the name's
 /// declared type.
-fn value_of(name: &str, binary: bool, raw: Raw, types: &AttrTypes) -> Result<Value, String> {
-    let base = declared(types, name);
+fn value_of(name: &str, binary: bool, raw: Raw<'_>, types: &AttrTypes) -> Result<Value, String> {
+    value_as(name, declared(types, name), binary, raw)
+}
+
+/// [`value_of`] for an attribute declared as `base` (looked up already).
+fn value_as(name: &str, base: Option<Base>, binary: bool, raw: Raw<'_>) -> Result<Value, String> {
     match raw {
         // A GUID as text (as ldbsearch and Samba's tools write `objectGUID`): its 16 bytes in
         // Active Directory's order, the bytes an ldifde export gives in base64.
-        Raw::Text(s) if base == Some(Base::Bin) => Ok(match guid_text(&s) {
+        Raw::Text(s) if base == Some(Base::Bin) => Ok(match guid_text(s) {
             Some(bytes) => Value::bin(bytes.to_vec()),
-            None => Value::bin(s.into_bytes()),
+            None => Value::bin(s.as_bytes().to_vec()),
         }),
-        Raw::Text(s) => text_value(&s, base),
+        Raw::Text(s) => text_value(s, base),
         Raw::Base64(bytes) => match base {
             Some(Base::Bin) => Ok(Value::bin(bytes)),
             None if binary => Ok(Value::bin(bytes)),
@@ -783,15 +795,19 @@ fn is_text(s: &str) -> bool {
 
 /// The declared base type of an attribute, when it is one a value can have.
 pub(crate) fn declared(types: &AttrTypes, name: &str) -> Option<Base> {
-    let b = if name
+    if name
         .bytes()
         .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
     {
-        types.get(name)
+        declared_lower(types, name)
     } else {
-        types.get(&name.to_lowercase())
-    };
-    b.copied().filter(|b| {
+        declared_lower(types, &name.to_lowercase())
+    }
+}
+
+/// [`declared`] for a name in lower case already.
+fn declared_lower(types: &AttrTypes, lower: &str) -> Option<Base> {
+    types.get(lower).copied().filter(|b| {
         matches!(
             b,
             Base::Str | Base::Num | Base::Bool | Base::Bin | Base::Dt | Base::Ref
@@ -934,10 +950,13 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
     };
     // Lower-cased attribute and class names already seen: each line costs the same however
     // many attributes, values and classes came before it.
-    let mut index: crate::engine::model::FastMap<String, usize> = Default::default();
+    let mut index: crate::engine::model::FastMap<String, usize> =
+        crate::engine::model::FastMap::with_capacity_and_hasher(lines.len(), Default::default());
     let mut classes: HashSet<String, foldhash::fast::RandomState> = Default::default();
     // The ranges given of each ranged attribute (lower-cased name): line, range, name.
     let mut ranges: BTreeMap<String, Vec<(usize, Range, String)>> = BTreeMap::new();
+    // The line's attribute name in lower case (names are ASCII: `attr_line` checks them).
+    let mut lower = String::new();
     for l in lines {
         let a = attr_line(l)?;
         if keyword(&a, "dn") {
@@ -959,22 +978,26 @@ fn content(dn: String, dn_line: usize, lines: &[&LLine], types: &AttrTypes) -> L
             range,
             raw,
         } = a;
+        lower.clear();
+        lower.push_str(&name);
+        lower.make_ascii_lowercase();
         if let Some(r) = range {
-            let list = ranges.entry(name.to_lowercase()).or_default();
+            let list = ranges.entry(lower.clone()).or_default();
             // Each value line repeats the description: one entry per range.
             if !list.iter().any(|(_, x, _)| *x == r) {
                 list.push((l.no, r, name.clone()));
             }
         }
-        let v = value_of(&name, binary, raw, types).map_err(|m| (l.no, m))?;
+        let v =
+            value_as(&name, declared_lower(types, &lower), binary, raw).map_err(|m| (l.no, m))?;
         // Empty strings are no value.
         if matches!(&v, Value::Str(s) if s.is_empty()) {
             continue;
         }
-        match index.entry(name.to_lowercase()) {
-            std::collections::hash_map::Entry::Occupied(i) => e.attrs[*i.get()].1.push(v),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(e.attrs.len());
+        match index.get(lower.as_str()) {
+            Some(&i) => e.attrs[i].1.push(v),
+            None => {
+                index.insert(lower.clone(), e.attrs.len());
                 e.attrs.push((name, vec![v]));
             }
         }
@@ -2321,6 +2344,28 @@ mod tests {
             [Value::str("-9223372036854775808"), Value::str("7")]
         );
         assert_eq!(text("flag"), [Value::str("TRUE"), Value::str("FALSE")]);
+    }
+
+    #[test]
+    fn base64_values_read_with_spaces_before_and_inside() {
+        let p = parse_str(
+            "dn: CN=a\nobjectClass: user\nphoto::   AAEC AwQ=\nnote:: aMOp\n bGxv\nempty::\n",
+        );
+        let Record::Content(e) = &p.records[0].1 else {
+            panic!("{:?}", p.rejected)
+        };
+        assert_eq!(e.get("photo").unwrap(), &[Value::bin(vec![0, 1, 2, 3, 4])]);
+        assert_eq!(e.get("note").unwrap(), &[Value::str("héllo")]);
+        assert!(e.get("empty").is_none());
+        let bad = parse_str("dn: CN=a\nobjectClass: user\nphoto:: @@@\n");
+        assert!(bad.records.is_empty());
+        assert!(
+            bad.rejected[0]
+                .message
+                .contains("invalid base64 value of `photo`"),
+            "{:?}",
+            bad.rejected
+        );
     }
 
     #[test]
