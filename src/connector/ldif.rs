@@ -250,6 +250,11 @@ fn dedup_values(values: &mut Vec<Value>) {
 
 /// Scalars only, without empty strings (directories do not store them) and NULLs.
 fn flatten(values: Vec<Value>) -> Vec<Value> {
+    // Most lists hold scalars with a value each: kept as they are.
+    let kept = |v: &Value| !matches!(v, Value::Many(_)) && !v.is_null() && v.as_str() != Some("");
+    if values.iter().all(kept) {
+        return values;
+    }
     let mut out = Vec::with_capacity(values.len());
     for v in values {
         match v {
