@@ -250,8 +250,10 @@ fn dedup_values(values: &mut Vec<Value>) {
 
 /// Scalars only, without empty strings (directories do not store them) and NULLs.
 fn flatten(values: Vec<Value>) -> Vec<Value> {
-    // Most lists hold scalars with a value each: kept as they are.
-    let kept = |v: &Value| !matches!(v, Value::Many(_)) && !v.is_null() && v.as_str() != Some("");
+    // Most lists hold only scalars to keep: they are kept as they are.
+    let kept = |v: &Value| {
+        !matches!(v, Value::Many(_)) && !matches!(v, Value::Str(s) if s.is_empty()) && !v.is_null()
+    };
     if values.iter().all(kept) {
         return values;
     }

@@ -66,8 +66,8 @@ pub fn resolve<'a>(
 
 /// `items` grouped by their target slot (`slot` of each, below `width`), slots in ascending
 /// order and, within a slot, in the order given: what a stable sort by slot gives, in time
-/// linear in the items and slots (the contributions of every flow of an object are grouped
-/// so for each object a sync evaluates).
+/// linear in the items and slots (a sync groups the flow contributions of every object it
+/// evaluates).
 pub fn by_slot<T: Copy>(items: &[T], width: usize, slot: impl Fn(&T) -> usize) -> Vec<T> {
     let mut starts = vec![0u32; width + 1];
     for x in items {

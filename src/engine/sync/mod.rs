@@ -315,8 +315,9 @@ pub fn run(
             run.state.withheld_mut().clear();
         }
         let reached = run.outbound_all(&targets);
-        // References to objects provisioned later in this pass resolve now (in a first sync,
-        // about half the users whose manager comes later: computed ahead like the pass).
+        // References to objects provisioned later in this pass resolve now, in rounds computed
+        // ahead like the pass (in a first sync, about half the users: those whose manager
+        // comes after them).
         let mut rounds = 0;
         while !run.revisit.is_empty() && !run.stopped && rounds < 16 {
             let revisit: Vec<MvId> = std::mem::take(&mut run.revisit).into_iter().collect();
