@@ -13,7 +13,7 @@ use crate::sema::rules::{LinkType, RuleDef, ScopeClauseDef, ScopeOp};
 use crate::sema::schema::ObjectDef;
 use crate::sema::types::Base;
 use crate::sema::{Bundle, schema::ConnectorDef};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Index of a connector in [`Plan::connectors`].
@@ -28,8 +28,9 @@ pub type RuleIdx = usize;
 pub struct TypePlan {
     pub name: Arc<str>,
     pub def: ObjectDef,
-    /// Slot of each attribute, by name.
-    pub slots: BTreeMap<String, usize>,
+    /// Slot of each attribute, by name (hashed: imports and index upkeep look names up for
+    /// every value they read or write).
+    pub slots: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Per slot: base type and multi-valuedness.
     pub kinds: Vec<(Base, bool)>,
     /// Per slot: the attribute name (shared by every export delta that names it).
@@ -47,7 +48,7 @@ impl TypePlan {
         let mut names: Vec<Arc<str>> = vec![Arc::from(""); def.attrs.len()];
         let mut kinds = vec![(Base::Any, false); def.attrs.len()];
         let mut unique = vec![false; def.attrs.len()];
-        let mut slots = BTreeMap::new();
+        let mut slots = HashMap::with_capacity_and_hasher(def.attrs.len(), Default::default());
         for a in def.attrs.values() {
             let s = a.slot as usize;
             names[s] = a.name.as_str().into();

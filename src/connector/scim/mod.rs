@@ -409,11 +409,14 @@ pub fn type_maps(mapping: &ScimMapping, plan: &ConnectorPlan) -> Result<Vec<Type
         };
         let mut attrs = Vec::new();
         for (name, path) in &st.attributes {
-            let Some(&slot) = t
-                .slots
+            // Of names that differ in case only, the first in name order.
+            let Some(slot) = t
+                .names
                 .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, s)| s)
+                .enumerate()
+                .filter(|(_, n)| n.eq_ignore_ascii_case(name))
+                .min_by(|a, b| a.1.cmp(b.1))
+                .map(|(s, _)| s)
             else {
                 errors.push(format!(
                     "mapping `{}.attributes.{name}`: type `{}` of connector \"{}\" declares no attribute `{name}`",
