@@ -13,7 +13,7 @@ pub type DateTime = jiff::Timestamp;
 /// The layout is fixed (`repr(C, u8)`: a one-byte tag at offset 0, the payload at offset 8) so
 /// that generated code can test tags and read numbers and booleans in place; [`Value::TAG_NUM`]
 /// and the other `TAG_` constants are the tags.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 #[repr(C, u8)]
 pub enum Value {
     /// Absent: no value.
@@ -32,6 +32,29 @@ pub enum Value {
     Ref(Arc<str>) = 8,
     /// A multi-valued value: scalars only, never nested, in source order.
     Many(Arc<[Value]>) = 9,
+}
+
+/// Equal values: the same variant and the same content. Texts, binaries and collections
+/// held in one allocation are equal without reading them (the engine shares a value's
+/// allocation wherever it passes unchanged, and compares such values constantly; `Arc`'s own
+/// comparison reads the bytes of an unsized value even when both sides are one allocation).
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null)
+            | (Value::AuthoritativeNull, Value::AuthoritativeNull)
+            | (Value::IgnoreThisFlow, Value::IgnoreThisFlow) => true,
+            (Value::Str(a), Value::Str(b)) | (Value::Ref(a), Value::Ref(b)) => {
+                Arc::ptr_eq(a, b) || a == b
+            }
+            (Value::Num(a), Value::Num(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Bin(a), Value::Bin(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Value::Dt(a), Value::Dt(b)) => a == b,
+            (Value::Many(a), Value::Many(b)) => Arc::ptr_eq(a, b) || a[..] == b[..],
+            _ => false,
+        }
+    }
 }
 
 impl Value {
@@ -133,5 +156,71 @@ impl From<bool> for Value {
 impl From<Vec<u8>> for Value {
     fn from(b: Vec<u8>) -> Value {
         Value::Bin(b.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_equal_by_variant_and_content_shared_or_not() {
+        let text: Arc<str> = Arc::from("CN=A,DC=contoso,DC=com");
+        let bytes: Arc<[u8]> = Arc::from(&[1u8, 2, 3][..]);
+        let many: Arc<[Value]> = Arc::from(vec![Value::from("a"), Value::Num(1)]);
+        // One allocation, and equal copies in two.
+        let pairs = [
+            (Value::Str(text.clone()), Value::Str(text.clone())),
+            (
+                Value::Str(text.clone()),
+                Value::from("CN=A,DC=contoso,DC=com"),
+            ),
+            (
+                Value::Ref(text.clone()),
+                Value::Ref("CN=A,DC=contoso,DC=com".into()),
+            ),
+            (Value::Bin(bytes.clone()), Value::Bin(bytes.clone())),
+            (Value::Bin(bytes.clone()), Value::bin(vec![1u8, 2, 3])),
+            (Value::Many(many.clone()), Value::Many(many.clone())),
+            (
+                Value::Many(many.clone()),
+                Value::many(vec![Value::from("a"), Value::Num(1)]),
+            ),
+            (Value::Num(i64::MIN), Value::Num(i64::MIN)),
+            (Value::Bool(false), Value::Bool(false)),
+            (Value::Null, Value::Null),
+            (Value::AuthoritativeNull, Value::AuthoritativeNull),
+            (Value::IgnoreThisFlow, Value::IgnoreThisFlow),
+        ];
+        for (a, b) in &pairs {
+            assert_eq!(a, b);
+            assert_eq!(b, a);
+        }
+        // Other content, or the same content in another variant, differs.
+        let differ = [
+            (Value::Str(text.clone()), Value::Ref(text.clone())),
+            (
+                Value::Str(text.clone()),
+                Value::from("CN=B,DC=contoso,DC=com"),
+            ),
+            (Value::Bin(bytes.clone()), Value::bin(vec![1u8, 2])),
+            (
+                Value::Many(many.clone()),
+                Value::many(vec![Value::from("a")]),
+            ),
+            (
+                Value::Many(many),
+                Value::many(vec![Value::Num(1), Value::from("a")]),
+            ),
+            (Value::Num(1), Value::Num(2)),
+            (Value::Num(1), Value::Bool(true)),
+            (Value::Null, Value::AuthoritativeNull),
+            (Value::AuthoritativeNull, Value::IgnoreThisFlow),
+            (Value::from(""), Value::Null),
+        ];
+        for (a, b) in &differ {
+            assert_ne!(a, b);
+            assert_ne!(b, a);
+        }
     }
 }
