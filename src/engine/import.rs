@@ -605,11 +605,11 @@ enum Held {
 }
 
 impl Held {
-    fn into_dense(self, state: &State) -> Vec<Value> {
+    fn into_values(self, state: &State) -> Values {
         match self {
-            Held::Dense(values) => values,
-            Held::Sparse(values) => values.to_vec(),
-            Held::Current(id) => state.cs()[id as usize].current.to_vec(),
+            Held::Dense(values) => Values::from_dense(values),
+            Held::Sparse(values) => values,
+            Held::Current(id) => state.cs()[id as usize].current.clone(),
         }
     }
 }
@@ -745,10 +745,25 @@ impl Read {
                         .map(|id| (id, self.named.insert(id))),
                 };
                 let mut current = None;
+                let mut assigned_held = None;
                 if let Some((id, first)) = known {
                     let o = &state.cs()[id as usize];
+                    let assigned = cplan.types[ty].anchor.filter(|&a| {
+                        first
+                            && o.object_type == ty
+                            && o.current.get(a).is_some_and(Value::is_null)
+                            && values.get(a).is_some_and(|v| !v.is_null())
+                    });
                     if first && o.object_type == ty && o.current.eq_dense(&values) {
                         current = Some(id);
+                    } else if let Some(a) = assigned
+                        && o.current.eq_dense_but(&values, a)
+                    {
+                        // Its current values and the anchor the target assigned (the
+                        // confirmation of an add): they are what the object holds but one.
+                        let mut held = o.current.clone();
+                        held.set(a, std::mem::take(&mut values[a]));
+                        assigned_held = Some(held);
                     } else {
                         // Values equal to those the object holds are taken as the
                         // allocations it holds (once: staging finds them shared).
@@ -758,10 +773,11 @@ impl Read {
                         }
                     }
                 }
-                let values = match current {
+                let values = match (current, assigned_held) {
                     _ if self.fresh => Held::Dense(values),
-                    Some(id) => Held::Current(id),
-                    None => Held::Sparse(Values::from_dense(values)),
+                    (Some(id), _) => Held::Current(id),
+                    (None, Some(held)) => Held::Sparse(held),
+                    (None, None) => Held::Sparse(Values::from_dense(values)),
                 };
                 self.items.push(Item::Upsert {
                     dn: obj.dn.into(),
@@ -959,7 +975,7 @@ fn apply(
                 partial,
                 digest,
             } => {
-                let mut values = values.into_dense(state);
+                let mut values = values.into_values(state);
                 let tplan = &cplan.types[ty];
                 let akey = Key::exact(&anchor);
                 let by_anchor = akey.as_ref().and_then(|k| state.cs_by_anchor(connector, k));
@@ -979,7 +995,9 @@ fn apply(
                 if let (Some(given), Some(id)) = (&partial, target) {
                     let o = &state.cs()[id as usize];
                     if o.object_type == ty && o.imported.len() == values.len() {
-                        merge_partial(&mut values, given, &o.imported);
+                        let mut dense = values.to_vec();
+                        merge_partial(&mut dense, given, &o.imported);
+                        values = Values::from_dense(dense);
                     }
                 }
                 match target {
@@ -995,7 +1013,7 @@ fn apply(
                             && o.anchor.as_ref() == Some(&anchor)
                             && o.export != Some(super::model::ExportOp::Add)
                             && o.new_dn.is_none()
-                            && o.imported.eq_dense(&values)
+                            && o.imported == values
                         {
                             report.unchanged += 1;
                             if let Some(d) = digest
@@ -1025,7 +1043,7 @@ fn apply(
                         let o = &mut state.cs_mut()[id as usize];
                         let changed = renamed
                             || retyped
-                            || !o.imported.eq_dense(&values)
+                            || o.imported != values
                             || was_placeholder
                             || o.anchor.is_none();
                         // Whether a sync could see the change: anything but confirmed values
@@ -1093,19 +1111,32 @@ fn apply(
                             && o.current.len() == values.len()
                             && !Values::ptr_eq(&o.current, &o.imported)
                         {
-                            for (s, v) in current.iter_mut().enumerate() {
-                                if Some(s) != tplan.dn
+                            // Only slots that hold a value in one of the two can differ.
+                            let mut slots: Vec<usize> = o
+                                .current
+                                .present()
+                                .chain(o.imported.present())
+                                .map(|(s, _)| s)
+                                .collect();
+                            slots.sort_unstable();
+                            slots.dedup();
+                            slots.retain(|&s| {
+                                Some(s) != tplan.dn
                                     && o.current[s] != o.imported[s]
                                     && values[s] == o.imported[s]
-                                {
-                                    *v = o.current[s].clone();
+                            });
+                            if !slots.is_empty() {
+                                let mut dense = current.to_vec();
+                                for s in slots {
+                                    dense[s] = o.current[s].clone();
                                 }
+                                current = Values::from_dense(dense);
                             }
                         }
                         // A sync reads the current values, and the imported ones only where
                         // `Plan::reads_imported` says: an import that changes neither (the
                         // confirmation of exported values) is saved but not synchronized.
-                        let current_kept = o.current.eq_dense(&current);
+                        let current_kept = o.current == current;
                         let visible = seen_by_sync || !current_kept;
                         // Current values may change only where outbound sync neither writes
                         // nor reads them (the anchor a target assigned to an add, say).
@@ -1118,12 +1149,12 @@ fn apply(
                         // A read that confirms what the object holds keeps what it holds: its
                         // confirmed values become its current ones (one allocation, the texts
                         // shared with the metaverse's), and the values read are dropped.
-                        o.imported = if o.current.eq_dense(&values) {
+                        o.imported = if o.current == values {
                             o.current.clone()
                         } else {
-                            values.into()
+                            values
                         };
-                        state.set_cs_current(plan, id, current);
+                        state.set_cs_current_values(plan, id, current);
                         let o = &mut state.cs_mut()[id as usize];
                         if changed {
                             let kind = if retyped {
@@ -1150,7 +1181,6 @@ fn apply(
                     }
                     None => {
                         // One allocation for the imported and the current values.
-                        let values = Values::from_dense(values);
                         let id = state.add_cs_keyed(
                             CsObject {
                                 connector,
@@ -1750,6 +1780,116 @@ outbound rule "Out" {
             state.cs_by_anchor(0, &Key::exact(&guid(5)).unwrap()),
             Some(id)
         );
+    }
+
+    #[test]
+    fn a_read_that_confirms_an_add_with_the_anchor_the_target_assigned_keeps_what_it_holds() {
+        let plan = plan();
+        let t = &plan.connectors[0].types[0];
+        let (title, guid_slot) = (t.slot("title").unwrap(), t.slot("objectGUID").unwrap());
+        let mut state = State::new(plan.connectors.len());
+        // An export add: its values, but no anchor yet (the target assigns it).
+        let mut values = vec![Value::Null; t.len()];
+        values[title] = Value::from("T");
+        if let Some(s) = t.dn {
+            values[s] = Value::from(dn(5));
+        }
+        let id = state.add_cs(CsObject {
+            connector: 0,
+            object_type: 0,
+            dn: dn(5).into(),
+            anchor: None,
+            current: values.into(),
+            imported: Values::new(t.len()),
+            pending_import: None,
+            export: Some(ExportOp::Add),
+            new_dn: None,
+            link: None,
+            provisioned_by: None,
+            placeholder: false,
+            gone: false,
+            read_as: None,
+        });
+        let held_title = text_of(&plan, &state, 5, "title");
+        let shown = || ImportChange::Upsert(user(5, &[("title", "T")]));
+        let mut read = Read::new(&state, 0);
+        read.page(&state, &plan, vec![shown()]);
+        // Held as the object's values and the anchor read: the texts it holds, not copies.
+        match read.items.first() {
+            Some(Item::Upsert {
+                values: Held::Sparse(v),
+                ..
+            }) => {
+                assert_eq!(v[guid_slot], guid(5));
+                assert!(matches!(&v[title], Value::Str(s) if Arc::ptr_eq(s, &held_title)));
+                assert_eq!(v.count(), state.cs()[id as usize].current.count() + 1);
+            }
+            _ => panic!("{:?}", read.items.len()),
+        }
+        let r = stage(&mut state, &plan, read, false);
+        assert_eq!(r.updates, 1, "{r:?}");
+        let o = &state.cs()[id as usize];
+        assert_eq!((o.anchor.clone(), o.export), (Some(guid(5)), None));
+        assert_eq!(o.current[guid_slot], guid(5));
+        assert!(Values::ptr_eq(&o.imported, &o.current));
+        assert!(Arc::ptr_eq(
+            &held_title,
+            &text_of(&plan, &state, 5, "title")
+        ));
+        assert_eq!(pending(&state, 5), Some(PendingImport::InboundUpdate));
+        assert_eq!(
+            state.cs_by_anchor(0, &Key::exact(&guid(5)).unwrap()),
+            Some(id)
+        );
+        // Read again, the record is the object as it is: nothing changes.
+        let r = import(&mut state, &plan, 0, vec![shown()], false);
+        assert_eq!((r.updates, r.unchanged), (0, 1), "{r:?}");
+    }
+
+    #[test]
+    fn an_import_keeps_what_the_target_does_not_show_yet_and_takes_what_it_changed() {
+        let plan = plan();
+        let t = &plan.connectors[0].types[0];
+        let (title, mail) = (t.slot("title").unwrap(), t.slot("mail").unwrap());
+        let mut state = imported(&plan, 2);
+        // Staged, not exported yet: a new title and a mail for both users.
+        for i in 0..2 {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            let mut current = state.cs()[id as usize].imported.to_vec();
+            current[title] = Value::from("X");
+            current[mail] = Value::from(format!("u{i}@x"));
+            state.set_cs_current(&plan, id, current);
+        }
+        // The targets show: user 0 as it was imported (nothing exported yet), user 1 with a
+        // title someone else set there, and the department changed.
+        let r = import(
+            &mut state,
+            &plan,
+            0,
+            vec![
+                ImportChange::Upsert(user(0, &[("title", "T"), ("department", "D")])),
+                ImportChange::Upsert(user(1, &[("title", "Z"), ("department", "E")])),
+            ],
+            false,
+        );
+        assert_eq!((r.updates, r.unchanged), (1, 1), "{r:?}");
+        let current = |i: u8, slot: usize| {
+            let id = state.cs_by_dn(0, &dn(i)).unwrap();
+            state.cs()[id as usize].current[slot].clone()
+        };
+        // User 0: what it shows is what it was; both staged values stay staged.
+        assert_eq!(current(0, title), Value::from("X"));
+        assert_eq!(current(0, mail), Value::from("u0@x"));
+        // User 1: the title the target changed is taken (outbound sync decides again), the
+        // mail it does not show yet stays staged, the department is taken.
+        assert_eq!(current(1, title), Value::from("Z"));
+        assert_eq!(current(1, mail), Value::from("u1@x"));
+        assert_eq!(current(1, t.slot("department").unwrap()), Value::from("E"));
+        assert_eq!(value(&plan, &state, 1, "title"), Value::from("Z"));
+        assert_eq!(value(&plan, &state, 1, "mail"), Value::Null);
+        // (No outbound rule reads these values in this bundle: a confirmation, as far as
+        // outbound sync can tell.)
+        assert_eq!(pending(&state, 1), Some(PendingImport::InboundUpdate));
     }
 
     #[test]

@@ -840,6 +840,22 @@ impl State {
         }
     }
 
+    /// [`State::set_cs_current`] with the new values laid out by slot already.
+    pub fn set_cs_current_values(&mut self, plan: &Plan, id: CsId, new: Values) {
+        let Some(o) = self.cs.get(id as usize) else {
+            return;
+        };
+        if o.current == new {
+            return;
+        }
+        let new = if o.imported == new {
+            o.imported.clone()
+        } else {
+            new
+        };
+        self.set_cs_current_shared(plan, id, new);
+    }
+
     /// Replaces a connector-space object's current values, keeping the join index current.
     /// Values equal to the confirmed ones share their allocation.
     pub fn set_cs_current(&mut self, plan: &Plan, id: CsId, new: Vec<Value>) {

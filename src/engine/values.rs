@@ -154,6 +154,31 @@ impl Values {
         true
     }
 
+    /// Whether these values equal `dense` in every slot but `skip`.
+    pub fn eq_dense_but(&self, dense: &[Value], skip: usize) -> bool {
+        if dense.len() != self.width as usize {
+            return false;
+        }
+        let mut entries = self.entries.iter().peekable();
+        for (s, v) in dense.iter().enumerate() {
+            let held = match entries.peek() {
+                Some((es, ev)) if *es as usize == s => {
+                    entries.next();
+                    Some(ev)
+                }
+                _ => None,
+            };
+            let same = match held {
+                Some(ev) => ev == v,
+                None => matches!(v, Value::Null),
+            };
+            if s != skip && !same {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Makes each value of `dense` that equals this object's value in its slot a clone of
     /// that value, so the two share their texts and lists instead of holding equal copies (a
     /// read that shows what an object already holds keeps what it holds).
@@ -351,6 +376,31 @@ mod tests {
         other[4] = Value::IgnoreThisFlow;
         other.push(Value::Null);
         assert!(v != other, "another width");
+    }
+
+    #[test]
+    fn values_equal_a_dense_vector_but_one_slot() {
+        let v = Values::from_dense(dense());
+        let mut other = dense();
+        assert!(v.eq_dense_but(&other, 0) && v.eq_dense_but(&other, 3));
+        // The one slot may differ either way: a value where there is none, none where there
+        // is one, another value.
+        other[0] = Value::from("anchor");
+        assert!(v.eq_dense_but(&other, 0));
+        assert!(!v.eq_dense_but(&other, 1) && !v.eq_dense(&other));
+        other[0] = Value::Null;
+        other[3] = Value::Num(4);
+        assert!(v.eq_dense_but(&other, 3) && !v.eq_dense_but(&other, 4));
+        other[3] = Value::Null;
+        assert!(v.eq_dense_but(&other, 3) && !v.eq_dense_but(&other, 1));
+        // Any other difference, or another width, is a difference.
+        let mut other = dense();
+        other[2] = Value::Bool(true);
+        other[4] = Value::from("x");
+        assert!(!v.eq_dense_but(&other, 2) && !v.eq_dense_but(&other, 4));
+        let mut other = dense();
+        other.push(Value::Null);
+        assert!(!v.eq_dense_but(&other, 5));
     }
 
     #[test]
