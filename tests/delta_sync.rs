@@ -2063,6 +2063,19 @@ fn edited(name: &str, edits: &[(&str, &str)]) -> Bundle {
     common::bundle(name, &text)
 }
 
+/// The test bundle with an inbound flow of the projected users that fails for some values:
+/// objects not projected (their projection computed ahead of their turn is dropped), errors
+/// in the reports.
+fn failing_projection_bundle() -> Bundle {
+    edited(
+        "delta-sync-failing-projection.idf",
+        &[(
+            "  flow department     <- [department]\n  flow mail",
+            "  flow department     <- IIF([department] = \"Sales\", Error(\"sales is kept apart\"), [department])\n  flow mail",
+        )],
+    )
+}
+
 /// The test bundle, with flows that fail for some values (inbound from HR, outbound to the
 /// cloud): objects in error, errors in the reports.
 fn failing_bundle() -> Bundle {
@@ -2155,6 +2168,11 @@ fn parallel_sync_equals_serial_sync() {
         ("no outbound references", bundle(false), UNRESTRICTED),
         ("random flows", random_bundle(), UNRESTRICTED),
         ("failing flows", failing_bundle(), UNRESTRICTED),
+        (
+            "failing projections",
+            failing_projection_bundle(),
+            UNRESTRICTED,
+        ),
     ];
     let mut failures = Vec::new();
     for (name, bundle, profile) in &cases {

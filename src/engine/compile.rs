@@ -198,6 +198,10 @@ pub struct Plan {
     /// object reads its references before the outbound pass (no inbound join rule compares a
     /// reference attribute).
     pub references_apart: bool,
+    /// Whether an inbound flow calls a random function (`Guid`, `RandomNum`): its values then
+    /// depend on the metaverse object's id, which seeds them, and a projection's values are not
+    /// computed before the projection gives it its id (`engine::sync::inbound::ahead`).
+    pub inbound_random: bool,
 }
 
 impl Plan {
@@ -447,6 +451,7 @@ impl Plan {
             merges_imported,
             outbound_current,
             references_apart,
+            inbound_random,
         }
     }
 

@@ -134,8 +134,50 @@ pub(super) fn ahead(v: &View, ctxs: &mut [Ctx], id: CsId) -> Ahead {
             ..*v
         };
         out.recompute = Some(Box::new(recompute::compute(&view, ctxs, l.mv, true)));
+    } else if o.link.is_none()
+        && !v.plan.inbound_random
+        && let Some((rule, ty)) = projects(v, id, &rules)
+    {
+        // Not linked, and no join finds a metaverse object now: its turn will project it (if
+        // an object before it in its group makes a join find one, the turn joins instead and
+        // this goes unused).
+        let view = View {
+            overlay: Some((id, &rules)),
+            ..*v
+        };
+        out.recompute = Some(Box::new(recompute::compute_projection(
+            &view, ctxs, id, rule, ty,
+        )));
     }
     out
+}
+
+/// The rule and metaverse type that would project object `id` with in-scope `rules` if its
+/// turn came now: no join group of a rule finds a candidate, and a provision rule projects it
+/// (as [`Run::project`] picks it).
+fn projects(v: &View, id: CsId, rules: &[RuleIdx]) -> Option<(RuleIdx, usize)> {
+    let joins = rules.iter().any(|&r| {
+        let rule = &v.plan.rules[r];
+        rule.joins
+            .iter()
+            .any(|group| !super::join::candidates(v.state, v.plan, id, rule, group).is_empty())
+    });
+    if joins {
+        return None;
+    }
+    let &r = rules
+        .iter()
+        .find(|&&r| v.plan.rules[r].link() == LinkType::Provision)?;
+    let rule = &v.plan.rules[r];
+    let ty = rule.target_type?;
+    let o = &v.state.cs()[id as usize];
+    let present = rule.joins.is_empty()
+        || rule
+            .joins
+            .iter()
+            .flatten()
+            .any(|j| !o.current[j.source].is_null());
+    present.then_some((r, ty))
 }
 
 /// Whether the ISMEMBEROF answers a scope used are still the answers.
@@ -290,6 +332,12 @@ impl Run<'_> {
             }
         }
         let mv = self.state.allocate_mv();
+        // The recomputation computed ahead for this projection, if any, now names the object.
+        if let Some(mut r) = self.ahead_recompute.take()
+            && r.rekey(mv)
+        {
+            self.ahead_recompute = Some(r);
+        }
         let attrs = Values::new(self.plan.metaverse[ty].len());
         self.state.mv_mut().insert(
             mv,

@@ -161,47 +161,59 @@ impl Run<'_> {
         rule: &RulePlan,
         group: &[crate::engine::compile::JoinPlan],
     ) -> Vec<MvId> {
-        let o = &self.state.cs()[id as usize];
-        let mut result: Option<BTreeSet<MvId>> = None;
-        for cond in group {
-            let values = o.current.get(cond.source).map(Value::values).unwrap_or(&[]);
-            if values.is_empty() {
-                return Vec::new();
-            }
-            let mut matches = BTreeSet::new();
-            let index = self.state.mv_index().get(cond.target.as_str());
-            for v in values {
-                let Some(k) = Key::folded(v) else { continue };
-                for &mv in index
-                    .and_then(|i| i.get(&k))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                {
-                    let Some(m) = self.state.mv().get(&mv) else {
-                        continue;
-                    };
-                    if rule.target_type.is_some_and(|t| t != m.object_type) {
-                        continue;
-                    }
-                    let Some(slot) = self.plan.metaverse[m.object_type].slot(&cond.target) else {
-                        continue;
-                    };
-                    let hit = m.attrs[slot]
-                        .values()
-                        .iter()
-                        .any(|x| join_equal(v, x, cond.case_sensitive));
-                    if hit {
-                        matches.insert(mv);
-                    }
+        candidates(self.state, self.plan, id, rule, group)
+    }
+}
+
+/// The metaverse objects join group `group` of inbound rule `rule` finds for object `id`,
+/// from the state's join indexes (a missing index finds none).
+pub(super) fn candidates(
+    state: &State,
+    plan: &Plan,
+    id: CsId,
+    rule: &RulePlan,
+    group: &[crate::engine::compile::JoinPlan],
+) -> Vec<MvId> {
+    let o = &state.cs()[id as usize];
+    let mut result: Option<BTreeSet<MvId>> = None;
+    for cond in group {
+        let values = o.current.get(cond.source).map(Value::values).unwrap_or(&[]);
+        if values.is_empty() {
+            return Vec::new();
+        }
+        let mut matches = BTreeSet::new();
+        let index = state.mv_index().get(cond.target.as_str());
+        for v in values {
+            let Some(k) = Key::folded(v) else { continue };
+            for &mv in index
+                .and_then(|i| i.get(&k))
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                let Some(m) = state.mv().get(&mv) else {
+                    continue;
+                };
+                if rule.target_type.is_some_and(|t| t != m.object_type) {
+                    continue;
+                }
+                let Some(slot) = plan.metaverse[m.object_type].slot(&cond.target) else {
+                    continue;
+                };
+                let hit = m.attrs[slot]
+                    .values()
+                    .iter()
+                    .any(|x| join_equal(v, x, cond.case_sensitive));
+                if hit {
+                    matches.insert(mv);
                 }
             }
-            result = Some(match result {
-                None => matches,
-                Some(r) => r.intersection(&matches).copied().collect(),
-            });
         }
-        result.map(|r| r.into_iter().collect()).unwrap_or_default()
+        result = Some(match result {
+            None => matches,
+            Some(r) => r.intersection(&matches).copied().collect(),
+        });
     }
+    result.map(|r| r.into_iter().collect()).unwrap_or_default()
 }
 
 /// The unlinked objects of type `tty` in connector `cc` that a join group of an outbound rule

@@ -58,6 +58,26 @@ pub(super) struct Recomputed {
     reads: Option<Reads>,
 }
 
+impl Recomputed {
+    /// Gives a recomputation made ahead for a projection ([`compute_projection`]) the id the
+    /// projection made. False (and unchanged) for any other, and for one that made an error
+    /// (its errors name the object): its turn computes it again.
+    pub(super) fn rekey(&mut self, mv: MvId) -> bool {
+        if self.mv != PROJECTED || !self.log.errors.is_empty() {
+            return false;
+        }
+        self.mv = mv;
+        if let Some(reads) = &mut self.reads {
+            for (_, link, _, _) in &mut reads.links {
+                if let Some(l) = link {
+                    l.mv = mv;
+                }
+            }
+        }
+        true
+    }
+}
+
 /// What a recomputation read, to check that it still holds when its turn comes: whether the
 /// object was new, its linked objects in order (their links and values), the scope it took
 /// from the view's overlay, and the ISMEMBEROF answers of the scopes it evaluated. (The
@@ -154,6 +174,89 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
 }
 
 fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots) -> Recomputed {
+    let Some(m) = v.state.mv().get(&mv) else {
+        return Recomputed {
+            mv,
+            scopes: Vec::new(),
+            refs: Vec::new(),
+            log: Log::default(),
+            change: Change::Absent,
+            reads: None,
+        };
+    };
+    let links = in_order(v.state, &m.links);
+    let subject = Subject {
+        mv,
+        ty: m.object_type,
+        old: &m.attrs,
+        created: v.created_mv.contains(&mv),
+    };
+    compute_subject(
+        v,
+        ctxs,
+        subject,
+        &links,
+        reads.then_some(&|c| v.state.cs()[c as usize].link),
+        slots,
+    )
+}
+
+/// Where a recomputation made ahead for an object that its turn will project stands for the
+/// metaverse object's id, not known yet ([`Recomputed::rekey`]).
+pub(super) const PROJECTED: MvId = MvId::MAX;
+
+/// The recomputation of the metaverse object that projecting object `id` by rule `rule` (to
+/// type `ty`) will make, computed from `&State` ahead of the object's turn as if it were
+/// projected: a new object, linked to `id` alone, with no values yet. Its id is
+/// [`PROJECTED`] until the projection gives it one. Only for a plan whose inbound flows draw
+/// no random numbers (they are seeded by the metaverse object's id).
+pub(super) fn compute_projection(
+    v: &View,
+    ctxs: &mut [Ctx],
+    id: CsId,
+    rule: RuleIdx,
+    ty: usize,
+) -> Recomputed {
+    let empty = Values::new(v.plan.metaverse[ty].len());
+    let subject = Subject {
+        mv: PROJECTED,
+        ty,
+        old: &empty,
+        created: true,
+    };
+    let link = Link {
+        mv: PROJECTED,
+        rule,
+        outbound: false,
+    };
+    compute_subject(v, ctxs, subject, &[id], Some(&|_| Some(link)), Slots::All)
+}
+
+/// The metaverse object a recomputation computes: its id, type, values and whether this sync
+/// created it.
+struct Subject<'a> {
+    mv: MvId,
+    ty: usize,
+    old: &'a Values,
+    created: bool,
+}
+
+/// Recomputes `subject` from `links` (in the order [`in_order`] gives). With `link_of` (the
+/// link each linked object has as the recomputation reads it), what it read is kept.
+fn compute_subject(
+    v: &View,
+    ctxs: &mut [Ctx],
+    subject: Subject,
+    links: &[CsId],
+    link_of: Option<&dyn Fn(CsId) -> Option<Link>>,
+    slots: Slots,
+) -> Recomputed {
+    let Subject {
+        mv,
+        ty,
+        old,
+        created,
+    } = subject;
     seed(ctxs, 2, mv);
     let mut r = Recomputed {
         mv,
@@ -163,20 +266,15 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
         change: Change::Absent,
         reads: None,
     };
-    let Some(m) = v.state.mv().get(&mv) else {
-        return r;
-    };
-    let ty = m.object_type;
-    let links = in_order(v.state, &m.links);
     let mut asked = Vec::new();
-    if reads {
+    if let Some(link_of) = link_of {
         r.reads = Some(Reads {
-            created: v.created_mv.contains(&mv),
+            created,
             links: links
                 .iter()
                 .map(|&c| {
                     let o = &v.state.cs()[c as usize];
-                    (c, o.link, o.current.clone(), o.imported.clone())
+                    (c, link_of(c), o.current.clone(), o.imported.clone())
                 })
                 .collect(),
             overlay: v
@@ -250,12 +348,10 @@ fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots
         })
         .collect();
     let tplan = &v.plan.metaverse[ty];
-    let old = &m.attrs;
     let mut new = match slots {
         Slots::All => vec![Value::Null; tplan.len()],
         Slots::Refs => old.to_vec(),
     };
-    let created = v.created_mv.contains(&mv);
     // One slot's contributions, in precedence order (reused from slot to slot).
     let mut values: Vec<Value> = Vec::new();
     let mut i = 0;
