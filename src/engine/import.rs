@@ -1734,6 +1734,28 @@ outbound rule "Out" {
         assert_eq!(value(&plan, &state, 0, "mail"), Value::from("u0@x"));
     }
 
+    /// An export add of user 5 with these values, not confirmed yet: no anchor, nothing
+    /// imported.
+    fn export_add(state: &mut State, values: Vec<Value>) -> u32 {
+        let width = values.len();
+        state.add_cs(CsObject {
+            connector: 0,
+            object_type: 0,
+            dn: dn(5).into(),
+            anchor: None,
+            current: values.into(),
+            imported: Values::new(width),
+            pending_import: None,
+            export: Some(ExportOp::Add),
+            new_dn: None,
+            link: None,
+            provisioned_by: None,
+            placeholder: false,
+            gone: false,
+            read_as: None,
+        })
+    }
+
     #[test]
     fn a_read_that_confirms_an_export_add_holds_nothing_of_its_own() {
         let plan = plan();
@@ -1745,22 +1767,7 @@ outbound rule "Out" {
         if let Some(s) = t.dn {
             values[s] = Value::from(dn(5));
         }
-        let id = state.add_cs(CsObject {
-            connector: 0,
-            object_type: 0,
-            dn: dn(5).into(),
-            anchor: None,
-            current: values.into(),
-            imported: Values::new(t.len()),
-            pending_import: None,
-            export: Some(ExportOp::Add),
-            new_dn: None,
-            link: None,
-            provisioned_by: None,
-            placeholder: false,
-            gone: false,
-            read_as: None,
-        });
+        let id = export_add(&mut state, values);
         let mut read = Read::new(&state, 0);
         read.page(
             &state,
@@ -1794,22 +1801,7 @@ outbound rule "Out" {
         if let Some(s) = t.dn {
             values[s] = Value::from(dn(5));
         }
-        let id = state.add_cs(CsObject {
-            connector: 0,
-            object_type: 0,
-            dn: dn(5).into(),
-            anchor: None,
-            current: values.into(),
-            imported: Values::new(t.len()),
-            pending_import: None,
-            export: Some(ExportOp::Add),
-            new_dn: None,
-            link: None,
-            provisioned_by: None,
-            placeholder: false,
-            gone: false,
-            read_as: None,
-        });
+        let id = export_add(&mut state, values);
         let held_title = text_of(&plan, &state, 5, "title");
         let shown = || ImportChange::Upsert(user(5, &[("title", "T")]));
         let mut read = Read::new(&state, 0);

@@ -59,6 +59,19 @@ pub(super) struct Recomputed {
 }
 
 impl Recomputed {
+    /// A recomputation of `mv` that changes nothing and read nothing: what one of an object
+    /// no longer there gives, and where one that computes starts.
+    fn nothing(mv: MvId) -> Recomputed {
+        Recomputed {
+            mv,
+            scopes: Vec::new(),
+            refs: Vec::new(),
+            log: Log::default(),
+            change: Change::Absent,
+            reads: None,
+        }
+    }
+
     /// Gives a recomputation made ahead for a projection ([`compute_projection`]) the id the
     /// projection made. False (and unchanged) for any other, and for one that made an error
     /// (its errors name the object): its turn computes it again.
@@ -175,14 +188,7 @@ pub(super) fn compute(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool) -> Reco
 
 fn compute_slots(v: &View, ctxs: &mut [Ctx], mv: MvId, reads: bool, slots: Slots) -> Recomputed {
     let Some(m) = v.state.mv().get(&mv) else {
-        return Recomputed {
-            mv,
-            scopes: Vec::new(),
-            refs: Vec::new(),
-            log: Log::default(),
-            change: Change::Absent,
-            reads: None,
-        };
+        return Recomputed::nothing(mv);
     };
     let links = in_order(v.state, &m.links);
     let subject = Subject {
@@ -258,14 +264,7 @@ fn compute_subject(
         created,
     } = subject;
     seed(ctxs, 2, mv);
-    let mut r = Recomputed {
-        mv,
-        scopes: Vec::new(),
-        refs: Vec::new(),
-        log: Log::default(),
-        change: Change::Absent,
-        reads: None,
-    };
+    let mut r = Recomputed::nothing(mv);
     let mut asked = Vec::new();
     if let Some(link_of) = link_of {
         r.reads = Some(Reads {
