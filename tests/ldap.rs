@@ -697,9 +697,9 @@ fn export_orders_the_tree_renames_and_maps_result_codes() {
         matches!(
             &results[1],
             ExportResult::Failed {
-                category: ExportErrorCategory::AlreadyExists,
-                ..
-            }
+                category: ExportErrorCategory::DuplicateAttribute,
+                detail,
+            } if detail.contains("entryAlreadyExists")
         ),
         "{results:#?}"
     );

@@ -75,9 +75,14 @@ pub fn result_of(r: &LdapResult) -> ExportResult {
                 reason: detail,
             };
         }
-        68 | 20 => C::AlreadyExists,
+        // An entry or a value that is already there: a value the directory holds unique
+        // (a DN, a unique attribute) held by another object, Entra's "Duplicate Attribute".
+        68 | 20 => C::DuplicateAttribute,
         32 => C::NoSuchObject,
-        16 | 17 | 18 | 19 | 21 | 65 | 66 | 67 | 69 => C::ConstraintViolation,
+        // A value the attribute's constraints or syntax refuse: "Data Validation Failure".
+        19 | 21 => C::DataValidation,
+        // A change the schema refuses as a whole: an attribute or class it does not allow.
+        16 | 17 | 18 | 65 | 66 | 67 | 69 => C::ConstraintViolation,
         34 | 64 => C::InvalidDn,
         8 | 48 | 49 | 50 => C::PermissionDenied,
         _ => C::Other,
@@ -495,6 +500,51 @@ fn exists(cn: &mut Connection, dn: &str) -> Result<bool, OpError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Each result code the connector names, as the export result it becomes.
+    #[test]
+    fn result_codes_map_to_export_results() {
+        use ExportErrorCategory as C;
+        let failed = |c| Some(c);
+        let cases: &[(u32, Option<C>)] = &[
+            (3, None),                           // timeLimitExceeded: retried
+            (51, None),                          // busy
+            (52, None),                          // unavailable
+            (19, failed(C::DataValidation)),     // constraintViolation
+            (21, failed(C::DataValidation)),     // invalidAttributeSyntax
+            (68, failed(C::DuplicateAttribute)), // entryAlreadyExists
+            (20, failed(C::DuplicateAttribute)), // attributeOrValueExists
+            (50, failed(C::PermissionDenied)),   // insufficientAccessRights
+            (8, failed(C::PermissionDenied)),    // strongerAuthRequired
+            (32, failed(C::NoSuchObject)),
+            (34, failed(C::InvalidDn)),           // invalidDNSyntax
+            (64, failed(C::InvalidDn)),           // namingViolation
+            (65, failed(C::ConstraintViolation)), // objectClassViolation
+            (17, failed(C::ConstraintViolation)), // undefinedAttributeType
+            (80, failed(C::Other)),
+        ];
+        for &(rc, want) in cases {
+            let r = LdapResult {
+                rc,
+                matched: String::new(),
+                text: "the server's words".into(),
+                refs: Vec::new(),
+                ctrls: Vec::new(),
+            };
+            match (result_of(&r), want) {
+                (ExportResult::Retry { reason, .. }, None) => {
+                    assert!(reason.contains("the server's words"), "{rc}: {reason}")
+                }
+                (ExportResult::Failed { category, detail }, Some(want)) => {
+                    assert_eq!(category, want, "{rc}");
+                    assert!(detail.contains(code_name(rc)), "{rc}: {detail}");
+                }
+                (got, want) => panic!("{rc}: {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
     #[test]
     fn a_password_is_quoted_utf16le() {
         assert_eq!(
