@@ -1280,6 +1280,8 @@ impl Runner {
             ..Default::default()
         };
         let mut confirmation = Confirmation::Nothing;
+        // The changes the system refused: per-object errors of the step.
+        let mut failed: Vec<ErrorRecord> = Vec::new();
         for ch in &changes {
             match ch.kind {
                 ExportOp::Add => report.adds += 1,
@@ -1332,7 +1334,7 @@ impl Runner {
                 }
                 Ok((results, trusted)) => {
                     let (applied, needs_import, gone) =
-                        self.take_results(&changes, results, trusted, &mut report);
+                        self.take_results(&changes, results, trusted, &mut report, &mut failed);
                     if trusted && (applied > needs_import || gone > 0) {
                         self.save(&[])?;
                     }
@@ -1367,20 +1369,23 @@ impl Runner {
             }
         }
         report.duration_ms = start.elapsed().as_millis();
-        self.record(&report, &[])?;
+        self.record_errors(&report, &failed)?;
         Ok((report, confirmation))
     }
 
     /// Takes an export's results, one per change: a failed or retried change is an error with
-    /// a note (it stays staged, so the next export sends it again); an applied one of a
-    /// `trusted` connector is recorded as confirmed. Returns the number of applied changes and
-    /// of those that could not be recorded (an import must confirm them).
+    /// a note (it stays staged, so the next export sends it again), and a failed one is also
+    /// added to `failed` (kept with the step, `idflow state errors` lists it under its
+    /// sync-error category); an applied one of a `trusted` connector is recorded as
+    /// confirmed. Returns the number of applied changes and of those that could not be
+    /// recorded (an import must confirm them).
     fn take_results(
         &mut self,
         changes: &[ExportDelta],
         results: Vec<ExportResult>,
         trusted: bool,
         report: &mut StepReport,
+        failed: &mut Vec<ErrorRecord>,
     ) -> (usize, usize, usize) {
         let (mut applied, mut needs_import, mut gone_objects) = (0, 0, 0);
         for (sent, result) in changes.iter().zip(results) {
@@ -1423,6 +1428,15 @@ impl Runner {
                     report
                         .notes
                         .push(format!("{}: {category}: {detail}{then}", sent.dn));
+                    failed.push(ErrorRecord {
+                        run: 0,
+                        category: category.sync_category().as_str().to_string(),
+                        connector: report.connector.clone(),
+                        dn: sent.dn.to_string(),
+                        rule: String::new(),
+                        code: category.as_str().to_string(),
+                        message: format!("export {category}: {detail}{then}"),
+                    });
                 }
             }
         }

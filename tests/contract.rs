@@ -95,6 +95,8 @@ struct Directory {
     page: usize,
     /// Adds of these DNs are answered "retry".
     throttled: BTreeSet<String>,
+    /// Adds of these DNs are refused, with this category.
+    refused: BTreeMap<String, ExportErrorCategory>,
     /// A read fails (the server goes away) after handing over this many pages.
     fail_after_pages: Option<usize>,
 }
@@ -172,6 +174,9 @@ impl Directory {
                 }
                 if self.by_dn(&d.dn).is_some() {
                     return failed(ExportErrorCategory::AlreadyExists, "the DN exists");
+                }
+                if let Some(&category) = self.refused.get(&*d.dn) {
+                    return failed(category, "employeeNumber is held by another account");
                 }
                 self.next += 1;
                 let id = format!("g{}", self.next);
@@ -363,8 +368,19 @@ attributes = { employeeId = "employeeNumber", title = "title" }
             .iter()
             .map(|d| d.dn.to_string())
             .collect();
-        let throttled: Vec<String> = self.dst.lock().unwrap().throttled.iter().cloned().collect();
-        assert_eq!(staged, throttled, "{reports:#?}");
+        let unapplied: BTreeSet<String> = {
+            let t = self.dst.lock().unwrap();
+            t.throttled
+                .iter()
+                .chain(t.refused.keys())
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            staged.into_iter().collect::<BTreeSet<_>>(),
+            unapplied,
+            "{reports:#?}"
+        );
         reports
     }
 
@@ -445,6 +461,96 @@ fn trusted_exports_are_confirmed_without_a_reimport_and_deltas_resume_from_the_w
         "{:?}",
         d.imports(&d.dst)
     );
+}
+
+/// A change the target refuses is an error of the export step kept in the run history
+/// (`idflow state errors`, the service's error report and metrics) under its sync-error
+/// category, for as long as the latest export of the connector refuses it.
+#[test]
+fn refused_exports_are_listed_with_the_sync_errors_until_they_go_through() {
+    use idflow::store::ErrorRecord;
+    let d = Deployment::new("contract-refused");
+    {
+        let mut t = d.dst.lock().unwrap();
+        t.refused.insert(
+            "CN=4,OU=Dst".into(),
+            ExportErrorCategory::DuplicateAttribute,
+        );
+        t.refused.insert(
+            "CN=5,OU=Dst".into(),
+            ExportErrorCategory::ConstraintViolation,
+        );
+    }
+    let latest = || {
+        let config = PathBuf::from(d.dir.config());
+        let mut r = Runner::open_read_only(&config, idflow::eval::EngineKind::Interp).unwrap();
+        let mut e: Vec<(String, String, String, String)> = r
+            .latest_errors()
+            .unwrap()
+            .into_iter()
+            .map(|e: ErrorRecord| (e.category, e.connector, e.dn, e.code))
+            .collect();
+        e.sort();
+        e
+    };
+    let reports = d.cycle();
+    let export = step(&reports, "export", "dst");
+    assert_eq!(
+        export.status,
+        StepStatus::CompletedExportErrors,
+        "{export:#?}"
+    );
+    assert_eq!(export.errors, 2, "{export:#?}");
+    let row = |cat: &str, dn: &str, code: &str| {
+        (
+            cat.to_string(),
+            "dst".to_string(),
+            dn.to_string(),
+            code.to_string(),
+        )
+    };
+    assert_eq!(
+        latest(),
+        vec![
+            row(
+                "Data Validation Failure",
+                "CN=5,OU=Dst",
+                "constraint-violation"
+            ),
+            row("Duplicate Attribute", "CN=4,OU=Dst", "duplicate-attribute"),
+        ]
+    );
+    // The state command shows them with their message.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(["state", "--config", &d.dir.config(), "errors"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Duplicate Attribute: 1\n    dst \"CN=4,OU=Dst\": export duplicate-attribute: employeeNumber is held by another account"),
+        "{text}"
+    );
+
+    // Still refused: sent again, listed again (once each).
+    d.cycle();
+    assert_eq!(latest().len(), 2);
+
+    // One goes through: only the other is listed; then none.
+    d.dst.lock().unwrap().refused.remove("CN=4,OU=Dst");
+    d.cycle();
+    assert_eq!(
+        latest(),
+        vec![row(
+            "Data Validation Failure",
+            "CN=5,OU=Dst",
+            "constraint-violation"
+        )]
+    );
+    d.dst.lock().unwrap().refused.clear();
+    let reports = d.cycle();
+    assert_eq!(counts(step(&reports, "export", "dst")), (1, 0, 0, 0));
+    assert_eq!(latest(), vec![]);
+    assert_no_changes(&d.cycle());
 }
 
 #[test]

@@ -29,7 +29,9 @@
 //! recorded it (docs/DECISIONS.md 29).
 
 use super::compile::{ConnIdx, Plan, TypePlan};
-use super::model::{CsId, CsObject, ExportOp, Key, PendingImport, State, Values, dn_key};
+use super::model::{
+    CsId, CsObject, ErrorCategory, ExportOp, Key, PendingImport, State, Values, dn_key,
+};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -157,6 +159,22 @@ pub enum ExportErrorCategory {
 }
 
 impl ExportErrorCategory {
+    /// The sync-error category a failed change of this category is reported under (Entra's
+    /// export errors): a value held by another object is a Duplicate Attribute, a value or a
+    /// DN the system refuses a Data Validation Failure, anything else Other.
+    pub fn sync_category(self) -> ErrorCategory {
+        match self {
+            ExportErrorCategory::DuplicateAttribute => ErrorCategory::DuplicateAttribute,
+            ExportErrorCategory::DataValidation
+            | ExportErrorCategory::ConstraintViolation
+            | ExportErrorCategory::InvalidDn => ErrorCategory::DataValidationFailure,
+            ExportErrorCategory::AlreadyExists
+            | ExportErrorCategory::NoSuchObject
+            | ExportErrorCategory::PermissionDenied
+            | ExportErrorCategory::Other => ErrorCategory::Other,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExportErrorCategory::AlreadyExists => "already-exists",

@@ -186,8 +186,9 @@ pub trait Store {
     ) -> Result<i64, StoreError>;
     /// The latest run steps, newest first.
     fn runs(&mut self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
-    /// The errors of the latest sync step and of the latest import step of each connector
-    /// (objects held with data validation errors).
+    /// The errors of the latest sync step, of the latest import step of each connector
+    /// (objects held with data validation errors) and of the latest export step of each
+    /// (changes the connected system refused).
     fn latest_errors(&mut self) -> Result<Vec<ErrorRecord>, StoreError>;
     /// The latest import step of each connector that rejected records, with the rejected
     /// records stored, by connector name.

@@ -1347,10 +1347,11 @@ impl Store for SqliteStore {
             .optional()
             .map_err(err("reading the run history"))?
             .flatten();
-        // The latest import of each connector: its objects held with data validation errors.
+        // The latest import of each connector: its objects held with data validation errors;
+        // the latest export of each: the changes the connected system refused.
         let mut stmt = self
             .conn
-            .prepare("SELECT run, category, connector, dn, rule, code, message FROM sync_errors WHERE run = ?1 OR run IN (SELECT MAX(id) FROM runs WHERE step LIKE '%import' GROUP BY connector) ORDER BY run, rowid")
+            .prepare("SELECT run, category, connector, dn, rule, code, message FROM sync_errors WHERE run = ?1 OR run IN (SELECT MAX(id) FROM runs WHERE step LIKE '%import' GROUP BY connector) OR run IN (SELECT MAX(id) FROM runs WHERE step = 'export' GROUP BY connector) ORDER BY run, rowid")
             .map_err(err("reading errors"))?;
         let rows = stmt
             .query_map(params![last.unwrap_or(-1)], |r| {
