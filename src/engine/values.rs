@@ -135,26 +135,11 @@ impl Values {
 
     /// Whether the values equal a dense vector's.
     pub fn eq_dense(&self, dense: &[Value]) -> bool {
-        if dense.len() != self.width as usize {
-            return false;
-        }
-        let mut entries = self.entries.iter().peekable();
-        for (s, v) in dense.iter().enumerate() {
-            match entries.peek() {
-                Some((es, ev)) if *es as usize == s => {
-                    if ev != v {
-                        return false;
-                    }
-                    entries.next();
-                }
-                _ if !matches!(v, Value::Null) => return false,
-                _ => {}
-            }
-        }
-        true
+        self.eq_dense_but(dense, usize::MAX)
     }
 
-    /// Whether these values equal `dense` in every slot but `skip`.
+    /// Whether these values equal `dense` in every slot but `skip` (every slot when `skip` is
+    /// beyond the width).
     pub fn eq_dense_but(&self, dense: &[Value], skip: usize) -> bool {
         if dense.len() != self.width as usize {
             return false;

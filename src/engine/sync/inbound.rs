@@ -11,7 +11,7 @@ use super::eval::{Log, View, seed};
 use super::join::Joined;
 use super::recompute::{self, Recomputed};
 use crate::engine::compile::{ConnIdx, Plan, RuleIdx};
-use crate::engine::model::{CsId, Link, MvObject, PendingImport, State, Values};
+use crate::engine::model::{CsId, CsObject, Link, MvObject, PendingImport, State, Values};
 use crate::eval::Ctx;
 use crate::sema::rules::LinkType;
 use std::sync::Arc;
@@ -153,8 +153,7 @@ pub(super) fn ahead(v: &View, ctxs: &mut [Ctx], id: CsId) -> Ahead {
 }
 
 /// The rule and metaverse type that would project object `id` with in-scope `rules` if its
-/// turn came now: no join group of a rule finds a candidate, and a provision rule projects it
-/// (as [`Run::project`] picks it).
+/// turn came now: no join group of a rule finds a candidate, and [`projection`] gives them.
 fn projects(v: &View, id: CsId, rules: &[RuleIdx]) -> Option<(RuleIdx, usize)> {
     let joins = rules.iter().any(|&r| {
         let rule = &v.plan.rules[r];
@@ -165,19 +164,43 @@ fn projects(v: &View, id: CsId, rules: &[RuleIdx]) -> Option<(RuleIdx, usize)> {
     if joins {
         return None;
     }
+    projection(v.plan, &v.state.cs()[id as usize], rules).ok()
+}
+
+/// Why an object that no join finds is not projected.
+enum NotProjected {
+    /// No provision rule is in scope: the object is a disconnector.
+    Disconnector,
+    /// The provision rule names no metaverse type.
+    Untyped,
+    /// The provision rule joins, and none of its join attributes has a value.
+    JoinValuesAbsent(RuleIdx),
+}
+
+/// The rule and metaverse type that project object `o` with in-scope `rules`: the first
+/// provision rule, when it names a type and, if it joins, one of its join attributes has a
+/// value.
+fn projection(
+    plan: &Plan,
+    o: &CsObject,
+    rules: &[RuleIdx],
+) -> Result<(RuleIdx, usize), NotProjected> {
     let &r = rules
         .iter()
-        .find(|&&r| v.plan.rules[r].link() == LinkType::Provision)?;
-    let rule = &v.plan.rules[r];
-    let ty = rule.target_type?;
-    let o = &v.state.cs()[id as usize];
+        .find(|&&r| plan.rules[r].link() == LinkType::Provision)
+        .ok_or(NotProjected::Disconnector)?;
+    let rule = &plan.rules[r];
+    let ty = rule.target_type.ok_or(NotProjected::Untyped)?;
     let present = rule.joins.is_empty()
         || rule
             .joins
             .iter()
             .flatten()
             .any(|j| !o.current[j.source].is_null());
-    present.then_some((r, ty))
+    if !present {
+        return Err(NotProjected::JoinValuesAbsent(r));
+    }
+    Ok((r, ty))
 }
 
 /// Whether the ISMEMBEROF answers a scope used are still the answers.
@@ -302,35 +325,24 @@ impl Run<'_> {
     }
 
     pub(super) fn project(&mut self, id: CsId, rules: &[RuleIdx]) {
-        let Some(&r) = rules
-            .iter()
-            .find(|&&r| self.plan.rules[r].link() == LinkType::Provision)
-        else {
-            self.note(Some(id), None, || {
-                "not joined, and no provision rule in scope: disconnector".into()
-            });
-            return;
-        };
-        let rule = &self.plan.rules[r];
-        let Some(ty) = rule.target_type else { return };
-        // Projection needs at least one join attribute present when the rule joins.
-        if !rule.joins.is_empty() {
-            let o = &self.state.cs()[id as usize];
-            let present = rule
-                .joins
-                .iter()
-                .flatten()
-                .any(|j| !o.current[j.source].is_null());
-            if !present {
+        let (r, ty) = match projection(self.plan, &self.state.cs()[id as usize], rules) {
+            Ok(p) => p,
+            Err(NotProjected::Disconnector) => {
                 self.note(Some(id), None, || {
-                    format!(
-                        "not projected by \"{}\": no join attribute has a value",
-                        rule.name()
-                    )
+                    "not joined, and no provision rule in scope: disconnector".into()
                 });
                 return;
             }
-        }
+            Err(NotProjected::Untyped) => return,
+            Err(NotProjected::JoinValuesAbsent(r)) => {
+                let name = self.plan.rules[r].name();
+                self.note(Some(id), None, || {
+                    format!("not projected by \"{name}\": no join attribute has a value")
+                });
+                return;
+            }
+        };
+        let rule = &self.plan.rules[r];
         let mv = self.state.allocate_mv();
         // The recomputation computed ahead for this projection, if any, now names the object.
         if let Some(mut r) = self.ahead_recompute.take()
